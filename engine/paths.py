@@ -1,0 +1,44 @@
+"""Where tuitune keeps things on disk (XDG base directories). Standard library only."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP_NAME = "tuitune"
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    value = os.environ.get(variable)
+    return Path(value) if value else Path.home() / fallback
+
+
+def cache_dir() -> Path:
+    """Converted models and other things that can be rebuilt: ``$XDG_CACHE_HOME/tuitune``."""
+    return _xdg("XDG_CACHE_HOME", ".cache") / APP_NAME
+
+
+def config_dir() -> Path:
+    """User settings and presets: ``$XDG_CONFIG_HOME/tuitune``."""
+    return _xdg("XDG_CONFIG_HOME", ".config") / APP_NAME
+
+
+def user_presets_dir() -> Path:
+    """Presets the user saved; shipped presets live in the package and are read-only."""
+    return config_dir() / "presets"
+
+
+def runs_dir() -> Path:
+    """Default parent of run folders: ``$TUITUNE_RUNS_DIR`` or ``$XDG_DATA_HOME/tuitune/runs``."""
+    explicit = os.environ.get("TUITUNE_RUNS_DIR")
+    return Path(explicit) if explicit else _xdg("XDG_DATA_HOME", ".local/share") / APP_NAME / "runs"
+
+
+def demo_model_dir() -> Path:
+    """The embedded demo model, converted once from its GGUF into a plain transformers folder."""
+    return cache_dir() / "models" / "smollm2-135m-instruct"
+
+
+def shipped_presets_dir() -> Path:
+    """The presets shipped with tuitune (the repository's ``presets/`` folder)."""
+    return Path(__file__).resolve().parent.parent / "presets"

@@ -1,0 +1,156 @@
+"""The run folder's event stream: schema, writer and reader. Standard library only.
+
+``events.jsonl`` holds one JSON object per line, appended and flushed one at a time by the
+engine (the trainer and its supervisor) and only read by everything else. Every event carries
+``v`` (schema version), ``seq`` (1, 2, 3 … across the whole life of the run, resumes included),
+``t`` (Unix time) and ``type``. Fields may be added; renaming one bumps ``SCHEMA_VERSION``.
+See ``docs/run-folder.md`` for every type and field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA_VERSION = 1
+
+EVENTS_FILE = "events.jsonl"
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "engine.log"
+PIDS_FILE = "pids.json"
+CHECKPOINTS_DIR = "checkpoints"
+ADAPTER_DIR = "adapter"
+
+RUN_STARTED = "run_started"
+PHASE = "phase"
+LOG = "log"
+EVAL = "eval"
+CHECKPOINT = "checkpoint"
+SYSTEM = "system"
+WARNING = "warning"
+RUN_FINISHED = "run_finished"
+RUN_STOPPED = "run_stopped"
+RUN_FAILED = "run_failed"
+
+EVENT_TYPES = frozenset(
+    {RUN_STARTED, PHASE, LOG, EVAL, CHECKPOINT, SYSTEM, WARNING, RUN_FINISHED, RUN_STOPPED, RUN_FAILED}
+)
+TERMINAL_TYPES = frozenset({RUN_FINISHED, RUN_STOPPED, RUN_FAILED})
+
+
+class EventWriter:
+    """Appends events to a run's ``events.jsonl``, continuing the sequence numbers already there.
+
+    One line is written with a single ``write`` on a file opened in append mode and flushed
+    at once, so a reader never sees two events interleaved and at worst sees a torn last line.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.path = Path(run_dir) / EVENTS_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._seq = last_seq(self.path)
+        self._file = open(self.path, "a", encoding="utf-8")
+
+    def emit(self, type: str, **fields: Any) -> dict[str, Any]:
+        """Write one event of ``type`` with ``fields`` and return it as written."""
+        if type not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type!r}")
+        self._seq += 1
+        event = {"v": SCHEMA_VERSION, "seq": self._seq, "t": round(time.time(), 3), "type": type, **fields}
+        self._file.write(json.dumps(event, default=_jsonable, allow_nan=False) + "\n")
+        self._file.flush()
+        return event
+
+    def close(self) -> None:
+        """Close the file; further ``emit`` calls fail."""
+        self._file.close()
+
+    def __enter__(self) -> "EventWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _jsonable(value: Any) -> Any:
+    """Turn the odd non-JSON value (a Path, a numpy or torch scalar) into plain JSON."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+@dataclass
+class ReadResult:
+    """Events parsed from a byte range of ``events.jsonl`` and where the next read starts."""
+
+    events: list[dict[str, Any]]
+    offset: int
+    """Byte offset just past the last complete line consumed."""
+    bad_lines: list[str]
+    """Complete lines that were not valid JSON objects (kept to report, never fatal)."""
+
+
+def read_events_from(path: str | os.PathLike[str], offset: int = 0, max_bytes: int | None = None) -> ReadResult:
+    """Read complete event lines of ``path`` starting at byte ``offset``.
+
+    A last line without its ``\\n`` is still being written: it is left for the next call, and
+    ``offset`` stops before it. A missing file reads as no events.
+    """
+    try:
+        with open(path, "rb") as file:
+            file.seek(offset)
+            data = file.read() if max_bytes is None else file.read(max_bytes)
+    except FileNotFoundError:
+        return ReadResult([], offset, [])
+    end = data.rfind(b"\n") + 1
+    events: list[dict[str, Any]] = []
+    bad: list[str] = []
+    for raw in data[:end].splitlines():
+        if not raw.strip():
+            continue
+        try:
+            event = json.loads(raw)
+        except ValueError:
+            bad.append(raw.decode("utf-8", "replace"))
+            continue
+        if isinstance(event, dict) and "type" in event:
+            events.append(event)
+        else:
+            bad.append(raw.decode("utf-8", "replace"))
+    return ReadResult(events, offset + end, bad)
+
+
+def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Every complete event of a run folder, in order."""
+    return read_events_from(Path(run_dir) / EVENTS_FILE).events
+
+
+def iter_events(run_dir: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
+    """Iterate over every complete event of a run folder."""
+    yield from read_events(run_dir)
+
+
+def last_seq(path: str | os.PathLike[str]) -> int:
+    """The highest ``seq`` in an events file, 0 when it is missing or empty."""
+    events = read_events_from(path).events
+    return max((int(e.get("seq", 0)) for e in events), default=0)
+
+
+def terminal_event(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The last finished/stopped/failed event after the last ``run_started``, if any.
+
+    A resumed run starts again after an earlier terminal event, so only events after the
+    latest ``run_started`` count.
+    """
+    for event in reversed(events):
+        if event["type"] in TERMINAL_TYPES:
+            return event
+        if event["type"] == RUN_STARTED:
+            return None
+    return None

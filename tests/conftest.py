@@ -1,0 +1,69 @@
+"""Suite-wide fixtures: an isolated home for every test, and the models tests train.
+
+Subfolders (engine/, tui/, unit/) keep their own fixtures in their own conftest.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point user config, data and runs at a fresh folder; the model cache stays shared.
+
+    The cache holds the converted demo model (about 25 s to build), so it is kept between
+    tests and sessions unless TUITUNE_TEST_CACHE names another place.
+    """
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("TUITUNE_RUNS_DIR", str(home / "runs"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    if os.environ.get("TUITUNE_TEST_CACHE"):
+        monkeypatch.setenv("XDG_CACHE_HOME", os.environ["TUITUNE_TEST_CACHE"])
+    return home
+
+
+@pytest.fixture(scope="session")
+def demo_model_dir() -> Path:
+    """The real SmolLM2-135M-Instruct as a plain folder (converted once into the user cache)."""
+    from engine.embedded import ensure_demo_model
+
+    return ensure_demo_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
+    """A tiny random Llama (2 layers, hidden 64) with the demo model's tokenizer and chat template.
+
+    It trains in well under a second a step, so most engine tests use it; only what needs
+    real language ability uses the demo model.
+    """
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    tokenizer = AutoTokenizer.from_pretrained(demo_model_dir)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

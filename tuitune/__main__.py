@@ -1,0 +1,72 @@
+"""The ``tuitune`` command line. Each subcommand lives in ``tuitune.cli.<name>`` and is imported
+only when used, so ``tuitune stop`` never pays for Textual and nothing here imports torch.
+
+The command line is a promise kept stable (see README): tuitune, tuitune train, tuitune attach,
+tuitune stop, tuitune data check, tuitune estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole argument parser, every subcommand included."""
+    parser = argparse.ArgumentParser(prog="tuitune", description="Fine-tune LLMs with LoRA/QLoRA from the terminal.")
+    parser.add_argument("--runs-dir", help="folder holding run folders (default: $TUITUNE_RUNS_DIR or XDG data)")
+    parser.set_defaults(command="app")
+    sub = parser.add_subparsers(dest="command")
+
+    train = sub.add_parser("train", help="train headless (progress bar, or --detach)")
+    train.add_argument("config", nargs="?", help="run config YAML (default: the demo run)")
+    train.add_argument("--model", help="model alias, local folder or hub id")
+    train.add_argument("--data", action="append", help="training data file or folder (repeatable)")
+    train.add_argument("--preset", help="preset name or YAML file laid under the config")
+    train.add_argument("--run-dir", help="run folder (default: a new one in the runs folder)")
+    train.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    train.add_argument("--resume", action="store_true", help="continue --run-dir from its latest checkpoint")
+    train.add_argument("--detach", action="store_true", help="start in the background, print the run folder, return")
+
+    attach = sub.add_parser("attach", help="open the app on a run's dashboard")
+    attach.add_argument("run", help="run folder or run name")
+
+    stop = sub.add_parser("stop", help="stop a run: save a checkpoint and the adapter, then end")
+    stop.add_argument("run", help="run folder or run name")
+    stop.add_argument("--kill", action="store_true", help="kill at once without saving")
+
+    data = sub.add_parser("data", help="instruction data tools")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    check = data_sub.add_parser("check", help="validate a data file and print a report; non-zero exit on errors")
+    check.add_argument("path", help="JSON, JSON Lines or datasets folder")
+    check.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "openai"])
+    check.add_argument("--model", help="tokenise with this model's chat template for token statistics")
+    check.add_argument("--cutoff", type=int, help="cutoff length in tokens (default: the config's)")
+
+    estimate = sub.add_parser("estimate", help="estimate the memory a run needs")
+    estimate.add_argument("--model", help="model alias, local folder or hub id (default: the demo model)")
+    estimate.add_argument("--preset", help="preset name or YAML file")
+    estimate.add_argument("config", nargs="?", help="run config YAML")
+    return parser
+
+
+HANDLERS = {
+    "app": "tuitune.cli.app",
+    "attach": "tuitune.cli.app",
+    "train": "tuitune.cli.train",
+    "stop": "tuitune.cli.stop",
+    "data": "tuitune.cli.data_check",
+    "estimate": "tuitune.cli.estimate",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen subcommand; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    handler = importlib.import_module(HANDLERS[args.command])
+    return int(handler.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
