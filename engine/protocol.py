@@ -10,6 +10,7 @@ See ``docs/run-folder.md`` for every type and field.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ class EventWriter:
             raise ValueError(f"unknown event type {type!r}")
         self._seq += 1
         event = {"v": SCHEMA_VERSION, "seq": self._seq, "t": round(time.time(), 3), "type": type, **fields}
+        event = _finite(event)
         self._file.write(json.dumps(event, default=_jsonable, allow_nan=False) + "\n")
         self._file.flush()
         return event
@@ -74,6 +76,17 @@ class EventWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _finite(value: Any) -> Any:
+    """Replace NaN and infinities (a diverged loss, say) with null: JSON has no such numbers."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:

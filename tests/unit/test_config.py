@@ -1,0 +1,102 @@
+"""The run config schema and its YAML loader: errors name the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.config import (
+    ConfigError,
+    RunConfig,
+    config_to_yaml,
+    deep_merge,
+    load_config,
+    parse_config,
+    write_config,
+)
+
+
+def problems_of(text: str, source: str = "p.yaml") -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, source=source)
+    return info.value.problems
+
+
+def test_empty_file_gives_the_defaults() -> None:
+    assert parse_config("") == RunConfig()
+
+
+def test_unknown_key_names_line_field_and_allowed_keys() -> None:
+    [problem] = problems_of("train:\n  epochs: 2\n  batchsize: 3\n")
+    assert problem.startswith("p.yaml:3:3 train.batchsize: unknown key; allowed here: epochs, max_steps, batch_size")
+
+
+def test_unknown_section_is_an_error() -> None:
+    [problem] = problems_of("lora:\n  r: 8\n")
+    assert problem.startswith("p.yaml:1:1 lora: unknown key; allowed here: description, model, quant, adapter")
+
+
+def test_wrong_choice_lists_the_allowed_values() -> None:
+    [problem] = problems_of("quant:\n  mode: 3bit\n")
+    assert problem == "p.yaml:2:9 quant.mode: must be one of 'none', '4bit' or '8bit'"
+
+
+def test_out_of_range_and_wrong_type_are_reported_in_file_order() -> None:
+    problems = problems_of("adapter:\n  r: 0\ntrain:\n  learning_rate: fast\n")
+    assert [p.split(" ")[0:2] for p in problems] == [["p.yaml:2:6", "adapter.r:"], ["p.yaml:4:18", "train.learning_rate:"]]
+    assert "greater than or equal to 1" in problems[0]
+
+
+def test_malformed_yaml_gives_line_and_column() -> None:
+    [problem] = problems_of("train:\n  epochs: [1, 2\n")
+    assert problem.startswith("p.yaml:3:1: malformed YAML")
+
+
+def test_a_list_at_top_level_is_refused() -> None:
+    [problem] = problems_of("- a\n- b\n")
+    assert "expected a mapping of sections" in problem
+
+
+def test_full_fine_tuning_of_quantized_weights_is_refused() -> None:
+    [problem] = problems_of("quant:\n  mode: 4bit\nadapter:\n  method: full\n")
+    assert "full cannot train quantized weights" in problem
+
+
+def test_base_is_merged_under_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  epochs: 1\n")
+    config = load_config(path, base={"train": {"batch_size": 8, "epochs": 5}})
+    assert (config.train.epochs, config.train.batch_size) == (1, 8)
+
+
+def test_unreadable_file_names_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_yaml_round_trip_is_lossless(tmp_path: Path) -> None:
+    config = parse_config("adapter:\n  method: dora\n  target_modules: [q_proj, v_proj]\ntrain:\n  max_steps: 7\n")
+    write_config(config, tmp_path / "config.yaml")
+    assert load_config(tmp_path / "config.yaml") == config
+    assert config_to_yaml(config).index("model:") < config_to_yaml(config).index("train:")
+
+
+def test_atomic_write_leaves_no_temporary_files(tmp_path: Path) -> None:
+    write_config(RunConfig(), tmp_path / "config.yaml")
+    write_config(RunConfig(description="second"), tmp_path / "config.yaml")
+    assert [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
+    assert load_config(tmp_path / "config.yaml").description == "second"
+
+
+def test_every_field_has_help_text() -> None:
+    """The preset editor builds its form and help from the schema, so no field may lack a docstring."""
+    for section in RunConfig.model_fields.values():
+        model = section.annotation
+        if isinstance(model, type) and hasattr(model, "model_fields"):
+            for name, field in model.model_fields.items():
+                assert field.description, f"{model.__name__}.{name} has no docstring"
+
+
+def test_deep_merge_keeps_sibling_keys() -> None:
+    assert deep_merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}}) == {"a": {"x": 1, "y": 3}, "b": 1}

@@ -1,0 +1,83 @@
+"""The event stream: round trip, sequence numbers across writers, torn last lines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.protocol import (
+    EVENTS_FILE,
+    EventWriter,
+    last_seq,
+    read_events,
+    read_events_from,
+    terminal_event,
+)
+
+
+def test_round_trip_keeps_fields_and_numbers_events(tmp_path: Path) -> None:
+    with EventWriter(tmp_path) as writer:
+        writer.emit("run_started", run_name="r", total_steps=10)
+        writer.emit("log", step=1, loss=2.5, lr=1e-4)
+    events = read_events(tmp_path)
+    assert [(e["seq"], e["type"]) for e in events] == [(1, "run_started"), (2, "log")]
+    assert events[1]["loss"] == 2.5 and events[0]["v"] == 1
+
+
+def test_a_second_writer_continues_the_sequence(tmp_path: Path) -> None:
+    with EventWriter(tmp_path) as first:
+        first.emit("run_started")
+    with EventWriter(tmp_path) as second:
+        event = second.emit("run_failed", cause="boom")
+    assert event["seq"] == 2 and last_seq(tmp_path / EVENTS_FILE) == 2
+
+
+def test_unknown_type_is_refused(tmp_path: Path) -> None:
+    with EventWriter(tmp_path) as writer, pytest.raises(ValueError, match="unknown event type"):
+        writer.emit("lgo", step=1)
+
+
+def test_torn_last_line_is_held_back_until_complete(tmp_path: Path) -> None:
+    path = tmp_path / EVENTS_FILE
+    whole = json.dumps({"type": "log", "step": 1}) + "\n"
+    torn = json.dumps({"type": "log", "step": 2})
+    path.write_text(whole + torn[:10])
+    first = read_events_from(path)
+    assert [e["step"] for e in first.events] == [1] and first.offset == len(whole)
+    path.write_text(whole + torn + "\n")
+    second = read_events_from(path, first.offset)
+    assert [e["step"] for e in second.events] == [2] and second.bad_lines == []
+
+
+def test_garbage_lines_are_reported_not_fatal(tmp_path: Path) -> None:
+    path = tmp_path / EVENTS_FILE
+    path.write_text('not json\n[1, 2]\n{"type": "log", "step": 3}\n')
+    result = read_events_from(path)
+    assert [e["step"] for e in result.events] == [3]
+    assert result.bad_lines == ["not json", "[1, 2]"]
+
+
+def test_missing_file_reads_as_nothing(tmp_path: Path) -> None:
+    assert read_events_from(tmp_path / EVENTS_FILE, 5).events == []
+
+
+def test_terminal_event_belongs_to_the_latest_start() -> None:
+    stopped = {"type": "run_stopped", "step": 4}
+    assert terminal_event([{"type": "run_started"}, {"type": "log"}, stopped]) is stopped
+    assert terminal_event([{"type": "run_started"}, stopped, {"type": "run_started"}, {"type": "log"}]) is None
+
+
+def test_non_json_values_are_written_as_plain_json(tmp_path: Path) -> None:
+    with EventWriter(tmp_path) as writer:
+        writer.emit("checkpoint", step=1, path=tmp_path / "checkpoints")
+    assert read_events(tmp_path)[0]["path"] == str(tmp_path / "checkpoints")
+
+
+def test_nan_and_infinity_are_written_as_null_not_invalid_json(tmp_path: Path) -> None:
+    with EventWriter(tmp_path) as writer:
+        writer.emit("log", loss=float("nan"), extra={"grad_norm": float("inf")})
+    [line] = (tmp_path / EVENTS_FILE).read_text().splitlines()
+    event = json.loads(line)
+    assert event["loss"] is None and event["extra"]["grad_norm"] is None
