@@ -27,6 +27,8 @@ demo: $(STAMP)
 	$(VENV)/bin/tuitune train --max-steps 30
 
 test: $(STAMP)
+	# The tmux test drives the real app as a person would; it needs tmux on the PATH.
+	command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
