@@ -1,0 +1,58 @@
+"""Run folder listing, config meta and resolving a run given by name or path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tuitune.runs import folder
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "runs"
+
+
+@pytest.fixture()
+def runs_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "runs"
+    shutil.copytree(FIXTURES, root)
+    for age, name in enumerate(("running", "stopped", "failed", "finished")):
+        os.utime(root / name / "events.jsonl", (1e9 - age, 1e9 - age))
+    (root / "not-a-run").mkdir()
+    (root / "stray.txt").write_text("x")
+    return root
+
+
+def test_lists_only_run_folders_newest_first(runs_dir: Path) -> None:
+    assert [p.name for p in folder.list_run_dirs(runs_dir)] == ["running", "stopped", "failed", "finished"]
+    assert folder.list_run_dirs(runs_dir / "missing") == []
+
+
+def test_summaries_carry_config_meta_state_and_status(runs_dir: Path) -> None:
+    runs = {r.name: r for r in folder.list_runs(runs_dir)}
+    assert runs["running"].meta.model == "meta-llama/Llama-3.2-1B-Instruct"
+    assert runs["running"].meta.quant == "4bit"
+    assert runs["stopped"].meta.method == "dora"
+    assert {n: r.status for n, r in runs.items()} == {
+        "running": "lost", "stopped": "stopped", "failed": "failed", "finished": "finished"}
+    assert runs["running"].state.step == 45
+    assert runs["failed"].state.terminal["cause"].startswith("CUDA out of memory")
+
+
+def test_broken_or_missing_config_still_lists(runs_dir: Path) -> None:
+    (runs_dir / "finished" / "config.yaml").write_text("model: [unclosed\n")
+    meta = folder.read_meta(runs_dir / "finished")
+    assert meta.error and "config.yaml" in meta.error
+    only_events = runs_dir / "bare"
+    only_events.mkdir()
+    shutil.copy(FIXTURES / "failed" / "events.jsonl", only_events)
+    summary = folder.summarize(only_events)
+    assert summary.meta.error.endswith("missing") and summary.status == "failed"
+
+
+def test_resolve_run_by_path_or_name(runs_dir: Path, tmp_path: Path) -> None:
+    assert folder.resolve_run(str(runs_dir / "stopped"), tmp_path) == (runs_dir / "stopped").resolve()
+    assert folder.resolve_run("failed", runs_dir) == (runs_dir / "failed").resolve()
+    with pytest.raises(FileNotFoundError, match="no run folder"):
+        folder.resolve_run("nope", runs_dir)

@@ -1,0 +1,155 @@
+"""Find run folders and read what they say about themselves. No Textual here.
+
+A folder in the runs folder is a run when it holds ``config.yaml`` or ``events.jsonl``.
+Everything is read from the folder alone; whether the engine is alive comes from
+``tuitune.runs.launch.is_alive`` (its ``pids.json``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.protocol import CONFIG_FILE, EVENTS_FILE
+from tuitune.runs.state import RunState, fold, status
+from tuitune.runs.tail import EventTail
+
+
+@dataclass(frozen=True)
+class RunMeta:
+    """What ``config.yaml`` says about a run (read leniently: a broken file still lists)."""
+
+    model: str = ""
+    """``model.name_or_path``."""
+    method: str = ""
+    """``adapter.method``."""
+    max_steps: int | None = None
+    """``train.max_steps``."""
+    quant: str = ""
+    """``quant.mode``."""
+    error: str | None = None
+    """Why config.yaml could not be read, if it could not."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """One row of the runs list: the folder, its config, its state and whether it lives."""
+
+    path: Path
+    """The run folder."""
+    meta: RunMeta
+    """From config.yaml."""
+    state: RunState
+    """Folded from every event."""
+    alive: bool
+    """Whether the supervisor is alive."""
+    bad_lines: list[str] = field(default_factory=list)
+    """Lines of events.jsonl that were not events."""
+
+    @property
+    def name(self) -> str:
+        """The run's name: from its events, else the folder name."""
+        return self.state.name or self.path.name
+
+    @property
+    def status(self) -> str:
+        """running, finished, stopped, failed or lost."""
+        return status(self.state, self.alive)
+
+
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` looks like a run folder."""
+    return (path / CONFIG_FILE).is_file() or (path / EVENTS_FILE).is_file()
+
+
+def list_run_dirs(runs_dir: str | os.PathLike[str]) -> list[Path]:
+    """Run folders directly inside ``runs_dir``, newest first (missing folder: none)."""
+    root = Path(runs_dir)
+    try:
+        entries = [p for p in root.iterdir() if p.is_dir() and is_run_dir(p)]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(entries, key=_started_key, reverse=True)
+
+
+def _started_key(path: Path) -> tuple[float, str]:
+    for name in (EVENTS_FILE, CONFIG_FILE):
+        try:
+            return ((path / name).stat().st_mtime, path.name)
+        except FileNotFoundError:
+            continue
+    return (0.0, path.name)
+
+
+def read_meta(run_dir: str | os.PathLike[str]) -> RunMeta:
+    """Model, method and max steps from the run's ``config.yaml``."""
+    path = Path(run_dir) / CONFIG_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return RunMeta(error=f"{path}: missing")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return RunMeta(error=f"{path}: {exc}")
+    if not isinstance(data, dict):
+        return RunMeta(error=f"{path}: not a mapping")
+    return RunMeta(
+        model=str(_section(data, "model").get("name_or_path", "")),
+        method=str(_section(data, "adapter").get("method", "lora")),
+        max_steps=_section(data, "train").get("max_steps"),
+        quant=str(_section(data, "quant").get("mode", "none")),
+    )
+
+
+def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def initial_state(run_dir: Path, meta: RunMeta) -> RunState:
+    """The state before any event: names from the folder and config.yaml."""
+    return RunState(name=run_dir.name, model=meta.model, method=meta.method, total_steps=meta.max_steps)
+
+
+def summarize(run_dir: str | os.PathLike[str]) -> RunSummary:
+    """Read one run folder whole: config, every event, and whether the engine is alive."""
+    run_dir = Path(run_dir)
+    meta = read_meta(run_dir)
+    tail = EventTail(run_dir)
+    state = fold(initial_state(run_dir, meta), tail.read_all())
+    return RunSummary(run_dir, meta, state, engine_alive(run_dir), tail.bad_lines)
+
+
+def list_runs(runs_dir: str | os.PathLike[str]) -> list[RunSummary]:
+    """Every run in ``runs_dir``, newest first."""
+    return [summarize(path) for path in list_run_dirs(runs_dir)]
+
+
+def engine_alive(run_dir: Path) -> bool:
+    """Whether the run's supervisor is alive (False when it cannot be told)."""
+    try:
+        from tuitune.runs.launch import is_alive
+    except ImportError:
+        return False
+    try:
+        return bool(is_alive(run_dir))
+    except (OSError, ValueError):
+        return False
+
+
+def resolve_run(run: str, runs_dir: str | os.PathLike[str]) -> Path:
+    """A run given on the command line, as a folder path or a name in ``runs_dir``.
+
+    Raises:
+        FileNotFoundError: naming both places looked in.
+    """
+    direct = Path(run).expanduser()
+    if direct.is_dir() and is_run_dir(direct):
+        return direct.resolve()
+    named = Path(runs_dir) / run
+    if named.is_dir() and is_run_dir(named):
+        return named.resolve()
+    raise FileNotFoundError(f"no run folder at {direct} or {named}")
