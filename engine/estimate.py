@@ -1,0 +1,247 @@
+"""How much memory a run will need, from the model's shapes and the run config. Standard library only.
+
+Every term is bytes, computed from the weight shapes that ``engine.model_info`` reads from
+safetensors headers (or derives from config.json), never by loading the model.
+
+Sources for the formulas:
+
+* Weights, gradients and AdamW state: the mixed-precision accounting of ZeRO (Rajbhandari et al.
+  2020, §3.1), adapted to what the stack here does: torch's AdamW keeps two moments in the
+  parameter's dtype; peft casts adapter weights to float32 (``autocast_adapter_dtype``).
+* 4-bit NF4: QLoRA (Dettmers et al. 2023, §3): 4 bits a weight plus a float32 absmax per block
+  of 64 (0.5 bit), or with double quantization an 8-bit absmax plus a float32 constant per 256
+  blocks (0.127 bit). bitsandbytes leaves the output head and embeddings unquantized.
+* 8-bit: LLM.int8 (Dettmers et al. 2022): one byte a weight plus a float32 scale per output row.
+* 8-bit Adam: bitsandbytes blockwise 8-bit states (Dettmers et al. 2022, "8-bit Optimizers"):
+  2 bytes a parameter; tensors under 4096 elements keep 32-bit states.
+* Activations: the per-layer count of Korthikanti et al. 2022 ("Reducing Activation
+  Recomputation", §4.1), redone for a Llama block (RMSNorm, grouped-query SDPA attention,
+  SwiGLU MLP) with a fused attention kernel, so there is no ``5·a·s²`` score term. The
+  loss adds ``b·s·V`` float32 log-probabilities, their gradient and the logits.
+  Gradient checkpointing keeps each layer's input and recomputes one layer at a time.
+* Overhead: on CUDA the context and cuBLAS workspaces (about 0.5 GiB, outside the allocator
+  peak) plus 5% allocator slack; on CPU the resident size of Python with torch, transformers,
+  peft and datasets imported (about 0.5 GiB, measured).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.config import AdapterSection, RunConfig
+    from engine.model_info import ModelInfo
+
+GIB = 1024**3
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+CUDA_CONTEXT = 512 * 1024**2
+CPU_RUNTIME = 512 * 1024**2
+ALLOCATOR_SLACK = 0.05
+EMBEDDING_WORDS = ("embed", "wte", "wpe", "lm_head", "embed_out", "word_embeddings")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Peak memory of a training run, term by term, in bytes."""
+
+    method: str
+    """What is trained and how the base is stored, e.g. QLoRA 4-bit."""
+    device: str
+    """cuda or cpu: decides the default dtypes and the overhead."""
+    dtype: str
+    """Dtype of unquantized weights and activations."""
+    params_total: int
+    trainable_params: int
+    weights: int
+    """The base model's weights (quantized ones at their packed size)."""
+    adapter: int
+    """LoRA/DoRA adapter weights (float32); 0 for full fine-tuning."""
+    gradients: int
+    optimizer: int
+    """Optimizer state (AdamW: two moments)."""
+    activations: int
+    """Saved activations and the loss for one batch, with the run's checkpointing setting."""
+    activations_other: int
+    """The same with the other gradient checkpointing setting, to show what switching saves."""
+    overhead: int
+    """CUDA context and allocator slack, or the CPU runtime's resident size."""
+    notes: tuple[str, ...] = ()
+
+    @property
+    def peak(self) -> int:
+        """What the framework allocates: comparable with torch.cuda.max_memory_allocated."""
+        return self.weights + self.adapter + self.gradients + self.optimizer + self.activations
+
+    @property
+    def total(self) -> int:
+        """What the device must hold: the peak plus overhead (compare with a GPU's memory or RSS)."""
+        return self.peak + self.overhead
+
+
+def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estimate:
+    """Estimate peak training memory of ``config`` on ``info`` for ``device`` (cuda or cpu).
+
+    Raises:
+        ValueError: when the model's shapes are unknown (a hub id not downloaded yet).
+    """
+    if not info.known or not info.shapes:
+        raise ValueError(f"{info.name_or_path}: architecture unknown until the model is downloaded")
+    dtype = _dtype(config.model.dtype, device, info)
+    d = DTYPE_BYTES[dtype]
+    quant, method = config.quant.mode, config.adapter.method
+    trainable = trainable_shapes(info, config.adapter)
+    n_train = sum(prod(s) for s in trainable)
+    train_bytes = d if method == "full" else 4
+    weights = _weights(info, quant, config.quant.double_quant, d)
+    b, s = config.train.batch_size, config.data.cutoff_len
+    act_on = activations(info, config.adapter, b, s, d, checkpointing=True)
+    act_off = activations(info, config.adapter, b, s, d, checkpointing=False)
+    gc = config.train.gradient_checkpointing
+    peak_wo_overhead = weights + n_train * train_bytes * 2 + _optimizer(trainable, config.train.optimizer, train_bytes)
+    overhead = CUDA_CONTEXT + int(ALLOCATOR_SLACK * (peak_wo_overhead + act_on)) if device == "cuda" else CPU_RUNTIME
+    return Estimate(
+        method=method_label(config), device=device, dtype=dtype, params_total=info.params_total or 0,
+        trainable_params=n_train, weights=weights, adapter=0 if method == "full" else n_train * 4,
+        gradients=n_train * train_bytes, optimizer=_optimizer(trainable, config.train.optimizer, train_bytes),
+        activations=act_on if gc else act_off, activations_other=act_off if gc else act_on, overhead=overhead,
+        notes=_notes(info, config, device))
+
+
+def method_label(config: RunConfig) -> str:
+    """Full, LoRA, DoRA, QLoRA 4-bit or LoRA on 8-bit, from the adapter and quant sections."""
+    name = {"full": "Full fine-tuning", "lora": "LoRA", "dora": "DoRA"}[config.adapter.method]
+    if config.quant.mode == "4bit":
+        return "QLoRA 4-bit" if name == "LoRA" else f"Q{name} 4-bit"
+    return f"{name} on 8-bit" if config.quant.mode == "8bit" else name
+
+
+def trainable_params(info: ModelInfo, adapter: AdapterSection | dict[str, Any]) -> int:
+    """Parameters peft (or full fine-tuning) will train: equals ``model.get_nb_trainable_parameters()[0]``.
+
+    LoRA adds ``r·(in + out)`` per targeted linear layer (A is r×in, B is out×r); DoRA adds a
+    magnitude vector of ``out``; full trains every parameter (tied embeddings once).
+    """
+    return sum(prod(shape) for shape in trainable_shapes(info, adapter))
+
+
+def trainable_shapes(info: ModelInfo, adapter: AdapterSection | dict[str, Any]) -> list[tuple[int, ...]]:
+    """Shapes of every trainable tensor: the adapter's A, B (and DoRA magnitude), or all weights."""
+    get = _as_dict(adapter).get
+    method, r = get("method", "lora"), int(get("r", 16))
+    if method == "full":
+        tied = info.tie_word_embeddings and any(n.split(".")[-1] == "embed_tokens" for n, _ in info.shapes)
+        return [s for n, s in info.shapes if not (tied and n.split(".")[-1] == "lm_head")]
+    shapes: list[tuple[int, ...]] = []
+    for out, inp in target_linears(info, get("target_modules", "all-linear")):
+        shapes += [(r, inp), (out, r)] + ([(out,)] if method == "dora" else [])
+    return shapes
+
+
+def target_linears(info: ModelInfo, targets: str | list[str]) -> list[tuple[int, int]]:
+    """(out, in) of each linear layer peft would adapt, matched as peft does (name or ``.name`` suffix)."""
+    linears = [(name, shape) for name, shape in info.shapes if _is_linear(name, shape)]
+    if targets != "all-linear":
+        linears = [(n, s) for n, s in linears if any(n == t or n.endswith("." + t) for t in targets)]
+    return [(shape[0], shape[1]) for _, shape in linears]
+
+
+def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch: int, seq: int, d: int, checkpointing: bool) -> int:
+    """Bytes saved for the backward pass of one batch of ``batch × seq`` tokens (see module docstring)."""
+    tokens = batch * seq
+    h, i, layers = info.hidden_size or 0, info.intermediate_size or 0, info.num_layers or 0
+    hd = info.head_dim or h // max(info.num_heads or 1, 1)
+    q, kv = (info.num_heads or 0) * hd, (info.num_kv_heads or 0) * hd
+    # Per token per layer: two RMSNorm inputs (2h); SDPA keeps q, k, v and its output (2q + 2kv);
+    # SwiGLU keeps the gate output, its SiLU, the up output and their product (4i).
+    per_layer = 2 * h + 2 * q + 2 * kv + 4 * i
+    adapter = _as_dict(adapter)
+    if adapter.get("method", "lora") == "full":
+        per_layer += 2 * h + q  # trained linears keep their inputs: the two norm outputs and o_proj's input
+    else:
+        dropout = adapter.get("dropout", 0.05)
+        inputs = sum(inp for _out, inp in target_linears(info, adapter.get("target_modules", "all-linear")))
+        inputs //= max(layers, 1)
+        # Each adapted layer keeps the input of lora_A: its own dropped-out copy (plus a one-byte mask)
+        # when dropout is on, else the shared input that is mostly counted above.
+        per_layer += inputs + inputs // d if dropout else h
+    layer_bytes = tokens * per_layer * d
+    kept = tokens * h * d * layers + layer_bytes if checkpointing else layer_bytes * layers
+    # The loss: float32 log-probabilities, their gradient and the logits (or its float copy).
+    loss = tokens * (info.vocab_size or 0) * 12
+    return kept + loss + tokens * h * d * 2
+
+
+def _as_dict(adapter: AdapterSection | dict[str, Any]) -> dict[str, Any]:
+    """The adapter section as a plain dict, whichever form the caller has."""
+    return adapter if isinstance(adapter, dict) else adapter.model_dump()
+
+
+def _is_linear(name: str, shape: tuple[int, ...]) -> bool:
+    """A 2-D weight that is not an embedding or the output head: what peft's all-linear adapts."""
+    return len(shape) == 2 and not any(word in name.split(".")[-1] for word in EMBEDDING_WORDS)
+
+
+def _dtype(requested: str, device: str, info: ModelInfo) -> str:
+    if requested != "auto":
+        return requested
+    return "bfloat16" if device == "cuda" else "float32"
+
+
+def _weights(info: ModelInfo, quant: str, double_quant: bool, d: int) -> int:
+    """Bytes of the base weights: linear layers packed when quantized, the rest at ``d`` bytes."""
+    linear = sum(prod(s) for n, s in info.shapes if _is_linear(n, s))
+    rows = sum(s[0] for n, s in info.shapes if _is_linear(n, s))
+    other = (info.params_total or 0) - linear
+    if quant == "4bit":
+        constants = (1 / 64 + 4 / (64 * 256)) if double_quant else 4 / 64
+        return int(linear * (0.5 + constants)) + other * d
+    if quant == "8bit":
+        return linear + rows * 4 + other * d
+    return (info.params_total or 0) * d
+
+
+def _optimizer(shapes: list[tuple[int, ...]], optimizer: str, param_bytes: int) -> int:
+    """Optimizer state bytes for the trainable tensors."""
+    if optimizer == "sgd":
+        return 0
+    if optimizer in {"adamw_8bit", "paged_adamw_8bit"}:
+        return sum(2 * prod(s) if prod(s) >= 4096 else 8 * prod(s) for s in shapes)
+    if optimizer == "adafactor":  # factored second moment: a row and a column vector per matrix
+        return sum(4 * (s[0] + s[1]) if len(s) == 2 else 4 * prod(s) for s in shapes)
+    return sum(2 * prod(s) * param_bytes for s in shapes)
+
+
+def _notes(info: ModelInfo, config: RunConfig, device: str) -> tuple[str, ...]:
+    notes = []
+    if config.quant.mode != "none" and info.quantization:
+        notes.append(f"The checkpoint is already quantized ({info.quantization}); quant.mode applies on top of it.")
+    if device == "cpu":
+        notes.append("No GPU: figures are for CPU training (float32), compared with process memory (RSS).")
+    return tuple(notes)
+
+
+def what_to_change(est: Estimate, config: RunConfig, available: int) -> list[str]:
+    """Concrete changes that bring ``est`` under ``available`` bytes, most effective first."""
+    tips = []
+    if not config.train.gradient_checkpointing and est.activations_other < est.activations:
+        tips.append(f"train.gradient_checkpointing: true saves {fmt_bytes(est.activations - est.activations_other)}")
+    if config.train.batch_size > 1:
+        tips.append("halve train.batch_size and double train.grad_accum (same effective batch)")
+    if config.quant.mode != "4bit" and config.adapter.method != "full":
+        tips.append("quant.mode: 4bit (QLoRA) stores the base weights in about a quarter of the memory")
+    if config.adapter.method == "full":
+        tips.append("adapter.method: lora trains a few million parameters instead of all of them")
+    if config.data.cutoff_len > 512:
+        tips.append("lower data.cutoff_len (activations grow with it)")
+    if config.train.optimizer == "adamw_torch" and est.device == "cuda":
+        tips.append("train.optimizer: adamw_8bit cuts optimizer state by 75%")
+    return tips or [f"use a GPU with more than {fmt_bytes(est.total)} or a smaller model"]
+
+
+def fmt_bytes(n: int | float) -> str:
+    """Bytes as a short human figure: 512 MiB, 3.2 GiB."""
+    if n >= GIB:
+        return f"{n / GIB:.1f} GiB"
+    return f"{n / 1024**2:.0f} MiB" if n >= 1024**2 else f"{n / 1024:.0f} KiB"
