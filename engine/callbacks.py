@@ -1,0 +1,173 @@
+"""The bridge from transformers' Trainer to the run folder: events, and stop/save requests.
+
+``EventsCallback`` turns the Trainer's hooks into ``run_started``, ``log``, ``eval`` and
+``checkpoint`` events. ``RunFlags`` holds what signal handlers ask for (stop, save now);
+the callback answers at the next optimizer step end, the only place where stopping leaves
+a consistent checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+from engine.protocol import CHECKPOINT, EVAL, LOG, RUN_STARTED, EventWriter
+
+
+def is_rank_zero() -> bool:
+    """Whether this process is the first of a torchrun/accelerate launch (or the only one)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+class Events:
+    """A thread-safe ``emit`` over an EventWriter that only rank 0 actually writes.
+
+    The system sampler thread and the training thread both emit; the lock keeps ``seq``
+    strictly increasing and lines whole. Other ranks get a sink that drops everything, so
+    the recipe can call ``emit`` without asking who it is.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
+        self.lock = threading.Lock()
+        self._writer = EventWriter(run_dir) if is_rank_zero() else None
+
+    def emit(self, type: str, **fields: Any) -> dict[str, Any] | None:
+        """Write one event (rank 0 only); returns it as written, or None elsewhere."""
+        if self._writer is None:
+            return None
+        with self.lock:
+            return self._writer.emit(type, **fields)
+
+    def close(self) -> None:
+        """Close the file."""
+        if self._writer is not None:
+            with self.lock:
+                self._writer.close()
+
+
+class RunFlags:
+    """Requests raised by signal handlers and read by the callback at the next step end.
+
+    Attributes:
+        stop: SIGTERM/SIGINT arrived: checkpoint, then end training (run_stopped).
+        save: SIGUSR1 arrived: write a checkpoint now and go on.
+    """
+
+    def __init__(self) -> None:
+        self.stop = False
+        self.save = False
+
+    def request_stop(self, *_: object) -> None:
+        """Signal handler: stop at the next step end."""
+        self.stop = True
+
+    def request_save(self, *_: object) -> None:
+        """Signal handler: checkpoint at the next step end."""
+        self.save = True
+
+
+class EventsCallback(TrainerCallback):
+    """Writes the run's training events and answers stop/save requests.
+
+    Args:
+        events: Where events go.
+        run_dir: The run folder (checkpoint paths are reported relative to it).
+        flags: Stop/save requests from signal handlers.
+        started: Fields of ``run_started`` known before training (model facts, data counts...);
+            ``total_steps`` and ``resumed_from_step`` are added from the Trainer's state.
+        resumed: Whether this ``train()`` call resumes from a checkpoint.
+        token_counter: Callable returning non-padding tokens collated so far in this process.
+    """
+
+    def __init__(self, events: Events, run_dir: Path, flags: RunFlags, started: dict[str, Any],
+                 resumed: bool, token_counter: Any) -> None:
+        self.events = events
+        self.run_dir = Path(run_dir)
+        self.flags = flags
+        self.started = started
+        self.resumed = resumed
+        self.tokens = token_counter
+        self.train_loss: float | None = None
+        self.last_checkpoint: str | None = None
+        self._t0 = self._t_last = time.time()
+        self._step0 = 0
+        self._tokens_last = 0
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+        """Emit ``run_started`` now that total steps and the resumed step are known."""
+        self._t0 = self._t_last = time.time()
+        self._step0 = state.global_step
+        self._tokens_last = self.tokens()
+        if state.is_world_process_zero:
+            self.events.emit(RUN_STARTED, **self.started, total_steps=state.max_steps,
+                             resumed_from_step=state.global_step if self.resumed else None, pid=os.getpid())
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+        """Turn pending stop/save requests into Trainer control flags; log the last step too."""
+        if self.flags.save:
+            self.flags.save = False
+            control.should_save = True
+        if self.flags.stop:
+            control.should_save = True
+            control.should_training_stop = True
+        if control.should_training_stop or state.global_step >= state.max_steps:
+            control.should_log = True  # the chart gets its final point even off the logging grid
+        return control
+
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: dict[str, float] | None = None, **kwargs: Any):
+        """Emit ``log`` for training logs and ``eval`` for evaluation results."""
+        logs = logs or {}
+        if "train_loss" in logs:  # the summary Trainer logs once after the loop
+            self.train_loss = logs["train_loss"]
+        if not state.is_world_process_zero:
+            return
+        if "loss" in logs:
+            self.events.emit(LOG, **self._log_fields(state, logs))
+        if "eval_loss" in logs:
+            self.events.emit(EVAL, step=state.global_step, epoch=_round(state.epoch), eval_loss=logs["eval_loss"])
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
+        """Emit ``checkpoint`` for the folder the Trainer just wrote."""
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        try:
+            self.last_checkpoint = str(folder.relative_to(self.run_dir))
+        except ValueError:
+            self.last_checkpoint = str(folder)
+        if state.is_world_process_zero:
+            self.events.emit(CHECKPOINT, step=state.global_step, path=self.last_checkpoint)
+
+    def _log_fields(self, state: TrainerState, logs: dict[str, float]) -> dict[str, Any]:
+        """One ``log`` event: loss and lr from the Trainer, throughput and ETA measured here."""
+        now = time.time()
+        tokens = self.tokens()
+        window = max(now - self._t_last, 1e-9)
+        tokens_per_s = (tokens - self._tokens_last) / window
+        self._t_last, self._tokens_last = now, tokens
+        elapsed = now - self._t0
+        done = state.global_step - self._step0
+        eta = (state.max_steps - state.global_step) * elapsed / done if done > 0 else None
+        return {
+            "step": state.global_step, "total_steps": state.max_steps, "epoch": _round(state.epoch),
+            "loss": _finite(logs["loss"]), "lr": logs.get("learning_rate"), "grad_norm": _finite(logs.get("grad_norm")),
+            "tokens_per_s": round(tokens_per_s, 1), "elapsed_s": round(elapsed, 2),
+            "eta_s": round(eta, 1) if eta is not None else None,
+        }
+
+
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(float(value), digits)
+
+
+def _finite(value: float | None) -> float | None:
+    """JSON has no NaN/inf: a non-finite grad norm (fp16 overflow) is reported as null."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None

@@ -1,0 +1,153 @@
+"""Loading the base model (full precision, 4-bit or 8-bit) and putting an adapter on it.
+
+Free functions, called in order by ``engine/train.py``: ``pick_dtype`` → ``load_tokenizer`` →
+``load_model`` → ``apply_adapter`` → ``model_facts``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
+
+from engine.config import RunConfig
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def cuda_bf16() -> bool:
+    """Whether training can run in bfloat16: a CUDA GPU that does it natively (Ampere or newer).
+
+    CPUs are never picked for bf16 automatically: some lack the instructions, and oneDNN then
+    kills the process with SIGILL instead of raising.
+    """
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+
+
+def pick_dtype(name: str, full_finetune: bool = False) -> torch.dtype:
+    """The torch dtype for a config dtype name; ``auto`` is bf16 on capable GPUs, else fp32.
+
+    Full fine-tuning keeps fp32 master weights under ``auto``: AdamW updates on bf16 weights
+    lose the small steps to rounding, and bf16 autocast still runs the matmuls fast.
+    """
+    if name != "auto":
+        return DTYPES[name]
+    return torch.bfloat16 if cuda_bf16() and not full_finetune else torch.float32
+
+
+def _hub_kwargs(config: RunConfig) -> dict[str, Any]:
+    """Revision and trust_remote_code, passed only when set (a plain load stays a plain load)."""
+    kwargs: dict[str, Any] = {}
+    if config.model.revision:
+        kwargs["revision"] = config.model.revision
+    if config.model.trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    return kwargs
+
+
+def load_tokenizer(config: RunConfig, path: str) -> Any:
+    """The model's tokenizer, with a pad token (the EOS token when the model has none)."""
+    tokenizer = AutoTokenizer.from_pretrained(path, **_hub_kwargs(config))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def quantization_config(config: RunConfig) -> BitsAndBytesConfig | None:
+    """The bitsandbytes config for ``quant.mode``, or None for a full-precision base."""
+    quant = config.quant
+    if quant.mode == "4bit":
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=quant.quant_type,
+            bnb_4bit_use_double_quant=quant.double_quant,
+            bnb_4bit_compute_dtype=pick_dtype(quant.compute_dtype),
+        )
+    if quant.mode == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return None
+
+
+def load_model(config: RunConfig, path: str) -> PreTrainedModel:
+    """The base model, quantized as configured, on this process's device.
+
+    Quantized weights must be placed at load time (bitsandbytes packs them as they land on the
+    GPU), so a quantized load on CUDA gets a ``device_map`` pinning it to this rank's GPU;
+    unquantized models are moved by the Trainer.
+    """
+    full = config.adapter.method == "full"
+    kwargs: dict[str, Any] = {"dtype": pick_dtype(config.model.dtype, full_finetune=full), **_hub_kwargs(config)}
+    quant = quantization_config(config)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        if torch.cuda.is_available():
+            kwargs["device_map"] = {"": torch.cuda.current_device()}
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    # The KV cache is useless in training and conflicts with gradient checkpointing.
+    model.config.use_cache = False
+    return model
+
+
+def apply_adapter(model: PreTrainedModel, config: RunConfig) -> PreTrainedModel:
+    """Wrap ``model`` in a LoRA/DoRA adapter, or unfreeze it all for ``method: full``.
+
+    For a quantized base, ``prepare_model_for_kbit_training`` first freezes the base, casts
+    norms to fp32 for stability and makes the input embeddings' output require grad so that
+    checkpointed blocks still see a graph.
+    """
+    adapter = config.adapter
+    checkpointing = config.train.gradient_checkpointing
+    if config.quant.mode != "none":
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False},
+        )
+    if adapter.method == "full":
+        for param in model.parameters():
+            param.requires_grad_(True)
+        return model
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=adapter.r,
+        lora_alpha=adapter.alpha,
+        lora_dropout=adapter.dropout,
+        target_modules=adapter.target_modules,
+        use_dora=adapter.method == "dora",
+        use_rslora=adapter.rslora,
+        bias="none",
+    )
+    return get_peft_model(model, lora)
+
+
+def count_params(model: PreTrainedModel) -> tuple[int, int]:
+    """``(total, trainable)`` parameters, counting 4-bit packed weights at their real size."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        trainable, total = model.get_nb_trainable_parameters()
+        return int(total), int(trainable)
+    total = trainable = 0
+    for param in model.parameters():
+        count = param.numel() * (2 if param.__class__.__name__ == "Params4bit" else 1)
+        total += count
+        trainable += count if param.requires_grad else 0
+    return total, trainable
+
+
+def model_facts(model: PreTrainedModel, config: RunConfig, resolved_path: str) -> dict[str, Any]:
+    """The ``model`` object of ``run_started``."""
+    total, trainable = count_params(model)
+    base_config = getattr(model, "config", None)
+    architectures = getattr(base_config, "architectures", None) or [type(model).__name__]
+    dtype = getattr(base_config, "dtype", None) or next(model.parameters()).dtype
+    quant = "none" if config.quant.mode == "none" else (
+        f"4bit-{config.quant.quant_type}" if config.quant.mode == "4bit" else "8bit")
+    return {
+        "name_or_path": config.model.name_or_path,
+        "resolved_path": resolved_path,
+        "architecture": architectures[0],
+        "params_total": total,
+        "params_trainable": trainable,
+        "dtype": str(dtype).replace("torch.", ""),
+        "quant": quant,
+    }

@@ -1,0 +1,173 @@
+"""Start, resume, stop and probe training runs. No Textual and no ML stack here.
+
+A run is a detached ``python -m engine launch`` supervisor (engine/launch.py) in its own
+session, with stdin from /dev/null and its output appended to ``RUN/engine.log``: it
+survives the app, the SSH session and the terminal. Everything else goes through the run
+folder: ``pids.json`` says who to signal, ``events.jsonl`` says what happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import engine
+from engine.config import RunConfig, write_config
+from engine.protocol import CONFIG_FILE, LOG_FILE, PIDS_FILE
+
+_children: list[subprocess.Popen[bytes]] = []
+"""Supervisors we started: polled now and then so finished ones do not linger as zombies."""
+
+
+def _reap() -> None:
+    _children[:] = [child for child in _children if child.poll() is None]
+
+
+def default_run_name(config: RunConfig) -> str:
+    """A readable, sortable name: ``20261125-1541-smollm2-135m-instruct-lora``."""
+    model = Path(config.model.name_or_path.rstrip("/")).name or "model"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{config.adapter.method}"
+
+
+def new_run_dir(runs_dir: str | os.PathLike[str], name: str) -> Path:
+    """Create and return a fresh folder for a run called ``name`` (``name-2``, ``-3``… if taken)."""
+    root = Path(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "run"
+    for n in range(1, 10_000):
+        candidate = root / (safe if n == 1 else f"{safe}-{n}")
+        try:
+            candidate.mkdir()
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"no free run folder name for {safe!r} in {root}")
+
+
+def _spawn(run_dir: Path, resume: bool) -> int:
+    """Start the supervisor detached and return its pid at once."""
+    _reap()
+    env = dict(os.environ)
+    # Make `python -m engine` importable even when tuitune runs from a source checkout.
+    package_root = str(Path(engine.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    command = [sys.executable, "-m", "engine", "launch", "--run-dir", str(run_dir)]
+    if resume:
+        command.append("--resume")
+    with open(run_dir / LOG_FILE, "ab") as log:
+        child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                 start_new_session=True, close_fds=True)
+    _children.append(child)
+    return child.pid
+
+
+def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
+    """Write ``config.yaml`` into ``run_dir`` and start training there; returns the supervisor's pid.
+
+    Raises:
+        FileExistsError: ``run_dir`` already holds a run (use ``resume_run``).
+    """
+    run_dir = Path(run_dir).resolve()
+    if (run_dir / CONFIG_FILE).exists():
+        raise FileExistsError(f"{run_dir} already holds a run; resume it or choose another folder")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_config(config, run_dir / CONFIG_FILE)
+    return _spawn(run_dir, resume=False)
+
+
+def resume_run(run_dir: str | os.PathLike[str]) -> int:
+    """Continue ``run_dir`` from its latest checkpoint; returns the new supervisor's pid.
+
+    Raises:
+        FileNotFoundError: there is no ``config.yaml`` in ``run_dir``.
+        RuntimeError: the run is still alive.
+    """
+    run_dir = Path(run_dir).resolve()
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise FileNotFoundError(f"{run_dir / CONFIG_FILE} not found: nothing to resume")
+    if is_alive(run_dir):
+        raise RuntimeError(f"{run_dir} is still running")
+    return _spawn(run_dir, resume=True)
+
+
+def read_pids(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """``pids.json`` as a dict (empty when missing or unreadable)."""
+    try:
+        data = json.loads((Path(run_dir) / PIDS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _is_our_process(pid: Any, run_dir: Path, role: str) -> bool:
+    """Whether ``pid`` is alive (not a zombie) and is the engine ``role`` of ``run_dir``.
+
+    Pids get reused after a reboot, so the command line must name the run folder too.
+    Without /proc (macOS) only existence can be checked.
+    """
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    proc = Path(f"/proc/{pid}")
+    if not Path("/proc/self").exists():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    words = [a.decode("utf-8", "replace") for a in argv]
+    return state != "Z" and role in words and str(run_dir) in words
+
+
+def is_alive(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether the supervisor recorded in ``pids.json`` still runs this run."""
+    _reap()
+    run_dir = Path(run_dir).resolve()
+    return _is_our_process(read_pids(run_dir).get("supervisor"), run_dir, "launch")
+
+
+def stop_run(run_dir: str | os.PathLike[str], kill: bool = False) -> bool:
+    """Ask a run to stop: SIGTERM to its process group (checkpoint, adapter, run_stopped).
+
+    With ``kill``, SIGKILL only the trainer, at once and without saving; the supervisor
+    survives to record ``run_failed`` with signal SIGKILL. Returns whether a signal was sent.
+    """
+    run_dir = Path(run_dir).resolve()
+    pids = read_pids(run_dir)
+    if not _is_our_process(pids.get("supervisor"), run_dir, "launch"):
+        return False
+    trainer = pids.get("trainer")
+    if kill and _is_our_process(trainer, run_dir, "train"):
+        os.kill(trainer, signal.SIGKILL)
+        return True
+    try:
+        os.killpg(int(pids.get("pgid") or pids["supervisor"]), signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def request_save(run_dir: str | os.PathLike[str]) -> bool:
+    """Ask the trainer for a checkpoint at the end of the current step (SIGUSR1).
+
+    Returns whether the signal was sent (False when no trainer of this run is alive).
+    """
+    run_dir = Path(run_dir).resolve()
+    trainer = read_pids(run_dir).get("trainer")
+    if not _is_our_process(trainer, run_dir, "train"):
+        return False
+    os.kill(trainer, signal.SIGUSR1)
+    return True
