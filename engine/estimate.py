@@ -99,13 +99,14 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     act_on = activations(info, config.adapter, b, s, d, checkpointing=True)
     act_off = activations(info, config.adapter, b, s, d, checkpointing=False)
     gc = config.train.gradient_checkpointing
-    peak_wo_overhead = weights + n_train * train_bytes * 2 + _optimizer(trainable, config.train.optimizer, train_bytes)
-    overhead = CUDA_CONTEXT + int(ALLOCATOR_SLACK * (peak_wo_overhead + act_on)) if device == "cuda" else CPU_RUNTIME
+    parts = {"weights": weights, "adapter": 0 if method == "full" else n_train * 4,
+             "gradients": n_train * train_bytes, "optimizer": _optimizer(trainable, config.train.optimizer, train_bytes),
+             "activations": act_on if gc else act_off}
+    peak = sum(parts.values())
+    overhead = CUDA_CONTEXT + int(ALLOCATOR_SLACK * peak) if device == "cuda" else CPU_RUNTIME
     return Estimate(
         method=method_label(config), device=device, dtype=dtype, params_total=info.params_total or 0,
-        trainable_params=n_train, weights=weights, adapter=0 if method == "full" else n_train * 4,
-        gradients=n_train * train_bytes, optimizer=_optimizer(trainable, config.train.optimizer, train_bytes),
-        activations=act_on if gc else act_off, activations_other=act_off if gc else act_on, overhead=overhead,
+        trainable_params=n_train, **parts, activations_other=act_off if gc else act_on, overhead=overhead,
         notes=_notes(info, config, device))
 
 

@@ -1,0 +1,123 @@
+"""The memory estimate against hand computation, and the trainable count against peft's own."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.config import RunConfig
+from engine.estimate import estimate, method_label, trainable_params, what_to_change
+from engine.model_info import read_folder, read_model_info
+
+_spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
+builders = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(builders)
+
+MIB = 1024**2
+
+
+@pytest.fixture
+def tiny(tmp_path: Path):
+    """TINY_LLAMA: h=8, i=16, V=32, 2 layers, 2 heads of 4, 1 key/value head, 1704 parameters."""
+    return read_model_info(str(builders.make_model(tmp_path / "tiny")))
+
+
+def _config(**sections) -> RunConfig:
+    base = {"adapter": {"r": 2}, "train": {"batch_size": 2}, "data": {"cutoff_len": 8}}
+    for name, values in sections.items():
+        base[name] = {**base.get(name, {}), **values}
+    return RunConfig.model_validate(base)
+
+
+def test_lora_fp32_on_cpu_by_hand(tiny) -> None:
+    est = estimate(tiny, _config(), device="cpu")
+    # LoRA r=2 adds 2*(in+out) per linear: q 2*(8+8), k 2*(8+4), v 2*(8+4), o 2*(8+8),
+    # gate 2*(8+16), up 2*(8+16), down 2*(16+8) = 256 a layer, 2 layers.
+    trainable = 2 * (32 + 24 + 24 + 32 + 48 + 48 + 48)
+    assert est.trainable_params == trainable == 512
+    assert est.weights == 1704 * 4  # float32 on CPU
+    assert est.adapter == est.gradients == 512 * 4  # peft keeps adapters in float32
+    assert est.optimizer == 2 * 512 * 4  # AdamW: two moments
+    # Activations, 2 x 8 = 16 tokens, float32. Per token per layer: norms 2h + SDPA 2q + 2kv + SwiGLU 4i
+    # = 16 + 16 + 8 + 64 = 104; LoRA dropout copies of the adapted inputs 8*6 + 16 = 64 plus
+    # one-byte masks 64/4 = 16 -> 184. Loss: 16 tokens * V=32 * 12 bytes. Embedding and final norm 2h.
+    layer = 16 * 184 * 4
+    loss = 16 * 32 * 12
+    assert est.activations == 2 * layer + loss + 16 * 8 * 4 * 2
+    assert est.activations_other == 16 * 8 * 4 * 2 + layer + loss + 16 * 8 * 4 * 2  # checkpointed: inputs + one layer
+    assert est.overhead == 512 * MIB
+    assert est.total == 6816 + 2048 + 2048 + 4096 + est.activations + 512 * MIB
+
+
+def test_quantized_weights_by_hand(tiny) -> None:
+    linear = 2 * (64 + 32 + 32 + 64 + 3 * 128)  # 1152 weights in linear layers, 552 elsewhere
+    rows = 2 * (8 + 4 + 4 + 8 + 16 + 16 + 8)  # output rows of those linears
+    four = estimate(tiny, _config(quant={"mode": "4bit"}), device="cpu")
+    assert four.weights == int(linear * (0.5 + 1 / 64 + 4 / (64 * 256))) + 552 * 4  # NF4, double quant
+    single = estimate(tiny, _config(quant={"mode": "4bit", "double_quant": False}), device="cpu")
+    assert single.weights == int(linear * (0.5 + 4 / 64)) + 552 * 4
+    eight = estimate(tiny, _config(quant={"mode": "8bit"}), device="cpu")
+    assert eight.weights == linear + rows * 4 + 552 * 4
+    assert method_label(_config(quant={"mode": "4bit"})) == "QLoRA 4-bit"
+
+
+def test_full_bf16_on_cuda_by_hand(tiny) -> None:
+    est = estimate(tiny, _config(adapter={"method": "full"}, train={"optimizer": "adamw_8bit"}), device="cuda")
+    assert est.trainable_params == 1704 and est.adapter == 0
+    assert est.weights == est.gradients == 1704 * 2  # bfloat16 weights and gradients
+    # bitsandbytes keeps 32-bit state for tensors under 4096 elements: all of these.
+    assert est.optimizer == 1704 * 8
+    # Full training also keeps the inputs of the trained linears: two norm outputs and o_proj's input.
+    per_layer = 104 + 2 * 8 + 8
+    assert est.activations == 2 * 16 * per_layer * 2 + 16 * 32 * 12 + 16 * 8 * 2 * 2
+    assert est.overhead == 512 * MIB + int(0.05 * est.peak)
+    assert method_label(_config(adapter={"method": "full"})) == "Full fine-tuning"
+
+
+def test_advice_when_it_does_not_fit(tiny) -> None:
+    config = _config(data={"cutoff_len": 1024})
+    tips = what_to_change(estimate(tiny, config, device="cuda"), config, available=1)
+    assert tips[0].startswith("train.gradient_checkpointing: true saves")
+    assert any("quant.mode: 4bit" in tip for tip in tips) and any("cutoff_len" in tip for tip in tips)
+
+
+def test_unknown_model_cannot_be_estimated() -> None:
+    with pytest.raises(ValueError, match="unknown until the model is downloaded"):
+        estimate(read_model_info("org/not-downloaded"), RunConfig(), device="cuda")
+
+
+def _peft_count(model, target_modules, method: str = "lora") -> tuple[int, int]:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=8, target_modules=target_modules, use_dora=method == "dora", task_type="CAUSAL_LM")
+    return get_peft_model(model, config).get_nb_trainable_parameters()
+
+
+@pytest.mark.parametrize("targets", ["all-linear", ["q_proj", "v_proj"]])
+def test_trainable_equals_peft_on_tiny_model(tiny_model_dir: Path, targets) -> None:
+    from transformers import AutoModelForCausalLM
+
+    info = read_folder(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert info.params_total == model.num_parameters()
+    assert trainable_params(info, {"method": "full"}) == model.num_parameters()
+    trainable, _total = _peft_count(model, targets)
+    assert trainable_params(info, {"method": "lora", "r": 8, "target_modules": targets}) == trainable
+
+
+@pytest.mark.parametrize(("targets", "method"), [("all-linear", "lora"), (["q_proj", "v_proj"], "lora"),
+                                                 ("all-linear", "dora")])
+def test_trainable_equals_peft_on_demo_config(demo_model_dir: Path, targets, method: str) -> None:
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    info = read_model_info("smollm2-135m-instruct")
+    with torch.device("meta"):  # the real architecture, without allocating its weights
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(demo_model_dir))
+    assert info.params_total == model.num_parameters() == 134_515_008
+    trainable, _total = _peft_count(model, targets, method)
+    assert trainable_params(info, {"method": method, "r": 8, "target_modules": targets}) == trainable
+    assert json.loads((demo_model_dir / "config.json").read_text())["num_hidden_layers"] == info.num_layers
