@@ -1,0 +1,164 @@
+"""Instruction data to training datasets: check, encode, split, pack.
+
+``build_datasets`` is what ``engine/train.py`` calls. It runs the same structural checks as the
+app and ``tuitune data check`` (:mod:`engine.data_checks`) and refuses with their messages,
+then encodes every conversation with :func:`engine.data_encode.encode_conversation` — the one
+function that makes labels. Batches are made with :class:`engine.data_encode.PadCollator`.
+
+Files are read by :mod:`engine.data_source` rather than ``datasets.load_dataset("json")``: the
+checks must see every record with its line and column, and the JSON builder's single inferred
+schema fails on whole files for one odd field with a generic arrow error. The records then go
+into ``datasets.Dataset`` objects, which the Trainer consumes.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.config import DataSection
+from engine.data_checks import CheckedRecord, check_paths
+from engine.data_encode import Encoded, PadCollator, encode_conversation, pack
+from engine.data_formats import with_system
+from engine.data_source import Problem
+
+__all__ = ["Built", "DataError", "PadCollator", "Problem", "build_datasets", "encode_records"]
+SHOWN = 20
+"""Problems written into a DataError's message (all are in ``.problems``)."""
+
+
+class DataError(ValueError):
+    """Data that cannot be trained on; ``problems`` locate every error (file, line, record, field)."""
+
+    def __init__(self, problems: list[Problem], omitted: int = 0) -> None:
+        self.problems = problems
+        self.omitted = omitted
+        lines = [str(p) for p in problems[:SHOWN]]
+        more = len(problems) - SHOWN + omitted
+        if more > 0:
+            lines.append(f"… and {more} more problems (run `tuitune data check` for all)")
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Built:
+    """The datasets a run trains and evaluates on, with what happened on the way."""
+
+    train: Any
+    """datasets.Dataset with columns input_ids, labels, attention_mask."""
+    eval: Any | None
+    """The held-out Dataset (same columns), or None when data.val_size is 0."""
+    stats: dict[str, Any] = field(default_factory=dict)
+    """train_records, eval_records, truncated, dropped_empty, duplicates, train_tokens, trained_tokens,
+    train_sequences, format."""
+    warnings: list[str] = field(default_factory=list)
+    """Things the user should know but that do not stop training."""
+
+
+@dataclass
+class _Item:
+    """A usable record with its place, kept for messages about it."""
+
+    where: CheckedRecord
+    encoded: Encoded | None = None
+
+
+def build_datasets(data: DataSection, tokenizer: Any, seed: int) -> Built:
+    """Check, encode, split and (optionally) pack the data of a run.
+
+    Raises:
+        DataError: when any record has an error, when no record keeps a trained token, or when
+            the validation split leaves nothing to train on.
+    """
+    from datasets import Dataset
+
+    items, warnings, fmt = _checked(data)
+    encode_records(items, tokenizer, data.cutoff_len, data.system_prompt)
+    truncated = sum(1 for it in items if it.encoded.truncated)
+    if truncated:
+        warnings.append(f"{truncated} records truncated at cutoff_len {data.cutoff_len}")
+    empty = [it for it in items if it.encoded.trained_tokens == 0]
+    if empty:
+        warnings.append(_empty_warning(empty, data.cutoff_len))
+    items = [it for it in items if it.encoded.trained_tokens > 0]
+    if not items:
+        raise DataError([_empty_problem(it, data.cutoff_len) for it in empty] or [
+            Problem(", ".join(data.train), None, None, None, "no usable records")])
+    if not getattr(tokenizer, "chat_template", None):
+        warnings.append("the model has no chat template; a plain 'role: text' layout is used")
+    train, held = _split(items, data.val_size, seed)
+    rows = _rows([it.encoded for it in train], data)
+    stats = {
+        "format": fmt,
+        "train_records": len(train),
+        "eval_records": len(held),
+        "truncated": truncated,
+        "dropped_empty": len(empty),
+        "duplicates": sum(1 for it in items for p in it.where.problems if p.message.startswith("duplicate")),
+        "train_tokens": sum(len(ids) for ids in rows["input_ids"]),
+        "trained_tokens": sum(it.encoded.trained_tokens for it in train),
+        "train_sequences": len(rows["input_ids"]),
+    }
+    eval_set = Dataset.from_dict(_rows([it.encoded for it in held], data)) if held else None
+    return Built(Dataset.from_dict(rows), eval_set, stats, warnings)
+
+
+def _checked(data: DataSection) -> tuple[list[_Item], list[str], str]:
+    """The usable records of every file, or DataError with every error found."""
+    items: list[_Item] = []
+    summary = check_paths(
+        data.train, data.format, on_record=lambda r: items.append(_Item(r)) if r.messages is not None else None
+    )
+    errors = [p for p in summary.problems if p.severity == "error"]
+    if errors:
+        raise DataError(errors, omitted=summary.errors - len(errors))
+    warnings = []
+    dup = [p for p in summary.problems if p.message.startswith("duplicate")]
+    if dup:
+        warnings.append(f"{len(dup)} duplicate records (kept), first: {dup[0]}")
+    formats = sorted({f for f in summary.formats.values() if f})
+    return items, warnings, "+".join(formats)
+
+
+def encode_records(items: list[_Item], tokenizer: Any, cutoff_len: int, system_prompt: str | None) -> None:
+    """Encode each item's messages in place (system prompt added where the record has none)."""
+    for item in items:
+        item.encoded = encode_conversation(with_system(item.where.messages, system_prompt), tokenizer, cutoff_len)
+
+
+def _empty_problem(item: _Item, cutoff_len: int) -> Problem:
+    return Problem(item.where.file, item.where.line, item.where.index, None,
+                   f"no trained token left after truncation at cutoff_len {cutoff_len} "
+                   f"(the record has {item.encoded.full_length} tokens and its first answer starts after "
+                   f"the cutoff): raise cutoff_len or shorten the prompt", "warning")
+
+
+def _empty_warning(empty: list[_Item], cutoff_len: int) -> str:
+    shown = "; ".join(str(_empty_problem(it, cutoff_len)).split(": no trained")[0] for it in empty[:5])
+    more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
+    return (f"{len(empty)} records left out: no trained token left after truncation at cutoff_len "
+            f"{cutoff_len} ({shown}{more})")
+
+
+def _split(items: list[_Item], val_size: float, seed: int) -> tuple[list[_Item], list[_Item]]:
+    """Shuffle-free split: a seeded random choice of held-out records; training keeps file order."""
+    if val_size <= 0:
+        return items, []
+    count = max(1, round(len(items) * val_size)) if val_size < 1 else int(val_size)
+    if count >= len(items):
+        raise DataError([Problem("data.val_size", None, None, None,
+                                 f"val_size {val_size:g} holds out {count} of {len(items)} usable records, "
+                                 "leaving none to train on")])
+    held = set(random.Random(seed).sample(range(len(items)), count))
+    return [it for i, it in enumerate(items) if i not in held], [it for i, it in enumerate(items) if i in held]
+
+
+def _rows(encoded: list[Encoded], data: DataSection) -> dict[str, list[list[int]]]:
+    """Columns for a Dataset, packed into cutoff_len sequences when data.packing is on."""
+    pairs = pack(encoded, data.cutoff_len) if data.packing else [(e.input_ids, e.labels) for e in encoded]
+    return {
+        "input_ids": [ids for ids, _ in pairs],
+        "labels": [labels for _, labels in pairs],
+        "attention_mask": [[1] * len(ids) for ids, _ in pairs],
+    }

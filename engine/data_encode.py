@@ -1,0 +1,185 @@
+"""Chat messages to training tokens: the one place labels are made.
+
+:func:`encode_conversation` renders a conversation with the model's own chat template and
+marks the tokens of every assistant turn as trained (labels = the token ids) and all others
+as masked (labels = -100). Training (:mod:`engine.data`) and the app's record view
+(``python -m engine data --serve``) both call it, so what the user sees is what is trained.
+
+How the assistant tokens are found: for assistant message *i*, the template is rendered for
+``messages[:i]`` with the generation prompt and for ``messages[:i+1]``; the characters between
+the two renders are the assistant's turn (its text and the end-of-turn marker; trailing
+whitespace after the marker is left untrained). The full text is tokenised once and each token
+is trained when it starts inside such a span (character offsets of the fast tokenizer). This
+works for templates without ``{% generation %}`` markers, such as SmolLM2's. When a template
+renders earlier turns differently from later prefixes (some strip reasoning from history), the
+turn's text is searched for in the full render instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+IGNORE_INDEX = -100
+"""Label of tokens that are not trained (the loss ignores them)."""
+FALLBACK_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}"
+    "{% if m['role'] == 'assistant' %}{{ eos_token }}{% endif %}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
+"""Used only for tokenizers without a chat template (base models); the caller warns about it."""
+
+
+@dataclass
+class Encoded:
+    """One conversation as training tokens."""
+
+    input_ids: list[int]
+    """Token ids, cut at the cutoff length."""
+    labels: list[int]
+    """Same length as input_ids: the id where trained, IGNORE_INDEX where masked."""
+    truncated: bool
+    """Whether the conversation was longer than the cutoff length."""
+    full_length: int
+    """Token count before cutting."""
+
+    @property
+    def trained_tokens(self) -> int:
+        """Tokens that carry a label after cutting."""
+        return sum(1 for label in self.labels if label != IGNORE_INDEX)
+
+
+def render(messages: list[dict[str, str]], tokenizer: Any, generation_prompt: bool = False) -> str:
+    """The chat template applied to ``messages`` as text (the model's template or the fallback)."""
+    template = None if getattr(tokenizer, "chat_template", None) else FALLBACK_TEMPLATE
+    return tokenizer.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=generation_prompt, chat_template=template
+    )
+
+
+def assistant_spans(messages: list[dict[str, str]], tokenizer: Any) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character spans of its assistant turns (to be trained)."""
+    text = render(messages, tokenizer)
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for i, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = render(messages[:i], tokenizer, generation_prompt=True) if i else ""
+        through = render(messages[: i + 1], tokenizer)
+        if text.startswith(before) and text.startswith(through) and len(before) >= cursor and len(through) > len(before):
+            start, end = len(before), len(through)
+        else:
+            start, end = _search_span(text, message["content"], cursor, getattr(tokenizer, "eos_token", None))
+        end = start + len(text[start:end].rstrip())
+        spans.append((start, end))
+        cursor = end
+    return text, spans
+
+
+def _search_span(text: str, content: str, cursor: int, eos: str | None) -> tuple[int, int]:
+    """The span of ``content`` (plus a following end-of-turn token) in ``text`` after ``cursor``."""
+    start = text.find(content, cursor)
+    if start < 0:
+        start = text.find(content.strip(), cursor)
+        if start < 0:
+            raise ValueError("the chat template changes the assistant's text, so its tokens cannot be located")
+        content = content.strip()
+    end = start + len(content)
+    if eos and text.startswith(eos, _skip_space(text, end)):
+        end = _skip_space(text, end) + len(eos)
+    return start, end
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    return pos
+
+
+def encode_conversation(messages: list[dict[str, str]], tokenizer: Any, cutoff_len: int) -> Encoded:
+    """Token ids and labels of one conversation, cut at ``cutoff_len`` tokens.
+
+    Args:
+        messages: system/user/assistant messages, already checked (see :mod:`engine.data_checks`).
+        tokenizer: a transformers tokenizer with a chat template.
+        cutoff_len: the longest sequence kept; the rest is cut off (and reported by the caller).
+
+    Returns:
+        The :class:`Encoded` conversation; every assistant turn is trained.
+    """
+    text, spans = assistant_spans(messages, tokenizer)
+    ids, trained = _tokenize_marked(text, spans, tokenizer)
+    labels = [tok if keep else IGNORE_INDEX for tok, keep in zip(ids, trained)]
+    return Encoded(ids[:cutoff_len], labels[:cutoff_len], len(ids) > cutoff_len, len(ids))
+
+
+def _tokenize_marked(text: str, spans: list[tuple[int, int]], tokenizer: Any) -> tuple[list[int], list[bool]]:
+    """Token ids of ``text`` and, per token, whether it starts inside one of ``spans``."""
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        starts = [start for start, _ in enc["offset_mapping"]]
+        return list(enc["input_ids"]), [_inside(s, spans) for s in starts]
+    # Slow tokenizers have no offsets: count the tokens of each prefix instead.
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    trained = [False] * len(ids)
+    for start, end in spans:
+        first = len(tokenizer(text[:start], add_special_tokens=False)["input_ids"])
+        last = len(tokenizer(text[:end], add_special_tokens=False)["input_ids"])
+        trained[first:last] = [True] * (last - first)
+    return list(ids), trained
+
+
+def _inside(pos: int, spans: list[tuple[int, int]]) -> bool:
+    return any(start <= pos < end for start, end in spans)
+
+
+def pack(encoded: list[Encoded], cutoff_len: int) -> list[tuple[list[int], list[int]]]:
+    """Concatenate conversations, in order, into sequences of at most ``cutoff_len`` tokens.
+
+    A conversation is never split across sequences: the next one starts a new sequence when it
+    does not fit. Labels are kept as they are; since every conversation begins with masked
+    template tokens (role header), no label crosses a boundary. Conversations still attend to
+    the earlier ones in the same sequence (plain causal attention), as in most packing recipes.
+    """
+    packed: list[tuple[list[int], list[int]]] = []
+    ids: list[int] = []
+    labels: list[int] = []
+    for item in encoded:
+        if ids and len(ids) + len(item.input_ids) > cutoff_len:
+            packed.append((ids, labels))
+            ids, labels = [], []
+        ids.extend(item.input_ids)
+        labels.extend(item.labels)
+    if ids:
+        packed.append((ids, labels))
+    return packed
+
+
+class PadCollator:
+    """Batches features of different lengths for the Trainer.
+
+    Pads ``input_ids`` with the tokenizer's pad id (eos when it has none), ``labels`` with -100,
+    and builds ``attention_mask``; padding goes on the right. Chosen over
+    ``DataCollatorForSeq2Seq`` to avoid its tokenizer.pad round trip and warnings; the result
+    is the same.
+    """
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        """Pad ``features`` (dicts with input_ids and labels) into a batch of tensors."""
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        ids, labels, mask = [], [], []
+        for f in features:
+            gap = width - len(f["input_ids"])
+            ids.append(list(f["input_ids"]) + [self.pad_token_id] * gap)
+            labels.append(list(f["labels"]) + [IGNORE_INDEX] * gap)
+            mask.append([1] * len(f["input_ids"]) + [0] * gap)
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}

@@ -1,0 +1,251 @@
+"""Reading instruction data files record by record, with the place of every record. Stdlib only.
+
+JSON Lines are read a line at a time, so a 1 GB file costs no more memory than its longest
+line; JSON arrays are parsed element by element so each record knows its line; folders saved
+by ``datasets.save_to_disk`` are read through pyarrow (imported only then). Anything wrong
+with the bytes — invalid UTF-8, JSON syntax — becomes a :class:`Problem` with line and column
+instead of an exception.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "sample_data"
+BOM = b"\xef\xbb\xbf"
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the data, located as precisely as the file allows."""
+
+    file: str
+    """The data file or folder, as the user named it."""
+    line: int | None
+    """1-based line in the file (None for datasets folders and whole-file problems)."""
+    record: int | None
+    """0-based record index in the file (the row number datasets would give it)."""
+    field: str | None
+    """Field path inside the record, such as ``messages[2].role``."""
+    message: str
+    """What is wrong, and where it helps, what is allowed."""
+    severity: Severity = "error"
+    """errors stop training; warnings (duplicates, truncation) are reported and allowed."""
+    column: int | None = None
+    """1-based column for JSON syntax and encoding errors."""
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}" + (f":{self.column}" if self.column is not None else "")
+        if self.record is not None:
+            where += f" record {self.record}"
+        if self.field:
+            where += f" field {self.field}"
+        return f"{where}: {self.message}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The problem as a JSON-ready dict (what ``python -m engine data`` streams)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Problem":
+        """The inverse of :meth:`to_dict`; unknown keys are ignored."""
+        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class RawRecord:
+    """A record as read from the file, or the problem that stopped it being read."""
+
+    index: int
+    """0-based record index."""
+    line: int | None
+    """1-based line where the record starts."""
+    value: Any = None
+    """The parsed JSON value (usually a dict); None when ``problem`` is set."""
+    problem: Problem | None = None
+    """Why the record could not be read."""
+
+
+class SourceError(Exception):
+    """A data path that cannot be read at all; ``problem`` says why."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(str(problem))
+        self.problem = problem
+
+
+def resolve_path(path: str) -> Path:
+    """``builtin:NAME`` becomes the shipped ``engine/sample_data/NAME.jsonl``; other paths are expanded."""
+    if path.startswith("builtin:"):
+        name = path.split(":", 1)[1]
+        found = SAMPLE_DATA_DIR / f"{name}.jsonl"
+        if not found.is_file():
+            names = ", ".join(sorted(p.stem for p in SAMPLE_DATA_DIR.glob("*.jsonl"))) or "none"
+            raise SourceError(Problem(path, None, None, None, f"unknown built-in data set {name!r}; available: {names}"))
+        return found
+    return Path(path).expanduser()
+
+
+def source_kind(path: Path) -> str:
+    """``jsonl``, ``json`` (an array) or ``arrow`` (a datasets folder), from the content, not the name."""
+    if path.is_dir():
+        return "arrow"
+    with path.open("rb") as file:
+        head = file.read(4096).removeprefix(BOM).lstrip()
+    return "json" if head.startswith(b"[") else "jsonl"
+
+
+def iter_records(path: str) -> Iterator[RawRecord]:
+    """Every record of the file or folder ``path`` with its place; never raises for bad content.
+
+    Raises:
+        SourceError: when the path is missing or unreadable as a whole.
+    """
+    real = resolve_path(path)
+    if not real.exists():
+        raise SourceError(Problem(path, None, None, None, "no such file or folder"))
+    try:
+        kind = source_kind(real)
+        reader = {"jsonl": _iter_jsonl, "json": _iter_json_array, "arrow": _iter_arrow}[kind]
+        yield from reader(real, path)
+    except OSError as exc:
+        raise SourceError(Problem(path, None, None, None, f"cannot read: {exc.strerror or exc}")) from None
+
+
+def parse_line(raw: bytes, lineno: int, index: int, name: str) -> RawRecord:
+    """One JSON Lines line as a record, or a located problem (invalid UTF-8, JSON syntax)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return RawRecord(index, lineno, problem=_utf8_problem(name, lineno, index, raw, exc.start))
+    try:
+        return RawRecord(index, lineno, json.loads(text))
+    except json.JSONDecodeError as exc:
+        return RawRecord(index, lineno, problem=Problem(
+            name, lineno, index, None, f"JSON syntax error: {exc.msg}", column=exc.colno))
+
+
+def _utf8_problem(name: str, line: int, index: int | None, raw: bytes, pos: int) -> Problem:
+    """A problem for the invalid byte at ``raw[pos]`` (``pos`` counted from the start of the line)."""
+    message = f"text is not valid UTF-8 (byte 0x{raw[pos]:02x}); save the file as UTF-8"
+    return Problem(name, line, index, None, message, column=pos + 1)
+
+
+def _iter_jsonl(path: Path, name: str) -> Iterator[RawRecord]:
+    index = 0
+    with path.open("rb") as file:
+        for lineno, raw in enumerate(file, 1):
+            if lineno == 1:
+                raw = raw.removeprefix(BOM)
+            if not raw.strip():
+                continue
+            record = parse_line(raw, lineno, index, name)
+            if index == 0 and record.problem and "syntax" in record.problem.message:
+                whole = _whole_object_problem(path, name)
+                if whole is not None:
+                    yield RawRecord(0, 1, problem=whole)
+                    return
+            yield record
+            index += 1
+    if index == 0:
+        yield RawRecord(0, None, problem=Problem(name, None, None, None, "the file is empty: no records"))
+
+
+def _whole_object_problem(path: Path, name: str) -> Problem | None:
+    """When a file that is not JSON Lines holds one JSON object, say so (and where the records may be)."""
+    if path.stat().st_size > 256 * 1024 * 1024:
+        return None
+    try:
+        value = json.loads(path.read_bytes().removeprefix(BOM))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    keys = [k for k, v in value.items() if isinstance(v, list) and v and isinstance(v[0], dict)]
+    hint = f" (the records seem to be under key {keys[0]!r}: keep just that array)" if keys else ""
+    return Problem(name, 1, None, None, "the file holds a single JSON object; expected a JSON array of "
+                   f"records or JSON Lines (one record per line){hint}")
+
+
+def _iter_json_array(path: Path, name: str) -> Iterator[RawRecord]:
+    data = path.read_bytes().removeprefix(BOM)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = data.rfind(b"\n", 0, exc.start) + 1
+        line = data.count(b"\n", 0, exc.start) + 1
+        yield RawRecord(0, line, problem=_utf8_problem(name, line, None, data[start:], exc.start - start))
+        return
+    decoder = json.JSONDecoder()
+    pos, line, counted = _skip_ws(text, text.index("[") + 1), 1, 0
+    index = 0
+    while pos < len(text) and text[pos] != "]":
+        line, counted = line + text.count("\n", counted, pos), pos
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            yield RawRecord(index, exc.lineno, problem=Problem(
+                name, exc.lineno, index, None, f"JSON syntax error: {exc.msg}", column=exc.colno))
+            return
+        yield RawRecord(index, line, value)
+        index += 1
+        pos = _skip_ws(text, end)
+        if pos < len(text) and text[pos] == ",":
+            pos = _skip_ws(text, pos + 1)
+        elif pos >= len(text) or text[pos] != "]":
+            yield RawRecord(index, None, problem=_syntax_at(text, pos, name, index, "expected ',' or ']' after a record"))
+            return
+    if pos >= len(text):
+        yield RawRecord(index, None, problem=_syntax_at(text, pos, name, None, "the array is not closed with ']'"))
+    elif text[_skip_ws(text, pos + 1):].strip():
+        yield RawRecord(index, None, problem=_syntax_at(text, _skip_ws(text, pos + 1), name, None,
+                                                        "extra data after the closing ']'"))
+    elif index == 0:
+        yield RawRecord(0, None, problem=Problem(name, None, None, None, "the array is empty: no records"))
+
+
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _syntax_at(text: str, pos: int, name: str, index: int | None, message: str) -> Problem:
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    return Problem(name, line, index, None, f"JSON syntax error: {message}", column=column)
+
+
+def arrow_files(folder: Path) -> list[Path]:
+    """The arrow files of a ``save_to_disk`` folder (the ``train`` split of a DatasetDict)."""
+    if (folder / "dataset_dict.json").is_file():
+        splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
+        folder = folder / ("train" if "train" in splits else splits[0])
+    state = folder / "state.json"
+    if not state.is_file():
+        raise FileNotFoundError("not a folder saved by datasets (no state.json or dataset_dict.json)")
+    return [folder / f["filename"] for f in json.loads(state.read_text())["_data_files"]]
+
+
+def _iter_arrow(path: Path, name: str) -> Iterator[RawRecord]:
+    try:
+        files = arrow_files(path)
+    except (FileNotFoundError, ValueError, KeyError, IndexError) as exc:
+        raise SourceError(Problem(name, None, None, None, str(exc))) from None
+    import pyarrow  # only datasets folders need it; it is not part of the ML stack
+
+    index = 0
+    for file in files:
+        with pyarrow.memory_map(str(file)) as source:
+            for batch in pyarrow.ipc.open_stream(source):
+                for row in batch.to_pylist():
+                    yield RawRecord(index, None, row)
+                    index += 1
+    if index == 0:
+        yield RawRecord(0, None, problem=Problem(name, None, None, None, "the dataset is empty: no records"))
