@@ -69,6 +69,8 @@ def detect_format(record: Any) -> str | None:
             if "role" in first or "content" in first:
                 return "openai"
             return "openai" if key == "messages" else "sharegpt"
+        if turns is not None:
+            return "openai" if key == "messages" else "sharegpt"
     if "instruction" in record or "output" in record:
         return "alpaca"
     if "text" in record:
@@ -175,6 +177,8 @@ def _chat(
             other = "role/content: openai format?" if role_key == "from" else "from/value: sharegpt format?"
             hint = f" (this turn has {other})" if ("role" in item) != (role_key == "role") else ""
             problems.append((f"{where}.{role_key}", f"missing field{hint}"))
+            if hint:
+                continue
         elif not isinstance(role, str):
             problems.append((f"{where}.{role_key}", f"expected a string, got {json_type(role)}"))
         elif role not in roles:
@@ -220,8 +224,9 @@ def _order_problems(turns: list[Turn]) -> list[FieldProblem]:
             problems.append((field, "a system turn may only come first"))
             return problems
         if role != expected:
-            problems.append((field, f"expected a {expected} turn here (user and assistant must alternate, "
-                                    f"starting with user), got {role}"))
+            article = "an" if expected == "assistant" else "a"
+            problems.append((field, f"expected {article} {expected} turn here (user and assistant must "
+                                    f"alternate, starting with user), got {role}"))
             return problems
         expected = "assistant" if role == "user" else "user"
     if not body:

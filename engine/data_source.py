@@ -198,7 +198,10 @@ def _iter_json_array(path: Path, name: str) -> Iterator[RawRecord]:
         pos = _skip_ws(text, end)
         if pos < len(text) and text[pos] == ",":
             pos = _skip_ws(text, pos + 1)
-        elif pos >= len(text) or text[pos] != "]":
+            if pos < len(text) and text[pos] == "]":
+                yield RawRecord(index, None, problem=_syntax_at(text, pos, name, None, "trailing comma before ']'"))
+                return
+        elif pos < len(text) and text[pos] != "]":
             yield RawRecord(index, None, problem=_syntax_at(text, pos, name, index, "expected ',' or ']' after a record"))
             return
     if pos >= len(text):
