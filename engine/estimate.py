@@ -51,7 +51,7 @@ class Estimate:
     device: str
     """cuda or cpu: decides the default dtypes and the overhead."""
     dtype: str
-    """Dtype of unquantized weights and activations."""
+    """Dtype of the unquantized weights."""
     params_total: int
     trainable_params: int
     weights: int
@@ -88,16 +88,17 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     """
     if not info.known or not info.shapes:
         raise ValueError(f"{info.name_or_path}: architecture unknown until the model is downloaded")
-    dtype = _dtype(config.model.dtype, device, info)
-    d = DTYPE_BYTES[dtype]
     quant, method = config.quant.mode, config.adapter.method
+    dtype = load_dtype(config, device)
+    d = DTYPE_BYTES[dtype]
+    a = activation_bytes(config, device)
     trainable = trainable_shapes(info, config.adapter)
     n_train = sum(prod(s) for s in trainable)
     train_bytes = d if method == "full" else 4
     weights = _weights(info, quant, config.quant.double_quant, d)
     b, s = config.train.batch_size, config.data.cutoff_len
-    act_on = activations(info, config.adapter, b, s, d, checkpointing=True)
-    act_off = activations(info, config.adapter, b, s, d, checkpointing=False)
+    act_on = activations(info, config.adapter, b, s, a, checkpointing=True)
+    act_off = activations(info, config.adapter, b, s, a, checkpointing=False)
     gc = config.train.gradient_checkpointing
     parts = {"weights": weights, "adapter": 0 if method == "full" else n_train * 4,
              "gradients": n_train * train_bytes, "optimizer": _optimizer(trainable, config.train.optimizer, train_bytes),
@@ -184,22 +185,38 @@ def _is_linear(name: str, shape: tuple[int, ...]) -> bool:
     return len(shape) == 2 and not any(word in name.split(".")[-1] for word in EMBEDDING_WORDS)
 
 
-def _dtype(requested: str, device: str, info: ModelInfo) -> str:
-    if requested != "auto":
-        return requested
-    return "bfloat16" if device == "cuda" else "float32"
+def load_dtype(config: RunConfig, device: str) -> str:
+    """Dtype of the unquantized weights, as ``engine.model.pick_dtype`` chooses it.
+
+    auto is bfloat16 on a GPU, except for full fine-tuning, which keeps float32 master weights.
+    """
+    if config.model.dtype != "auto":
+        return config.model.dtype
+    return "bfloat16" if device == "cuda" and config.adapter.method != "full" else "float32"
+
+
+def activation_bytes(config: RunConfig, device: str) -> int:
+    """Bytes per activation element: 2 under bf16/fp16 mixed precision (auto on a GPU), else 4."""
+    precision = config.train.precision
+    if precision == "auto":
+        return 2 if device == "cuda" else 4
+    return 4 if precision == "fp32" else 2
 
 
 def _weights(info: ModelInfo, quant: str, double_quant: bool, d: int) -> int:
-    """Bytes of the base weights: linear layers packed when quantized, the rest at ``d`` bytes."""
+    """Bytes of the base weights: linear layers packed when quantized, the rest at ``d`` bytes.
+
+    peft's ``prepare_model_for_kbit_training`` casts every unquantized parameter of a quantized
+    model (embeddings, norms, output head) to float32, so those take 4 bytes there.
+    """
     linear = sum(prod(s) for n, s in info.shapes if _is_linear(n, s))
     rows = sum(s[0] for n, s in info.shapes if _is_linear(n, s))
     other = (info.params_total or 0) - linear
     if quant == "4bit":
         constants = (1 / 64 + 4 / (64 * 256)) if double_quant else 4 / 64
-        return int(linear * (0.5 + constants)) + other * d
+        return int(linear * (0.5 + constants)) + other * 4
     if quant == "8bit":
-        return linear + rows * 4 + other * d
+        return linear + rows * 4 + other * 4
     return (info.params_total or 0) * d
 
 
@@ -239,6 +256,20 @@ def what_to_change(est: Estimate, config: RunConfig, available: int) -> list[str
     if config.train.optimizer == "adamw_torch" and est.device == "cuda":
         tips.append("train.optimizer: adamw_8bit cuts optimizer state by 75%")
     return tips or [f"use a GPU with more than {fmt_bytes(est.total)} or a smaller model"]
+
+
+def breakdown(est: Estimate, config: RunConfig) -> list[tuple[str, int, str]]:
+    """The estimate's terms as (name, bytes, what it is) rows, for display."""
+    gc = config.train.gradient_checkpointing
+    quant = f", {config.quant.mode} linear layers" if config.quant.mode != "none" else ""
+    return [
+        ("weights", est.weights, f"{est.dtype}{quant}"),
+        ("adapter", est.adapter, "float32" if est.adapter else "none (full fine-tuning)"),
+        ("gradients", est.gradients, "of the trainable parameters"),
+        ("optimizer", est.optimizer, config.train.optimizer),
+        ("activations", est.activations, f"{fmt_bytes(est.activations_other)} with checkpointing {'off' if gc else 'on'}"),
+        ("overhead", est.overhead, "CUDA context, allocator slack" if est.device == "cuda" else "Python + torch runtime"),
+    ]
 
 
 def fmt_bytes(n: int | float) -> str:

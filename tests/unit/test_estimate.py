@@ -62,12 +62,19 @@ def test_quantized_weights_by_hand(tiny) -> None:
     eight = estimate(tiny, _config(quant={"mode": "8bit"}), device="cpu")
     assert eight.weights == linear + rows * 4 + 552 * 4
     assert method_label(_config(quant={"mode": "4bit"})) == "QLoRA 4-bit"
+    # On a GPU the rest of a LoRA model loads in bfloat16, but peft's prepare_model_for_kbit_training
+    # casts the unquantized parameters of a quantized model to float32: still 552 * 4.
+    gpu = estimate(tiny, _config(quant={"mode": "4bit"}), device="cuda")
+    assert gpu.weights == four.weights
+    assert estimate(tiny, _config(), device="cuda").weights == 1704 * 2
 
 
 def test_full_bf16_on_cuda_by_hand(tiny) -> None:
     est = estimate(tiny, _config(adapter={"method": "full"}, train={"optimizer": "adamw_8bit"}), device="cuda")
     assert est.trainable_params == 1704 and est.adapter == 0
-    assert est.weights == est.gradients == 1704 * 2  # bfloat16 weights and gradients
+    # auto keeps float32 master weights for full fine-tuning, even on a GPU (engine.model.pick_dtype);
+    # the activations are bfloat16 under mixed precision.
+    assert est.dtype == "float32" and est.weights == est.gradients == 1704 * 4
     # bitsandbytes keeps 32-bit state for tensors under 4096 elements: all of these.
     assert est.optimizer == 1704 * 8
     # Full training also keeps the inputs of the trained linears: two norm outputs and o_proj's input.
@@ -121,3 +128,40 @@ def test_trainable_equals_peft_on_demo_config(demo_model_dir: Path, targets, met
     trainable, _total = _peft_count(model, targets, method)
     assert trainable_params(info, {"method": method, "r": 8, "target_modules": targets}) == trainable
     assert json.loads((demo_model_dir / "config.json").read_text())["num_hidden_layers"] == info.num_layers
+
+
+def test_cli_prints_breakdown_and_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tuitune.__main__ import main
+
+    folder = builders.make_model(tmp_path / "tiny")
+    assert main(["estimate", "--model", str(folder), "--preset", "qlora-4bit"]) == 0
+    out = capsys.readouterr().out
+    assert "method    QLoRA 4-bit" in out and "trainable " in out
+    for term in ("weights", "adapter", "gradients", "optimizer", "activations", "overhead", "total"):
+        assert f"\n  {term}" in out
+    assert "fits " in out and ("GPU 0" in out or "GPUs      none (" in out)
+
+
+def test_cli_says_when_it_will_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tuitune.__main__ import main
+
+    config = dict(builders.TINY_LLAMA, vocab_size=4_000_000)  # a huge vocabulary: the loss alone needs TiBs
+    folder = builders.make_model(tmp_path / "big", config, weights=False)
+    run = tmp_path / "run.yaml"
+    run.write_text("data:\n  cutoff_len: 100000\ntrain:\n  batch_size: 64\n")
+    assert main(["estimate", "--model", str(folder), str(run)]) == 3
+    out = capsys.readouterr().out
+    assert "WILL NOT FIT: needs" in out and "  - halve train.batch_size" in out
+
+
+def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tuitune.__main__ import main
+
+    assert main(["estimate", "--model", str(tmp_path)]) == 1
+    assert "no config.json" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train:\n  batch_size: 0\n")
+    assert main(["estimate", str(bad)]) == 1
+    assert "bad.yaml:2:15 train.batch_size" in capsys.readouterr().err
+    assert main(["estimate", "--model", "org/not-downloaded"]) == 1
+    assert "no estimate" in capsys.readouterr().err
