@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.config import DataSection
 from engine.data_checks import CheckedRecord, check_paths
-from engine.data_encode import Encoded, PadCollator, encode_conversation, pack
+from engine.data_encode import Encoded, PadCollator, empty_after_cut, encode_conversation, pack
 from engine.data_formats import with_system
 from engine.data_source import Problem
 
@@ -128,10 +128,8 @@ def encode_records(items: list[_Item], tokenizer: Any, cutoff_len: int, system_p
 
 
 def _empty_problem(item: _Item, cutoff_len: int) -> Problem:
-    return Problem(item.where.file, item.where.line, item.where.index, None,
-                   f"no trained token left after truncation at cutoff_len {cutoff_len} "
-                   f"(the record has {item.encoded.full_length} tokens and its first answer starts after "
-                   f"the cutoff): raise cutoff_len or shorten the prompt", "warning")
+    where = item.where
+    return empty_after_cut(where.file, where.line, where.index, item.encoded.full_length, cutoff_len)
 
 
 def _empty_warning(empty: list[_Item], cutoff_len: int) -> str:

@@ -39,6 +39,8 @@ class CheckedRecord:
     """The record as read, for displays."""
     file: str = ""
     """The file it came from, as the user named it."""
+    offset: int | None = None
+    """Where it starts in the file, for progress (see RawRecord.offset)."""
 
 
 def detect_file_format(path: str, fmt: str = "auto") -> tuple[str | None, Problem | None]:
@@ -90,9 +92,9 @@ def check_file(path: str, fmt: str = "auto") -> Iterator[CheckedRecord | Problem
 
 def _check(path: str, raw: RawRecord, fmt: str | None, seen: dict[int, RawRecord]) -> CheckedRecord:
     if raw.problem is not None:
-        return CheckedRecord(raw.index, raw.line, None, [raw.problem], raw.value, path)
+        return CheckedRecord(raw.index, raw.line, None, [raw.problem], raw.value, path, raw.offset)
     if fmt is None:  # no record could be read to tell the format: only syntax problems remain
-        return CheckedRecord(raw.index, raw.line, None, [], raw.value, path)
+        return CheckedRecord(raw.index, raw.line, None, [], raw.value, path, raw.offset)
     messages, found = to_messages(raw.value, fmt)
     problems = [Problem(path, raw.line, raw.index, f or None, m) for f, m in found]
     if messages is not None:
@@ -101,7 +103,7 @@ def _check(path: str, raw: RawRecord, fmt: str | None, seen: dict[int, RawRecord
         if first is not raw:
             where = f"record {first.index}" + (f" (line {first.line})" if first.line else "")
             problems.append(Problem(path, raw.line, raw.index, None, f"duplicate of {where}", "warning"))
-    return CheckedRecord(raw.index, raw.line, messages, problems, raw.value, path)
+    return CheckedRecord(raw.index, raw.line, messages, problems, raw.value, path, raw.offset)
 
 
 @dataclass

@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from engine.data_source import Problem
+
 IGNORE_INDEX = -100
 """Label of tokens that are not trained (the loss ignores them)."""
 FALLBACK_TEMPLATE = (
@@ -112,6 +114,14 @@ def encode_conversation(messages: list[dict[str, str]], tokenizer: Any, cutoff_l
     ids, trained = _tokenize_marked(text, spans, tokenizer)
     labels = [tok if keep else IGNORE_INDEX for tok, keep in zip(ids, trained)]
     return Encoded(ids[:cutoff_len], labels[:cutoff_len], len(ids) > cutoff_len, len(ids))
+
+
+def empty_after_cut(file: str, line: int | None, record: int | None, full_length: int, cutoff_len: int) -> Problem:
+    """The warning for a record whose trained tokens all lie beyond the cutoff (it is left out)."""
+    return Problem(file, line, record, None,
+                   f"no trained token left after truncation at cutoff_len {cutoff_len} (the record has "
+                   f"{full_length} tokens and its first answer starts after the cutoff); it is left out of "
+                   "training: raise cutoff_len or shorten the prompt", "warning")
 
 
 def _tokenize_marked(text: str, spans: list[tuple[int, int]], tokenizer: Any) -> tuple[list[int], list[bool]]:

@@ -70,6 +70,8 @@ class RawRecord:
     """The parsed JSON value (usually a dict); None when ``problem`` is set."""
     problem: Problem | None = None
     """Why the record could not be read."""
+    offset: int | None = None
+    """Where the record starts in the file (bytes; characters in JSON arrays), for progress."""
 
 
 class SourceError(Exception):
@@ -138,14 +140,16 @@ def _utf8_problem(name: str, line: int, index: int | None, raw: bytes, pos: int)
 
 
 def _iter_jsonl(path: Path, name: str) -> Iterator[RawRecord]:
-    index = 0
+    index = offset = 0
     with path.open("rb") as file:
         for lineno, raw in enumerate(file, 1):
+            offset += len(raw)
             if lineno == 1:
                 raw = raw.removeprefix(BOM)
             if not raw.strip():
                 continue
             record = parse_line(raw, lineno, index, name)
+            record.offset = offset - len(raw)
             if index == 0 and record.problem and "syntax" in record.problem.message:
                 whole = _whole_object_problem(path, name)
                 if whole is not None:
@@ -193,7 +197,7 @@ def _iter_json_array(path: Path, name: str) -> Iterator[RawRecord]:
             yield RawRecord(index, exc.lineno, problem=Problem(
                 name, exc.lineno, index, None, f"JSON syntax error: {exc.msg}", column=exc.colno))
             return
-        yield RawRecord(index, line, value)
+        yield RawRecord(index, line, value, offset=pos)
         index += 1
         pos = _skip_ws(text, end)
         if pos < len(text) and text[pos] == ",":
