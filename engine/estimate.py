@@ -267,7 +267,7 @@ def breakdown(est: Estimate, config: RunConfig) -> list[tuple[str, int, str]]:
         ("adapter", est.adapter, "float32" if est.adapter else "none (full fine-tuning)"),
         ("gradients", est.gradients, "of the trainable parameters"),
         ("optimizer", est.optimizer, config.train.optimizer),
-        ("activations", est.activations, f"{fmt_bytes(est.activations_other)} with checkpointing {'off' if gc else 'on'}"),
+        ("activations", est.activations, f"{fmt_bytes(est.activations_other)} " + ("without checkpointing" if gc else "checkpointed")),
         ("overhead", est.overhead, "CUDA context, allocator slack" if est.device == "cuda" else "Python + torch runtime"),
     ]
 

@@ -50,7 +50,7 @@ def list_gpus() -> tuple[list[Gpu], str]:
 def _reason(pynvml, exc: Exception) -> str:
     """A short, plain reason for an NVML start-up failure."""
     if isinstance(exc, getattr(pynvml, "NVMLError_LibraryNotFound", ())):
-        return "no NVIDIA driver (NVML library not found)"
+        return "no NVIDIA driver"
     if isinstance(exc, getattr(pynvml, "NVMLError_DriverNotLoaded", ())):
         return "NVIDIA driver not loaded"
     return f"NVML unavailable: {exc}"
