@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -46,9 +46,10 @@ class PresetForm(VerticalScroll):
     PresetForm .field-line { height: 1; }
     PresetForm .field-name { width: 24; }
     PresetForm .field-line Input, PresetForm .field-line Select { width: 1fr; max-width: 44; }
+    PresetForm #field-description { max-width: 100%; width: 4fr; }
     PresetForm .field-base { color: $warning; padding-left: 1; width: 1fr; }
     PresetForm .field-help { color: $text-muted; padding-left: 4; display: none; }
-    PresetForm .field:focus-within .field-help { display: block; }
+    PresetForm .-focused .field-help { display: block; }
     PresetForm .field-error { color: $error; padding-left: 24; display: none; }
     PresetForm .-invalid .field-error { display: block; }
     PresetForm .-changed .field-name { color: $warning; }
@@ -139,6 +140,18 @@ class PresetForm(VerticalScroll):
                 self._set_control(spec, self._values[spec.dotted])
             self._refresh_all()
         self._post()
+
+    def on_descendant_focus(self, event: events.DescendantFocus) -> None:
+        """Show the help of the field being edited (only that one, to keep the form short)."""
+        self._mark_focus(event.widget.id, True)
+
+    def on_descendant_blur(self, event: events.DescendantBlur) -> None:
+        """Hide the help of the field left."""
+        self._mark_focus(event.widget.id, False)
+
+    def _mark_focus(self, widget_id: str | None, focused: bool) -> None:
+        if widget_id in self._by_id:
+            self.query_one(f"#row-{widget_id}").set_class(focused, "-focused")
 
     def _help(self, spec: FieldSpec) -> str:
         """The field's schema description with its range or accepted words."""
