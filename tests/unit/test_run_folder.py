@@ -27,6 +27,21 @@ def runs_dir(tmp_path: Path) -> Path:
 def test_lists_only_run_folders_newest_first(runs_dir: Path) -> None:
     assert [p.name for p in folder.list_run_dirs(runs_dir)] == ["running", "stopped", "failed", "finished"]
     assert folder.list_run_dirs(runs_dir / "missing") == []
+    # summaries order by the start time in the events, not by file times
+    assert [r.name for r in folder.list_runs(runs_dir)] == ["running", "failed", "stopped", "finished"]
+
+
+def test_index_reads_only_new_events_and_sees_new_runs(runs_dir: Path) -> None:
+    index = folder.RunsIndex(runs_dir)
+    first = {r.name: r for r in index.scan()}
+    assert first["running"].state.step == 45
+    with open(runs_dir / "running" / "events.jsonl", "a") as file:
+        file.write('ss": 1.3}\n{"v": 1, "seq": 100, "t": 1764162500.0, "type": "run_stopped", "step": 50}\n')
+    shutil.copytree(runs_dir / "failed", runs_dir / "failed-again")
+    again = {r.path.name: r for r in index.scan()}
+    assert again["running"].state.step == 50 and again["running"].status == "stopped"
+    assert again["running"].state.train_series[-1] == (50.0, 1.3)
+    assert "failed-again" in again
 
 
 def test_summaries_carry_config_meta_state_and_status(runs_dir: Path) -> None:

@@ -124,8 +124,45 @@ def summarize(run_dir: str | os.PathLike[str]) -> RunSummary:
 
 
 def list_runs(runs_dir: str | os.PathLike[str]) -> list[RunSummary]:
-    """Every run in ``runs_dir``, newest first."""
-    return [summarize(path) for path in list_run_dirs(runs_dir)]
+    """Every run in ``runs_dir``, newest first (by start time from events, else folder time)."""
+    return RunsIndex(runs_dir).scan()
+
+
+def _newest_first(summary: RunSummary) -> tuple[float, str]:
+    started = summary.state.started_t
+    return (started if started is not None else _started_key(summary.path)[0], summary.path.name)
+
+
+class RunsIndex:
+    """Every run of a runs folder, kept up to date cheaply: each scan reads only new events.
+
+    Args:
+        runs_dir: The folder holding run folders.
+    """
+
+    def __init__(self, runs_dir: str | os.PathLike[str]) -> None:
+        self.runs_dir = Path(runs_dir)
+        self._known: dict[Path, tuple[EventTail, RunState, RunMeta]] = {}
+
+    def scan(self) -> list[RunSummary]:
+        """Summaries of every run now in the folder, newest first."""
+        found = list_run_dirs(self.runs_dir)
+        self._known = {path: self._update(path) for path in found}
+        summaries = [
+            RunSummary(path, meta, state, engine_alive(path), tail.bad_lines)
+            for path, (tail, state, meta) in self._known.items()
+        ]
+        return sorted(summaries, key=_newest_first, reverse=True)
+
+    def _update(self, path: Path) -> tuple[EventTail, RunState, RunMeta]:
+        if path in self._known:
+            tail, state, meta = self._known[path]
+            if meta.error:
+                meta = read_meta(path)
+        else:
+            meta = read_meta(path)
+            tail, state = EventTail(path), initial_state(path, meta)
+        return tail, fold(state, tail.read_all()), meta
 
 
 def engine_alive(run_dir: Path) -> bool:

@@ -1,0 +1,52 @@
+"""Fixtures for the app's Pilot, snapshot and tmux tests: canned runs, steady clocks, no blinking."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+
+FIXTURE_RUNS = Path(__file__).resolve().parent.parent / "fixtures" / "runs"
+"""Canned run folders: running, finished, stopped, failed (times are in their events)."""
+
+
+@pytest.fixture(autouse=True)
+def steady_screen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No cursor blink, UTC times: the same screen every run (as harlequin's tests do)."""
+    from textual.widgets import Input, TextArea
+
+    monkeypatch.setattr(Input, "_toggle_cursor", lambda self: None)
+    monkeypatch.setattr(TextArea, "_toggle_cursor_blink_visible", lambda self: None)
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture()
+def runs_dir(tmp_path: Path) -> Path:
+    """A writable copy of the canned runs."""
+    target = tmp_path / "runs"
+    shutil.copytree(FIXTURE_RUNS, target, ignore=shutil.ignore_patterns("*.py"))
+    return target
+
+
+@pytest.fixture()
+def alive_runs(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Names of run folders to treat as having a live engine (the canned pids are long dead)."""
+    from tuitune.runs import folder
+
+    names: set[str] = set()
+    monkeypatch.setattr(folder, "engine_alive", lambda run_dir: Path(run_dir).name in names)
+    return names
+
+
+def make_app(runs_dir: Path, attach: Path | None = None):
+    """The app on ``runs_dir`` with default settings (no user settings file)."""
+    from tuitune.app import TuituneApp
+    from tuitune.settings import Settings
+
+    return TuituneApp(runs_dir=runs_dir, attach=attach, settings=Settings(runs_dir=runs_dir))

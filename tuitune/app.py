@@ -1,0 +1,160 @@
+"""TuituneApp: the modes (runs, models, data, presets), global keys, and routing between screens."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+from importlib.util import find_spec
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from tuitune.messages import DataChosen, ModelChosen, PresetChosen
+from tuitune.screens.new_run import NewRunScreen, RunDraft
+from tuitune.screens.runs import RunsScreen
+from tuitune.settings import Settings, load_settings
+
+OPTIONAL_SCREENS = {
+    "models": ("tuitune.screens.models", "ModelsScreen"),
+    "data": ("tuitune.screens.data", "DataScreen"),
+    "presets": ("tuitune.screens.presets", "PresetsScreen"),
+}
+"""Screens written separately: a mode exists only when its module does."""
+
+
+class BrokenScreen(Screen[None]):
+    """Stands in for a screen whose module failed to import, saying why."""
+
+    def __init__(self, what: str, error: Exception) -> None:
+        super().__init__()
+        self.message = f"The {what} screen could not load: {type(error).__name__}: {error}"
+
+    def compose(self):
+        yield Static(self.message)
+        yield Footer()
+
+
+def _lazy_screen(mode: str, module: str, name: str):
+    def make() -> Screen:
+        try:
+            return getattr(importlib.import_module(module), name)()
+        except Exception as exc:  # a broken screen must not take the app down
+            return BrokenScreen(mode, exc)
+
+    return make
+
+
+def _modes() -> dict:
+    modes: dict = {"runs": RunsScreen}
+    for mode, (module, name) in OPTIONAL_SCREENS.items():
+        if find_spec(module) is not None:
+            modes[mode] = _lazy_screen(mode, module, name)
+    return modes
+
+
+class TuituneApp(App[None]):
+    """Fine-tune LLMs from the terminal: runs, new-run flow and live dashboards.
+
+    Args:
+        runs_dir: Folder of run folders (default: settings, then $TUITUNE_RUNS_DIR or XDG data).
+        attach: A run folder whose dashboard opens first.
+        settings: Settings to start from (default: read the settings file).
+    """
+
+    CSS_PATH = "theme.tcss"
+    TITLE = "tuitune"
+    MODES = _modes()
+    BINDINGS = [
+        Binding("1", "switch_mode('runs')", "Runs"),
+        Binding("2", "switch_mode('models')", "Models"),
+        Binding("3", "switch_mode('data')", "Data"),
+        Binding("4", "switch_mode('presets')", "Presets"),
+        Binding("n", "new_run", "New run"),
+    ]
+
+    def __init__(self, runs_dir: str | Path | None = None, attach: str | Path | None = None,
+                 settings: Settings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or load_settings()
+        self.runs_dir = (Path(runs_dir) if runs_dir else self.settings.runs_dir).expanduser().resolve()
+        """Where run folders are listed and created."""
+        self.attach = Path(attach) if attach else None
+        self.draft = RunDraft(model=self.settings.model, data=list(self.settings.data), preset=self.settings.preset)
+        """The new run being set up, shared by every screen that picks something for it."""
+
+    def on_mount(self) -> None:
+        self._catch_signals()
+        self.switch_mode("runs")
+        if self.attach is not None:
+            self.open_dashboard(self.attach)
+        if self.settings.problem:
+            self.notify(self.settings.problem, title="settings ignored", severity="warning")
+
+    def _catch_signals(self) -> None:
+        """SIGTERM and SIGHUP end the app cleanly, so the terminal is restored (training goes on)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.add_signal_handler(sig, self.exit)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread (tests) or no such signal here
+
+    def on_unmount(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            try:
+                loop.remove_signal_handler(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide the keys of modes whose screens are not installed and of new-run while it is open."""
+        if action == "switch_mode":
+            return parameters[0] in self._modes
+        if action == "new_run":
+            return not isinstance(self.screen, NewRunScreen)
+        return True
+
+    def open_dashboard(self, run_dir: Path) -> None:
+        """Open a run's dashboard over the runs screen."""
+        from tuitune.screens.train import TrainScreen
+
+        if self.current_mode != "runs":
+            self.switch_mode("runs")
+        self.push_screen(TrainScreen(run_dir))
+
+    def action_new_run(self) -> None:
+        """Open the new-run flow (or bring it back, choices kept)."""
+        if self.current_mode != "runs":
+            self.switch_mode("runs")
+        if not isinstance(self.screen, NewRunScreen):
+            self.push_screen(NewRunScreen())
+
+    def run_launched(self, run_dir: Path) -> None:
+        """A run started from the new-run flow: swap the flow for the run's dashboard."""
+        if isinstance(self.screen, NewRunScreen):
+            self.pop_screen()
+        self.open_dashboard(run_dir)
+
+    def on_model_chosen(self, message: ModelChosen) -> None:
+        """A model picked elsewhere goes into the new run."""
+        self.draft.model = message.name_or_path
+        self._back_to_new_run(f"model: {message.name_or_path}")
+
+    def on_data_chosen(self, message: DataChosen) -> None:
+        """Data picked elsewhere goes into the new run."""
+        self.draft.data, self.draft.format = list(message.paths), message.format
+        self._back_to_new_run(f"data: {', '.join(message.paths)}")
+
+    def on_preset_chosen(self, message: PresetChosen) -> None:
+        """A preset picked elsewhere goes into the new run."""
+        self.draft.preset = message.name
+        self._back_to_new_run(f"preset: {message.name}")
+
+    def _back_to_new_run(self, what: str) -> None:
+        self.action_new_run()
+        self.notify(what, title="new run")

@@ -1,0 +1,329 @@
+"""NewRunScreen: model → data → preset → review → start, all by keyboard (Enter moves on).
+
+Choices live in the app's ``RunDraft``, so a pick made on the models, data or presets screens
+(``ModelChosen``, ``DataChosen``, ``PresetChosen``) lands here. Starting calls
+``tuitune.runs.launch.start_run``, which detaches the engine and returns at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from rich.text import Text
+from textual import getters, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Input, OptionList, Static, TextArea
+from textual.widgets.option_list import Option
+
+from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig, config_to_yaml, deep_merge
+from tuitune.dialogs.error import RoutesWorkerErrors
+from tuitune.screens.base import OwnKeysInFooter
+from tuitune.messages import RunStarted
+from tuitune.runs.launch import default_run_name
+
+STEPS = ("model", "data", "preset", "review")
+STEP_TITLES = {"model": "Model", "data": "Data", "preset": "Preset", "review": "Review & start"}
+
+
+@dataclass
+class RunDraft:
+    """The choices of the run being set up."""
+
+    model: str = DEMO_MODEL
+    """Model alias, folder or hub id."""
+    data: list[str] = field(default_factory=lambda: [DEMO_DATA])
+    """Training data paths."""
+    format: str = "auto"
+    """Data record layout."""
+    preset: str = "default"
+    """Preset name or file."""
+    name: str = ""
+    """Run name (blank: made from the model and the time)."""
+    max_steps: str = ""
+    """Optimizer steps as typed (blank: run the preset's epochs)."""
+    cutoff: str = ""
+    """Cutoff length in tokens as typed (blank: the preset's)."""
+
+
+def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
+    """The full run config: the preset laid over the defaults, then the draft's choices.
+
+    Raises:
+        ConfigError: one line per problem, naming the field.
+    """
+    problems: list[str] = []
+    override: dict[str, Any] = {
+        "model": {"name_or_path": draft.model.strip()},
+        "data": {"train": [p.strip() for p in draft.data if p.strip()], "format": draft.format},
+    }
+    for key, text, section in (("max_steps", draft.max_steps, "train"), ("cutoff_len", draft.cutoff, "data")):
+        if text.strip():
+            if not text.strip().isdigit():
+                problems.append(f"{section}.{key}: {text!r} is not a whole number")
+            else:
+                override.setdefault(section, {})[key] = int(text)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return RunConfig.model_validate(deep_merge(preset, override))
+    except ValidationError as exc:
+        raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
+
+
+def load_presets() -> tuple[list[tuple[str, str, str | None]], str | None]:
+    """(name, description, error) of every preset, and why there are none if engine.presets is missing."""
+    try:
+        from engine.presets import list_presets
+    except ImportError as exc:
+        return [("default", "the schema defaults", None)], f"presets unavailable: {exc}"
+    return [(p.name, p.description, p.error) for p in list_presets()], None
+
+
+def load_preset_values(name: str) -> dict[str, Any]:
+    """A preset's values (empty when presets are unavailable and the default is asked for)."""
+    try:
+        from engine.presets import load_preset
+    except ImportError:
+        return {}
+    return load_preset(name)
+
+
+class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
+    """The new-run flow. Esc goes back a step (or closes), Enter goes on, ctrl+s starts."""
+
+    CSS_PATH = "new_run.tcss"
+
+    BINDINGS = [
+        Binding("escape", "back", "Back"),
+        Binding("ctrl+s", "start", "Start run"),
+    ]
+
+    pages = getters.query_one("#pages", ContentSwitcher)
+    steps_view = getters.query_one("#steps", Static)
+    yaml_view = getters.query_one("#yaml", TextArea)
+    errors_view = getters.query_one("#errors", Static)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.step = "model"
+        """The step on show."""
+        self.config: RunConfig | None = None
+        """The resolved config once the review step validated it."""
+        self._preset_values: dict[str, dict[str, Any]] = {}
+        self.starting = False
+        """True from pressing start until the run is launched or fails."""
+
+    @property
+    def draft(self) -> RunDraft:
+        """The app's draft (shared with the models, data and presets screens)."""
+        return self.app.draft  # type: ignore[attr-defined]
+
+    def compose(self) -> ComposeResult:
+        yield Static("New run", id="heading")
+        with Horizontal():
+            yield Static("", id="steps")
+            with ContentSwitcher(initial="page-model", id="pages"):
+                with Vertical(id="page-model"):
+                    yield Input(placeholder=DEMO_MODEL, id="model")
+                    yield Static("Built-in alias, a local model folder or a Hugging Face hub id.", classes="help")
+                with Vertical(id="page-data"):
+                    yield Input(placeholder=DEMO_DATA, id="data")
+                    yield Static("JSON or JSON Lines files or datasets folders, comma separated; "
+                                 "builtin:identity is the shipped sample.", classes="help")
+                with Vertical(id="page-preset"):
+                    yield OptionList(id="presets")
+                with Vertical(id="page-review"):
+                    yield Input(id="name", placeholder="run name")
+                    with Horizontal(id="knobs"):
+                        yield Input(id="max_steps", placeholder="from epochs", type="integer")
+                        yield Input(id="cutoff", placeholder="preset's", type="integer")
+                    yield Static("", id="folder")
+                    yield Static("", id="errors")
+                    yield TextArea("", read_only=True, language=None, id="yaml")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        for widget_id, title in (("model", "model"), ("data", "data"), ("name", "run name"),
+                                 ("max_steps", "max steps"), ("cutoff", "cutoff")):
+            self.query_one(f"#{widget_id}", Input).border_title = title
+        self.query_one("#presets", OptionList).border_title = "preset"
+        self.yaml_view.border_title = "resolved config"
+        self.list_presets()
+        self.load_draft()
+        self.show_step("model")
+
+    def on_screen_resume(self) -> None:
+        """Choices made on other screens while this one was away show up here."""
+        self.load_draft()
+        if self.step == "review":
+            self.review()
+
+    def load_draft(self) -> None:
+        """Fill the inputs from the draft."""
+        draft = self.draft
+        self._fill("model", draft.model)
+        self._fill("data", ", ".join(draft.data))
+        self._highlight_preset()
+        self._show_steps()
+
+    def _fill(self, widget_id: str, value: str) -> None:
+        """Set an input's text with the cursor at its end, in view."""
+        field = self.query_one(f"#{widget_id}", Input)
+        if field.value != value:
+            field.value = value
+            field.cursor_position = 0
+            # After layout: a field on a page just switched to has no width yet to scroll in.
+            self.call_after_refresh(field.action_end)
+
+    def save_inputs(self) -> None:
+        """Copy the inputs into the draft."""
+        draft, get = self.draft, lambda i: self.query_one(f"#{i}", Input).value
+        draft.model = get("model").strip() or DEMO_MODEL
+        draft.data = [p.strip() for p in get("data").split(",") if p.strip()] or [DEMO_DATA]
+        draft.name, draft.max_steps, draft.cutoff = get("name").strip(), get("max_steps"), get("cutoff")
+
+    def show_step(self, step: str) -> None:
+        """Switch to ``step`` and focus its first field."""
+        self.step = step
+        self.pages.current = f"page-{step}"
+        focus = {"model": "#model", "data": "#data", "preset": "#presets", "review": "#name"}[step]
+        self.query_one(focus).focus()
+        self._show_steps()
+
+    def _show_steps(self) -> None:
+        draft, out = self.draft, Text()
+        values = {"model": draft.model, "data": ", ".join(draft.data), "preset": draft.preset, "review": ""}
+        for number, step in enumerate(STEPS, 1):
+            style = "bold reverse" if step == self.step else ""
+            out.append(f" {number} {STEP_TITLES[step]} \n", style=style)
+            if values[step]:
+                out.append(f"   {values[step][:20]}\n", style="dim")
+        self.steps_view.update(out)
+
+    @on(Input.Submitted)
+    def next_step(self, event: Input.Submitted) -> None:
+        """Enter moves to the next step; on the review step it starts the run."""
+        self.save_inputs()
+        if self.step == "review":
+            self.action_start()
+        else:
+            self.show_step(STEPS[STEPS.index(self.step) + 1])
+
+    @on(OptionList.OptionSelected, "#presets")
+    def choose_preset(self, event: OptionList.OptionSelected) -> None:
+        """Enter on a preset takes it and moves to the review."""
+        self.draft.preset = str(event.option.id)
+        self.save_inputs()
+        self.review()
+
+    def review(self) -> None:
+        """Show the review step with the resolved config."""
+        self.show_step("review")
+        for widget_id, value in (("name", self.draft.name), ("max_steps", self.draft.max_steps),
+                                 ("cutoff", self.draft.cutoff)):
+            self._fill(widget_id, value)
+        self.fetch_preset(self.draft.preset)
+
+    @on(Input.Changed, "#page-review Input")
+    def refresh_review(self) -> None:
+        """Re-resolve as the run name, steps or cutoff are typed."""
+        self.save_inputs()
+        self.resolve()
+
+    def resolve(self) -> RunConfig | None:
+        """Resolve the draft over the loaded preset and show the YAML or the problems."""
+        preset = self._preset_values.get(self.draft.preset)
+        if preset is None:
+            return None
+        try:
+            self.config = resolve_draft(self.draft, preset)
+        except ConfigError as exc:
+            self.config = None
+            self.errors_view.update(Text("\n".join(exc.problems), style="red"))
+            return None
+        self.errors_view.update("")
+        if not self.draft.name:
+            self.draft.name = default_run_name(self.config)
+            self._fill("name", self.draft.name)
+        self.yaml_view.load_text(config_to_yaml(self.config))
+        folder = Path(self.app.runs_dir) / (self.draft.name or "?")  # type: ignore[attr-defined]
+        self.query_one("#folder", Static).update(f"folder: {folder}")
+        return self.config
+
+    def action_back(self) -> None:
+        """Back one step; from the first step, close the flow (the draft is kept)."""
+        self.save_inputs()
+        if self.step == "model":
+            self.dismiss()
+        else:
+            self.show_step(STEPS[STEPS.index(self.step) - 1])
+
+    def action_start(self) -> None:
+        """Start the run as reviewed (from an earlier step: review first)."""
+        self.save_inputs()
+        if self.step != "review":
+            self.review()
+            return
+        config = self.resolve()
+        if config is None or self.starting:
+            self.notify("fix the problems shown first" if config is None else "already starting", severity="warning")
+            return
+        self.starting = True
+        self.launch(config, self.draft.name or default_run_name(config))
+
+    @work(thread=True, exclusive=True, group="presets", exit_on_error=False, description="listing presets")
+    def list_presets(self) -> None:
+        """Read the preset list in the background."""
+        presets, problem = load_presets()
+        self.app.call_from_thread(self._show_presets, presets, problem)
+
+    def _show_presets(self, presets: list[tuple[str, str, str | None]], problem: str | None) -> None:
+        options = self.query_one("#presets", OptionList)
+        options.clear_options()
+        for name, description, error in presets:
+            label = Text.assemble((f"{name:<16}", "bold"), (error or description or "", "red" if error else "dim"))
+            options.add_option(Option(label, id=name, disabled=error is not None))
+        if problem:
+            self.notify(problem, severity="warning")
+        self._highlight_preset()
+
+    def _highlight_preset(self) -> None:
+        options = self.query_one("#presets", OptionList)
+        for index in range(options.option_count):
+            if options.get_option_at_index(index).id == self.draft.preset:
+                options.highlighted = index
+
+    @work(thread=True, exclusive=True, group="preset-load", exit_on_error=False, description="loading the preset")
+    def fetch_preset(self, name: str) -> None:
+        """Load a preset's values in the background, then resolve."""
+        try:
+            values = load_preset_values(name)
+        except ConfigError as exc:
+            self.app.call_from_thread(self.errors_view.update, Text("\n".join(exc.problems), style="red"))
+            return
+        self._preset_values[name] = values
+        self.app.call_from_thread(self.resolve)
+
+    @work(thread=True, exclusive=True, group="launch", exit_on_error=False, description="starting the run")
+    def launch(self, config: RunConfig, name: str) -> None:
+        """Make the run folder and start the detached engine."""
+        from tuitune.runs import launch
+
+        try:
+            run_dir = launch.new_run_dir(Path(self.app.runs_dir), name)  # type: ignore[attr-defined]
+            launch.start_run(run_dir, config)
+        finally:
+            self.starting = False
+        self.post_message(RunStarted(run_dir))
+
+    @on(RunStarted)
+    def open_dashboard(self, message: RunStarted) -> None:
+        """Hand over to the run's dashboard; the next new run starts from a fresh name."""
+        self.draft.name = ""
+        self.app.run_launched(message.run_dir)  # type: ignore[attr-defined]

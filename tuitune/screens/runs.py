@@ -1,0 +1,177 @@
+"""RunsScreen, the home screen: every run in the runs folder, refreshed in the background."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.text import Text
+from textual import getters, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
+
+from tuitune.dialogs.error import RoutesWorkerErrors
+from tuitune.runs.folder import RunsIndex, RunSummary
+from tuitune.widgets import fmt
+
+COLUMNS = ("name", "model", "method", "state", "step", "loss", "started", "duration")
+STATE_STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red", "lost": "magenta"}
+SCAN_INTERVAL = 2.0
+"""Seconds between rescans of the runs folder."""
+
+
+def row_of(run: RunSummary) -> tuple[str, ...]:
+    """The table cells of one run, as plain strings."""
+    state = run.state
+    total = state.total_steps or run.meta.max_steps
+    model = state.model or run.meta.model or fmt.DASH
+    return (
+        run.name,
+        model if len(model) <= 32 else "…" + model[-31:],
+        state.method or run.meta.method or fmt.DASH,
+        run.status,
+        f"{state.step}/{total or '?'}",
+        fmt.num(state.loss),
+        fmt.clock(state.started_t),
+        fmt.duration(state.duration_s),
+    )
+
+
+def detail_of(run: RunSummary) -> Text:
+    """One or two lines about the selected run: its cause when failed, else where it stands."""
+    out = Text()
+    out.append(f"{run.name}: ", style="bold")
+    terminal = run.state.terminal or {}
+    if run.status == "failed":
+        out.append(f"{terminal.get('cause') or 'failed'}", style="red")
+        if terminal.get("hint"):
+            out.append(f"\nhint: {terminal['hint']}", style="yellow")
+    elif run.status == "running":
+        out.append(run.state.phase_message or run.state.phase or "running")
+    elif run.status == "lost":
+        out.append("no terminal event and no live engine (machine restarted or engine killed)")
+    else:
+        out.append(f"{run.status}; adapter in {terminal.get('adapter_path') or fmt.DASH}")
+    if run.meta.error:
+        out.append(f"\n{run.meta.error}", style="red")
+    return out
+
+
+class RunsScreen(RoutesWorkerErrors, Screen[None]):
+    """Lists every run; Enter opens its dashboard."""
+
+    CSS_PATH = "runs.tcss"
+
+    BINDINGS = [
+        Binding("enter", "open_run", "Open"),
+        Binding("r", "rescan", "Refresh"),
+    ]
+
+    @dataclass
+    class Scanned(Message):
+        """A scan of the runs folder finished."""
+
+        runs: list[RunSummary]
+        """Every run, newest first."""
+
+    table = getters.query_one("#runs", DataTable)
+    detail = getters.query_one("#detail", Static)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: dict[str, RunSummary] = {}
+        """The last scan's runs by row key (the folder path)."""
+        self.scans = 0
+        """Completed scans (tests wait on it)."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("Runs", id="heading")
+        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="detail")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.table.add_columns(*COLUMNS)
+        self.scan_runs()
+
+    @property
+    def runs_dir(self) -> Path:
+        """The runs folder of the app."""
+        return self.app.runs_dir  # type: ignore[attr-defined]
+
+    @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False, description="reading the runs folder")
+    def scan_runs(self) -> None:
+        """Rescan the runs folder every SCAN_INTERVAL seconds until the screen goes away."""
+        worker = get_current_worker()
+        index = RunsIndex(self.runs_dir)
+        while not worker.is_cancelled:
+            self.post_message(self.Scanned(index.scan()))
+            for _ in range(int(SCAN_INTERVAL / 0.1)):
+                if worker.is_cancelled:
+                    return
+                time.sleep(0.1)
+
+    @on(Scanned)
+    def show_runs(self, message: Scanned) -> None:
+        """Bring the table up to date, changing only the cells that changed."""
+        table = self.table
+        rows = {str(run.path): run for run in message.runs}
+        order = list(rows)
+        if order != [key.value for key in table.rows]:
+            selected = self._selected_key()
+            table.clear()
+            for key, run in rows.items():
+                table.add_row(*self._cells(run), key=key)
+            if selected in rows:
+                table.move_cursor(row=order.index(selected))
+        else:
+            for key, run in rows.items():
+                old = self.runs.get(key)
+                if old is None or row_of(old) != row_of(run):
+                    for column, value in zip(table.columns, self._cells(run)):
+                        table.update_cell(key, column, value)
+        self.runs = rows
+        self.query_one("#heading", Static).update(f"Runs ({len(rows)})" if rows else self._empty_text())
+        self.show_detail()
+        self.scans += 1
+
+    def _cells(self, run: RunSummary) -> list[Text]:
+        cells = [Text(cell) for cell in row_of(run)]  # Text: a name like "[x]" is not markup
+        cells[3].stylize(STATE_STYLE.get(run.status, ""))
+        return cells
+
+    def _empty_text(self) -> str:
+        return f"No runs yet in {self.runs_dir}. Press n to start one."
+
+    def _selected_key(self) -> str | None:
+        table = self.table
+        if not table.row_count:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    @on(DataTable.RowHighlighted)
+    def show_detail(self) -> None:
+        """Say more about the highlighted run."""
+        key = self._selected_key()
+        run = self.runs.get(key) if key else None
+        self.detail.update(detail_of(run) if run else "")
+
+    @on(DataTable.RowSelected)
+    def open_selected(self) -> None:
+        """Enter on a row opens it."""
+        self.action_open_run()
+
+    def action_open_run(self) -> None:
+        """Open the highlighted run's dashboard."""
+        key = self._selected_key()
+        if key:
+            self.app.open_dashboard(Path(key))  # type: ignore[attr-defined]
+
+    def action_rescan(self) -> None:
+        """Rescan now."""
+        self.scan_runs()

@@ -1,0 +1,267 @@
+"""TrainScreen, the live dashboard of one run, rebuilt from its run folder and followed as it grows.
+
+It never talks to the engine except through the run folder (reading) and ``tuitune.runs.launch``
+(signals). Leaving it never stops training. Repaints are throttled to about one a second and
+only widgets whose content changed repaint, so a thin SSH link keeps up.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.text import Text
+from textual import getters, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import get_current_worker
+
+from tuitune.dialogs.confirm import ConfirmDialog
+from tuitune.dialogs.error import RoutesWorkerErrors
+from tuitune.screens.base import OwnKeysInFooter
+from tuitune.messages import EngineExited, LogLinesRead, RunEventsRead
+from tuitune.runs import folder
+from tuitune.runs.folder import initial_state, read_meta
+from tuitune.runs.state import RUNNING, RunState, fold, status
+from tuitune.runs.tail import EventTail, read_log_tail
+from tuitune.widgets.loss_chart import LossChart
+from tuitune.widgets.run_stats import RunStats
+from tuitune.widgets.system_panel import SystemPanel
+
+REFRESH_S = 1.0
+"""Least seconds between two repaints of the dashboard."""
+POLL_S = 0.25
+"""Seconds between polls of events.jsonl when nothing new came."""
+LOG_POLL_S = 1.0
+"""Seconds between reads of the engine.log tail."""
+ALIVE_POLL_S = 2.0
+"""Seconds between checks that the engine is alive."""
+
+
+class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
+    """The dashboard of ``run_dir``: loss chart, numbers, system panel, log tail and controls."""
+
+    CSS_PATH = "train.tcss"
+
+    BINDINGS = [
+        Binding("s", "stop", "Stop & save"),
+        Binding("c", "save", "Save now"),
+        Binding("k", "kill", "Kill"),
+        Binding("escape,b", "back", "Back"),
+    ]
+
+    title_bar = getters.query_one("#title", Static)
+    chart = getters.query_one("#chart", LossChart)
+    stats = getters.query_one("#stats", RunStats)
+    system = getters.query_one("#system", SystemPanel)
+    log_view = getters.query_one("#log", Static)
+    failure = getters.query_one("#failure", Static)
+
+    def __init__(self, run_dir: str | Path) -> None:
+        super().__init__()
+        self.run_dir = Path(run_dir)
+        self.state = RunState(name=self.run_dir.name)
+        """The run as folded from every event read so far."""
+        self.alive: bool | None = None
+        """Whether the engine was alive at the last check (None: not checked yet)."""
+        self.log_lines: list[str] = []
+        self.repaints = 0
+        """How many times the dashboard repainted (tests and benchmarks read it)."""
+        self._dirty = True
+        self._last_paint = 0.0
+        self._shown: dict[str, object] = {}
+
+    @property
+    def status(self) -> str:
+        """running, finished, stopped, failed or lost."""
+        return status(self.state, self.alive)
+
+    def compose(self) -> ComposeResult:
+        yield Static(self.run_dir.name, id="title")
+        with Horizontal(id="top"):
+            yield LossChart(id="chart")
+            with VerticalScroll(id="side"):
+                yield RunStats(id="stats")
+        yield Static("", id="failure")
+        with Horizontal(id="bottom"):
+            with VerticalScroll(id="system-box"):
+                yield SystemPanel(id="system")
+            with Vertical(id="log-box"):
+                yield Static("", id="log", markup=False)
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.follow_run()
+        self.set_interval(REFRESH_S / 2, self.repaint_if_due)
+
+    @work(thread=True, exclusive=True, group="tail", exit_on_error=False, description="following the run folder")
+    def follow_run(self) -> None:
+        """Read the whole history, then poll for new events, log lines and engine liveness."""
+        worker = get_current_worker()
+        meta = read_meta(self.run_dir)
+        self.app.call_from_thread(self._set_initial, initial_state(self.run_dir, meta))
+        tail = EventTail(self.run_dir)
+        alive: bool | None = None
+        last_log = last_alive = 0.0
+        lines: list[str] = []
+        while not worker.is_cancelled:
+            batch = tail.read()
+            now = time.monotonic()
+            if now - last_alive >= ALIVE_POLL_S:
+                last_alive, was = now, alive
+                alive = folder.engine_alive(self.run_dir)
+                if alive != was:
+                    self.post_message(RunEventsRead(self.run_dir, [], alive=alive))
+                    if was and not alive:
+                        self.post_message(EngineExited(self.run_dir))
+            if batch:
+                self.post_message(RunEventsRead(self.run_dir, batch, alive=alive))
+            if now - last_log >= LOG_POLL_S:
+                last_log = now
+                if (new_lines := read_log_tail(self.run_dir, lines=60)) != lines:
+                    lines = new_lines
+                    self.post_message(LogLinesRead(self.run_dir, lines))
+            if not batch:
+                time.sleep(POLL_S)
+
+    def _set_initial(self, state: RunState) -> None:
+        if self.state.events_seen == 0:
+            self.state = state
+            self._dirty = True
+
+    @on(RunEventsRead)
+    def take_events(self, message: RunEventsRead) -> None:
+        """Fold a batch into the state; the first batch repaints at once, later ones on the timer."""
+        first = self.state.events_seen == 0 and message.events
+        if message.events:
+            self.state = fold(self.state, message.events)
+        if message.alive is not None:
+            self.alive = message.alive
+        self._dirty = True
+        if first or message.alive is not None:
+            self.repaint_if_due(force=True)
+
+    @on(LogLinesRead)
+    def take_log(self, message: LogLinesRead) -> None:
+        """Keep the newest engine.log tail for the next repaint."""
+        self.log_lines = message.lines
+        self._dirty = True
+
+    @on(EngineExited)
+    def say_engine_exited(self) -> None:
+        """Tell the user once when the engine goes away."""
+        if self.state.terminal is None:
+            self.notify("the engine exited without a final event", severity="warning")
+
+    def repaint_if_due(self, force: bool = False) -> None:
+        """Repaint when something changed and the last repaint is at least REFRESH_S old."""
+        now = time.monotonic()
+        if not self._dirty or (not force and now - self._last_paint < REFRESH_S):
+            return
+        self._dirty = False
+        self._last_paint = now
+        self.repaints += 1
+        self.paint()
+
+    def paint(self) -> None:
+        """Push the state into the widgets; each repaints only when its content changed."""
+        state, run_status = self.state, self.status
+        self._set_if_changed("status", run_status, self._on_status_changed)
+        self._set_if_changed("title", self._title_text(run_status), self.title_bar.update)
+        self.chart.set_series(state.train_series, state.eval_series)
+        self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36))
+        self.system.show(state.system, width=max(20, self.system.size.width or 40))
+        self._set_if_changed("failure", self._failure_text(run_status), self.failure.update)
+        self._set_if_changed("log", self._log_text(), self.log_view.update)
+
+    def _set_if_changed(self, key: str, value: object, apply) -> None:
+        if self._shown.get(key) != value:
+            self._shown[key] = value
+            apply(value)
+
+    def _on_status_changed(self, run_status: str) -> None:
+        for name in ("running", "finished", "stopped", "failed", "lost"):
+            self.set_class(run_status == name, f"-{name}")
+        self.refresh_bindings()
+
+    def _title_text(self, run_status: str) -> Text:
+        state = self.state
+        out = Text.assemble((f" {state.name} ", "bold"), f" {state.model or '?'} · {state.method or '?'} · ")
+        out.append(f" {run_status.upper()} ", style=f"reverse {STATUS_STYLE.get(run_status, '')}")
+        if run_status == RUNNING and state.phase and state.phase != "training":
+            out.append(f"  {state.phase}: {state.phase_message}", style="italic")
+        if state.warnings:
+            out.append(f"  ⚠ {state.warnings[-1]}", style="yellow")
+        return out
+
+    def _failure_text(self, run_status: str) -> Text:
+        terminal = self.state.terminal or {}
+        if run_status == "lost":
+            return Text("The engine is gone and wrote no final event (machine restarted or engine killed).")
+        if run_status != "failed":
+            return Text("")
+        out = Text.assemble(("FAILED  ", "bold red"), (str(terminal.get("cause") or "unknown cause"), "bold"))
+        if terminal.get("signal") or terminal.get("exit_code") is not None:
+            out.append(f"  (exit {terminal.get('exit_code')}, {terminal.get('signal') or 'no signal'})", style="dim")
+        if terminal.get("hint"):
+            out.append(f"\nhint: {terminal['hint']}", style="yellow")
+        for error in terminal.get("errors") or []:
+            out.append(f"\n  {error}", style="red")
+        return out
+
+    def _log_text(self) -> str:
+        terminal = self.state.terminal or {}
+        lines = self.log_lines or list(terminal.get("log_tail") or [])
+        height = max(1, self.log_view.size.height or 8)
+        return "\n".join(line[:300] for line in lines[-height:]) or "(engine.log is empty)"
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Stop, save and kill only apply to a running run (greyed out otherwise)."""
+        if action in ("stop", "save", "kill"):
+            return True if self.status == RUNNING else None
+        return True
+
+    def action_back(self) -> None:
+        """Back to where the dashboard was opened from; training goes on."""
+        self.app.pop_screen()
+
+    def action_stop(self) -> None:
+        """Ask, then stop the run after it saves a checkpoint and the adapter."""
+        self._confirm(f"Stop {self.state.name}? It saves a checkpoint and the adapter first.", "Stop & save", False)
+
+    def action_kill(self) -> None:
+        """Ask, then kill the run at once without saving."""
+        self._confirm(f"Kill {self.state.name} now? Nothing since the last checkpoint is saved.", "Kill", True)
+
+    def _confirm(self, question: str, yes: str, kill: bool) -> None:
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.signal_engine("kill" if kill else "stop")
+
+        self.app.push_screen(ConfirmDialog(question, yes), answered)
+
+    def action_save(self) -> None:
+        """Ask the engine to write a checkpoint now; training goes on."""
+        self.signal_engine("save")
+
+    @work(thread=True, exclusive=True, group="signal", exit_on_error=False, description="signalling the engine")
+    def signal_engine(self, what: str) -> None:
+        """Send stop, kill or save to the engine through ``tuitune.runs.launch``."""
+        from tuitune.runs import launch
+
+        if what == "save":
+            sent = launch.request_save(self.run_dir)
+        else:
+            sent = launch.stop_run(self.run_dir, kill=what == "kill")
+        said = {"save": "checkpoint requested", "stop": "stop requested: saving, then ending", "kill": "kill sent"}
+        if sent:
+            self.app.call_from_thread(self.notify, said[what])
+        else:
+            self.app.call_from_thread(self.notify, "no live engine for this run", severity="warning")
+
+
+STATUS_STYLE = {"running": "green", "finished": "cyan", "stopped": "yellow", "failed": "red", "lost": "magenta"}
+"""Colour of each status badge."""

@@ -1,0 +1,67 @@
+"""User settings: ``$XDG_CONFIG_HOME/tuitune/settings.yaml``, read leniently, all optional.
+
+```yaml
+runs_dir: ~/runs            # where run folders go (default: $TUITUNE_RUNS_DIR or XDG data)
+model: smollm2-135m-instruct  # the new-run flow's starting model
+data: [builtin:identity]     # …its starting data
+preset: default              # …its starting preset
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from engine.config import DEMO_DATA, DEMO_MODEL
+from engine.paths import config_dir, runs_dir
+
+SETTINGS_FILE = "settings.yaml"
+
+
+@dataclass
+class Settings:
+    """What the app starts with; a missing or broken file gives the demo defaults."""
+
+    runs_dir: Path = field(default_factory=runs_dir)
+    """Parent folder of run folders."""
+    model: str = DEMO_MODEL
+    """Model the new-run flow starts from."""
+    data: list[str] = field(default_factory=lambda: [DEMO_DATA])
+    """Data the new-run flow starts from."""
+    preset: str = "default"
+    """Preset the new-run flow starts from."""
+    problem: str | None = None
+    """Why the settings file was not used, if it was not (shown once as a warning)."""
+
+
+def settings_path() -> Path:
+    """Where the settings file lives."""
+    return config_dir() / SETTINGS_FILE
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the settings file; unknown keys and bad values are reported in ``problem``, not raised."""
+    path = path or settings_path()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        return Settings()
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        return Settings(problem=f"{path}: {exc}")
+    if not isinstance(data, dict):
+        return Settings(problem=f"{path}: expected a mapping")
+    settings, problems = Settings(), []
+    for key, value in data.items():
+        if key == "runs_dir" and isinstance(value, str):
+            settings.runs_dir = Path(value).expanduser()
+        elif key in ("model", "preset") and isinstance(value, str):
+            setattr(settings, key, value)
+        elif key == "data" and isinstance(value, (str, list)):
+            settings.data = [value] if isinstance(value, str) else [str(v) for v in value]
+        else:
+            problems.append(f"{path}: {key}: unknown key or wrong type")
+    settings.problem = "; ".join(problems) or None
+    return settings

@@ -1,0 +1,67 @@
+"""Short, fixed-width renderings of numbers, sizes, times and durations for dense panels."""
+
+from __future__ import annotations
+
+import time
+
+DASH = "–"
+
+
+def num(value: float | None, digits: int = 4) -> str:
+    """A float with ``digits`` significant digits, or a dash when unknown."""
+    if value is None:
+        return DASH
+    return f"{value:.{digits}g}"
+
+
+def sci(value: float | None) -> str:
+    """A small float such as a learning rate, in scientific notation."""
+    return DASH if value is None else f"{value:.2e}"
+
+
+def size(n_bytes: float | None) -> str:
+    """Bytes in binary units (``1.5 GiB``)."""
+    if n_bytes is None:
+        return DASH
+    value = float(n_bytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(value) < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return DASH
+
+
+def duration(seconds: float | None) -> str:
+    """``45s``, ``12m05s``, ``3h07m`` or ``2d04h``."""
+    if seconds is None:
+        return DASH
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def clock(t: float | None) -> str:
+    """A Unix time as local ``YYYY-MM-DD HH:MM``."""
+    return DASH if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def count(n: float | None) -> str:
+    """A large count as ``4.9M``, ``135M``, ``1.2B``."""
+    if n is None:
+        return DASH
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(n) >= scale:
+            return f"{n / scale:.3g}{unit}"
+    return f"{n:g}"
+
+
+def bar(fraction: float, width: int) -> str:
+    """A text bar of ``width`` cells filled to ``fraction`` (0 to 1)."""
+    width = max(1, width)
+    filled = round(max(0.0, min(1.0, fraction)) * width)
+    return "█" * filled + "░" * (width - filled)

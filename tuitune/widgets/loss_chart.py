@@ -1,0 +1,57 @@
+"""LossChart: training and evaluation loss against step, drawn with textual-plot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from textual.app import ComposeResult
+from textual.widget import Widget
+from textual_plot import HiResMode, PlotWidget
+
+Point = tuple[float, float]
+
+
+class LossChart(Widget):
+    """A braille line chart of train loss (and eval loss when there is any).
+
+    Data is pushed with ``set_series``; the plot is redrawn only when the series change.
+    """
+
+    DEFAULT_CSS = """
+    LossChart { height: 1fr; min-height: 6; }
+    LossChart > PlotWidget { height: 1fr; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self._shown: tuple[int, int, Point | None, Point | None] = (0, 0, None, None)
+        self.redraws = 0
+        """How many times the plot was redrawn (for tests and benchmarks)."""
+
+    def compose(self) -> ComposeResult:
+        plot = PlotWidget(allow_pan_and_zoom=False)
+        plot.can_focus = False
+        yield plot
+
+    def on_mount(self) -> None:
+        plot = self.query_one(PlotWidget)
+        plot.margin_top = 0
+        plot.margin_bottom = 1  # tick labels only: every row counts at 80x24
+
+    def set_series(self, train: Sequence[Point], evals: Sequence[Point] = ()) -> bool:
+        """Show ``train`` and ``evals`` as (step, loss) points; returns whether it redrew."""
+        key = (len(train), len(evals), train[-1] if train else None, evals[-1] if evals else None)
+        if key == self._shown:
+            return False
+        self._shown = key
+        plot = self.query_one(PlotWidget)
+        plot.clear()
+        if train:
+            xs, ys = zip(*train)
+            plot.plot(xs, ys, line_style="bright_cyan", hires_mode=HiResMode.BRAILLE, label="train")
+        if evals:
+            xs, ys = zip(*evals)
+            plot.scatter(xs, ys, marker="●", marker_style="bright_magenta", label="eval")
+        plot.show_legend(is_visible=bool(evals))
+        self.redraws += 1
+        return True

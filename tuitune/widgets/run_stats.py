@@ -1,0 +1,60 @@
+"""RunStats: progress bar with ETA, epoch and the latest training numbers of a run."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tuitune.runs.state import RunState
+from tuitune.widgets import fmt
+
+
+class RunStats(Static):
+    """The numbers panel of the dashboard; repaints only when its text changes."""
+
+    DEFAULT_CSS = """
+    RunStats { height: auto; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("", id=id, classes=classes)
+        self._plain = ""
+
+    def show(self, state: RunState, status: str, width: int = 40) -> bool:
+        """Render ``state``; returns whether the text changed."""
+        text = render_stats(state, status, width)
+        if text.plain == self._plain:
+            return False
+        self._plain = text.plain
+        self.update(text)
+        return True
+
+
+def render_stats(state: RunState, status: str, width: int = 40) -> Text:
+    """The panel's text: progress line, then label/value pairs."""
+    out = Text()
+    total = state.total_steps
+    share = state.progress or 0.0
+    out.append(fmt.bar(share, max(10, width - 2)), style="green" if status != "failed" else "red")
+    out.append("\n")
+    eta = fmt.duration(state.eta_s) if status == "running" else DONE.get(status, fmt.DASH)
+    out.append(f"step {state.step}/{total or '?'}  {share * 100:.0f}%  ETA {eta}\n", style="bold")
+    pairs = [
+        ("epoch", fmt.num(state.epoch, 3)),
+        ("loss", fmt.num(state.loss)),
+        ("eval loss", fmt.num(state.eval_loss)),
+        ("lr", fmt.sci(state.lr)),
+        ("grad norm", fmt.num(state.grad_norm)),
+        ("tokens/s", fmt.num(state.tokens_per_s, 5)),
+        ("elapsed", fmt.duration(state.duration_s)),
+        ("checkpoints", str(len(state.checkpoints))),
+    ]
+    for label, value in pairs:
+        out.append(f"{label:<12}", style="dim")
+        out.append(f"{value}\n")
+    out.rstrip()
+    return out
+
+
+DONE = {"finished": "done", "stopped": "stopped", "failed": "failed", "lost": "lost"}
+"""What the ETA slot says once a run has ended."""

@@ -1,0 +1,65 @@
+"""SystemPanel: GPUs, the trainer's memory and CPU, and host memory, from ``system`` events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import Static
+
+from tuitune.widgets import fmt
+
+
+class SystemPanel(Static):
+    """Shows the last ``system`` event of a run; repaints only when what it shows changes."""
+
+    DEFAULT_CSS = """
+    SystemPanel { height: auto; }
+    """
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__("waiting for the first system sample…", id=id, classes=classes)
+        self._plain = ""
+
+    def show(self, event: dict[str, Any] | None, width: int = 40) -> bool:
+        """Render ``event`` (a ``system`` event, or None); returns whether the text changed."""
+        text = render_system(event, width)
+        if text.plain == self._plain:
+            return False
+        self._plain = text.plain
+        self.update(text)
+        return True
+
+
+def render_system(event: dict[str, Any] | None, width: int = 40) -> Text:
+    """The panel's text for one ``system`` event (or a waiting line for None)."""
+    if event is None:
+        return Text("waiting for the first system sample…", style="dim")
+    out = Text()
+    gpus = event.get("gpus") or []
+    if not gpus:
+        out.append("no GPU: ", style="bold yellow")
+        out.append(str(event.get("gpu_note") or "none found"))
+        out.append("\n")
+    bar_width = max(6, min(24, width - 34))
+    for gpu in gpus:
+        used, total = gpu.get("mem_used_bytes"), gpu.get("mem_total_bytes")
+        share = used / total if used is not None and total else 0.0
+        out.append(f"GPU{gpu.get('index', '?')} ", style="bold")
+        out.append(f"{str(gpu.get('name', ''))[: max(8, width - 10)]}\n", style="dim")
+        out.append(" mem ")
+        out.append(fmt.bar(share, bar_width), style=_level(share))
+        out.append(f" {fmt.size(used)}/{fmt.size(total)}\n")
+        util, temp = gpu.get("util_pct"), gpu.get("temp_c")
+        out.append(f" util {fmt.num(util, 3)}%  temp {fmt.num(temp, 3)}°C\n")
+    out.append("trainer ", style="bold")
+    out.append(f"RSS {fmt.size(event.get('rss_bytes'))}  CPU {fmt.num(event.get('cpu_pct'), 3)}%\n")
+    host_used, host_total = event.get("host_mem_used_bytes"), event.get("host_mem_total_bytes")
+    out.append("host    ", style="bold")
+    out.append(f"RAM {fmt.size(host_used)}/{fmt.size(host_total)}")
+    return out
+
+
+def _level(share: float) -> str:
+    """Colour of a memory bar: green, then yellow above 75%, red above 90%."""
+    return "red" if share > 0.9 else "yellow" if share > 0.75 else "green"
