@@ -9,7 +9,7 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Select, Static
 
 from engine.paths import user_presets_dir
-from engine.presets import load_preset, resolve
+from engine.presets import load_preset, preset_values, resolve
 from tuitune.dialogs.save_preset import SavePresetDialog
 from tuitune.messages import PresetChosen
 from tuitune.screens.presets import PresetsScreen
@@ -63,75 +63,9 @@ def write_user_preset(name: str, text: str) -> Path:
     return path
 
 
-async def test_opens_on_default_with_the_trainable_count() -> None:
-    async with PresetsApp().run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        screen = pilot.app.screen
-        assert isinstance(screen, PresetsScreen)
-        names = [entry.info.name for entry in screen.entries]
-        assert names[0] == "default" and {"qlora-4bit", "lora-8bit", "dora", "full", "cpu-first-try"} <= set(names)
-        assert screen.query_one(PresetForm).values == load_preset_resolved("default")
-        assert f"{TRAINABLE_R16:,} trainable of 134,515,008 parameters" in text_of(pilot, "#estimate")
-        assert "GiB on a GPU" in text_of(pilot, "#estimate")
-
-
 def load_preset_resolved(name: str) -> dict:
     """A shipped preset as the form holds it: every preset field resolved over the defaults."""
-    from engine.presets import preset_values
-
     return preset_values(resolve(load_preset(name)))
-
-
-async def test_editing_a_field_updates_values_diff_and_count() -> None:
-    async with PresetsApp().run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await type_into(pilot, "field-adapter-r", "32")
-        form = pilot.app.screen.query_one(PresetForm)
-        assert form.values["adapter"]["r"] == 32 and not form.errors
-        assert form.diff == [("adapter.r", 16, 32)]
-        assert "adapter.r 16 → 32" in text_of(pilot, "#diff")
-        assert pilot.app.screen.query_one("#row-field-adapter-r").has_class("-changed")
-        assert "was 16" in text_of(pilot, "#row-field-adapter-r .field-base")
-        assert f"{TRAINABLE_R32:,} trainable" in text_of(pilot, "#estimate")
-        pilot.app.screen.query_one("#field-adapter-method", Select).value = "dora"
-        await pilot.pause()
-        dora = TRAINABLE_R32 + 30 * (2 * 576 + 2 * 192 + 2 * 1536 + 576)  # plus a magnitude per output row
-        assert f"{dora:,} trainable" in text_of(pilot, "#estimate")
-
-
-async def test_invalid_values_show_a_message_at_the_field_and_saving_is_refused() -> None:
-    async with PresetsApp().run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await type_into(pilot, "field-adapter-r", "0")
-        screen = pilot.app.screen
-        row = screen.query_one("#row-field-adapter-r")
-        assert row.has_class("-invalid")
-        assert "greater than or equal to 1" in text_of(pilot, "#row-field-adapter-r .field-error")
-        assert screen.query_one("#field-adapter-r", Input).has_class("-invalid")
-        await type_into(pilot, "field-train-learning_rate", "5")
-        assert "less than or equal to 1" in text_of(pilot, "#row-field-train-learning_rate .field-error")
-        assert set(screen.query_one(PresetForm).errors) == {"adapter.r", "train.learning_rate"}
-        await pilot.press("ctrl+s")
-        await settle(pilot)
-        assert not isinstance(pilot.app.screen, SavePresetDialog), "no name is asked for invalid values"
-        assert any("adapter.r" in n.message for n in pilot.app._notifications)
-        assert not user_presets_dir().exists()
-
-
-async def test_a_bad_combination_is_shown_and_refused() -> None:
-    async with PresetsApp().run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        screen = pilot.app.screen
-        screen.query_one("#preset-list", OptionList).highlighted = names(screen).index("qlora-4bit")
-        await pilot.pause()
-        assert screen.query_one(PresetForm).values["quant"]["mode"] == "4bit"
-        screen.query_one("#field-adapter-method", Select).value = "full"
-        await pilot.pause()
-        assert "cannot train quantized weights" in text_of(pilot, "#form-problems")
-        assert "config" in screen.query_one(PresetForm).errors
-        await pilot.press("ctrl+s")
-        await pilot.pause()
-        assert not isinstance(pilot.app.screen, SavePresetDialog)
 
 
 def names(screen: PresetsScreen) -> list[str]:
@@ -139,7 +73,69 @@ def names(screen: PresetsScreen) -> list[str]:
     return [entry.info.name for entry in screen.entries]
 
 
-async def test_save_as_writes_a_user_preset_that_round_trips() -> None:
+async def highlight(pilot: Pilot, name: str) -> None:
+    """Move the preset list's highlight to ``name``."""
+    screen = pilot.app.screen
+    screen.query_one("#preset-list", OptionList).highlighted = names(screen).index(name)
+    await pilot.pause()
+
+
+async def test_opens_on_default_and_edits_update_values_diff_and_count() -> None:
+    async with PresetsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        screen = pilot.app.screen
+        assert isinstance(screen, PresetsScreen)
+        assert names(screen)[0] == "default"
+        assert {"qlora-4bit", "lora-8bit", "dora", "full", "cpu-first-try"} <= set(names(screen))
+        form = screen.query_one(PresetForm)
+        assert form.values == load_preset_resolved("default")
+        assert f"{TRAINABLE_R16:,} trainable of 134,515,008 parameters" in text_of(pilot, "#estimate")
+        assert "GiB on a GPU" in text_of(pilot, "#estimate")
+
+        await type_into(pilot, "field-adapter-r", "32")
+        assert form.values["adapter"]["r"] == 32 and not form.errors
+        assert form.diff == [("adapter.r", 16, 32)]
+        assert "adapter.r 16 → 32" in text_of(pilot, "#diff")
+        assert screen.query_one("#row-field-adapter-r").has_class("-changed")
+        assert "was 16" in text_of(pilot, "#row-field-adapter-r .field-base")
+        assert f"{TRAINABLE_R32:,} trainable" in text_of(pilot, "#estimate")
+        screen.query_one("#field-adapter-method", Select).value = "dora"
+        await pilot.pause()
+        dora = TRAINABLE_R32 + 30 * (2 * 576 + 2 * 192 + 2 * 1536 + 576)  # plus a magnitude per output row
+        assert f"{dora:,} trainable" in text_of(pilot, "#estimate")
+
+
+async def test_invalid_values_and_combinations_are_shown_and_saving_is_refused() -> None:
+    async with PresetsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await type_into(pilot, "field-adapter-r", "0")
+        screen = pilot.app.screen
+        form = screen.query_one(PresetForm)
+        assert screen.query_one("#row-field-adapter-r").has_class("-invalid")
+        assert "greater than or equal to 1" in text_of(pilot, "#row-field-adapter-r .field-error")
+        assert screen.query_one("#field-adapter-r", Input).has_class("-invalid")
+        await type_into(pilot, "field-train-learning_rate", "5")
+        assert "less than or equal to 1" in text_of(pilot, "#row-field-train-learning_rate .field-error")
+        assert set(form.errors) == {"adapter.r", "train.learning_rate"}
+        assert "Cannot save" in text_of(pilot, "#diff")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert pilot.app.screen is screen, "no name is asked for invalid values"
+        assert any("adapter.r" in n.message for n in pilot.app._notifications)
+
+        await highlight(pilot, "qlora-4bit")
+        assert form.values["quant"]["mode"] == "4bit" and not form.errors
+        screen.query_one("#field-adapter-method", Select).value = "full"
+        await pilot.pause()
+        assert "cannot train quantized weights" in text_of(pilot, "#form-problems")
+        assert list(form.errors) == ["config"]
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert pilot.app.screen is screen
+        assert not user_presets_dir().exists()
+
+
+async def test_save_as_refuses_bad_names_then_writes_a_preset_that_round_trips() -> None:
     async with PresetsApp().run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         await type_into(pilot, "field-adapter-r", "32")
@@ -150,10 +146,18 @@ async def test_save_as_writes_a_user_preset_that_round_trips() -> None:
         dialog = pilot.app.screen
         assert isinstance(dialog, SavePresetDialog)
         assert dialog.query_one("#name", Input).value == "my-default"
+        for bad, reason in (("default", "shipped preset and read-only"), ("a/b", "letters, digits")):
+            dialog.query_one("#name", Input).value = bad
+            await pilot.pause()
+            await pilot.press("enter")
+            await pilot.pause()
+            assert pilot.app.screen is dialog
+            assert reason in str(dialog.query_one("#name-problem", Static).render())
+        dialog.query_one("#name", Input).value = "my-default"
+        await pilot.pause()
         await pilot.press("enter")
         await settle(pilot)
-        path = user_presets_dir() / "my-default.yaml"
-        assert path.is_file()
+        assert (user_presets_dir() / "my-default.yaml").is_file()
         assert load_preset("my-default") == values
         assert resolve(load_preset("my-default")).adapter.target_modules == ["q_proj", "v_proj"]
         screen = pilot.app.screen
@@ -166,9 +170,7 @@ async def test_saving_over_a_user_preset_asks_first() -> None:
     write_user_preset("mine", "description: old\nadapter:\n  r: 8\n")
     async with PresetsApp().run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        screen = pilot.app.screen
-        screen.query_one("#preset-list", OptionList).highlighted = names(screen).index("mine")
-        await pilot.pause()
+        await highlight(pilot, "mine")
         await type_into(pilot, "field-adapter-r", "4")
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -190,53 +192,23 @@ async def test_saving_over_a_user_preset_asks_first() -> None:
         assert load_preset("mine")["adapter"]["r"] == 4
 
 
-async def test_the_dialog_refuses_shipped_and_malformed_names() -> None:
-    async with PresetsApp().run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        await pilot.press("ctrl+s")
-        await pilot.pause()
-        dialog = pilot.app.screen
-        for bad, reason in (("default", "shipped preset and read-only"), ("a/b", "letters, digits")):
-            dialog.query_one("#name", Input).value = bad
-            await pilot.pause()
-            await pilot.press("enter")
-            await pilot.pause()
-            assert pilot.app.screen is dialog
-            assert reason in str(dialog.query_one("#name-problem", Static).render())
-        await pilot.press("escape")
-        await pilot.pause()
-        assert isinstance(pilot.app.screen, PresetsScreen)
-        assert not user_presets_dir().exists()
-
-
-async def test_a_broken_user_preset_is_listed_with_its_error_and_the_screen_works() -> None:
+async def test_broken_user_preset_is_listed_and_use_for_new_run_posts_preset_chosen() -> None:
     path = write_user_preset("broken", "adapter:\n  r: 8\n  rank: 9\n")
-    async with PresetsApp().run_test(size=(120, 40)) as pilot:
-        await settle(pilot)
-        screen = pilot.app.screen
-        entry = screen.entries[names(screen).index("broken")]
-        assert entry.info.source == "user" and entry.data is None
-        screen.query_one("#preset-list", OptionList).highlighted = names(screen).index("broken")
-        await pilot.pause()
-        assert screen.has_class("-broken")
-        assert f"{path}:3:3 adapter.rank: unknown key" in text_of(pilot, "#preset-error")
-        messages: list = []
-        pilot.app.message_hook = messages.append  # type: ignore[attr-defined]
-        await pilot.press("ctrl+n")
-        await pilot.pause()
-        assert not any(isinstance(m, PresetChosen) for m in messages)
-        screen.query_one("#preset-list", OptionList).highlighted = 0
-        await pilot.pause()
-        assert not screen.has_class("-broken")
-
-
-async def test_use_for_new_run_posts_preset_chosen() -> None:
     messages: list = []
     async with PresetsApp().run_test(size=(120, 40), message_hook=messages.append) as pilot:
         await settle(pilot)
         screen = pilot.app.screen
-        screen.query_one("#preset-list", OptionList).highlighted = names(screen).index("cpu-first-try")
+        entry = screen.entries[names(screen).index("broken")]
+        assert entry.info.source == "user" and entry.data is None
+        await highlight(pilot, "broken")
+        assert screen.has_class("-broken")
+        assert f"{path}:3:3 adapter.rank: unknown key" in text_of(pilot, "#preset-error")
+        await pilot.press("ctrl+n")
         await pilot.pause()
+        assert chosen(messages) == [], "a broken preset cannot be used"
+
+        await highlight(pilot, "cpu-first-try")
+        assert not screen.has_class("-broken")
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert [m.name for m in chosen(messages)] == ["cpu-first-try"]
