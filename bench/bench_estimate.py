@@ -26,7 +26,7 @@ from engine.estimate import estimate, fmt_bytes  # noqa: E402
 from engine.gpus import list_gpus  # noqa: E402
 from engine.model_info import read_model_info  # noqa: E402
 from engine.protocol import TERMINAL_TYPES, read_events_from  # noqa: E402
-from tuitune.runs.launch import start_run  # noqa: E402
+from tuitune.runs.launch import is_alive, start_run  # noqa: E402
 
 METHODS = {
     "lora": {},
@@ -64,6 +64,8 @@ def run_case(run_dir: Path, config: RunConfig, timeout: float) -> dict:
     while time.monotonic() < deadline:
         done = [e for e in read_events_from(run_dir / "events.jsonl").events if e["type"] in TERMINAL_TYPES]
         if done:
+            while is_alive(run_dir) and time.monotonic() < deadline:  # let the supervisor finish writing
+                time.sleep(0.2)
             return done[-1]
         time.sleep(1.0)
     return {"type": "timeout"}

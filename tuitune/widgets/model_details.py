@@ -32,7 +32,8 @@ def facts(info: ModelInfo) -> list[tuple[str, str]]:
     if info.params_total is None:
         params = "?"
     else:
-        params = f"{info.params_total / 1e6:,.1f}M" if info.params_total < 1e9 else f"{info.params_total / 1e9:,.2f}B"
+        n = info.params_total
+        params = f"{n:,}" if n < 1e6 else f"{n / 1e6:,.1f}M" if n < 1e9 else f"{n / 1e9:,.2f}B"
         params += " (from config)" if info.params_source == "config.json" else ""
     heads = f"{_num(info.num_heads)} ({_num(info.num_kv_heads)} kv)" if info.num_heads else "?"
     remote = "yes: opt in per run" if info.needs_remote_code else "no"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
@@ -67,17 +68,20 @@ class ModelMemory(Static):
             bar.append("█" * round(width * value / scale), COLORS[name])
         bar.append("░" * max(0, width - bar.cell_len + 1), "bright_black")
         bar.truncate(width + 1)
+        if est.total > view.capacity:  # mark where the device's memory ends
+            limit = 1 + min(width - 1, round(width * view.capacity / scale))
+            bar = bar[:limit] + Text("┃", "bold red") + bar[limit + 1:]
         bar.append("▏")
-        legend = Text()
-        for name, value, detail in view.rows:
-            legend.append("■ ", COLORS[name])
-            # No-break spaces keep each term on one line when the legend wraps.
-            legend.append(f"{name} {fmt_bytes(value)}".replace(" ", "\u00a0"))
-            if name == "activations":
-                legend.append(f"\u00a0({detail})".replace(" ", "\u00a0"), "dim")
-            legend.append("  ")
-        legend.rstrip()
-        return Group(title, Text(view.devices, style="dim"), bar, legend, self._verdict(view, est))
+        columns = 3 if width >= 60 else 2
+        legend = Table.grid(padding=(0, 2))
+        for _ in range(columns):
+            legend.add_column(no_wrap=True)
+        cells = [Text.assemble(("■ ", COLORS[name]), f"{name} {fmt_bytes(value)}") for name, value, _ in view.rows]
+        for k in range(0, len(cells), columns):
+            legend.add_row(*cells[k:k + columns])
+        other = next((detail for name, _, detail in view.rows if name == "activations"), "")
+        return Group(title, Text(view.devices, style="dim"), bar, legend,
+                     Text(f"activations: {other}", style="dim"), self._verdict(view, est))
 
     @staticmethod
     def _verdict(view: MemoryView, est: Estimate) -> Text:

@@ -1,0 +1,178 @@
+"""The models screen: sources, details, the estimate against the GPU, refusals, use for a new run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import Input, OptionList, Select
+
+from engine import gpus as gpus_mod
+from engine.gpus import Gpu
+from tuitune.messages import ModelChosen
+from tuitune.recent_models import add_recent, recent_models_path
+from tuitune.screens.models import ModelsScreen
+from tuitune.widgets.model_details import ModelDetails
+from tuitune.widgets.model_memory import ModelMemory
+
+_spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
+builders = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(builders)
+
+GIB = 1024**3
+
+
+class ModelsApp(App):
+    """Opens the ModelsScreen at once."""
+
+    def on_mount(self) -> None:
+        """Show the models screen."""
+        self.push_screen(ModelsScreen())
+
+
+@pytest.fixture
+def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_model_dir: Path) -> dict:
+    """A fake HF cache with two models, one recent model, and one 24 GiB GPU (changeable)."""
+    cache = builders.make_hf_cache(tmp_path / "hub", {"acme/tiny-chat": True, "acme/half-download": False})
+    builders.make_hf_cache(cache, {"acme/other": True})
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    add_recent("acme/tiny-chat", now=1.0)
+    state = {"gpus": [Gpu(0, "NVIDIA L4", 24 * GIB, 23 * GIB)], "note": ""}
+    monkeypatch.setattr(gpus_mod, "list_gpus", lambda: (state["gpus"], state["note"]))
+    return state
+
+
+async def settle(pilot: Pilot) -> None:
+    """Wait until workers are done and their messages handled."""
+    for _ in range(3):
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def shown(pilot: Pilot, widget: type) -> str:
+    """The plain text a widget renders (rich renderables flattened)."""
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console.print(pilot.app.screen.query_one(widget).content)
+    return console.export_text()
+
+
+async def type_path(pilot: Pilot, text: str) -> None:
+    """Type ``text`` into the path box and press Enter."""
+    box = pilot.app.screen.query_one("#path", Input)
+    box.focus()
+    box.value = text
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+async def test_sources_and_demo_details(machine: dict) -> None:
+    """You should see the demo, recent and cached models, the demo's facts and an estimate that fits."""
+    async with ModelsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        ids = [o.id for o in pilot.app.screen.query_one("#sources", OptionList).options if o.id]
+        assert ids == ["smollm2-135m-instruct", "recent:acme/tiny-chat", "cache:acme/other", "cache:acme/tiny-chat"]
+        details = shown(pilot, ModelDetails)
+        assert "LlamaForCausalLM" in details and "134.5M" in details and "9 (3 kv)" in details
+        memory = shown(pilot, ModelMemory)
+        assert "Memory LoRA, 4,884,480 trainable, on cuda" in memory and "GPU 0 NVIDIA L4 24.0 GiB" in memory
+        assert "✓ fits:" in memory and not pilot.app.screen.query_one(ModelMemory).has_class("-overflow")
+
+
+async def test_choosing_a_cached_model_and_a_preset(machine: dict) -> None:
+    """You should see the cached model's facts, then the QLoRA estimate when that preset is chosen."""
+    async with ModelsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        sources = pilot.app.screen.query_one("#sources", OptionList)
+        sources.highlighted = sources.get_option_index("cache:acme/other")
+        await settle(pilot)
+        details = shown(pilot, ModelDetails)
+        assert "acme/other" in details and "Hugging Face cache" in details and "1,704" in details
+        pilot.app.screen.query_one("#preset", Select).value = "qlora-4bit"
+        await settle(pilot)
+        assert "Memory QLoRA 4-bit" in shown(pilot, ModelMemory)
+
+
+async def test_will_not_fit_warns_with_changes(machine: dict) -> None:
+    """You should see a red warning naming what to change when the GPU is too small."""
+    machine["gpus"] = [Gpu(0, "Tiny GPU", GIB // 2, GIB // 2)]
+    async with ModelsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        memory = shown(pilot, ModelMemory)
+        assert "✗ Will not fit: needs" in memory and "GPU 0 Tiny GPU has 512 MiB" in memory
+        assert "gradient_checkpointing: true saves" in memory or "batch_size" in memory
+        assert pilot.app.screen.query_one(ModelMemory).has_class("-overflow")
+
+
+async def test_no_gpu_compares_with_host_memory(machine: dict) -> None:
+    """You should see why there is no GPU and CPU figures against host memory."""
+    machine["gpus"], machine["note"] = [], "no NVIDIA driver"
+    async with ModelsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        memory = shown(pilot, ModelMemory)
+        assert "No GPU (no NVIDIA driver)" in memory and "on cpu" in memory and "(host memory)" in memory
+
+
+async def test_typed_bad_folder_and_hub_id(machine: dict, tmp_path: Path) -> None:
+    """You should see the refusal's message for a bad folder, and the download note for a hub id."""
+    (tmp_path / "empty").mkdir()
+    async with ModelsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await type_path(pilot, str(tmp_path / "empty"))
+        assert "no config.json" in shown(pilot, ModelDetails)
+        assert pilot.app.screen.query_one(ModelDetails).has_class("-error")
+        assert "No estimate: choose a usable model." in shown(pilot, ModelMemory)
+        await type_path(pilot, "acme/not-here")
+        details = shown(pilot, ModelDetails)
+        assert "Hugging Face hub (not downloaded)" in details and "downloads it" in details
+        assert "No estimate until the engine downloads the model" in shown(pilot, ModelMemory)
+
+
+async def test_path_completion(machine: dict, tmp_path: Path) -> None:
+    """You should see the folder name completed when → accepts the suggestion."""
+    builders.make_model(tmp_path / "my-model")
+    async with ModelsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        box = pilot.app.screen.query_one("#path", Input)
+        box.focus()
+        await pilot.press(*f"{tmp_path}/my-m")
+        await settle(pilot)
+        await pilot.press("right", "enter")
+        await settle(pilot)
+        assert box.value == f"{tmp_path}/my-model/"
+        assert "1,704" in shown(pilot, ModelDetails) and "my-model" in shown(pilot, ModelDetails)
+
+
+async def test_use_for_new_run_posts_and_remembers(machine: dict) -> None:
+    """You should see ModelChosen posted and the model first in the recent list."""
+    messages: list = []
+    async with ModelsApp().run_test(size=(120, 40), message_hook=messages.append) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+n")
+        await settle(pilot)
+        chosen = list({id(m): m for m in messages if isinstance(m, ModelChosen)}.values())  # seen as it bubbles
+        assert [m.name_or_path for m in chosen] == ["smollm2-135m-instruct"]
+        saved = json.loads(recent_models_path().read_text())
+        assert [e["name_or_path"] for e in saved] == ["smollm2-135m-instruct", "acme/tiny-chat"]
+
+
+def test_snapshot_80x24(snap_compare, machine: dict) -> None:
+    """You should see the sources, the demo model's facts and the top of its estimate on a small terminal."""
+    assert snap_compare(ModelsApp(), terminal_size=(80, 24), run_before=settle)
+
+
+def test_snapshot_120x40(snap_compare, machine: dict) -> None:
+    """You should see the demo model's facts and its LoRA estimate fitting a 24 GiB GPU."""
+    assert snap_compare(ModelsApp(), terminal_size=(120, 40), run_before=settle)
+
+
+def test_snapshot_will_not_fit_120x40(snap_compare, machine: dict) -> None:
+    """You should see the red will-not-fit warning with the changes to make."""
+    machine["gpus"] = [Gpu(0, "Tiny GPU", GIB // 2, GIB // 2)]
+    assert snap_compare(ModelsApp(), terminal_size=(120, 40), run_before=settle)
