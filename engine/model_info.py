@@ -11,18 +11,18 @@ from __future__ import annotations
 import json
 import os
 import re
-import struct
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from math import prod
 from pathlib import Path
 
 from engine import hf_cache
 from engine.paths import demo_model_dir
+from engine.safetensors_header import ModelError, Shapes, read_safetensors_header, read_safetensors_shapes
+
+__all__ = ["ModelError", "ModelInfo", "read_model_info", "read_folder", "check_loadable",
+           "read_safetensors_header", "read_safetensors_shapes", "shapes_from_config", "count_params"]
 
 DEMO_ALIAS = "smollm2-135m-instruct"
-Shapes = tuple[tuple[str, tuple[int, ...]], ...]
-"""Weight names (without the ``.weight`` suffix for matrices) and their shapes."""
 
 # The demo model's config.json, so that its details and estimate show before it is converted.
 DEMO_CONFIG = {
@@ -33,13 +33,6 @@ DEMO_CONFIG = {
 # Decoder families laid out like Llama (q/k/v/o, gate/up/down): their shapes follow from config.json.
 LLAMA_LIKE = {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "smollm3", "granite", "olmo", "olmo2"}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model", "spiece.model")
-MAX_HEADER = 100 * 1024 * 1024
-DTYPE_NAMES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I8": "int8",
-               "U8": "uint8", "I32": "int32", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
-
-
-class ModelError(ValueError):
-    """A model tuitune cannot use; the message says what is wrong and what to do."""
 
 
 @dataclass(frozen=True)
@@ -151,34 +144,6 @@ def check_loadable(info: ModelInfo, trust_remote_code: bool) -> None:
         raise ModelError(f"{info.name_or_path} needs remote code (config.json has auto_map): loading it runs Python "
                          "files shipped with the model. If you trust its author, set model.trust_remote_code: true "
                          "for this run; otherwise pick a model transformers supports natively.")
-
-
-def read_safetensors_shapes(folder: Path) -> tuple[Shapes, str | None]:
-    """Shapes of every tensor in the folder's ``*.safetensors`` files, and the commonest dtype."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    sizes: Counter[str] = Counter()
-    for file in sorted(folder.glob("*.safetensors")):
-        for name, entry in read_safetensors_header(file).items():
-            if name == "__metadata__":
-                continue
-            shape = tuple(int(n) for n in entry["shape"])
-            shapes[name.removesuffix(".weight") if len(shape) == 2 else name] = shape
-            sizes[entry["dtype"]] += prod(shape)
-    dtype = sizes.most_common(1)[0][0] if sizes else None
-    return tuple(shapes.items()), DTYPE_NAMES.get(dtype, dtype.lower()) if dtype else None
-
-
-def read_safetensors_header(file: Path) -> dict:
-    """The JSON header of one safetensors file (8-byte little-endian length, then JSON)."""
-    try:
-        with open(file, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > MAX_HEADER:
-                raise ValueError(f"header length {length} is implausible")
-            return json.loads(handle.read(length))
-    except (OSError, ValueError, struct.error) as exc:
-        raise ModelError(f"{file}: not a readable safetensors file ({exc}). The download may be incomplete: "
-                         "delete the file and download the model again.") from None
 
 
 def shapes_from_config(config: dict) -> Shapes:

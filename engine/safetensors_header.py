@@ -1,0 +1,52 @@
+"""Tensor names, shapes and dtypes from safetensors headers, without reading weights. Stdlib only.
+
+A safetensors file starts with an 8-byte little-endian header length followed by a JSON header
+naming every tensor with its dtype, shape and byte range; that is all this module reads.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from collections import Counter
+from math import prod
+from pathlib import Path
+
+MAX_HEADER = 100 * 1024 * 1024
+"""A header longer than this is taken for a corrupt file."""
+DTYPE_NAMES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "F64": "float64", "I8": "int8",
+               "U8": "uint8", "I32": "int32", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+Shapes = tuple[tuple[str, tuple[int, ...]], ...]
+"""Weight names (without the ``.weight`` suffix for matrices) and their shapes."""
+
+
+class ModelError(ValueError):
+    """A model tuitune cannot use; the message says what is wrong and what to do."""
+
+
+def read_safetensors_shapes(folder: Path) -> tuple[Shapes, str | None]:
+    """Shapes of every tensor in the folder's ``*.safetensors`` files, and the commonest dtype."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    sizes: Counter[str] = Counter()
+    for file in sorted(folder.glob("*.safetensors")):
+        for name, entry in read_safetensors_header(file).items():
+            if name == "__metadata__":
+                continue
+            shape = tuple(int(n) for n in entry["shape"])
+            shapes[name.removesuffix(".weight") if len(shape) == 2 else name] = shape
+            sizes[entry["dtype"]] += prod(shape)
+    dtype = sizes.most_common(1)[0][0] if sizes else None
+    return tuple(shapes.items()), DTYPE_NAMES.get(dtype, dtype.lower()) if dtype else None
+
+
+def read_safetensors_header(file: Path) -> dict:
+    """The JSON header of one safetensors file (8-byte little-endian length, then JSON)."""
+    try:
+        with open(file, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            if length > MAX_HEADER:
+                raise ValueError(f"header length {length} is implausible")
+            return json.loads(handle.read(length))
+    except (OSError, ValueError, struct.error) as exc:
+        raise ModelError(f"{file}: not a readable safetensors file ({exc}). The download may be incomplete: "
+                         "delete the file and download the model again.") from None
