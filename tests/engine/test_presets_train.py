@@ -3,7 +3,9 @@
 The runs start the way the app starts them (``tuitune.runs.launch.start_run``: a detached
 supervisor that runs ``python -m engine train``), all six at once so the process start-up,
 mostly importing torch, overlaps. Each preset keeps its own knobs (quantization, optimizer,
-gradient checkpointing, batch); only the model, max_steps and cutoff_len are overridden.
+gradient checkpointing, learning rate); only the model, the steps and their size (max_steps 2,
+batch 2 x 64 tokens, no accumulation) are overridden: a step of the 49k-word vocabulary's logits
+costs seconds on a shared CPU.
 On CPU: the 4-bit and 8-bit presets run through bitsandbytes' CPU backend (the supervisor
 sets ONEDNN_MAX_CPU_ISA, see FACTS.md); paged_adamw_8bit falls back to unpaged on CPU.
 """
@@ -32,11 +34,11 @@ OFFLINE = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFL
 
 
 def fast_config(name: str, model: Path) -> dict[str, Any]:
-    """The preset laid under a tiny, two-step run (what ``tuitune train --preset NAME`` does)."""
+    """The preset laid under a tiny two-step run, as ``tuitune train --preset NAME --model M`` lays it."""
     return deep_merge(load_preset(name), {
         "model": {"name_or_path": str(model)},
         "data": {"cutoff_len": 64},
-        "train": {"max_steps": 2, "logging_steps": 1},
+        "train": {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "logging_steps": 1},
     })
 
 
