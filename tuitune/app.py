@@ -3,58 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 import signal
-from importlib.util import find_spec
 from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import Footer, Static
 
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen
 from tuitune.screens.new_run import NewRunScreen, RunDraft
-from tuitune.screens.runs import RunsScreen
+from tuitune.screens.modes import available_modes, has_nvidia_gpu
 from tuitune.settings import Settings, load_settings
-
-OPTIONAL_SCREENS = {
-    "models": ("tuitune.screens.models", "ModelsScreen"),
-    "data": ("tuitune.screens.data", "DataScreen"),
-    "presets": ("tuitune.screens.presets", "PresetsScreen"),
-}
-"""Screens written separately: a mode exists only when its module does."""
-
-
-class BrokenScreen(Screen[None]):
-    """Stands in for a screen whose module failed to import, saying why."""
-
-    def __init__(self, what: str, error: Exception) -> None:
-        super().__init__()
-        self.message = f"The {what} screen could not load: {type(error).__name__}: {error}"
-
-    def compose(self):
-        yield Static(self.message)
-        yield Footer()
-
-
-def _lazy_screen(mode: str, module: str, name: str):
-    def make() -> Screen:
-        try:
-            return getattr(importlib.import_module(module), name)()
-        except Exception as exc:  # a broken screen must not take the app down
-            return BrokenScreen(mode, exc)
-
-    return make
-
-
-def _modes() -> dict:
-    modes: dict = {"runs": RunsScreen}
-    for mode, (module, name) in OPTIONAL_SCREENS.items():
-        if find_spec(module) is not None:
-            modes[mode] = _lazy_screen(mode, module, name)
-    return modes
-
 
 class TuituneApp(App[None]):
     """Fine-tune LLMs from the terminal: runs, new-run flow and live dashboards.
@@ -67,7 +25,7 @@ class TuituneApp(App[None]):
 
     CSS_PATH = "theme.tcss"
     TITLE = "tuitune"
-    MODES = _modes()
+    MODES = available_modes()
     BINDINGS = [
         Binding("1", "switch_mode('runs')", "Runs"),
         Binding("2", "switch_mode('models')", "Models"),
@@ -83,7 +41,8 @@ class TuituneApp(App[None]):
         self.runs_dir = (Path(runs_dir) if runs_dir else self.settings.runs_dir).expanduser().resolve()
         """Where run folders are listed and created."""
         self.attach = Path(attach) if attach else None
-        self.draft = RunDraft(model=self.settings.model, data=list(self.settings.data), preset=self.settings.preset)
+        preset = self.settings.preset or ("default" if has_nvidia_gpu() else "cpu-first-try")
+        self.draft = RunDraft(model=self.settings.model, data=list(self.settings.data), preset=preset)
         """The new run being set up, shared by every screen that picks something for it."""
 
     def on_mount(self) -> None:
@@ -131,7 +90,9 @@ class TuituneApp(App[None]):
         """Open the new-run flow (or bring it back, choices kept)."""
         if self.current_mode != "runs":
             self.switch_mode("runs")
-        if not isinstance(self.screen, NewRunScreen):
+        if isinstance(self.screen, NewRunScreen):
+            self.screen.take_draft()
+        else:
             self.push_screen(NewRunScreen())
 
     def run_launched(self, run_dir: Path) -> None:

@@ -4,7 +4,7 @@
 runs_dir: ~/runs            # where run folders go (default: $TUITUNE_RUNS_DIR or XDG data)
 model: smollm2-135m-instruct  # the new-run flow's starting model
 data: [builtin:identity]     # …its starting data
-preset: default              # …its starting preset
+preset: default              # …its starting preset (unset: default on GPUs, cpu-first-try on CPU)
 ```
 """
 
@@ -31,8 +31,8 @@ class Settings:
     """Model the new-run flow starts from."""
     data: list[str] = field(default_factory=lambda: [DEMO_DATA])
     """Data the new-run flow starts from."""
-    preset: str = "default"
-    """Preset the new-run flow starts from."""
+    preset: str | None = None
+    """Preset the new-run flow starts from (None: default with an NVIDIA GPU, else cpu-first-try)."""
     problem: str | None = None
     """Why the settings file was not used, if it was not (shown once as a warning)."""
 

@@ -44,9 +44,33 @@ def alive_runs(monkeypatch: pytest.MonkeyPatch) -> set[str]:
     return names
 
 
-def make_app(runs_dir: Path, attach: Path | None = None):
-    """The app on ``runs_dir`` with default settings (no user settings file)."""
+def _make_app(runs_dir: Path, attach: Path | None = None):
     from tuitune.app import TuituneApp
     from tuitune.settings import Settings
 
-    return TuituneApp(runs_dir=runs_dir, attach=attach, settings=Settings(runs_dir=runs_dir))
+    return TuituneApp(runs_dir=runs_dir, attach=attach, settings=Settings(runs_dir=runs_dir, preset="default"))
+
+
+@pytest.fixture()
+def make_app():
+    """Builds the app on a runs folder (optionally attached to a run) with default settings."""
+    return _make_app
+
+
+async def _wait_for(pilot, condition, timeout: float = 10.0, what: str = "condition") -> None:
+    """Let the app run until ``condition()`` is true; fail naming ``what`` after ``timeout`` seconds.
+
+    Workers here poll files forever, so ``wait_for_complete`` cannot be used; this checks
+    the app's own state between short pauses instead of sleeping a fixed time.
+    """
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+@pytest.fixture()
+def wait_for():
+    """``await wait_for(pilot, condition, timeout, what)``: run the app until the condition holds."""
+    return _wait_for

@@ -7,11 +7,9 @@ Choices live in the app's ``RunDraft``, so a pick made on the models, data or pr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
 from rich.text import Text
 from textual import getters, on, work
 from textual.app import ComposeResult
@@ -21,77 +19,15 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig, config_to_yaml, deep_merge
+from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig, config_to_yaml
 from tuitune.dialogs.error import RoutesWorkerErrors
 from tuitune.screens.base import OwnKeysInFooter
 from tuitune.messages import RunStarted
+from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, resolve_draft
 from tuitune.runs.launch import default_run_name
 
 STEPS = ("model", "data", "preset", "review")
 STEP_TITLES = {"model": "Model", "data": "Data", "preset": "Preset", "review": "Review & start"}
-
-
-@dataclass
-class RunDraft:
-    """The choices of the run being set up."""
-
-    model: str = DEMO_MODEL
-    """Model alias, folder or hub id."""
-    data: list[str] = field(default_factory=lambda: [DEMO_DATA])
-    """Training data paths."""
-    format: str = "auto"
-    """Data record layout."""
-    preset: str = "default"
-    """Preset name or file."""
-    name: str = ""
-    """Run name (blank: made from the model and the time)."""
-    max_steps: str = ""
-    """Optimizer steps as typed (blank: run the preset's epochs)."""
-    cutoff: str = ""
-    """Cutoff length in tokens as typed (blank: the preset's)."""
-
-
-def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
-    """The full run config: the preset laid over the defaults, then the draft's choices.
-
-    Raises:
-        ConfigError: one line per problem, naming the field.
-    """
-    problems: list[str] = []
-    override: dict[str, Any] = {
-        "model": {"name_or_path": draft.model.strip()},
-        "data": {"train": [p.strip() for p in draft.data if p.strip()], "format": draft.format},
-    }
-    for key, text, section in (("max_steps", draft.max_steps, "train"), ("cutoff_len", draft.cutoff, "data")):
-        if text.strip():
-            if not text.strip().isdigit():
-                problems.append(f"{section}.{key}: {text!r} is not a whole number")
-            else:
-                override.setdefault(section, {})[key] = int(text)
-    if problems:
-        raise ConfigError(problems)
-    try:
-        return RunConfig.model_validate(deep_merge(preset, override))
-    except ValidationError as exc:
-        raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
-
-
-def load_presets() -> tuple[list[tuple[str, str, str | None]], str | None]:
-    """(name, description, error) of every preset, and why there are none if engine.presets is missing."""
-    try:
-        from engine.presets import list_presets
-    except ImportError as exc:
-        return [("default", "the schema defaults", None)], f"presets unavailable: {exc}"
-    return [(p.name, p.description, p.error) for p in list_presets()], None
-
-
-def load_preset_values(name: str) -> dict[str, Any]:
-    """A preset's values (empty when presets are unavailable and the default is asked for)."""
-    try:
-        from engine.presets import load_preset
-    except ImportError:
-        return {}
-    return load_preset(name)
 
 
 class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
@@ -160,6 +96,10 @@ class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
 
     def on_screen_resume(self) -> None:
         """Choices made on other screens while this one was away show up here."""
+        self.take_draft()
+
+    def take_draft(self) -> None:
+        """Show the draft's current choices (and re-resolve on the review step)."""
         self.load_draft()
         if self.step == "review":
             self.review()
@@ -291,7 +231,10 @@ class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
             options.add_option(Option(label, id=name, disabled=error is not None))
         if problem:
             self.notify(problem, severity="warning")
+        if self.draft.preset not in {name for name, _, error in presets if error is None}:
+            self.draft.preset = "default"
         self._highlight_preset()
+        self._show_steps()
 
     def _highlight_preset(self) -> None:
         options = self.query_one("#presets", OptionList)

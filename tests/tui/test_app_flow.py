@@ -1,0 +1,177 @@
+"""Pilot tests of the app on canned run folders: runs list, dashboards, new-run flow, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Static
+
+from tuitune.dialogs.confirm import ConfirmDialog
+from tuitune.dialogs.error import ErrorModal
+from tuitune.messages import DataChosen, ModelChosen, PresetChosen
+from tuitune.screens.new_run import NewRunScreen
+from tuitune.screens.runs import RunsScreen
+from tuitune.screens.train import TrainScreen
+
+
+async def open_runs(pilot, wait_for) -> RunsScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, RunsScreen)
+    await wait_for(pilot, lambda: screen.scans >= 1, what="the first scan of the runs folder")
+    return screen
+
+
+async def open_dashboard(pilot, wait_for) -> TrainScreen:
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainScreen), what="the dashboard")
+    screen = pilot.app.screen
+    await wait_for(pilot, lambda: screen.state.events_seen > 0 and screen.alive is not None and screen.repaints > 0,
+                   what="the run's history")
+    return screen
+
+
+async def test_runs_list_shows_every_run_with_state_and_failed_cause(make_app, wait_for, runs_dir: Path, alive_runs: set[str]) -> None:
+    alive_runs.add("running")
+    async with make_app(runs_dir).run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(pilot, wait_for)
+        table = screen.query_one(DataTable)
+        rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+        assert [r[0] for r in rows] == ["running", "failed", "stopped", "finished"]
+        assert rows[0][1:6] == ["meta-llama/Llama-3.2-1B-Instruct", "lora", "running", "45/120", "1.374"]
+        assert rows[2][2:5] == ["dora", "stopped", "40/200"]
+        assert rows[3][3:5] == ["finished", "60/60"]
+        assert rows[3][6:] == ["2025-11-25 12:00", "1m53s"]  # from event times (UTC), not the clock
+        await pilot.press("down")
+        detail = str(screen.query_one("#detail", Static).render())
+        assert "CUDA out of memory" in detail and "hint: lower train.batch_size" in detail
+
+
+async def test_enter_opens_dashboard_and_back_returns_without_stopping(make_app, wait_for, runs_dir: Path, alive_runs: set[str]) -> None:
+    alive_runs.add("running")
+    async with make_app(runs_dir).run_test(size=(120, 40)) as pilot:
+        await open_runs(pilot, wait_for)
+        await pilot.press("enter")
+        dash = await open_dashboard(pilot, wait_for)
+        assert dash.run_dir.name == "running" and dash.status == "running"
+        assert dash.state.step == 45 and len(dash.state.train_series) == 9
+        assert dash.has_class("-running")
+        assert dash.chart.redraws == 1
+        system = str(dash.system.render())
+        assert "NVIDIA H100" in system and "20.0 GiB/79.6 GiB" in system and "RSS 1.8 GiB" in system
+        assert "step 45/120" in str(dash.stats.render()) and "ETA 2m15s" in str(dash.stats.render())
+        await pilot.press("escape")
+        assert isinstance(pilot.app.screen, RunsScreen)
+
+
+@pytest.mark.parametrize("name, status, shown", [
+    ("finished", "finished", "step 60/60"),
+    ("stopped", "stopped", "step 40/200"),
+    ("failed", "failed", "CUDA out of memory"),
+    ("running", "lost", "The engine is gone"),
+])
+async def test_dashboard_of_each_canned_run(make_app, wait_for, runs_dir: Path, name: str, status: str, shown: str) -> None:
+    async with make_app(runs_dir, attach=runs_dir / name).run_test(size=(100, 30)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        assert dash.status == status and dash.has_class(f"-{status}")
+        text = str(dash.stats.render()) + str(dash.failure.render())
+        assert shown in text
+        # stop, save and kill only make sense for a live engine: greyed out
+        assert all(dash.check_action(a, ()) is None for a in ("stop", "save", "kill"))
+        if status == "failed":
+            assert "hint: lower train.batch_size" in str(dash.failure.render())
+            assert "OutOfMemoryError" in str(dash.log_view.render())
+        if name == "finished":
+            assert len(dash.state.eval_series) == 3 and "no GPU: no NVIDIA driver" in str(dash.system.render())
+
+
+async def test_dashboard_follows_new_events_and_a_torn_line(make_app, wait_for, runs_dir: Path, alive_runs: set[str]) -> None:
+    alive_runs.add("running")
+    events = runs_dir / "running" / "events.jsonl"
+    async with make_app(runs_dir, attach=runs_dir / "running").run_test(size=(120, 40)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        assert dash.state.step == 45  # the torn last line (step 50) is held back
+        with open(events, "a") as file:
+            file.write('ss": 1.25, "eta_s": 126.0}\n')
+            file.write(json.dumps({"v": 1, "seq": 20, "t": 1764162102.5, "type": "log", "step": 55,
+                                   "loss": 1.2, "eta_s": 117.0}) + "\n")
+        await wait_for(pilot, lambda: dash.state.step == 55, what="appended events")
+        await wait_for(pilot, lambda: "step 55/120" in str(dash.stats.render()), what="the throttled repaint")
+        assert dash.state.train_series[-2:] == ((50.0, 1.25), (55.0, 1.2))
+        with open(events, "a") as file:
+            file.write(json.dumps({"v": 1, "seq": 21, "t": 1764162110.0, "type": "run_failed", "cause": "killed",
+                                   "exit_code": -9, "signal": "SIGKILL", "hint": None, "log_tail": []}) + "\n")
+        alive_runs.discard("running")
+        await wait_for(pilot, lambda: dash.status == "failed", what="the failure")
+        await wait_for(pilot, lambda: "killed" in str(dash.failure.render()), what="the cause on screen")
+        assert "SIGKILL" in str(dash.failure.render())
+
+
+async def test_new_run_flow_defaults_review_and_choices_from_other_screens(make_app, wait_for, runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        flow = app.screen
+        assert isinstance(flow, NewRunScreen)
+        assert flow.query_one("#model", Input).value == "smollm2-135m-instruct"
+        await pilot.press("enter")
+        assert flow.query_one("#data", Input).value == "builtin:identity"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: flow.query_one("#presets").option_count > 1, what="the preset list")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: flow.config is not None, what="the resolved config")
+        assert flow.step == "review" and flow.config.model.name_or_path == "smollm2-135m-instruct"
+        assert flow.config.data.train == ["builtin:identity"]
+        assert "name_or_path: smollm2-135m-instruct" in flow.yaml_view.text
+        assert flow.query_one("#name", Input).value.endswith("smollm2-135m-instruct-lora")
+        flow.query_one("#cutoff", Input).value = "4"
+        await wait_for(pilot, lambda: flow.config is None, what="the bad cutoff to be refused")
+        assert "data.cutoff_len" in str(flow.errors_view.render())
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, NewRunScreen) and not flow.starting
+        flow.query_one("#cutoff", Input).value = "64"
+        flow.query_one("#max_steps", Input).value = "3"
+        await wait_for(pilot, lambda: flow.config is not None and flow.config.train.max_steps == 3, what="steps")
+        # picks made on the models, data and presets screens land in the flow
+        app.post_message(ModelChosen("/models/my-llama"))
+        app.post_message(DataChosen(["/data/a.jsonl", "/data/b.json"], "alpaca"))
+        app.post_message(PresetChosen("dora"))
+        await wait_for(pilot, lambda: app.draft.preset == "dora", what="the chosen preset")
+        await wait_for(pilot, lambda: flow.config is not None and flow.config.adapter.method == "dora",
+                       what="the re-resolved config")
+        assert flow.config.model.name_or_path == "/models/my-llama"
+        assert flow.config.data.train == ["/data/a.jsonl", "/data/b.json"] and flow.config.data.format == "alpaca"
+        assert flow.config.train.max_steps == 3 and flow.config.data.cutoff_len == 64
+        await pilot.press("escape", "escape", "escape", "escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_engine_signals_ask_first_and_worker_errors_open_a_modal(make_app, wait_for, runs_dir: Path, alive_runs: set[str],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuitune.runs import launch
+
+    alive_runs.add("running")
+    calls: list[tuple[str, bool]] = []
+    monkeypatch.setattr(launch, "stop_run", lambda run_dir, kill=False: calls.append((Path(run_dir).name, kill)) or True)
+
+    def broken_save(run_dir: Path) -> bool:
+        raise PermissionError("operation not permitted: pid 4242")
+
+    monkeypatch.setattr(launch, "request_save", broken_save)
+    app = make_app(runs_dir, attach=runs_dir / "running")
+    async with app.run_test(size=(120, 40)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        await pilot.press("s")
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")
+        assert calls == [] and app.screen is dash
+        await pilot.press("s")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: calls == [("running", False)], what="stop_run")
+        await pilot.press("k", "y")
+        await wait_for(pilot, lambda: calls[-1] == ("running", True), what="kill")
+        await pilot.press("c")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error modal")
+        assert "operation not permitted" in app.screen.details
+        await pilot.press("escape")
+        assert app.screen is dash and app.is_running

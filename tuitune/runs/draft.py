@@ -1,0 +1,77 @@
+"""The new run being set up, and how it becomes a full RunConfig. No Textual here.
+
+The draft is shared by every screen that can pick something for the next run (the models,
+data and presets screens post ``ModelChosen``, ``DataChosen``, ``PresetChosen``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig, deep_merge
+
+
+@dataclass
+class RunDraft:
+    """The choices of the run being set up."""
+
+    model: str = DEMO_MODEL
+    """Model alias, folder or hub id."""
+    data: list[str] = field(default_factory=lambda: [DEMO_DATA])
+    """Training data paths."""
+    format: str = "auto"
+    """Data record layout."""
+    preset: str = "default"
+    """Preset name or file."""
+    name: str = ""
+    """Run name (blank: made from the model and the time)."""
+    max_steps: str = ""
+    """Optimizer steps as typed (blank: run the preset's epochs)."""
+    cutoff: str = ""
+    """Cutoff length in tokens as typed (blank: the preset's)."""
+
+
+def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
+    """The full run config: the preset laid over the defaults, then the draft's choices.
+
+    Raises:
+        ConfigError: one line per problem, naming the field.
+    """
+    problems: list[str] = []
+    override: dict[str, Any] = {
+        "model": {"name_or_path": draft.model.strip()},
+        "data": {"train": [p.strip() for p in draft.data if p.strip()], "format": draft.format},
+    }
+    for key, text, section in (("max_steps", draft.max_steps, "train"), ("cutoff_len", draft.cutoff, "data")):
+        if text.strip():
+            if not text.strip().isdigit():
+                problems.append(f"{section}.{key}: {text!r} is not a whole number")
+            else:
+                override.setdefault(section, {})[key] = int(text)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        return RunConfig.model_validate(deep_merge(preset, override))
+    except ValidationError as exc:
+        raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
+
+
+def load_presets() -> tuple[list[tuple[str, str, str | None]], str | None]:
+    """(name, description, error) of every preset, and why there are none if engine.presets is missing."""
+    try:
+        from engine.presets import list_presets
+    except ImportError as exc:
+        return [("default", "the schema defaults", None)], f"presets unavailable: {exc}"
+    return [(p.name, p.description, p.error) for p in list_presets()], None
+
+
+def load_preset_values(name: str) -> dict[str, Any]:
+    """A preset's values (empty when presets are unavailable and the default is asked for)."""
+    try:
+        from engine.presets import load_preset
+    except ImportError:
+        return {}
+    return load_preset(name)
