@@ -82,17 +82,18 @@ class EventsCallback(TrainerCallback):
         started: Fields of ``run_started`` known before training (model facts, data counts...);
             ``total_steps`` and ``resumed_from_step`` are added from the Trainer's state.
         resumed: Whether this ``train()`` call resumes from a checkpoint.
-        token_counter: Callable returning non-padding tokens collated so far in this process.
+
+    Throughput comes from the Trainer's ``state.num_input_tokens_seen`` (non-padding tokens,
+    counted as each micro-batch is trained), measured over the window since the last log.
     """
 
     def __init__(self, events: Events, run_dir: Path, flags: RunFlags, started: dict[str, Any],
-                 resumed: bool, token_counter: Any) -> None:
+                 resumed: bool) -> None:
         self.events = events
         self.run_dir = Path(run_dir)
         self.flags = flags
         self.started = started
         self.resumed = resumed
-        self.tokens = token_counter
         self.train_loss: float | None = None
         self.last_checkpoint: str | None = None
         self._t0 = self._t_last = time.time()
@@ -103,7 +104,7 @@ class EventsCallback(TrainerCallback):
         """Emit ``run_started`` now that total steps and the resumed step are known."""
         self._t0 = self._t_last = time.time()
         self._step0 = state.global_step
-        self._tokens_last = self.tokens()
+        self._tokens_last = state.num_input_tokens_seen
         if state.is_world_process_zero:
             self.events.emit(RUN_STARTED, **self.started, total_steps=state.max_steps,
                              resumed_from_step=state.global_step if self.resumed else None, pid=os.getpid())
@@ -146,7 +147,7 @@ class EventsCallback(TrainerCallback):
     def _log_fields(self, state: TrainerState, logs: dict[str, float]) -> dict[str, Any]:
         """One ``log`` event: loss and lr from the Trainer, throughput and ETA measured here."""
         now = time.time()
-        tokens = self.tokens()
+        tokens = state.num_input_tokens_seen
         window = max(now - self._t_last, 1e-9)
         tokens_per_s = (tokens - self._tokens_last) / window
         self._t_last, self._tokens_last = now, tokens

@@ -27,10 +27,11 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments, set_seed
+from transformers import Trainer, TrainingArguments, set_seed
 
 from engine.callbacks import Events, EventsCallback, RunFlags
 from engine.config import ConfigError, RunConfig, load_config
+from engine.data import DataError, PadCollator, build_datasets
 from engine.embedded import ALIASES, is_prepared, resolve_model
 from engine.launch import log_tail
 from engine.model import apply_adapter, cuda_bf16, load_model, load_tokenizer, model_facts
@@ -73,16 +74,14 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
 
     # ---- data ---------------------------------------------------------------
     events.emit(PHASE, name="loading_data", message=f"tokenising {', '.join(config.data.train)}")
-    from engine.data import build_datasets  # imported late: its import failing is a run failure, not a crash
-
     built = build_datasets(config.data, tokenizer, config.train.seed)
     for message in built.warnings:
         events.emit(WARNING, message=message, code="data")
     _check_stop(flags)
 
     # ---- trainer ------------------------------------------------------------
-    collator = CountingCollator(DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100,
-                                                       pad_to_multiple_of=8 if torch.cuda.is_available() else None))
+    # Pad to a multiple of 8 on GPU so matmul shapes hit tensor-core friendly sizes.
+    collator = PadCollator(tokenizer.pad_token_id, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
     checkpoint = latest_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
         events.emit(WARNING, message="no checkpoint to resume from: training starts at step 0", code="no_checkpoint")
@@ -92,8 +91,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
         "epochs": config.train.epochs if config.train.max_steps is None else None,
         "device": _device_name(), "world_size": int(os.environ.get("WORLD_SIZE", "1")),
     }
-    callback = EventsCallback(events, run_dir, flags, started, resumed=checkpoint is not None,
-                              token_counter=lambda: collator.tokens)
+    callback = EventsCallback(events, run_dir, flags, started, resumed=checkpoint is not None)
     trainer = Trainer(
         model=model,
         args=training_arguments(config, run_dir, has_eval=built.eval is not None),
@@ -175,29 +173,11 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> Trai
         use_cpu=not torch.cuda.is_available(),
         # data.py already dropped everything but input_ids/labels/attention_mask
         remove_unused_columns=False,
-        # Token counting happens in CountingCollator on CPU tensors: the Trainer's own
-        # include_num_input_tokens_seen costs a device sync every micro-batch.
-        include_num_input_tokens_seen="no",
+        # Non-padding tokens, counted per micro-batch, drive tokens/s. The count is one
+        # .item() sync per micro-batch, but the Trainer's NaN-loss filter already syncs there.
+        include_num_input_tokens_seen="non_padding",
         dataloader_pin_memory=torch.cuda.is_available(),
     )
-
-
-class CountingCollator:
-    """Wraps a collator and counts the non-padding tokens it hands out (for tokens/s).
-
-    The count is taken on the CPU batch before it moves to the GPU, so it costs no sync.
-    It lives in this process: keep ``dataloader_num_workers`` at 0 or the count stays 0.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.tokens = 0
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        batch = self.inner(features)
-        mask = batch.get("attention_mask")
-        self.tokens += int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
-        return batch
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -265,11 +245,6 @@ def main(argv: list[str]) -> int:
 
 def describe_failure(exc: BaseException) -> dict[str, Any]:
     """``cause``, ``hint`` and ``errors`` for an exception that ended the run."""
-    try:
-        from engine.data import DataError
-    except ImportError:  # the failure may be that very import
-        DataError = ()  # type: ignore[assignment,misc]
-
     errors: list[str] = []
     hint = None
     if isinstance(exc, ConfigError):

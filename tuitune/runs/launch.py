@@ -139,14 +139,23 @@ def is_alive(run_dir: str | os.PathLike[str]) -> bool:
     return _is_our_process(read_pids(run_dir).get("supervisor"), run_dir, "launch")
 
 
-def stop_run(run_dir: str | os.PathLike[str], kill: bool = False) -> bool:
+def _wait_for_pids(run_dir: Path, wait_s: float) -> dict[str, Any]:
+    """pids.json, waiting up to ``wait_s`` for a run that was started a moment ago to write it."""
+    deadline = time.monotonic() + wait_s
+    while not (pids := read_pids(run_dir)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return pids
+
+
+def stop_run(run_dir: str | os.PathLike[str], kill: bool = False, wait_s: float = 5.0) -> bool:
     """Ask a run to stop: SIGTERM to its process group (checkpoint, adapter, run_stopped).
 
     With ``kill``, SIGKILL only the trainer, at once and without saving; the supervisor
-    survives to record ``run_failed`` with signal SIGKILL. Returns whether a signal was sent.
+    survives to record ``run_failed`` with signal SIGKILL. A run started a moment ago gets
+    ``wait_s`` seconds to write pids.json. Returns whether a signal was sent.
     """
     run_dir = Path(run_dir).resolve()
-    pids = read_pids(run_dir)
+    pids = _wait_for_pids(run_dir, wait_s) if (run_dir / CONFIG_FILE).exists() else {}
     if not _is_our_process(pids.get("supervisor"), run_dir, "launch"):
         return False
     trainer = pids.get("trainer")

@@ -1,0 +1,147 @@
+"""Helpers for engine tests: run folders, real supervisor subprocesses, waiting on events.
+
+Every test drives the real thing (``python -m engine launch`` → ``python -m engine train``) and
+waits by polling ``events.jsonl`` with a generous timeout, never with fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+import yaml
+
+from engine.protocol import TERMINAL_TYPES, read_events
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT_S = 240.0
+"""Generous: the CPU is shared, and a loaded 2-core machine can be several times slower."""
+
+TINY_RECORDS = [
+    ("Who are you?", "I am Tuito, a tiny test assistant."),
+    ("What is 2 plus 2?", "2 plus 2 is 4."),
+    ("Name a color.", "Blue is a color."),
+    ("Say hello.", "Hello there!"),
+]
+
+
+def write_jsonl(path: Path, records: list[tuple[str, str]]) -> Path:
+    """OpenAI-messages JSON Lines with one user/assistant exchange per record."""
+    with open(path, "w", encoding="utf-8") as file:
+        for question, answer in records:
+            file.write(json.dumps({"messages": [{"role": "user", "content": question},
+                                                {"role": "assistant", "content": answer}]}) + "\n")
+    return path
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """A four-record instruction file."""
+    return write_jsonl(tmp_path / "tiny.jsonl", TINY_RECORDS)
+
+
+def make_run(parent: Path, model: Path | str, data: Path | str, name: str = "run", **sections: dict[str, Any]) -> Path:
+    """A run folder holding a config.yaml: a short, fast run unless ``sections`` say otherwise."""
+    config: dict[str, Any] = {
+        "model": {"name_or_path": str(model)},
+        "data": {"train": [str(data)], "cutoff_len": 64},
+        "train": {"max_steps": 3, "batch_size": 2, "logging_steps": 1, "save_steps": 100, "warmup_ratio": 0.0},
+    }
+    for key, values in sections.items():
+        config.setdefault(key, {}).update(values)
+    run_dir = parent / name
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    return run_dir
+
+
+def engine_env() -> dict[str, str]:
+    """The test process's environment with the repository importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def launch(run_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
+    """Start the supervisor as the app does: own session, stdin from /dev/null, output to engine.log."""
+    with open(run_dir / "engine.log", "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "engine", "launch", "--run-dir", str(run_dir), *extra],
+                                cwd=REPO, env=engine_env(), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+
+
+def wait_for(run_dir: Path, predicate: Callable[[list[dict[str, Any]]], Any], timeout: float = TIMEOUT_S,
+             what: str = "a condition") -> Any:
+    """Poll the run's events until ``predicate(events)`` is truthy; returns its value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        events = read_events(run_dir)
+        if result := predicate(events):
+            return result
+        time.sleep(0.1)
+    log = (run_dir / "engine.log").read_text(errors="replace")[-3000:] if (run_dir / "engine.log").exists() else ""
+    raise AssertionError(f"timed out waiting for {what}; events: {read_events(run_dir)}\nengine.log tail:\n{log}")
+
+
+def first(type_: str, after: int = 0) -> Callable[[list[dict[str, Any]]], dict[str, Any] | None]:
+    """A predicate: the first event of ``type_`` with seq > ``after``."""
+    return lambda events: next((e for e in events if e["type"] == type_ and e["seq"] > after), None)
+
+
+def terminal(after: int = 0) -> Callable[[list[dict[str, Any]]], dict[str, Any] | None]:
+    """A predicate: the first terminal event with seq > ``after``."""
+    return lambda events: next((e for e in events if e["type"] in TERMINAL_TYPES and e["seq"] > after), None)
+
+
+def run_to_end(run_dir: Path, *extra: str, timeout: float = TIMEOUT_S) -> list[dict[str, Any]]:
+    """Launch, wait for the supervisor to exit and return every event."""
+    proc = launch(run_dir, *extra)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise AssertionError(f"run did not end in {timeout} s: {read_events(run_dir)}") from None
+    return read_events(run_dir)
+
+
+def kinds(events: list[dict[str, Any]], skip: frozenset[str] = frozenset({"system", "phase", "warning"})) -> list[str]:
+    """Event types in order, without the ones that come at any time."""
+    return [e["type"] for e in events if e["type"] not in skip]
+
+
+@pytest.fixture
+def reap() -> Any:
+    """Collects processes a test started and kills any still alive when it ends."""
+    procs: list[subprocess.Popen[bytes]] = []
+    yield procs
+    for proc in procs:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, 9)
+            except (ProcessLookupError, PermissionError):
+                proc.kill()
+            proc.wait(timeout=30)
+
+
+@pytest.fixture
+def eng(reap: list[subprocess.Popen[bytes]]) -> Any:
+    """The helpers above as one object (test modules cannot import conftest under importlib mode).
+
+    ``eng.launch`` registers each process for clean-up at the end of the test.
+    """
+    from types import SimpleNamespace
+
+    def tracked_launch(run_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
+        proc = launch(run_dir, *extra)
+        reap.append(proc)
+        return proc
+
+    return SimpleNamespace(make_run=make_run, launch=tracked_launch, wait_for=wait_for, first=first,
+                           terminal=terminal, run_to_end=run_to_end, kinds=kinds, write_jsonl=write_jsonl,
+                           env=engine_env, repo=REPO, procs=reap)

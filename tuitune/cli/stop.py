@@ -1,0 +1,84 @@
+"""``tuitune stop RUN [--kill]``: end a running (usually detached) run and report how it ended.
+
+Without ``--kill`` the run saves a checkpoint and its adapter at the end of the current step
+and records ``run_stopped``; with ``--kill`` the trainer dies at once and the supervisor
+records ``run_failed`` (signal SIGKILL). Either way this waits for that terminal event.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.paths import runs_dir as default_runs_dir
+from engine.protocol import EVENTS_FILE, RUN_STOPPED, TERMINAL_TYPES, terminal_event
+from tuitune.runs.launch import is_alive, stop_run
+from tuitune.runs.tail import EventTail
+
+WAIT_S = 600.0
+"""How long to wait for the terminal event: saving a large model's checkpoint takes a while."""
+
+
+def resolve_run(value: str, runs_root: Path) -> Path | None:
+    """RUN as a folder, else as a name in the runs folder; None when neither exists."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        return path.resolve()
+    if (runs_root / value).is_dir():
+        return (runs_root / value).resolve()
+    return None
+
+
+def wait_for_terminal(run_dir: Path, offset: int, timeout: float) -> dict[str, Any] | None:
+    """The first terminal event written after byte ``offset``, or None after ``timeout`` seconds
+    (or once the supervisor is gone and still nothing came)."""
+    tail = EventTail(run_dir, offset)
+    deadline = time.monotonic() + timeout
+    gone_checks = 0
+    while time.monotonic() < deadline:
+        for event in tail.read_all():
+            if event["type"] in TERMINAL_TYPES:
+                return event
+        gone_checks = 0 if is_alive(run_dir) else gone_checks + 1
+        if gone_checks > 10:  # about 2 s with no supervisor and no event
+            return None
+        time.sleep(0.2)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Stop the run; 0 when its end was recorded, 1 otherwise."""
+    runs_root = Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
+    run_dir = resolve_run(args.run, runs_root)
+    if run_dir is None:
+        print(f"error: no run folder {args.run!r} (nor {runs_root / args.run})", file=sys.stderr)
+        return 1
+    events_path = run_dir / EVENTS_FILE
+    offset = events_path.stat().st_size if events_path.exists() else 0
+    if not stop_run(run_dir, kill=args.kill):
+        last = terminal_event(EventTail(run_dir).read_all())
+        ended = f" (it ended: {describe(last)})" if last else ""
+        print(f"{run_dir} is not running{ended}", file=sys.stderr)
+        return 1
+    print(("killing" if args.kill else "stopping (saving a checkpoint and the adapter)") + f": {run_dir}")
+    end = wait_for_terminal(run_dir, offset, WAIT_S)
+    if end is None:
+        print("no terminal event came; see engine.log", file=sys.stderr)
+        return 1
+    print(describe(end))
+    return 0 if end["type"] == RUN_STOPPED or args.kill else 1
+
+
+def describe(event: dict[str, Any]) -> str:
+    """One line for a terminal event."""
+    kind = event["type"]
+    if kind == RUN_STOPPED:
+        return f"stopped at step {event.get('step')}; checkpoint {event.get('checkpoint_path')}, " \
+               f"adapter {event.get('adapter_path')}"
+    if kind == "run_finished":
+        return f"finished at step {event.get('step')}, train loss {event.get('train_loss')}"
+    signal_name = f" ({event['signal']})" if event.get("signal") else ""
+    return f"failed{signal_name}: {event.get('cause')}"

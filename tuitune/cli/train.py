@@ -1,0 +1,235 @@
+"""``tuitune train``: start a run headless and follow it with a progress bar, or detach.
+
+The config is built in layers: defaults ← ``--preset`` ← CONFIG file ← flags (``--model``,
+``--data``, ``--max-steps``). The run itself is a detached engine process
+(tuitune.runs.launch), so this command only reads the run folder: Ctrl-C asks the run to
+stop (checkpoint, adapter, ``run_stopped``); a second Ctrl-C kills the trainer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.config import ConfigError, RunConfig, deep_merge, load_config, parse_config
+from engine.paths import runs_dir as default_runs_dir
+from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
+from tuitune.runs.launch import default_run_name, is_alive, new_run_dir, resume_run, start_run, stop_run
+from tuitune.runs.tail import EventTail
+
+LOST_GRACE_S = 3.0
+"""How long a dead supervisor may leave its terminal event unread before the run counts as lost."""
+
+
+def load_preset_values(name_or_path: str) -> dict[str, Any]:
+    """A preset's partial config as a dict, by name (engine.presets) or as a YAML path."""
+    try:
+        from engine.presets import load_preset
+    except ImportError:  # presets module not there: accept a plain YAML file
+        import yaml
+
+        path = Path(name_or_path)
+        load_config(path)  # validates, with file:line field errors
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return load_preset(name_or_path)
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """defaults ← preset ← config file ← command-line flags.
+
+    Raises:
+        ConfigError: naming the file, line and field (or the flag) that is wrong.
+    """
+    base = load_preset_values(args.preset) if args.preset else {}
+    config = load_config(args.config, base=base) if args.config else parse_config("", "<defaults>", base=base)
+    flags: dict[str, Any] = {}
+    if args.model:
+        flags.setdefault("model", {})["name_or_path"] = args.model
+    if args.data:
+        flags.setdefault("data", {})["train"] = [_data_path(p) for p in args.data]
+    if args.max_steps is not None:
+        flags.setdefault("train", {})["max_steps"] = args.max_steps
+    try:
+        return RunConfig.model_validate(deep_merge(config.model_dump(mode="json"), flags))
+    except ValidationError as exc:
+        names = {"model.name_or_path": "--model", "data.train": "--data", "train.max_steps": "--max-steps"}
+        problems = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"][:2])
+            problems.append(f"{names.get(field, field)} ({field}): {err['msg']}")
+        raise ConfigError(problems) from None
+
+
+def _data_path(value: str) -> str:
+    """Local data paths become absolute: the engine runs with another working directory."""
+    if value.startswith("builtin:"):
+        return value
+    path = Path(value).expanduser()
+    return str(path.resolve()) if path.exists() else value
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start (or resume) the run, then detach or follow it to its end."""
+    runs_root = Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
+    try:
+        run_dir, offset, pid = _start(args, runs_root)
+    except ConfigError as exc:
+        print("error: the run config is invalid:", *exc.problems, sep="\n  ", file=sys.stderr)
+        return 2
+    except (FileExistsError, FileNotFoundError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.detach:
+        print(run_dir)
+        return 0
+    print(f"run folder: {run_dir}  (engine log: {run_dir / LOG_FILE})")
+    return Follower(run_dir, offset, pid).follow()
+
+
+def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
+    """Start or resume; returns the run folder, the events offset this session starts at and
+    the supervisor's pid."""
+    if args.resume:
+        if not args.run_dir:
+            raise FileNotFoundError("--resume needs --run-dir (the run to continue)")
+        run_dir = _resolve_run(args.run_dir, runs_root)
+        events = run_dir / "events.jsonl"
+        offset = events.stat().st_size if events.exists() else 0
+        return run_dir, offset, resume_run(run_dir)
+    config = build_config(args)
+    if args.run_dir:
+        run_dir = Path(args.run_dir).expanduser().resolve()
+    else:
+        run_dir = new_run_dir(runs_root, default_run_name(config))
+    return run_dir, 0, start_run(run_dir, config)
+
+
+def _resolve_run(value: str, runs_root: Path) -> Path:
+    """A run given as a folder or as a name inside the runs folder."""
+    path = Path(value).expanduser()
+    if not path.is_dir() and (runs_root / value).is_dir():
+        path = runs_root / value
+    return path.resolve()
+
+
+class Follower:
+    """Follows a run's events with a rich progress bar until its terminal event."""
+
+    def __init__(self, run_dir: Path, offset: int, pid: int) -> None:
+        self.run_dir = run_dir
+        self.pid = pid
+        self.tail = EventTail(run_dir, offset)
+        self.stop_sent = False
+
+    def follow(self) -> int:
+        """Poll events until the run ends; returns 0 for finished/stopped, 1 for failed or lost."""
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                   TextColumn("{task.fields[stats]}"), TimeElapsedColumn()]
+        with Progress(*columns, transient=False) as progress:
+            self.progress = progress
+            self.task = progress.add_task("starting", total=None, stats="")
+            while True:
+                try:
+                    end = self._poll()
+                except KeyboardInterrupt:
+                    self._interrupt()
+                    continue
+                if end is not None:
+                    break
+        return self._report(end)
+
+    def _poll(self) -> dict[str, Any]:
+        """Read until a terminal event (returned) or the supervisor is gone for good."""
+        dead_since: float | None = None
+        while True:
+            for event in self.tail.read_all():
+                self._show(event)
+                if event["type"] in TERMINAL_TYPES:
+                    return event
+            if is_alive(self.run_dir) or _exists(self.pid):
+                dead_since = None
+            elif dead_since is None:
+                dead_since = time.monotonic()
+            elif time.monotonic() - dead_since > LOST_GRACE_S:
+                return {"type": "lost", "cause": "the engine is gone without a terminal event"}
+            time.sleep(0.2)
+
+    def _interrupt(self) -> None:
+        if not self.stop_sent:
+            self.stop_sent = True
+            self.progress.console.print("stopping: saving a checkpoint and the adapter (Ctrl-C again to kill)")
+            stop_run(self.run_dir)
+        else:
+            self.progress.console.print("killing the trainer without saving")
+            stop_run(self.run_dir, kill=True)
+
+    def _show(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == "phase":
+            self.progress.update(self.task, description=event.get("name", ""))
+        elif kind == RUN_STARTED:
+            resumed = event.get("resumed_from_step")
+            self.progress.update(self.task, description="training", total=event.get("total_steps"),
+                                 completed=resumed or 0)
+            model = event.get("model") or {}
+            self.progress.console.print(
+                f"{model.get('name_or_path')}: {model.get('params_trainable'):,} of {model.get('params_total'):,} "
+                f"parameters trained ({event.get('method')}), {(event.get('data') or {}).get('train_records')} records"
+                + (f", resumed from step {resumed}" if resumed is not None else ""))
+        elif kind == "log":
+            self.progress.update(self.task, completed=event["step"], total=event.get("total_steps"),
+                                 stats=format_log(event))
+        elif kind == "warning":
+            self.progress.console.print(f"warning: {event.get('message')}")
+        elif kind == "checkpoint":
+            self.progress.console.print(f"checkpoint at step {event.get('step')}: {event.get('path')}")
+
+    def _report(self, end: dict[str, Any]) -> int:
+        kind = end["type"]
+        if kind == RUN_FINISHED:
+            print(f"finished at step {end.get('step')}, train loss {_num(end.get('train_loss'))}; "
+                  f"adapter: {self.run_dir / (end.get('adapter_path') or 'adapter')}")
+            return 0
+        if kind in TERMINAL_TYPES and kind != RUN_FAILED:
+            print(f"stopped at step {end.get('step')}; checkpoint: {end.get('checkpoint_path')}, "
+                  f"adapter: {end.get('adapter_path')}")
+            return 0
+        print(f"failed: {end.get('cause')}", file=sys.stderr)
+        for problem in end.get("errors") or []:
+            print(f"  {problem}", file=sys.stderr)
+        if end.get("hint"):
+            print(f"hint: {end['hint']}", file=sys.stderr)
+        print(f"log: {self.run_dir / LOG_FILE}", file=sys.stderr)
+        return 1
+
+
+def format_log(event: dict[str, Any]) -> str:
+    """``loss 1.234  lr 2.0e-04  312 tok/s  ETA 1:05`` for one log event."""
+    eta = event.get("eta_s")
+    eta_text = f"{int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else "?"
+    lr = event.get("lr")
+    return (f"loss {_num(event.get('loss'))}  lr {lr:.1e}  " if lr is not None else f"loss {_num(event.get('loss'))}  ") + \
+        f"{event.get('tokens_per_s') or 0:.0f} tok/s  ETA {eta_text}"
+
+
+def _exists(pid: int) -> bool:
+    """Whether our own supervisor child still runs (it may not have written pids.json yet)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, (int, float)) else "?"
