@@ -23,6 +23,7 @@ class ConfirmDialog(ModalScreen[bool]):
         width: 60; max-width: 90%; height: auto; padding: 1 2;
         border: thick $warning; background: $surface;
     }
+    ConfirmDialog #question { width: 100%; }
     ConfirmDialog Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
     ConfirmDialog Button { margin-left: 2; }
     """

@@ -31,13 +31,13 @@ def row_of(run: RunSummary) -> tuple[str, ...]:
     total = state.total_steps or run.meta.max_steps
     model = state.model or run.meta.model or fmt.DASH
     return (
-        run.name,
-        model if len(model) <= 32 else "…" + model[-31:],
+        run.name if len(run.name) <= 30 else run.name[:29] + "…",
+        model if len(model) <= 24 else "…" + model[-23:],
         state.method or run.meta.method or fmt.DASH,
         run.status,
         f"{state.step}/{total or '?'}",
         fmt.num(state.loss),
-        fmt.clock(state.started_t),
+        fmt.clock(state.started_t, year=False),
         fmt.duration(state.duration_s),
     )
 
@@ -68,7 +68,8 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
     CSS_PATH = "runs.tcss"
 
     BINDINGS = [
-        Binding("enter", "open_run", "Open"),
+        # priority: shown in the footer even though the focused table has its own enter key
+        Binding("enter", "open_run", "Open", priority=True),
         Binding("r", "rescan", "Refresh"),
     ]
 
@@ -88,6 +89,7 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
         """The last scan's runs by row key (the folder path)."""
         self.scans = 0
         """Completed scans (tests wait on it)."""
+        self._widths: list[int] = []
 
     def compose(self) -> ComposeResult:
         yield Static("Runs", id="heading")
@@ -96,7 +98,6 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.table.add_columns(*COLUMNS)
         self.scan_runs()
 
     @property
@@ -121,24 +122,32 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
         """Bring the table up to date, changing only the cells that changed."""
         table = self.table
         rows = {str(run.path): run for run in message.runs}
-        order = list(rows)
-        if order != [key.value for key in table.rows]:
-            selected = self._selected_key()
-            table.clear()
-            for key, run in rows.items():
-                table.add_row(*self._cells(run), key=key)
-            if selected in rows:
-                table.move_cursor(row=order.index(selected))
+        texts = {key: row_of(run) for key, run in rows.items()}
+        # Fixed column widths from the content: the table never re-measures lazily, so a
+        # frame shows the same layout whenever it is taken.
+        widths = [max([len(name)] + [len(row[i]) for row in texts.values()]) for i, name in enumerate(COLUMNS)]
+        if list(rows) != [key.value for key in table.rows] or widths != self._widths:
+            self._rebuild(rows, widths)
         else:
             for key, run in rows.items():
-                old = self.runs.get(key)
-                if old is None or row_of(old) != row_of(run):
+                if row_of(self.runs[key]) != texts[key]:
                     for column, value in zip(table.columns, self._cells(run)):
                         table.update_cell(key, column, value)
         self.runs = rows
         self.query_one("#heading", Static).update(f"Runs ({len(rows)})" if rows else self._empty_text())
         self.show_detail()
         self.scans += 1
+
+    def _rebuild(self, rows: dict[str, RunSummary], widths: list[int]) -> None:
+        table, selected = self.table, self._selected_key()
+        table.clear(columns=True)
+        for name, width in zip(COLUMNS, widths):
+            table.add_column(name, width=width, key=name)
+        for key, run in rows.items():
+            table.add_row(*self._cells(run), key=key)
+        if selected in rows:
+            table.move_cursor(row=list(rows).index(selected))
+        self._widths = widths
 
     def _cells(self, run: RunSummary) -> list[Text]:
         cells = [Text(cell) for cell in row_of(run)]  # Text: a name like "[x]" is not markup

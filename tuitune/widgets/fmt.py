@@ -45,9 +45,9 @@ def duration(seconds: float | None) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def clock(t: float | None) -> str:
-    """A Unix time as local ``YYYY-MM-DD HH:MM``."""
-    return DASH if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+def clock(t: float | None, year: bool = True) -> str:
+    """A Unix time as local ``YYYY-MM-DD HH:MM`` (``MM-DD HH:MM`` without the year)."""
+    return DASH if t is None else time.strftime("%Y-%m-%d %H:%M" if year else "%m-%d %H:%M", time.localtime(t))
 
 
 def count(n: float | None) -> str:

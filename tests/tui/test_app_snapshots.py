@@ -1,0 +1,90 @@
+"""Snapshots of the app's screens at 80x24 and 120x40, on the canned run folders.
+
+Times come from the events and the canned pids are dead (``alive_runs`` says which runs count
+as live), so every run renders the same screen. Update with ``pytest --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tuitune.screens.runs import RunsScreen
+from tuitune.screens.train import TrainScreen
+
+SMALL, LARGE = (80, 24), (120, 40)
+
+
+def settle_runs(wait_for):
+    async def run_before(pilot) -> None:
+        screen = pilot.app.screen
+        assert isinstance(screen, RunsScreen)
+        await wait_for(pilot, lambda: screen.scans >= 1, what="the runs scan")
+        await pilot.pause()
+
+    return run_before
+
+
+def settle_dashboard(wait_for, *keys: str):
+    async def run_before(pilot) -> None:
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, TrainScreen), what="the dashboard")
+        dash = pilot.app.screen
+        await wait_for(pilot, lambda: dash.alive is not None and dash.state.events_seen > 0 and dash.log_lines,
+                       what="the run's history and log")
+        dash.repaint_if_due(force=True)
+        await pilot.pause()
+        await pilot.press(*keys)
+        await pilot.pause()
+
+    return run_before
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_runs_list(snap_compare, make_app, wait_for, runs_dir: Path, alive_runs: set[str], size) -> None:
+    """You should see four runs, newest first: running (green), failed (red), stopped, finished,
+    each with model, method, step/total, last loss, start time (UTC) and duration; below the
+    table, the highlighted run's line; the footer shows Open, Refresh, 1-4 modes and n New run."""
+    alive_runs.add("running")
+    assert snap_compare(make_app(runs_dir), terminal_size=size, run_before=settle_runs(wait_for))
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_dashboard_running(snap_compare, make_app, wait_for, runs_dir: Path, alive_runs: set[str], size) -> None:
+    """You should see the running run's dashboard: title with a green RUNNING badge, a falling
+    cyan loss curve over steps 5-45, a progress bar at 38% with step 45/120 and ETA 2m15s, the
+    numbers (epoch, loss, lr, grad norm, tokens/s), one H100 with its memory bar, the trainer's
+    RSS and CPU, host RAM, the engine.log tail, and a footer with Stop & save, Save now, Kill, Back."""
+    alive_runs.add("running")
+    app = make_app(runs_dir, attach=runs_dir / "running")
+    assert snap_compare(app, terminal_size=size, run_before=settle_dashboard(wait_for))
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_dashboard_failed(snap_compare, make_app, wait_for, runs_dir: Path, size) -> None:
+    """You should see a FAILED badge, a red band with the cause (CUDA out of memory), exit code and
+    the hint, the traceback at the end of the log tail, and Stop/Save/Kill greyed out."""
+    app = make_app(runs_dir, attach=runs_dir / "failed")
+    assert snap_compare(app, terminal_size=size, run_before=settle_dashboard(wait_for))
+
+
+def test_dashboard_finished_with_eval(snap_compare, make_app, wait_for, runs_dir: Path) -> None:
+    """You should see a FINISHED badge, the train curve with three magenta eval points and a
+    legend, a full progress bar with ETA done, and "no GPU: no NVIDIA driver" in the system panel."""
+    app = make_app(runs_dir, attach=runs_dir / "finished")
+    assert snap_compare(app, terminal_size=LARGE, run_before=settle_dashboard(wait_for))
+
+
+def test_stop_asks_first(snap_compare, make_app, wait_for, runs_dir: Path, alive_runs: set[str]) -> None:
+    """You should see, over the dashboard, a dialog asking whether to stop the run after it saves
+    a checkpoint and the adapter, with "Stop & save [y]" and "Cancel [n]"."""
+    alive_runs.add("running")
+    app = make_app(runs_dir, attach=runs_dir / "running")
+    assert snap_compare(app, terminal_size=SMALL, run_before=settle_dashboard(wait_for, "s"))
+
+
+def test_new_run_first_step(snap_compare, make_app, runs_dir: Path) -> None:
+    """You should see the new-run flow on its first step: the steps 1 Model (highlighted),
+    2 Data, 3 Preset, 4 Review & start with the demo choices, the model field holding
+    smollm2-135m-instruct, and a footer with Back and Start run."""
+    assert snap_compare(make_app(runs_dir), terminal_size=SMALL, press=["n"])
