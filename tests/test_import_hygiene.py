@@ -1,0 +1,44 @@
+"""The app never loads the ML stack, and the engine's light modules load neither Textual nor torch.
+
+Each check runs in a fresh interpreter, so nothing imported by other tests can hide a leak.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+ML_STACK = ["torch", "transformers", "peft", "bitsandbytes", "datasets", "accelerate"]
+
+
+def loaded_after(code: str, watch: list[str]) -> list[str]:
+    """Run ``code`` in a fresh interpreter; return which of ``watch`` ended up in sys.modules."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {watch!r} if m in sys.modules]))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("module", ["tuitune.app", "tuitune.__main__", "tuitune.screens.train",
+                                    "tuitune.screens.new_run", "tuitune.cli.app"])
+def test_app_modules_leave_the_ml_stack_out(module: str) -> None:
+    assert loaded_after(f"import {module}", ML_STACK) == []
+
+
+def test_every_tuitune_module_leaves_the_ml_stack_out() -> None:
+    code = (
+        "import pkgutil, importlib, tuitune\n"
+        "for info in pkgutil.walk_packages(tuitune.__path__, 'tuitune.'):\n"
+        "    importlib.import_module(info.name)\n"
+    )
+    assert loaded_after(code, ML_STACK) == []
+
+
+@pytest.mark.parametrize("module", ["engine.config", "engine.protocol", "engine.paths"])
+def test_engine_light_modules_load_neither_textual_nor_torch(module: str) -> None:
+    assert loaded_after(f"import {module}", ["textual", *ML_STACK]) == []
