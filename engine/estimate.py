@@ -16,8 +16,10 @@ Sources for the formulas:
   2 bytes a parameter; tensors under 4096 elements keep 32-bit states.
 * Activations: the per-layer count of Korthikanti et al. 2022 ("Reducing Activation
   Recomputation", §4.1), redone for a Llama block (RMSNorm, grouped-query SDPA attention,
-  SwiGLU MLP) with a fused attention kernel, so there is no ``5·a·s²`` score term. The
-  loss adds ``b·s·V`` float32 log-probabilities, their gradient and the logits.
+  SwiGLU MLP) with a fused attention kernel, so there is no ``5·a·s²`` score term, and for
+  frozen base layers (which keep no inputs) with LoRA branches (which do). Checked against
+  the tensors autograd actually saves (tests/unit/test_estimate.py: within 1% on SmolLM2).
+  The loss adds ``b·s·V`` float32 log-probabilities, their gradient and the logits' gradient.
   Gradient checkpointing keeps each layer's input and recomputes one layer at a time.
 * Overhead: on CUDA the context and cuBLAS workspaces (about 0.5 GiB, outside the allocator
   peak) plus 5% allocator slack; on CPU the resident size of Python with torch, transformers,
@@ -71,8 +73,13 @@ class Estimate:
 
     @property
     def peak(self) -> int:
-        """What the framework allocates: comparable with torch.cuda.max_memory_allocated."""
-        return self.weights + self.adapter + self.gradients + self.optimizer + self.activations
+        """What the framework allocates: comparable with torch.cuda.max_memory_allocated.
+
+        Gradients and activations share the backward pass: the Trainer frees gradients after
+        each optimizer step, and backward frees each layer's activations as its gradients
+        arrive, so the peak holds about the larger of the two, not their sum.
+        """
+        return self.weights + self.adapter + self.optimizer + max(self.gradients, self.activations)
 
     @property
     def total(self) -> int:
@@ -97,13 +104,14 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     train_bytes = d if method == "full" else 4
     weights = _weights(info, quant, config.quant.double_quant, d)
     b, s = config.train.batch_size, config.data.cutoff_len
-    act_on = activations(info, config.adapter, b, s, a, checkpointing=True)
-    act_off = activations(info, config.adapter, b, s, a, checkpointing=False)
+    masks = 4 if device == "cpu" else 1  # dropout masks: float on CPU, bool on CUDA
+    act_on = activations(info, config.adapter, b, s, a, checkpointing=True, mask_bytes=masks)
+    act_off = activations(info, config.adapter, b, s, a, checkpointing=False, mask_bytes=masks)
     gc = config.train.gradient_checkpointing
     parts = {"weights": weights, "adapter": 0 if method == "full" else n_train * 4,
              "gradients": n_train * train_bytes, "optimizer": _optimizer(trainable, config.train.optimizer, train_bytes),
              "activations": act_on if gc else act_off}
-    peak = sum(parts.values())
+    peak = sum(parts.values()) - min(parts["gradients"], parts["activations"])
     overhead = CUDA_CONTEXT + int(ALLOCATOR_SLACK * peak) if device == "cuda" else CPU_RUNTIME
     return Estimate(
         method=method_label(config), device=device, dtype=dtype, params_total=info.params_total or 0,
@@ -143,34 +151,50 @@ def trainable_shapes(info: ModelInfo, adapter: AdapterSection | dict[str, Any]) 
 
 def target_linears(info: ModelInfo, targets: str | list[str]) -> list[tuple[int, int]]:
     """(out, in) of each linear layer peft would adapt, matched as peft does (name or ``.name`` suffix)."""
-    linears = [(name, shape) for name, shape in info.shapes if _is_linear(name, shape)]
+    return [(out, inp) for _name, out, inp in _named_linears(info, targets)]
+
+
+def _named_linears(info: ModelInfo, targets: str | list[str]) -> list[tuple[str, int, int]]:
+    linears = [(name, shape[0], shape[1]) for name, shape in info.shapes if _is_linear(name, shape)]
     if targets != "all-linear":
-        linears = [(n, s) for n, s in linears if any(n == t or n.endswith("." + t) for t in targets)]
-    return [(shape[0], shape[1]) for _, shape in linears]
+        linears = [lin for lin in linears if any(lin[0] == t or lin[0].endswith("." + t) for t in targets)]
+    return linears
 
 
-def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch: int, seq: int, d: int, checkpointing: bool) -> int:
-    """Bytes saved for the backward pass of one batch of ``batch × seq`` tokens (see module docstring)."""
-    tokens = batch * seq
-    h, i, layers = info.hidden_size or 0, info.intermediate_size or 0, info.num_layers or 0
+def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch: int, seq: int, d: int,
+                checkpointing: bool, mask_bytes: int = 1) -> int:
+    """Bytes saved for the backward pass of one batch of ``batch × seq`` tokens (see module docstring).
+
+    Counted per token and layer from what autograd keeps in a Llama block (checked tensor by
+    tensor with ``torch.autograd.graph.saved_tensors_hooks`` on SmolLM2, bench/bench_estimate.py):
+    RMSNorm keeps its input as float32 (2h·4 bytes); SDPA keeps q, k, v and its output
+    (2q + 2kv); SwiGLU keeps the gate and up outputs and the SiLU output (3i). A trained linear
+    keeps its input, shared by the layers that read the same tensor (q/k/v, gate/up); with LoRA
+    dropout each adapted layer keeps its own dropped-out copy and its mask (``mask_bytes`` an
+    element: float on CPU, bool on CUDA); lora_A keeps r outputs. Full training also keeps the
+    normalised hidden states for the RMSNorm weights (2h).
+    """
+    tokens, layers = batch * seq, max(info.num_layers or 1, 1)
+    h, i = info.hidden_size or 0, info.intermediate_size or 0
     hd = info.head_dim or h // max(info.num_heads or 1, 1)
     q, kv = (info.num_heads or 0) * hd, (info.num_kv_heads or 0) * hd
-    # Per token per layer: two RMSNorm inputs (2h); SDPA keeps q, k, v and its output (2q + 2kv);
-    # SwiGLU keeps the gate output, its SiLU, the up output and their product (4i).
-    per_layer = 2 * h + 2 * q + 2 * kv + 4 * i
     adapter = _as_dict(adapter)
-    if adapter.get("method", "lora") == "full":
-        per_layer += 2 * h + q  # trained linears keep their inputs: the two norm outputs and o_proj's input
+    full = adapter.get("method", "lora") == "full"
+    adapted = _named_linears(info, "all-linear" if full else adapter.get("target_modules", "all-linear"))
+    shared_inputs = sum(inp for _parent, inp in {(n.rpartition(".")[0], inp) for n, _o, inp in adapted}) / layers
+    elements, extra = 2 * q + 2 * kv + 3 * i, 2 * h * 4
+    if full:
+        elements += 2 * h + shared_inputs
+    elif adapter.get("dropout", 0.05):
+        own_inputs = sum(inp for _n, _o, inp in adapted) / layers
+        elements += own_inputs + adapter.get("r", 16) * len(adapted) / layers
+        extra += own_inputs * mask_bytes
     else:
-        dropout = adapter.get("dropout", 0.05)
-        inputs = sum(inp for _out, inp in target_linears(info, adapter.get("target_modules", "all-linear")))
-        inputs //= max(layers, 1)
-        # Each adapted layer keeps the input of lora_A: its own dropped-out copy (plus a one-byte mask)
-        # when dropout is on, else the shared input that is mostly counted above.
-        per_layer += inputs + inputs // d if dropout else h
-    layer_bytes = tokens * per_layer * d
+        elements += shared_inputs + adapter.get("r", 16) * len(adapted) / layers
+    layer_bytes = int(tokens * (elements * d + extra))
     kept = tokens * h * d * layers + layer_bytes if checkpointing else layer_bytes * layers
-    # The loss: float32 log-probabilities, their gradient and the logits (or its float copy).
+    # The loss: float32 log-probabilities kept for backward, then their gradient and the
+    # gradient of the logits live at the same time at the start of the backward pass.
     loss = tokens * (info.vocab_size or 0) * 12
     return kept + loss + tokens * h * d * 2
 
@@ -265,7 +289,7 @@ def breakdown(est: Estimate, config: RunConfig) -> list[tuple[str, int, str]]:
     return [
         ("weights", est.weights, f"{est.dtype}{quant}"),
         ("adapter", est.adapter, "float32" if est.adapter else "none (full fine-tuning)"),
-        ("gradients", est.gradients, "of the trainable parameters"),
+        ("gradients", est.gradients, "overlap activations in backward: the peak holds the larger"),
         ("optimizer", est.optimizer, config.train.optimizer),
         ("activations", est.activations, f"{fmt_bytes(est.activations_other)} " + ("without checkpointing" if gc else "checkpointed")),
         ("overhead", est.overhead, "CUDA context, allocator slack" if est.device == "cuda" else "Python + torch runtime"),
@@ -276,4 +300,6 @@ def fmt_bytes(n: int | float) -> str:
     """Bytes as a short human figure: 512 MiB, 3.2 GiB."""
     if n >= GIB:
         return f"{n / GIB:.1f} GiB"
-    return f"{n / 1024**2:.0f} MiB" if n >= 1024**2 else f"{n / 1024:.0f} KiB"
+    if n >= 1024**2:
+        return f"{n / 1024**2:.0f} MiB"
+    return f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n:.0f} B"

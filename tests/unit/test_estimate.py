@@ -41,15 +41,19 @@ def test_lora_fp32_on_cpu_by_hand(tiny) -> None:
     assert est.weights == 1704 * 4  # float32 on CPU
     assert est.adapter == est.gradients == 512 * 4  # peft keeps adapters in float32
     assert est.optimizer == 2 * 512 * 4  # AdamW: two moments
-    # Activations, 2 x 8 = 16 tokens, float32. Per token per layer: norms 2h + SDPA 2q + 2kv + SwiGLU 4i
-    # = 16 + 16 + 8 + 64 = 104; LoRA dropout copies of the adapted inputs 8*6 + 16 = 64 plus
-    # one-byte masks 64/4 = 16 -> 184. Loss: 16 tokens * V=32 * 12 bytes. Embedding and final norm 2h.
-    layer = 16 * 184 * 4
-    loss = 16 * 32 * 12
-    assert est.activations == 2 * layer + loss + 16 * 8 * 4 * 2
-    assert est.activations_other == 16 * 8 * 4 * 2 + layer + loss + 16 * 8 * 4 * 2  # checkpointed: inputs + one layer
+    # Activations, 2 x 8 = 16 tokens, float32. Per token per layer, in elements: SDPA keeps q, k, v
+    # and its output 2*8 + 2*4, SwiGLU the gate, SiLU and up outputs 3*16 = 72; LoRA dropout gives
+    # each of the 7 adapted layers its own copy of its input 6*8 + 16 = 64, and lora_A keeps r=2
+    # outputs each = 14: 150 elements * 4 bytes. Plus bytes: RMSNorm keeps its two inputs as
+    # float32 2*8*4 = 64, and the float dropout masks on CPU 64*4 = 256.
+    layer = 16 * (150 * 4 + 64 + 256)
+    loss = 16 * 32 * 12  # float32 log-probabilities, their gradient and the logits' gradient
+    ends = 16 * 8 * 4 * 2  # embedding output and final norm
+    assert est.activations == 2 * layer + loss + ends
+    assert est.activations_other == 2 * 16 * 8 * 4 + layer + loss + ends  # checkpointed: inputs + one layer
     assert est.overhead == 512 * MIB
-    assert est.total == 6816 + 2048 + 2048 + 4096 + est.activations + 512 * MIB
+    # Gradients fill as backward frees activations: the peak holds the larger of the two.
+    assert est.total == 6816 + 2048 + 4096 + max(2048, est.activations) + 512 * MIB
 
 
 def test_quantized_weights_by_hand(tiny) -> None:
@@ -77,9 +81,12 @@ def test_full_bf16_on_cuda_by_hand(tiny) -> None:
     assert est.dtype == "float32" and est.weights == est.gradients == 1704 * 4
     # bitsandbytes keeps 32-bit state for tensors under 4096 elements: all of these.
     assert est.optimizer == 1704 * 8
-    # Full training also keeps the inputs of the trained linears: two norm outputs and o_proj's input.
-    per_layer = 104 + 2 * 8 + 8
-    assert est.activations == 2 * 16 * per_layer * 2 + 16 * 32 * 12 + 16 * 8 * 2 * 2
+    # Full training keeps the inputs of the trained linears, once per shared input: attention 8
+    # (q, k, v and o read 8-wide inputs of one block), gate/up 8, down 16; and the normalised
+    # states for the norm weights 2*8. So 72 + 32 + 16 = 120 bf16 elements + 64 float32 norm bytes.
+    layer = 16 * (120 * 2 + 64)
+    assert est.activations == 2 * layer + 16 * 32 * 12 + 16 * 8 * 2 * 2
+    assert est.peak == 1704 * 4 + 1704 * 8 + max(1704 * 4, est.activations)
     assert est.overhead == 512 * MIB + int(0.05 * est.peak)
     assert method_label(_config(adapter={"method": "full"})) == "Full fine-tuning"
 
@@ -94,6 +101,46 @@ def test_advice_when_it_does_not_fit(tiny) -> None:
 def test_unknown_model_cannot_be_estimated() -> None:
     with pytest.raises(ValueError, match="unknown until the model is downloaded"):
         estimate(read_model_info("org/not-downloaded"), RunConfig(), device="cuda")
+
+
+@pytest.mark.parametrize(("method", "targets", "dropout"), [
+    ("lora", "all-linear", 0.05), ("lora", ["q_proj", "v_proj"], 0.0), ("full", "all-linear", 0.0)])
+def test_activations_match_what_autograd_saves(demo_model_dir: Path, method: str, targets, dropout: float) -> None:
+    """The per-layer count equals the tensors autograd keeps for backward (SmolLM2, float32 on CPU)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from engine.estimate import activations
+
+    model = AutoModelForCausalLM.from_pretrained(demo_model_dir, dtype=torch.float32)
+    model.config.use_cache = False
+    if method == "full":
+        model.requires_grad_(True)
+    else:
+        model = get_peft_model(model, LoraConfig(r=8, target_modules=targets, lora_dropout=dropout, task_type="CAUSAL_LM"))
+    model.train()
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(tensor):
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    ids = torch.randint(0, 1000, (1, 64), generator=torch.Generator().manual_seed(0))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        model(input_ids=ids, labels=ids)
+    info = read_folder(demo_model_dir)
+    adapter = {"method": method, "r": 8, "target_modules": targets, "dropout": dropout}
+    logits = 64 * info.vocab_size
+    # Compare without the loss (its 12 bytes a logit hold 4 saved for backward; the vocabulary of
+    # 49,152 would otherwise swamp this tiny model's layers).
+    estimated = activations(info, adapter, 1, 64, 4, checkpointing=False, mask_bytes=4) - logits * 12
+    measured = sum(saved.values()) - logits * 4
+    print(f"{method} {targets} dropout {dropout}: estimated {estimated:,} measured {measured:,}")
+    assert abs(estimated - measured) / measured < 0.03
 
 
 def _peft_count(model, target_modules, method: str = "lora") -> tuple[int, int]:
