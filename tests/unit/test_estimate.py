@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig
-from engine.estimate import estimate, method_label, trainable_params, what_to_change
+from engine.estimate import estimate, method_label, trainable_params
+from engine.estimate_report import what_to_change
 from engine.model_info import read_folder, read_model_info
 
 _spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")

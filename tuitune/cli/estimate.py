@@ -12,7 +12,8 @@ import sys
 from typing import Any
 
 from engine.config import ConfigError, RunConfig, deep_merge, load_config, parse_config
-from engine.estimate import Estimate, breakdown, estimate, fmt_bytes, what_to_change
+from engine.estimate import Estimate, estimate, fmt_bytes
+from engine.estimate_report import breakdown, what_to_change
 from engine.gpus import Gpu, list_gpus
 from engine.model_info import ModelError, ModelInfo, check_loadable, read_model_info
 

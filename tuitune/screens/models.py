@@ -25,7 +25,8 @@ from textual.widgets.option_list import Option
 from engine import gpus as gpus_mod
 from engine import hf_cache
 from engine.config import DEMO_MODEL, ConfigError, RunConfig
-from engine.estimate import breakdown, estimate, fmt_bytes, what_to_change
+from engine.estimate import estimate, fmt_bytes
+from engine.estimate_report import breakdown, what_to_change
 from engine.model_info import ModelError, ModelInfo, read_model_info
 from tuitune.messages import ModelChosen
 from tuitune.recent_models import add_recent, load_recent
