@@ -16,7 +16,6 @@ def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser, every subcommand included."""
     parser = argparse.ArgumentParser(prog="tuitune", description="Fine-tune LLMs with LoRA/QLoRA from the terminal.")
     parser.add_argument("--runs-dir", help="folder holding run folders (default: $TUITUNE_RUNS_DIR or XDG data)")
-    parser.set_defaults(command="app")
     sub = parser.add_subparsers(dest="command")
 
     train = sub.add_parser("train", help="train headless (progress bar, or --detach)")
@@ -64,6 +63,7 @@ HANDLERS = {
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` and run the chosen subcommand; returns the exit status."""
     args = build_parser().parse_args(argv)
+    args.command = args.command or "app"
     handler = importlib.import_module(HANDLERS[args.command])
     return int(handler.run(args) or 0)
 
