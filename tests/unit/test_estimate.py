@@ -119,7 +119,9 @@ def test_activations_match_what_autograd_saves(demo_model_dir: Path, method: str
     if method == "full":
         model.requires_grad_(True)
     else:
-        model = get_peft_model(model, LoraConfig(r=8, target_modules=targets, lora_dropout=dropout, task_type="CAUSAL_LM"))
+        config = LoraConfig(r=8, target_modules=targets, lora_dropout=dropout, use_dora=method == "dora",
+                            task_type="CAUSAL_LM")
+        model = get_peft_model(model, config)
     model.train()
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
