@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from pathlib import Path
 
 from textual.app import App
 from textual.binding import Binding
 
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen
-from tuitune.screens.new_run import NewRunScreen, RunDraft
 from tuitune.screens.modes import available_modes, has_nvidia_gpu
 from tuitune.settings import Settings, load_settings
 
@@ -41,9 +41,27 @@ class TuituneApp(App[None]):
         self.runs_dir = (Path(runs_dir) if runs_dir else self.settings.runs_dir).expanduser().resolve()
         """Where run folders are listed and created."""
         self.attach = Path(attach) if attach else None
-        preset = self.settings.preset or ("default" if has_nvidia_gpu() else "cpu-first-try")
-        self.draft = RunDraft(model=self.settings.model, data=list(self.settings.data), preset=preset)
-        """The new run being set up, shared by every screen that picks something for it."""
+        self._draft = None
+
+    @property
+    def draft(self):
+        """The new run being set up, shared by every screen that picks something for it.
+
+        Built on first use: the new-run flow and its config schema load only when needed,
+        which keeps start-up short.
+        """
+        if self._draft is None:
+            from tuitune.runs.draft import RunDraft
+
+            settings = self.settings
+            self._draft = RunDraft(preset=settings.preset or ("default" if has_nvidia_gpu() else "cpu-first-try"))
+            self._draft.model = settings.model or self._draft.model
+            self._draft.data = list(settings.data or self._draft.data)
+        return self._draft
+
+    def _new_run_open(self) -> bool:
+        module = sys.modules.get("tuitune.screens.new_run")
+        return module is not None and isinstance(self.screen, module.NewRunScreen)
 
     def on_mount(self) -> None:
         self._catch_signals()
@@ -75,7 +93,7 @@ class TuituneApp(App[None]):
         if action == "switch_mode":
             return parameters[0] in self._modes
         if action == "new_run":
-            return not isinstance(self.screen, NewRunScreen)
+            return not self._new_run_open()
         return True
 
     def open_dashboard(self, run_dir: Path) -> None:
@@ -90,14 +108,16 @@ class TuituneApp(App[None]):
         """Open the new-run flow (or bring it back, choices kept)."""
         if self.current_mode != "runs":
             self.switch_mode("runs")
-        if isinstance(self.screen, NewRunScreen):
+        if self._new_run_open():
             self.screen.take_draft()
         else:
+            from tuitune.screens.new_run import NewRunScreen
+
             self.push_screen(NewRunScreen())
 
     def run_launched(self, run_dir: Path) -> None:
         """A run started from the new-run flow: swap the flow for the run's dashboard."""
-        if isinstance(self.screen, NewRunScreen):
+        if self._new_run_open():
             self.pop_screen()
         self.open_dashboard(run_dir)
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import yaml
 
-from engine.config import DEMO_DATA, DEMO_MODEL
 from engine.paths import config_dir, runs_dir
 
 SETTINGS_FILE = "settings.yaml"
@@ -27,10 +26,10 @@ class Settings:
 
     runs_dir: Path = field(default_factory=runs_dir)
     """Parent folder of run folders."""
-    model: str = DEMO_MODEL
-    """Model the new-run flow starts from."""
-    data: list[str] = field(default_factory=lambda: [DEMO_DATA])
-    """Data the new-run flow starts from."""
+    model: str | None = None
+    """Model the new-run flow starts from (None: the demo model)."""
+    data: list[str] | None = None
+    """Data the new-run flow starts from (None: the shipped sample)."""
     preset: str | None = None
     """Preset the new-run flow starts from (None: default with an NVIDIA GPU, else cpu-first-try)."""
     problem: str | None = None

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, TextArea
+from textual.widgets import Label
 from textual.worker import Worker, WorkerState
 
 
@@ -40,6 +40,8 @@ class ErrorModal(ModalScreen[None]):
         self.details = details
 
     def compose(self) -> ComposeResult:
+        from textual.widgets import TextArea  # loaded on the first error, not at start-up
+
         with Vertical():
             yield Label(self.title_text, id="title")
             yield TextArea(self.details, read_only=True, soft_wrap=True, id="details")

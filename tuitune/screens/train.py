@@ -189,8 +189,9 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
 
     def _title_text(self, run_status: str) -> Text:
         state = self.state
-        out = Text.assemble((f" {state.name} ", "bold"), f" {state.model or '?'} · {state.method or '?'} · ")
-        out.append(f" {run_status.upper()} ", style=f"reverse {STATUS_STYLE.get(run_status, '')}")
+        out = Text(f" {run_status.upper()} ", style=f"bold reverse {STATUS_STYLE.get(run_status, '')}")
+        out.append(f" {state.name} ", style="bold")
+        out.append(f" {state.model or '?'} · {state.method or '?'}")
         if run_status == RUNNING and state.phase and state.phase != "training":
             out.append(f"  {state.phase}: {state.phase_message}", style="italic")
         if state.warnings:

@@ -53,5 +53,11 @@ class LossChart(Widget):
             xs, ys = zip(*evals)
             plot.scatter(xs, ys, marker="●", marker_style="bright_magenta", label="eval")
         plot.show_legend(is_visible=bool(evals))
+        # Steps from 0 keep the axis readable while there are only a few points.
+        last = max([x for x, _ in train] + [x for x, _ in evals] + [1.0])
+        plot.set_xlimits(0.0, last)
+        ys = [y for _, y in train] + [y for _, y in evals]
+        flat = ys and max(ys) - min(ys) < 1e-3
+        plot.set_ylimits(*((min(ys) - 0.5, max(ys) + 0.5) if flat else (None, None)))
         self.redraws += 1
         return True

@@ -46,6 +46,7 @@ def render_stats(state: RunState, status: str, width: int = 40) -> Text:
         ("lr", fmt.sci(state.lr)),
         ("grad norm", fmt.num(state.grad_norm)),
         ("tokens/s", fmt.num(state.tokens_per_s, 5)),
+        ("started", fmt.clock(state.started_t, year=False)),
         ("elapsed", fmt.duration(state.duration_s)),
         ("checkpoints", str(len(state.checkpoints))),
     ]

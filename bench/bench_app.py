@@ -1,0 +1,241 @@
+"""App benchmark: start-up, dashboard ingest and chart redraw, terminal bytes while live, training overhead.
+
+Run: ``.venv/bin/python bench/bench_app.py [--skip-training] [--live-seconds 30]``
+
+Prints (targets in brackets):
+- app start to first screen, as a person sees it in tmux (process spawn → "Runs" on screen) [≤ 0.5 s],
+- events/s the dashboard ingests (history replay and live appends) [≥ 1,000/s],
+- loss chart redraw time at 120x40 for 300 / 1,000 / 5,000 points [≤ 50 ms],
+- bytes/s written to the terminal while a dashboard follows a live run (tmux pipe-pane) [≤ 4 KB/s],
+- training tokens/s with the dashboard attached vs headless, demo model, CPU [≥ 0.98x].
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from engine.protocol import EventWriter, read_events  # noqa: E402
+
+PY = sys.executable
+APP = (f"{PY} -c 'import sys, argparse; from tuitune.cli import app; "
+       "sys.exit(app.run(argparse.Namespace(command=sys.argv[1], runs_dir=sys.argv[2], run=sys.argv[3])))'")
+"""The app as `tuitune [attach RUN]` runs it (through tuitune.cli.app, the same handler)."""
+
+
+def tmux(socket: str, *args: str) -> str:
+    return subprocess.run(["tmux", "-L", socket, *args], capture_output=True, text=True, check=True).stdout
+
+
+def wait_screen(socket: str, text: str, timeout: float = 30.0, interval: float = 0.005) -> float:
+    start = time.perf_counter()
+    while text not in tmux(socket, "capture-pane", "-p", "-t", "b"):
+        if time.perf_counter() - start > timeout:
+            raise TimeoutError(f"{text!r} not on screen after {timeout}s")
+        time.sleep(interval)
+    return time.perf_counter() - start
+
+
+def start_pane(socket: str, command: str, size=(120, 40)) -> None:
+    tmux(socket, "-f", "/dev/null", "new-session", "-d", "-s", "b", "-x", str(size[0]), "-y", str(size[1]),
+         f"{command}; sleep 600")
+    tmux(socket, "set-option", "-s", "escape-time", "10")
+
+
+def bench_startup(runs: Path, repeats: int = 5) -> None:
+    times = []
+    for i in range(repeats):
+        socket = f"bench-start-{os.getpid()}-{i}"
+        start = time.perf_counter()
+        start_pane(socket, f"{APP} app {runs} -")
+        try:
+            times.append(time.perf_counter() - start + wait_screen(socket, "Runs ("))
+        finally:
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+    print(f"start to first screen (tmux, runs list of {len(list(runs.iterdir()))} runs): "
+          f"median {statistics.median(times):.3f} s, min {min(times):.3f} s  [target <= 0.5 s]")
+
+
+def write_history(run_dir: Path, n: int) -> None:
+    with EventWriter(run_dir) as writer:
+        writer.emit("run_started", run_name=run_dir.name, model={"name_or_path": "bench"}, method="lora",
+                    total_steps=n, resumed_from_step=None)
+        for step in range(1, n):
+            writer.emit("log", step=step, total_steps=n, epoch=step / n, loss=2.0 / (1 + step / 500), lr=2e-4,
+                        grad_norm=0.9, tokens_per_s=5000.0, elapsed_s=step * 0.1, eta_s=(n - step) * 0.1)
+
+
+async def bench_ingest(tmp: Path) -> None:
+    from tuitune.app import TuituneApp
+    from tuitune.screens.train import TrainScreen
+    from tuitune.settings import Settings
+
+    run_dir = tmp / "ingest"
+    run_dir.mkdir()
+    n = 20_000
+    write_history(run_dir, n)
+    app = TuituneApp(runs_dir=tmp, attach=run_dir, settings=Settings(runs_dir=tmp, preset="default"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        start = time.perf_counter()
+        while not (isinstance(app.screen, TrainScreen) and app.screen.state.events_seen >= n):
+            await pilot.pause(0.01)
+        replay = time.perf_counter() - start
+        dash = app.screen
+        print(f"dashboard ingest, history replay: {n:,} events in {replay:.2f} s = {n / replay:,.0f} events/s "
+              f"[target >= 1,000/s]")
+        # live: a writer appends 10,000 events as fast as it can while the dashboard follows
+        live = 10_000
+
+        def append() -> None:
+            with EventWriter(run_dir) as writer:
+                for step in range(n, n + live):
+                    writer.emit("log", step=step, loss=1.0, lr=2e-4, tokens_per_s=5000.0)
+
+        start = time.perf_counter()
+        thread = threading.Thread(target=append)
+        thread.start()
+        while dash.state.events_seen < n + live:
+            await pilot.pause(0.01)
+        took = time.perf_counter() - start
+        thread.join()
+        print(f"dashboard ingest, live appends: {live:,} events in {took:.2f} s = {live / took:,.0f} events/s; "
+              f"repaints during it: throttled to 1/s")
+        chart = dash.chart
+        plot = chart.query_one("PlotWidget")
+        for points in (300, 1_000, 5_000):
+            series = [(float(i), 2.0 / (1 + i / 500)) for i in range(1, points + 1)]
+            evals = series[:: max(1, points // 10)]
+            times = []
+            for k in range(5):
+                chart._shown = (0, 0, None, None)
+                start = time.perf_counter()
+                chart.set_series(series, evals)
+                plot._render_plot()  # the drawing set_series schedules for the next frame
+                await pilot.pause()
+                times.append(time.perf_counter() - start)
+            print(f"chart redraw at 120x40 ({plot.size.width}x{plot.size.height} cells), {points:,} points + "
+                  f"{len(evals)} eval: median {statistics.median(times) * 1000:.1f} ms [target <= 50 ms]")
+
+
+def fake_engine(run_dir: Path, seconds: float, stop: threading.Event) -> None:
+    """Events at the rate a real run writes them: a log a second, a system sample every 5 s."""
+    with EventWriter(run_dir) as writer, open(run_dir / "engine.log", "a") as log:
+        writer.emit("run_started", run_name=run_dir.name, model={"name_or_path": "smollm2-135m-instruct"},
+                    method="lora", total_steps=1000, resumed_from_step=None)
+        step = 0
+        start = time.monotonic()
+        while not stop.is_set() and time.monotonic() - start < seconds:
+            step += 1
+            writer.emit("log", step=step, total_steps=1000, epoch=step / 100, loss=2.0 / (1 + step / 50), lr=2e-4,
+                        grad_norm=0.9, tokens_per_s=212.0, elapsed_s=step, eta_s=1000 - step)
+            log.write(f"{{'loss': {2.0 / (1 + step / 50):.4f}, 'grad_norm': 0.9, 'epoch': {step / 100}}}\n")
+            log.flush()
+            if step % 5 == 0:
+                writer.emit("system", gpus=[], gpu_note="no NVIDIA driver", rss_bytes=1_900_000_000 + step,
+                            cpu_pct=100.0 + step % 7, host_mem_used_bytes=9_000_000_000,
+                            host_mem_total_bytes=25_000_000_000)
+            stop.wait(1.0)
+
+
+def bench_bytes(tmp: Path, seconds: float) -> None:
+    run_dir = tmp / "live"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("model: {name_or_path: smollm2-135m-instruct}\n")
+    stop = threading.Event()
+    engine = threading.Thread(target=fake_engine, args=(run_dir, seconds + 15, stop))
+    engine.start()
+    socket = f"bench-bytes-{os.getpid()}"
+    out = tmp / "pane.bytes"
+    try:
+        start_pane(socket, f"{APP} attach {tmp} live")
+        wait_screen(socket, "step ")
+        time.sleep(3)  # past the first full paint
+        tmux(socket, "pipe-pane", "-o", "-t", "b", f"cat >> {out}")
+        time.sleep(seconds)
+        tmux(socket, "pipe-pane", "-t", "b")
+        size = out.stat().st_size if out.exists() else 0
+        print(f"terminal output while live (log event/s, system every 5 s, 120x40): {size:,} bytes in "
+              f"{seconds:.0f} s = {size / seconds / 1024:.2f} KB/s [target <= 4 KB/s]")
+        stop.set()
+        engine.join()
+        out.unlink(missing_ok=True)
+        time.sleep(2)
+        tmux(socket, "pipe-pane", "-o", "-t", "b", f"cat >> {out}")
+        time.sleep(10)
+        tmux(socket, "pipe-pane", "-t", "b")
+        idle = out.stat().st_size if out.exists() else 0
+        print(f"terminal output with no new events: {idle / 10:.0f} bytes/s")
+    finally:
+        stop.set()
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+        engine.join()
+
+
+def run_demo(runs: Path, name: str, attach: bool, steps: int) -> float:
+    """Train the demo model (cpu-first-try, cutoff 64); median tokens/s of its log events."""
+    from engine.config import RunConfig
+    from tuitune.runs import launch
+    from tuitune.runs.draft import RunDraft, load_preset_values, resolve_draft
+
+    config: RunConfig = resolve_draft(RunDraft(preset="cpu-first-try", max_steps=str(steps), cutoff="64"),
+                                      load_preset_values("cpu-first-try"))
+    run_dir = launch.new_run_dir(runs, name)
+    launch.start_run(run_dir, config)
+    socket = f"bench-train-{os.getpid()}-{name}"
+    if attach:
+        start_pane(socket, f"{APP} attach {runs} {run_dir.name}")
+    try:
+        while not any(e["type"] in ("run_finished", "run_failed") for e in read_events(run_dir)):
+            time.sleep(1)
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
+    rates = [e["tokens_per_s"] for e in read_events(run_dir) if e["type"] == "log" and e.get("tokens_per_s")]
+    return statistics.median(rates[len(rates) // 3:])  # past warm-up
+
+
+def bench_training(tmp: Path, steps: int) -> None:
+    runs = tmp / "train-runs"
+    headless = run_demo(runs, "headless", attach=False, steps=steps)
+    attached = run_demo(runs, "attached", attach=True, steps=steps)
+    print(f"training tokens/s, demo model on CPU ({steps} steps, cutoff 64): headless {headless:.0f}, "
+          f"dashboard attached {attached:.0f} = {attached / headless:.3f}x [target >= 0.98x] "
+          f"(shared 2-core CPU: noisy)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--skip-training", action="store_true", help="skip the tokens/s comparison (minutes)")
+    parser.add_argument("--live-seconds", type=float, default=30.0)
+    parser.add_argument("--train-steps", type=int, default=40)
+    args = parser.parse_args()
+    if shutil.which("tmux") is None:
+        sys.exit("tmux is needed: apt-get install -y tmux")
+    os.environ.setdefault("TZ", "UTC")
+    tmp = Path(tempfile.mkdtemp(prefix="bench-app-"))
+    try:
+        fixtures = tmp / "runs"
+        shutil.copytree(REPO / "tests" / "fixtures" / "runs", fixtures, ignore=shutil.ignore_patterns("*.py"))
+        bench_startup(fixtures)
+        asyncio.run(bench_ingest(tmp))
+        bench_bytes(tmp, args.live_seconds)
+        if not args.skip_training:
+            bench_training(tmp, args.train_steps)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Drive the real app in tmux as a person would, against the real demo model on this machine.
+
+Start the demo run from the app, watch steps and loss appear, quit (training goes on),
+re-open with ``tuitune attach`` and see the whole history, stop-and-save from the dashboard,
+find the adapter in the run folder, and end the app with SIGTERM (the terminal comes back).
+tmux is a test dependency: without it this test fails, it does not skip.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from engine.protocol import read_events
+from tuitune.runs import launch
+
+TUITUNE = Path(sys.executable).parent / "tuitune"
+"""The installed command, as a person runs it."""
+
+
+class Pane:
+    """One tmux session on a private server socket, sized like a small SSH terminal."""
+
+    def __init__(self, socket: str, command: str, size: tuple[int, int] = (100, 30)) -> None:
+        self.socket = socket
+        self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", str(size[0]), "-y", str(size[1]), command)
+        self.tmux("set-option", "-s", "escape-time", "10")  # else an Esc waits 500 ms
+
+    def tmux(self, *args: str) -> str:
+        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, f"tmux {' '.join(args)}: {done.stderr}"
+        return done.stdout
+
+    def screen(self) -> str:
+        return self.tmux("capture-pane", "-p", "-t", "t")
+
+    def keys(self, *keys: str) -> None:
+        for key in keys:
+            self.tmux("send-keys", "-t", "t", key)
+            time.sleep(0.15)
+
+    def type(self, text: str) -> None:
+        self.tmux("send-keys", "-t", "t", "-l", text)
+
+    def wait(self, pattern: str, timeout: float = 20.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if match := re.search(pattern, screen):
+                return match
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {pattern!r} on screen after {timeout:.0f}s; screen was:\n{screen}")
+            time.sleep(0.2)
+
+    def respawn(self, command: str) -> None:
+        self.tmux("respawn-pane", "-k", "-t", "t", command)
+
+    def value(self, fmt: str) -> str:
+        return self.tmux("display-message", "-p", "-t", "t", fmt).strip()
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=30)
+
+
+def shell(command: str) -> str:
+    """The pane's command: the app, then a marker with its exit status, then an idle shell."""
+    return f"{command}; echo APP-EXITED-$?; sleep 600"
+
+
+def test_person_starts_quits_reattaches_and_stops_the_demo_run(tmp_path: Path, demo_model_dir: Path,
+                                                               isolated_home: Path) -> None:
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: it is a test dependency (apt-get install -y tmux; make test installs it)")
+    runs = tmp_path / "runs"
+    settings = isolated_home / "config" / "tuitune" / "settings.yaml"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text("preset: cpu-first-try\n")  # a CPU box: the quick preset, whatever the machine
+    pane = Pane(f"tuitune-test-{os.getpid()}", shell(f"TZ=UTC {TUITUNE} --runs-dir {runs}"))
+    try:
+        pane.wait(r"No runs yet", timeout=30)
+        pane.keys("n")
+        pane.wait(r"smollm2-135m-instruct")
+        pane.keys("Enter")
+        pane.wait(r"builtin:identity")
+        pane.keys("Enter")
+        pane.wait(r"cpu-first-try")
+        pane.keys("Enter")
+        pane.wait(r"resolved config")
+        pane.keys("Tab")
+        pane.type("200")
+        pane.keys("Tab")
+        pane.type("64")
+        pane.wait(r"200 +▎▊ +64 ")
+        pane.keys("Enter")  # start
+
+        pane.wait(r"RUNNING", timeout=30)
+        step_before = int(pane.wait(r"step ([2-9]|\d\d+)/200", timeout=240).group(1))
+        assert re.search(r"loss\s+\d+\.\d+", pane.screen()), pane.screen()
+        started = pane.wait(r"started\s+(\d\d-\d\d \d\d:\d\d)").group(1)  # from the first event
+        run_dir = next(runs.iterdir())
+
+        pane.keys("C-q")
+        pane.wait(r"APP-EXITED-0")
+        assert launch.is_alive(run_dir), "quitting the app must not stop training"
+        logged = lambda: [e["step"] for e in read_events(run_dir) if e["type"] == "log"]  # noqa: E731
+        deadline = time.monotonic() + 120
+        while max(logged()) <= step_before:
+            assert time.monotonic() < deadline, "training did not go on after the app quit"
+            time.sleep(0.5)
+
+        pane.respawn(shell(f"TZ=UTC {TUITUNE} --runs-dir {runs} attach {run_dir.name}"))
+        pane.wait(r"RUNNING", timeout=30)
+        # the whole history is back: same start (first event), steps past the ones seen before
+        assert pane.wait(r"started\s+(\d\d-\d\d \d\d:\d\d)").group(1) == started
+        assert int(pane.wait(r"step (\d+)/200").group(1)) > step_before
+
+        pane.keys("s")
+        pane.wait(r"Stop & save \[y\]")
+        pane.keys("y")
+        pane.wait(r"STOPPED", timeout=180)
+        stopped = [e for e in read_events(run_dir) if e["type"] == "run_stopped"]
+        assert stopped and stopped[-1]["adapter_path"]
+        adapter = run_dir / stopped[-1]["adapter_path"]
+        assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
+
+        app_pid = int(subprocess.run(["pgrep", "-P", pane.value("#{pane_pid}"), "-f", "tuitune"],
+                                     capture_output=True, text=True).stdout.split()[0])
+        os.kill(app_pid, signal.SIGTERM)
+        pane.wait(r"APP-EXITED-0")
+        assert pane.value("#{alternate_on}") == "0", "SIGTERM left the terminal in the alternate screen"
+        assert pane.value("#{mouse_any_flag}") == "0", "SIGTERM left mouse reporting on"
+    finally:
+        pane.close()
+        for folder in runs.iterdir() if runs.is_dir() else []:
+            end_engine(folder)
+
+
+def end_engine(run_dir: Path) -> None:
+    """Leave no training behind when the test fails half-way."""
+    if launch.is_alive(run_dir):
+        pgid = launch.read_pids(run_dir).get("pgid")
+        try:
+            os.killpg(int(pgid), signal.SIGKILL)
+        except (ProcessLookupError, TypeError, ValueError):
+            launch.stop_run(run_dir, kill=True)
