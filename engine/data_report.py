@@ -29,7 +29,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from engine.data_checks import CheckedRecord, check_file, detect_file_format
 from engine.data_encode import IGNORE_INDEX, empty_after_cut, encode_conversation
@@ -94,62 +94,94 @@ class Throttle:
             self.send()
 
 
-def report(paths: list[str], fmt: str, tokenizer: Any | None, cutoff: int, system_prompt: str | None,
-           limit: int | None = None, emit: Callable[[dict[str, Any]], None] = emit) -> int:
-    """Check (and with a tokenizer, tokenise) every file, passing events to ``emit``; returns the error count.
+class Reporter:
+    """One report: a structural pass over every file, then (given a tokenizer) a token pass.
 
-    Without a tokenizer this needs only the standard library, so ``tuitune data check`` runs it in-process.
+    The structural pass needs only the standard library and streams its problems at once;
+    the tokenizer is loaded only after it, so problems show before transformers is imported.
     """
-    errors = warnings = records = usable = 0
-    turns: dict[int, int] = {}
-    lengths: list[int] = []
-    counts = {"truncated": 0, "dropped": 0, "trained": 0}
-    state = {"records": 0, "fraction": 0.0}
-    progress = Throttle(lambda: emit({"type": "progress", "phase": "tokens" if tokenizer else "check", **state}))
 
-    def problem(p: Problem) -> None:
-        nonlocal errors, warnings
-        errors, warnings = errors + (p.severity == "error"), warnings + (p.severity == "warning")
-        emit({"type": "problem", **p.to_dict()})
+    def __init__(self, paths: list[str], fmt: str, cutoff: int, system_prompt: str | None = None,
+                 limit: int | None = None, emit: Callable[[dict[str, Any]], None] = emit) -> None:
+        self.paths, self.fmt, self.cutoff, self.system_prompt, self.limit = paths, fmt, cutoff, system_prompt, limit
+        self.emit = emit
+        self.errors = self.warnings = 0
+        self.state: dict[str, Any] = {"phase": "check", "records": 0, "fraction": 0.0}
+        self.progress = Throttle(lambda: self.emit({"type": "progress", **self.state}))
 
-    for n, path in enumerate(paths):
-        try:
-            emit({"type": "format", "path": path, "format": detect_file_format(path, fmt)[0]})
-        except SourceError:
-            pass
-        size = _size(path)
-        for item in check_file(path, fmt):
-            if isinstance(item, Problem):
-                problem(item)
-                continue
-            records += 1
-            for p in item.problems:
-                problem(p)
-            if item.messages is not None:
-                usable += 1
-                count = sum(1 for m in item.messages if m["role"] != "system")
-                turns[count] = turns.get(count, 0) + 1
-                if tokenizer is not None:
-                    _measure(item, tokenizer, cutoff, system_prompt, lengths, counts, problem)
-            state["records"] = records
-            state["fraction"] = (n + min(1.0, (item.offset or 0) / size)) / len(paths)
-            progress()
-            if limit and records >= limit:
-                break
-    if tokenizer is not None and usable and counts["dropped"] == usable:
-        problem(Problem(", ".join(paths), None, None, None, f"every usable record loses all its trained tokens "
-                        f"at cutoff_len {cutoff}, so training would refuse: raise cutoff_len"))
-    state["fraction"] = 1.0
-    progress(force=True)
-    total = sum(turns.values())
-    emit({"type": "checked", "records": records, "usable": usable, "errors": errors, "warnings": warnings,
-          "turns": {"min": min(turns, default=0), "max": max(turns, default=0),
-                    "mean": sum(k * v for k, v in turns.items()) / total if total else 0.0}})
-    if tokenizer is not None:
-        emit({"type": "token_stats", **token_stats(lengths, cutoff, counts["truncated"], counts["dropped"],
-                                                   counts["trained"])})
-    emit({"type": "done", "errors": errors, "warnings": warnings})
-    return errors
+    def problem(self, p: Problem) -> None:
+        """Count and emit one problem."""
+        self.errors += p.severity == "error"
+        self.warnings += p.severity == "warning"
+        self.emit({"type": "problem", **p.to_dict()})
+
+    def records(self, phase: str) -> Iterator[CheckedRecord | Problem]:
+        """Every checked item of every file, keeping the progress state up to date."""
+        self.state.update(phase=phase, records=0, fraction=0.0)
+        for n, path in enumerate(self.paths):
+            size = _size(path)
+            for item in check_file(path, self.fmt):
+                if isinstance(item, CheckedRecord):
+                    self.state["records"] += 1
+                    self.state["fraction"] = (n + min(1.0, (item.offset or 0) / size)) / len(self.paths)
+                    self.progress()
+                yield item
+                if self.limit and self.state["records"] >= self.limit:
+                    break
+        self.state["fraction"] = 1.0
+        self.progress(force=True)
+
+    def check(self) -> int:
+        """The structural pass; returns the number of usable records."""
+        for path in self.paths:
+            try:
+                self.emit({"type": "format", "path": path, "format": detect_file_format(path, self.fmt)[0]})
+            except SourceError:
+                pass
+        records = usable = 0
+        turns: dict[int, int] = {}
+        for item in self.records("check"):
+            for p in [item] if isinstance(item, Problem) else item.problems:
+                self.problem(p)
+            if isinstance(item, CheckedRecord):
+                records += 1
+                if item.messages is not None:
+                    usable += 1
+                    count = sum(1 for m in item.messages if m["role"] != "system")
+                    turns[count] = turns.get(count, 0) + 1
+        total = sum(turns.values())
+        self.emit({"type": "checked", "records": records, "usable": usable, "errors": self.errors,
+                   "warnings": self.warnings, "turns": {"min": min(turns, default=0), "max": max(turns, default=0),
+                   "mean": sum(k * v for k, v in turns.items()) / total if total else 0.0}})
+        return usable
+
+    def measure(self, tokenizer: Any, usable: int) -> None:
+        """The token pass: lengths, truncation and records left with no trained token."""
+        lengths: list[int] = []
+        counts = {"truncated": 0, "dropped": 0, "trained": 0}
+        for item in self.records("tokens"):
+            if isinstance(item, CheckedRecord) and item.messages is not None:
+                _measure(item, tokenizer, self.cutoff, self.system_prompt, lengths, counts, self.problem)
+        if usable and counts["dropped"] == usable:
+            self.problem(Problem(", ".join(self.paths), None, None, None, "every usable record loses all its "
+                                 f"trained tokens at cutoff_len {self.cutoff}, so training would refuse: "
+                                 "raise cutoff_len"))
+        self.emit({"type": "token_stats", **token_stats(lengths, self.cutoff, counts["truncated"],
+                                                        counts["dropped"], counts["trained"])})
+
+    def run(self, load_tokenizer: Callable[[], Any] | None = None) -> int:
+        """The whole report; returns the exit status (0 clean, 1 errors, 2 tokenizer not loadable)."""
+        self.emit({"type": "started", "paths": self.paths, "cutoff": self.cutoff})
+        usable = self.check()
+        if load_tokenizer is not None:
+            try:
+                tokenizer = load_tokenizer()
+            except Exception as exc:  # missing model, no network: a message, never a traceback
+                self.emit({"type": "failed", "message": f"cannot load the tokenizer: {exc}"})
+                return 2
+            self.measure(tokenizer, usable)
+        self.emit({"type": "done", "errors": self.errors, "warnings": self.warnings})
+        return 1 if self.errors else 0
 
 
 def _size(path: str) -> int:
@@ -223,14 +255,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.serve and not args.model or not args.serve and not args.paths:
         parser.error("give PATH… to report, or --serve with --model")
-    tokenizer = None
-    if args.model:
+    if args.serve:
         try:
             tokenizer = load_tokenizer(args.model)
         except Exception as exc:  # missing model, no network: a message, never a traceback
             emit({"type": "failed", "message": f"cannot load the tokenizer of {args.model}: {exc}"})
             return 2
-    if args.serve:
         return serve(tokenizer, args.cutoff, args.system_prompt)
-    emit({"type": "started", "paths": args.paths, "model": args.model, "cutoff": args.cutoff})
-    return 1 if report(args.paths, args.format, tokenizer, args.cutoff, args.system_prompt, args.limit) else 0
+    reporter = Reporter(args.paths, args.format, args.cutoff, args.system_prompt, args.limit)
+    return reporter.run((lambda: load_tokenizer(args.model)) if args.model else None)

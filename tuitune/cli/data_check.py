@@ -61,10 +61,10 @@ def engine_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
 
 def local_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
     """Events of the structural checks, run in this process (no tokenizer)."""
-    from engine.data_report import report
+    from engine.data_report import Reporter
 
     events: list[dict[str, Any]] = []
-    report([args.path], args.format, None, cutoff, None, emit=events.append)
+    Reporter([args.path], args.format, cutoff, emit=events.append).run()
     return events
 
 

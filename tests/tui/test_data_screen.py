@@ -1,0 +1,216 @@
+"""The Data screen: pages of a file, problems that jump to their record, the tokenised record view."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Input, Select, Static, TabbedContent
+
+from engine.config import DataSection
+from tuitune.messages import DataChosen
+from tuitune.screens.data import DataScreen
+from tuitune.widgets.data_path_suggester import complete_data_path
+from tuitune.widgets.record_view import TRAINED, RecordView
+
+BAD_RECORD = 150
+
+
+def chat_records(count: int = 250) -> list[dict]:
+    """A two-turn record, a record with an unknown role at BAD_RECORD, and simple sums."""
+    records = [{"messages": [{"role": "user", "content": f"What is {i} + {i}?"},
+                             {"role": "assistant", "content": f"{i} + {i} = {2 * i}."}]} for i in range(count)]
+    records[1] = {"messages": [{"role": "system", "content": "Answer briefly."},
+                               {"role": "user", "content": "Capital of France?"},
+                               {"role": "assistant", "content": "Paris."},
+                               {"role": "user", "content": "And of Italy?"},
+                               {"role": "assistant", "content": "Rome."}]}
+    records[BAD_RECORD] = {"messages": [{"role": "user", "content": "Hello"}, {"role": "bot", "content": "Hi"}]}
+    return records
+
+
+@pytest.fixture()
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder holding chat.jsonl, made the working directory so paths shown are relative."""
+    (tmp_path / "chat.jsonl").write_text("".join(json.dumps(r) + "\n" for r in chat_records()))
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+class DataApp(App):
+    """Pushes a DataScreen with the given arguments."""
+
+    def __init__(self, **screen_args) -> None:
+        super().__init__()
+        self.screen_args = screen_args
+
+    def on_mount(self) -> None:
+        """Show the data screen."""
+        self.push_screen(DataScreen(**self.screen_args))
+
+
+async def until(pilot: Pilot, condition, timeout: float = 90.0) -> None:
+    """Let the app run until ``condition()`` holds (engine subprocesses take seconds to start)."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, "timed out waiting for the screen"
+        await pilot.pause(0.05)
+
+
+async def settle(pilot: Pilot) -> None:
+    """Wait for the file workers and the report to finish (no encoder: model=None)."""
+    await until(pilot, lambda: pilot.app.screen.report_done and pilot.app.screen.opened, timeout=30)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def text_of(pilot: Pilot, selector: str) -> str:
+    return str(pilot.app.screen.query_one(selector, Static).render())
+
+
+def first_row(pilot: Pilot) -> str:
+    return str(pilot.app.screen.query_one("#data-table", DataTable).get_row_at(0)[0])
+
+
+async def test_first_page_then_paging(data_dir: Path) -> None:
+    app = DataApp(path="chat.jsonl", model=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one("#data-table", DataTable)
+        assert table.row_count == 100 and first_row(pilot) == "0"
+        assert text_of(pilot, "#data-page") == "records 0–99 of 250 · [ ] pages"
+        assert text_of(pilot, "#data-info") == "chat.jsonl · format openai"
+        await pilot.press("]", "]")
+        await until(pilot, lambda: first_row(pilot) == "200")
+        assert table.row_count == 50 and text_of(pilot, "#data-page") == "records 200–249 of 250 · [ ] pages"
+        await pilot.press("]")  # past the end: stays
+        await pilot.press("[")
+        await until(pilot, lambda: first_row(pilot) == "100")
+
+
+async def test_problem_enter_jumps_to_its_record(data_dir: Path) -> None:
+    app = DataApp(path="chat.jsonl", model=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        tabs = app.screen.query_one(TabbedContent)
+        assert str(tabs.get_tab("tab-problems").label) == "Problems (1)"
+        tabs.active = "tab-problems"
+        problems = app.screen.query_one("#data-problems", DataTable)
+        assert [str(c) for c in problems.get_row_at(0)[1:]] == [
+            "chat.jsonl:151 #150", "messages[1].role: unknown role 'bot'; allowed: system, user, assistant"]
+        problems.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: first_row(pilot) == "100")
+        await pilot.pause()
+        assert app.screen.query_one("#data-table", DataTable).cursor_row == BAD_RECORD - 100
+        assert tabs.active == "tab-record"
+        head = str(app.screen.query_one("#record-head", Static).render())
+        assert head == f"record {BAD_RECORD} · line {BAD_RECORD + 1}"
+        body = str(app.screen.query_one("#record-body", Static).render())
+        assert "✗ messages[1].role: unknown role 'bot'" in body
+
+
+async def test_missing_file_and_format_override(data_dir: Path) -> None:
+    app = DataApp(model=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        path_box = app.screen.query_one("#data-path", Input)
+        assert app.screen.focused is path_box
+        await pilot.press(*"nope.jsonl", "enter")
+        await settle(pilot)
+        assert text_of(pilot, "#data-info") == "nope.jsonl: no such file or folder"
+        path_box.value = "chat.jsonl"
+        await pilot.press("enter")
+        await settle(pilot)
+        app.screen.query_one("#data-format", Select).value = "alpaca"
+        await pilot.pause()
+        await settle(pilot)
+        assert text_of(pilot, "#data-info") == "chat.jsonl · format alpaca"
+        problems = app.screen.query_one("#data-problems", DataTable)
+        assert problems.row_count == 500  # instruction and output missing in each of the 250 records
+        assert [str(c) for c in problems.get_row_at(0)[1:]] == ["chat.jsonl:1 #0", "instruction: missing field"]
+        assert [str(c) for c in problems.get_row_at(1)[1:]] == ["chat.jsonl:1 #0", "output: missing field"]
+
+
+async def test_use_for_new_run_posts_data_chosen(data_dir: Path) -> None:
+    seen: list = []
+    app = DataApp(path="chat.jsonl", model=None)
+    async with app.run_test(size=(120, 40), message_hook=seen.append) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+    chosen = list({id(m): m for m in seen if isinstance(m, DataChosen)}.values())  # seen again as it bubbles
+    assert [(m.paths, m.format) for m in chosen] == [(["chat.jsonl"], "auto")]
+
+
+async def test_record_view_split_equals_engine_labels(data_dir: Path, demo_model_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from engine.data import build_datasets
+
+    app = DataApp(path="chat.jsonl", model=str(demo_model_dir), cutoff=40)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.screen.query_one(RecordView)
+        await until(pilot, lambda: view.encoded is not None)
+        await pilot.press("down")
+        await until(pilot, lambda: view.encoded is not None and "record 1" in text_of(pilot, "#record-head"))
+        encoded = view.encoded
+        shown = view.body
+        highlighted = "".join(shown.plain[s.start:s.end] for s in shown.spans if s.style == TRAINED)
+        app.screen.processes.stop_all()
+    (data_dir / "one.jsonl").write_text(json.dumps(chat_records()[1]) + "\n")
+    tokenizer = AutoTokenizer.from_pretrained(demo_model_dir)
+    built = build_datasets(DataSection(train=["one.jsonl"], cutoff_len=40), tokenizer, seed=0)
+    labels = built.train[0]["labels"]
+    assert encoded["truncated"] and encoded["ids"][:40] == built.train[0]["input_ids"]
+    assert encoded["trained"][:40] == [label != -100 for label in labels]
+    trained = tokenizer.decode([label for label in labels if label != -100])
+    assert view.trained_text == trained and trained.startswith("Paris.<|im_end|>")
+    assert highlighted.endswith(trained) and "Rome.<|im_end|>" not in highlighted  # cut off at 40 tokens
+
+
+def test_path_completion_offers_data_files_and_folders(data_dir: Path) -> None:
+    assert complete_data_path("ch") == "chat.jsonl"
+    assert complete_data_path("s") == "sub/"
+    assert complete_data_path(f"{data_dir}/c") == f"{data_dir}/chat.jsonl"
+    assert complete_data_path("zzz") is None and complete_data_path("builtin:") is None
+
+
+def test_snapshot_statistics_120x40(data_dir: Path, snap_compare) -> None:
+    """You should see the first page of chat.jsonl, and the Statistics tab with records and turns."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await settle(pilot)
+        pilot.app.screen.query_one(TabbedContent).active = "tab-stats"
+        await pilot.pause()
+
+    assert snap_compare(DataApp(path="chat.jsonl", model=None), terminal_size=(120, 40), run_before=run_before)
+
+
+def test_snapshot_problems_80x24(data_dir: Path, snap_compare) -> None:
+    """You should see the records table and the Problems tab listing the unknown role at line 151."""
+
+    async def run_before(pilot: Pilot) -> None:
+        await settle(pilot)
+        pilot.app.screen.query_one(TabbedContent).active = "tab-problems"
+        await pilot.pause()
+
+    assert snap_compare(DataApp(path="chat.jsonl", model=None), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_snapshot_record_tokens_120x40(data_dir: Path, demo_model_dir: Path, snap_compare) -> None:
+    """You should see record 1 rendered by the chat template, Paris. highlighted as trained, and the cutoff
+    marker at token 40 with the rest (inside Rome.) struck through."""
+
+    async def run_before(pilot: Pilot) -> None:
+        view = pilot.app.screen.query_one(RecordView)
+        await until(pilot, lambda: view.encoded is not None and pilot.app.screen.report_done)
+        await pilot.press("down")
+        await until(pilot, lambda: view.encoded is not None and "record 1" in text_of(pilot, "#record-head"))
+
+    app = DataApp(path="chat.jsonl", model="smollm2-135m-instruct", cutoff=40)
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)

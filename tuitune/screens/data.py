@@ -1,0 +1,340 @@
+"""DataScreen: open instruction data, browse it a page at a time, see what training will see.
+
+Reading the file happens in thread workers: the first page straight from the file, then an
+index of record offsets in the background (:class:`engine.data_index.RecordIndex`). Two engine
+subprocesses do what needs the ML stack: ``python -m engine data PATH`` streams problems,
+progress and statistics, and ``python -m engine data --serve`` encodes the highlighted record
+with the same function that makes the training labels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Select, Static
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from engine.config import DEMO_MODEL, DataSection
+from engine.data_checks import detect_file_format
+from engine.data_formats import TRAINABLE
+from engine.data_index import RecordIndex
+from engine.data_source import RawRecord, SourceError
+from tuitune.messages import DataChosen
+from tuitune.widgets.data_inspector import DataInspector
+from tuitune.widgets.data_path_suggester import DataPathSuggester
+from tuitune.widgets.data_processes import EngineProcesses
+from tuitune.widgets.data_table import RecordTable
+
+PAGE = 100
+FORMATS = [("auto", "auto"), *[(name, name) for name in TRAINABLE]]
+
+
+class DataScreen(Screen):
+    """Browse, check and preview instruction data; hand it to a new run."""
+
+    CSS_PATH = "data.tcss"
+    BINDINGS = [
+        Binding("ctrl+o", "focus_path", "Open"),
+        Binding("left_square_bracket", "page(-1)", "Prev page"),
+        Binding("right_square_bracket", "page(1)", "Next page"),
+        Binding("ctrl+n", "use", "Use for new run"),
+    ]
+
+    @dataclass
+    class Opened(Message):
+        """The open worker read the file's format and first page (or could not)."""
+
+        path: str
+        fmt: str | None
+        rows: list[RawRecord]
+        error: str = ""
+        generation: int = 0
+
+    @dataclass
+    class PageLoaded(Message):
+        """A page of records was read; ``select`` is the record to put the cursor on."""
+
+        start: int
+        rows: list[RawRecord]
+        select: int | None = None
+        generation: int = 0
+
+    @dataclass
+    class Indexed(Message):
+        """Progress of the background index: ``count`` records so far."""
+
+        count: int
+        complete: bool
+        generation: int = 0
+
+    @dataclass
+    class ReportRead(Message):
+        """A batch of events from ``python -m engine data``."""
+
+        events: list[dict[str, Any]]
+        generation: int = 0
+
+    @dataclass
+    class TokensRead(Message):
+        """An event from the encoder (``ready``, ``encoded``, ``error`` or ``failed``)."""
+
+        event: dict[str, Any]
+
+    def __init__(self, path: str | None = None, model: str | None = DEMO_MODEL,
+                 cutoff: int = DataSection.model_fields["cutoff_len"].default, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.path = path or ""
+        """The open file or folder, as typed."""
+        self.model = model or ""
+        """Model whose chat template tokenises records; empty: no tokens."""
+        self.cutoff = cutoff
+        """Cutoff length the record view and statistics measure against."""
+        self.fmt: str | None = None
+        """Effective format of the open file (detected or chosen)."""
+        self.index: RecordIndex | None = None
+        self.page_start = 0
+        self.processes = EngineProcesses()
+        self.request = 0
+        """Id of the last encode request; older answers are ignored."""
+        self.generation = 0
+        """Counts opens; messages from workers of an earlier open are ignored."""
+        self.opened = False
+        """Whether the last open has shown its first page (or why it could not)."""
+
+    def compose(self) -> ComposeResult:
+        """Path and format on top; records on the left; record, problems, statistics on the right."""
+        with Horizontal(id="data-bar"):
+            yield Input(self.path, placeholder="JSON / JSONL file or datasets folder", id="data-path",
+                        suggester=DataPathSuggester())
+            yield Select(FORMATS, value="auto", allow_blank=False, id="data-format")
+        yield Static("Type a path and press Enter.", id="data-info", markup=False)
+        with Horizontal(id="data-body"):
+            with Vertical(id="data-left"):
+                yield RecordTable(id="data-table")
+                yield Static("", id="data-page", markup=False)
+            yield DataInspector(self.model, self.cutoff, id="data-tabs")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Open the path given, or wait for one."""
+        if self.path:
+            self.open(self.path)
+        else:
+            self.query_one("#data-path", Input).focus()
+
+    def on_unmount(self) -> None:
+        """End the engine subprocesses this screen started."""
+        self.processes.stop_all()
+
+    # ----- opening and paging -------------------------------------------------------------
+
+    def open(self, path: str) -> None:
+        """Open ``path``: reset the views, read the first page, start the report."""
+        self.path, self.index, self.page_start = path, None, 0
+        self.query_one(RecordTable).clear()
+        self.query_one(DataInspector).reset(self.model)
+        self.query_one("#data-info", Static).update(f"Opening {path}…")
+        fmt = str(self.query_one("#data-format", Select).value)
+        self.opened = False
+        self.generation += 1
+        self._read_file(path, fmt, self.generation)
+        self._run_report(path, fmt, self.model, self.cutoff, self.generation)
+        if self.model and "encoder" not in self.processes:
+            self._run_encoder(self.model, self.cutoff)
+
+    @work(thread=True, exclusive=True, group="data-open", exit_on_error=False)
+    def _read_file(self, path: str, fmt: str, generation: int) -> None:
+        worker = get_current_worker()
+        try:
+            index = RecordIndex(path)
+            found, problem = detect_file_format(path, fmt)
+            self.index = index
+            self.post_message(self.Opened(path, found, index.first_page(PAGE), problem.message if problem else "",
+                                          generation))
+        except SourceError as exc:
+            self.post_message(self.Opened(path, None, [], str(exc.problem), generation))
+            return
+        except OSError as exc:
+            self.post_message(self.Opened(path, None, [], f"{path}: cannot read: {exc.strerror or exc}", generation))
+            return
+        last = [0.0]
+
+        def progress(count: int, fraction: float) -> None:
+            if time.monotonic() - last[0] > 0.2:
+                last[0] = time.monotonic()
+                self.post_message(self.Indexed(count, False, generation))
+
+        index.build(progress, lambda: worker.is_cancelled)
+        self.post_message(self.Indexed(index.count, index.complete, generation))
+
+    @work(thread=True, exclusive=True, group="data-page", exit_on_error=False)
+    def _read_page(self, start: int, select: int | None) -> None:
+        worker, index, generation = get_current_worker(), self.index, self.generation
+        while index is not None and not index.complete and index.count < start + PAGE and not worker.is_cancelled:
+            time.sleep(0.02)
+        if index is not None and not worker.is_cancelled:
+            self.post_message(self.PageLoaded(start, index.page(start, PAGE), select, generation))
+
+    @on(Opened)
+    def _show_opened(self, message: Opened) -> None:
+        if message.generation != self.generation:
+            return
+        self.fmt, self.opened = message.fmt, True
+        self.query_one(RecordTable).show_page(message.rows, message.fmt)
+        info = message.error or f"{message.path} · format {message.fmt or 'unknown'}"
+        self.query_one("#data-info", Static).update(info)
+        self._update_page_label()
+        if message.rows:
+            self.query_one(RecordTable).focus()
+
+    @on(PageLoaded)
+    def _show_page(self, message: PageLoaded) -> None:
+        if message.generation != self.generation:
+            return
+        self.page_start = message.start
+        table = self.query_one(RecordTable)
+        table.show_page(message.rows, self.fmt)
+        if message.select is not None:
+            table.move_cursor(row=message.select - message.start)
+        self._update_page_label()
+
+    @on(Indexed)
+    def _show_indexed(self, message: Indexed) -> None:
+        if message.generation != self.generation:
+            return
+        self._update_page_label(message.count, message.complete)
+
+    def _update_page_label(self, count: int | None = None, complete: bool | None = None) -> None:
+        index = self.index
+        count = index.count if count is None and index else count or 0
+        complete = bool(index and index.complete) if complete is None else complete
+        shown = self.query_one(RecordTable).row_count
+        total = f"{count:,}" if complete else f"{count:,}+ (indexing)"
+        text = f"records {self.page_start:,}–{self.page_start + max(shown - 1, 0):,} of {total} · [ ] pages"
+        self.query_one("#data-page", Static).update(text if shown else "no records")
+
+    def action_page(self, step: int) -> None:
+        """Show the previous (-1) or next (+1) page."""
+        start = max(0, self.page_start + step * PAGE)
+        if self.index is None or (self.index.complete and start >= self.index.count) or start == self.page_start:
+            return
+        self._read_page(start, start)
+
+    def goto(self, record: int) -> None:
+        """Show the page holding ``record`` with the cursor on it."""
+        start = record // PAGE * PAGE
+        if start == self.page_start and self.query_one(RecordTable).row_count:
+            self.query_one(RecordTable).move_cursor(row=record - start)
+        else:
+            self._read_page(start, record)
+        self.query_one(DataInspector).show_tab("tab-record")
+        self.query_one(RecordTable).focus()
+
+    # ----- the record view and the report ----------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#data-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        record = event.row_key.value
+        raw = self.query_one(RecordTable).records.get(int(record)) if record is not None else None
+        if raw is not None:
+            self._show_record(raw)
+
+    def _show_record(self, raw: RawRecord) -> None:
+        """Show ``raw``'s turns now and ask the encoder for its tokens."""
+        messages = self.query_one(DataInspector).show_record(raw, self.fmt)
+        if messages is not None:
+            self.request += 1
+            self.processes.send("encoder", {"id": self.request, "messages": messages})
+
+    @work(thread=True, exclusive=True, group="data-encoder", exit_on_error=False)
+    def _run_encoder(self, model: str, cutoff: int) -> None:
+        process = self.processes.start("encoder", "--serve", "--model", model, "--cutoff", str(cutoff))
+        for event in self.processes.events(process):
+            self.post_message(self.TokensRead(event))
+
+    @on(TokensRead)
+    def _show_tokens(self, message: TokensRead) -> None:
+        event, table = message.event, self.query_one(RecordTable)
+        if event["type"] == "ready" and table.row_count:
+            raw = table.records.get(int(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value))
+            if raw is not None:
+                self._show_record(raw)
+        elif event["type"] == "encoded" and event["id"] == self.request:
+            self.query_one(DataInspector).show_tokens(event)
+        elif event["type"] in ("failed", "error"):
+            self.notify(event["message"], title="Tokeniser", severity="error", timeout=8)
+
+    @work(thread=True, exclusive=True, group="data-report", exit_on_error=False)
+    def _run_report(self, path: str, fmt: str, model: str, cutoff: int, generation: int) -> None:
+        worker = get_current_worker()
+        process = self.processes.start("report", path, "--format", fmt, "--cutoff", str(cutoff),
+                                       *(["--model", model] if model else []))
+        batch: list[dict[str, Any]] = []
+        sent = time.monotonic()
+        for event in self.processes.events(process):
+            if worker.is_cancelled:
+                return
+            batch.append(event)
+            if time.monotonic() - sent > 0.1 or event["type"] in ("checked", "token_stats", "done", "failed"):
+                self.post_message(self.ReportRead(batch, generation))
+                batch, sent = [], time.monotonic()
+        if batch:
+            self.post_message(self.ReportRead(batch, generation))
+
+    @on(ReportRead)
+    def _show_report(self, message: ReportRead) -> None:
+        if message.generation == self.generation:
+            self.query_one(DataInspector).add_events(message.events)
+
+    @property
+    def report_done(self) -> bool:
+        """Whether the report of the open file has ended."""
+        return self.query_one(DataInspector).done
+
+    @on(DataInspector.ProblemChosen)
+    def _jump_to_problem(self, message: DataInspector.ProblemChosen) -> None:
+        self.goto(message.record)
+
+    # ----- inputs and actions -------------------------------------------------------------
+
+    @on(Input.Submitted, "#data-path")
+    def _open_typed(self, event: Input.Submitted) -> None:
+        if event.value.strip():
+            self.open(event.value.strip())
+
+    @on(Select.Changed, "#data-format")
+    def _change_format(self) -> None:
+        if self.path and self.is_mounted and self.index is not None:
+            self.open(self.path)
+
+    @on(Input.Submitted, "#data-model")
+    @on(Input.Submitted, "#data-cutoff")
+    def _change_tokens(self) -> None:
+        cutoff = self.query_one("#data-cutoff", Input).value
+        self.model, self.cutoff = self.query_one("#data-model", Input).value.strip(), int(cutoff or self.cutoff)
+        self.processes.stop("encoder")
+        if self.path:
+            self.open(self.path)
+
+    def action_focus_path(self) -> None:
+        """Put the cursor in the path box."""
+        self.query_one("#data-path", Input).focus()
+
+    def action_use(self) -> None:
+        """Hand the open data to the new-run flow."""
+        if self.path:
+            self.post_message(DataChosen([self.path], str(self.query_one("#data-format", Select).value)))
+            self.notify(f"{self.path} will be used for the next new run.", title="Data chosen")
+
+    @on(Worker.StateChanged)
+    def _report_worker_error(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(str(event.worker.error), title="Data", severity="error", timeout=10)

@@ -1,0 +1,131 @@
+"""DataInspector: the Data screen's right side — Record, Problems and Statistics tabs.
+
+The screen pushes data in (records to show, report events, tokens); the inspector keeps the
+report's state and posts :class:`DataInspector.ProblemChosen` when Enter is pressed on a problem.
+It never reads files or starts processes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from textual import on
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
+
+from engine.data_formats import TRAINABLE, to_messages
+from engine.data_source import Problem, RawRecord
+from tuitune.widgets.data_stats import DataStats
+from tuitune.widgets.data_table import ProblemTable
+from tuitune.widgets.record_view import RecordView
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 error``, ``2 errors``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+def record_title(raw: RawRecord) -> str:
+    """``record 3 · line 4``."""
+    return f"record {raw.index}" + (f" · line {raw.line}" if raw.line else "")
+
+
+class DataInspector(Vertical):
+    """Tabs showing the highlighted record, the problems found, and statistics with progress."""
+
+    @dataclass
+    class ProblemChosen(Message):
+        """Enter on a problem: the screen should show ``record``."""
+
+        record: int
+
+    def __init__(self, model: str, cutoff: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model, self.cutoff = model, cutoff
+        self.checked: dict[str, Any] | None = None
+        """The last ``checked`` event of the report."""
+        self.tokens: dict[str, Any] | None = None
+        """The last ``token_stats`` event of the report."""
+        self.done = False
+        """Whether the report has ended (done or failed)."""
+        self.title_shown = ""
+
+    def compose(self):
+        """The three tabs; the Statistics tab also holds the model and cutoff boxes."""
+        with TabbedContent():
+            with TabPane("Record", id="tab-record"):
+                yield RecordView(id="data-record")
+            with TabPane("Problems", id="tab-problems"):
+                yield ProblemTable(id="data-problems")
+                yield Static("", id="data-problem", markup=False)
+            with TabPane("Statistics", id="tab-stats"):
+                yield DataStats(id="data-stats")
+                with Horizontal(id="data-token-bar"):
+                    yield Input(self.model, placeholder="model (empty: no tokens)", id="data-model")
+                    yield Input(str(self.cutoff), type="integer", id="data-cutoff")
+
+    def show_tab(self, tab: str) -> None:
+        """Bring the tab ``tab`` (tab-record, tab-problems, tab-stats) to the front."""
+        self.query_one(TabbedContent).active = tab
+
+    def reset(self, model: str) -> None:
+        """Forget the last report; ``model`` is the one the next report tokenises with."""
+        self.model, self.checked, self.tokens, self.done = model, None, None, False
+        self.query_one(ProblemTable).reset()
+        self.query_one("#data-problem", Static).update("")
+        self.query_one(RecordView).show_note("Reading…")
+        self._count_problems()
+
+    def show_record(self, raw: RawRecord, fmt: str | None) -> list[dict[str, str]] | None:
+        """Show ``raw``'s turns (or raw JSON and problems); returns its messages when it is trainable."""
+        self.title_shown = record_title(raw)
+        messages, problems = None, [raw.problem.message] if raw.problem else []
+        if raw.problem is None and fmt in TRAINABLE:
+            messages, found = to_messages(raw.value, fmt)
+            problems = [f"{f}: {m}" if f else m for f, m in found]
+        dump = json.dumps(raw.value, ensure_ascii=False, indent=2) if raw.value is not None else ""
+        self.query_one(RecordView).show_messages(self.title_shown, messages, problems, dump)
+        return messages
+
+    def show_tokens(self, encoded: dict[str, Any]) -> None:
+        """Show the encoder's answer for the record shown last."""
+        self.query_one(RecordView).show_tokens(self.title_shown, encoded)
+
+    def add_events(self, events: list[dict[str, Any]]) -> None:
+        """Fold a batch of report events into the problems list and the statistics."""
+        problems = [e for e in events if e["type"] == "problem"]
+        if problems:
+            self.query_one(ProblemTable).add_problems(problems)
+            self._count_problems()
+        stats = self.query_one(DataStats)
+        for event in events:
+            kind = event["type"]
+            if kind == "progress":
+                stats.show_progress(event["phase"], event["fraction"], event["records"])
+            elif kind in ("checked", "token_stats"):
+                setattr(self, "checked" if kind == "checked" else "tokens", event)
+                stats.show_stats(self.checked, self.tokens,
+                                 "" if self.model else "Set a model below to see token statistics.")
+            elif kind in ("failed", "done"):
+                self.done = True
+                stats.finish(event.get("message") or
+                             f"done: {plural(event['errors'], 'error')}, {plural(event['warnings'], 'warning')}")
+
+    def _count_problems(self) -> None:
+        count = len(self.query_one(ProblemTable).problems)
+        self.query_one(TabbedContent).get_tab("tab-problems").label = f"Problems ({count:,})" if count else "Problems"
+
+    @on(DataTable.RowHighlighted, "#data-problems")
+    def _show_problem(self, event: DataTable.RowHighlighted) -> None:
+        problem = self.query_one(ProblemTable).problems[int(event.row_key.value)]
+        self.query_one("#data-problem", Static).update(f"{Problem.from_dict(problem)}  (Enter: go to the record)")
+
+    @on(DataTable.RowSelected, "#data-problems")
+    def _choose_problem(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        problem = self.query_one(ProblemTable).problems[int(event.row_key.value)]
+        if problem.get("record") is not None:
+            self.post_message(self.ProblemChosen(problem["record"]))

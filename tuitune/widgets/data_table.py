@@ -1,0 +1,101 @@
+"""Tables of the Data screen: a page of records, and the problems found.
+
+Only one page of records is ever in the table (the screen feeds pages from the file's index),
+so a file of a million records costs the widget no more than a page.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.widgets import DataTable
+
+from engine.data_formats import TRAINABLE, to_messages
+from engine.data_source import RawRecord
+
+PREVIEW = 72
+"""Characters of a record shown in its row."""
+
+
+def one_line(text: str, width: int = PREVIEW) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def record_cells(raw: RawRecord, fmt: str | None) -> tuple[str, str, Text, str]:
+    """Cells of one record row: index, line, status mark, preview (or the first problem)."""
+    line = "" if raw.line is None else str(raw.line)
+    if raw.problem is not None:
+        return str(raw.index), line, Text("✗", style="bold red"), one_line(raw.problem.message)
+    if fmt not in TRAINABLE:
+        return str(raw.index), line, Text("·"), one_line(json.dumps(raw.value, ensure_ascii=False))
+    messages, problems = to_messages(raw.value, fmt)
+    if problems:
+        field, message = problems[0]
+        return str(raw.index), line, Text("✗", style="bold red"), one_line(f"{field}: {message}" if field else message)
+    users = [m["content"] for m in messages if m["role"] == "user"]
+    answers = [m["content"] for m in messages if m["role"] == "assistant"]
+    turns = f"[{len(users) + len(answers)}] " if len(answers) > 1 else ""
+    return str(raw.index), line, Text("✓", style="green"), one_line(f"{turns}{users[0]} → {answers[-1]}")
+
+
+class RecordTable(DataTable):
+    """One page of records; row keys are record indices."""
+
+    def on_mount(self) -> None:
+        """Columns: record, line, status, preview."""
+        self.cursor_type = "row"
+        self.records: dict[int, RawRecord] = {}
+        self.add_column("#", key="index")
+        self.add_column("line", key="line")
+        self.add_column(" ", key="ok")
+        self.add_column("record", key="preview")
+
+    def show_page(self, rows: list[RawRecord], fmt: str | None) -> None:
+        """Replace the rows with ``rows``."""
+        self.clear()
+        self.records = {raw.index: raw for raw in rows}
+        for raw in rows:
+            self.add_row(*record_cells(raw, fmt), key=str(raw.index))
+
+
+def where(problem: dict[str, Any]) -> str:
+    """Short location of a problem event: ``name:line`` and ``#record``."""
+    text = Path(problem["file"]).name
+    if problem.get("line") is not None:
+        text += f":{problem['line']}" + (f":{problem['column']}" if problem.get("column") is not None else "")
+    if problem.get("record") is not None:
+        text += f" #{problem['record']}"
+    return text
+
+
+class ProblemTable(DataTable):
+    """Problems of the open data; row keys index :attr:`problems`; Enter selects (jumps)."""
+
+    LIMIT = 5000
+    """Rows shown; more are counted."""
+
+    def on_mount(self) -> None:
+        """Columns: severity, where, field and message."""
+        self.cursor_type = "row"
+        self.problems: list[dict[str, Any]] = []
+        for label in (" ", "where", "problem"):
+            self.add_column(label, key=label.strip() or "severity")
+
+    def reset(self) -> None:
+        """Forget every problem."""
+        self.problems = []
+        self.clear()
+
+    def add_problems(self, problems: list[dict[str, Any]]) -> None:
+        """Append problem events (as streamed by ``python -m engine data``)."""
+        for problem in problems:
+            self.problems.append(problem)
+            if len(self.problems) <= self.LIMIT:
+                mark = Text("✗", style="bold red") if problem["severity"] == "error" else Text("!", style="yellow")
+                text = f"{problem['field']}: {problem['message']}" if problem.get("field") else problem["message"]
+                self.add_row(mark, where(problem), text, key=str(len(self.problems) - 1))
