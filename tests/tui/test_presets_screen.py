@@ -7,6 +7,7 @@ from pathlib import Path
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Select, Static
+from textual.worker import WorkerCancelled
 
 from engine.paths import user_presets_dir
 from engine.presets import load_preset, preset_values, resolve
@@ -35,10 +36,19 @@ class PresetsApp(App):
 
 
 async def settle(pilot: Pilot) -> None:
-    """Wait until the screen's workers are done and their messages handled."""
+    """Wait until the presets screen's workers are done and their messages handled.
+
+    Only its own workers (group ``presets-*``): the full app also runs pollers that never end.
+    An exclusive worker replaced by a newer one ends cancelled, which is fine here.
+    """
     for _ in range(3):
         await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
+        ours = [w for w in pilot.app.workers if w.group.startswith("presets-")]
+        try:
+            if ours:  # an empty list would mean every worker
+                await pilot.app.workers.wait_for_complete(ours)
+        except WorkerCancelled:
+            pass
     await pilot.pause()
 
 
@@ -242,3 +252,23 @@ def test_snapshot_editor_120x40(snap_compare) -> None:
     """You should see the shipped presets, the default preset's form from its description down to the
     train section, the trainable count and memory estimate for smollm2-135m-instruct, and 'No changes'."""
     assert snap_compare(PresetsApp(), terminal_size=(120, 40), run_before=settle)
+
+
+async def test_the_app_opens_the_presets_mode_despite_a_broken_preset_and_follows_the_chosen_model(
+        tiny_model_dir: Path, tmp_path: Path) -> None:
+    from tuitune.app import TuituneApp
+
+    write_user_preset("broken", "adapter: [\n")
+    app = TuituneApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.draft.model = str(tiny_model_dir)
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, PresetsScreen)
+        broken = screen.entries[names(screen).index("broken")].info
+        assert broken.error.startswith(f"{user_presets_dir() / 'broken.yaml'}:2:1: malformed YAML")
+        assert screen.model_name == str(tiny_model_dir)
+        # the tiny Llama: 2 blocks, hidden 64, 4 heads of 16 with 2 kv heads, MLP 128; rank 16
+        per_block = 16 * (2 * (64 + 64) + 2 * (64 + 32) + 3 * (64 + 128))
+        assert f"{2 * per_block:,} trainable" in text_of(pilot, "#estimate")

@@ -102,6 +102,12 @@ class PresetsScreen(Screen):
         self.query_one("#preset-list", OptionList).focus()
         self.reload()
 
+    def on_screen_resume(self) -> None:
+        """Follow the model chosen for the new run (the app's draft), if the app keeps one."""
+        draft = getattr(self.app, "draft", None)
+        if getattr(draft, "model", None):
+            self.model_name = draft.model
+
     def reload(self, select: str | None = None) -> None:
         """Re-read the presets (selecting ``select`` afterwards)."""
         self._list_presets(select)
