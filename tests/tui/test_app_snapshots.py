@@ -77,7 +77,7 @@ def test_dashboard_finished_with_eval(snap_compare, make_app, wait_for, runs_dir
 
 def test_stop_asks_first(snap_compare, make_app, wait_for, runs_dir: Path, alive_runs: set[str]) -> None:
     """You should see, over the dashboard, a dialog asking whether to stop the run after it saves
-    a checkpoint and the adapter, with "Stop & save [y]" and "Cancel [n]"."""
+    a checkpoint and the adapter, with "Stop & save (y)" and "Cancel (n)"."""
     alive_runs.add("running")
     app = make_app(runs_dir, attach=runs_dir / "running")
     assert snap_compare(app, terminal_size=SMALL, run_before=settle_dashboard(wait_for, "s"))

@@ -123,7 +123,7 @@ def test_person_starts_quits_reattaches_and_stops_the_demo_run(tmp_path: Path, d
         assert int(pane.wait(r"step (\d+)/200").group(1)) > step_before
 
         pane.keys("s")
-        pane.wait(r"Stop & save \[y\]")
+        pane.wait(r"Stop & save \(y\)")
         pane.keys("y")
         pane.wait(r"STOPPED", timeout=180)
         stopped = [e for e in read_events(run_dir) if e["type"] == "run_stopped"]

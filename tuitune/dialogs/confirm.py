@@ -42,8 +42,8 @@ class ConfirmDialog(ModalScreen[bool]):
         with Vertical():
             yield Label(self.question, id="question")
             with Horizontal():
-                yield Button(f"{self.yes} [y]", variant="warning", id="yes")
-                yield Button("Cancel [n]", id="no")
+                yield Button(f"{self.yes} (y)", variant="warning", id="yes")
+                yield Button("Cancel (n)", id="no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         """Answer with the button pressed."""

@@ -90,6 +90,7 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
         self.scans = 0
         """Completed scans (tests wait on it)."""
         self._widths: list[int] = []
+        self._index: RunsIndex | None = None
 
     def compose(self) -> ComposeResult:
         yield Static("Runs", id="heading")
@@ -97,8 +98,13 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
         yield Static("", id="detail")
         yield Footer(compact=True)
 
-    def on_mount(self) -> None:
+    def on_screen_resume(self) -> None:
+        """Scan (again) whenever the list is on show."""
         self.scan_runs()
+
+    def on_screen_suspend(self) -> None:
+        """Stop scanning while another screen covers the list: no work, no repaints."""
+        self.workers.cancel_group(self, "runs-scan")
 
     @property
     def runs_dir(self) -> Path:
@@ -109,7 +115,9 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
     def scan_runs(self) -> None:
         """Rescan the runs folder every SCAN_INTERVAL seconds until the screen goes away."""
         worker = get_current_worker()
-        index = RunsIndex(self.runs_dir)
+        if self._index is None:
+            self._index = RunsIndex(self.runs_dir)
+        index = self._index
         while not worker.is_cancelled:
             self.post_message(self.Scanned(index.scan()))
             for _ in range(int(SCAN_INTERVAL / 0.1)):

@@ -32,7 +32,10 @@ from tuitune.widgets.run_stats import RunStats
 from tuitune.widgets.system_panel import SystemPanel
 
 REFRESH_S = 1.0
-"""Least seconds between two repaints of the dashboard."""
+"""Least seconds between two repaints of the dashboard's numbers."""
+SLOW_PARTS_S = {"chart": 10.0, "log": 3.0}
+"""Least seconds between repaints of the big panels while a run is live: a chart redraw
+is the costliest thing sent over SSH, and a curve moves little in a few seconds."""
 POLL_S = 0.25
 """Seconds between polls of events.jsonl when nothing new came."""
 LOG_POLL_S = 1.0
@@ -73,6 +76,8 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         self._dirty = True
         self._last_paint = 0.0
         self._shown: dict[str, object] = {}
+        self._stale: set[str] = set()
+        self._slow_paint: dict[str, float] = {}
 
     @property
     def status(self) -> str:
@@ -118,7 +123,7 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
                     if was and not alive:
                         self.post_message(EngineExited(self.run_dir))
             if batch:
-                self.post_message(RunEventsRead(self.run_dir, batch, alive=alive))
+                self.post_message(RunEventsRead(self.run_dir, batch))
             if now - last_log >= LOG_POLL_S:
                 last_log = now
                 if (new_lines := read_log_tail(self.run_dir, lines=60)) != lines:
@@ -136,12 +141,14 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
     def take_events(self, message: RunEventsRead) -> None:
         """Fold a batch into the state; the first batch repaints at once, later ones on the timer."""
         first = self.state.events_seen == 0 and message.events
+        was_terminal = self.state.terminal is not None
         if message.events:
             self.state = fold(self.state, message.events)
+        liveness_changed = message.alive is not None and message.alive != self.alive
         if message.alive is not None:
             self.alive = message.alive
         self._dirty = True
-        if first or message.alive is not None:
+        if first or liveness_changed or was_terminal != (self.state.terminal is not None):
             self.repaint_if_due(force=True)
 
     @on(LogLinesRead)
@@ -157,30 +164,48 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
             self.notify("the engine exited without a final event", severity="warning")
 
     def repaint_if_due(self, force: bool = False) -> None:
-        """Repaint when something changed and the last repaint is at least REFRESH_S old."""
+        """Repaint what changed: numbers at most every REFRESH_S, big panels every SLOW_PARTS_S.
+
+        ``force`` (first history, a change of status) repaints everything at once.
+        """
         now = time.monotonic()
-        if not self._dirty or (not force and now - self._last_paint < REFRESH_S):
-            return
-        self._dirty = False
-        self._last_paint = now
-        self.repaints += 1
-        self.paint()
+        if self._dirty and (force or now - self._last_paint >= REFRESH_S):
+            self._dirty = False
+            self._last_paint = now
+            self.repaints += 1
+            self.paint()
+            self._stale.update(SLOW_PARTS_S)
+        for part in list(self._stale):
+            if force or self.status != RUNNING or now - self._slow_paint.get(part, -1e9) >= SLOW_PARTS_S[part]:
+                self._stale.discard(part)
+                self._slow_paint[part] = now
+                self.paint_chart() if part == "chart" else self.paint_log()
 
     def paint(self) -> None:
-        """Push the state into the widgets; each repaints only when its content changed."""
+        """Push the state into the small widgets; each repaints only when its content changed."""
         state, run_status = self.state, self.status
-        self._set_if_changed("status", run_status, self._on_status_changed)
-        self._set_if_changed("title", self._title_text(run_status), self.title_bar.update)
-        self.chart.set_series(state.train_series, state.eval_series)
+        if self._set_if_changed("status", run_status, self._on_status_changed):
+            self._stale.update(SLOW_PARTS_S)
+            self._slow_paint.clear()
+        self._set_if_changed("title", self._title_text(run_status), lambda t: self.title_bar.update(t, layout=False))
         self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36))
         self.system.show(state.system, width=max(20, self.system.size.width or 40))
         self._set_if_changed("failure", self._failure_text(run_status), self.failure.update)
-        self._set_if_changed("log", self._log_text(), self.log_view.update)
 
-    def _set_if_changed(self, key: str, value: object, apply) -> None:
-        if self._shown.get(key) != value:
-            self._shown[key] = value
-            apply(value)
+    def paint_chart(self) -> None:
+        """Redraw the loss chart if its series changed."""
+        self.chart.set_series(self.state.train_series, self.state.eval_series)
+
+    def paint_log(self) -> None:
+        """Show the newest engine.log lines if they changed."""
+        self._set_if_changed("log", self._log_text(), lambda text: self.log_view.update(text, layout=False))
+
+    def _set_if_changed(self, key: str, value: object, apply) -> bool:
+        if self._shown.get(key) == value:
+            return False
+        self._shown[key] = value
+        apply(value)
+        return True
 
     def _on_status_changed(self, run_status: str) -> None:
         for name in ("running", "finished", "stopped", "failed", "lost"):

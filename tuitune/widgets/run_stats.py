@@ -25,8 +25,10 @@ class RunStats(Static):
         text = render_stats(state, status, width)
         if text.plain == self._plain:
             return False
+        # A layout pass only when the line count changes: it repaints far more than the panel.
+        same_height = text.plain.count("\n") == self._plain.count("\n")
         self._plain = text.plain
-        self.update(text)
+        self.update(text, layout=not same_height)
         return True
 
 
