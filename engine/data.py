@@ -2,8 +2,8 @@
 
 ``build_datasets`` is what ``engine/train.py`` calls. It runs the same structural checks as the
 app and ``tuitune data check`` (:mod:`engine.data_checks`) and refuses with their messages,
-then encodes every conversation with :func:`engine.data_encode.encode_conversation` — the one
-function that makes labels. Batches are made with :class:`engine.data_encode.PadCollator`.
+then encodes every conversation with :func:`engine.data_encode.encode_conversations` (the batched
+form of ``encode_conversation``, sharing its code) — the one place labels are made. Batches are made with :class:`engine.data_encode.PadCollator`.
 
 Files are read by :mod:`engine.data_source` rather than ``datasets.load_dataset("json")``: the
 checks must see every record with its line and column, and the JSON builder's single inferred
@@ -19,11 +19,13 @@ from typing import Any
 
 from engine.config import DataSection
 from engine.data_checks import CheckedRecord, check_paths
-from engine.data_encode import Encoded, PadCollator, empty_after_cut, encode_conversation, pack
+from engine.data_encode import IGNORE_INDEX, Encoded, empty_after_cut, encode_conversations, pack
 from engine.data_formats import with_system
 from engine.data_source import Problem
 
 __all__ = ["Built", "DataError", "PadCollator", "Problem", "build_datasets", "encode_records"]
+BATCH = 512
+"""Conversations tokenised together."""
 SHOWN = 20
 """Problems written into a DataError's message (all are in ``.problems``)."""
 
@@ -123,8 +125,11 @@ def _checked(data: DataSection) -> tuple[list[_Item], list[str], str]:
 
 def encode_records(items: list[_Item], tokenizer: Any, cutoff_len: int, system_prompt: str | None) -> None:
     """Encode each item's messages in place (system prompt added where the record has none)."""
-    for item in items:
-        item.encoded = encode_conversation(with_system(item.where.messages, system_prompt), tokenizer, cutoff_len)
+    for first in range(0, len(items), BATCH):
+        chunk = items[first:first + BATCH]
+        conversations = [with_system(item.where.messages, system_prompt) for item in chunk]
+        for item, encoded in zip(chunk, encode_conversations(conversations, tokenizer, cutoff_len)):
+            item.encoded = encoded
 
 
 def _empty_problem(item: _Item, cutoff_len: int) -> Problem:
@@ -160,3 +165,32 @@ def _rows(encoded: list[Encoded], data: DataSection) -> dict[str, list[list[int]
         "labels": [labels for _, labels in pairs],
         "attention_mask": [[1] * len(ids) for ids, _ in pairs],
     }
+
+
+class PadCollator:
+    """Batches features of different lengths for the Trainer.
+
+    Pads ``input_ids`` with the tokenizer's pad id (eos when it has none), ``labels`` with -100,
+    and builds ``attention_mask``; padding goes on the right. Chosen over
+    ``DataCollatorForSeq2Seq`` to avoid its tokenizer.pad round trip and warnings; the result
+    is the same.
+    """
+
+    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
+        self.pad_token_id = pad_token_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        """Pad ``features`` (dicts with input_ids and labels) into a batch of tensors."""
+        import torch
+
+        width = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        ids, labels, mask = [], [], []
+        for f in features:
+            gap = width - len(f["input_ids"])
+            ids.append(list(f["input_ids"]) + [self.pad_token_id] * gap)
+            labels.append(list(f["labels"]) + [IGNORE_INDEX] * gap)
+            mask.append([1] * len(f["input_ids"]) + [0] * gap)
+        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}

@@ -61,15 +61,22 @@ def render(messages: list[dict[str, str]], tokenizer: Any, generation_prompt: bo
 
 def assistant_spans(messages: list[dict[str, str]], tokenizer: Any) -> tuple[str, list[tuple[int, int]]]:
     """The rendered conversation and the character spans of its assistant turns (to be trained)."""
-    text = render(messages, tokenizer)
+    renders: dict[tuple[int, bool], str] = {}
+
+    def prefix(count: int, generation_prompt: bool) -> str:
+        key = (count, generation_prompt)
+        if key not in renders:
+            renders[key] = render(messages[:count], tokenizer, generation_prompt) if count else ""
+        return renders[key]
+
+    text = prefix(len(messages), False)
     spans: list[tuple[int, int]] = []
     cursor = 0
     for i, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = render(messages[:i], tokenizer, generation_prompt=True) if i else ""
-        through = render(messages[: i + 1], tokenizer)
-        if text.startswith(before) and text.startswith(through) and len(before) >= cursor and len(through) > len(before):
+        before, through = prefix(i, True), prefix(i + 1, False)
+        if text.startswith(before) and text.startswith(through) and cursor <= len(before) < len(through):
             start, end = len(before), len(through)
         else:
             start, end = _search_span(text, message["content"], cursor, getattr(tokenizer, "eos_token", None))
@@ -110,10 +117,23 @@ def encode_conversation(messages: list[dict[str, str]], tokenizer: Any, cutoff_l
     Returns:
         The :class:`Encoded` conversation; every assistant turn is trained.
     """
-    text, spans = assistant_spans(messages, tokenizer)
-    ids, trained = _tokenize_marked(text, spans, tokenizer)
-    labels = [tok if keep else IGNORE_INDEX for tok, keep in zip(ids, trained)]
-    return Encoded(ids[:cutoff_len], labels[:cutoff_len], len(ids) > cutoff_len, len(ids))
+    return encode_conversations([messages], tokenizer, cutoff_len)[0]
+
+
+def encode_conversations(conversations: list[list[dict[str, str]]], tokenizer: Any, cutoff_len: int) -> list[Encoded]:
+    """:func:`encode_conversation` for many conversations, tokenised in one batch (several times faster)."""
+    rendered = [assistant_spans(messages, tokenizer) for messages in conversations]
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer([text for text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
+        marked = [(list(ids), _mark([s for s, _ in offsets], spans))
+                  for ids, offsets, (_, spans) in zip(enc["input_ids"], enc["offset_mapping"], rendered)]
+    else:
+        marked = [_tokenize_slow(text, spans, tokenizer) for text, spans in rendered]
+    encoded = []
+    for ids, trained in marked:
+        labels = [tok if keep else IGNORE_INDEX for tok, keep in zip(ids, trained)]
+        encoded.append(Encoded(ids[:cutoff_len], labels[:cutoff_len], len(ids) > cutoff_len, len(ids)))
+    return encoded
 
 
 def empty_after_cut(file: str, line: int | None, record: int | None, full_length: int, cutoff_len: int) -> Problem:
@@ -124,13 +144,18 @@ def empty_after_cut(file: str, line: int | None, record: int | None, full_length
                    "training: raise cutoff_len or shorten the prompt", "warning")
 
 
-def _tokenize_marked(text: str, spans: list[tuple[int, int]], tokenizer: Any) -> tuple[list[int], list[bool]]:
-    """Token ids of ``text`` and, per token, whether it starts inside one of ``spans``."""
-    if getattr(tokenizer, "is_fast", False):
-        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        starts = [start for start, _ in enc["offset_mapping"]]
-        return list(enc["input_ids"]), [_inside(s, spans) for s in starts]
-    # Slow tokenizers have no offsets: count the tokens of each prefix instead.
+def _mark(starts: list[int], spans: list[tuple[int, int]]) -> list[bool]:
+    """Per token start offset, whether it lies inside one of the (sorted, disjoint) ``spans``."""
+    marks, j = [], 0
+    for start in starts:
+        while j < len(spans) and start >= spans[j][1]:
+            j += 1
+        marks.append(j < len(spans) and start >= spans[j][0])
+    return marks
+
+
+def _tokenize_slow(text: str, spans: list[tuple[int, int]], tokenizer: Any) -> tuple[list[int], list[bool]]:
+    """Slow tokenizers have no offsets: count the tokens of each span's prefixes instead."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     trained = [False] * len(ids)
     for start, end in spans:
@@ -138,10 +163,6 @@ def _tokenize_marked(text: str, spans: list[tuple[int, int]], tokenizer: Any) ->
         last = len(tokenizer(text[:end], add_special_tokens=False)["input_ids"])
         trained[first:last] = [True] * (last - first)
     return list(ids), trained
-
-
-def _inside(pos: int, spans: list[tuple[int, int]]) -> bool:
-    return any(start <= pos < end for start, end in spans)
 
 
 def pack(encoded: list[Encoded], cutoff_len: int) -> list[tuple[list[int], list[int]]]:
@@ -164,32 +185,3 @@ def pack(encoded: list[Encoded], cutoff_len: int) -> list[tuple[list[int], list[
     if ids:
         packed.append((ids, labels))
     return packed
-
-
-class PadCollator:
-    """Batches features of different lengths for the Trainer.
-
-    Pads ``input_ids`` with the tokenizer's pad id (eos when it has none), ``labels`` with -100,
-    and builds ``attention_mask``; padding goes on the right. Chosen over
-    ``DataCollatorForSeq2Seq`` to avoid its tokenizer.pad round trip and warnings; the result
-    is the same.
-    """
-
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
-        self.pad_token_id = pad_token_id
-        self.pad_to_multiple_of = pad_to_multiple_of
-
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
-        """Pad ``features`` (dicts with input_ids and labels) into a batch of tensors."""
-        import torch
-
-        width = max(len(f["input_ids"]) for f in features)
-        if self.pad_to_multiple_of:
-            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        ids, labels, mask = [], [], []
-        for f in features:
-            gap = width - len(f["input_ids"])
-            ids.append(list(f["input_ids"]) + [self.pad_token_id] * gap)
-            labels.append(list(f["labels"]) + [IGNORE_INDEX] * gap)
-            mask.append([1] * len(f["input_ids"]) + [0] * gap)
-        return {"input_ids": torch.tensor(ids), "labels": torch.tensor(labels), "attention_mask": torch.tensor(mask)}

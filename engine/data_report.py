@@ -5,7 +5,7 @@ stdout, one JSON object a line, flushed as it goes:
 
 Report mode, ``python -m engine data PATH… [--format F] [--model M] [--cutoff N]``::
 
-    {"type": "started", "paths": [...], "model": "...", "cutoff": 512}
+    {"type": "started", "paths": [...], "cutoff": 512}
     {"type": "format", "path": "...", "format": "alpaca"}
     {"type": "problem", "file": ..., "line": ..., "record": ..., "field": ..., "message": ..., "severity": ...}
     {"type": "progress", "phase": "check"|"tokens", "records": 1200, "fraction": 0.4}
@@ -14,7 +14,10 @@ Report mode, ``python -m engine data PATH… [--format F] [--model M] [--cutoff 
      "truncated": ..., "dropped": ..., "trained_tokens": ..., "histogram": [{"upto": 64, "count": 3}, ...]}
     {"type": "done", "errors": ..., "warnings": ...}
 
-Token statistics come only with ``--model``. Exit status 1 when there are errors.
+The structural pass comes first (problems stream before transformers is even imported); token
+statistics follow only with ``--model``. Exit status: 1 when there are errors, 2 when the
+tokenizer cannot be loaded (a ``failed`` event says why). The events are made by
+:class:`engine.data_stats.Reporter`.
 
 Serve mode, ``python -m engine data --serve --model M --cutoff N``: prints ``{"type": "ready"}``,
 then answers each request line ``{"id": 1, "messages": [...]}`` on stdin with ``{"type":
@@ -28,23 +31,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
-from typing import Any, Callable, Iterator
+from typing import Any
 
-from engine.data_checks import CheckedRecord, check_file, detect_file_format
-from engine.data_encode import IGNORE_INDEX, empty_after_cut, encode_conversation
+from engine.data_encode import IGNORE_INDEX, encode_conversation
 from engine.data_formats import with_system
-from engine.data_source import Problem, SourceError, resolve_path
+from engine.data_stats import Reporter, emit
 
-PROGRESS_EVERY_S = 0.1
 UNLIMITED = 1 << 40
 """Cutoff used to encode a record whole, so the view can show what lies past the real cutoff."""
-
-
-def emit(event: dict[str, Any]) -> None:
-    """Write one event line and flush it at once (the app reads as we go)."""
-    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
 
 
 def load_tokenizer(model: str) -> Any:
@@ -54,159 +48,6 @@ def load_tokenizer(model: str) -> Any:
     from engine.embedded import resolve_model
 
     return AutoTokenizer.from_pretrained(resolve_model(model), trust_remote_code=False)
-
-
-def percentile(sorted_values: list[int], share: float) -> int:
-    """The nearest-rank percentile of already sorted values (0 when empty)."""
-    if not sorted_values:
-        return 0
-    rank = max(0, min(len(sorted_values) - 1, round(share * len(sorted_values) + 0.5) - 1))
-    return sorted_values[rank]
-
-
-def token_stats(lengths: list[int], cutoff: int, truncated: int, dropped: int, trained: int) -> dict[str, Any]:
-    """Token-length statistics against the cutoff: percentiles and an 8-bin histogram plus '> cutoff'."""
-    values = sorted(lengths)
-    edges = [cutoff * (i + 1) // 8 for i in range(8)]
-    counts = [0] * 9
-    for value in values:
-        counts[next((i for i, edge in enumerate(edges) if value <= edge), 8)] += 1
-    histogram = [{"upto": edge, "count": count} for edge, count in zip(edges, counts)]
-    histogram.append({"upto": None, "count": counts[8]})
-    return {"records": len(values), "p50": percentile(values, 0.5), "p95": percentile(values, 0.95),
-            "max": values[-1] if values else 0, "mean": sum(values) / len(values) if values else 0.0,
-            "cutoff": cutoff, "truncated": truncated, "dropped": dropped, "trained_tokens": trained,
-            "histogram": histogram}
-
-
-class Throttle:
-    """Calls ``send`` at most every PROGRESS_EVERY_S seconds (and always when forced)."""
-
-    def __init__(self, send: Callable[[], None]) -> None:
-        self.send = send
-        self.last = 0.0
-
-    def __call__(self, force: bool = False) -> None:
-        """Send now if enough time has passed or ``force``."""
-        now = time.monotonic()
-        if force or now - self.last >= PROGRESS_EVERY_S:
-            self.last = now
-            self.send()
-
-
-class Reporter:
-    """One report: a structural pass over every file, then (given a tokenizer) a token pass.
-
-    The structural pass needs only the standard library and streams its problems at once;
-    the tokenizer is loaded only after it, so problems show before transformers is imported.
-    """
-
-    def __init__(self, paths: list[str], fmt: str, cutoff: int, system_prompt: str | None = None,
-                 limit: int | None = None, emit: Callable[[dict[str, Any]], None] = emit) -> None:
-        self.paths, self.fmt, self.cutoff, self.system_prompt, self.limit = paths, fmt, cutoff, system_prompt, limit
-        self.emit = emit
-        self.errors = self.warnings = 0
-        self.state: dict[str, Any] = {"phase": "check", "records": 0, "fraction": 0.0}
-        self.progress = Throttle(lambda: self.emit({"type": "progress", **self.state}))
-
-    def problem(self, p: Problem) -> None:
-        """Count and emit one problem."""
-        self.errors += p.severity == "error"
-        self.warnings += p.severity == "warning"
-        self.emit({"type": "problem", **p.to_dict()})
-
-    def records(self, phase: str) -> Iterator[CheckedRecord | Problem]:
-        """Every checked item of every file, keeping the progress state up to date."""
-        self.state.update(phase=phase, records=0, fraction=0.0)
-        for n, path in enumerate(self.paths):
-            size = _size(path)
-            for item in check_file(path, self.fmt):
-                if isinstance(item, CheckedRecord):
-                    self.state["records"] += 1
-                    self.state["fraction"] = (n + min(1.0, (item.offset or 0) / size)) / len(self.paths)
-                    self.progress()
-                yield item
-                if self.limit and self.state["records"] >= self.limit:
-                    break
-        self.state["fraction"] = 1.0
-        self.progress(force=True)
-
-    def check(self) -> int:
-        """The structural pass; returns the number of usable records."""
-        for path in self.paths:
-            try:
-                self.emit({"type": "format", "path": path, "format": detect_file_format(path, self.fmt)[0]})
-            except SourceError:
-                pass
-        records = usable = 0
-        turns: dict[int, int] = {}
-        for item in self.records("check"):
-            for p in [item] if isinstance(item, Problem) else item.problems:
-                self.problem(p)
-            if isinstance(item, CheckedRecord):
-                records += 1
-                if item.messages is not None:
-                    usable += 1
-                    count = sum(1 for m in item.messages if m["role"] != "system")
-                    turns[count] = turns.get(count, 0) + 1
-        total = sum(turns.values())
-        self.emit({"type": "checked", "records": records, "usable": usable, "errors": self.errors,
-                   "warnings": self.warnings, "turns": {"min": min(turns, default=0), "max": max(turns, default=0),
-                   "mean": sum(k * v for k, v in turns.items()) / total if total else 0.0}})
-        return usable
-
-    def measure(self, tokenizer: Any, usable: int) -> None:
-        """The token pass: lengths, truncation and records left with no trained token."""
-        lengths: list[int] = []
-        counts = {"truncated": 0, "dropped": 0, "trained": 0}
-        for item in self.records("tokens"):
-            if isinstance(item, CheckedRecord) and item.messages is not None:
-                _measure(item, tokenizer, self.cutoff, self.system_prompt, lengths, counts, self.problem)
-        if usable and counts["dropped"] == usable:
-            self.problem(Problem(", ".join(self.paths), None, None, None, "every usable record loses all its "
-                                 f"trained tokens at cutoff_len {self.cutoff}, so training would refuse: "
-                                 "raise cutoff_len"))
-        self.emit({"type": "token_stats", **token_stats(lengths, self.cutoff, counts["truncated"],
-                                                        counts["dropped"], counts["trained"])})
-
-    def run(self, load_tokenizer: Callable[[], Any] | None = None) -> int:
-        """The whole report; returns the exit status (0 clean, 1 errors, 2 tokenizer not loadable)."""
-        self.emit({"type": "started", "paths": self.paths, "cutoff": self.cutoff})
-        usable = self.check()
-        if load_tokenizer is not None:
-            try:
-                tokenizer = load_tokenizer()
-            except Exception as exc:  # missing model, no network: a message, never a traceback
-                self.emit({"type": "failed", "message": f"cannot load the tokenizer: {exc}"})
-                return 2
-            self.measure(tokenizer, usable)
-        self.emit({"type": "done", "errors": self.errors, "warnings": self.warnings})
-        return 1 if self.errors else 0
-
-
-def _size(path: str) -> int:
-    """Bytes in a file for progress (1 for folders and unreadable paths)."""
-    try:
-        real = resolve_path(path)
-        return max(1, real.stat().st_size) if real.is_file() else 1
-    except (OSError, SourceError):
-        return 1
-
-
-def _measure(item: CheckedRecord, tokenizer: Any, cutoff: int, system_prompt: str | None,
-             lengths: list[int], counts: dict[str, int], problem: Callable[[Problem], None]) -> None:
-    """Encode one record as training would, counting its length, truncation and trained tokens."""
-    try:
-        encoded = encode_conversation(with_system(item.messages, system_prompt), tokenizer, cutoff)
-    except Exception as exc:  # a template that rejects the record: report it, never a traceback
-        problem(Problem(item.file, item.line, item.index, None, f"the chat template failed: {exc}"))
-        return
-    lengths.append(encoded.full_length)
-    counts["truncated"] += encoded.truncated
-    counts["trained"] += encoded.trained_tokens
-    if encoded.trained_tokens == 0:
-        counts["dropped"] += 1
-        problem(empty_after_cut(item.file, item.line, item.index, encoded.full_length, cutoff))
 
 
 def encode_for_view(messages: list[dict[str, str]], tokenizer: Any, cutoff: int) -> dict[str, Any]:

@@ -144,3 +144,14 @@ def test_summary_counts_turns(tmp_path: Path) -> None:
     path.write_text(json.dumps(RECORDS["openai"]) + "\n" + json.dumps(two) + "\n\n")
     summary = check_paths([str(path)])
     assert summary.records == 2 and summary.turn_stats() == {"min": 2, "mean": 3.0, "max": 4}
+
+
+def test_app_side_data_modules_load_no_ml_stack() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, tuitune.screens.data, tuitune.cli.data_check, engine.data_stats, engine.data_index; "
+            "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft', 'accelerate') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -61,7 +61,7 @@ def engine_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
 
 def local_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
     """Events of the structural checks, run in this process (no tokenizer)."""
-    from engine.data_report import Reporter
+    from engine.data_stats import Reporter
 
     events: list[dict[str, Any]] = []
     Reporter([args.path], args.format, cutoff, emit=events.append).run()

@@ -1,0 +1,195 @@
+"""Data reports: a structural pass, then a token pass, as a stream of JSON-ready events.
+
+:class:`Reporter` needs only the standard library until it is handed a tokenizer, so
+``tuitune data check`` runs it in-process for structural checks, and ``python -m engine data``
+(:mod:`engine.data_report`) runs it with a tokenizer for token statistics. The event types are
+listed in :mod:`engine.data_report`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Callable, Iterator
+
+from engine.data_checks import CheckedRecord, check_file, detect_file_format
+from engine.data_encode import empty_after_cut, encode_conversation, encode_conversations
+from engine.data_formats import with_system
+from engine.data_source import Problem, SourceError, resolve_path
+
+PROGRESS_EVERY_S = 0.1
+BATCH = 256
+"""Records tokenised together (the fast tokenizer batches in Rust)."""
+
+
+def emit(event: dict[str, Any]) -> None:
+    """Write one event line and flush it at once (the app reads as we go)."""
+    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def percentile(sorted_values: list[int], share: float) -> int:
+    """The nearest-rank percentile of already sorted values (0 when empty)."""
+    if not sorted_values:
+        return 0
+    rank = max(0, min(len(sorted_values) - 1, round(share * len(sorted_values) + 0.5) - 1))
+    return sorted_values[rank]
+
+
+def token_stats(lengths: list[int], cutoff: int, truncated: int, dropped: int, trained: int) -> dict[str, Any]:
+    """Token-length statistics against the cutoff: percentiles and an 8-bin histogram plus '> cutoff'."""
+    values = sorted(lengths)
+    edges = [cutoff * (i + 1) // 8 for i in range(8)]
+    counts = [0] * 9
+    for value in values:
+        counts[next((i for i, edge in enumerate(edges) if value <= edge), 8)] += 1
+    histogram = [{"upto": edge, "count": count} for edge, count in zip(edges, counts)]
+    histogram.append({"upto": None, "count": counts[8]})
+    return {"records": len(values), "p50": percentile(values, 0.5), "p95": percentile(values, 0.95),
+            "max": values[-1] if values else 0, "mean": sum(values) / len(values) if values else 0.0,
+            "cutoff": cutoff, "truncated": truncated, "dropped": dropped, "trained_tokens": trained,
+            "histogram": histogram}
+
+
+class Throttle:
+    """Calls ``send`` at most every PROGRESS_EVERY_S seconds (and always when forced)."""
+
+    def __init__(self, send: Callable[[], None]) -> None:
+        self.send = send
+        self.last = 0.0
+
+    def __call__(self, force: bool = False) -> None:
+        """Send now if enough time has passed or ``force``."""
+        now = time.monotonic()
+        if force or now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            self.send()
+
+
+class Reporter:
+    """One report: a structural pass over every file, then (given a tokenizer) a token pass.
+
+    The structural pass needs only the standard library and streams its problems at once;
+    the tokenizer is loaded only after it, so problems show before transformers is imported.
+    """
+
+    def __init__(self, paths: list[str], fmt: str, cutoff: int, system_prompt: str | None = None,
+                 limit: int | None = None, emit: Callable[[dict[str, Any]], None] = emit) -> None:
+        self.paths, self.fmt, self.cutoff, self.system_prompt, self.limit = paths, fmt, cutoff, system_prompt, limit
+        self.emit = emit
+        self.errors = self.warnings = 0
+        self.state: dict[str, Any] = {"phase": "check", "records": 0, "fraction": 0.0}
+        self.progress = Throttle(lambda: self.emit({"type": "progress", **self.state}))
+
+    def problem(self, p: Problem) -> None:
+        """Count and emit one problem."""
+        self.errors += p.severity == "error"
+        self.warnings += p.severity == "warning"
+        self.emit({"type": "problem", **p.to_dict()})
+
+    def records(self, phase: str) -> Iterator[CheckedRecord | Problem]:
+        """Every checked item of every file, keeping the progress state up to date."""
+        self.state.update(phase=phase, records=0, fraction=0.0)
+        for n, path in enumerate(self.paths):
+            size = _size(path)
+            for item in check_file(path, self.fmt):
+                if isinstance(item, CheckedRecord):
+                    self.state["records"] += 1
+                    self.state["fraction"] = (n + min(1.0, (item.offset or 0) / size)) / len(self.paths)
+                    self.progress()
+                yield item
+                if self.limit and self.state["records"] >= self.limit:
+                    break
+        self.state["fraction"] = 1.0
+        self.progress(force=True)
+
+    def check(self) -> int:
+        """The structural pass; returns the number of usable records."""
+        for path in self.paths:
+            try:
+                self.emit({"type": "format", "path": path, "format": detect_file_format(path, self.fmt)[0]})
+            except SourceError:
+                pass
+        records = usable = 0
+        turns: dict[int, int] = {}
+        for item in self.records("check"):
+            for p in [item] if isinstance(item, Problem) else item.problems:
+                self.problem(p)
+            if isinstance(item, CheckedRecord):
+                records += 1
+                if item.messages is not None:
+                    usable += 1
+                    count = sum(1 for m in item.messages if m["role"] != "system")
+                    turns[count] = turns.get(count, 0) + 1
+        total = sum(turns.values())
+        self.emit({"type": "checked", "records": records, "usable": usable, "errors": self.errors,
+                   "warnings": self.warnings, "turns": {"min": min(turns, default=0), "max": max(turns, default=0),
+                   "mean": sum(k * v for k, v in turns.items()) / total if total else 0.0}})
+        return usable
+
+    def measure(self, tokenizer: Any, usable: int) -> None:
+        """The token pass: lengths, truncation and records left with no trained token."""
+        lengths: list[int] = []
+        counts = {"truncated": 0, "dropped": 0, "trained": 0}
+        batch: list[CheckedRecord] = []
+        for item in self.records("tokens"):
+            if isinstance(item, CheckedRecord) and item.messages is not None:
+                batch.append(item)
+            if len(batch) >= BATCH:
+                self._measure(batch, tokenizer, lengths, counts)
+                batch = []
+        self._measure(batch, tokenizer, lengths, counts)
+        if usable and counts["dropped"] == usable:
+            self.problem(Problem(", ".join(self.paths), None, None, None, "every usable record loses all its "
+                                 f"trained tokens at cutoff_len {self.cutoff}, so training would refuse: "
+                                 "raise cutoff_len"))
+        self.emit({"type": "token_stats", **token_stats(lengths, self.cutoff, counts["truncated"],
+                                                        counts["dropped"], counts["trained"])})
+
+    def _measure(self, batch: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int]) -> None:
+        """Encode records as training would, counting lengths, truncation and trained tokens."""
+        conversations = [with_system(item.messages, self.system_prompt) for item in batch]
+        try:
+            encoded = encode_conversations(conversations, tokenizer, self.cutoff)
+        except Exception:  # a template that rejects a record: find it one by one below
+            encoded = [self._encode_one(item, conv, tokenizer) for item, conv in zip(batch, conversations)]
+        for item, enc in zip(batch, encoded):
+            if enc is None:
+                continue
+            lengths.append(enc.full_length)
+            counts["truncated"] += enc.truncated
+            counts["trained"] += enc.trained_tokens
+            if enc.trained_tokens == 0:
+                counts["dropped"] += 1
+                self.problem(empty_after_cut(item.file, item.line, item.index, enc.full_length, self.cutoff))
+
+    def _encode_one(self, item: CheckedRecord, conversation: list[dict[str, str]], tokenizer: Any) -> Any:
+        try:
+            return encode_conversation(conversation, tokenizer, self.cutoff)
+        except Exception as exc:  # reported with its place, never a traceback
+            self.problem(Problem(item.file, item.line, item.index, None, f"the chat template failed: {exc}"))
+            return None
+
+    def run(self, load_tokenizer: Callable[[], Any] | None = None) -> int:
+        """The whole report; returns the exit status (0 clean, 1 errors, 2 tokenizer not loadable)."""
+        self.emit({"type": "started", "paths": self.paths, "cutoff": self.cutoff})
+        usable = self.check()
+        if load_tokenizer is not None:
+            try:
+                tokenizer = load_tokenizer()
+            except Exception as exc:  # missing model, no network: a message, never a traceback
+                self.emit({"type": "failed", "message": f"cannot load the tokenizer: {exc}"})
+                return 2
+            self.measure(tokenizer, usable)
+        self.emit({"type": "done", "errors": self.errors, "warnings": self.warnings})
+        return 1 if self.errors else 0
+
+
+def _size(path: str) -> int:
+    """Bytes in a file for progress (1 for folders and unreadable paths)."""
+    try:
+        real = resolve_path(path)
+        return max(1, real.stat().st_size) if real.is_file() else 1
+    except (OSError, SourceError):
+        return 1
