@@ -170,14 +170,15 @@ def _rows(encoded: list[Encoded], data: DataSection) -> dict[str, list[list[int]
 class PadCollator:
     """Batches features of different lengths for the Trainer.
 
-    Pads ``input_ids`` with the tokenizer's pad id (eos when it has none), ``labels`` with -100,
+    Pads ``input_ids`` with the tokenizer's pad id (0 when it has none), ``labels`` with -100,
     and builds ``attention_mask``; padding goes on the right. Chosen over
     ``DataCollatorForSeq2Seq`` to avoid its tokenizer.pad round trip and warnings; the result
     is the same.
     """
 
-    def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None) -> None:
-        self.pad_token_id = pad_token_id
+    def __init__(self, pad_token_id: int | None, pad_to_multiple_of: int | None = None) -> None:
+        # Padded positions are masked and unlabelled, so any id works when a tokenizer has none.
+        self.pad_token_id = 0 if pad_token_id is None else pad_token_id
         self.pad_to_multiple_of = pad_to_multiple_of
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:

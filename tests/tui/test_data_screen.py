@@ -144,7 +144,7 @@ async def test_use_for_new_run_posts_data_chosen(data_dir: Path) -> None:
         await pilot.press("ctrl+n")
         await pilot.pause()
     chosen = list({id(m): m for m in seen if isinstance(m, DataChosen)}.values())  # seen again as it bubbles
-    assert [(m.paths, m.format) for m in chosen] == [(["chat.jsonl"], "auto")]
+    assert [(m.paths, m.format) for m in chosen] == [([str(data_dir / "chat.jsonl")], "auto")]
 
 
 async def test_record_view_split_equals_engine_labels(data_dir: Path, demo_model_dir: Path) -> None:

@@ -9,6 +9,7 @@ with the same function that makes the training labels.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -331,7 +332,9 @@ class DataScreen(Screen):
     def action_use(self) -> None:
         """Hand the open data to the new-run flow."""
         if self.path:
-            self.post_message(DataChosen([self.path], str(self.query_one("#data-format", Select).value)))
+            # A run's engine starts in another folder: hand over an absolute path.
+            path = self.path if self.path.startswith("builtin:") else os.path.abspath(os.path.expanduser(self.path))
+            self.post_message(DataChosen([path], str(self.query_one("#data-format", Select).value)))
             self.notify(f"{self.path} will be used for the next new run.", title="Data chosen")
 
     @on(Worker.StateChanged)
