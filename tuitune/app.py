@@ -5,10 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 
-from textual.app import App
+from textual.actions import parse as parse_action
+from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.screen import Screen
 
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen
 from tuitune.screens.modes import available_modes, has_nvidia_gpu
@@ -45,11 +49,7 @@ class TuituneApp(App[None]):
 
     @property
     def draft(self):
-        """The new run being set up, shared by every screen that picks something for it.
-
-        Built on first use: the new-run flow and its config schema load only when needed,
-        which keeps start-up short.
-        """
+        """The new run being set up, shared by every screen that picks for it (built on first use)."""
         if self._draft is None:
             from tuitune.runs.draft import RunDraft
 
@@ -64,29 +64,37 @@ class TuituneApp(App[None]):
         return module is not None and isinstance(self.screen, module.NewRunScreen)
 
     def on_mount(self) -> None:
-        self._catch_signals()
+        self._signals(install=True)
         self.switch_mode("runs")
         if self.attach is not None:
             self.open_dashboard(self.attach)
         if self.settings.problem:
             self.notify(self.settings.problem, title="settings ignored", severity="warning")
 
-    def _catch_signals(self) -> None:
+    def on_unmount(self) -> None:
+        self._signals(install=False)
+
+    def _signals(self, install: bool) -> None:
         """SIGTERM and SIGHUP end the app cleanly, so the terminal is restored (training goes on)."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGHUP):
             try:
-                loop.add_signal_handler(sig, self.exit)
+                loop.add_signal_handler(sig, self.exit) if install else loop.remove_signal_handler(sig)
             except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread (tests) or no such signal here
+                pass  # not the main thread, or no such signal here
 
-    def on_unmount(self) -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            try:
-                loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """The palette offers every key's action of the current screen and the app, by name."""
+        builtin = list(super().get_system_commands(screen))
+        yield from builtin
+        seen = {"command_palette"} | {command.title.lower() for command in builtin}
+        for node, binding in [(screen, b) for _, b in screen._bindings] + [(self, b) for _, b in self._bindings]:
+            _, name, params = parse_action(binding.action)
+            if seen.isdisjoint({binding.action, name, binding.description.lower()}) and binding.description \
+                    and node.check_action(name, params) is not False:
+                seen.add(binding.action)
+                yield SystemCommand(binding.description, f"key: {binding.key}",
+                                    partial(self.run_action, binding.action, node))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide the keys of modes whose screens are not installed and of new-run while it is open."""

@@ -175,3 +175,16 @@ async def test_engine_signals_ask_first_and_worker_errors_open_a_modal(make_app,
         assert "operation not permitted" in app.screen.details
         await pilot.press("escape")
         assert app.screen is dash and app.is_running
+
+
+async def test_command_palette_offers_every_screen_key_by_name(make_app, wait_for, runs_dir: Path) -> None:
+    app = make_app(runs_dir, attach=runs_dir / "finished")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await open_dashboard(pilot, wait_for)
+        titles = [command.title for command in app.get_system_commands(app.screen)]
+        assert {"Stop & save", "Save now", "Kill", "Back", "Runs", "New run", "Quit"} <= set(titles)
+        assert titles.count("Quit") == 1
+        await pilot.press("ctrl+p", *"new run")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), what="the new-run flow from the palette")

@@ -95,8 +95,11 @@ def test_person_starts_quits_reattaches_and_stops_the_demo_run(tmp_path: Path, d
         pane.keys("Enter")
         pane.wait(r"resolved config")
         pane.keys("Tab")
+        time.sleep(0.5)  # focus moves on the app's next turn; keys sent before it go to the old field
         pane.type("200")
+        pane.wait(r"▊  200 ")
         pane.keys("Tab")
+        time.sleep(0.5)
         pane.type("64")
         pane.wait(r"200 +▎▊ +64 ")
         pane.keys("Enter")  # start
