@@ -28,7 +28,7 @@ Sources for the formulas:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from math import prod
 from typing import TYPE_CHECKING, Any
 
@@ -61,8 +61,11 @@ class Estimate:
     adapter: int
     """LoRA/DoRA adapter weights (float32); 0 for full fine-tuning."""
     gradients: int
+    """Gradients of the trainable parameters."""
     optimizer: int
     """Optimizer state (AdamW: two moments)."""
+    step_temp: int
+    """Temporaries of the optimizer step: torch's foreach AdamW makes one more copy of the parameters."""
     activations: int
     """Saved activations and the loss for one batch, with the run's checkpointing setting."""
     activations_other: int
@@ -77,9 +80,11 @@ class Estimate:
 
         Gradients and activations share the backward pass: the Trainer frees gradients after
         each optimizer step, and backward frees each layer's activations as its gradients
-        arrive, so the peak holds about the larger of the two, not their sum.
+        arrive. So the peak is either the backward pass (activations) or the optimizer step
+        (gradients and the step's temporaries), whichever is larger, over the resident weights,
+        adapter and optimizer state.
         """
-        return self.weights + self.adapter + self.optimizer + max(self.gradients, self.activations)
+        return self.weights + self.adapter + self.optimizer + max(self.activations, self.gradients + self.step_temp)
 
     @property
     def total(self) -> int:
@@ -108,15 +113,16 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     act_on = activations(info, config.adapter, b, s, a, checkpointing=True, mask_bytes=masks)
     act_off = activations(info, config.adapter, b, s, a, checkpointing=False, mask_bytes=masks)
     gc = config.train.gradient_checkpointing
-    parts = {"weights": weights, "adapter": 0 if method == "full" else n_train * 4,
-             "gradients": n_train * train_bytes, "optimizer": _optimizer(trainable, config.train.optimizer, train_bytes),
-             "activations": act_on if gc else act_off}
-    peak = sum(parts.values()) - min(parts["gradients"], parts["activations"])
-    overhead = CUDA_CONTEXT + int(ALLOCATOR_SLACK * peak) if device == "cuda" else CPU_RUNTIME
-    return Estimate(
+    optimizer = config.train.optimizer
+    est = Estimate(
         method=method_label(config), device=device, dtype=dtype, params_total=info.params_total or 0,
-        trainable_params=n_train, **parts, activations_other=act_off if gc else act_on, overhead=overhead,
+        trainable_params=n_train, weights=weights, adapter=0 if method == "full" else n_train * 4,
+        gradients=n_train * train_bytes, optimizer=_optimizer(trainable, optimizer, train_bytes),
+        step_temp=n_train * train_bytes if optimizer == "adamw_torch" else 0,
+        activations=act_on if gc else act_off, activations_other=act_off if gc else act_on, overhead=0,
         notes=_notes(info, config, device))
+    overhead = CUDA_CONTEXT + int(ALLOCATOR_SLACK * est.peak) if device == "cuda" else CPU_RUNTIME
+    return replace(est, overhead=overhead)
 
 
 def method_label(config: RunConfig) -> str:

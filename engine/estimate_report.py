@@ -35,7 +35,8 @@ def breakdown(est: Estimate, config: RunConfig) -> list[tuple[str, int, str]]:
     return [
         ("weights", est.weights, f"{est.dtype}{quant}"),
         ("adapter", est.adapter, "float32" if est.adapter else "none (full fine-tuning)"),
-        ("gradients", est.gradients, "overlap activations in backward: the peak holds the larger"),
+        ("gradients", est.gradients, f"+ {fmt_bytes(est.step_temp)} in the optimizer step; "
+                                     "shares the peak with activations"),
         ("optimizer", est.optimizer, config.train.optimizer),
         ("activations", est.activations, f"{fmt_bytes(est.activations_other)} " + ("without checkpointing" if gc else "checkpointed")),
         ("overhead", est.overhead, "CUDA context, allocator slack" if est.device == "cuda" else "Python + torch runtime"),

@@ -53,8 +53,10 @@ def test_lora_fp32_on_cpu_by_hand(tiny) -> None:
     assert est.activations == 2 * layer + loss + ends
     assert est.activations_other == 2 * 16 * 8 * 4 + layer + loss + ends  # checkpointed: inputs + one layer
     assert est.overhead == 512 * MIB
-    # Gradients fill as backward frees activations: the peak holds the larger of the two.
-    assert est.total == 6816 + 2048 + 4096 + max(2048, est.activations) + 512 * MIB
+    # The peak holds the larger of the backward pass (activations) and the optimizer step
+    # (gradients plus foreach AdamW's one temporary copy of the parameters).
+    assert est.step_temp == 512 * 4
+    assert est.total == 6816 + 2048 + 4096 + max(est.activations, 2048 + 2048) + 512 * MIB
 
 
 def test_quantized_weights_by_hand(tiny) -> None:
@@ -87,9 +89,19 @@ def test_full_bf16_on_cuda_by_hand(tiny) -> None:
     # states for the norm weights 2*8. So 72 + 32 + 16 = 120 bf16 elements + 64 float32 norm bytes.
     layer = 16 * (120 * 2 + 64)
     assert est.activations == 2 * layer + 16 * 32 * 12 + 16 * 8 * 2 * 2
+    assert est.step_temp == 0  # bitsandbytes' 8-bit AdamW updates in place
     assert est.peak == 1704 * 4 + 1704 * 8 + max(1704 * 4, est.activations)
     assert est.overhead == 512 * MIB + int(0.05 * est.peak)
     assert method_label(_config(adapter={"method": "full"})) == "Full fine-tuning"
+
+
+def test_full_peak_at_the_optimizer_step_by_hand(tiny) -> None:
+    config = _config(adapter={"method": "full"}, train={"batch_size": 1})
+    est = estimate(tiny, config, device="cpu")
+    # 8 tokens, float32: per layer 8 * (120 * 4 + 64) bytes, 2 layers; loss 8*32*12; ends 8*8*4*2.
+    assert est.activations == 2 * 8 * (120 * 4 + 64) + 8 * 32 * 12 + 8 * 8 * 4 * 2 == 12288
+    # The optimizer step holds gradients (1704 * 4) and one foreach temporary (1704 * 4): 13632 > 12288.
+    assert est.peak == 1704 * 4 + 1704 * 8 + 1704 * 4 * 2
 
 
 def test_advice_when_it_does_not_fit(tiny) -> None:

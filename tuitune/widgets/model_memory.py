@@ -64,9 +64,11 @@ class ModelMemory(Static):
         width = max(10, (self.content_size.width or 60) - 2)
         scale = max(est.total, view.capacity, 1)
         bar = Text("▕")
-        shared = min(est.gradients, est.activations)  # the peak holds the larger of the two
+        # The peak holds the larger of the backward pass (activations) and the optimizer step
+        # (gradients and its temporaries): draw the step's excess over the activations, if any.
+        step = max(0, est.gradients + est.step_temp - est.activations)
         for name, value, _detail in view.rows:
-            value -= shared if name == "gradients" else 0
+            value = step if name == "gradients" else value
             bar.append("█" * round(width * value / scale), COLORS[name])
         bar.append("░" * max(0, width - bar.cell_len + 1), "bright_black")
         bar.truncate(width + 1)
