@@ -84,7 +84,7 @@ async def test_first_page_then_paging(data_dir: Path) -> None:
         table = app.screen.query_one("#data-table", DataTable)
         assert table.row_count == 100 and first_row(pilot) == "0"
         assert text_of(pilot, "#data-page") == "records 0–99 of 250 · [ ] pages"
-        assert text_of(pilot, "#data-info") == "chat.jsonl · format openai"
+        assert text_of(pilot, "#data-info") == "chat.jsonl · format openai (detected)"
         await pilot.press("]", "]")
         await until(pilot, lambda: first_row(pilot) == "200")
         assert table.row_count == 50 and text_of(pilot, "#data-page") == "records 200–249 of 250 · [ ] pages"
@@ -129,7 +129,7 @@ async def test_missing_file_and_format_override(data_dir: Path) -> None:
         app.screen.query_one("#data-format", Select).value = "alpaca"
         await pilot.pause()
         await settle(pilot)
-        assert text_of(pilot, "#data-info") == "chat.jsonl · format alpaca"
+        assert text_of(pilot, "#data-info") == "chat.jsonl · format alpaca (chosen)"
         problems = app.screen.query_one("#data-problems", DataTable)
         assert problems.row_count == 500  # instruction and output missing in each of the 250 records
         assert [str(c) for c in problems.get_row_at(0)[1:]] == ["chat.jsonl:1 #0", "instruction: missing field"]

@@ -19,8 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Select, Static
+from textual.widgets import Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.config import DEMO_MODEL, DataSection
@@ -29,16 +28,16 @@ from engine.data_formats import TRAINABLE
 from engine.data_index import RecordIndex
 from engine.data_source import RawRecord, SourceError
 from tuitune.messages import DataChosen
+from tuitune.widgets.data_engine import EngineLink
 from tuitune.widgets.data_inspector import DataInspector
 from tuitune.widgets.data_path_suggester import DataPathSuggester
-from tuitune.widgets.data_processes import EngineProcesses
 from tuitune.widgets.data_table import RecordTable
 
 PAGE = 100
 FORMATS = [("auto", "auto"), *[(name, name) for name in TRAINABLE]]
 
 
-class DataScreen(Screen):
+class DataScreen(EngineLink):
     """Browse, check and preview instruction data; hand it to a new run."""
 
     CSS_PATH = "data.tcss"
@@ -76,19 +75,6 @@ class DataScreen(Screen):
         complete: bool
         generation: int = 0
 
-    @dataclass
-    class ReportRead(Message):
-        """A batch of events from ``python -m engine data``."""
-
-        events: list[dict[str, Any]]
-        generation: int = 0
-
-    @dataclass
-    class TokensRead(Message):
-        """An event from the encoder (``ready``, ``encoded``, ``error`` or ``failed``)."""
-
-        event: dict[str, Any]
-
     def __init__(self, path: str | None = None, model: str | None = DEMO_MODEL,
                  cutoff: int = DataSection.model_fields["cutoff_len"].default, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -98,15 +84,8 @@ class DataScreen(Screen):
         """Model whose chat template tokenises records; empty: no tokens."""
         self.cutoff = cutoff
         """Cutoff length the record view and statistics measure against."""
-        self.fmt: str | None = None
-        """Effective format of the open file (detected or chosen)."""
         self.index: RecordIndex | None = None
         self.page_start = 0
-        self.processes = EngineProcesses()
-        self.request = 0
-        """Id of the last encode request; older answers are ignored."""
-        self.generation = 0
-        """Counts opens; messages from workers of an earlier open are ignored."""
         self.opened = False
         """Whether the last open has shown its first page (or why it could not)."""
 
@@ -131,10 +110,6 @@ class DataScreen(Screen):
         else:
             self.query_one("#data-path", Input).focus()
 
-    def on_unmount(self) -> None:
-        """End the engine subprocesses this screen started."""
-        self.processes.stop_all()
-
     # ----- opening and paging -------------------------------------------------------------
 
     def open(self, path: str) -> None:
@@ -157,7 +132,8 @@ class DataScreen(Screen):
         try:
             index = RecordIndex(path)
             found, problem = detect_file_format(path, fmt)
-            self.index = index
+            if generation == self.generation:
+                self.index = index
             self.post_message(self.Opened(path, found, index.first_page(PAGE), problem.message if problem else "",
                                           generation))
         except SourceError as exc:
@@ -190,7 +166,8 @@ class DataScreen(Screen):
             return
         self.fmt, self.opened = message.fmt, True
         self.query_one(RecordTable).show_page(message.rows, message.fmt)
-        info = message.error or f"{message.path} · format {message.fmt or 'unknown'}"
+        chosen = "chosen" if self.query_one("#data-format", Select).value != "auto" else "detected"
+        info = message.error or f"{message.path} · format {message.fmt} ({chosen})"
         self.query_one("#data-info", Static).update(info)
         self._update_page_label()
         if message.rows:
@@ -239,67 +216,6 @@ class DataScreen(Screen):
         self.query_one(DataInspector).show_tab("tab-record")
         self.query_one(RecordTable).focus()
 
-    # ----- the record view and the report ----------------------------------------------
-
-    @on(DataTable.RowHighlighted, "#data-table")
-    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
-        record = event.row_key.value
-        raw = self.query_one(RecordTable).records.get(int(record)) if record is not None else None
-        if raw is not None:
-            self._show_record(raw)
-
-    def _show_record(self, raw: RawRecord) -> None:
-        """Show ``raw``'s turns now and ask the encoder for its tokens."""
-        messages = self.query_one(DataInspector).show_record(raw, self.fmt)
-        if messages is not None:
-            self.request += 1
-            self.processes.send("encoder", {"id": self.request, "messages": messages})
-
-    @work(thread=True, exclusive=True, group="data-encoder", exit_on_error=False)
-    def _run_encoder(self, model: str, cutoff: int) -> None:
-        process = self.processes.start("encoder", "--serve", "--model", model, "--cutoff", str(cutoff))
-        for event in self.processes.events(process):
-            self.post_message(self.TokensRead(event))
-
-    @on(TokensRead)
-    def _show_tokens(self, message: TokensRead) -> None:
-        event, table = message.event, self.query_one(RecordTable)
-        if event["type"] == "ready" and table.row_count:
-            raw = table.records.get(int(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value))
-            if raw is not None:
-                self._show_record(raw)
-        elif event["type"] == "encoded" and event["id"] == self.request:
-            self.query_one(DataInspector).show_tokens(event)
-        elif event["type"] in ("failed", "error"):
-            self.notify(event["message"], title="Tokeniser", severity="error", timeout=8)
-
-    @work(thread=True, exclusive=True, group="data-report", exit_on_error=False)
-    def _run_report(self, path: str, fmt: str, model: str, cutoff: int, generation: int) -> None:
-        worker = get_current_worker()
-        process = self.processes.start("report", path, "--format", fmt, "--cutoff", str(cutoff),
-                                       *(["--model", model] if model else []))
-        batch: list[dict[str, Any]] = []
-        sent = time.monotonic()
-        for event in self.processes.events(process):
-            if worker.is_cancelled:
-                return
-            batch.append(event)
-            if time.monotonic() - sent > 0.1 or event["type"] in ("checked", "token_stats", "done", "failed"):
-                self.post_message(self.ReportRead(batch, generation))
-                batch, sent = [], time.monotonic()
-        if batch:
-            self.post_message(self.ReportRead(batch, generation))
-
-    @on(ReportRead)
-    def _show_report(self, message: ReportRead) -> None:
-        if message.generation == self.generation:
-            self.query_one(DataInspector).add_events(message.events)
-
-    @property
-    def report_done(self) -> bool:
-        """Whether the report of the open file has ended."""
-        return self.query_one(DataInspector).done
-
     @on(DataInspector.ProblemChosen)
     def _jump_to_problem(self, message: DataInspector.ProblemChosen) -> None:
         self.goto(message.record)
@@ -320,7 +236,8 @@ class DataScreen(Screen):
     @on(Input.Submitted, "#data-cutoff")
     def _change_tokens(self) -> None:
         cutoff = self.query_one("#data-cutoff", Input).value
-        self.model, self.cutoff = self.query_one("#data-model", Input).value.strip(), int(cutoff or self.cutoff)
+        self.model = self.query_one("#data-model", Input).value.strip()
+        self.cutoff = max(8, int(cutoff or self.cutoff))  # the config's lower bound
         self.processes.stop("encoder")
         if self.path:
             self.open(self.path)
