@@ -117,6 +117,7 @@ async def test_no_gpu_compares_with_host_memory(machine: dict) -> None:
         await settle(pilot)
         memory = shown(pilot, ModelMemory)
         assert "No GPU (no NVIDIA driver)" in memory and "on cpu" in memory and "(host memory)" in memory
+        assert pilot.app.screen.query_one("#preset", Select).value == "cpu-first-try"  # as the new-run flow
 
 
 async def test_typed_bad_folder_and_hub_id(machine: dict, tmp_path: Path) -> None:

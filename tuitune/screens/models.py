@@ -35,6 +35,8 @@ from tuitune.widgets.model_memory import MemoryView, ModelMemory
 from tuitune.widgets.model_path_suggester import PathSuggester
 
 DEFAULT_PRESET = "default"
+CPU_PRESET = "cpu-first-try"
+"""Shown first when there is no GPU, as the new-run flow does."""
 
 
 def host_memory() -> int:
@@ -84,6 +86,7 @@ class ModelsScreen(Screen):
         self.gpus: list[gpus_mod.Gpu] = []
         self.gpu_note = ""
         self._preset_config: dict[str, RunConfig | str] = {}
+        self._preset_picked = False
 
     def compose(self) -> ComposeResult:
         """Sources on the left; details and estimate on the right."""
@@ -169,6 +172,8 @@ class ModelsScreen(Screen):
         sources.highlighted = highlighted if highlighted is not None else 1
         select = self.query_one("#preset", Select)
         select.set_options([(name, name) for name in message.presets])
+        if not self._preset_picked and not message.gpus and CPU_PRESET in message.presets:
+            self.preset = CPU_PRESET
         if self.preset in message.presets:
             select.value = self.preset
         self._update_memory()
@@ -186,7 +191,8 @@ class ModelsScreen(Screen):
 
     @on(Select.Changed, "#preset")
     def _pick_preset(self, event: Select.Changed) -> None:
-        if isinstance(event.value, str):
+        if isinstance(event.value, str) and event.value != self.preset:
+            self._preset_picked = True
             self.preset = event.value
 
     def watch_model_name(self, name: str) -> None:
