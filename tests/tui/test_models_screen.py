@@ -177,3 +177,18 @@ def test_snapshot_will_not_fit_120x40(snap_compare, machine: dict) -> None:
     """You should see the red will-not-fit warning with the changes to make."""
     machine["gpus"] = [Gpu(0, "Tiny GPU", GIB // 2, GIB // 2)]
     assert snap_compare(ModelsApp(), terminal_size=(120, 40), run_before=settle)
+
+
+def test_complete_path_rules(tmp_path: Path) -> None:
+    """Folders complete with a trailing /, hidden ones only after a dot, hub ids never."""
+    from tuitune.widgets.model_path_suggester import complete_path
+
+    for name in ("alpha", "alps", ".hidden"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "alto.txt").write_text("not a folder")
+    assert complete_path(f"{tmp_path}/al") == f"{tmp_path}/alpha/"
+    assert complete_path(f"{tmp_path}/alt") is None
+    assert complete_path(f"{tmp_path}/.h") == f"{tmp_path}/.hidden/"
+    assert complete_path(f"{tmp_path}/h") is None
+    assert complete_path("HuggingFaceTB/SmolLM2") is None
+    assert complete_path(f"{tmp_path}/missing/x") is None
