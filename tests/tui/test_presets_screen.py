@@ -216,6 +216,11 @@ async def test_broken_user_preset_is_listed_and_use_for_new_run_posts_preset_cho
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert chosen(messages) == [], "a broken preset cannot be used"
+        path.write_text("adapter:\n  r: 8\n", encoding="utf-8")
+        await pilot.press("ctrl+l")
+        await settle(pilot)
+        assert screen.current.info.name == "broken" and screen.current.info.error is None
+        assert not screen.has_class("-broken") and screen.query_one(PresetForm).values["adapter"]["r"] == 8
 
         await highlight(pilot, "cpu-first-try")
         assert not screen.has_class("-broken")

@@ -50,8 +50,8 @@ class SavePresetDialog(ModalScreen[str | None]):
         with Vertical():
             yield Label("Save preset as (in your presets folder)")
             yield Input(self.suggested, placeholder="my-preset", id="name")
-            yield Static("", id="name-problem")
-            yield Static("", id="name-warning")
+            yield Static("", markup=False, id="name-problem")
+            yield Static("", markup=False, id="name-warning")
             with Horizontal():
                 yield Button("Save", variant="primary", id="save")
                 yield Button("Cancel [esc]", id="cancel")

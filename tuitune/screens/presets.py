@@ -49,6 +49,7 @@ class PresetsScreen(Screen):
         Binding("ctrl+s", "save_as", "Save as…"),
         Binding("ctrl+n", "use", "Use for new run"),
         Binding("ctrl+r", "revert", "Revert"),
+        Binding("ctrl+l", "reload", "Reload files"),
     ]
 
     model_name: reactive[str] = reactive(DEMO_MODEL)
@@ -88,13 +89,13 @@ class PresetsScreen(Screen):
             with Vertical(id="preset-list-pane"):
                 yield Label("Presets", classes="pane-title")
                 yield OptionList(id="preset-list")
-                yield Static("", id="preset-note")
+                yield Static("", markup=False, id="preset-note")
             with Vertical(id="editor-pane"):
-                yield Static("", id="editor-title")
-                yield Static("", id="preset-error")
+                yield Static("", markup=False, id="editor-title")
+                yield Static("", markup=False, id="preset-error")
                 yield PresetForm(id="form")
-                yield Static("", id="estimate")
-                yield Static("", id="diff")
+                yield Static("", markup=False, id="estimate")
+                yield Static("", markup=False, id="diff")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -151,7 +152,8 @@ class PresetsScreen(Screen):
         self.query_one("#preset-note", Static).update(info.description or "")
         source = "shipped · read-only: save as a new name" if info.source == "shipped" else "your preset"
         self.query_one("#editor-title", Static).update(Text.assemble((info.name, "bold"), f"  ({source})"))
-        self.query_one("#preset-error", Static).update(info.error or "")
+        fix = "\n\nFix the file, then press ctrl+l to read it again." if info.error else ""
+        self.query_one("#preset-error", Static).update(Text((info.error or "") + fix))
         if entry.data is not None:
             self.query_one(PresetForm).load(entry.data)
 
@@ -215,6 +217,10 @@ class PresetsScreen(Screen):
         else:
             self.post_message(PresetChosen(entry.info.name))
             self.notify(f"Preset {entry.info.name} chosen for the new run.")
+
+    def action_reload(self) -> None:
+        """Read the preset files again (after fixing one in an editor), keeping the highlight."""
+        self.reload(self.current.info.name if self.current else None)
 
     def action_revert(self) -> None:
         """Throw away the edits: back to the highlighted preset as saved."""

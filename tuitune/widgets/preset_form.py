@@ -116,15 +116,15 @@ class PresetForm(VerticalScroll):
             if head != section:
                 section = head
                 doc = RunConfig.model_fields[head].annotation.__doc__ if head else "What this preset is for."
-                yield Static(f"{head or 'preset'}: {doc}", classes="form-section")
+                yield Static(f"{head or 'preset'}: {doc}", markup=False, classes="form-section")
             with Vertical(classes="field", id=f"row-{spec.widget_id}"):
                 with Horizontal(classes="field-line"):
                     yield Label(name, classes="field-name")
                     yield self._control(spec)
-                    yield Static("", classes="field-base")
-                yield Static(self._help(spec), classes="field-help")
-                yield Static("", classes="field-error")
-        yield Static("", id="form-problems")
+                    yield Static("", markup=False, classes="field-base")
+                yield Static(self._help(spec), markup=False, classes="field-help")
+                yield Static("", markup=False, classes="field-error")
+        yield Static("", markup=False, id="form-problems")
 
     def on_mount(self) -> None:
         """Show the marks of the starting values."""
