@@ -277,3 +277,7 @@ async def test_the_app_opens_the_presets_mode_despite_a_broken_preset_and_follow
         # the tiny Llama: 2 blocks, hidden 64, 4 heads of 16 with 2 kv heads, MLP 128; rank 16
         per_block = 16 * (2 * (64 + 64) + 2 * (64 + 32) + 3 * (64 + 128))
         assert f"{2 * per_block:,} trainable" in text_of(pilot, "#estimate")
+        screen.model_name = "example-org/not-downloaded"
+        await settle(pilot)
+        assert "example-org/not-downloaded: estimate unavailable" in text_of(pilot, "#estimate")
+        assert "downloaded" in text_of(pilot, "#estimate").split("unavailable", 1)[1]

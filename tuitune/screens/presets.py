@@ -20,17 +20,14 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from engine import estimate as estimate_mod
 from engine.config import DEMO_MODEL, ConfigError
+from engine.model_info import read_model_info
 from engine.presets import PresetExists, PresetInfo, list_presets, load_preset, resolve, save_user_preset
 from tuitune.dialogs.save_preset import SavePresetDialog
 from tuitune.messages import PresetChosen
 from tuitune.widgets.preset_form import PresetForm
 
-try:  # the models issue's stdlib-only readers; without them the count shows as unavailable
-    from engine import estimate as estimate_mod
-    from engine import model_info as model_info_mod
-except ImportError:  # pragma: no cover - only before engine/estimate.py existed
-    estimate_mod = model_info_mod = None
 
 
 @dataclass
@@ -124,11 +121,8 @@ class PresetsScreen(Screen):
 
     @work(thread=True, exclusive=True, group="presets-model", exit_on_error=False)
     def _read_model(self, name: str) -> None:
-        if model_info_mod is None:
-            self.post_message(self.ModelRead(name, None, "engine.model_info is not installed"))
-            return
         try:
-            self.post_message(self.ModelRead(name, model_info_mod.read_model_info(name), None))
+            self.post_message(self.ModelRead(name, read_model_info(name), None))
         except (ValueError, OSError) as exc:
             self.post_message(self.ModelRead(name, None, str(exc)))
 
@@ -231,7 +225,7 @@ class PresetsScreen(Screen):
 
 def estimate_text(model: str, info: Any, error: str | None, form: PresetForm) -> Text:
     """The trainable parameter count and memory estimate line for ``model``, or why it is unavailable."""
-    if estimate_mod is None or info is None:
+    if info is None:
         return Text(f"{model}: trainable parameters unavailable ({error})", "dim")
     try:
         config = resolve(form.values)
