@@ -1,16 +1,12 @@
-"""Instruction data to training datasets: check, encode, split, pack.
+"""Instruction data to training datasets: check, load, encode, split, pack.
 
 ``build_datasets`` is what ``engine/train.py`` calls. It runs the same structural checks as the
-app and ``tuitune data check`` (:mod:`engine.data_checks`) and refuses with their messages,
-then encodes every conversation with :func:`engine.data_encode.encode_conversations` (the batched
-form of ``encode_conversation``, sharing its code) — the one place labels are made. Batches are made with :class:`engine.data_encode.PadCollator`.
-
-Files are read by :mod:`engine.data_source` rather than ``datasets.load_dataset("json")``: the
-checks must see every record with its line and column, and the JSON builder's single inferred
-schema fails on whole files for one odd field with a generic arrow error. The records then go
-into ``datasets.Dataset`` objects, which the Trainer consumes.
+app and ``tuitune data check`` (:mod:`engine.data_checks`) and refuses with their messages; only
+then are the files loaded through ``datasets`` (``load_dataset("json")`` or ``load_from_disk``),
+whose own errors are too generic to show first. Every conversation is encoded with
+:func:`engine.data_encode.encode_conversations` (the batched form of ``encode_conversation``,
+same code) — the one place labels are made. Batches are made with :class:`PadCollator`.
 """
-
 from __future__ import annotations
 
 import random
@@ -20,8 +16,8 @@ from typing import Any
 from engine.config import DataSection
 from engine.data_checks import CheckedRecord, check_paths
 from engine.data_encode import IGNORE_INDEX, Encoded, empty_after_cut, encode_conversations, pack
-from engine.data_formats import with_system
-from engine.data_source import Problem
+from engine.data_formats import to_messages, with_system
+from engine.data_source import Problem, resolve_path
 
 __all__ = ["Built", "DataError", "PadCollator", "Problem", "build_datasets", "encode_records"]
 BATCH = 512
@@ -120,7 +116,40 @@ def _checked(data: DataSection) -> tuple[list[_Item], list[str], str]:
     if dup:
         warnings.append(f"{len(dup)} duplicate records (kept), first: {dup[0]}")
     formats = sorted({f for f in summary.formats.values() if f})
+    for path in data.train:
+        note = _load_through_datasets(path, [it for it in items if it.where.file == path], summary.formats[path])
+        if note:
+            warnings.append(note)
     return items, warnings, "+".join(formats)
+
+
+def _load_through_datasets(path: str, items: list[_Item], fmt: str) -> str:
+    """Replace the checked messages of ``path`` with those of its rows loaded through ``datasets``.
+
+    The checks read every record already; this keeps ``datasets``' reading (arrow types, folders)
+    the one training uses. Should ``datasets`` fail or disagree on the count, the checked records
+    are kept and a warning says why.
+    """
+    from datasets import DatasetDict, load_dataset, load_from_disk
+
+    real = resolve_path(path)
+    try:
+        if real.is_dir():
+            rows = load_from_disk(str(real))
+            rows = rows.get("train", next(iter(rows.values()))) if isinstance(rows, DatasetDict) else rows
+        else:
+            rows = load_dataset("json", data_files=str(real), split="train")
+    except Exception as exc:  # e.g. one field of mixed types that the JSON builder cannot unify
+        return f"{path}: datasets could not load it ({type(exc).__name__}: {exc}); its checked records are used"
+    by_index = {it.where.index: it for it in items}
+    if len(rows) < max(by_index, default=-1) + 1:
+        return f"{path}: datasets read {len(rows)} records, the checks {max(by_index) + 1}; checked records are used"
+    for index, row in enumerate(rows):
+        item = by_index.get(index)
+        messages = to_messages(row, fmt)[0] if item is not None else None
+        if messages is not None:
+            item.where.messages = messages
+    return ""
 
 
 def encode_records(items: list[_Item], tokenizer: Any, cutoff_len: int, system_prompt: str | None) -> None:

@@ -159,3 +159,31 @@ def test_builtin_names_resolve_to_sample_data(tmp_path: Path, monkeypatch: pytes
     assert resolve_path("builtin:identity") == tmp_path / "identity.jsonl"
     with pytest.raises(SourceError, match="unknown built-in data set 'nope'; available: identity"):
         resolve_path("builtin:nope")
+
+
+def test_datasets_folder_and_mixed_json_load_through_datasets(tokenizer, tmp_path: Path) -> None:
+    from datasets import Dataset
+
+    Dataset.from_list([FORMATS["sharegpt"][0]] * 2).save_to_disk(tmp_path / "folder")
+    mixed = write_jsonl(tmp_path / "mixed.jsonl", [FORMATS["openai"][0] | {"id": 1},
+                                                   FORMATS["multi_turn"][0] | {"id": {"nested": True}}])
+    built = build_datasets(DataSection(train=[str(tmp_path / "folder"), mixed]), tokenizer, seed=0)
+    assert built.stats["train_records"] == 4 and built.stats["format"] == "openai+sharegpt"
+    runs = [trained_runs(tokenizer, row["input_ids"], row["labels"]) for row in built.train]
+    assert runs == [["Hello, friend!" + EOT]] * 2 + [["4" + EOT], ["First answer." + EOT, "Second answer, longer." + EOT]]
+    assert built.warnings == [f"1 duplicate records (kept), first: {tmp_path}/folder record 1: duplicate of record 0"]
+
+
+def test_checked_records_train_when_datasets_cannot_load(tokenizer, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+
+    def refuse(*args, **kwargs):
+        raise ValueError("cannot unify the schema")
+
+    monkeypatch.setattr(datasets, "load_dataset", refuse)
+    path = write_jsonl(tmp_path / "d.jsonl", [FORMATS["openai"][0]])
+    built = build_datasets(DataSection(train=[path]), tokenizer, seed=0)
+    assert trained_runs(tokenizer, built.train[0]["input_ids"], built.train[0]["labels"]) == ["4" + EOT]
+    assert built.warnings == [f"{path}: datasets could not load it (ValueError: cannot unify the schema); "
+                              "its checked records are used"]
