@@ -111,8 +111,8 @@ def spec_for(dotted: str, field: FieldInfo) -> FieldSpec:
         kind = "float"
     else:
         kind = "text"
-    inner = Union[tuple(members)] if len(members) > 1 else members[0]  # noqa: UP007 - built at runtime
-    adapter = TypeAdapter(Annotated[inner, *field.metadata]) if field.metadata else TypeAdapter(inner)
+    inner = Union[tuple(members)] if len(members) > 1 else members[0]
+    adapter = TypeAdapter(Annotated[(inner, *field.metadata)]) if field.metadata else TypeAdapter(inner)
     return FieldSpec(dotted, field.description or "", kind, literals, optional, _describe_bounds(field.metadata), adapter)
 
 
