@@ -91,6 +91,12 @@ async def test_first_page_then_paging(data_dir: Path) -> None:
         await pilot.press("]")  # past the end: stays
         await pilot.press("[")
         await until(pilot, lambda: first_row(pilot) == "100")
+        await pilot.press("up")  # from the first row of a page: the previous page, cursor on its last row
+        await until(pilot, lambda: first_row(pilot) == "0")
+        assert table.cursor_row == 99
+        await pilot.press("down")  # and back down from the last row
+        await until(pilot, lambda: first_row(pilot) == "100")
+        assert table.cursor_row == 0
 
 
 async def test_problem_enter_jumps_to_its_record(data_dir: Path) -> None:

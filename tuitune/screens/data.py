@@ -199,12 +199,16 @@ class DataScreen(EngineLink):
         text = f"records {self.page_start:,}–{self.page_start + max(shown - 1, 0):,} of {total} · [ ] pages"
         self.query_one("#data-page", Static).update(text if shown else "no records")
 
-    def action_page(self, step: int) -> None:
-        """Show the previous (-1) or next (+1) page."""
+    def action_page(self, step: int, to_last_row: bool = False) -> None:
+        """Show the previous (-1) or next (+1) page, the cursor on its first (or last) row."""
         start = max(0, self.page_start + step * PAGE)
         if self.index is None or (self.index.complete and start >= self.index.count) or start == self.page_start:
             return
-        self._read_page(start, start)
+        self._read_page(start, start + PAGE - 1 if to_last_row else start)
+
+    @on(RecordTable.EdgeReached)
+    def _page_at_edge(self, message: RecordTable.EdgeReached) -> None:
+        self.action_page(message.step, to_last_row=message.step < 0)
 
     def goto(self, record: int) -> None:
         """Show the page holding ``record`` with the cursor on it."""

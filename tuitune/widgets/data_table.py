@@ -7,10 +7,12 @@ so a file of a million records costs the widget no more than a page.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
+from textual.message import Message
 from textual.widgets import DataTable
 
 from engine.data_formats import TRAINABLE, to_messages
@@ -44,7 +46,28 @@ def record_cells(raw: RawRecord, fmt: str | None) -> tuple[str, str, Text, str]:
 
 
 class RecordTable(DataTable):
-    """One page of records; row keys are record indices."""
+    """One page of records; row keys are record indices. Moving past the first or last row asks
+    for the neighbouring page (:class:`RecordTable.EdgeReached`)."""
+
+    @dataclass
+    class EdgeReached(Message):
+        """The cursor tried to leave the page: ``step`` -1 (up from the top) or +1 (down from the bottom)."""
+
+        step: int
+
+    def action_cursor_down(self) -> None:
+        """Down; from the last row, ask for the next page."""
+        if self.row_count and self.cursor_row == self.row_count - 1:
+            self.post_message(self.EdgeReached(1))
+        else:
+            super().action_cursor_down()
+
+    def action_cursor_up(self) -> None:
+        """Up; from the first row, ask for the previous page."""
+        if self.row_count and self.cursor_row == 0:
+            self.post_message(self.EdgeReached(-1))
+        else:
+            super().action_cursor_up()
 
     def on_mount(self) -> None:
         """Columns: record, line, status, preview."""
