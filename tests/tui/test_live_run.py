@@ -40,7 +40,6 @@ async def test_new_run_of_tiny_model_trains_live_to_an_adapter(make_app, wait_fo
         assert dash.status == "finished", dash.state.terminal
         assert [step for step, _ in dash.state.train_series] == [1.0, 2.0, 3.0]
         assert dash.chart.redraws >= 1 and "step 3/3" in str(dash.stats.render())
-        assert "no GPU:" in str(dash.system.render())
         adapter = dash.run_dir / dash.state.terminal["adapter_path"]
         assert (adapter / "adapter_config.json").is_file() and (adapter / "adapter_model.safetensors").is_file()
 

@@ -47,7 +47,7 @@ class LossChart(Widget):
         plot = self.query_one(PlotWidget)
         plot.clear()
         if train:
-            xs, ys = zip(*train)
+            xs, ys = zip(*thin(train, 2 * max(40, self.size.width)))
             plot.plot(xs, ys, line_style="bright_cyan", hires_mode=HiResMode.BRAILLE, label="train")
         if evals:
             xs, ys = zip(*evals)
@@ -61,3 +61,23 @@ class LossChart(Widget):
         plot.set_ylimits(*((min(ys) - 0.5, max(ys) + 0.5) if flat else (None, None)))
         self.redraws += 1
         return True
+
+
+def thin(points: Sequence[Point], buckets: int) -> list[Point]:
+    """At most about ``2 * buckets`` points with the same look: each bucket keeps its low and high.
+
+    A braille chart has two dots per cell across, so more points than that only cost time;
+    keeping each bucket's extremes keeps loss spikes visible.
+    """
+    if len(points) <= 2 * buckets:
+        return list(points)
+    size = len(points) / buckets
+    out: list[Point] = []
+    for b in range(buckets):
+        chunk = points[int(b * size): int((b + 1) * size)]
+        if chunk:
+            low, high = min(chunk, key=lambda p: p[1]), max(chunk, key=lambda p: p[1])
+            out.extend(sorted({low, high}))
+    if out[-1] != points[-1]:
+        out.append(points[-1])
+    return out

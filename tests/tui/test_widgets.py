@@ -1,0 +1,40 @@
+"""The dashboard's widgets on their own: chart thinning, system panel and stats text."""
+
+from __future__ import annotations
+
+from tuitune.runs.state import RunState
+from tuitune.widgets.loss_chart import thin
+from tuitune.widgets.run_stats import render_stats
+from tuitune.widgets.system_panel import render_system
+
+
+def test_thin_keeps_spikes_ends_and_order_within_budget() -> None:
+    points = [(float(i), 1.0) for i in range(5000)]
+    points[1234] = (1234.0, 9.0)
+    points[4321] = (4321.0, -3.0)
+    out = thin(points, 100)
+    assert len(out) <= 201
+    assert (1234.0, 9.0) in out and (4321.0, -3.0) in out
+    assert out[0] == points[0] and out[-1] == points[-1]
+    assert [x for x, _ in out] == sorted(x for x, _ in out)
+    assert thin(points[:150], 100) == points[:150]
+
+
+def test_system_panel_text_with_and_without_gpus() -> None:
+    assert "no GPU: no NVIDIA driver" in render_system({"gpus": [], "gpu_note": "no NVIDIA driver", "rss_bytes": 2**30,
+                                                        "cpu_pct": 99.5}).plain
+    gpu = {"index": 1, "name": "NVIDIA A100", "mem_used_bytes": 40 * 2**30, "mem_total_bytes": 80 * 2**30,
+           "util_pct": 88, "temp_c": 71}
+    text = render_system({"gpus": [gpu, {**gpu, "index": 2}], "rss_bytes": 3 * 2**30, "cpu_pct": 101.0,
+                          "host_mem_used_bytes": 8 * 2**30, "host_mem_total_bytes": 64 * 2**30}).plain
+    assert text.count("NVIDIA A100") == 2 and "GPU2" in text
+    assert "40.0 GiB/80.0 GiB" in text and "util 88%  temp 71°C" in text
+    assert "RSS 3.0 GiB  CPU 101%" in text and "RAM 8.0 GiB/64.0 GiB" in text
+    assert "waiting" in render_system(None).plain
+
+
+def test_stats_show_progress_eta_and_end_state() -> None:
+    state = RunState(step=30, total_steps=120, eta_s=95.0, loss=1.2345, lr=1e-4, epoch=0.75, started_t=0.0, last_t=61.0)
+    live = render_stats(state, "running", width=40).plain
+    assert "step 30/120  25%  ETA 1m35s" in live and "loss        1.234" in live and "elapsed     1m01s" in live
+    assert "ETA stopped" in render_stats(state, "stopped").plain
