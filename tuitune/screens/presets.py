@@ -24,8 +24,10 @@ from engine import estimate as estimate_mod
 from engine.config import DEMO_MODEL, ConfigError
 from engine.model_info import read_model_info
 from engine.presets import PresetExists, PresetInfo, list_presets, load_preset, resolve, save_user_preset
+from tuitune.dialogs.error import RoutesWorkerErrors
 from tuitune.dialogs.save_preset import SavePresetDialog
 from tuitune.messages import PresetChosen
+from tuitune.screens.base import OwnKeysInFooter
 from tuitune.widgets.preset_form import PresetForm
 
 
@@ -38,7 +40,7 @@ class Entry:
     data: dict[str, Any] | None
 
 
-class PresetsScreen(Screen):
+class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
     """Browse presets, edit one in a schema-built form, save it as a user preset or use it for a run."""
 
     CSS_PATH = "presets.tcss"
@@ -199,7 +201,7 @@ class PresetsScreen(Screen):
             self.app.call_from_thread(self.notify, str(exc), title="Not saved", severity="error")
             return
         self.app.call_from_thread(self.notify, f"Saved {path.name}", title="Preset saved")
-        self._list_presets(name)
+        self.app.call_from_thread(self.reload, name)
 
     def action_use(self) -> None:
         """Post PresetChosen for the highlighted preset, if it loads and has no unsaved edits."""
