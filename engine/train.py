@@ -120,7 +120,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
         tokenizer.save_pretrained(adapter_dir)
     peak, kind = peak_memory()
     step = trainer.state.global_step
-    if flags.stop:
+    if flags.stop and step < trainer.state.max_steps:  # a stop that came during the final save is no stop
         events.emit(RUN_STOPPED, step=step, checkpoint_path=callback.last_checkpoint, adapter_path=ADAPTER_DIR,
                     peak_memory_bytes=peak, peak_memory_kind=kind)
     else:
@@ -156,8 +156,9 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> Trai
         fp16=fp16,
         # Non-reentrant checkpointing works with frozen inputs (LoRA) without the
         # enable_input_require_grads hack, and is what PyTorch recommends.
-        gradient_checkpointing=train.gradient_checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
+        # (transformers 5 renamed gradient_checkpointing to activation_checkpointing.)
+        activation_checkpointing=train.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
         seed=train.seed,
         logging_strategy="steps",
         logging_steps=train.logging_steps,

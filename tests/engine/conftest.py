@@ -46,11 +46,12 @@ def tiny_data(tmp_path: Path) -> Path:
     return write_jsonl(tmp_path / "tiny.jsonl", TINY_RECORDS)
 
 
-def make_run(parent: Path, model: Path | str, data: Path | str, name: str = "run", **sections: dict[str, Any]) -> Path:
+def make_run(parent: Path, model: Path | str, data_path: Path | str, name: str = "run",
+             **sections: dict[str, Any]) -> Path:
     """A run folder holding a config.yaml: a short, fast run unless ``sections`` say otherwise."""
     config: dict[str, Any] = {
         "model": {"name_or_path": str(model)},
-        "data": {"train": [str(data)], "cutoff_len": 64},
+        "data": {"train": [str(data_path)], "cutoff_len": 64},
         "train": {"max_steps": 3, "batch_size": 2, "logging_steps": 1, "save_steps": 100, "warmup_ratio": 0.0},
     }
     for key, values in sections.items():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.protocol import read_events
-from tuitune.runs.launch import is_alive, read_pids, stop_run
+from tuitune.runs.launch import is_alive, read_pids, request_save, stop_run
 
 LONG = {"max_steps": 1000, "batch_size": 1, "save_steps": 1000}
 """Far more steps than a test waits for: the run is always stopped or killed mid-way."""
@@ -75,11 +75,17 @@ def test_resume_continues_at_the_next_step_with_the_same_losses(eng, tiny_model_
         assert logs[step] == pytest.approx(original_logs[step], rel=1e-4), (logs, original_logs)
 
 
-def test_a_sigkilled_trainer_is_recorded_as_failed_by_the_supervisor(eng, tiny_model_dir: Path, tiny_data: Path,
-                                                                     tmp_path: Path) -> None:
+def test_save_now_then_a_sigkilled_trainer_is_recorded_as_failed(eng, tiny_model_dir: Path, tiny_data: Path,
+                                                                  tmp_path: Path) -> None:
     run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train=LONG)
     supervisor = eng.launch(run_dir)
     eng.wait_for(run_dir, eng.first("log"), what="the first log event")
+
+    assert request_save(run_dir)  # SIGUSR1: a checkpoint at the next step end, training goes on
+    saved = eng.wait_for(run_dir, eng.first("checkpoint"), what="the requested checkpoint")
+    assert (run_dir / saved["path"] / "adapter_model.safetensors").is_file()
+    eng.wait_for(run_dir, lambda events: any(e["type"] == "log" and e["step"] > saved["step"] for e in events),
+                 what="training to go on after the checkpoint")
 
     assert stop_run(run_dir, kill=True)
     failed = eng.wait_for(run_dir, eng.terminal(), what="the terminal event")

@@ -8,16 +8,19 @@ from pathlib import Path
 
 def test_lora_run_writes_events_in_order_and_a_loadable_adapter(eng, tiny_model_dir: Path, tiny_data: Path,
                                                                 tmp_path: Path) -> None:
-    run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train={"max_steps": 3, "save_steps": 2})
+    run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, data={"val_size": 1},
+                           train={"max_steps": 3, "save_steps": 2, "eval_steps": 2})
     events = eng.run_to_end(run_dir)
 
-    assert eng.kinds(events) == ["run_started", "log", "log", "checkpoint", "log", "checkpoint", "run_finished"]
+    assert eng.kinds(events) == ["run_started", "log", "log", "eval", "checkpoint", "log", "eval", "checkpoint",
+                                 "run_finished"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     started = events[[e["type"] for e in events].index("run_started")]
     assert started["total_steps"] == 3 and started["resumed_from_step"] is None
     assert started["method"] == "lora" and started["model"]["architecture"] == "LlamaForCausalLM"
     assert 0 < started["model"]["params_trainable"] < started["model"]["params_total"]
-    assert started["data"]["train_records"] == 4
+    assert started["data"]["train_records"] == 3 and started["data"]["eval_records"] == 1
+    assert [(e["step"], e["eval_loss"] > 0) for e in events if e["type"] == "eval"] == [(2, True), (3, True)]
     logs = [e for e in events if e["type"] == "log"]
     assert [e["step"] for e in logs] == [1, 2, 3]
     assert all(e["tokens_per_s"] > 0 and e["loss"] > 0 and e["total_steps"] == 3 for e in logs)

@@ -1,0 +1,166 @@
+"""Engine throughput against a plain transformers + peft Trainer script, and the demo's effect.
+
+    .venv/bin/python bench/bench_engine.py [--steps 20] [--repeats 2] [--skip-demo]
+
+1. Throughput. The same model (the embedded SmolLM2-135M-Instruct, fp32 on CPU), the same
+   tokenised data (builtin:identity through engine.data, cutoff 256), the same LoRA (r 16,
+   alpha 32, dropout 0.05, all linear layers), batch 4, the same steps. The engine runs as
+   users run it (``python -m engine launch``: supervisor, events, system sampler); the plain
+   script is a bare Trainer. Tokens/s = non-padding tokens trained / training-loop seconds
+   (model loading and the final save excluded on both sides). Runs alternate so that load
+   from other processes falls on both alike. Target: engine / plain >= 1.0.
+2. The demo. The answer to "Who are you?" (greedy, chat template) before and after the
+   default demo run (``tuitune train`` with no arguments: 3 epochs of builtin:identity).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from engine.protocol import read_events  # noqa: E402
+
+CUTOFF = 256
+BATCH = 4
+LORA = {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"}
+QUESTION = "Who are you?"
+
+PLAIN_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
+    from engine.config import DataSection
+    from engine.data import build_datasets
+    from engine.embedded import ensure_demo_model
+
+    steps, cutoff, batch, out_dir = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    path = ensure_demo_model()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, lora_dropout=0.05,
+                                             target_modules="all-linear"))
+    data = build_datasets(DataSection(train=["builtin:identity"], cutoff_len=cutoff), tokenizer, 42).train
+    args = TrainingArguments(output_dir=out_dir, max_steps=steps, per_device_train_batch_size=batch,
+                             learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=0.03, logging_steps=5,
+                             save_strategy="no", report_to="none", disable_tqdm=True, seed=42,
+                             use_cpu=not torch.cuda.is_available(), include_num_input_tokens_seen="non_padding")
+    trainer = Trainer(model=model, args=args, train_dataset=data,
+                      data_collator=DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100))
+    out = trainer.train()
+    print("RESULT " + json.dumps({"tokens": trainer.state.num_input_tokens_seen,
+                                  "seconds": out.metrics["train_runtime"]}))
+""")
+
+
+def env() -> dict[str, str]:
+    """Our environment with the repository importable and the oneDNN cap the supervisor sets."""
+    variables = dict(os.environ)
+    variables["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), variables.get("PYTHONPATH")) if p)
+    variables.setdefault("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    return variables
+
+
+def run_engine(work: Path, name: str, config: dict) -> list[dict]:
+    """Run the engine on ``config`` through the supervisor and return the events."""
+    run_dir = work / name
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    with open(run_dir / "engine.log", "ab") as log:
+        subprocess.run([sys.executable, "-m", "engine", "launch", "--run-dir", str(run_dir)], cwd=REPO, env=env(),
+                       stdin=subprocess.DEVNULL, stdout=log, stderr=log, check=False)
+    events = read_events(run_dir)
+    if not events or events[-1]["type"] != "run_finished":
+        sys.exit(f"engine run failed: {events[-1] if events else 'no events'}; see {run_dir / 'engine.log'}")
+    return events
+
+
+def engine_tokens_per_s(work: Path, name: str, steps: int) -> float:
+    """One engine run: tokens from each log window (rate x window), time to the last log."""
+    config = {"adapter": LORA, "data": {"cutoff_len": CUTOFF},
+              "train": {"max_steps": steps, "batch_size": BATCH, "logging_steps": 5, "save_steps": 10_000}}
+    logs = [e for e in run_engine(work, name, config) if e["type"] == "log"]
+    tokens, previous = 0.0, 0.0
+    for event in logs:
+        tokens += event["tokens_per_s"] * (event["elapsed_s"] - previous)
+        previous = event["elapsed_s"]
+    return tokens / logs[-1]["elapsed_s"]
+
+
+def plain_tokens_per_s(work: Path, steps: int) -> float:
+    """One run of the plain Trainer script."""
+    out = subprocess.run([sys.executable, "-c", PLAIN_SCRIPT, str(steps), str(CUTOFF), str(BATCH), str(work / "plain")],
+                         cwd=REPO, env=env(), capture_output=True, text=True, check=False)
+    line = next((row for row in out.stdout.splitlines() if row.startswith("RESULT ")), None)
+    if line is None:
+        sys.exit(f"plain script failed:\n{out.stderr[-3000:]}")
+    result = json.loads(line[len("RESULT "):])
+    return result["tokens"] / result["seconds"]
+
+
+def answer(adapter: Path | None) -> str:
+    """The demo model's greedy answer to QUESTION, with ``adapter`` applied if given."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from engine.embedded import ensure_demo_model
+
+    path = ensure_demo_model()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter)
+    inputs = tokenizer.apply_chat_template([{"role": "user", "content": QUESTION}], add_generation_prompt=True,
+                                           return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        output = model.generate(**inputs, max_new_tokens=48, do_sample=False)
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def main() -> None:
+    """Print both figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--skip-demo", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        work = Path(tmp)
+        engine, plain = [], []
+        for i in range(args.repeats):
+            plain.append(plain_tokens_per_s(work, args.steps))
+            engine.append(engine_tokens_per_s(work, f"engine-{i}", args.steps))
+            print(f"round {i + 1}: plain {plain[-1]:.1f} tok/s, engine {engine[-1]:.1f} tok/s", flush=True)
+        e, p = statistics.median(engine), statistics.median(plain)
+        print(f"throughput ({args.steps} steps, batch {BATCH}, cutoff {CUTOFF}, LoRA r16 all-linear, fp32 CPU):")
+        print(f"  plain Trainer script: {p:.1f} tokens/s")
+        print(f"  engine:               {e:.1f} tokens/s")
+        print(f"  ratio engine/plain:   {e / p:.2f}x (target >= 1.0x)")
+        if args.skip_demo:
+            return
+        print(f"before: {QUESTION!r} -> {answer(None)!r}", flush=True)
+        start = time.monotonic()
+        events = run_engine(work, "demo", {})
+        finished = events[-1]
+        print(f"demo run (defaults: builtin:identity, 3 epochs): {finished['step']} steps in "
+              f"{time.monotonic() - start:.0f} s, train loss {finished['train_loss']:.3f}")
+        print(f"after:  {QUESTION!r} -> {answer(work / 'demo' / 'adapter')!r}")
+
+
+if __name__ == "__main__":
+    main()
