@@ -9,6 +9,7 @@ listed in :mod:`engine.data_report`.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from typing import Any, Callable, Iterator
@@ -33,7 +34,7 @@ def percentile(sorted_values: list[int], share: float) -> int:
     """The nearest-rank percentile of already sorted values (0 when empty)."""
     if not sorted_values:
         return 0
-    rank = max(0, min(len(sorted_values) - 1, round(share * len(sorted_values) + 0.5) - 1))
+    rank = max(0, min(len(sorted_values) - 1, math.ceil(share * len(sorted_values)) - 1))
     return sorted_values[rank]
 
 
@@ -101,6 +102,8 @@ class Reporter:
                 yield item
                 if self.limit and self.state["records"] >= self.limit:
                     break
+            if self.limit and self.state["records"] >= self.limit:
+                break
         self.state["fraction"] = 1.0
         self.progress(force=True)
 

@@ -92,3 +92,14 @@ def test_served_record_view_split_equals_training_labels(good_file: Path, demo_m
     assert sum(seg["tokens"] for seg in view["segments"]) == view["full_length"]
     assert "".join(seg["text"] for seg in view["segments"] if seg["trained"]) == "I am Tuito.<|im_end|>Quite sure.<|im_end|>"
     assert [seg["cut"] for seg in view["segments"]][-1] is True
+
+
+def test_token_stats_percentiles_and_histogram() -> None:
+    from engine.data_stats import percentile, token_stats
+
+    values = list(range(1, 21))
+    assert percentile(values, 0.5) == 10 and percentile(values, 0.95) == 19 and percentile([], 0.5) == 0
+    stats = token_stats([10, 64, 65, 500, 513, 900], cutoff=512, truncated=2, dropped=1, trained=40)
+    assert [b["count"] for b in stats["histogram"]] == [2, 1, 0, 0, 0, 0, 0, 1, 2]
+    assert stats["histogram"][0] == {"upto": 64, "count": 2} and stats["histogram"][-1] == {"upto": None, "count": 2}
+    assert (stats["p50"], stats["max"], stats["records"]) == (65, 900, 6)
