@@ -157,8 +157,25 @@ def encode_records(items: list[_Item], tokenizer: Any, cutoff_len: int, system_p
     for first in range(0, len(items), BATCH):
         chunk = items[first:first + BATCH]
         conversations = [with_system(item.where.messages, system_prompt) for item in chunk]
-        for item, encoded in zip(chunk, encode_conversations(conversations, tokenizer, cutoff_len)):
-            item.encoded = encoded
+        try:
+            encoded = encode_conversations(conversations, tokenizer, cutoff_len)
+        except Exception:  # a chat template that rejects some record: name each one
+            raise DataError(_template_problems(chunk, conversations, tokenizer, cutoff_len)) from None
+        for item, one in zip(chunk, encoded):
+            item.encoded = one
+
+
+def _template_problems(chunk: list[_Item], conversations: list[list[dict[str, str]]], tokenizer: Any,
+                       cutoff_len: int) -> list[Problem]:
+    """A located problem for every record of ``chunk`` the chat template fails on."""
+    problems = []
+    for item, conversation in zip(chunk, conversations):
+        try:
+            encode_conversations([conversation], tokenizer, cutoff_len)
+        except Exception as exc:
+            where = item.where
+            problems.append(Problem(where.file, where.line, where.index, None, f"the chat template failed: {exc}"))
+    return problems
 
 
 def _empty_problem(item: _Item, cutoff_len: int) -> Problem:

@@ -187,3 +187,17 @@ def test_checked_records_train_when_datasets_cannot_load(tokenizer, tmp_path: Pa
     assert trained_runs(tokenizer, built.train[0]["input_ids"], built.train[0]["labels"]) == ["4" + EOT]
     assert built.warnings == [f"{path}: datasets could not load it (ValueError: cannot unify the schema); "
                               "its checked records are used"]
+
+
+def test_chat_template_failure_is_located(tokenizer, tmp_path: Path) -> None:
+    import copy
+
+    strict = copy.copy(tokenizer)
+    strict.chat_template = ("{% for m in messages %}{% if 'forbidden' in m['content'] %}"
+                            "{{ raise_exception('no forbidden words') }}{% endif %}"
+                            "{{ m['role'] }}: {{ m['content'] }}{{ eos_token }}\n{% endfor %}")
+    path = write_jsonl(tmp_path / "d.jsonl", [FORMATS["alpaca"][0], {"instruction": "a forbidden word", "output": "x"}])
+    with pytest.raises(DataError) as caught:
+        build_datasets(DataSection(train=[path]), strict, seed=0)
+    assert [str(p) for p in caught.value.problems] == [
+        f"{path}:2 record 1: the chat template failed: no forbidden words"]
