@@ -105,9 +105,13 @@ def build_datasets(data: DataSection, tokenizer: Any, seed: int) -> Built:
 def _checked(data: DataSection) -> tuple[list[_Item], list[str], str]:
     """The usable records of every file, or DataError with every error found."""
     items: list[_Item] = []
-    summary = check_paths(
-        data.train, data.format, on_record=lambda r: items.append(_Item(r)) if r.messages is not None else None
-    )
+
+    def keep(record: CheckedRecord) -> None:
+        if record.messages is not None:
+            record.raw = None  # the messages are all training needs; halves the memory of big files
+            items.append(_Item(record))
+
+    summary = check_paths(data.train, data.format, on_record=keep)
     errors = [p for p in summary.problems if p.severity == "error"]
     if errors:
         raise DataError(errors, omitted=summary.errors - len(errors))

@@ -83,14 +83,14 @@ def check_file(path: str, fmt: str = "auto") -> Iterator[CheckedRecord | Problem
         if problem is not None:
             yield problem
             return
-        seen: dict[int, RawRecord] = {}
+        seen: dict[int, tuple[int, int | None]] = {}  # content hash -> (record, line), not the record
         for raw in iter_records(path):
             yield _check(path, raw, found, seen)
     except SourceError as exc:
         yield exc.problem
 
 
-def _check(path: str, raw: RawRecord, fmt: str | None, seen: dict[int, RawRecord]) -> CheckedRecord:
+def _check(path: str, raw: RawRecord, fmt: str | None, seen: dict[int, tuple[int, int | None]]) -> CheckedRecord:
     if raw.problem is not None:
         return CheckedRecord(raw.index, raw.line, None, [raw.problem], raw.value, path, raw.offset)
     if fmt is None:  # no record could be read to tell the format: only syntax problems remain
@@ -99,9 +99,9 @@ def _check(path: str, raw: RawRecord, fmt: str | None, seen: dict[int, RawRecord
     problems = [Problem(path, raw.line, raw.index, f or None, m) for f, m in found]
     if messages is not None:
         key = hash(tuple((m["role"], m["content"]) for m in messages))
-        first = seen.setdefault(key, raw)
-        if first is not raw:
-            where = f"record {first.index}" + (f" (line {first.line})" if first.line else "")
+        first = seen.setdefault(key, (raw.index, raw.line))
+        if first[0] != raw.index:
+            where = f"record {first[0]}" + (f" (line {first[1]})" if first[1] else "")
             problems.append(Problem(path, raw.line, raw.index, None, f"duplicate of {where}", "warning"))
     return CheckedRecord(raw.index, raw.line, messages, problems, raw.value, path, raw.offset)
 
