@@ -127,7 +127,9 @@ class PresetForm(VerticalScroll):
         yield Static("", markup=False, id="form-problems")
 
     def on_mount(self) -> None:
-        """Show the marks of the starting values."""
+        """Show the marks of the starting values, and the start of each text."""
+        for box in self.query(Input):
+            box.cursor_position = 0
         self._refresh_all()
 
     def load(self, base: dict[str, Any], values: dict[str, Any] | None = None) -> None:
@@ -181,6 +183,7 @@ class PresetForm(VerticalScroll):
         control = self.query_one(f"#{spec.widget_id}")
         if isinstance(control, Input):
             control.value = spec.format(value)
+            control.cursor_position = 0  # show the start of long values, not their end
         elif isinstance(control, Checkbox):
             control.value = bool(value)
             control.label = _on_off(value)
