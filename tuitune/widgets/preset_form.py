@@ -110,13 +110,13 @@ class PresetForm(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         """A heading per section, then a row per field: name, control, base value, help and error."""
-        section = None
+        section = ""  # top-level fields (description) come first, without a heading
         for spec in self._specs:
             head, _, name = spec.dotted.rpartition(".")
             if head != section:
                 section = head
-                doc = RunConfig.model_fields[head].annotation.__doc__ if head else "What this preset is for."
-                yield Static(f"{head or 'preset'}: {doc}", markup=False, classes="form-section")
+                doc = RunConfig.model_fields[head].annotation.__doc__
+                yield Static(f"{head}: {doc}", markup=False, classes="form-section")
             with Vertical(classes="field", id=f"row-{spec.widget_id}"):
                 with Horizontal(classes="field-line"):
                     yield Label(name, classes="field-name")
