@@ -28,6 +28,7 @@ Sources for the formulas:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from math import prod
 from typing import TYPE_CHECKING, Any
@@ -202,11 +203,24 @@ def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch
     # that on SmolLM2 with all-linear, 50% with q/v only, so this errs high for few targets.
     if adapter.get("method") == "dora":
         layer_bytes += sum(out * inp for _n, out, inp in adapted) * 4 // layers
-    kept = tokens * h * d * layers + layer_bytes if checkpointing else layer_bytes * layers
+    kept = tokens * h * d * layers + layer_bytes if checkpointing else layer_bytes * layers - _first_layer_gap(
+        adapter, adapted, tokens, h, mask_bytes)
     # The loss: float32 log-probabilities kept for backward, then their gradient and the
     # gradient of the logits live at the same time at the start of the backward pass.
     loss = tokens * (info.vocab_size or 0) * 12
-    return kept + loss + tokens * h * d * 2
+    # After the last layer: the final RMSNorm's float32 input; full training also keeps its
+    # normalised output and the output head's input.
+    return kept + loss + tokens * h * (4 + (4 + d if full else 0))
+
+
+def _first_layer_gap(adapter: dict[str, Any], adapted: list[tuple[str, int, int]], tokens: int, h: int,
+                     mask_bytes: int) -> int:
+    """What the first layer does not keep under LoRA: its input needs no gradient (frozen embeddings),
+    so its first RMSNorm keeps nothing, nor do the dropouts in front of q, k and v."""
+    if adapter.get("method") == "full":
+        return 0
+    first = [n for n, _o, _i in adapted if re.search(r"\.0\.[\w.]*(q_proj|k_proj|v_proj)$", n)]
+    return tokens * (h * 4 + (len(first) * h * mask_bytes if adapter.get("dropout", 0.05) else 0))
 
 
 def _as_dict(adapter: AdapterSection | dict[str, Any]) -> dict[str, Any]:

@@ -49,8 +49,11 @@ def test_lora_fp32_on_cpu_by_hand(tiny) -> None:
     # float32 2*8*4 = 64, and the float dropout masks on CPU 64*4 = 256.
     layer = 16 * (150 * 4 + 64 + 256)
     loss = 16 * 32 * 12  # float32 log-probabilities, their gradient and the logits' gradient
-    ends = 16 * 8 * 4 * 2  # embedding output and final norm
-    assert est.activations == 2 * layer + loss + ends
+    ends = 16 * 8 * 4  # the final norm's float32 input
+    # The first layer's input needs no gradient (frozen embeddings): its first norm keeps nothing,
+    # nor do the dropouts in front of q, k and v (3 float masks of 8).
+    first = 16 * (8 * 4 + 3 * 8 * 4)
+    assert est.activations == 2 * layer - first + loss + ends
     assert est.activations_other == 2 * 16 * 8 * 4 + layer + loss + ends  # checkpointed: inputs + one layer
     assert est.overhead == 512 * MIB
     # The peak holds the larger of the backward pass (activations) and the optimizer step
@@ -88,7 +91,8 @@ def test_full_bf16_on_cuda_by_hand(tiny) -> None:
     # (q, k, v and o read 8-wide inputs of one block), gate/up 8, down 16; and the normalised
     # states for the norm weights 2*8. So 72 + 32 + 16 = 120 bf16 elements + 64 float32 norm bytes.
     layer = 16 * (120 * 2 + 64)
-    assert est.activations == 2 * layer + 16 * 32 * 12 + 16 * 8 * 2 * 2
+    # After the last layer: the final norm's float32 input and normalised output, the head's bf16 input.
+    assert est.activations == 2 * layer + 16 * 32 * 12 + 16 * 8 * (4 + 4 + 2)
     assert est.step_temp == 0  # bitsandbytes' 8-bit AdamW updates in place
     assert est.peak == 1704 * 4 + 1704 * 8 + max(1704 * 4, est.activations)
     assert est.overhead == 512 * MIB + int(0.05 * est.peak)
@@ -98,9 +102,9 @@ def test_full_bf16_on_cuda_by_hand(tiny) -> None:
 def test_full_peak_at_the_optimizer_step_by_hand(tiny) -> None:
     config = _config(adapter={"method": "full"}, train={"batch_size": 1})
     est = estimate(tiny, config, device="cpu")
-    # 8 tokens, float32: per layer 8 * (120 * 4 + 64) bytes, 2 layers; loss 8*32*12; ends 8*8*4*2.
-    assert est.activations == 2 * 8 * (120 * 4 + 64) + 8 * 32 * 12 + 8 * 8 * 4 * 2 == 12288
-    # The optimizer step holds gradients (1704 * 4) and one foreach temporary (1704 * 4): 13632 > 12288.
+    # 8 tokens, float32: per layer 8 * (120 * 4 + 64) bytes, 2 layers; loss 8*32*12; final norm 8*8*12.
+    assert est.activations == 2 * 8 * (120 * 4 + 64) + 8 * 32 * 12 + 8 * 8 * 12 == 12544
+    # The optimizer step holds gradients (1704 * 4) and one foreach temporary (1704 * 4): 13632 > 12544.
     assert est.peak == 1704 * 4 + 1704 * 8 + 1704 * 4 * 2
 
 
@@ -116,23 +120,33 @@ def test_unknown_model_cannot_be_estimated() -> None:
         estimate(read_model_info("org/not-downloaded"), RunConfig(), device="cuda")
 
 
+@pytest.fixture(scope="module")
+def smol_two_layers(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
+    """SmolLM2's architecture cut to 2 layers (config and tokenizer only): the per-layer count is the same."""
+    folder = tmp_path_factory.mktemp("smol-2-layers")
+    config = json.loads((demo_model_dir / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "num_hidden_layers": 2}))
+    (folder / "tokenizer.json").write_bytes((demo_model_dir / "tokenizer.json").read_bytes())
+    return folder
+
+
 @pytest.mark.parametrize(("method", "targets", "dropout"), [
     ("lora", "all-linear", 0.05), ("lora", ["q_proj", "v_proj"], 0.0), ("full", "all-linear", 0.0)])
-def test_activations_match_what_autograd_saves(demo_model_dir: Path, method: str, targets, dropout: float) -> None:
-    """The per-layer count equals the tensors autograd keeps for backward (SmolLM2, float32 on CPU)."""
+def test_activations_match_what_autograd_saves(smol_two_layers: Path, method: str, targets, dropout: float) -> None:
+    """The per-layer count equals the tensors autograd keeps for backward (SmolLM2 layers, float32 on CPU)."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from engine.estimate import activations
 
-    model = AutoModelForCausalLM.from_pretrained(demo_model_dir, dtype=torch.float32)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(smol_two_layers), dtype=torch.float32)
     model.config.use_cache = False
     if method == "full":
         model.requires_grad_(True)
     else:
-        config = LoraConfig(r=8, target_modules=targets, lora_dropout=dropout, use_dora=method == "dora",
-                            task_type="CAUSAL_LM")
+        config = LoraConfig(r=8, target_modules=targets, lora_dropout=dropout, task_type="CAUSAL_LM")
         model = get_peft_model(model, config)
     model.train()
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -147,11 +161,11 @@ def test_activations_match_what_autograd_saves(demo_model_dir: Path, method: str
     ids = torch.randint(0, 1000, (1, 64), generator=torch.Generator().manual_seed(0))
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         model(input_ids=ids, labels=ids)
-    info = read_folder(demo_model_dir)
+    info = read_folder(smol_two_layers)
     adapter = {"method": method, "r": 8, "target_modules": targets, "dropout": dropout}
     logits = 64 * info.vocab_size
     # Compare without the loss (its 12 bytes a logit hold 4 saved for backward; the vocabulary of
-    # 49,152 would otherwise swamp this tiny model's layers).
+    # 49,152 would otherwise swamp the two layers).
     estimated = activations(info, adapter, 1, 64, 4, checkpointing=False, mask_bytes=4) - logits * 12
     measured = sum(saved.values()) - logits * 4
     print(f"{method} {targets} dropout {dropout}: estimated {estimated:,} measured {measured:,}")
