@@ -279,3 +279,8 @@ async def test_the_app_opens_the_presets_mode_despite_a_broken_preset_and_follow
         await settle(pilot)
         assert "example-org/not-downloaded: estimate unavailable" in text_of(pilot, "#estimate")
         assert "downloaded" in text_of(pilot, "#estimate").split("unavailable", 1)[1]
+        await highlight(pilot, "dora")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert app.draft.preset == "dora", "the app's new-run flow takes the PresetChosen"
+        assert type(app.screen).__name__ == "NewRunScreen"
