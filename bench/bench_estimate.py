@@ -26,7 +26,7 @@ from engine.estimate import estimate, fmt_bytes  # noqa: E402
 from engine.gpus import list_gpus  # noqa: E402
 from engine.model_info import read_model_info  # noqa: E402
 from engine.protocol import TERMINAL_TYPES, read_events_from  # noqa: E402
-from tuitune.runs.launch import is_alive, start_run  # noqa: E402
+from tuitune.runs.launch import is_alive, start_run, stop_run  # noqa: E402
 
 METHODS = {
     "lora": {},
@@ -68,7 +68,12 @@ def run_case(run_dir: Path, config: RunConfig, timeout: float) -> dict:
                 time.sleep(0.2)
             return done[-1]
         time.sleep(1.0)
-    return {"type": "timeout"}
+    stop_run(run_dir, kill=True)  # never leave a run behind competing with the next case
+    for _ in range(50):
+        if not is_alive(run_dir):
+            break
+        time.sleep(0.2)
+    return {"type": "timeout", "cause": f"no terminal event in {timeout:.0f} s (the CPU may be busy)"}
 
 
 def main() -> int:
@@ -77,7 +82,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="only LoRA and QLoRA at batch 1 x 128")
     parser.add_argument("--methods", nargs="*", default=list(METHODS))
     parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing on")
-    parser.add_argument("--timeout", type=float, default=300)
+    parser.add_argument("--timeout", type=float, default=900, help="seconds allowed per case")
     args = parser.parse_args()
     gpus, note = list_gpus()
     device = "cuda" if gpus else "cpu"
