@@ -177,6 +177,15 @@ def fake_engine(run_dir: Path, seconds: float, stop: threading.Event) -> None:
             stop.wait(1.0)
 
 
+def app_process(socket: str):
+    """The app's process in the pane (the pane's shell runs it as a child)."""
+    import psutil
+
+    shell = psutil.Process(int(tmux(socket, "display-message", "-p", "-t", "b", "#{pane_pid}").strip()))
+    children = shell.children(recursive=True)
+    return next(p for p in children if "python" in p.name() and "tuitune" in " ".join(p.cmdline()))
+
+
 def bench_bytes(tmp: Path, seconds: float) -> None:
     run_dir = (tmp / "live").resolve()
     run_dir.mkdir()
@@ -188,12 +197,18 @@ def bench_bytes(tmp: Path, seconds: float) -> None:
         start_pane(socket, f"{APP} attach {tmp} live")
         wait_screen(socket, "step ")
         time.sleep(3)  # past the first full paint
+        app = app_process(socket)
+        cpu_before = sum(app.cpu_times()[:2])
         tmux(socket, "pipe-pane", "-o", "-t", "b", f"cat >> {out}")
         time.sleep(seconds)
         tmux(socket, "pipe-pane", "-t", "b")
+        cpu = sum(app.cpu_times()[:2]) - cpu_before
         size = out.stat().st_size if out.exists() else 0
         print(f"terminal output while live (log event/s, system every 5 s, 120x40): {size:,} bytes in "
               f"{seconds:.0f} s = {size / seconds / 1024:.2f} KB/s [target <= 4 KB/s]")
+        print(f"app CPU while following the live run: {cpu / seconds * 100:.1f}% of one core "
+              f"({cpu / seconds / os.cpu_count() * 100:.1f}% of this machine's {os.cpu_count()} cores, "
+              f"the most it can take from training)")
         engine.terminate()
         engine.wait()
         out.unlink(missing_ok=True)

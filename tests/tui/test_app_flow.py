@@ -31,7 +31,12 @@ async def open_dashboard(pilot, wait_for) -> TrainScreen:
     return screen
 
 
-async def test_runs_list_shows_every_run_with_state_and_failed_cause(make_app, wait_for, runs_dir: Path, alive_runs: set[str]) -> None:
+async def test_runs_list_shows_every_run_with_state_and_failed_cause(
+    make_app,
+    wait_for,
+    runs_dir: Path,
+    alive_runs: set[str],
+) -> None:
     alive_runs.add("running")
     async with make_app(runs_dir).run_test(size=(120, 40)) as pilot:
         screen = await open_runs(pilot, wait_for)
@@ -47,7 +52,12 @@ async def test_runs_list_shows_every_run_with_state_and_failed_cause(make_app, w
         assert "CUDA out of memory" in detail and "hint: lower train.batch_size" in detail
 
 
-async def test_enter_opens_dashboard_and_back_returns_without_stopping(make_app, wait_for, runs_dir: Path, alive_runs: set[str]) -> None:
+async def test_enter_opens_dashboard_and_back_returns_without_stopping(
+    make_app,
+    wait_for,
+    runs_dir: Path,
+    alive_runs: set[str],
+) -> None:
     alive_runs.add("running")
     async with make_app(runs_dir).run_test(size=(120, 40)) as pilot:
         await open_runs(pilot, wait_for)
@@ -70,7 +80,14 @@ async def test_enter_opens_dashboard_and_back_returns_without_stopping(make_app,
     ("failed", "failed", "CUDA out of memory"),
     ("running", "lost", "The engine is gone"),
 ])
-async def test_dashboard_of_each_canned_run(make_app, wait_for, runs_dir: Path, name: str, status: str, shown: str) -> None:
+async def test_dashboard_of_each_canned_run(
+    make_app,
+    wait_for,
+    runs_dir: Path,
+    name: str,
+    status: str,
+    shown: str,
+) -> None:
     async with make_app(runs_dir, attach=runs_dir / name).run_test(size=(100, 30)) as pilot:
         dash = await open_dashboard(pilot, wait_for)
         assert dash.status == status and dash.has_class(f"-{status}")
@@ -85,7 +102,12 @@ async def test_dashboard_of_each_canned_run(make_app, wait_for, runs_dir: Path, 
             assert len(dash.state.eval_series) == 3 and "no GPU: no NVIDIA driver" in str(dash.system.render())
 
 
-async def test_dashboard_follows_new_events_and_a_torn_line(make_app, wait_for, runs_dir: Path, alive_runs: set[str]) -> None:
+async def test_dashboard_follows_new_events_and_a_torn_line(
+    make_app,
+    wait_for,
+    runs_dir: Path,
+    alive_runs: set[str],
+) -> None:
     alive_runs.add("running")
     events = runs_dir / "running" / "events.jsonl"
     async with make_app(runs_dir, attach=runs_dir / "running").run_test(size=(120, 40)) as pilot:
@@ -152,7 +174,11 @@ async def test_engine_signals_ask_first_and_worker_errors_open_a_modal(make_app,
 
     alive_runs.add("running")
     calls: list[tuple[str, bool]] = []
-    monkeypatch.setattr(launch, "stop_run", lambda run_dir, kill=False: calls.append((Path(run_dir).name, kill)) or True)
+    def fake_stop(run_dir: Path, kill: bool = False) -> bool:
+        calls.append((Path(run_dir).name, kill))
+        return True
+
+    monkeypatch.setattr(launch, "stop_run", fake_stop)
 
     def broken_save(run_dir: Path) -> bool:
         raise PermissionError("operation not permitted: pid 4242")

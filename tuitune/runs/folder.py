@@ -8,6 +8,7 @@ Everything is read from the folder alone; whether the engine is alive comes from
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ class RunSummary:
     """From config.yaml."""
     state: RunState
     """Folded from every event."""
-    alive: bool
-    """Whether the supervisor is alive."""
+    alive: bool | None
+    """Whether the supervisor is alive (None: not checked yet)."""
     bad_lines: list[str] = field(default_factory=list)
     """Lines of events.jsonl that were not events."""
 
@@ -143,15 +144,22 @@ class RunsIndex:
     def __init__(self, runs_dir: str | os.PathLike[str]) -> None:
         self.runs_dir = Path(runs_dir)
         self._known: dict[Path, tuple[EventTail, RunState, RunMeta]] = {}
+        self._lock = threading.Lock()
 
-    def scan(self) -> list[RunSummary]:
-        """Summaries of every run now in the folder, newest first."""
-        found = list_run_dirs(self.runs_dir)
-        self._known = {path: self._update(path) for path in found}
-        summaries = [
-            RunSummary(path, meta, state, engine_alive(path), tail.bad_lines)
-            for path, (tail, state, meta) in self._known.items()
-        ]
+    def scan(self, check_alive: bool = True) -> list[RunSummary]:
+        """Summaries of every run now in the folder, newest first.
+
+        Args:
+            check_alive: Ask whether each engine lives; without it ``alive`` is None, which
+                lets a first list show before the process checks are loaded and done.
+        """
+        with self._lock:  # a cancelled scan may still be finishing in another thread
+            found = list_run_dirs(self.runs_dir)
+            self._known = {path: self._update(path) for path in found}
+            summaries = [
+                RunSummary(path, meta, state, engine_alive(path) if check_alive else None, tail.bad_lines)
+                for path, (tail, state, meta) in self._known.items()
+            ]
         return sorted(summaries, key=_newest_first, reverse=True)
 
     def _update(self, path: Path) -> tuple[EventTail, RunState, RunMeta]:

@@ -19,8 +19,9 @@ class OwnKeysInFooter:
     def active_bindings(self) -> dict[str, ActiveBinding]:
         """The screen's active bindings minus the app's mode and new-run keys."""
         bindings: dict[str, ActiveBinding] = super().active_bindings  # type: ignore[misc]
+        app = self.app  # type: ignore[attr-defined]
         return {
             key: active
             for key, active in bindings.items()
-            if not (active.node is self.app and active.binding.action.startswith(GLOBAL_ACTIONS))  # type: ignore[attr-defined]
+            if not (active.node is app and active.binding.action.startswith(GLOBAL_ACTIONS))
         }

@@ -20,7 +20,9 @@ from tuitune.runs.folder import RunsIndex, RunSummary
 from tuitune.widgets import fmt
 
 COLUMNS = ("name", "model", "method", "state", "step", "loss", "started", "duration")
-STATE_STYLE = {"running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red", "lost": "magenta"}
+STATE_STYLE = {
+    "running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red", "lost": "magenta",
+}
 SCAN_INTERVAL = 2.0
 """Seconds between rescans of the runs folder."""
 
@@ -118,6 +120,8 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
         if self._index is None:
             self._index = RunsIndex(self.runs_dir)
         index = self._index
+        if self.scans == 0:
+            self.post_message(self.Scanned(index.scan(check_alive=False)))  # the list first, liveness next
         while not worker.is_cancelled:
             self.post_message(self.Scanned(index.scan()))
             for _ in range(int(SCAN_INTERVAL / 0.1)):
