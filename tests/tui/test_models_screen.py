@@ -105,7 +105,7 @@ async def test_will_not_fit_warns_with_changes(machine: dict) -> None:
     async with ModelsApp().run_test(size=(120, 40)) as pilot:
         await settle(pilot)
         memory = shown(pilot, ModelMemory)
-        assert "✗ Will not fit: needs" in memory and "GPU 0 Tiny GPU has 512 MiB" in memory
+        assert "✗ Will not fit: needs" in memory and "GPU 0 Tiny GPU has 512 MiB." in memory and "Try:" in memory
         assert "gradient_checkpointing: true saves" in memory or "batch_size" in memory
         assert pilot.app.screen.query_one(ModelMemory).has_class("-overflow")
 

@@ -84,15 +84,20 @@ class ModelMemory(Static):
         for k in range(0, len(cells), columns):
             legend.add_row(*cells[k:k + columns])
         other = next((detail for name, _, detail in view.rows if name == "activations"), "")
-        return Group(title, Text(view.devices, style="dim"), bar, legend,
-                     Text(f"activations: {other}", style="dim"), self._verdict(view, est))
+        # The verdict comes right under the title so a small terminal shows it without scrolling.
+        return Group(title, self._verdict(view, est), Text(view.devices, style="dim"), bar, legend,
+                     Text(f"activations: {other}", style="dim"), self._tips(view))
 
     @staticmethod
     def _verdict(view: MemoryView, est: Estimate) -> Text:
         need, have = fmt_bytes(est.total), fmt_bytes(view.capacity)
         if est.total <= view.capacity:
             return Text(f"✓ fits: {need} of {have} ({view.capacity_label})", style="green")
-        text = Text(f"✗ Will not fit: needs {need}, {view.capacity_label} has {have}. Try:", style="bold red")
+        return Text(f"✗ Will not fit: needs {need}, {view.capacity_label} has {have}.", style="bold red")
+
+    @staticmethod
+    def _tips(view: MemoryView) -> Text:
+        text = Text("Try:" if view.tips else "", style="bold red")
         for tip in view.tips:
             text.append(f"\n  • {tip}", style="red")
         return text
