@@ -98,7 +98,7 @@ def list_presets() -> list[PresetInfo]:
 
 
 def find_preset(name_or_path: str | Path) -> Path:
-    """The file of a preset given by name (user presets, then shipped) or by path.
+    """The file of a preset given by name (shipped names first: they are reserved) or by path.
 
     Raises:
         PresetNotFound: naming the presets that do exist.
