@@ -105,11 +105,12 @@ async def test_problem_enter_jumps_to_its_record(data_dir: Path) -> None:
         await settle(pilot)
         tabs = app.screen.query_one(TabbedContent)
         assert str(tabs.get_tab("tab-problems").label) == "Problems (1)"
-        tabs.active = "tab-problems"
+        await pilot.press("p")
+        assert tabs.active == "tab-problems"
         problems = app.screen.query_one("#data-problems", DataTable)
+        assert app.screen.focused is problems
         assert [str(c) for c in problems.get_row_at(0)[1:]] == [
             "chat.jsonl:151 #150", "messages[1].role: unknown role 'bot'; allowed: system, user, assistant"]
-        problems.focus()
         await pilot.press("enter")
         await until(pilot, lambda: first_row(pilot) == "100")
         await pilot.pause()

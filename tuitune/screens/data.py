@@ -46,6 +46,9 @@ class DataScreen(EngineLink):
         Binding("left_square_bracket", "page(-1)", "Prev page"),
         Binding("right_square_bracket", "page(1)", "Next page"),
         Binding("ctrl+n", "use", "Use for new run"),
+        Binding("r", "tab('record')", "Record", show=False),
+        Binding("p", "tab('problems')", "Problems", show=False),
+        Binding("s", "tab('stats')", "Statistics", show=False),
     ]
 
     @dataclass
@@ -245,6 +248,12 @@ class DataScreen(EngineLink):
         self.processes.stop("encoder")
         if self.path:
             self.open(self.path)
+
+    def action_tab(self, name: str) -> None:
+        """Show the Record, Problems or Statistics tab (the problems list takes the focus)."""
+        self.query_one(DataInspector).show_tab(f"tab-{name}")
+        if name == "problems":
+            self.query_one("#data-problems").focus()
 
     def action_focus_path(self) -> None:
         """Put the cursor in the path box."""
