@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DEMO_MODEL = "smollm2-135m-instruct"
 DEMO_DATA = "builtin:identity"
@@ -68,6 +68,14 @@ class AdapterSection(Section):
     """Rank-stabilised scaling alpha/sqrt(r): keeps high ranks learning."""
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
     """Modules to adapt: all-linear, or names such as [q_proj, v_proj]."""
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _one_clear_target_error(cls, value: Any) -> Any:
+        # Checked here so that a bad value gets one message instead of one per union member.
+        if value == "all-linear" or (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+            return value
+        raise ValueError("must be all-linear or a non-empty list of module names such as [q_proj, v_proj]")
 
 
 class DataSection(Section):
@@ -199,6 +207,8 @@ def _describe(err: Any, root: yaml.Node | None, source: str) -> str:
         message = f"unknown key; allowed here: {', '.join(_allowed_keys(loc[:-1]))}"
     elif err["type"] == "literal_error":
         message = message.replace("Input should be", "must be one of")
+    else:
+        message = message.replace("Input should be", "must be").removeprefix("Value error, ")
     return f"{where} {field}: {message}"
 
 

@@ -45,7 +45,7 @@ def test_wrong_choice_lists_the_allowed_values() -> None:
 def test_out_of_range_and_wrong_type_are_reported_in_file_order() -> None:
     problems = problems_of("adapter:\n  r: 0\ntrain:\n  learning_rate: fast\n")
     assert [p.split(" ")[0:2] for p in problems] == [["p.yaml:2:6", "adapter.r:"], ["p.yaml:4:18", "train.learning_rate:"]]
-    assert "greater than or equal to 1" in problems[0]
+    assert problems[0].endswith("adapter.r: must be greater than or equal to 1")
 
 
 def test_malformed_yaml_gives_line_and_column() -> None:
@@ -100,3 +100,11 @@ def test_every_field_has_help_text() -> None:
 
 def test_deep_merge_keeps_sibling_keys() -> None:
     assert deep_merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}}) == {"a": {"x": 1, "y": 3}, "b": 1}
+
+
+@pytest.mark.parametrize("value", ["[]", "qv", "[1, 2]"])
+def test_bad_target_modules_get_one_message(value: str) -> None:
+    [problem] = problems_of(f"adapter:\n  target_modules: {value}\n")
+    assert problem == (
+        "p.yaml:2:19 adapter.target_modules: must be all-linear or a non-empty list of module names such as [q_proj, v_proj]"
+    )
