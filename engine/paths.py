@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from importlib.resources import files
 from pathlib import Path
 
 APP_NAME = "tuitune"
@@ -40,5 +41,8 @@ def demo_model_dir() -> Path:
 
 
 def shipped_presets_dir() -> Path:
-    """The presets shipped with tuitune (the repository's ``presets/`` folder)."""
-    return Path(__file__).resolve().parent.parent / "presets"
+    """The presets shipped with tuitune: the repository's ``presets/``, installed as ``engine.shipped_presets``."""
+    try:
+        return Path(str(files("engine.shipped_presets")))
+    except ModuleNotFoundError:  # running from a checkout that was never installed
+        return Path(__file__).resolve().parent.parent / "presets"
