@@ -6,6 +6,7 @@ Free functions, called in order by ``engine/train.py``: ``pick_dtype`` → ``loa
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -82,8 +83,8 @@ def load_model(config: RunConfig, path: str) -> PreTrainedModel:
     quant = quantization_config(config)
     if quant is not None:
         kwargs["quantization_config"] = quant
-        if torch.cuda.is_available():
-            kwargs["device_map"] = {"": torch.cuda.current_device()}
+        if torch.cuda.is_available():  # this rank's GPU under torchrun/accelerate, else GPU 0
+            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     # The KV cache is useless in training and conflicts with gradient checkpointing.
     model.config.use_cache = False

@@ -103,12 +103,15 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     )
 
     # ---- train --------------------------------------------------------------
-    sampler = SystemSampler(events.emit, interval=5.0).start()
+    sampler = SystemSampler(events.emit, interval=5.0) if trainer.is_world_process_zero() else None
     try:
+        if sampler:
+            sampler.start()
         events.emit(PHASE, name="training", message="training")
         output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
-        sampler.stop()
+        if sampler:
+            sampler.stop()
 
     # ---- save ---------------------------------------------------------------
     events.emit(PHASE, name="saving", message="saving the adapter and tokenizer")

@@ -48,11 +48,15 @@ def build_config(args: argparse.Namespace) -> RunConfig:
     """
     base = load_preset_values(args.preset) if args.preset else {}
     config = load_config(args.config, base=base) if args.config else parse_config("", "<defaults>", base=base)
-    flags: dict[str, Any] = {}
+    # The engine may run from another folder: relative paths are made absolute now, against
+    # the config file's folder for paths written in it and the current folder for flags.
+    here = Path(args.config).resolve().parent if args.config else Path.cwd()
+    flags: dict[str, Any] = {"model": {"name_or_path": _absolute(config.model.name_or_path, here)},
+                             "data": {"train": [_absolute(p, here) for p in config.data.train]}}
     if args.model:
-        flags.setdefault("model", {})["name_or_path"] = args.model
+        flags["model"]["name_or_path"] = _absolute(args.model, Path.cwd())
     if args.data:
-        flags.setdefault("data", {})["train"] = [_data_path(p) for p in args.data]
+        flags["data"]["train"] = [_absolute(p, Path.cwd()) for p in args.data]
     if args.max_steps is not None:
         flags.setdefault("train", {})["max_steps"] = args.max_steps
     try:
@@ -66,11 +70,14 @@ def build_config(args: argparse.Namespace) -> RunConfig:
         raise ConfigError(problems) from None
 
 
-def _data_path(value: str) -> str:
-    """Local data paths become absolute: the engine runs with another working directory."""
+def _absolute(value: str, base: Path) -> str:
+    """``value`` as an absolute path when it names something under ``base``; aliases,
+    ``builtin:`` names and hub ids (nothing on disk) are returned unchanged."""
     if value.startswith("builtin:"):
         return value
     path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = base / path
     return str(path.resolve()) if path.exists() else value
 
 
