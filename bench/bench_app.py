@@ -7,6 +7,7 @@ Prints (targets in brackets):
 - events/s the dashboard ingests (history replay and live appends) [≥ 1,000/s],
 - loss chart redraw time at 120x40 for 300 / 1,000 / 5,000 points [≤ 50 ms],
 - bytes/s written to the terminal while a dashboard follows a live run (tmux pipe-pane) [≤ 4 KB/s],
+- the app's CPU use while following a live run (the most it can take from training),
 - training tokens/s with the dashboard attached vs headless, demo model, CPU [≥ 0.98x].
 """
 
@@ -224,14 +225,34 @@ def bench_bytes(tmp: Path, seconds: float) -> None:
         engine.wait()
 
 
-def run_demo(runs: Path, name: str, attach: bool, steps: int) -> float:
-    """Train the demo model (cpu-first-try, cutoff 64); median tokens/s of its log events."""
-    from engine.config import RunConfig
+def tiny_model(folder: Path) -> Path:
+    """A tiny random Llama with the demo tokenizer (as tests/conftest.py builds it): fast steps,
+    so the dashboard's share of the CPU shows as clearly as it ever will."""
+    from engine.embedded import ensure_demo_model
+
+    script = f"""
+import torch
+from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+tok = AutoTokenizer.from_pretrained({str(ensure_demo_model())!r})
+cfg = LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                  tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+                  pad_token_id=tok.pad_token_id)
+torch.manual_seed(0)
+LlamaForCausalLM(cfg).save_pretrained({str(folder)!r})
+tok.save_pretrained({str(folder)!r})
+"""
+    subprocess.run([PY, "-c", script], check=True, capture_output=True)
+    return folder
+
+
+def run_training(runs: Path, name: str, model: str, attach: bool, steps: int) -> float:
+    """Train ``model`` (cpu-first-try, cutoff 64); median tokens/s of its log events past warm-up."""
     from tuitune.runs import launch
     from tuitune.runs.draft import RunDraft, load_preset_values, resolve_draft
 
-    config: RunConfig = resolve_draft(RunDraft(preset="cpu-first-try", max_steps=str(steps), cutoff="64"),
-                                      load_preset_values("cpu-first-try"))
+    draft = RunDraft(model=model, preset="cpu-first-try", max_steps=str(steps), cutoff="64")
+    config = resolve_draft(draft, load_preset_values("cpu-first-try"))
     run_dir = launch.new_run_dir(runs, name)
     launch.start_run(run_dir, config)
     socket = f"bench-train-{os.getpid()}-{name}"
@@ -239,20 +260,26 @@ def run_demo(runs: Path, name: str, attach: bool, steps: int) -> float:
         start_pane(socket, f"{APP} attach {runs} {run_dir.name}")
     try:
         while not any(e["type"] in ("run_finished", "run_failed") for e in read_events(run_dir)):
-            time.sleep(1)
+            time.sleep(0.5)
     finally:
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
     rates = [e["tokens_per_s"] for e in read_events(run_dir) if e["type"] == "log" and e.get("tokens_per_s")]
-    return statistics.median(rates[len(rates) // 3:])  # past warm-up
+    return statistics.median(rates[len(rates) // 3:])
 
 
-def bench_training(tmp: Path, steps: int) -> None:
+def bench_training(tmp: Path, steps: int, model: str, rounds: int = 2) -> None:
+    """Headless and attached runs taken in turns (A B A B), so a change in machine load hits both."""
     runs = tmp / "train-runs"
-    headless = run_demo(runs, "headless", attach=False, steps=steps)
-    attached = run_demo(runs, "attached", attach=True, steps=steps)
-    print(f"training tokens/s, demo model on CPU ({steps} steps, cutoff 64): headless {headless:.0f}, "
-          f"dashboard attached {attached:.0f} = {attached / headless:.3f}x [target >= 0.98x] "
-          f"(shared 2-core CPU: noisy)")
+    if model == "tiny":
+        model = str(tiny_model(tmp / "tiny-model"))
+    headless, attached = [], []
+    for r in range(rounds):
+        headless.append(run_training(runs, f"headless-{r}", model, attach=False, steps=steps))
+        attached.append(run_training(runs, f"attached-{r}", model, attach=True, steps=steps))
+    h, a = statistics.median(headless), statistics.median(attached)
+    print(f"training tokens/s, {Path(model).name} on CPU ({steps} steps, cutoff 64, {rounds} rounds A/B, load "
+          f"{os.getloadavg()[0]:.1f}): headless {h:.0f}, dashboard attached {a:.0f} = {a / h:.3f}x "
+          f"[target >= 0.98x]; per round {[round(x) for x in headless]} vs {[round(x) for x in attached]}")
 
 
 def main() -> None:
@@ -262,7 +289,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-training", action="store_true", help="skip the tokens/s comparison (minutes)")
     parser.add_argument("--live-seconds", type=float, default=30.0)
-    parser.add_argument("--train-steps", type=int, default=40)
+    parser.add_argument("--train-steps", type=int, default=20)
+    parser.add_argument("--train-model", default="smollm2-135m-instruct",
+                        help="model for the tokens/s comparison: the demo alias, a folder, or 'tiny'")
     args = parser.parse_args()
     if shutil.which("tmux") is None:
         sys.exit("tmux is needed: apt-get install -y tmux")
@@ -275,7 +304,7 @@ def main() -> None:
         asyncio.run(bench_ingest(tmp))
         bench_bytes(tmp, args.live_seconds)
         if not args.skip_training:
-            bench_training(tmp, args.train_steps)
+            bench_training(tmp, args.train_steps, args.train_model)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
