@@ -66,7 +66,15 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     _check_stop(flags)
     events.emit(PHASE, name="loading_model", message=f"loading {name}" + _quant_note(config))
     tokenizer = load_tokenizer(config, path)
+    # Weights: bf16 on GPUs that do it natively (half the memory of fp32, same exponent range
+    # so no loss scaling), fp32 everywhere else. With quant.mode 4bit/8bit, bitsandbytes packs
+    # the frozen linear weights as they load and dequantises them tile by tile in every
+    # matmul (compute_dtype), so QLoRA is slower per step than LoRA and trades speed for
+    # memory. Quantized weights cannot be trained (config refuses full + quant), and the
+    # rounding is permanent for this run: the adapter learns on top of the quantized base.
     model = load_model(config, path)
+    # LoRA/DoRA matrices are created in fp32 by peft (autocast_adapter_dtype) whatever the base
+    # dtype: the optimizer's small updates would vanish in bf16 rounding.
     model = apply_adapter(model, config)
     facts = model_facts(model, config, path)
     log.info("model: %s", facts)
@@ -234,7 +242,7 @@ def main(argv: list[str]) -> int:
     try:
         return train(args.run_dir, args.resume, events, flags)
     except StopBeforeTraining:
-        events.emit(RUN_STOPPED, step=0, checkpoint_path=None, adapter_path=None,
+        events.emit(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
                     peak_memory_bytes=peak_memory()[0], peak_memory_kind=peak_memory()[1])
         return 0
     except BaseException as exc:  # noqa: BLE001 - every failure must become an event

@@ -154,3 +154,20 @@ def test_a_bad_preset_is_refused_naming_file_line_and_field(eng, tmp_path: Path)
     assert result.returncode == 2
     assert f"{preset}:3" in result.stderr and "train.lerning_rate" in result.stderr, result.stderr
     assert json.dumps(result.stdout) == '""'
+
+
+def test_a_stop_while_the_model_loads_ends_the_run_as_stopped(eng, tiny_model_dir: Path, tiny_data: Path,
+                                                              tmp_path: Path) -> None:
+    """SIGTERM can come before the trainer has installed its handlers (torch still importing):
+    the supervisor starts it with the signal blocked, so the stop waits and is honoured."""
+    run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train=LONG)
+    supervisor = eng.launch(run_dir)
+    eng.wait_for(run_dir, lambda _: read_pids(run_dir).get("trainer"), what="the trainer to start")
+
+    assert stop_run(run_dir)
+    stopped = eng.wait_for(run_dir, eng.terminal(), what="the terminal event")
+
+    assert stopped["type"] == "run_stopped" and stopped["step"] is None, stopped
+    assert stopped["peak_memory_kind"] == "rss"  # written by the trainer itself, not by the supervisor
+    assert "run_started" not in eng.kinds(read_events(run_dir))
+    assert supervisor.wait(timeout=60) == 0

@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
 def describe(event: dict[str, Any]) -> str:
     """One line for a terminal event."""
     kind = event["type"]
+    if kind == RUN_STOPPED and event.get("step") is None:
+        return "stopped before training started (nothing saved)"
     if kind == RUN_STOPPED:
         return f"stopped at step {event.get('step')}; checkpoint {event.get('checkpoint_path')}, " \
                f"adapter {event.get('adapter_path')}"

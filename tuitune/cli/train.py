@@ -21,6 +21,7 @@ from engine.config import ConfigError, RunConfig, deep_merge, load_config, parse
 from engine.paths import runs_dir as default_runs_dir
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
 from tuitune.runs.launch import default_run_name, is_alive, new_run_dir, resume_run, start_run, stop_run
+from tuitune.cli.stop import describe
 from tuitune.runs.tail import EventTail
 
 LOST_GRACE_S = 3.0
@@ -206,8 +207,7 @@ class Follower:
                   f"adapter: {self.run_dir / (end.get('adapter_path') or 'adapter')}")
             return 0
         if kind in TERMINAL_TYPES and kind != RUN_FAILED:
-            print(f"stopped at step {end.get('step')}; checkpoint: {end.get('checkpoint_path')}, "
-                  f"adapter: {end.get('adapter_path')}")
+            print(describe(end))
             return 0
         print(f"failed: {end.get('cause')}", file=sys.stderr)
         for problem in end.get("errors") or []:
