@@ -30,11 +30,12 @@ class TuituneApp(App[None]):
     CSS_PATH = "theme.tcss"
     TITLE = "tuitune"
     MODES = available_modes()
+    SCREENS_KEYS = Binding.Group("screens ", compact=True)  # 1234 runs, models, data, presets
     BINDINGS = [
-        Binding("1", "switch_mode('runs')", "Runs"),
-        Binding("2", "switch_mode('models')", "Models"),
-        Binding("3", "switch_mode('data')", "Data"),
-        Binding("4", "switch_mode('presets')", "Presets"),
+        Binding("1", "switch_mode('runs')", "Runs", group=SCREENS_KEYS),
+        Binding("2", "switch_mode('models')", "Models", group=SCREENS_KEYS),
+        Binding("3", "switch_mode('data')", "Data", group=SCREENS_KEYS),
+        Binding("4", "switch_mode('presets')", "Presets", group=SCREENS_KEYS),
         Binding("n", "new_run", "New run"),
     ]
 

@@ -44,7 +44,7 @@ def settle_dashboard(wait_for, *keys: str):
 def test_runs_list(snap_compare, make_app, wait_for, runs_dir: Path, alive_runs: set[str], size) -> None:
     """You should see four runs, newest first: running (green), failed (red), stopped, finished,
     each with model, method, step/total, last loss, start time (UTC) and duration; below the
-    table, the highlighted run's line; the footer shows Open, Refresh, 1-4 modes and n New run."""
+    table, the highlighted run's line; the footer shows Open, Refresh, "1234 screens" and n New run."""
     alive_runs.add("running")
     assert snap_compare(make_app(runs_dir), terminal_size=size, run_before=settle_runs(wait_for))
 
