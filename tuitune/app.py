@@ -6,17 +6,20 @@ import asyncio
 import signal
 import sys
 from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen
+from tuitune.screens.base import binding_commands
 from tuitune.screens.modes import available_modes, has_nvidia_gpu
 from tuitune.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from tuitune.runs.draft import RunDraft
 
 class TuituneApp(App[None]):
     """Fine-tune LLMs from the terminal: runs, new-run flow and live dashboards.
@@ -46,18 +49,18 @@ class TuituneApp(App[None]):
         self.runs_dir = (Path(runs_dir) if runs_dir else self.settings.runs_dir).expanduser().resolve()
         """Where run folders are listed and created."""
         self.attach = Path(attach) if attach else None
-        self._draft = None
+        self._draft: RunDraft | None = None
 
     @property
-    def draft(self):
+    def draft(self) -> RunDraft:
         """The new run being set up, shared by every screen that picks for it (built on first use)."""
         if self._draft is None:
             from tuitune.runs.draft import RunDraft
 
-            settings = self.settings
-            self._draft = RunDraft(preset=settings.preset or ("default" if has_nvidia_gpu() else "cpu-first-try"))
-            self._draft.model = settings.model or self._draft.model
-            self._draft.data = list(settings.data or self._draft.data)
+            draft, settings = RunDraft(), self.settings
+            draft.preset = settings.preset or ("default" if has_nvidia_gpu() else "cpu-first-try")
+            draft.model, draft.data = settings.model or draft.model, list(settings.data or draft.data)
+            self._draft = draft
         return self._draft
 
     def _new_run_open(self) -> bool:
@@ -88,14 +91,7 @@ class TuituneApp(App[None]):
         """The palette offers every key's action of the current screen and the app, by name."""
         builtin = list(super().get_system_commands(screen))
         yield from builtin
-        seen = {"command_palette"} | {command.title.lower() for command in builtin}
-        for node, binding in [(screen, b) for _, b in screen._bindings] + [(self, b) for _, b in self._bindings]:
-            _, name, params = parse_action(binding.action)
-            if seen.isdisjoint({binding.action, name, binding.description.lower()}) and binding.description \
-                    and node.check_action(name, params) is not False:
-                seen.add(binding.action)
-                yield SystemCommand(binding.description, f"key: {binding.key}",
-                                    partial(self.run_action, binding.action, node))
+        yield from binding_commands(self, screen, skip={command.title.lower() for command in builtin})
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide the keys of modes whose screens are not installed and of new-run while it is open."""
