@@ -47,4 +47,5 @@ def binding_commands(app: App, screen: Screen, skip: set[str]) -> Iterable[Syste
         if binding.description and seen.isdisjoint({binding.action, name, binding.description.lower()}) \
                 and node.check_action(name, params) is not False:
             seen.add(binding.action)
-            yield SystemCommand(binding.description, f"key: {binding.key}", partial(app.run_action, binding.action, node))
+            run = partial(app.run_action, binding.action, node)
+            yield SystemCommand(binding.description, f"key: {binding.key}", run)
