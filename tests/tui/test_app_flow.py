@@ -214,3 +214,14 @@ async def test_command_palette_offers_every_screen_key_by_name(make_app, wait_fo
         await pilot.pause(0.3)
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, NewRunScreen), what="the new-run flow from the palette")
+
+
+def test_attach_to_a_missing_run_says_where_it_looked(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from tuitune.cli.app import run
+
+    code = run(argparse.Namespace(command="attach", run="nope", runs_dir=str(tmp_path)))
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "tuitune attach: no run folder at nope or" in err and str(tmp_path / "nope") in err
