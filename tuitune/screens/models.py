@@ -30,6 +30,7 @@ from engine.estimate_report import breakdown, what_to_change
 from engine.model_info import ModelError, ModelInfo, read_model_info
 from tuitune.messages import ModelChosen
 from tuitune.recent_models import add_recent, load_recent
+from tuitune.screens.base import OwnKeysInFooter
 from tuitune.widgets.model_details import ModelDetails
 from tuitune.widgets.model_memory import MemoryView, ModelMemory
 from tuitune.widgets.model_path_suggester import PathSuggester
@@ -46,7 +47,7 @@ def host_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-class ModelsScreen(Screen):
+class ModelsScreen(OwnKeysInFooter, Screen):
     """Choose a base model from the demo, recent models, the HF cache, a folder or a hub id."""
 
     CSS_PATH = "models.tcss"
