@@ -95,10 +95,10 @@ def read_model_info(name_or_path: str) -> ModelInfo:
     path = Path(name_or_path).expanduser()
     if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         return read_folder(path, name_or_path)
+    cached = hf_cache.find_snapshot(name_or_path) if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name_or_path) else None
+    if cached is not None:  # legacy ids without an organisation (gpt2) count when downloaded
+        return read_folder(cached, name_or_path, source="hf-cache")
     if re.fullmatch(r"[\w.-]+/[\w.-]+", name_or_path):
-        cached = hf_cache.find_snapshot(name_or_path)
-        if cached is not None:
-            return read_folder(cached, name_or_path, source="hf-cache")
         return ModelInfo(name_or_path, "hub", notes=(
             "Not on this machine: the engine downloads it from the Hugging Face hub when the run starts.",))
     raise ModelError(f"{name_or_path}: no such folder, and not a hub id (ORG/NAME). "

@@ -132,11 +132,12 @@ def test_error_neither_path_nor_hub_id() -> None:
 
 
 def test_hub_id_not_downloaded_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(builders.make_hf_cache(tmp_path / "hub", {"org/cached": True})))
+    monkeypatch.setenv("HF_HUB_CACHE", str(builders.make_hf_cache(tmp_path / "hub", {"org/cached": True, "gpt2": True})))
     remote = read_model_info("org/elsewhere")
     assert remote.source == "hub" and not remote.known and "downloads it" in remote.notes[0]
     cached = read_model_info("org/cached")
     assert (cached.source, cached.params_total) == ("hf-cache", TINY_PARAMS)
+    assert read_model_info("gpt2").source == "hf-cache"  # a legacy id without organisation, downloaded
 
 
 def test_demo_before_conversion_gives_known_facts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
