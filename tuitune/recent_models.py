@@ -24,32 +24,26 @@ def recent_models_path() -> Path:
 
 def load_recent() -> list[str]:
     """Recently used models, newest first; [] when the file is missing or unreadable."""
-    try:
-        entries = json.loads(recent_models_path().read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    if not isinstance(entries, list):
-        return []
-    names = [e.get("name_or_path") for e in entries if isinstance(e, dict)]
-    return [name for name in names if isinstance(name, str) and name]
+    return [entry["name_or_path"] for entry in _entries()]
 
 
 def add_recent(name_or_path: str, now: float | None = None) -> list[str]:
     """Put ``name_or_path`` first (once), keep the newest ``LIMIT``, save; returns the new list."""
-    names = [name_or_path] + [n for n in load_recent() if n != name_or_path]
-    names = names[:LIMIT]
     stamp = round(time.time() if now is None else now, 3)
-    entries = [{"name_or_path": name, "used": stamp if name == name_or_path else None} for name in names]
-    previous = _stamps()
-    for entry in entries[1:]:
-        entry["used"] = previous.get(entry["name_or_path"])
+    entries = [{"name_or_path": name_or_path, "used": stamp}]
+    entries += [e for e in _entries() if e["name_or_path"] != name_or_path]
+    entries = entries[:LIMIT]
     write_text_atomic(recent_models_path(), json.dumps(entries, indent=1) + "\n")
-    return names
+    return [entry["name_or_path"] for entry in entries]
 
 
-def _stamps() -> dict[str, float | None]:
+def _entries() -> list[dict]:
+    """The file's well-formed entries, in file order."""
     try:
-        entries = json.loads(recent_models_path().read_text(encoding="utf-8"))
-        return {e["name_or_path"]: e.get("used") for e in entries if isinstance(e, dict) and "name_or_path" in e}
-    except (OSError, ValueError, TypeError):
-        return {}
+        data = json.loads(recent_models_path().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    if not isinstance(data, list):
+        return []
+    return [{"name_or_path": e["name_or_path"], "used": e.get("used")} for e in data
+            if isinstance(e, dict) and isinstance(e.get("name_or_path"), str) and e["name_or_path"]]
