@@ -33,16 +33,19 @@ from dataclasses import dataclass, replace
 from math import prod
 from typing import TYPE_CHECKING, Any
 
+from engine.trainable import as_dict, is_linear, named_linears, trainable_params, trainable_shapes
+
 if TYPE_CHECKING:
     from engine.config import AdapterSection, RunConfig
     from engine.model_info import ModelInfo
+
+__all__ = ["Estimate", "estimate", "method_label", "trainable_params", "activations", "fmt_bytes"]
 
 GIB = 1024**3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 CUDA_CONTEXT = 512 * 1024**2
 CPU_RUNTIME = 512 * 1024**2
 ALLOCATOR_SLACK = 0.05
-EMBEDDING_WORDS = ("embed", "wte", "wpe", "lm_head", "embed_out", "word_embeddings")
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     """
     if not info.known or not info.shapes:
         raise ValueError(f"{info.name_or_path}: architecture unknown until the model is downloaded")
-    quant, method = config.quant.mode, config.adapter.method
+    quant, method = config.quant.mode if not info.quantization else _stored_quant(info), config.adapter.method
     dtype = load_dtype(config, device)
     d = DTYPE_BYTES[dtype]
     a = activation_bytes(config, device)
@@ -134,40 +137,6 @@ def method_label(config: RunConfig) -> str:
     return f"{name} on 8-bit" if config.quant.mode == "8bit" else name
 
 
-def trainable_params(info: ModelInfo, adapter: AdapterSection | dict[str, Any]) -> int:
-    """Parameters peft (or full fine-tuning) will train: equals ``model.get_nb_trainable_parameters()[0]``.
-
-    LoRA adds ``r·(in + out)`` per targeted linear layer (A is r×in, B is out×r); DoRA adds a
-    magnitude vector of ``out``; full trains every parameter (tied embeddings once).
-    """
-    return sum(prod(shape) for shape in trainable_shapes(info, adapter))
-
-
-def trainable_shapes(info: ModelInfo, adapter: AdapterSection | dict[str, Any]) -> list[tuple[int, ...]]:
-    """Shapes of every trainable tensor: the adapter's A, B (and DoRA magnitude), or all weights."""
-    get = _as_dict(adapter).get
-    method, r = get("method", "lora"), int(get("r", 16))
-    if method == "full":
-        tied = info.tie_word_embeddings and any(n.split(".")[-1] == "embed_tokens" for n, _ in info.shapes)
-        return [s for n, s in info.shapes if not (tied and n.split(".")[-1] == "lm_head")]
-    shapes: list[tuple[int, ...]] = []
-    for out, inp in target_linears(info, get("target_modules", "all-linear")):
-        shapes += [(r, inp), (out, r)] + ([(out,)] if method == "dora" else [])
-    return shapes
-
-
-def target_linears(info: ModelInfo, targets: str | list[str]) -> list[tuple[int, int]]:
-    """(out, in) of each linear layer peft would adapt, matched as peft does (name or ``.name`` suffix)."""
-    return [(out, inp) for _name, out, inp in _named_linears(info, targets)]
-
-
-def _named_linears(info: ModelInfo, targets: str | list[str]) -> list[tuple[str, int, int]]:
-    linears = [(name, shape[0], shape[1]) for name, shape in info.shapes if _is_linear(name, shape)]
-    if targets != "all-linear":
-        linears = [lin for lin in linears if any(lin[0] == t or lin[0].endswith("." + t) for t in targets)]
-    return linears
-
-
 def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch: int, seq: int, d: int,
                 checkpointing: bool, mask_bytes: int = 1) -> int:
     """Bytes saved for the backward pass of one batch of ``batch × seq`` tokens (see module docstring).
@@ -185,9 +154,9 @@ def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch
     h, i = info.hidden_size or 0, info.intermediate_size or 0
     hd = info.head_dim or h // max(info.num_heads or 1, 1)
     q, kv = (info.num_heads or 0) * hd, (info.num_kv_heads or 0) * hd
-    adapter = _as_dict(adapter)
+    adapter = as_dict(adapter)
     full = adapter.get("method", "lora") == "full"
-    adapted = _named_linears(info, "all-linear" if full else adapter.get("target_modules", "all-linear"))
+    adapted = named_linears(info, "all-linear" if full else adapter.get("target_modules", "all-linear"))
     shared_inputs = sum(inp for _parent, inp in {(n.rpartition(".")[0], inp) for n, _o, inp in adapted}) / layers
     elements, extra = 2 * q + 2 * kv + 3 * i, 2 * h * 4
     if full:
@@ -223,16 +192,6 @@ def _first_layer_gap(adapter: dict[str, Any], adapted: list[tuple[str, int, int]
     return tokens * (h * 4 + (len(first) * h * mask_bytes if adapter.get("dropout", 0.05) else 0))
 
 
-def _as_dict(adapter: AdapterSection | dict[str, Any]) -> dict[str, Any]:
-    """The adapter section as a plain dict, whichever form the caller has."""
-    return adapter if isinstance(adapter, dict) else adapter.model_dump()
-
-
-def _is_linear(name: str, shape: tuple[int, ...]) -> bool:
-    """A 2-D weight that is not an embedding or the output head: what peft's all-linear adapts."""
-    return len(shape) == 2 and not any(word in name.split(".")[-1] for word in EMBEDDING_WORDS)
-
-
 def load_dtype(config: RunConfig, device: str) -> str:
     """Dtype of the unquantized weights, as ``engine.model.pick_dtype`` chooses it.
 
@@ -257,8 +216,8 @@ def _weights(info: ModelInfo, quant: str, double_quant: bool, d: int) -> int:
     peft's ``prepare_model_for_kbit_training`` casts every unquantized parameter of a quantized
     model (embeddings, norms, output head) to float32, so those take 4 bytes there.
     """
-    linear = sum(prod(s) for n, s in info.shapes if _is_linear(n, s))
-    rows = sum(s[0] for n, s in info.shapes if _is_linear(n, s))
+    linear = sum(prod(s) for n, s in info.shapes if is_linear(n, s))
+    rows = sum(s[0] for n, s in info.shapes if is_linear(n, s))
     other = (info.params_total or 0) - linear
     if quant == "4bit":
         constants = (1 / 64 + 4 / (64 * 256)) if double_quant else 4 / 64
@@ -279,10 +238,17 @@ def _optimizer(shapes: list[tuple[int, ...]], optimizer: str, param_bytes: int) 
     return sum(2 * prod(s) * param_bytes for s in shapes)
 
 
+def _stored_quant(info: ModelInfo) -> str:
+    """4bit or 8bit for a checkpoint quantized ahead (bitsandbytes, GPTQ, AWQ…), from its quantization_config."""
+    words = (info.quantization or "").split()
+    return "8bit" if "8bit" in words or "8" in words else "4bit"
+
+
 def _notes(info: ModelInfo, config: RunConfig, device: str) -> tuple[str, ...]:
     notes = []
-    if config.quant.mode != "none" and info.quantization:
-        notes.append(f"The checkpoint is already quantized ({info.quantization}); quant.mode applies on top of it.")
+    if info.quantization:
+        notes.append(f"The checkpoint is already quantized ({info.quantization}): it loads that way whatever "
+                     "quant.mode says, and only adapters can be trained on it.")
     if device == "cpu":
         notes.append("No GPU: figures are for CPU training (float32), compared with process memory (RSS).")
     return tuple(notes)

@@ -79,6 +79,17 @@ def test_quantized_weights_by_hand(tiny) -> None:
     assert estimate(tiny, _config(), device="cuda").weights == 1704 * 2
 
 
+def test_prequantized_checkpoint_counts_as_quantized(tmp_path: Path) -> None:
+    config = dict(builders.TINY_LLAMA, quantization_config={"quant_method": "bitsandbytes", "load_in_4bit": True})
+    info = read_model_info(str(builders.make_model(tmp_path / "q4", config)))
+    est = estimate(info, _config(), device="cpu")  # quant.mode none: the checkpoint decides
+    assert est.weights == int(1152 * (0.5 + 1 / 64 + 4 / (64 * 256))) + 552 * 4
+    assert "already quantized (bitsandbytes 4bit)" in est.notes[0]
+    gptq = dict(builders.TINY_LLAMA, quantization_config={"quant_method": "gptq", "bits": 8})
+    info8 = read_model_info(str(builders.make_model(tmp_path / "q8", gptq)))
+    assert estimate(info8, _config(), device="cpu").weights == 1152 + 2 * 64 * 4 + 552 * 4
+
+
 def test_full_bf16_on_cuda_by_hand(tiny) -> None:
     est = estimate(tiny, _config(adapter={"method": "full"}, train={"optimizer": "adamw_8bit"}), device="cuda")
     assert est.trainable_params == 1704 and est.adapter == 0

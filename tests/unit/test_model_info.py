@@ -156,7 +156,7 @@ def test_demo_after_conversion_matches_known_facts(demo_model_dir: Path) -> None
 def test_module_stays_free_of_the_ml_stack() -> None:
     import subprocess
 
-    code = "import engine.model_info, engine.estimate, engine.estimate_report, engine.hf_cache, engine.gpus, sys; print(sorted(m for m in " \
+    code = "import engine.model_info, engine.estimate, engine.estimate_report, engine.trainable, engine.hf_cache, engine.gpus, sys; print(sorted(m for m in " \
            "('torch','transformers','peft','textual','pydantic') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
