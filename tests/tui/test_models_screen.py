@@ -192,3 +192,18 @@ def test_complete_path_rules(tmp_path: Path) -> None:
     assert complete_path(f"{tmp_path}/h") is None
     assert complete_path("HuggingFaceTB/SmolLM2") is None
     assert complete_path(f"{tmp_path}/missing/x") is None
+
+
+async def test_a_failing_scan_is_reported(machine: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """You should see a notification naming the failure, and the demo model still shown."""
+    from engine import hf_cache
+
+    def broken(*_args):
+        raise PermissionError("cache folder not readable")
+
+    monkeypatch.setattr(hf_cache, "scan", broken)
+    async with ModelsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        messages = [str(n.message) for n in pilot.app._notifications]
+        assert any("cache folder not readable" in m for m in messages)
+        assert "LlamaForCausalLM" in shown(pilot, ModelDetails)

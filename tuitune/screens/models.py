@@ -21,6 +21,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, OptionList, Select
 from textual.widgets.option_list import Option
+from textual.worker import Worker, WorkerState
 
 from engine import gpus as gpus_mod
 from engine import hf_cache
@@ -88,6 +89,7 @@ class ModelsScreen(OwnKeysInFooter, Screen):
         self.gpu_note = ""
         self._preset_config: dict[str, RunConfig | str] = {}
         self._preset_picked = False
+        self._last_sources: tuple = ([], [DEFAULT_PRESET], [], "")
 
     def compose(self) -> ComposeResult:
         """Sources on the left; details and estimate on the right."""
@@ -147,13 +149,18 @@ class ModelsScreen(OwnKeysInFooter, Screen):
     def _read_model(self, name: str) -> None:
         try:
             self.post_message(self.ModelRead(name, read_model_info(name), None))
-        except ModelError as exc:
+        except (ModelError, OSError) as exc:
             self.post_message(self.ModelRead(name, None, str(exc)))
 
     @work(thread=True, group="models-recent", exit_on_error=False)
     def _remember(self, name: str) -> None:
         add_recent(name)
         self.post_message(self.SourcesRead(load_recent(), *self._last_sources))
+
+    @on(Worker.StateChanged)
+    def _report_failure(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.name}: {event.worker.error}", title="models", severity="error", timeout=10)
 
     @on(SourcesRead)
     def _show_sources(self, message: SourcesRead) -> None:
