@@ -48,6 +48,21 @@ def _hub_kwargs(config: RunConfig) -> dict[str, Any]:
     return kwargs
 
 
+def check_local_model(path: str) -> None:
+    """Refuse a local-looking model path that is not a model folder, before transformers takes
+    it for a malformed hub id.
+
+    Raises:
+        FileNotFoundError: saying what is missing.
+    """
+    local = path.startswith(("/", "./", "../", "~")) or os.path.isdir(path)
+    folder = os.path.expanduser(path)
+    if local and not os.path.isdir(folder):
+        raise FileNotFoundError(f"model folder not found: {path}")
+    if local and not os.path.isfile(os.path.join(folder, "config.json")):
+        raise FileNotFoundError(f"not a model folder (no config.json): {path}")
+
+
 def load_tokenizer(config: RunConfig, path: str) -> Any:
     """The model's tokenizer, with a pad token (the EOS token when the model has none)."""
     tokenizer = AutoTokenizer.from_pretrained(path, **_hub_kwargs(config))

@@ -34,7 +34,7 @@ from engine.config import ConfigError, RunConfig, load_config
 from engine.data import DataError, PadCollator, build_datasets
 from engine.embedded import ALIASES, is_prepared, resolve_model
 from engine.launch import log_tail
-from engine.model import apply_adapter, cuda_bf16, load_model, load_tokenizer, model_facts
+from engine.model import apply_adapter, check_local_model, cuda_bf16, load_model, load_tokenizer, model_facts
 from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, LOG_FILE, PHASE, RUN_FAILED
 from engine.protocol import RUN_FINISHED, RUN_STOPPED, WARNING
 from engine.system import SystemSampler
@@ -63,6 +63,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     if name in ALIASES and not is_prepared():
         events.emit(PHASE, name="preparing_model", message=f"converting the demo model {name} once (about 30 s)")
     path = resolve_model(name)
+    check_local_model(path)
     _check_stop(flags)
     events.emit(PHASE, name="loading_model", message=f"loading {name}" + _quant_note(config))
     tokenizer = load_tokenizer(config, path)
@@ -266,9 +267,9 @@ def describe_failure(exc: BaseException) -> dict[str, Any]:
     elif isinstance(exc, torch.OutOfMemoryError):
         cause = "out of GPU memory"
         hint = "lower train.batch_size or data.cutoff_len, turn on gradient_checkpointing, or use quant.mode 4bit"
-    elif isinstance(exc, OSError) and ("does not appear to have" in str(exc) or "not a valid model" in str(exc)
-                                      or "Can't load" in str(exc) or "is not a local folder" in str(exc)):
-        cause = f"model not found: {_first_line(exc)}"
+    elif isinstance(exc, FileNotFoundError) and "model folder" in str(exc) or isinstance(exc, OSError) and (
+            "does not appear to have" in str(exc) or "is not a local folder" in str(exc) or "Can't load" in str(exc)):
+        cause = _first_line(exc) if "model folder" in str(exc) else f"model not found: {_first_line(exc)}"
         hint = "check model.name_or_path: a local folder with config.json, a hub id (needs network) or an alias"
     else:
         cause = f"{type(exc).__name__}: {_first_line(exc)}"

@@ -137,9 +137,9 @@ class Follower:
 
     def follow(self) -> int:
         """Poll events until the run ends; returns 0 for finished/stopped, 1 for failed or lost."""
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TextColumn("{task.fields[stats]}"), TimeElapsedColumn()]
         with Progress(*columns, transient=False) as progress:
             self.progress = progress
