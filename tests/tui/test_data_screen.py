@@ -221,3 +221,18 @@ def test_snapshot_record_tokens_120x40(data_dir: Path, demo_model_dir: Path, sna
 
     app = DataApp(path="chat.jsonl", model="smollm2-135m-instruct", cutoff=40)
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+async def test_screen_follows_the_model_chosen_for_the_new_run(data_dir: Path) -> None:
+    """Coming back to the screen after a model was chosen tokenises with that model's template."""
+
+    class DraftApp(DataApp):
+        draft = type("Draft", (), {"model": "some-org/other-model"})()
+
+    app = DraftApp(model="")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DataScreen)
+        assert screen.model == "some-org/other-model"
+        assert screen.query_one("#data-model", Input).value == "some-org/other-model"

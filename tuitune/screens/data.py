@@ -113,6 +113,13 @@ class DataScreen(EngineLink):
         else:
             self.query_one("#data-path", Input).focus()
 
+    def on_screen_resume(self) -> None:
+        """Tokenise with the model chosen for the new run (the app's draft) once it changes."""
+        model = getattr(getattr(self.app, "draft", None), "model", None)
+        if model and model != self.model:
+            self.query_one("#data-model", Input).value = model
+            self._change_tokens()
+
     # ----- opening and paging -------------------------------------------------------------
 
     def open(self, path: str) -> None:
