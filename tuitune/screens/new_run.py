@@ -1,8 +1,10 @@
 """NewRunScreen: model → data → preset → review → start, all by keyboard (Enter moves on).
 
 Choices live in the app's ``RunDraft``, so a pick made on the models, data or presets screens
-(``ModelChosen``, ``DataChosen``, ``PresetChosen``) lands here. Starting calls
-``tuitune.runs.launch.start_run``, which detaches the engine and returns at once.
+(``ModelChosen``, ``DataChosen``, ``PresetChosen``) lands here. The review step shows the
+memory estimate of the resolved run (computed in a worker, as on the models screen): a run
+that will not fit asks before it starts, and a model that cannot load is refused. Starting
+calls ``tuitune.runs.launch.start_run``, which detaches the engine and returns at once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from rich.text import Text
 from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
@@ -25,12 +27,14 @@ from tuitune.screens.base import OwnKeysInFooter
 from tuitune.messages import RunStarted
 from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, resolve_draft
 from tuitune.runs.launch import default_run_name
+from tuitune.screens.new_run_start import ChecksBeforeStart
+from tuitune.widgets.model_memory import ModelMemory
 
 STEPS = ("model", "data", "preset", "review")
 STEP_TITLES = {"model": "Model", "data": "Data", "preset": "Preset", "review": "Review & start"}
 
 
-class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
+class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
     """The new-run flow. Esc goes back a step (or closes), Enter goes on, ctrl+s starts."""
 
     CSS_PATH = "new_run.tcss"
@@ -44,6 +48,8 @@ class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
     steps_view = getters.query_one("#steps", Static)
     yaml_view = getters.query_one("#yaml", TextArea)
     errors_view = getters.query_one("#errors", Static)
+    refusal_view = getters.query_one("#refusal", Static)
+    memory = getters.query_one("#memory", ModelMemory)
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,8 +58,6 @@ class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         self.config: RunConfig | None = None
         """The resolved config once the review step validated it."""
         self._preset_values: dict[str, dict[str, Any]] = {}
-        self.starting = False
-        """True from pressing start until the run is launched or fails."""
 
     @property
     def draft(self) -> RunDraft:
@@ -81,6 +85,9 @@ class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
                         yield Input(id="cutoff", placeholder="preset's", type="integer")
                     yield Static("", id="folder")
                     yield Static("", id="errors")
+                    yield Static("", id="refusal")
+                    with VerticalScroll(id="memory-box"):
+                        yield ModelMemory(id="memory")
                     yield TextArea("", read_only=True, language=None, id="yaml")
         yield Footer(compact=True)
 
@@ -185,16 +192,22 @@ class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
             self.config = resolve_draft(self.draft, preset)
         except ConfigError as exc:
             self.config = None
-            self.errors_view.update(Text("\n".join(exc.problems), style="red"))
+            self.show_problems(exc.problems)
             return None
-        self.errors_view.update("")
+        self.show_problems([])
         if not self.draft.name:
             self.draft.name = default_run_name(self.config)
             self._fill("name", self.draft.name)
         self.yaml_view.load_text(config_to_yaml(self.config))
         folder = Path(self.app.runs_dir) / (self.draft.name or "?")  # type: ignore[attr-defined]
         self.query_one("#folder", Static).update(f"folder: {folder}")
+        self.ask_fit(self.config)
         return self.config
+
+    def show_problems(self, problems: list[str]) -> None:
+        """List the config's problems in red (the line is hidden when there are none)."""
+        self.errors_view.update(Text("\n".join(problems), style="red"))
+        self.errors_view.display = bool(problems)
 
     def action_back(self) -> None:
         """Back one step; from the first step, close the flow (the draft is kept)."""
@@ -214,8 +227,7 @@ class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         if config is None or self.starting:
             self.notify("fix the problems shown first" if config is None else "already starting", severity="warning")
             return
-        self.starting = True
-        self.launch(config, self.draft.name or default_run_name(config))
+        self.start_checked(config)
 
     @work(thread=True, exclusive=True, group="presets", exit_on_error=False, description="listing presets")
     def list_presets(self) -> None:
@@ -248,22 +260,10 @@ class NewRunScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         try:
             values = load_preset_values(name)
         except ConfigError as exc:
-            self.app.call_from_thread(self.errors_view.update, Text("\n".join(exc.problems), style="red"))
+            self.app.call_from_thread(self.show_problems, exc.problems)
             return
         self._preset_values[name] = values
         self.app.call_from_thread(self.resolve)
-
-    @work(thread=True, exclusive=True, group="launch", exit_on_error=False, description="starting the run")
-    def launch(self, config: RunConfig, name: str) -> None:
-        """Make the run folder and start the detached engine."""
-        from tuitune.runs import launch
-
-        try:
-            run_dir = launch.new_run_dir(Path(self.app.runs_dir), name)  # type: ignore[attr-defined]
-            launch.start_run(run_dir, config)
-        finally:
-            self.starting = False
-        self.post_message(RunStarted(run_dir))
 
     @on(RunStarted)
     def open_dashboard(self, message: RunStarted) -> None:
