@@ -180,8 +180,13 @@ def main() -> None:
         threads = max(1, (os.cpu_count() or 2) // 2) if args.mode == "together" else None
         for i in range(args.repeats):
             if args.mode == "together":
-                proc = start_plain(work, args.steps, threads)
-                run_dir, supervisor = start_engine(work, f"engine-{i}", engine_config(args.steps), threads)
+                # Whoever starts first trains alone while the other loads: take turns.
+                if i % 2:
+                    run_dir, supervisor = start_engine(work, f"engine-{i}", engine_config(args.steps), threads)
+                    proc = start_plain(work, args.steps, threads)
+                else:
+                    proc = start_plain(work, args.steps, threads)
+                    run_dir, supervisor = start_engine(work, f"engine-{i}", engine_config(args.steps), threads)
                 supervisor.wait()
                 plain.append(plain_rate(proc))
                 engine.append(engine_rate(finished_events(run_dir)))
