@@ -225,3 +225,99 @@ def test_attach_to_a_missing_run_says_where_it_looked(tmp_path: Path, capsys: py
     assert code == 2
     err = capsys.readouterr().err
     assert "tuitune attach: no run folder at nope or" in err and str(tmp_path / "nope") in err
+
+
+def add_checkpoint(run_dir: Path, step: int) -> None:
+    """A complete checkpoint folder as the Trainer leaves it (the resume needs its trainer_state.json)."""
+    folder = run_dir / "checkpoints" / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+
+
+@pytest.fixture()
+def resumed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Names of the runs resume_run was called for (the real resume is covered by the engine tests)."""
+    from tuitune.runs import launch
+
+    calls: list[str] = []
+    monkeypatch.setattr(launch, "resume_run", lambda run_dir: calls.append(Path(run_dir).name) or 4242)
+    return calls
+
+
+async def test_resume_key_on_the_runs_list_only_for_ended_runs_with_a_checkpoint(
+        make_app, wait_for, runs_dir: Path, alive_runs: set[str], resumed: list[str]) -> None:
+    alive_runs.add("running")
+    for name in ("running", "failed", "finished"):  # stopped has none: R must not show for it
+        add_checkpoint(runs_dir / name, 10)
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_runs(pilot, wait_for)
+        await wait_for(pilot, lambda: screen.scans >= 2, what="the scan with liveness")
+        offered = []
+        for _ in range(4):  # rows: running, failed, stopped, finished
+            offered.append("R" in screen.active_bindings)
+            await pilot.press("down")
+        assert offered == [False, True, False, False]
+        add_checkpoint(runs_dir / "stopped", 40)
+        await wait_for(pilot, lambda: str(runs_dir / "stopped") in screen.resumable, what="the new checkpoint")
+        await pilot.press("up")  # finished → stopped
+        assert "R" in screen.active_bindings
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the resumed run's dashboard")
+        assert resumed == ["stopped"] and app.screen.run_dir == runs_dir / "stopped"
+
+
+async def test_resume_from_the_dashboard_follows_the_new_attempt(
+        make_app, wait_for, runs_dir: Path, alive_runs: set[str], resumed: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuitune.widgets.loss_chart import LossChart
+
+    drawn: list[tuple] = []
+    set_series = LossChart.set_series
+    monkeypatch.setattr(LossChart, "set_series", lambda self, train, evals=(): drawn.append(tuple(train))
+                        or set_series(self, train, evals))
+    run = runs_dir / "failed"
+    add_checkpoint(run, 10)
+    app = make_app(runs_dir, attach=run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        await wait_for(pilot, lambda: "R" in dash.active_bindings, what="R offered on the failed run")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: resumed == ["failed"], what="resume_run")
+        assert "R" not in dash.active_bindings and app.screen is dash  # not twice while it starts
+        alive_runs.add("failed")  # what the resumed engine does: a new run_started, then logs
+        t = 1764109000.0
+        new = [{"type": "run_started", "run_name": "failed", "resumed_from_step": 10, "total_steps": 100},
+               {"type": "log", "step": 15, "loss": 1.85, "total_steps": 100},
+               {"type": "log", "step": 20, "loss": 1.71, "total_steps": 100}]
+        with open(run / "events.jsonl", "a") as file:
+            for seq, event in enumerate(new, 10):
+                file.write(json.dumps({"v": 1, "seq": seq, "t": t + seq, **event}) + "\n")
+        await wait_for(pilot, lambda: dash.status == "running" and dash.state.step == 20, what="the new attempt")
+        await wait_for(pilot, lambda: drawn and drawn[-1][-1] == (20.0, 1.71), what="the chart going on")
+        assert drawn[-1] == ((5.0, 2.1983), (10.0, 2.0112), (15.0, 1.85), (20.0, 1.71))  # step 15 logged anew
+        assert "resumed at  step 10" in str(dash.stats.render()) and "RUNNING" in str(dash.title_bar.render())
+        assert "R" not in dash.active_bindings and dash.check_action("stop", ()) is True
+
+
+@pytest.mark.parametrize("name, alive, checkpoint, offered", [
+    ("stopped", False, True, True),
+    ("stopped", False, False, False),
+    ("running", False, True, True),  # lost: no final event, no engine
+    ("running", True, True, False),
+    ("finished", False, True, False),
+])
+async def test_resume_key_on_the_dashboard(make_app, wait_for, runs_dir: Path, alive_runs: set[str],
+                                           resumed: list[str], name: str, alive: bool, checkpoint: bool,
+                                           offered: bool) -> None:
+    if alive:
+        alive_runs.add(name)
+    if checkpoint:
+        add_checkpoint(runs_dir / name, 20)
+    async with make_app(runs_dir, attach=runs_dir / name).run_test(size=(100, 30)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        await pilot.pause(0.1)
+        assert dash.has_checkpoint == checkpoint and ("R" in dash.active_bindings) == offered
+        await pilot.press("R")
+        await pilot.pause(0.1)
+        assert resumed == ([name] if offered else [])

@@ -1,9 +1,13 @@
-"""RunsScreen, the home screen: every run in the runs folder, refreshed in the background."""
+"""RunsScreen, the home screen: every run in the runs folder, refreshed in the background.
+
+Enter opens a run's dashboard; R resumes a stopped, failed or lost run that has a checkpoint
+and opens its dashboard to follow it.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.text import Text
@@ -17,6 +21,7 @@ from textual.worker import get_current_worker
 
 from tuitune.dialogs.error import RoutesWorkerErrors
 from tuitune.runs.folder import RunsIndex, RunSummary
+from tuitune.screens.resume import RESUMABLE, ResumesRuns, has_checkpoint
 from tuitune.widgets import fmt
 
 COLUMNS = ("name", "model", "method", "state", "step", "loss", "started", "duration")
@@ -64,8 +69,14 @@ def detail_of(run: RunSummary) -> Text:
     return out
 
 
-class RunsScreen(RoutesWorkerErrors, Screen[None]):
-    """Lists every run; Enter opens its dashboard."""
+def resumable(runs: list[RunSummary]) -> frozenset[str]:
+    """Folders (as strings) of the runs that R can resume: ended early, engine not alive, a checkpoint kept."""
+    return frozenset(str(run.path) for run in runs
+                     if run.status in RESUMABLE and run.alive is not True and has_checkpoint(run.path))
+
+
+class RunsScreen(ResumesRuns, RoutesWorkerErrors, Screen[None]):
+    """Lists every run; Enter opens its dashboard, R resumes it when it can be."""
 
     CSS_PATH = "runs.tcss"
 
@@ -73,6 +84,7 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
         # priority: shown in the footer even though the focused table has its own enter key
         Binding("enter", "open_run", "Open", priority=True),
         Binding("r", "rescan", "Refresh"),
+        Binding("R", "resume", "Resume"),
     ]
 
     @dataclass
@@ -81,6 +93,8 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
 
         runs: list[RunSummary]
         """Every run, newest first."""
+        resumable: frozenset[str] = field(default_factory=frozenset)
+        """Row keys of the runs R can resume (see ``resumable``)."""
 
     table = getters.query_one("#runs", DataTable)
     detail = getters.query_one("#detail", Static)
@@ -89,6 +103,11 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
         super().__init__()
         self.runs: dict[str, RunSummary] = {}
         """The last scan's runs by row key (the folder path)."""
+        self.resumable: frozenset[str] = frozenset()
+        """Row keys of the runs R can resume, as of the last scan."""
+        self.resuming: str | None = None
+        """Row key of the run being resumed (R is hidden until its engine started or failed)."""
+        self._resume_offered = False
         self.scans = 0
         """Completed scans (tests wait on it)."""
         self._widths: list[int] = []
@@ -123,7 +142,8 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
         if self.scans == 0:
             self.post_message(self.Scanned(index.scan(check_alive=False)))  # the list first, liveness next
         while not worker.is_cancelled:
-            self.post_message(self.Scanned(index.scan()))
+            runs = index.scan()
+            self.post_message(self.Scanned(runs, resumable(runs)))
             for _ in range(int(SCAN_INTERVAL / 0.1)):
                 if worker.is_cancelled:
                     return
@@ -146,6 +166,7 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
                     for column, value in zip(table.columns, self._cells(run)):
                         table.update_cell(key, column, value)
         self.runs = rows
+        self.resumable = message.resumable
         self.query_one("#heading", Static).update(f"Runs ({len(rows)})" if rows else self._empty_text())
         self.show_detail()
         self.scans += 1
@@ -181,6 +202,14 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
         key = self._selected_key()
         run = self.runs.get(key) if key else None
         self.detail.update(detail_of(run) if run else "")
+        self._offer_resume()
+
+    def _offer_resume(self) -> None:
+        """Show or hide R in the footer when that changes (a footer redraw costs a recompose)."""
+        offered = bool(self.check_action("resume", ()))
+        if offered != self._resume_offered:
+            self._resume_offered = offered
+            self.refresh_bindings()
 
     @on(DataTable.RowSelected)
     def open_selected(self) -> None:
@@ -196,3 +225,30 @@ class RunsScreen(RoutesWorkerErrors, Screen[None]):
     def action_rescan(self) -> None:
         """Rescan now."""
         self.scan_runs()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """R shows only on a run it can resume."""
+        if action == "resume":
+            return self.resuming is None and self._selected_key() in self.resumable
+        return True
+
+    def action_resume(self) -> None:
+        """Resume the highlighted run from its latest checkpoint, then follow it on its dashboard."""
+        key = self._selected_key()
+        if key and self.check_action("resume", ()):
+            self.resuming = key
+            self._offer_resume()
+            self.resume_in_background(Path(key))
+
+    def run_resumed(self, run_dir: Path) -> None:
+        """Open the resumed run's dashboard, which follows the new attempt."""
+        self.resuming = None
+        self.resumable = self.resumable - {str(run_dir)}  # live now, whatever the last scan said
+        self._offer_resume()
+        self.notify(f"resuming {run_dir.name} from its latest checkpoint")
+        self.app.open_dashboard(run_dir)  # type: ignore[attr-defined]
+
+    def resume_failed(self, run_dir: Path) -> None:
+        """R applies again (the error dialog says what went wrong)."""
+        self.resuming = None
+        self._offer_resume()

@@ -1,8 +1,10 @@
 """TrainScreen, the live dashboard of one run, rebuilt from its run folder and followed as it grows.
 
 It never talks to the engine except through the run folder (reading) and ``tuitune.runs.launch``
-(signals). Leaving it never stops training. Repaints are throttled to about one a second and
-only widgets whose content changed repaint, so a thin SSH link keeps up.
+(signals, resume). Leaving it never stops training; a stopped, failed or lost run with a
+checkpoint resumes with R, and the dashboard follows the new attempt in the same folder.
+Repaints are throttled to about one a second and only widgets whose content changed
+repaint, so a thin SSH link keeps up.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rich.text import Text
 from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
@@ -27,6 +29,8 @@ from tuitune.runs import folder
 from tuitune.runs.folder import initial_state, read_meta
 from tuitune.runs.state import RUNNING, RunState, fold, status
 from tuitune.runs.tail import EventTail, read_log_tail
+from tuitune.screens.resume import RESUMABLE, ResumesRuns, has_checkpoint
+from tuitune.screens.train_text import failure_text, latest_attempt, title_text
 from tuitune.widgets.loss_chart import LossChart
 from tuitune.widgets.run_stats import RunStats
 from tuitune.widgets.system_panel import SystemPanel
@@ -44,7 +48,7 @@ ALIVE_POLL_S = 2.0
 """Seconds between checks that the engine is alive."""
 
 
-class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
+class TrainScreen(ResumesRuns, OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
     """The dashboard of ``run_dir``: loss chart, numbers, system panel, log tail and controls."""
 
     CSS_PATH = "train.tcss"
@@ -53,6 +57,7 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         Binding("s", "stop", "Stop & save"),
         Binding("c", "save", "Save now"),
         Binding("k", "kill", "Kill"),
+        Binding("R", "resume", "Resume"),
         Binding("escape,b", "back", "Back"),
     ]
 
@@ -62,6 +67,11 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
     system = getters.query_one("#system", SystemPanel)
     log_view = getters.query_one("#log", Static)
     failure = getters.query_one("#failure", Static)
+
+    has_checkpoint: var[bool] = var(False, bindings=True)
+    """Whether the run folder holds a checkpoint to resume from (checked by the follower)."""
+    resuming: var[int | None] = var(None, bindings=True)
+    """Events seen when R was pressed, until the new attempt writes one (or fails); None otherwise."""
 
     def __init__(self, run_dir: str | Path) -> None:
         super().__init__()
@@ -110,14 +120,19 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         self.app.call_from_thread(self._set_initial, initial_state(self.run_dir, meta))
         tail = EventTail(self.run_dir)
         alive: bool | None = None
+        checkpoint = False
         last_log = last_alive = 0.0
         lines: list[str] = []
         while not worker.is_cancelled:
             batch = tail.read()
             now = time.monotonic()
-            if now - last_alive >= ALIVE_POLL_S:
+            # A new attempt (resume) starts with run_started: its liveness must come with it.
+            if now - last_alive >= ALIVE_POLL_S or any(e.get("type") == "run_started" for e in batch):
                 last_alive, was = now, alive
                 alive = folder.engine_alive(self.run_dir)
+                if (found := has_checkpoint(self.run_dir)) != checkpoint:
+                    checkpoint = found
+                    self.app.call_from_thread(setattr, self, "has_checkpoint", found)
                 if alive != was:
                     self.post_message(RunEventsRead(self.run_dir, [], alive=alive))
                     if was and not alive:
@@ -144,9 +159,12 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         was_terminal = self.state.terminal is not None
         if message.events:
             self.state = fold(self.state, message.events)
+            if self.resuming is not None and self.state.events_seen > self.resuming:
+                self.resuming = None  # the new attempt is writing: R shows again if it ends early
         liveness_changed = message.alive is not None and message.alive != self.alive
-        if message.alive is not None:
+        if liveness_changed:
             self.alive = message.alive
+            self.refresh_bindings()  # R hides while an engine of this run lives
         self._dirty = True
         if first or liveness_changed or was_terminal != (self.state.terminal is not None):
             self.repaint_if_due(force=True)
@@ -187,14 +205,14 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         if self._set_if_changed("status", run_status, self._on_status_changed):
             self._stale.update(SLOW_PARTS_S)
             self._slow_paint.clear()
-        self._set_if_changed("title", self._title_text(run_status), lambda t: self.title_bar.update(t, layout=False))
+        self._set_if_changed("title", title_text(state, run_status), lambda t: self.title_bar.update(t, layout=False))
         self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36))
         self.system.show(state.system, width=max(20, self.system.size.width or 40))
-        self._set_if_changed("failure", self._failure_text(run_status), self.failure.update)
+        self._set_if_changed("failure", failure_text(state, run_status), self.failure.update)
 
     def paint_chart(self) -> None:
-        """Redraw the loss chart if its series changed."""
-        self.chart.set_series(self.state.train_series, self.state.eval_series)
+        """Redraw the loss chart if its series changed (after a resume: the latest attempt's points)."""
+        self.chart.set_series(latest_attempt(self.state.train_series), latest_attempt(self.state.eval_series))
 
     def paint_log(self) -> None:
         """Show the newest engine.log lines if they changed."""
@@ -212,32 +230,6 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
             self.set_class(run_status == name, f"-{name}")
         self.refresh_bindings()
 
-    def _title_text(self, run_status: str) -> Text:
-        state = self.state
-        out = Text(f" {run_status.upper()} ", style=f"bold reverse {STATUS_STYLE.get(run_status, '')}")
-        out.append(f" {state.name} ", style="bold")
-        out.append(f" {state.model or '?'} · {state.method or '?'}")
-        if run_status == RUNNING and state.phase and state.phase != "training":
-            out.append(f"  {state.phase}: {state.phase_message}", style="italic")
-        if state.warnings:
-            out.append(f"  ⚠ {state.warnings[-1]}", style="yellow")
-        return out
-
-    def _failure_text(self, run_status: str) -> Text:
-        terminal = self.state.terminal or {}
-        if run_status == "lost":
-            return Text("The engine is gone and wrote no final event (machine restarted or engine killed).")
-        if run_status != "failed":
-            return Text("")
-        out = Text.assemble(("FAILED  ", "bold red"), (str(terminal.get("cause") or "unknown cause"), "bold"))
-        if terminal.get("signal") or terminal.get("exit_code") is not None:
-            out.append(f"  (exit {terminal.get('exit_code')}, {terminal.get('signal') or 'no signal'})", style="dim")
-        if terminal.get("hint"):
-            out.append(f"\nhint: {terminal['hint']}", style="yellow")
-        for error in terminal.get("errors") or []:
-            out.append(f"\n  {error}", style="red")
-        return out
-
     def _log_text(self) -> str:
         terminal = self.state.terminal or {}
         lines = self.log_lines or list(terminal.get("log_tail") or [])
@@ -245,10 +237,27 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         return "\n".join(line[:300] for line in lines[-height:]) or "(engine.log is empty)"
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Stop, save and kill only apply to a running run (greyed out otherwise)."""
+        """Stop, save and kill need a running run (greyed out otherwise); resume shows only when it applies."""
         if action in ("stop", "save", "kill"):
             return True if self.status == RUNNING else None
+        if action == "resume":
+            return (self.status in RESUMABLE and self.has_checkpoint and self.resuming is None
+                    and self.alive is not True)  # alive: a resume is already starting
         return True
+
+    def action_resume(self) -> None:
+        """Start the run again from its latest checkpoint; this dashboard follows the new attempt."""
+        if self.check_action("resume", ()):
+            self.resuming = self.state.events_seen
+            self.resume_in_background(self.run_dir)
+
+    def run_resumed(self, run_dir: Path) -> None:
+        """Say so; the follower picks up the new run_started."""
+        self.notify(f"resuming {self.state.name} from its latest checkpoint")
+
+    def resume_failed(self, run_dir: Path) -> None:
+        """No resume pending any more: R shows again if it applies."""
+        self.resuming = None
 
     def action_back(self) -> None:
         """Back to where the dashboard was opened from; training goes on."""
@@ -278,16 +287,11 @@ class TrainScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         """Send stop, kill or save to the engine through ``tuitune.runs.launch``."""
         from tuitune.runs import launch
 
-        if what == "save":
-            sent = launch.request_save(self.run_dir)
-        else:
-            sent = launch.stop_run(self.run_dir, kill=what == "kill")
+        run = self.run_dir
+        sent = launch.request_save(run) if what == "save" else launch.stop_run(run, kill=what == "kill")
         said = {"save": "checkpoint requested", "stop": "stop requested: saving, then ending", "kill": "kill sent"}
         if sent:
             self.app.call_from_thread(self.notify, said[what])
         else:
             self.app.call_from_thread(self.notify, "no live engine for this run", severity="warning")
 
-
-STATUS_STYLE = {"running": "green", "finished": "cyan", "stopped": "yellow", "failed": "red", "lost": "magenta"}
-"""Colour of each status badge."""

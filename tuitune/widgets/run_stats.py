@@ -52,6 +52,8 @@ def render_stats(state: RunState, status: str, width: int = 40) -> Text:
         ("elapsed", fmt.duration(state.duration_s)),
         ("checkpoints", str(len(state.checkpoints))),
     ]
+    if state.resumed_from_step is not None:  # this attempt continues an earlier one
+        pairs.append(("resumed at", f"step {state.resumed_from_step}"))
     for label, value in pairs:
         out.append(f"{label:<12}", style="dim")
         out.append(f"{value}\n")
