@@ -88,3 +88,13 @@ def test_new_run_first_step(snap_compare, make_app, runs_dir: Path) -> None:
     2 Data, 3 Preset, 4 Review & start with the demo choices, the model field holding
     smollm2-135m-instruct, and a footer with Back and Start run."""
     assert snap_compare(make_app(runs_dir), terminal_size=SMALL, press=["n"])
+
+
+def test_dashboard_stopped_with_checkpoint_offers_resume(snap_compare, make_app, wait_for, runs_dir: Path) -> None:
+    """You should see a STOPPED badge, the curve up to step 40, ETA stopped, and a footer with
+    R Resume beside the greyed-out Stop & save, Save now and Kill."""
+    folder = runs_dir / "stopped" / "checkpoints" / "checkpoint-40"
+    folder.mkdir(parents=True)
+    (folder / "trainer_state.json").write_text('{"global_step": 40}')
+    app = make_app(runs_dir, attach=runs_dir / "stopped")
+    assert snap_compare(app, terminal_size=SMALL, run_before=settle_dashboard(wait_for))
