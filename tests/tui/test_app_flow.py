@@ -321,3 +321,23 @@ async def test_resume_key_on_the_dashboard(make_app, wait_for, runs_dir: Path, a
         await pilot.press("R")
         await pilot.pause(0.1)
         assert resumed == ([name] if offered else [])
+
+
+async def test_a_failed_resume_opens_the_error_and_offers_r_again(make_app, wait_for, runs_dir: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuitune.runs import launch
+
+    def refuse(run_dir: Path) -> int:
+        raise RuntimeError(f"{run_dir} is still running")
+
+    monkeypatch.setattr(launch, "resume_run", refuse)
+    add_checkpoint(runs_dir / "stopped", 40)
+    app = make_app(runs_dir, attach=runs_dir / "stopped")
+    async with app.run_test(size=(100, 30)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        await wait_for(pilot, lambda: "R" in dash.active_bindings, what="R offered")
+        await pilot.press("R")
+        await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error modal")
+        assert "is still running" in app.screen.details
+        await pilot.press("escape")
+        assert app.screen is dash and "R" in dash.active_bindings and dash.resuming is None

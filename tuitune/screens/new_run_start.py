@@ -79,14 +79,14 @@ class ChecksBeforeStart:
         self.app.call_from_thread(self.show_fit, check)  # type: ignore[attr-defined]
 
     def show_fit(self, fit: FitCheck) -> None:
-        """Show a verdict (if its config is still the one on review); a start that waited goes on."""
-        if fit.config != self.config:
-            return  # changed since: a newer check is on its way
+        """Show a verdict (unless a newer check is on its way); a start that waited for it goes on."""
+        if fit.config != self._fit_asked:
+            return
         self.fit = fit
         self.memory.show(fit.view)  # type: ignore[attr-defined]
         self.refusal_view.update(Text(fit.refusal or "", style="bold red"))  # type: ignore[attr-defined]
         self.refusal_view.display = bool(fit.refusal)  # type: ignore[attr-defined]
-        if self._start_when_checked:
+        if self._start_when_checked and fit.config == self.config:
             self._start_when_checked = False
             self.start_checked(fit.config)
 
