@@ -14,6 +14,7 @@ from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
 
 from engine.config import RunConfig
+from engine.model_info import check_loadable, read_model_info
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -48,19 +49,17 @@ def _hub_kwargs(config: RunConfig) -> dict[str, Any]:
     return kwargs
 
 
-def check_local_model(path: str) -> None:
-    """Refuse a local-looking model path that is not a model folder, before transformers takes
-    it for a malformed hub id.
+def check_model(config: RunConfig, path: str) -> None:
+    """Refuse an unusable model before transformers loads it, with the message the app shows.
+
+    A local path that is not a model folder (no config.json, GGUF only, an adapter folder…)
+    would otherwise reach transformers as a malformed hub id; a model with remote code is
+    refused unless the run opted in.
 
     Raises:
-        FileNotFoundError: saying what is missing.
+        ModelError: saying what is wrong and what to do.
     """
-    local = path.startswith(("/", "./", "../", "~")) or os.path.isdir(path)
-    folder = os.path.expanduser(path)
-    if local and not os.path.isdir(folder):
-        raise FileNotFoundError(f"model folder not found: {path}")
-    if local and not os.path.isfile(os.path.join(folder, "config.json")):
-        raise FileNotFoundError(f"not a model folder (no config.json): {path}")
+    check_loadable(read_model_info(path), config.model.trust_remote_code)
 
 
 def load_tokenizer(config: RunConfig, path: str) -> Any:

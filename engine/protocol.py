@@ -167,3 +167,21 @@ def terminal_event(events: list[dict[str, Any]]) -> dict[str, Any] | None:
         if event["type"] == RUN_STARTED:
             return None
     return None
+
+
+def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
+    """The newest complete checkpoint of a run (one whose trainer_state.json got written), if any.
+
+    The engine resumes from it and the app offers a resume only when there is one, so both ask here.
+    """
+    try:
+        found = [p for p in (Path(run_dir) / CHECKPOINTS_DIR).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    except OSError:
+        return None
+    return max(found, key=_checkpoint_step, default=None)
+
+
+def _checkpoint_step(path: Path) -> int:
+    suffix = path.name.rsplit("-", 1)[-1]
+    return int(suffix) if suffix.isdigit() else -1
+

@@ -34,8 +34,9 @@ from engine.config import ConfigError, RunConfig, load_config
 from engine.data import DataError, PadCollator, build_datasets
 from engine.embedded import ALIASES, is_prepared, resolve_model
 from engine.launch import log_tail
-from engine.model import apply_adapter, check_local_model, cuda_bf16, load_model, load_tokenizer, model_facts
-from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, LOG_FILE, PHASE, RUN_FAILED
+from engine.model_info import ModelError
+from engine.model import apply_adapter, check_model, cuda_bf16, load_model, load_tokenizer, model_facts
+from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, LOG_FILE, PHASE, RUN_FAILED, latest_checkpoint
 from engine.protocol import RUN_FINISHED, RUN_STOPPED, WARNING
 from engine.system import SystemSampler
 
@@ -63,7 +64,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     if name in ALIASES and not is_prepared():
         events.emit(PHASE, name="preparing_model", message=f"converting the demo model {name} once (about 30 s)")
     path = resolve_model(name)
-    check_local_model(path)
+    check_model(config, path)
     _check_stop(flags)
     events.emit(PHASE, name="loading_model", message=f"loading {name}" + _quant_note(config))
     tokenizer = load_tokenizer(config, path)
@@ -195,13 +196,6 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> Trai
     )
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The newest complete checkpoint (one whose trainer_state.json got written), if any."""
-    folder = run_dir / CHECKPOINTS_DIR
-    found = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return max(found, key=lambda p: int(p.name.rsplit("-", 1)[1]), default=None)
-
-
 def peak_memory() -> tuple[int, str]:
     """Peak memory of this run: the CUDA allocator's peak on GPU, else peak process RSS."""
     if torch.cuda.is_available():
@@ -266,6 +260,9 @@ def describe_failure(exc: BaseException) -> dict[str, Any]:
         cause, errors = "the run config is invalid", list(exc.problems)
     elif isinstance(exc, DataError):
         cause, errors = "the training data has problems", [str(p) for p in exc.problems]
+    elif isinstance(exc, ModelError):
+        cause = _first_line(exc)
+        hint = "check model.name_or_path: a local folder with config.json, a hub id (needs network) or an alias"
     elif isinstance(exc, torch.OutOfMemoryError):
         cause = "out of GPU memory"
         hint = "lower train.batch_size or data.cutoff_len, turn on gradient_checkpointing, or use quant.mode 4bit"

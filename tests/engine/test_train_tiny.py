@@ -104,3 +104,22 @@ def test_a_missing_model_fails_with_a_cause_not_a_bare_traceback(eng, tiny_data:
     assert failed["type"] == "run_failed" and failed["exit_code"] == 1, failed
     assert "no-such-model" in failed["cause"]
     assert failed["log_tail"] and "Traceback" in "\n".join(failed["log_tail"])
+
+
+def test_a_model_needing_remote_code_is_refused_unless_the_run_opts_in(
+    eng, tiny_model_dir: Path, tiny_data: Path, tmp_path: Path
+) -> None:
+    """The engine refuses with the same message the app's review shows, before loading anything."""
+    import json
+    import shutil
+
+    model = tmp_path / "remote-code-model"
+    shutil.copytree(tiny_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}
+    (model / "config.json").write_text(json.dumps(config))
+    run_dir = eng.make_run(tmp_path, model, tiny_data)
+    failed = eng.run_to_end(run_dir)[-1]
+
+    assert failed["type"] == "run_failed", failed
+    assert "needs remote code" in failed["cause"] and "trust_remote_code" in failed["cause"]

@@ -81,3 +81,15 @@ def test_nan_and_infinity_are_written_as_null_not_invalid_json(tmp_path: Path) -
     [line] = (tmp_path / EVENTS_FILE).read_text().splitlines()
     event = json.loads(line)
     assert event["loss"] is None and event["extra"]["grad_norm"] is None
+
+
+def test_latest_checkpoint_is_the_highest_complete_one(tmp_path: Path) -> None:
+    from engine.protocol import latest_checkpoint
+
+    assert latest_checkpoint(tmp_path) is None
+    for step, complete in ((5, True), (20, True), (100, False)):
+        folder = tmp_path / "checkpoints" / f"checkpoint-{step}"
+        folder.mkdir(parents=True)
+        if complete:
+            (folder / "trainer_state.json").write_text("{}")
+    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "checkpoint-20"

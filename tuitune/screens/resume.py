@@ -14,7 +14,7 @@ from pathlib import Path
 
 from textual import work
 
-from engine.protocol import CHECKPOINTS_DIR
+from engine.protocol import latest_checkpoint
 from tuitune.runs.state import FAILED, LOST, STOPPED
 
 RESUMABLE = frozenset({STOPPED, FAILED, LOST})
@@ -23,11 +23,7 @@ RESUMABLE = frozenset({STOPPED, FAILED, LOST})
 
 def has_checkpoint(run_dir: str | os.PathLike[str]) -> bool:
     """Whether ``run_dir`` holds a complete checkpoint to resume from (reads the folder: not on the UI thread)."""
-    folder = Path(run_dir) / CHECKPOINTS_DIR
-    try:
-        return any((p / "trainer_state.json").is_file() for p in folder.glob("checkpoint-*"))
-    except OSError:
-        return False
+    return latest_checkpoint(run_dir) is not None
 
 
 class ResumesRuns:
