@@ -16,11 +16,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import engine
-from engine.config import RunConfig, write_config
 from engine.protocol import CONFIG_FILE, LOG_FILE, PIDS_FILE
+
+if TYPE_CHECKING:  # pydantic costs about 0.15 s to import, and liveness checks need none of it
+    from engine.config import RunConfig
 
 _children: list[subprocess.Popen[bytes]] = []
 """Supervisors we started: polled now and then so finished ones do not linger as zombies."""
@@ -77,6 +79,8 @@ def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
     run_dir = Path(run_dir).resolve()
     if (run_dir / CONFIG_FILE).exists():
         raise FileExistsError(f"{run_dir} already holds a run; resume it or choose another folder")
+    from engine.config import write_config
+
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(config, run_dir / CONFIG_FILE)
     return _spawn(run_dir, resume=False)
