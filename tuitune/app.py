@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -13,6 +11,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from tuitune import signals
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen
 from tuitune.screens.base import binding_commands
 from tuitune.screens.modes import available_modes, has_nvidia_gpu
@@ -68,7 +67,7 @@ class TuituneApp(App[None]):
         return module is not None and isinstance(self.screen, module.NewRunScreen)
 
     def on_mount(self) -> None:
-        self._signals(install=True)
+        signals.install(self.exit)
         self.switch_mode("runs")
         if self.attach is not None:
             self.open_dashboard(self.attach)
@@ -76,16 +75,7 @@ class TuituneApp(App[None]):
             self.notify(self.settings.problem, title="settings ignored", severity="warning")
 
     def on_unmount(self) -> None:
-        self._signals(install=False)
-
-    def _signals(self, install: bool) -> None:
-        """SIGTERM and SIGHUP end the app cleanly, so the terminal is restored (training goes on)."""
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            try:
-                loop.add_signal_handler(sig, self.exit) if install else loop.remove_signal_handler(sig)
-            except (NotImplementedError, RuntimeError, ValueError):
-                pass  # not the main thread, or no such signal here
+        signals.remove()
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette offers every key's action of the current screen and the app, by name."""
