@@ -9,7 +9,6 @@ stop (checkpoint, adapter, ``run_stopped``); a second Ctrl-C kills the trainer.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from pydantic import ValidationError
 from engine.config import ConfigError, RunConfig, deep_merge, load_config, parse_config
 from engine.paths import runs_dir as default_runs_dir
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
-from tuitune.runs.launch import default_run_name, is_alive, new_run_dir, resume_run, start_run, stop_run
+from tuitune.runs.launch import default_run_name, is_alive, is_supervisor, new_run_dir, resume_run, start_run, stop_run
 from tuitune.cli.stop import describe
 from tuitune.runs.tail import EventTail
 
@@ -162,7 +161,7 @@ class Follower:
                 self._show(event)
                 if event["type"] in TERMINAL_TYPES:
                     return event
-            if is_alive(self.run_dir) or _exists(self.pid):
+            if is_alive(self.run_dir) or is_supervisor(self.pid, self.run_dir):
                 dead_since = None
             elif dead_since is None:
                 dead_since = time.monotonic()
@@ -225,17 +224,6 @@ def format_log(event: dict[str, Any]) -> str:
     lr = event.get("lr")
     return (f"loss {_num(event.get('loss'))}  lr {lr:.1e}  " if lr is not None else f"loss {_num(event.get('loss'))}  ") + \
         f"{event.get('tokens_per_s') or 0:.0f} tok/s  ETA {eta_text}"
-
-
-def _exists(pid: int) -> bool:
-    """Whether our own supervisor child still runs (it may not have written pids.json yet)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _num(value: Any) -> str:

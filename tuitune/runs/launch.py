@@ -138,9 +138,13 @@ def _is_our_process(pid: Any, run_dir: Path, role: str) -> bool:
 
 def is_alive(run_dir: str | os.PathLike[str]) -> bool:
     """Whether the supervisor recorded in ``pids.json`` still runs this run."""
+    return is_supervisor(read_pids(run_dir).get("supervisor"), run_dir)
+
+
+def is_supervisor(pid: Any, run_dir: str | os.PathLike[str]) -> bool:
+    """Whether ``pid`` is the live supervisor of ``run_dir`` (also before it has written pids.json)."""
     _reap()
-    run_dir = Path(run_dir).resolve()
-    return _is_our_process(read_pids(run_dir).get("supervisor"), run_dir, "launch")
+    return _is_our_process(pid, Path(run_dir).resolve(), "launch")
 
 
 def _wait_for_pids(run_dir: Path, wait_s: float) -> dict[str, Any]:
