@@ -77,3 +77,20 @@ def test_fixture_states_match_their_names() -> None:
     for name, expected in (("finished", FINISHED), ("stopped", STOPPED), ("failed", FAILED), ("running", LOST)):
         state = fold(RunState(), read_events(FIXTURES / name))
         assert status(state, alive=False) == expected, name
+
+
+def test_a_resume_replaces_the_earlier_attempt_after_its_checkpoint() -> None:
+    """Steps logged after the checkpoint by the stopped attempt give way to the resumed attempt's."""
+    state = fold(RunState(), [
+        STARTED,
+        ev(2, "log", step=5, loss=2.0), ev(3, "eval", step=5, eval_loss=2.1),
+        ev(4, "log", step=10, loss=1.5), ev(5, "eval", step=10, eval_loss=1.6),
+        ev(6, "warning", message="stop requested", code="stop"),
+        ev(7, "run_stopped", step=12),
+        ev(8, "run_started", run_name="r", model={"name_or_path": "m"}, method="lora", total_steps=20,
+           resumed_from_step=5),
+        ev(9, "log", step=10, loss=1.4),
+    ])
+    assert state.train_series == ((5.0, 2.0), (10.0, 1.4))
+    assert state.eval_series == ((5.0, 2.1),)
+    assert state.warnings == ()

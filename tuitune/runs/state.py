@@ -184,8 +184,14 @@ def _run_started(acc: _Acc, e: Event) -> None:
         phase="training",
         phase_message="",
     )
-    if e.get("resumed_from_step") is not None:
-        acc.set(step=e["resumed_from_step"])
+    resumed = e.get("resumed_from_step")
+    if resumed is not None:
+        # The resumed attempt logs again from its checkpoint on: its points replace the
+        # earlier attempt's after that step, and that attempt's warnings no longer apply.
+        acc.set(step=resumed)
+        acc.train[:] = [p for p in acc.train if p[0] <= resumed]
+        acc.eval[:] = [p for p in acc.eval if p[0] <= resumed]
+        acc.warnings.clear()
 
 
 def _phase(acc: _Acc, e: Event) -> None:

@@ -30,7 +30,7 @@ from tuitune.runs.folder import initial_state, read_meta
 from tuitune.runs.state import RUNNING, RunState, fold, status
 from tuitune.runs.tail import EventTail, read_log_tail
 from tuitune.screens.resume import RESUMABLE, ResumesRuns, has_checkpoint
-from tuitune.screens.train_text import failure_text, latest_attempt, title_text
+from tuitune.screens.train_text import failure_text, title_text
 from tuitune.widgets.loss_chart import LossChart
 from tuitune.widgets.run_stats import RunStats
 from tuitune.widgets.system_panel import SystemPanel
@@ -212,7 +212,7 @@ class TrainScreen(ResumesRuns, OwnKeysInFooter, RoutesWorkerErrors, Screen[None]
 
     def paint_chart(self) -> None:
         """Redraw the loss chart if its series changed (after a resume: the latest attempt's points)."""
-        self.chart.set_series(latest_attempt(self.state.train_series), latest_attempt(self.state.eval_series))
+        self.chart.set_series(self.state.train_series, self.state.eval_series)
 
     def paint_log(self) -> None:
         """Show the newest engine.log lines if they changed."""

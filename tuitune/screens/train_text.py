@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 
 from rich.text import Text
 
@@ -39,14 +38,3 @@ def failure_text(state: RunState, run_status: str) -> Text:
     for error in terminal.get("errors") or []:
         out.append(f"\n  {error}", style="red")
     return out
-
-
-def latest_attempt(points: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
-    """The curve of the latest attempt: a resume from an earlier checkpoint logs its steps again,
-    and those later points replace the earlier ones from the same step on (steps stay increasing)."""
-    out: list[tuple[float, float]] = []
-    for point in points:
-        while out and out[-1][0] >= point[0]:
-            out.pop()
-        out.append(point)
-    return tuple(out)
