@@ -29,6 +29,7 @@ from engine.config import DEMO_MODEL, ConfigError, RunConfig
 from engine.estimate import estimate, fmt_bytes
 from engine.estimate_report import breakdown, what_to_change
 from engine.model_info import ModelError, ModelInfo, read_model_info
+from engine.presets import list_presets
 from tuitune.messages import ModelChosen
 from tuitune.recent_models import add_recent, load_recent
 from tuitune.screens.base import OwnKeysInFooter
@@ -136,12 +137,7 @@ class ModelsScreen(OwnKeysInFooter, Screen):
 
     @work(thread=True, exclusive=True, group="models-scan", exit_on_error=False)
     def _scan(self) -> None:
-        try:
-            from engine.presets import list_presets
-
-            presets = [p.name for p in list_presets() if p.error is None]
-        except ImportError:
-            presets = [DEFAULT_PRESET]
+        presets = [p.name for p in list_presets() if p.error is None]
         found, note = gpus_mod.list_gpus()
         self.post_message(self.SourcesRead(load_recent(), hf_cache.scan(), presets, found, note))
 
