@@ -34,11 +34,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _preset(name_or_path: str) -> dict[str, Any]:
-    """A preset's values: through engine.presets, or any YAML file if that module is absent."""
-    try:
-        from engine.presets import load_preset
-    except ImportError:
-        return load_config(name_or_path).model_dump(mode="json", exclude_unset=True)
+    """A preset's values, by name or YAML path (engine.presets)."""
+    from engine.presets import load_preset
+
     return load_preset(name_or_path)
 
 

@@ -28,15 +28,9 @@ LOST_GRACE_S = 3.0
 
 
 def load_preset_values(name_or_path: str) -> dict[str, Any]:
-    """A preset's partial config as a dict, by name (engine.presets) or as a YAML path."""
-    try:
-        from engine.presets import load_preset
-    except ImportError:  # presets module not there: accept a plain YAML file
-        import yaml
+    """A preset's partial config as a dict, by name or as a YAML path (engine.presets)."""
+    from engine.presets import load_preset
 
-        path = Path(name_or_path)
-        load_config(path)  # validates, with file:line field errors
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     return load_preset(name_or_path)
 
 

@@ -59,19 +59,15 @@ def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
         raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
 
 
-def load_presets() -> tuple[list[tuple[str, str, str | None]], str | None]:
-    """(name, description, error) of every preset, and why there are none if engine.presets is missing."""
-    try:
-        from engine.presets import list_presets
-    except ImportError as exc:
-        return [("default", "the schema defaults", None)], f"presets unavailable: {exc}"
-    return [(p.name, p.description, p.error) for p in list_presets()], None
+def load_presets() -> list[tuple[str, str, str | None]]:
+    """(name, description, error) of every preset, shipped and user's."""
+    from engine.presets import list_presets
+
+    return [(p.name, p.description, p.error) for p in list_presets()]
 
 
 def load_preset_values(name: str) -> dict[str, Any]:
-    """A preset's values (empty when presets are unavailable and the default is asked for)."""
-    try:
-        from engine.presets import load_preset
-    except ImportError:
-        return {}
+    """A preset's values."""
+    from engine.presets import load_preset
+
     return load_preset(name)

@@ -175,10 +175,8 @@ class RunsIndex:
 
 def engine_alive(run_dir: Path) -> bool:
     """Whether the run's supervisor is alive (False when it cannot be told)."""
-    try:
-        from tuitune.runs.launch import is_alive
-    except ImportError:
-        return False
+    from tuitune.runs.launch import is_alive
+
     try:
         return bool(is_alive(run_dir))
     except (OSError, ValueError):

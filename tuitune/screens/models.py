@@ -234,8 +234,6 @@ def load_preset_config(name: str) -> RunConfig | str:
         from engine.presets import load_preset, resolve
 
         return resolve(load_preset(name))
-    except ImportError:
-        return RunConfig()
     except (ConfigError, ValueError) as exc:
         return f"preset {name}: {exc}"
 

@@ -232,17 +232,14 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
     @work(thread=True, exclusive=True, group="presets", exit_on_error=False, description="listing presets")
     def list_presets(self) -> None:
         """Read the preset list in the background."""
-        presets, problem = load_presets()
-        self.app.call_from_thread(self._show_presets, presets, problem)
+        self.app.call_from_thread(self._show_presets, load_presets())
 
-    def _show_presets(self, presets: list[tuple[str, str, str | None]], problem: str | None) -> None:
+    def _show_presets(self, presets: list[tuple[str, str, str | None]]) -> None:
         options = self.query_one("#presets", OptionList)
         options.clear_options()
         for name, description, error in presets:
             label = Text.assemble((f"{name:<16}", "bold"), (error or description or "", "red" if error else "dim"))
             options.add_option(Option(label, id=name, disabled=error is not None))
-        if problem:
-            self.notify(problem, severity="warning")
         if self.draft.preset not in {name for name, _, error in presets if error is None}:
             self.draft.preset = "default"
         self._highlight_preset()
