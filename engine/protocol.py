@@ -55,6 +55,10 @@ class EventWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._seq = last_seq(self.path)
         self._file = open(self.path, "a", encoding="utf-8")
+        if _ends_torn(self.path):
+            # A writer died mid-line: end that fragment so our first event is a line of its own.
+            self._file.write("\n")
+            self._file.flush()
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         """Write one event of ``type`` with ``fields`` and return it as written."""
@@ -76,6 +80,16 @@ class EventWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ends_torn(path: Path) -> bool:
+    """Whether the file is non-empty and its last byte is not a newline."""
+    with open(path, "rb") as file:
+        file.seek(0, os.SEEK_END)
+        if file.tell() == 0:
+            return False
+        file.seek(-1, os.SEEK_END)
+        return file.read(1) != b"\n"
 
 
 def _finite(value: Any) -> Any:

@@ -93,3 +93,13 @@ def test_latest_checkpoint_is_the_highest_complete_one(tmp_path: Path) -> None:
         if complete:
             (folder / "trainer_state.json").write_text("{}")
     assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "checkpoint-20"
+
+
+def test_a_writer_after_a_torn_line_starts_on_a_line_of_its_own(tmp_path: Path) -> None:
+    """A writer that died mid-line must not swallow the next writer's event (the supervisor's run_failed)."""
+    (tmp_path / EVENTS_FILE).write_text('{"seq": 1, "type": "run_started"}\n{"seq": 2, "type": "lo')
+    with EventWriter(tmp_path) as writer:
+        writer.emit("run_failed", cause="killed")
+    result = read_events_from(tmp_path / EVENTS_FILE)
+    assert [e["type"] for e in result.events] == ["run_started", "run_failed"]
+    assert result.bad_lines == ['{"seq": 2, "type": "lo']

@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print("error: the run config is invalid:", *exc.problems, sep="\n  ", file=sys.stderr)
         return 2
-    except (FileExistsError, FileNotFoundError, RuntimeError) as exc:
+    except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.detach:
@@ -99,6 +99,10 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
     if args.resume:
         if not args.run_dir:
             raise FileNotFoundError("--resume needs --run-dir (the run to continue)")
+        ignored = [flag for flag, value in (("CONFIG", args.config), ("--model", args.model), ("--data", args.data),
+                                            ("--preset", args.preset), ("--max-steps", args.max_steps)) if value]
+        if ignored:
+            raise ValueError(f"--resume continues the run's own config.yaml; {', '.join(ignored)} cannot change it")
         run_dir = _resolve_run(args.run_dir, runs_root)
         events = run_dir / "events.jsonl"
         offset = events.stat().st_size if events.exists() else 0

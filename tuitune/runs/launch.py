@@ -74,11 +74,14 @@ def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
     """Write ``config.yaml`` into ``run_dir`` and start training there; returns the supervisor's pid.
 
     Raises:
-        FileExistsError: ``run_dir`` already holds a run (use ``resume_run``).
+        FileExistsError: ``run_dir`` already holds a run (use ``resume_run``) or other files,
+            which the run's checkpoints and adapter could overwrite.
     """
     run_dir = Path(run_dir).resolve()
     if (run_dir / CONFIG_FILE).exists():
         raise FileExistsError(f"{run_dir} already holds a run; resume it or choose another folder")
+    if run_dir.is_dir() and any(run_dir.iterdir()):
+        raise FileExistsError(f"{run_dir} is not empty; a run needs a folder of its own (a new or empty one)")
     from engine.config import write_config
 
     run_dir.mkdir(parents=True, exist_ok=True)
