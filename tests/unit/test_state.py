@@ -87,10 +87,21 @@ def test_a_resume_replaces_the_earlier_attempt_after_its_checkpoint() -> None:
         ev(4, "log", step=10, loss=1.5), ev(5, "eval", step=10, eval_loss=1.6),
         ev(6, "warning", message="stop requested", code="stop"),
         ev(7, "run_stopped", step=12),
-        ev(8, "run_started", run_name="r", model={"name_or_path": "m"}, method="lora", total_steps=20,
+        ev(8, "warning", message="3 records truncated", code="data"),
+        ev(9, "run_started", run_name="r", model={"name_or_path": "m"}, method="lora", total_steps=20,
            resumed_from_step=5),
-        ev(9, "log", step=10, loss=1.4),
+        ev(10, "log", step=10, loss=1.4),
     ])
     assert state.train_series == ((5.0, 2.0), (10.0, 1.4))
     assert state.eval_series == ((5.0, 2.1),)
-    assert state.warnings == ()
+    assert state.warnings == ("3 records truncated",)
+
+
+def test_a_resume_without_a_checkpoint_starts_the_picture_again_at_step_0() -> None:
+    state = fold(RunState(), [
+        STARTED, ev(2, "log", step=50, loss=1.0), ev(3, "run_failed", cause="boom"),
+        ev(4, "warning", message="no checkpoint to resume from", code="no_checkpoint"),
+        ev(5, "run_started", run_name="r", total_steps=60, resumed_from_step=None),
+    ])
+    assert (state.step, state.train_series, state.terminal) == (0, (), None)
+    assert state.warnings == ("no checkpoint to resume from",)

@@ -77,7 +77,9 @@ class RunState:
     checkpoints: tuple[str, ...] = ()
     """Checkpoint paths, relative to the run folder, oldest first."""
     warnings: tuple[str, ...] = ()
-    """Warning messages, oldest first."""
+    """Warning messages of the latest attempt, oldest first."""
+    warnings_at_end: int = 0
+    """How many warnings there were at the latest terminal event: later ones belong to the next attempt."""
     last_seq: int = 0
     """Highest ``seq`` seen."""
     events_seen: int = field(default=0, compare=False)
@@ -168,6 +170,7 @@ class _Acc:
 
 
 def _run_started(acc: _Acc, e: Event) -> None:
+    after_an_end = acc.get("terminal") is not None
     model = e.get("model") or {}
     data = e.get("data") or {}
     acc.set(
@@ -184,14 +187,15 @@ def _run_started(acc: _Acc, e: Event) -> None:
         phase="training",
         phase_message="",
     )
-    resumed = e.get("resumed_from_step")
-    if resumed is not None:
-        # The resumed attempt logs again from its checkpoint on: its points replace the
-        # earlier attempt's after that step, and that attempt's warnings no longer apply.
-        acc.set(step=resumed)
-        acc.train[:] = [p for p in acc.train if p[0] <= resumed]
-        acc.eval[:] = [p for p in acc.eval if p[0] <= resumed]
-        acc.warnings.clear()
+    if after_an_end or e.get("resumed_from_step") is not None:
+        # A new attempt logs again from its checkpoint (or from 0 when it found none): its points
+        # replace the earlier attempt's after that step. Warnings written since the earlier
+        # attempt ended (e.g. about the data) are already the new attempt's own.
+        start = e.get("resumed_from_step") or 0
+        acc.set(step=start)
+        acc.train[:] = [p for p in acc.train if p[0] <= start]
+        acc.eval[:] = [p for p in acc.eval if p[0] <= start]
+        del acc.warnings[:acc.get("warnings_at_end")]
 
 
 def _phase(acc: _Acc, e: Event) -> None:
@@ -227,7 +231,7 @@ def _warning(acc: _Acc, e: Event) -> None:
 
 
 def _terminal(acc: _Acc, e: Event) -> None:
-    acc.set(terminal=e, phase="", eta_s=None)
+    acc.set(terminal=e, phase="", eta_s=None, warnings_at_end=len(acc.warnings))
     if isinstance(e.get("step"), int):
         acc.set(step=e["step"])
 

@@ -239,7 +239,8 @@ class TrainScreen(ResumesRuns, OwnKeysInFooter, RoutesWorkerErrors, Screen[None]
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Stop, save and kill need a running run (greyed out otherwise); resume shows only when it applies."""
         if action in ("stop", "save", "kill"):
-            return True if self.status == RUNNING else None
+            # alive: also a resumed attempt still loading, before its run_started clears the old end
+            return True if self.status == RUNNING or self.alive is True else None
         if action == "resume":
             return (self.status in RESUMABLE and self.has_checkpoint and self.resuming is None
                     and self.alive is not True)  # alive: a resume is already starting
