@@ -12,6 +12,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -63,11 +64,27 @@ def _spawn(run_dir: Path, resume: bool) -> int:
     command = [sys.executable, "-m", "engine", "launch", "--run-dir", str(run_dir)]
     if resume:
         command.append("--resume")
+    # The previous attempt's pids.json names a dead supervisor: drop it, then name the new one
+    # at once, so a stop or a second resume in the next moments sees this attempt.
+    (run_dir / PIDS_FILE).unlink(missing_ok=True)
     with open(run_dir / LOG_FILE, "ab") as log:
         child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  start_new_session=True, close_fds=True)
     _children.append(child)
+    _claim_pids(run_dir, child.pid)
     return child.pid
+
+
+def _claim_pids(run_dir: Path, pid: int) -> None:
+    """Write a first pids.json for a supervisor just started, unless it already wrote its own."""
+    try:
+        fd = os.open(run_dir / PIDS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return
+    # start_new_session made the supervisor its own process group leader: pgid == pid.
+    with os.fdopen(fd, "w", encoding="utf-8") as file:
+        json.dump({"supervisor": pid, "trainer": None, "pgid": pid, "host": socket.gethostname(),
+                   "started": round(time.time(), 3)}, file)
 
 
 def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
