@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.paths import runs_dir as default_runs_dir
 from engine.protocol import EVENTS_FILE, RUN_STOPPED, TERMINAL_TYPES, terminal_event
-from tuitune.runs.launch import is_alive, stop_run
+from tuitune.runs.launch import is_alive, read_pids, stop_run
 from tuitune.runs.tail import EventTail
 
 WAIT_S = 600.0
@@ -58,8 +58,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     events_path = run_dir / EVENTS_FILE
     offset = events_path.stat().st_size if events_path.exists() else 0
-    if not stop_run(run_dir, kill=args.kill):
-        last = terminal_event(EventTail(run_dir).read_all())
+    last = terminal_event(EventTail(run_dir).read_all())
+    # An end recorded after the current supervisor started means this attempt is over, even if
+    # that supervisor has not quite exited yet; an older end belongs to the attempt before a resume.
+    ended_now = last is not None and last.get("t", 0) >= (read_pids(run_dir).get("started") or 0)
+    if ended_now or not stop_run(run_dir, kill=args.kill):
         ended = f" (it ended: {describe(last)})" if last else ""
         print(f"{run_dir} is not running{ended}", file=sys.stderr)
         return 1
