@@ -17,19 +17,10 @@ from engine.paths import runs_dir as default_runs_dir
 from engine.protocol import EVENTS_FILE, RUN_STOPPED, TERMINAL_TYPES, terminal_event
 from tuitune.runs.launch import is_alive, read_pids, stop_run
 from tuitune.runs.tail import EventTail
+from tuitune.runs.folder import resolve_run
 
 WAIT_S = 600.0
 """How long to wait for the terminal event: saving a large model's checkpoint takes a while."""
-
-
-def resolve_run(value: str, runs_root: Path) -> Path | None:
-    """RUN as a folder, else as a name in the runs folder; None when neither exists."""
-    path = Path(value).expanduser()
-    if path.is_dir():
-        return path.resolve()
-    if (runs_root / value).is_dir():
-        return (runs_root / value).resolve()
-    return None
 
 
 def wait_for_terminal(run_dir: Path, offset: int, timeout: float) -> dict[str, Any] | None:
@@ -52,9 +43,10 @@ def wait_for_terminal(run_dir: Path, offset: int, timeout: float) -> dict[str, A
 def run(args: argparse.Namespace) -> int:
     """Stop the run; 0 when its end was recorded, 1 otherwise."""
     runs_root = Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
-    run_dir = resolve_run(args.run, runs_root)
-    if run_dir is None:
-        print(f"error: no run folder {args.run!r} (nor {runs_root / args.run})", file=sys.stderr)
+    try:
+        run_dir = resolve_run(args.run, runs_root)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     events_path = run_dir / EVENTS_FILE
     offset = events_path.stat().st_size if events_path.exists() else 0

@@ -21,6 +21,7 @@ from engine.paths import runs_dir as default_runs_dir
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
 from tuitune.runs.launch import default_run_name, is_alive, is_supervisor, new_run_dir, resume_run, start_run, stop_run
 from tuitune.cli.stop import describe
+from tuitune.runs.folder import resolve_run
 from tuitune.runs.tail import EventTail
 
 LOST_GRACE_S = 3.0
@@ -103,7 +104,7 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
                                             ("--preset", args.preset), ("--max-steps", args.max_steps)) if value]
         if ignored:
             raise ValueError(f"--resume continues the run's own config.yaml; {', '.join(ignored)} cannot change it")
-        run_dir = _resolve_run(args.run_dir, runs_root)
+        run_dir = resolve_run(args.run_dir, runs_root)
         events = run_dir / "events.jsonl"
         offset = events.stat().st_size if events.exists() else 0
         return run_dir, offset, resume_run(run_dir)
@@ -113,14 +114,6 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
     else:
         run_dir = new_run_dir(runs_root, default_run_name(config))
     return run_dir, 0, start_run(run_dir, config)
-
-
-def _resolve_run(value: str, runs_root: Path) -> Path:
-    """A run given as a folder or as a name inside the runs folder."""
-    path = Path(value).expanduser()
-    if not path.is_dir() and (runs_root / value).is_dir():
-        path = runs_root / value
-    return path.resolve()
 
 
 class Follower:
