@@ -8,12 +8,13 @@ file, line and field.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from engine.files import write_text_atomic
 
 DEMO_MODEL = "smollm2-135m-instruct"
 DEMO_DATA = "builtin:identity"
@@ -264,18 +265,3 @@ def config_to_yaml(config: RunConfig) -> str:
 def write_config(config: RunConfig, path: str | os.PathLike[str]) -> None:
     """Write ``config`` as YAML atomically (temp file in the same folder, then rename)."""
     write_text_atomic(Path(path), config_to_yaml(config))
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so a reader sees the old file or the new one, never half."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -28,13 +28,13 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import EVENTS_FILE, LOG_FILE, PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES
-from engine.protocol import EventWriter, read_events_from
+from engine.files import write_text_atomic
+from engine.protocol import EVENTS_FILE, PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES
+from engine.protocol import EventWriter, read_events_from, read_log_tail
 
 TRAINER_COMMAND = [sys.executable, "-m", "engine", "train"]
 """How the trainer is started; see the module docstring for torchrun/accelerate."""
@@ -58,28 +58,6 @@ HINTS = {
 def log(message: str) -> None:
     """A line in engine.log from the supervisor."""
     print(f"[supervisor {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` as JSON so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump(data, file)
-    os.replace(tmp, path)
-
-
-def log_tail(path: Path, lines: int = 30) -> list[str]:
-    """The last ``lines`` lines of a log file (empty when it is missing)."""
-    try:
-        with open(path, "rb") as file:
-            file.seek(0, os.SEEK_END)
-            file.seek(max(0, file.tell() - 16384))
-            text = file.read().decode("utf-8", "replace")
-    except OSError:
-        return []
-    # tqdm-style progress redraws with \r: keep only what the line finally showed
-    rows = [row.rsplit("\r", 1)[-1] for row in text.rstrip("\n").split("\n")] if text else []
-    return rows[-lines:]
 
 
 def child_env() -> dict[str, str]:
@@ -114,10 +92,10 @@ class Supervisor:
 
     def write_pids(self) -> None:
         """Record who is who (the trainer is null until it starts)."""
-        write_json_atomic(self.run_dir / PIDS_FILE, {
+        write_text_atomic(self.run_dir / PIDS_FILE, json.dumps({
             "supervisor": os.getpid(), "trainer": self.child.pid if self.child else None,
             "pgid": os.getpgid(0), "host": socket.gethostname(), "started": round(time.time(), 3),
-        })
+        }))
 
     def run(self) -> int:
         """Start the trainer, wait for it and record a missing terminal event; returns its exit code."""
@@ -149,7 +127,7 @@ class Supervisor:
                                peak_memory_bytes=None, peak_memory_kind=None)
         cause = f"the trainer was killed by {sig}" if sig else f"the trainer exited with code {returncode} without finishing"
         self.record(RUN_FAILED, cause=cause, exit_code=exit_code, signal=sig, hint=HINTS.get(sig or ""),
-                    log_tail=log_tail(self.run_dir / LOG_FILE), errors=[])
+                    log_tail=read_log_tail(self.run_dir, lines=30), errors=[])
         return returncode if returncode > 0 else exit_code
 
     def record(self, type: str, **fields: Any) -> int:

@@ -22,7 +22,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel
 
-from engine.config import ConfigError, RunConfig, parse_config, write_text_atomic
+from engine.config import ConfigError, RunConfig, parse_config
+from engine.files import write_text_atomic
 from engine.paths import shipped_presets_dir, user_presets_dir
 
 PRESET_SECTIONS = ("quant", "adapter", "data", "train")

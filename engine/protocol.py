@@ -199,3 +199,25 @@ def _checkpoint_step(path: Path) -> int:
     suffix = path.name.rsplit("-", 1)[-1]
     return int(suffix) if suffix.isdigit() else -1
 
+
+def read_log_tail(run_dir: str | os.PathLike[str], lines: int = 40, max_bytes: int = 16384) -> list[str]:
+    """The last ``lines`` lines of the run's ``engine.log`` (reads at most ``max_bytes`` from the end).
+
+    Carriage-return progress redraws are collapsed to their final state.
+    """
+    path = Path(run_dir) / LOG_FILE
+    try:
+        with open(path, "rb") as file:
+            file.seek(0, os.SEEK_END)
+            size = file.tell()
+            file.seek(max(0, size - max_bytes))
+            data = file.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", "replace")
+    if size > max_bytes:
+        text = text.split("\n", 1)[-1]
+    out = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
+    while out and not out[-1].strip():
+        out.pop()
+    return out[-lines:]

@@ -33,10 +33,9 @@ from engine.callbacks import Events, EventsCallback, RunFlags
 from engine.config import ConfigError, RunConfig, load_config
 from engine.data import DataError, PadCollator, build_datasets
 from engine.embedded import ALIASES, is_prepared, resolve_model
-from engine.launch import log_tail
 from engine.model_info import ModelError
 from engine.model import apply_adapter, check_model, cuda_bf16, load_model, load_tokenizer, model_facts
-from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, LOG_FILE, PHASE, RUN_FAILED, latest_checkpoint
+from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, PHASE, RUN_FAILED, latest_checkpoint, read_log_tail
 from engine.protocol import RUN_FINISHED, RUN_STOPPED, WARNING
 from engine.system import SystemSampler
 
@@ -246,7 +245,7 @@ def main(argv: list[str]) -> int:
         traceback.print_exc()
         sys.stderr.flush()
         events.emit(RUN_FAILED, **describe_failure(exc), exit_code=1, signal=None,
-                    log_tail=log_tail(args.run_dir / LOG_FILE))
+                    log_tail=read_log_tail(args.run_dir, lines=30))
         return 1
     finally:
         events.close()

@@ -10,7 +10,7 @@ import json
 import time
 from pathlib import Path
 
-from engine.config import write_text_atomic
+from engine.files import write_text_atomic
 from engine.paths import config_dir
 
 FILE_NAME = "recent_models.json"

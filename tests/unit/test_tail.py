@@ -7,7 +7,8 @@ import threading
 from pathlib import Path
 
 from engine.protocol import EventWriter
-from tuitune.runs.tail import EventTail, follow, read_log_tail
+from engine.protocol import read_log_tail
+from tuitune.runs.tail import EventTail, follow
 
 
 def _line(seq: int, step: int) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import EVENTS_FILE, LOG_FILE, read_events_from
+from engine.protocol import EVENTS_FILE, read_events_from
 
 Event = dict[str, Any]
 
@@ -94,26 +94,3 @@ def _sleep(seconds: float, cancelled: Callable[[], bool]) -> None:
     end = time.monotonic() + seconds
     while not cancelled() and (left := end - time.monotonic()) > 0:
         time.sleep(min(left, 0.05))
-
-
-def read_log_tail(run_dir: str | os.PathLike[str], lines: int = 40, max_bytes: int = 16384) -> list[str]:
-    """The last ``lines`` lines of the run's ``engine.log`` (reads at most ``max_bytes`` from the end).
-
-    Carriage-return progress redraws are collapsed to their final state.
-    """
-    path = Path(run_dir) / LOG_FILE
-    try:
-        with open(path, "rb") as file:
-            file.seek(0, os.SEEK_END)
-            size = file.tell()
-            file.seek(max(0, size - max_bytes))
-            data = file.read()
-    except FileNotFoundError:
-        return []
-    text = data.decode("utf-8", "replace")
-    if size > max_bytes:
-        text = text.split("\n", 1)[-1]
-    out = [line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n")]
-    while out and not out[-1].strip():
-        out.pop()
-    return out[-lines:]

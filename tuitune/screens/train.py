@@ -21,6 +21,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
+from engine.protocol import read_log_tail
 from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.dialogs.error import RoutesWorkerErrors
 from tuitune.screens.base import OwnKeysInFooter
@@ -28,7 +29,7 @@ from tuitune.messages import EngineExited, LogLinesRead, RunEventsRead
 from tuitune.runs import folder
 from tuitune.runs.folder import initial_state, read_meta
 from tuitune.runs.state import RUNNING, RunState, fold, status
-from tuitune.runs.tail import EventTail, read_log_tail
+from tuitune.runs.tail import EventTail
 from tuitune.screens.resume import RESUMABLE, ResumesRuns, has_checkpoint
 from tuitune.screens.train_text import failure_text, title_text
 from tuitune.widgets.loss_chart import LossChart
