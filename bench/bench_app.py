@@ -228,7 +228,7 @@ def bench_bytes(tmp: Path, seconds: float) -> None:
 def tiny_model(folder: Path) -> Path:
     """A tiny random Llama with the demo tokenizer (as tests/conftest.py builds it): fast steps,
     so the dashboard's share of the CPU shows as clearly as it ever will."""
-    from engine.embedded import ensure_demo_model
+    from engine.models.demo import ensure_demo_model
 
     script = f"""
 import torch

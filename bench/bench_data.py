@@ -7,7 +7,7 @@ Prints:
 - first page (100 records) time straight from RecordIndex, and in the Data screen (headless
   Textual app: path set → first page in the table),
 - background index time (all record offsets),
-- structural validation throughput (records/s) of ``engine.data_checks``,
+- structural validation throughput (records/s) of ``engine.data.checks``,
 - token statistics throughput (records/s) of ``python -m engine data --model`` (demo model).
 """
 
@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.data_checks import check_paths  # noqa: E402
-from engine.data_index import RecordIndex  # noqa: E402
+from engine.data.checks import check_paths  # noqa: E402
+from engine.data.index import RecordIndex  # noqa: E402
 
 WORDS = "the model learns to answer questions about data training tokens with care and good style".split()
 

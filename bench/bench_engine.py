@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_engine.py [--steps 20] [--repeats 2] [--skip-demo]
 
 1. Throughput. The same model (the embedded SmolLM2-135M-Instruct, fp32 on CPU), the same
-   tokenised data (builtin:identity through engine.data, cutoff 256), the same LoRA (r 16,
+   tokenised data (builtin:identity through engine.recipes.datasets, cutoff 256), the same LoRA (r 16,
    alpha 32, dropout 0.05, all linear layers), batch 4, the same steps. The engine runs as
    users run it (``python -m engine launch``: supervisor, events, system sampler); the plain
    script is a bare Trainer. Tokens/s = non-padding tokens trained / training-loop seconds
@@ -47,8 +47,8 @@ PLAIN_SCRIPT = textwrap.dedent("""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq, Trainer, TrainingArguments
     from engine.config import DataSection
-    from engine.data import build_datasets
-    from engine.embedded import ensure_demo_model
+    from engine.recipes.datasets import build_datasets
+    from engine.models.demo import ensure_demo_model
 
     steps, cutoff, batch, out_dir = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     path = ensure_demo_model()
@@ -144,7 +144,7 @@ def answer(adapter: Path | None) -> str:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from engine.embedded import ensure_demo_model
+    from engine.models.demo import ensure_demo_model
 
     path = ensure_demo_model()
     tokenizer = AutoTokenizer.from_pretrained(path)

@@ -13,9 +13,9 @@ import sys
 
 COMMANDS = {
     "launch": "engine.launch",
-    "train": "engine.train",
-    "prepare": "engine.embedded",
-    "data": "engine.data_report",
+    "train": "engine.recipes.runner",
+    "prepare": "engine.models.demo",
+    "data": "engine.services.data",
 }
 
 

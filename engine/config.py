@@ -15,8 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from engine.files import write_text_atomic
+from engine.paths import DEMO_MODEL
 
-DEMO_MODEL = "smollm2-135m-instruct"
 DEMO_DATA = "builtin:identity"
 
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]

@@ -9,12 +9,12 @@ a segfault in a CUDA kernel, ``os._exit``) cannot say so itself; the supervisor 
 
 Signals: the supervisor ignores SIGINT, SIGUSR1 and SIGHUP and forwards SIGTERM to the
 trainer (``tuitune stop`` signals the whole process group, so the trainer usually hears it
-directly too). The child starts with SIGTERM/SIGINT/SIGUSR1 blocked; ``engine.train`` unblocks
+directly too). The child starts with SIGTERM/SIGINT/SIGUSR1 blocked; ``engine.recipes.sft`` unblocks
 them once its handlers are installed, so a stop sent while torch imports is not lost.
 
 Multi-GPU: the trainer command is ``TRAINER_COMMAND``. Swap it for a launcher such as
 ``[sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "gpu", "-m", "engine", "train"]``
-(torchrun) or ``["accelerate", "launch", "-m", "engine", "train"]``; ``engine.train`` then
+(torchrun) or ``["accelerate", "launch", "-m", "engine", "train"]``; ``engine.recipes.sft`` then
 runs once per GPU, events are written by rank 0 only, and this supervisor is unchanged.
 """
 

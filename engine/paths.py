@@ -7,6 +7,8 @@ from importlib.resources import files
 from pathlib import Path
 
 APP_NAME = "tuitune"
+DEMO_MODEL = "smollm2-135m-instruct"
+"""The embedded demo model's alias, accepted wherever a model is named (see engine.models.demo)."""
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -29,10 +31,17 @@ def user_presets_dir() -> Path:
     return config_dir() / "presets"
 
 
-def runs_dir() -> Path:
-    """Default parent of run folders: ``$TUITUNE_RUNS_DIR`` or ``$XDG_DATA_HOME/tuitune/runs``."""
-    explicit = os.environ.get("TUITUNE_RUNS_DIR")
-    return Path(explicit) if explicit else _xdg("XDG_DATA_HOME", ".local/share") / APP_NAME / "runs"
+def runs_dir(given: str | os.PathLike[str] | None = None, configured: str | os.PathLike[str] | None = None) -> Path:
+    """The parent of run folders, by one rule for every command and the app.
+
+    ``--runs-dir`` (``given``) over ``$TUITUNE_RUNS_DIR`` over ``runs_dir`` in the settings file
+    (``configured``) over ``$XDG_DATA_HOME/tuitune/runs``. Returned absolute, ``~`` expanded.
+    """
+    env = os.environ.get("TUITUNE_RUNS_DIR")
+    for choice in (given, env, configured):
+        if choice:
+            return Path(choice).expanduser().resolve()
+    return (_xdg("XDG_DATA_HOME", ".local/share") / APP_NAME / "runs").resolve()
 
 
 def demo_model_dir() -> Path:

@@ -33,7 +33,7 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 @pytest.fixture(scope="session")
 def demo_model_dir() -> Path:
     """The real SmolLM2-135M-Instruct as a plain folder (converted once into the user cache)."""
-    from engine.embedded import ensure_demo_model
+    from engine.models.demo import ensure_demo_model
 
     return ensure_demo_model()
 

@@ -11,6 +11,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
 
+from engine import paths
 from tuitune import signals
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen
 from tuitune.screens.base import binding_commands
@@ -24,7 +25,7 @@ class TuituneApp(App[None]):
     """Fine-tune LLMs from the terminal: runs, new-run flow and live dashboards.
 
     Args:
-        runs_dir: Folder of run folders (default: settings, then $TUITUNE_RUNS_DIR or XDG data).
+        runs_dir: Folder of run folders (default: $TUITUNE_RUNS_DIR, then the settings file, then XDG data).
         attach: A run folder whose dashboard opens first.
         settings: Settings to start from (default: read the settings file).
     """
@@ -45,7 +46,7 @@ class TuituneApp(App[None]):
                  settings: Settings | None = None) -> None:
         super().__init__()
         self.settings = settings or load_settings()
-        self.runs_dir = (Path(runs_dir) if runs_dir else self.settings.runs_dir).expanduser().resolve()
+        self.runs_dir = paths.runs_dir(runs_dir, self.settings.runs_dir)
         """Where run folders are listed and created."""
         self.attach = Path(attach) if attach else None
         self._draft: RunDraft | None = None

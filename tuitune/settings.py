@@ -1,7 +1,7 @@
 """User settings: ``$XDG_CONFIG_HOME/tuitune/settings.yaml``, read leniently, all optional.
 
 ```yaml
-runs_dir: ~/runs            # where run folders go (default: $TUITUNE_RUNS_DIR or XDG data)
+runs_dir: ~/runs            # where run folders go (--runs-dir and $TUITUNE_RUNS_DIR win over it)
 model: smollm2-135m-instruct  # the new-run flow's starting model
 data: [builtin:identity]     # …its starting data
 preset: default              # …its starting preset (unset: default on GPUs, cpu-first-try on CPU)
@@ -10,12 +10,12 @@ preset: default              # …its starting preset (unset: default on GPUs, c
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from engine.paths import config_dir, runs_dir
+from engine.paths import config_dir
 
 SETTINGS_FILE = "settings.yaml"
 
@@ -24,8 +24,9 @@ SETTINGS_FILE = "settings.yaml"
 class Settings:
     """What the app starts with; a missing or broken file gives the demo defaults."""
 
-    runs_dir: Path = field(default_factory=runs_dir)
-    """Parent folder of run folders."""
+    runs_dir: Path | None = None
+    """Parent folder of run folders as the file sets it (None: not set); the folder used is
+    ``engine.paths.runs_dir(--runs-dir, this)``."""
     model: str | None = None
     """Model the new-run flow starts from (None: the demo model)."""
     data: list[str] | None = None

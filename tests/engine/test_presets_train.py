@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from engine.config import deep_merge
-from engine.estimate import trainable_params
-from engine.model_info import read_model_info
+from engine.estimate.trainable import trainable_params
+from engine.models.info import read_model_info
 from engine.paths import shipped_presets_dir
 from engine.presets import load_preset, resolve
 from engine.protocol import read_events, terminal_event
@@ -80,7 +80,7 @@ def test_shipped_preset_trains_two_steps(preset_runs: dict[str, list[dict[str, A
 @pytest.mark.parametrize("name", PRESETS)
 def test_editor_count_equals_what_the_engine_trained(preset_runs: dict[str, list[dict[str, Any]]], name: str,
                                                      tiny_model_dir: Path) -> None:
-    """The trainable count the preset editor shows (engine.estimate) is what peft really trained."""
+    """The trainable count the preset editor shows (engine.estimate.memory) is what peft really trained."""
     started = next(e for e in preset_runs[name] if e["type"] == "run_started")
     adapter = resolve(fast_config(name, tiny_model_dir)).adapter
     assert trainable_params(read_model_info(str(tiny_model_dir)), adapter) == started["model"]["params_trainable"]

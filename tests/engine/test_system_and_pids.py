@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from engine.system import GpuProbe, ProcessTree, SystemSampler, system_sample
+from engine.machine.sampler import GpuProbe, ProcessTree, SystemSampler, system_sample
 from tuitune.runs.launch import is_alive, new_run_dir, request_save, stop_run
 
 CHILD_MB = 200

@@ -157,7 +157,7 @@ async def test_use_for_new_run_posts_data_chosen(data_dir: Path) -> None:
 async def test_record_view_split_equals_engine_labels(data_dir: Path, demo_model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
-    from engine.data import build_datasets
+    from engine.recipes.datasets import build_datasets
 
     app = DataApp(path="chat.jsonl", model=str(demo_model_dir), cutoff=40)
     async with app.run_test(size=(120, 40)) as pilot:

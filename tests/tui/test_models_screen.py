@@ -11,8 +11,8 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Select
 
-from engine import gpus as gpus_mod
-from engine.gpus import Gpu
+from engine.machine import gpus as gpus_mod
+from engine.machine.gpus import Gpu
 from tuitune.messages import ModelChosen
 from tuitune.recent_models import add_recent, recent_models_path
 from tuitune.screens.models import ModelsScreen
@@ -196,7 +196,7 @@ def test_complete_path_rules(tmp_path: Path) -> None:
 
 async def test_a_failing_scan_is_reported(machine: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """You should see a notification naming the failure, and the demo model still shown."""
-    from engine import hf_cache
+    from engine.models import hf_cache
 
     def broken(*_args):
         raise PermissionError("cache folder not readable")

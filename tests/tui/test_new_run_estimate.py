@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import gpus as gpus_mod
-from engine.model_info import read_model_info
+from engine.machine import gpus as gpus_mod
+from engine.models.info import read_model_info
 from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.screens.new_run import NewRunScreen
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.data_checks import check_paths, detect_file_format
-from engine.data_formats import detect_format
+from engine.data.checks import check_paths, detect_file_format
+from engine.data.formats import detect_format
 
 BAD = Path(__file__).resolve().parent.parent / "fixtures" / "bad_data"
 
@@ -150,7 +150,7 @@ def test_app_side_data_modules_load_no_ml_stack() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, tuitune.screens.data, tuitune.cli.data_check, engine.data_stats, engine.data_index; "
+    code = ("import sys, tuitune.screens.data, tuitune.cli.data_check, engine.data.report, engine.data.index; "
             "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft', 'accelerate') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

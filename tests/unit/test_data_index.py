@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from engine import data_index
-from engine.data_index import RecordIndex
-from engine.data_source import SourceError, iter_records
+from engine.data import index as data_index
+from engine.data.index import RecordIndex
+from engine.data.problems import SourceError
+from engine.data.source import iter_records
 
 
 def write_lines(path: Path, count: int) -> list[dict]:

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from engine.config import DataSection
-from engine.data import DataError, PadCollator, build_datasets
-from engine.data_encode import IGNORE_INDEX, encode_conversation, pack
+from engine.data.problems import DataError
+from engine.recipes.datasets import PadCollator, build_datasets
+from engine.data.encode import IGNORE_INDEX, encode_conversation, pack
 
 EOT = "<|im_end|>"
 
@@ -151,8 +152,9 @@ def test_collator_pads_ids_and_labels() -> None:
 
 
 def test_builtin_names_resolve_to_sample_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from engine import data_source
-    from engine.data_source import SourceError, resolve_path
+    from engine.data import source as data_source
+    from engine.data.problems import SourceError
+    from engine.data.source import resolve_path
 
     monkeypatch.setattr(data_source, "SAMPLE_DATA_DIR", tmp_path)
     (tmp_path / "identity.jsonl").write_text("{}\n")

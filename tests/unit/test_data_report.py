@@ -70,7 +70,7 @@ def test_check_with_unloadable_model_exits_two(good_file: Path, tmp_path: Path) 
 def test_served_record_view_split_equals_training_labels(good_file: Path, demo_model_dir: Path) -> None:
     from transformers import AutoTokenizer
 
-    from engine.data import build_datasets
+    from engine.recipes.datasets import build_datasets
 
     cutoff = 40
     process = subprocess.Popen([sys.executable, "-m", "engine", "data", "--serve", "--model", str(demo_model_dir),
@@ -95,7 +95,7 @@ def test_served_record_view_split_equals_training_labels(good_file: Path, demo_m
 
 
 def test_token_stats_percentiles_and_histogram() -> None:
-    from engine.data_stats import percentile, token_stats
+    from engine.data.report import percentile, token_stats
 
     values = list(range(1, 21))
     assert percentile(values, 0.5) == 10 and percentile(values, 0.95) == 19 and percentile([], 0.5) == 0

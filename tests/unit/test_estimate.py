@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig
-from engine.estimate import estimate, method_label, trainable_params
-from engine.estimate_report import what_to_change
-from engine.model_info import read_folder, read_model_info
+from engine.estimate.memory import estimate, method_label
+from engine.estimate.trainable import trainable_params
+from engine.estimate.advice import what_to_change
+from engine.models.info import read_folder, read_model_info
 
 _spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
 builders = importlib.util.module_from_spec(_spec)
@@ -149,7 +150,7 @@ def test_activations_match_what_autograd_saves(smol_two_layers: Path, method: st
     from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from engine.estimate import activations
+    from engine.estimate.memory import activations
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(smol_two_layers), dtype=torch.float32)

@@ -7,7 +7,7 @@ import types
 
 import pytest
 
-from engine.gpus import list_gpus
+from engine.machine.gpus import list_gpus
 
 
 class NVMLError(Exception):

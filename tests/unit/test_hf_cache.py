@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine import hf_cache
+from engine.models import hf_cache
 
 _spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
 builders = importlib.util.module_from_spec(_spec)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.model_info import DEMO_ALIAS, ModelError, check_loadable, read_model_info
+from engine.models.info import ModelError, check_loadable, read_model_info
+from engine.paths import DEMO_MODEL
 
 _spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
 builders = importlib.util.module_from_spec(_spec)
@@ -142,13 +143,13 @@ def test_hub_id_not_downloaded_and_cached(tmp_path: Path, monkeypatch: pytest.Mo
 
 def test_demo_before_conversion_gives_known_facts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
-    info = read_model_info(DEMO_ALIAS)
+    info = read_model_info(DEMO_MODEL)
     assert not info.prepared and "python -m engine prepare" in info.notes[0]
     assert (info.params_total, info.num_layers, info.vocab_size) == (134_515_008, 30, 49152)
 
 
 def test_demo_after_conversion_matches_known_facts(demo_model_dir: Path) -> None:
-    info = read_model_info(DEMO_ALIAS)
+    info = read_model_info(DEMO_MODEL)
     assert info.prepared and info.source == "demo" and info.params_source == "safetensors headers"
     assert info.params_total == 134_515_008 and info.has_chat_template
 
@@ -156,7 +157,7 @@ def test_demo_after_conversion_matches_known_facts(demo_model_dir: Path) -> None
 def test_module_stays_free_of_the_ml_stack() -> None:
     import subprocess
 
-    code = "import engine.model_info, engine.estimate, engine.estimate_report, engine.trainable, engine.hf_cache, engine.gpus, sys; print(sorted(m for m in " \
+    code = "import engine.models.info, engine.estimate.memory, engine.estimate.advice, engine.estimate.trainable, engine.models.hf_cache, engine.machine.gpus, sys; print(sorted(m for m in " \
            "('torch','transformers','peft','textual','pydantic') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

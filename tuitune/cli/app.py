@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
     """Open the app; returns 2 when ``attach`` names no run folder."""
     from tuitune.app import TuituneApp
+    from tuitune.cli.common import runs_root
     from tuitune.runs.folder import resolve_run
     from tuitune.settings import load_settings
 
     settings = load_settings()
-    runs_dir = Path(args.runs_dir).expanduser() if getattr(args, "runs_dir", None) else settings.runs_dir
+    runs_dir = runs_root(args)
     attach = None
     if args.command == "attach":
         try:

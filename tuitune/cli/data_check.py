@@ -15,6 +15,7 @@ import sys
 from typing import Any, Callable, Iterable
 
 from engine.config import DataSection
+from engine.data.problems import Problem
 
 PRINT_LIMIT = 200
 """Problems printed; the rest are counted."""
@@ -22,14 +23,7 @@ PRINT_LIMIT = 200
 
 def problem_line(event: dict[str, Any]) -> str:
     """One problem event as ``severity  file:line:col record N field F: message``."""
-    where = event["file"]
-    if event.get("line") is not None:
-        where += f":{event['line']}" + (f":{event['column']}" if event.get("column") is not None else "")
-    if event.get("record") is not None:
-        where += f" record {event['record']}"
-    if event.get("field"):
-        where += f" field {event['field']}"
-    return f"{event['severity']:<8}{where}: {event['message']}"
+    return f"{event['severity']:<8}{Problem.from_dict(event)}"
 
 
 def summary_lines(checked: dict[str, Any] | None, tokens: dict[str, Any] | None) -> list[str]:
@@ -61,7 +55,7 @@ def engine_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
 
 def local_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
     """Events of the structural checks, run in this process (no tokenizer)."""
-    from engine.data_stats import Reporter
+    from engine.data.report import Reporter
 
     events: list[dict[str, Any]] = []
     Reporter([args.path], args.format, cutoff, emit=events.append).run()

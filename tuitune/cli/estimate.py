@@ -1,58 +1,30 @@
 """``tuitune estimate``: the memory a run will need, term by term, against the GPUs found.
 
-The config is built as for ``tuitune train``: defaults ← ``--preset`` ← CONFIG ← ``--model``.
+The config is built as for ``tuitune train``: defaults ← ``--preset`` ← CONFIG ← ``--model``,
+and judged by the same verdict as the app's (engine.estimate.fit).
 Exit status: 0 when it fits, 3 when it will not fit, 1 when the model or config is unusable.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from typing import Any
 
-from engine.config import ConfigError, RunConfig, deep_merge, load_config, parse_config
-from engine.estimate import Estimate, estimate, fmt_bytes
-from engine.estimate_report import breakdown, what_to_change
-from engine.gpus import Gpu, list_gpus
-from engine.model_info import ModelError, ModelInfo, check_loadable, read_model_info
+from engine.config import ConfigError, RunConfig
+from engine.estimate.advice import breakdown
+from engine.estimate.fit import Verdict, verdict
+from engine.machine.gpus import Gpu, list_gpus
+from engine.models.info import ModelError, ModelInfo, check_loadable, read_model_info
+from engine.units import fmt_bytes
+from tuitune.cli.common import config_from_args
 
 DOES_NOT_FIT = 3
 
 
-def build_config(args: argparse.Namespace) -> RunConfig:
-    """defaults ← preset ← config file ← ``--model``.
-
-    Raises:
-        ConfigError: naming the file, line and field that is wrong.
-    """
-    base: dict[str, Any] = _preset(args.preset) if args.preset else {}
-    config = load_config(args.config, base=base) if args.config else parse_config("", "<defaults>", base=base)
-    if args.model:
-        config = RunConfig.model_validate(deep_merge(config.model_dump(mode="json"), {"model": {"name_or_path": args.model}}))
-    return config
-
-
-def _preset(name_or_path: str) -> dict[str, Any]:
-    """A preset's values, by name or YAML path (engine.presets)."""
-    from engine.presets import load_preset
-
-    return load_preset(name_or_path)
-
-
-def host_memory() -> int:
-    """Physical memory of this machine in bytes."""
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-def fits(est: Estimate, gpus: list[Gpu]) -> tuple[bool, int]:
-    """Whether the run fits the largest GPU (or host memory on CPU), and that capacity."""
-    capacity = max((g.total_bytes for g in gpus), default=0) if est.device == "cuda" else host_memory()
-    return est.total <= capacity, capacity
-
-
-def report(info: ModelInfo, config: RunConfig, est: Estimate, gpus: list[Gpu], gpu_note: str) -> list[str]:
+def report(info: ModelInfo, config: RunConfig, result: Verdict, gpus: list[Gpu], gpu_note: str) -> list[str]:
     """The estimate as printable lines: model, breakdown, GPUs, verdict and advice."""
+    est = result.estimate
+    assert est is not None
     params = f"{info.params_total / 1e6:,.1f}M" if info.params_total else "?"
     lines = [f"model     {info.name_or_path}  ({info.architecture or '?'}, {params} parameters)",
              f"method    {est.method}, batch {config.train.batch_size} x cutoff {config.data.cutoff_len}, "
@@ -64,20 +36,20 @@ def report(info: ModelInfo, config: RunConfig, est: Estimate, gpus: list[Gpu], g
     lines += [f"GPU {g.index}     {g.name}: {fmt_bytes(g.total_bytes)} total, {fmt_bytes(g.free_bytes)} free" for g in gpus]
     if not gpus:
         lines.append(f"GPUs      none ({gpu_note}); figures are for CPU training")
-    ok, capacity = fits(est, gpus)
-    where = "the largest GPU" if est.device == "cuda" else "this machine's memory"
-    if ok:
-        lines.append(f"fits      {fmt_bytes(est.total)} of {fmt_bytes(capacity)} ({where})")
+    room = result.capacity
+    where = "the largest GPU" if room.device == "cuda" else "this machine's memory"
+    if result.fits:
+        lines.append(f"fits      {fmt_bytes(est.total)} of {fmt_bytes(room.bytes)} ({where})")
     else:
-        lines.append(f"WILL NOT FIT: needs {fmt_bytes(est.total)}, {where} has {fmt_bytes(capacity)}. Try:")
-        lines += [f"  - {tip}" for tip in what_to_change(est, config, capacity)]
+        lines.append(f"WILL NOT FIT: needs {fmt_bytes(est.total)}, {where} has {fmt_bytes(room.bytes)}. Try:")
+        lines += [f"  - {tip}" for tip in result.tips]
     return lines + [f"note      {n}" for n in (*info.notes, *est.notes)]
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the estimate for ``args``; see the module docstring for the exit status."""
     try:
-        config = build_config(args)
+        config = config_from_args(args)
         info = read_model_info(config.model.name_or_path)
         check_loadable(info, config.model.trust_remote_code)
     except (ConfigError, ModelError) as exc:
@@ -88,6 +60,6 @@ def run(args: argparse.Namespace) -> int:
               "estimate; download it first (huggingface-cli download) to see one.", file=sys.stderr)
         return 1
     gpus, note = list_gpus()
-    est = estimate(info, config, device="cuda" if gpus else "cpu")
-    print("\n".join(report(info, config, est, gpus, note)))
-    return 0 if fits(est, gpus)[0] else DOES_NOT_FIT
+    result = verdict(info, config, gpus)
+    print("\n".join(report(info, config, result, gpus, note)))
+    return 0 if result.fits else DOES_NOT_FIT

@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.paths import runs_dir as default_runs_dir
 from engine.protocol import EVENTS_FILE, RUN_STOPPED, TERMINAL_TYPES, terminal_event
+from tuitune.cli.common import runs_root
 from tuitune.runs.launch import is_alive, read_pids, stop_run
 from tuitune.runs.tail import EventTail
 from tuitune.runs.folder import resolve_run
@@ -42,9 +42,8 @@ def wait_for_terminal(run_dir: Path, offset: int, timeout: float) -> dict[str, A
 
 def run(args: argparse.Namespace) -> int:
     """Stop the run; 0 when its end was recorded, 1 otherwise."""
-    runs_root = Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
     try:
-        run_dir = resolve_run(args.run, runs_root)
+        run_dir = resolve_run(args.run, runs_root(args))
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """``tuitune train``: start a run headless and follow it with a progress bar, or detach.
 
-The config is built in layers: defaults ← ``--preset`` ← CONFIG file ← flags (``--model``,
-``--data``, ``--max-steps``). The run itself is a detached engine process
+The config is built in layers (engine.compose): defaults ← ``--preset`` ← CONFIG file ← flags
+(``--model``, ``--data``, ``--max-steps``). The run itself is a detached engine process
 (tuitune.runs.launch), so this command only reads the run folder: Ctrl-C asks the run to
 stop (checkpoint, adapter, ``run_stopped``); a second Ctrl-C kills the trainer.
 """
@@ -14,12 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from engine.config import ConfigError, RunConfig, deep_merge, load_config, parse_config
-from engine.paths import runs_dir as default_runs_dir
+from engine.config import ConfigError
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
 from tuitune.runs.launch import default_run_name, is_alive, is_supervisor, new_run_dir, resume_run, start_run, stop_run
+from tuitune.cli.common import config_from_args, runs_root
 from tuitune.cli.stop import describe
 from tuitune.runs.folder import resolve_run
 from tuitune.runs.tail import EventTail
@@ -28,59 +26,10 @@ LOST_GRACE_S = 3.0
 """How long a dead supervisor may leave its terminal event unread before the run counts as lost."""
 
 
-def load_preset_values(name_or_path: str) -> dict[str, Any]:
-    """A preset's partial config as a dict, by name or as a YAML path (engine.presets)."""
-    from engine.presets import load_preset
-
-    return load_preset(name_or_path)
-
-
-def build_config(args: argparse.Namespace) -> RunConfig:
-    """defaults ← preset ← config file ← command-line flags.
-
-    Raises:
-        ConfigError: naming the file, line and field (or the flag) that is wrong.
-    """
-    base = load_preset_values(args.preset) if args.preset else {}
-    config = load_config(args.config, base=base) if args.config else parse_config("", "<defaults>", base=base)
-    # The engine may run from another folder: relative paths are made absolute now, against
-    # the config file's folder for paths written in it and the current folder for flags.
-    here = Path(args.config).resolve().parent if args.config else Path.cwd()
-    flags: dict[str, Any] = {"model": {"name_or_path": _absolute(config.model.name_or_path, here)},
-                             "data": {"train": [_absolute(p, here) for p in config.data.train]}}
-    if args.model:
-        flags["model"]["name_or_path"] = _absolute(args.model, Path.cwd())
-    if args.data:
-        flags["data"]["train"] = [_absolute(p, Path.cwd()) for p in args.data]
-    if args.max_steps is not None:
-        flags.setdefault("train", {})["max_steps"] = args.max_steps
-    try:
-        return RunConfig.model_validate(deep_merge(config.model_dump(mode="json"), flags))
-    except ValidationError as exc:
-        names = {"model.name_or_path": "--model", "data.train": "--data", "train.max_steps": "--max-steps"}
-        problems = []
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"][:2])
-            problems.append(f"{names.get(field, field)} ({field}): {err['msg']}")
-        raise ConfigError(problems) from None
-
-
-def _absolute(value: str, base: Path) -> str:
-    """``value`` as an absolute path when it names something under ``base``; aliases,
-    ``builtin:`` names and hub ids (nothing on disk) are returned unchanged."""
-    if value.startswith("builtin:"):
-        return value
-    path = Path(value).expanduser()
-    if not path.is_absolute():
-        path = base / path
-    return str(path.resolve()) if path.exists() else value
-
-
 def run(args: argparse.Namespace) -> int:
     """Start (or resume) the run, then detach or follow it to its end."""
-    runs_root = Path(args.runs_dir) if getattr(args, "runs_dir", None) else default_runs_dir()
     try:
-        run_dir, offset, pid = _start(args, runs_root)
+        run_dir, offset, pid = _start(args, runs_root(args))
     except ConfigError as exc:
         print("error: the run config is invalid:", *exc.problems, sep="\n  ", file=sys.stderr)
         return 2
@@ -108,7 +57,7 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
         events = run_dir / "events.jsonl"
         offset = events.stat().st_size if events.exists() else 0
         return run_dir, offset, resume_run(run_dir)
-    config = build_config(args)
+    config = config_from_args(args)
     if args.run_dir:
         run_dir = Path(args.run_dir).expanduser().resolve()
     else:

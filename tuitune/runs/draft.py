@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig, deep_merge
+from engine.compose import Flags, compose_config
+from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig
 
 
 @dataclass
@@ -35,28 +34,27 @@ class RunDraft:
 
 
 def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
-    """The full run config: the preset laid over the defaults, then the draft's choices.
+    """The full run config: the preset's values laid over the defaults, then the draft's choices.
 
     Raises:
         ConfigError: one line per problem, naming the field.
     """
-    problems: list[str] = []
-    override: dict[str, Any] = {
-        "model": {"name_or_path": draft.model.strip()},
-        "data": {"train": [p.strip() for p in draft.data if p.strip()], "format": draft.format},
+    flags: Flags = {
+        "model": ("model.name_or_path", draft.model.strip()),
+        "data": ("data.train", [p.strip() for p in draft.data if p.strip()]),
+        "format": ("data.format", draft.format),
     }
-    for key, text, section in (("max_steps", draft.max_steps, "train"), ("cutoff_len", draft.cutoff, "data")):
+    problems: list[str] = []
+    for label, text, dotted in (("max steps", draft.max_steps, "train.max_steps"),
+                                ("cutoff", draft.cutoff, "data.cutoff_len")):
         if text.strip():
             if not text.strip().isdigit():
-                problems.append(f"{section}.{key}: {text!r} is not a whole number")
+                problems.append(f"{dotted}: {text!r} is not a whole number")
             else:
-                override.setdefault(section, {})[key] = int(text)
+                flags[label] = (dotted, int(text))
     if problems:
         raise ConfigError(problems)
-    try:
-        return RunConfig.model_validate(deep_merge(preset, override))
-    except ValidationError as exc:
-        raise ConfigError([f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]) from None
+    return compose_config(preset, flags=flags)
 
 
 def load_presets() -> list[tuple[str, str, str | None]]:

@@ -23,10 +23,11 @@ from textual.widgets import Footer, Input, Select, Static
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from engine.config import DEMO_MODEL, DataSection
-from engine.data_checks import detect_file_format
-from engine.data_formats import TRAINABLE
-from engine.data_index import RecordIndex
-from engine.data_source import RawRecord, SourceError
+from engine.data.checks import detect_file_format
+from engine.data.formats import TRAINABLE
+from engine.data.index import RecordIndex
+from engine.data.problems import SourceError
+from engine.data.source import RawRecord
 from tuitune.messages import DataChosen
 from tuitune.widgets.data_engine import EngineLink
 from tuitune.widgets.data_inspector import DataInspector

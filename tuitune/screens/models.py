@@ -23,12 +23,13 @@ from textual.widgets import Footer, Input, Label, OptionList, Select
 from textual.widgets.option_list import Option
 from textual.worker import Worker, WorkerState
 
-from engine import gpus as gpus_mod
-from engine import hf_cache
+from engine.machine import gpus as gpus_mod
+from engine.models import hf_cache
 from engine.config import DEMO_MODEL, ConfigError, RunConfig
-from engine.estimate import estimate, fmt_bytes
-from engine.estimate_report import breakdown, what_to_change
-from engine.model_info import ModelError, ModelInfo, read_model_info
+from engine.estimate.memory import estimate
+from engine.units import fmt_bytes
+from engine.estimate.advice import breakdown, what_to_change
+from engine.models.info import ModelError, ModelInfo, read_model_info
 from engine.presets import list_presets
 from tuitune.messages import ModelChosen
 from tuitune.recent_models import add_recent, load_recent

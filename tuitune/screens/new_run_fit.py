@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.config import RunConfig
-from engine.estimate import fmt_bytes
-from engine.model_info import ModelError, check_loadable, read_model_info
+from engine.units import fmt_bytes
+from engine.models.info import ModelError, check_loadable, read_model_info
 from tuitune.widgets.model_memory import MemoryView
 
 

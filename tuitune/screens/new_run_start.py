@@ -72,7 +72,7 @@ class ChecksBeforeStart:
     def check_memory(self, config: RunConfig) -> None:
         """Estimate the run's memory and check that its model loads (reads the model's files)."""
         if self._gpus is None:
-            from engine import gpus
+            from engine.machine import gpus
 
             self._gpus = gpus.list_gpus()
         check = check_fit(config, *self._gpus)

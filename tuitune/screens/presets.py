@@ -20,9 +20,11 @@ from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from engine import estimate as estimate_mod
+from engine.estimate import memory as estimate_mod
+from engine.estimate.trainable import trainable_params
+from engine.units import fmt_bytes
 from engine.config import DEMO_MODEL, ConfigError
-from engine.model_info import read_model_info
+from engine.models.info import read_model_info
 from engine.presets import PresetExists, PresetInfo, list_presets, load_preset, resolve, save_user_preset
 from tuitune.dialogs.error import RoutesWorkerErrors
 from tuitune.dialogs.save_preset import SavePresetDialog
@@ -231,12 +233,12 @@ def estimate_text(model: str, info: Any, error: str | None, form: PresetForm) ->
         return Text(f"{model}: trainable parameters unavailable ({error})", "dim")
     try:
         config = resolve(form.values)
-        trainable = estimate_mod.trainable_params(info, config.adapter)
+        trainable = trainable_params(info, config.adapter)
         total = info.params_total or 0
         share = f" ({100 * trainable / total:.2f}%)" if total else ""
         line = f"{model}: {trainable:,} trainable of {total:,} parameters{share}"
         gpu, cpu = (estimate_mod.estimate(info, config, device) for device in ("cuda", "cpu"))
-        fmt = estimate_mod.fmt_bytes
+        fmt = fmt_bytes
         return Text(f"{line} · memory ≈ {fmt(gpu.total)} on a GPU, {fmt(cpu.total)} on CPU")
     except (ValueError, KeyError) as exc:
         return Text(f"{model}: estimate unavailable ({exc})", "dim")

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable
 from textual.worker import get_current_worker
 
-from engine.data_source import RawRecord
+from engine.data.source import RawRecord
 from tuitune.widgets.data_inspector import DataInspector
 from tuitune.widgets.data_processes import EngineProcesses
 from tuitune.widgets.data_table import RecordTable

@@ -16,8 +16,9 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
-from engine.data_formats import TRAINABLE, to_messages
-from engine.data_source import Problem, RawRecord
+from engine.data.formats import TRAINABLE, to_messages
+from engine.data.problems import Problem
+from engine.data.source import RawRecord
 from tuitune.widgets.data_stats import DataStats
 from tuitune.widgets.data_table import ProblemTable
 from tuitune.widgets.record_view import RecordView

@@ -15,8 +15,8 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from engine.data_formats import TRAINABLE, to_messages
-from engine.data_source import RawRecord
+from engine.data.formats import TRAINABLE, to_messages
+from engine.data.source import RawRecord
 
 PREVIEW = 72
 """Characters of a record shown in its row."""

@@ -9,7 +9,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.estimate import Estimate, fmt_bytes
+from engine.estimate.memory import Estimate
+from engine.units import fmt_bytes
 
 COLORS = {"weights": "blue", "adapter": "magenta", "gradients": "cyan", "optimizer": "yellow",
           "activations": "green", "overhead": "bright_black"}

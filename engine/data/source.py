@@ -10,52 +10,14 @@ instead of an exception.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator
+
+from engine.data.problems import Problem, SourceError
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "sample_data"
 BOM = b"\xef\xbb\xbf"
-Severity = Literal["error", "warning"]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing wrong with the data, located as precisely as the file allows."""
-
-    file: str
-    """The data file or folder, as the user named it."""
-    line: int | None
-    """1-based line in the file (None for datasets folders and whole-file problems)."""
-    record: int | None
-    """0-based record index in the file (the row number datasets would give it)."""
-    field: str | None
-    """Field path inside the record, such as ``messages[2].role``."""
-    message: str
-    """What is wrong, and where it helps, what is allowed."""
-    severity: Severity = "error"
-    """errors stop training; warnings (duplicates, truncation) are reported and allowed."""
-    column: int | None = None
-    """1-based column for JSON syntax and encoding errors."""
-
-    def __str__(self) -> str:
-        where = self.file
-        if self.line is not None:
-            where += f":{self.line}" + (f":{self.column}" if self.column is not None else "")
-        if self.record is not None:
-            where += f" record {self.record}"
-        if self.field:
-            where += f" field {self.field}"
-        return f"{where}: {self.message}"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The problem as a JSON-ready dict (what ``python -m engine data`` streams)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Problem":
-        """The inverse of :meth:`to_dict`; unknown keys are ignored."""
-        return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
 
 
 @dataclass
@@ -72,14 +34,6 @@ class RawRecord:
     """Why the record could not be read."""
     offset: int | None = None
     """Where the record starts in the file (bytes; characters in JSON arrays), for progress."""
-
-
-class SourceError(Exception):
-    """A data path that cannot be read at all; ``problem`` says why."""
-
-    def __init__(self, problem: Problem) -> None:
-        super().__init__(str(problem))
-        self.problem = problem
 
 
 def resolve_path(path: str) -> Path:

@@ -1,54 +1,33 @@
-"""The training recipe, top to bottom: ``python -m engine train --run-dir RUN [--resume]``.
+"""Supervised fine-tuning (stage ``sft``), top to bottom.
 
 config.yaml → tokenizer → model (bitsandbytes) → adapter (peft) → dataset → Trainer with an
 EventsCallback → train (from the latest checkpoint on --resume) → adapter + tokenizer saved
 to RUN/adapter → run_finished. Everything the outside world learns goes through
 RUN/events.jsonl; stdout/stderr (tracebacks included) land in RUN/engine.log, written by
-the supervisor (engine/launch.py) that started this process.
-
-Signals: SIGTERM/SIGINT ask for a stop (checkpoint + adapter, then run_stopped) and
-SIGUSR1 for a checkpoint now. Both are answered at the end of the current optimizer step.
-The supervisor starts us with those signals blocked, so one that arrives while torch is
-still importing waits here instead of killing us; ``main`` unblocks them once the handlers
-are in place.
+the supervisor (engine/launch.py). The process around it — signals, logging, turning any
+failure into ``run_failed`` — is :mod:`engine.recipes.runner`, shared by every stage.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import resource
-import signal
-import sys
-import traceback
 from pathlib import Path
-from typing import Any
 
 import torch
-import transformers
 from transformers import Trainer, TrainingArguments, set_seed
 
-from engine.callbacks import Events, EventsCallback, RunFlags
-from engine.config import ConfigError, RunConfig, load_config
-from engine.data import DataError, PadCollator, build_datasets
-from engine.embedded import ALIASES, is_prepared, resolve_model
-from engine.model_info import ModelError
-from engine.model import apply_adapter, check_model, cuda_bf16, load_model, load_tokenizer, model_facts
-from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, PHASE, RUN_FAILED, latest_checkpoint, read_log_tail
+from engine.recipes.callbacks import Events, EventsCallback, RunFlags
+from engine.config import RunConfig, load_config
+from engine.recipes.datasets import PadCollator, build_datasets
+from engine.models.demo import ALIASES, is_prepared, resolve_model
+from engine.models.loading import apply_adapter, check_model, cuda_bf16, device_name, load_model, model_facts, peak_memory
+from engine.models.tokenizer import load_tokenizer
+from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, PHASE, latest_checkpoint
 from engine.protocol import RUN_FINISHED, RUN_STOPPED, WARNING
-from engine.system import SystemSampler
+from engine.machine.sampler import SystemSampler
 
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-log = logging.getLogger("engine.train")
-
-
-class StopBeforeTraining(Exception):
-    """A stop request arrived while the model or data was still loading."""
-
-
-# -----------------------------------------------------------------------------
-# the recipe
+log = logging.getLogger("engine.recipes.sft")
 
 
 def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
@@ -64,9 +43,9 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
         events.emit(PHASE, name="preparing_model", message=f"converting the demo model {name} once (about 30 s)")
     path = resolve_model(name)
     check_model(config, path)
-    _check_stop(flags)
+    flags.check_stop()
     events.emit(PHASE, name="loading_model", message=f"loading {name}" + _quant_note(config))
-    tokenizer = load_tokenizer(config, path)
+    tokenizer = load_tokenizer(path, config.model.revision, config.model.trust_remote_code)
     # Weights: bf16 on GPUs that do it natively (half the memory of fp32, same exponent range
     # so no loss scaling), fp32 everywhere else. With quant.mode 4bit/8bit, bitsandbytes packs
     # the frozen linear weights as they load and dequantises them tile by tile in every
@@ -79,14 +58,14 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     model = apply_adapter(model, config)
     facts = model_facts(model, config, path)
     log.info("model: %s", facts)
-    _check_stop(flags)
+    flags.check_stop()
 
     # ---- data ---------------------------------------------------------------
     events.emit(PHASE, name="loading_data", message=f"tokenising {', '.join(config.data.train)}")
     built = build_datasets(config.data, tokenizer, config.train.seed)
     for message in built.warnings:
         events.emit(WARNING, message=message, code="data")
-    _check_stop(flags)
+    flags.check_stop()
 
     # ---- trainer ------------------------------------------------------------
     # Pad to a multiple of 8 on GPU so matmul shapes hit tensor-core friendly sizes.
@@ -98,7 +77,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
         "run_name": run_dir.name, "model": facts, "method": config.adapter.method,
         "data": {key: built.stats.get(key) for key in ("train_records", "eval_records", "truncated", "train_tokens")},
         "epochs": config.train.epochs if config.train.max_steps is None else None,
-        "device": _device_name(), "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "device": device_name(), "world_size": int(os.environ.get("WORLD_SIZE", "1")),
     }
     callback = EventsCallback(events, run_dir, flags, started, resumed=checkpoint is not None)
     trainer = Trainer(
@@ -195,86 +174,5 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> Trai
     )
 
 
-def peak_memory() -> tuple[int, str]:
-    """Peak memory of this run: the CUDA allocator's peak on GPU, else peak process RSS."""
-    if torch.cuda.is_available():
-        return int(torch.cuda.max_memory_allocated()), "cuda"
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "rss"  # Linux reports KiB
-
-
-def _device_name() -> str:
-    if torch.cuda.is_available():
-        return f"cuda:{torch.cuda.current_device()} {torch.cuda.get_device_name()}"
-    return "cpu"
-
-
 def _quant_note(config: RunConfig) -> str:
     return "" if config.quant.mode == "none" else f" ({config.quant.mode} through bitsandbytes)"
-
-
-def _check_stop(flags: RunFlags) -> None:
-    if flags.stop:
-        raise StopBeforeTraining()
-
-
-# -----------------------------------------------------------------------------
-# the process: signals, logging, and turning every failure into a run_failed event
-
-
-def main(argv: list[str]) -> int:
-    """``python -m engine train --run-dir RUN [--resume]``."""
-    parser = argparse.ArgumentParser(prog="python -m engine train")
-    parser.add_argument("--run-dir", required=True, type=Path)
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
-    flags = RunFlags()
-    signal.signal(signal.SIGTERM, flags.request_stop)
-    signal.signal(signal.SIGINT, flags.request_stop)
-    signal.signal(signal.SIGUSR1, flags.request_save)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # see the module docstring
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    transformers.utils.logging.disable_progress_bar()
-    events = Events(args.run_dir)
-    try:
-        return train(args.run_dir, args.resume, events, flags)
-    except StopBeforeTraining:
-        events.emit(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
-                    peak_memory_bytes=peak_memory()[0], peak_memory_kind=peak_memory()[1])
-        return 0
-    except BaseException as exc:  # noqa: BLE001 - every failure must become an event
-        traceback.print_exc()
-        sys.stderr.flush()
-        events.emit(RUN_FAILED, **describe_failure(exc), exit_code=1, signal=None,
-                    log_tail=read_log_tail(args.run_dir, lines=30))
-        return 1
-    finally:
-        events.close()
-
-
-def describe_failure(exc: BaseException) -> dict[str, Any]:
-    """``cause``, ``hint`` and ``errors`` for an exception that ended the run."""
-    errors: list[str] = []
-    hint = None
-    if isinstance(exc, ConfigError):
-        cause, errors = "the run config is invalid", list(exc.problems)
-    elif isinstance(exc, DataError):
-        cause, errors = "the training data has problems", [str(p) for p in exc.problems]
-    elif isinstance(exc, ModelError):
-        cause = _first_line(exc)
-        hint = "check model.name_or_path: a local folder with config.json, a hub id (needs network) or an alias"
-    elif isinstance(exc, torch.OutOfMemoryError):
-        cause = "out of GPU memory"
-        hint = "lower train.batch_size or data.cutoff_len, turn on gradient_checkpointing, or use quant.mode 4bit"
-    elif isinstance(exc, FileNotFoundError) and "model folder" in str(exc) or isinstance(exc, OSError) and (
-            "does not appear to have" in str(exc) or "is not a local folder" in str(exc) or "Can't load" in str(exc)):
-        cause = _first_line(exc) if "model folder" in str(exc) else f"model not found: {_first_line(exc)}"
-        hint = "check model.name_or_path: a local folder with config.json, a hub id (needs network) or an alias"
-    else:
-        cause = f"{type(exc).__name__}: {_first_line(exc)}"
-    return {"cause": cause, "hint": hint, "errors": errors}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-

@@ -1,20 +1,22 @@
 """Loading the base model (full precision, 4-bit or 8-bit) and putting an adapter on it.
 
-Free functions, called in order by ``engine/train.py``: ``pick_dtype`` → ``load_tokenizer`` →
-``load_model`` → ``apply_adapter`` → ``model_facts``.
+Free functions, called in order by the recipes (``engine/recipes/``): ``check_model`` →
+``load_model`` → ``apply_adapter`` → ``model_facts``. The tokenizer comes from
+:mod:`engine.models.tokenizer`.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 from typing import Any
 
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig, PreTrainedModel
+from transformers import AutoModelForCausalLM, BitsAndBytesConfig, PreTrainedModel
 
 from engine.config import RunConfig
-from engine.model_info import check_loadable, read_model_info
+from engine.models.info import ModelError, check_loadable, read_model_info
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -62,14 +64,6 @@ def check_model(config: RunConfig, path: str) -> None:
     check_loadable(read_model_info(path), config.model.trust_remote_code)
 
 
-def load_tokenizer(config: RunConfig, path: str) -> Any:
-    """The model's tokenizer, with a pad token (the EOS token when the model has none)."""
-    tokenizer = AutoTokenizer.from_pretrained(path, **_hub_kwargs(config))
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
-
-
 def quantization_config(config: RunConfig) -> BitsAndBytesConfig | None:
     """The bitsandbytes config for ``quant.mode``, or None for a full-precision base."""
     quant = config.quant
@@ -99,7 +93,10 @@ def load_model(config: RunConfig, path: str) -> PreTrainedModel:
         kwargs["quantization_config"] = quant
         if torch.cuda.is_available():  # this rank's GPU under torchrun/accelerate, else GPU 0
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as exc:  # transformers' way of saying "not found" (hub, network or files)
+        raise ModelError(f"model not found: {config.model.name_or_path}: {str(exc).strip().splitlines()[0]}") from exc
     # The KV cache is useless in training and conflicts with gradient checkpointing.
     model.config.use_cache = False
     return model
@@ -166,3 +163,17 @@ def model_facts(model: PreTrainedModel, config: RunConfig, resolved_path: str) -
         "dtype": str(dtype).replace("torch.", ""),
         "quant": quant,
     }
+
+
+def peak_memory() -> tuple[int, str]:
+    """Peak memory of this run: the CUDA allocator's peak on GPU, else peak process RSS."""
+    if torch.cuda.is_available():
+        return int(torch.cuda.max_memory_allocated()), "cuda"
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "rss"  # Linux reports KiB
+
+
+def device_name() -> str:
+    """``cpu`` or ``cuda:N NAME`` of this process's device (run_started's ``device``)."""
+    if torch.cuda.is_available():
+        return f"cuda:{torch.cuda.current_device()} {torch.cuda.get_device_name()}"
+    return "cpu"

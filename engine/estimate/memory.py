@@ -1,6 +1,6 @@
 """How much memory a run will need, from the model's shapes and the run config. Standard library only.
 
-Every term is bytes, computed from the weight shapes that ``engine.model_info`` reads from
+Every term is bytes, computed from the weight shapes that ``engine.models.info`` reads from
 safetensors headers (or derives from config.json), never by loading the model.
 
 Sources for the formulas:
@@ -33,15 +33,12 @@ from dataclasses import dataclass, replace
 from math import prod
 from typing import TYPE_CHECKING, Any
 
-from engine.trainable import as_dict, is_linear, named_linears, trainable_params, trainable_shapes
+from engine.estimate.trainable import as_dict, is_linear, named_linears, trainable_shapes
 
 if TYPE_CHECKING:
     from engine.config import AdapterSection, RunConfig
-    from engine.model_info import ModelInfo
+    from engine.models.info import ModelInfo
 
-__all__ = ["Estimate", "estimate", "method_label", "trainable_params", "activations", "fmt_bytes"]
-
-GIB = 1024**3
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 CUDA_CONTEXT = 512 * 1024**2
 CPU_RUNTIME = 512 * 1024**2
@@ -252,12 +249,3 @@ def _notes(info: ModelInfo, config: RunConfig, device: str) -> tuple[str, ...]:
     if device == "cpu":
         notes.append("No GPU: figures are for CPU training (float32), compared with process memory (RSS).")
     return tuple(notes)
-
-
-def fmt_bytes(n: int | float) -> str:
-    """Bytes as a short human figure: 512 MiB, 3.2 GiB."""
-    if n >= GIB:
-        return f"{n / GIB:.1f} GiB"
-    if n >= 1024**2:
-        return f"{n / 1024**2:.0f} MiB"
-    return f"{n / 1024:.0f} KiB" if n >= 1024 else f"{n:.0f} B"

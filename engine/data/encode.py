@@ -2,7 +2,7 @@
 
 :func:`encode_conversation` renders a conversation with the model's own chat template and
 marks the tokens of every assistant turn as trained (labels = the token ids) and all others
-as masked (labels = -100). Training (:mod:`engine.data`) and the app's record view
+as masked (labels = -100). Training (:mod:`engine.recipes.datasets`) and the app's record view
 (``python -m engine data --serve``) both call it, so what the user sees is what is trained.
 
 How the assistant tokens are found: for assistant message *i*, the template is rendered for
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from engine.data_source import Problem
+from engine.data.problems import Problem
 
 IGNORE_INDEX = -100
 """Label of tokens that are not trained (the loss ignores them)."""
@@ -110,7 +110,7 @@ def encode_conversation(messages: list[dict[str, str]], tokenizer: Any, cutoff_l
     """Token ids and labels of one conversation, cut at ``cutoff_len`` tokens.
 
     Args:
-        messages: system/user/assistant messages, already checked (see :mod:`engine.data_checks`).
+        messages: system/user/assistant messages, already checked (see :mod:`engine.data.checks`).
         tokenizer: a transformers tokenizer with a chat template.
         cutoff_len: the longest sequence kept; the rest is cut off (and reported by the caller).
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 from array import array
 from typing import Callable
 
-from engine.data_source import (
-    BOM, Problem, RawRecord, SourceError, iter_records, parse_line, resolve_path, source_kind,
-)
+from engine.data.problems import Problem, SourceError
+from engine.data.source import BOM, RawRecord, iter_records, parse_line, resolve_path, source_kind
 
 CHUNK = 8 * 1024 * 1024
 """Bytes read per step while indexing."""

@@ -1,7 +1,7 @@
 """Instruction data to training datasets: check, load, encode, split, pack.
 
 ``build_datasets`` is what ``engine/train.py`` calls. It runs the same structural checks as the
-app and ``tuitune data check`` (:mod:`engine.data_checks`) and refuses with their messages; only
+app and ``tuitune data check`` (:mod:`engine.data.checks`) and refuses with their messages; only
 then are the files loaded through ``datasets`` (``load_dataset("json")`` or ``load_from_disk``),
 whose own errors are too generic to show first. Every conversation is encoded with
 :func:`engine.data_encode.encode_conversations` (the batched form of ``encode_conversation``,
@@ -14,29 +14,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import DataSection
-from engine.data_checks import CheckedRecord, check_paths
-from engine.data_encode import IGNORE_INDEX, Encoded, empty_after_cut, encode_conversations, pack
-from engine.data_formats import to_messages, with_system
-from engine.data_source import Problem, resolve_path
+from engine.data.checks import CheckedRecord, check_paths
+from engine.data.encode import IGNORE_INDEX, Encoded, empty_after_cut, encode_conversations, pack
+from engine.data.formats import to_messages, with_system
+from engine.data.problems import DataError, Problem
+from engine.data.source import resolve_path
 
-__all__ = ["Built", "DataError", "PadCollator", "Problem", "build_datasets", "encode_records"]
 BATCH = 512
 """Conversations tokenised together."""
-SHOWN = 20
-"""Problems written into a DataError's message (all are in ``.problems``)."""
-
-
-class DataError(ValueError):
-    """Data that cannot be trained on; ``problems`` locate every error (file, line, record, field)."""
-
-    def __init__(self, problems: list[Problem], omitted: int = 0) -> None:
-        self.problems = problems
-        self.omitted = omitted
-        lines = [str(p) for p in problems[:SHOWN]]
-        more = len(problems) - SHOWN + omitted
-        if more > 0:
-            lines.append(f"… and {more} more problems (run `tuitune data check` for all)")
-        super().__init__("\n".join(lines))
 
 
 @dataclass

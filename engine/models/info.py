@@ -15,14 +15,12 @@ from dataclasses import dataclass, field, replace
 from math import prod
 from pathlib import Path
 
-from engine import hf_cache
-from engine.paths import demo_model_dir
-from engine.safetensors_header import ModelError, Shapes, read_safetensors_header, read_safetensors_shapes
+from engine.models import hf_cache
+from engine.paths import DEMO_MODEL, demo_model_dir
+from engine.models.safetensors_header import ModelError, Shapes, read_safetensors_header, read_safetensors_shapes
 
 __all__ = ["ModelError", "ModelInfo", "read_model_info", "read_folder", "check_loadable",
            "read_safetensors_header", "read_safetensors_shapes", "shapes_from_config", "count_params"]
-
-DEMO_ALIAS = "smollm2-135m-instruct"
 
 # The demo model's config.json, so that its details and estimate show before it is converted.
 DEMO_CONFIG = {
@@ -90,7 +88,7 @@ def read_model_info(name_or_path: str) -> ModelInfo:
     Raises:
         ModelError: for a path that is not a usable model folder, saying what to do.
     """
-    if name_or_path == DEMO_ALIAS:
+    if name_or_path == DEMO_MODEL:
         return _demo_info()
     path = Path(name_or_path).expanduser()
     if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
@@ -103,7 +101,7 @@ def read_model_info(name_or_path: str) -> ModelInfo:
             "Not on this machine: the engine downloads it from the Hugging Face hub when the run starts.",))
     raise ModelError(f"{name_or_path}: no such folder, and not a hub id (ORG/NAME). "
                      "Give a model folder, a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct, "
-                     f"or the demo model {DEMO_ALIAS}.")
+                     f"or the demo model {DEMO_MODEL}.")
 
 
 def read_folder(path: Path, name_or_path: str | None = None, source: str = "folder") -> ModelInfo:
@@ -277,8 +275,8 @@ def _demo_info() -> ModelInfo:
     """The demo model: read from its converted folder, or described from known facts before that."""
     folder = demo_model_dir()
     if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        return read_folder(folder, DEMO_ALIAS, source="demo")
+        return read_folder(folder, DEMO_MODEL, source="demo")
     note = "Not converted yet: run `python -m engine prepare` (about 30 s), or the first run will do it."
-    info = _from_config(DEMO_CONFIG, DEMO_ALIAS, "demo", None, "LlamaForCausalLM", shapes_from_config(DEMO_CONFIG),
+    info = _from_config(DEMO_CONFIG, DEMO_MODEL, "demo", None, "LlamaForCausalLM", shapes_from_config(DEMO_CONFIG),
                         "config.json", [note], dtype="float32", size=None, chat=True, quant=None)
     return replace(info, prepared=False)

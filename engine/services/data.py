@@ -33,21 +33,13 @@ import json
 import sys
 from typing import Any
 
-from engine.data_encode import IGNORE_INDEX, encode_conversation
-from engine.data_formats import with_system
-from engine.data_stats import Reporter, emit
+from engine.data.encode import IGNORE_INDEX, encode_conversation
+from engine.data.formats import with_system
+from engine.data.report import Reporter, emit
+from engine.models.tokenizer import load_tokenizer
 
 UNLIMITED = 1 << 40
 """Cutoff used to encode a record whole, so the view can show what lies past the real cutoff."""
-
-
-def load_tokenizer(model: str) -> Any:
-    """The tokenizer of ``model`` (alias, folder or hub id), remote code off."""
-    from transformers import AutoTokenizer
-
-    from engine.embedded import resolve_model
-
-    return AutoTokenizer.from_pretrained(resolve_model(model), trust_remote_code=False)
 
 
 def encode_for_view(messages: list[dict[str, str]], tokenizer: Any, cutoff: int) -> dict[str, Any]:

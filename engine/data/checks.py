@@ -3,7 +3,7 @@
 The app imports this module to list problems while the user browses a file, ``tuitune data
 check`` prints them, and the engine runs the very same checks before training and refuses
 with the same messages — so the three never disagree. Token-level checks (truncation,
-records left with no trained token) need the tokenizer and live in :mod:`engine.data_encode`.
+records left with no trained token) need the tokenizer and live in :mod:`engine.data.encode`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from engine.data_formats import TRAINABLE, UNTRAINABLE, detect_format, to_messages
-from engine.data_source import Problem, RawRecord, SourceError, iter_records
+from engine.data.formats import TRAINABLE, UNTRAINABLE, detect_format, to_messages
+from engine.data.problems import Problem, SourceError
+from engine.data.source import RawRecord, iter_records
 
 DETECT_SCAN = 20
 """Records looked at to recognise a file's format (the first recognisable one decides)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.estimate import Estimate, fmt_bytes
+from engine.estimate.memory import Estimate
+from engine.units import fmt_bytes
 
 if TYPE_CHECKING:
     from engine.config import RunConfig

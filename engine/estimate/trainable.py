@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.config import AdapterSection
-    from engine.model_info import ModelInfo
+    from engine.models.info import ModelInfo
 
 EMBEDDING_WORDS = ("embed", "wte", "wpe", "lm_head", "embed_out", "word_embeddings")
 """Name parts of embeddings and output heads: 2-D weights that are not adapted linear layers."""

@@ -1,0 +1,126 @@
+"""The GPUs on this machine through NVML (nvidia-ml-py, module ``pynvml``): the one reader. No torch.
+
+``list_gpus`` answers "what is there and how much memory is free" (the Models screen, the fit
+verdict, ``tuitune estimate``); :class:`GpuProbe` keeps NVML open and samples memory, use and
+temperature every few seconds for ``system`` events. Without an NVIDIA driver ``nvmlInit``
+raises ``NVMLError_LibraryNotFound``: that is an ordinary answer here (no GPUs and the reason),
+never an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU as NVML reports it."""
+
+    index: int
+    name: str
+    total_bytes: int
+    free_bytes: int
+
+
+class GpuProbe:
+    """NVML opened once, for reading every NVIDIA GPU; ``close`` shuts it.
+
+    Attributes:
+        note: Why there are no GPU figures ("" when NVML works), e.g. "no NVIDIA driver".
+    """
+
+    def __init__(self) -> None:
+        self.note = ""
+        self._handles: list[Any] = []
+        self._nvml: Any = None
+        try:
+            import pynvml
+        except ImportError:
+            self.note = "nvidia-ml-py is not installed"
+            return
+        try:
+            pynvml.nvmlInit()
+        except pynvml.NVMLError as exc:
+            self.note = _reason(pynvml, exc)
+            return
+        self._nvml = pynvml
+        try:
+            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        except pynvml.NVMLError as exc:
+            self.note = f"NVML failed: {exc}"
+            return
+        if not self._handles:
+            self.note = "NVML found no GPU"
+
+    def devices(self) -> list[Gpu]:
+        """Every GPU with its total and free memory.
+
+        Raises:
+            pynvml.NVMLError: a card could not be read.
+        """
+        nvml, gpus = self._nvml, []
+        for index, handle in enumerate(self._handles):
+            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            gpus.append(Gpu(index, _text(nvml.nvmlDeviceGetName(handle)), int(memory.total), int(memory.free)))
+        return gpus
+
+    def sample(self) -> list[dict[str, Any]]:
+        """One record per GPU for a ``system`` event; fields NVML cannot read on this card are None."""
+        return [self._one(i, handle) for i, handle in enumerate(self._handles)]
+
+    def close(self) -> None:
+        """Shut NVML down (a probe that never opened it has nothing to close)."""
+        if self._nvml is not None:
+            try:
+                self._nvml.nvmlShutdown()
+            except self._nvml.NVMLError:
+                pass
+            self._nvml, self._handles = None, []
+
+    def _one(self, index: int, handle: Any) -> dict[str, Any]:
+        nvml = self._nvml
+        gpu: dict[str, Any] = {"index": index, "name": None, "mem_used_bytes": None, "mem_total_bytes": None,
+                               "util_pct": None, "temp_c": None}
+        for key, read in (
+            ("name", lambda: _text(nvml.nvmlDeviceGetName(handle))),
+            ("mem", lambda: nvml.nvmlDeviceGetMemoryInfo(handle)),
+            ("util_pct", lambda: nvml.nvmlDeviceGetUtilizationRates(handle).gpu),
+            ("temp_c", lambda: nvml.nvmlDeviceGetTemperature(handle, nvml.NVML_TEMPERATURE_GPU)),
+        ):
+            try:
+                value = read()
+            except nvml.NVMLError:
+                continue  # e.g. utilisation is "not supported" on some MIG slices
+            if key == "mem":
+                gpu["mem_used_bytes"], gpu["mem_total_bytes"] = int(value.used), int(value.total)
+            else:
+                gpu[key] = value
+        return gpu
+
+
+def list_gpus() -> tuple[list[Gpu], str]:
+    """Every NVIDIA GPU with total and free memory, and why the list is empty ("" when it is not)."""
+    probe = GpuProbe()
+    try:
+        gpus = probe.devices()
+    except Exception as exc:  # pynvml.NVMLError; pynvml may not even be importable here
+        return [], f"NVML failed: {exc}"
+    finally:
+        probe.close()
+    return gpus, "" if gpus else probe.note or "NVML found no GPU"
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _reason(pynvml: Any, exc: Exception) -> str:
+    """A short, plain reason for an NVML start-up failure."""
+    if isinstance(exc, getattr(pynvml, "NVMLError_LibraryNotFound", ())):
+        return "no NVIDIA driver"
+    if isinstance(exc, getattr(pynvml, "NVMLError_DriverNotLoaded", ())):
+        return "NVIDIA driver not loaded"
+    if isinstance(exc, getattr(pynvml, "NVMLError_NoPermission", ())):
+        return "no permission to query the GPU (NVML)"
+    return f"NVML unavailable: {exc}"

@@ -1,0 +1,97 @@
+"""The system sampler: a daemon thread that emits a ``system`` event every few seconds.
+
+GPU figures come from NVML (:class:`engine.machine.gpus.GpuProbe`), process figures from
+psutil over the whole trainer process tree (dataloader workers included), host memory from
+:mod:`engine.machine.host`. None of them needs torch, so the sampler never touches the
+training thread's CUDA context.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Callable
+
+import psutil
+
+from engine.machine.gpus import GpuProbe
+from engine.machine.host import host_memory_used
+
+Emit = Callable[..., Any]
+
+
+class ProcessTree:
+    """RSS and CPU of a process and its descendants.
+
+    psutil's first ``cpu_percent()`` of a new ``Process`` is always 0.0, so the objects are
+    kept between samples and only new children are added.
+    """
+
+    def __init__(self, pid: int | None = None) -> None:
+        self.root = psutil.Process(pid or os.getpid())
+        self._procs: dict[int, psutil.Process] = {self.root.pid: self.root}
+        self.root.cpu_percent()
+
+    def sample(self) -> tuple[int, float]:
+        """``(rss_bytes, cpu_pct)`` summed over the tree (cpu_pct may exceed 100 on many cores)."""
+        try:
+            for child in self.root.children(recursive=True):
+                if child.pid not in self._procs:
+                    self._procs[child.pid] = child
+                    child.cpu_percent()
+        except psutil.Error:
+            pass
+        rss, cpu = 0, 0.0
+        for pid, proc in list(self._procs.items()):
+            try:
+                with proc.oneshot():
+                    rss += proc.memory_info().rss
+                    cpu += proc.cpu_percent()
+            except psutil.Error:
+                del self._procs[pid]
+        return rss, round(cpu, 1)
+
+
+def system_sample(gpus: GpuProbe, tree: ProcessTree) -> dict[str, Any]:
+    """The fields of one ``system`` event."""
+    rss, cpu = tree.sample()
+    used, total = host_memory_used()
+    return {"gpus": gpus.sample(), "gpu_note": gpus.note, "rss_bytes": rss, "cpu_pct": cpu,
+            "host_mem_used_bytes": used, "host_mem_total_bytes": total}
+
+
+class SystemSampler:
+    """A daemon thread emitting ``system`` events every ``interval`` seconds until stopped.
+
+    Args:
+        emit: ``emit(type, **fields)``, called from this thread: it must be thread-safe
+            (``engine.callbacks.Events.emit`` is).
+        interval: Seconds between samples.
+    """
+
+    def __init__(self, emit: Emit, interval: float = 5.0) -> None:
+        self._emit = emit
+        self._interval = interval
+        self._stop = threading.Event()
+        self._gpus = GpuProbe()
+        self._tree = ProcessTree()
+        self._thread = threading.Thread(target=self._run, name="system-sampler", daemon=True)
+
+    def start(self) -> "SystemSampler":
+        """Start sampling; the first event comes after one interval."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (at most one sample's time)."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        self._gpus.close()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._emit("system", **system_sample(self._gpus, self._tree))
+            except Exception:  # a failed sample must never take the run down
+                continue

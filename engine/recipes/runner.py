@@ -1,0 +1,91 @@
+"""The trainer process of every stage: ``python -m engine train --run-dir RUN [--resume]``.
+
+It installs the signal handlers, picks the run's recipe by stage (``RECIPES``), and turns
+whatever ends the recipe into the run's terminal event: ``run_stopped`` for a stop that came
+before training, ``run_failed`` with a cause, hint and located errors for any failure. A
+recipe only trains and reports; this module is the process around it.
+
+Signals: SIGTERM/SIGINT ask for a stop (checkpoint + adapter, then run_stopped) and
+SIGUSR1 for a checkpoint now. Both are answered at the end of the current optimizer step.
+The supervisor starts us with those signals blocked, so one that arrives while torch is
+still importing waits here instead of killing us; ``main`` unblocks them once the handlers
+are in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import signal
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+
+from engine.config import ConfigError
+from engine.data.problems import DataError
+from engine.models.info import ModelError
+from engine.models.loading import peak_memory
+from engine.protocol import RUN_FAILED, RUN_STOPPED, read_log_tail
+from engine.recipes.callbacks import Events, RunFlags, StopBeforeTraining
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+RECIPES = {"sft": "engine.recipes.sft"}
+"""Training stage to the recipe module that trains it; each has ``train(run_dir, resume, events, flags)``."""
+MODEL_HINT = "check model.name_or_path: a local folder with config.json, a hub id (needs network) or an alias"
+
+
+def main(argv: list[str]) -> int:
+    """``python -m engine train --run-dir RUN [--resume]``."""
+    parser = argparse.ArgumentParser(prog="python -m engine train")
+    parser.add_argument("--run-dir", required=True, type=Path)
+    parser.add_argument("--resume", action="store_true")
+    args = parser.parse_args(argv)
+    flags = RunFlags()
+    signal.signal(signal.SIGTERM, flags.request_stop)
+    signal.signal(signal.SIGINT, flags.request_stop)
+    signal.signal(signal.SIGUSR1, flags.request_save)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # see the module docstring
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    transformers.utils.logging.disable_progress_bar()
+    events = Events(args.run_dir)
+    try:
+        recipe = importlib.import_module(RECIPES["sft"])
+        return recipe.train(args.run_dir, args.resume, events, flags)
+    except StopBeforeTraining:
+        peak, kind = peak_memory()
+        events.emit(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
+                    peak_memory_bytes=peak, peak_memory_kind=kind)
+        return 0
+    except BaseException as exc:  # noqa: BLE001 - every failure must become an event
+        traceback.print_exc()
+        sys.stderr.flush()
+        events.emit(RUN_FAILED, **describe_failure(exc), exit_code=1, signal=None,
+                    log_tail=read_log_tail(args.run_dir, lines=30))
+        return 1
+    finally:
+        events.close()
+
+
+def describe_failure(exc: BaseException) -> dict[str, Any]:
+    """``cause``, ``hint`` and ``errors`` for an exception that ended the run, by its type."""
+    if isinstance(exc, ConfigError):
+        return {"cause": "the run config is invalid", "hint": None, "errors": list(exc.problems)}
+    if isinstance(exc, DataError):
+        return {"cause": "the training data has problems", "hint": None, "errors": [str(p) for p in exc.problems]}
+    if isinstance(exc, ModelError):
+        return {"cause": _first_line(exc), "hint": MODEL_HINT, "errors": []}
+    if isinstance(exc, torch.OutOfMemoryError):
+        return {"cause": "out of GPU memory", "errors": [],
+                "hint": "lower train.batch_size or data.cutoff_len, turn on gradient_checkpointing, "
+                        "or use quant.mode 4bit"}
+    return {"cause": f"{type(exc).__name__}: {_first_line(exc)}", "hint": None, "errors": []}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,19 @@
+"""Human renderings of quantities that every part of tuitune prints the same way. Stdlib only."""
+
+from __future__ import annotations
+
+KIB, MIB, GIB, TIB = 1024, 1024**2, 1024**3, 1024**4
+
+
+def fmt_bytes(n: int | float | None, missing: str = "–") -> str:
+    """Bytes in binary units, short: ``512 B``, ``12 KiB``, ``512 MiB``, ``3.2 GiB``, ``1.5 TiB``."""
+    if n is None:
+        return missing
+    size = abs(n)
+    if size >= TIB:
+        return f"{n / TIB:.1f} TiB"
+    if size >= GIB:
+        return f"{n / GIB:.1f} GiB"
+    if size >= MIB:
+        return f"{n / MIB:.0f} MiB"
+    return f"{n / KIB:.0f} KiB" if size >= KIB else f"{n:.0f} B"
