@@ -1,21 +1,27 @@
-"""The supervisor: ``python -m engine launch --run-dir RUN [--resume]``. Standard library only.
+"""The supervisor of every long job of a run. Standard library only.
 
-The app (or ``tuitune train``) starts this in a new session with stdout/stderr appended to
-RUN/engine.log, so it outlives the terminal. It records its pid and the trainer's in
-RUN/pids.json, runs ``python -m engine train`` as its child and waits. A trainer that dies
-without writing a terminal event (SIGKILL from the OOM killer, SIGILL from a bf16 matmul,
-a segfault in a CUDA kernel, ``os._exit``) cannot say so itself; the supervisor then appends
-``run_failed`` with the exit code, signal name, a hint and the last lines of engine.log.
+``python -m engine launch --run-dir RUN [--resume]`` supervises a training attempt of RUN;
+``python -m engine launch --job KIND --job-dir RUN/<kind>s/NAME`` supervises another long job
+of the run (evaluation, export; see ``JOBS``) in a folder of its own, with its own
+``events.jsonl`` and ``engine.log``.
 
-Signals: the supervisor ignores SIGINT, SIGUSR1 and SIGHUP and forwards SIGTERM to the
-trainer (``tuitune stop`` signals the whole process group, so the trainer usually hears it
-directly too). The child starts with SIGTERM/SIGINT/SIGUSR1 blocked; ``engine.recipes.sft`` unblocks
-them once its handlers are installed, so a stop sent while torch imports is not lost.
+The app (or a ``tuitune`` command) starts this in a new session with stdout/stderr appended to
+the folder's engine.log, so it outlives the terminal. It first takes the folder's lock
+(:mod:`engine.locks`): a second attempt in the same folder exits at once with ``LOCKED``. It
+records its pid and its child's in pids.json, runs the job (``python -m engine VERB``) as its
+child, hands it the lock, and waits. A child that dies without writing a terminal event
+(SIGKILL from the OOM killer, SIGILL from a bf16 matmul, a segfault in a CUDA kernel,
+``os._exit``) cannot say so itself; the supervisor then appends the job's failure event with
+the exit code, signal name, a hint and the last lines of engine.log.
 
-Multi-GPU: the trainer command is ``TRAINER_COMMAND``. Swap it for a launcher such as
-``[sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "gpu", "-m", "engine", "train"]``
-(torchrun) or ``["accelerate", "launch", "-m", "engine", "train"]``; ``engine.recipes.sft`` then
-runs once per GPU, events are written by rank 0 only, and this supervisor is unchanged.
+Signals: the supervisor ignores SIGINT, SIGUSR1 and SIGHUP and forwards SIGTERM to its child
+(``tuitune stop`` signals the whole process group, so the child usually hears it directly too).
+The child starts with SIGTERM/SIGINT/SIGUSR1 blocked; the trainer (engine.recipes.runner)
+unblocks them once its handlers are installed, so a stop sent while torch imports is not lost.
+
+Several GPUs are not a matter of swapping the child's command: under torchrun a signal to the
+process group never reaches the workers (they run in sessions of their own), so stop, save-now
+and kill need their own delivery; that is the multi-GPU issue's work, not a one-line change.
 """
 
 from __future__ import annotations
@@ -29,18 +35,20 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.files import write_text_atomic
-from engine.protocol import EVENTS_FILE, PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES
+from engine.locks import FolderLock
+from engine.protocol import EVENTS_FILE, JOB_FAILED, JOB_STOPPED, PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES
 from engine.protocol import EventWriter, read_events_from, read_log_tail
 
-TRAINER_COMMAND = [sys.executable, "-m", "engine", "train"]
-"""How the trainer is started; see the module docstring for torchrun/accelerate."""
 CHILD_BLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+LOCKED = 75
+"""Exit status of a supervisor that found its folder locked by another attempt (EX_TEMPFAIL)."""
 ONEDNN_ISA = "AVX512_CORE_BF16"
-"""oneDNN ISA cap set for the trainer when the user has not set one: without it, a bf16
+"""oneDNN ISA cap set for the child when the user has not set one: without it, a bf16
 matmul on some CPUs (those advertising AMX/AVX512-FP16 paths oneDNN mis-dispatches) dies
 with SIGILL instead of running."""
 
@@ -55,13 +63,38 @@ HINTS = {
 }
 
 
+@dataclass(frozen=True)
+class Job:
+    """A kind of long job the supervisor can run: its command and the events that end it."""
+
+    verb: str
+    """``python -m engine VERB`` runs it."""
+    folder_flag: str
+    """The child's flag naming its folder."""
+    stopped: str
+    """Event type for a stop that came before the child could answer it."""
+    failed: str
+    """Event type the supervisor writes when the child dies without a terminal event."""
+
+
+JOBS = {"train": Job("train", "--run-dir", RUN_STOPPED, RUN_FAILED)}
+"""Every kind of long job, by name. Training runs in the run folder itself; a new kind
+(evaluation, export) adds its verb here, lives in ``RUN/<kind>s/NAME/`` and ends with
+``job_finished``/``job_stopped``/``job_failed`` (see docs/run-folder.md)."""
+
+
+def job(kind: str) -> Job:
+    """The job of ``kind``; a kind not in ``JOBS`` is supervised like one, ending in job events."""
+    return JOBS.get(kind) or Job(kind, "--job-dir", JOB_STOPPED, JOB_FAILED)
+
+
 def log(message: str) -> None:
     """A line in engine.log from the supervisor."""
     print(f"[supervisor {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 def child_env() -> dict[str, str]:
-    """The trainer's environment: ours plus unbuffered output and the oneDNN ISA cap."""
+    """The child's environment: ours plus unbuffered output and the oneDNN ISA cap."""
     env = dict(os.environ)
     env.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA)
     env["PYTHONUNBUFFERED"] = "1"
@@ -76,65 +109,81 @@ def _block_signals() -> None:
 
 
 class Supervisor:
-    """Runs one trainer for a run folder and makes sure its end is recorded."""
+    """Runs one job in its folder and makes sure its end is recorded.
 
-    def __init__(self, run_dir: Path, command: list[str]) -> None:
-        self.run_dir = run_dir
+    Args:
+        folder: The run folder (training) or the job's own folder.
+        command: The child's command line.
+        job: What kind of job it is (which events end it).
+        lock: The folder's lock, held; its file is handed to the child.
+    """
+
+    def __init__(self, folder: Path, command: list[str], job: Job, lock: FolderLock) -> None:
+        self.folder = folder
         self.command = command
+        self.job = job
+        self.lock = lock
         self.child: subprocess.Popen[bytes] | None = None
         self.stop_requested = False
 
     def on_sigterm(self, *_: object) -> None:
-        """Forward a stop to the trainer, or skip starting it when it is not running yet."""
+        """Forward a stop to the child, or skip starting it when it is not running yet."""
         self.stop_requested = True
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signal.SIGTERM)
 
     def write_pids(self) -> None:
-        """Record who is who (the trainer is null until it starts)."""
-        write_text_atomic(self.run_dir / PIDS_FILE, json.dumps({
+        """Record who is who (the child is null until it starts)."""
+        write_text_atomic(self.folder / PIDS_FILE, json.dumps({
             "supervisor": os.getpid(), "trainer": self.child.pid if self.child else None,
             "pgid": os.getpgid(0), "host": socket.gethostname(), "started": round(time.time(), 3),
         }))
 
     def run(self) -> int:
-        """Start the trainer, wait for it and record a missing terminal event; returns its exit code."""
-        events_path = self.run_dir / EVENTS_FILE
+        """Start the child, wait for it and record a missing terminal event; returns its exit code."""
+        events_path = self.folder / EVENTS_FILE
         offset = events_path.stat().st_size if events_path.exists() else 0
         self.write_pids()
         if self.stop_requested:
-            return self.record(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
-                               peak_memory_bytes=None, peak_memory_kind=None)
-        log(f"starting trainer: {shlex.join(self.command)}")
+            return self.record(self.job.stopped, **self._nothing_saved())
+        log(f"starting {self.job.verb}: {shlex.join(self.command)}")
+        # The child holds the same open lock file: the folder stays locked while it lives, even
+        # should this supervisor be killed first.
         self.child = subprocess.Popen(self.command, env=child_env(), stdin=subprocess.DEVNULL,
-                                      preexec_fn=_block_signals)
+                                      preexec_fn=_block_signals, pass_fds=(self.lock.fd,))
         self.write_pids()
         if self.stop_requested:
             self.child.send_signal(signal.SIGTERM)
         returncode = self.child.wait()
-        log(f"trainer exited with {describe_exit(returncode)}")
+        log(f"{self.job.verb} exited with {describe_exit(returncode)}")
         if any(e["type"] in TERMINAL_TYPES for e in read_events_from(events_path, offset).events):
             return returncode
         return self.record_exit(returncode)
 
     def record_exit(self, returncode: int) -> int:
-        """Append the terminal event the trainer could not write."""
+        """Append the terminal event the child could not write."""
         sig = _signal_name(-returncode) if returncode < 0 else None
         exit_code = 128 - returncode if returncode < 0 else returncode  # shell convention for signals
         if sig == "SIGTERM" and self.stop_requested:
             # Stopped before its handlers were installed: nothing was saved, but it was asked to end.
-            return self.record(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
-                               peak_memory_bytes=None, peak_memory_kind=None)
-        cause = f"the trainer was killed by {sig}" if sig else f"the trainer exited with code {returncode} without finishing"
-        self.record(RUN_FAILED, cause=cause, exit_code=exit_code, signal=sig, hint=HINTS.get(sig or ""),
-                    log_tail=read_log_tail(self.run_dir, lines=30), errors=[])
+            return self.record(self.job.stopped, **self._nothing_saved())
+        what = "the trainer" if self.job.verb == "train" else f"the {self.job.verb} job"
+        cause = f"{what} was killed by {sig}" if sig else f"{what} exited with code {returncode} without finishing"
+        self.record(self.job.failed, cause=cause, exit_code=exit_code, signal=sig, hint=HINTS.get(sig or ""),
+                    log_tail=read_log_tail(self.folder, lines=30), errors=[])
         return returncode if returncode > 0 else exit_code
 
     def record(self, type: str, **fields: Any) -> int:
-        """Append one event (the trainer is gone, so the sequence numbers are ours)."""
-        with EventWriter(self.run_dir) as writer:
+        """Append one event (the child is gone, so the sequence numbers are ours)."""
+        with EventWriter(self.folder) as writer:
             writer.emit(type, **fields)
-        return 0 if type == RUN_STOPPED else 1
+        return 0 if type == self.job.stopped else 1
+
+    def _nothing_saved(self) -> dict[str, Any]:
+        if self.job.verb == "train":
+            return {"step": None, "checkpoint_path": None, "adapter_path": None, "peak_memory_bytes": None,
+                    "peak_memory_kind": None}
+        return {}
 
 
 def _signal_name(number: int) -> str:
@@ -150,17 +199,27 @@ def describe_exit(returncode: int) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m engine launch --run-dir RUN [--resume]``."""
-    parser = argparse.ArgumentParser(prog="python -m engine launch", description="Supervise one training run.")
-    parser.add_argument("--run-dir", required=True, type=Path)
-    parser.add_argument("--resume", action="store_true")
-    # Tests inject a child that dies in a chosen way (SIGILL...) instead of the real trainer.
+    """``python -m engine launch --run-dir RUN [--resume]`` or ``--job KIND --job-dir DIR``."""
+    parser = argparse.ArgumentParser(prog="python -m engine launch", description="Supervise one long job of a run.")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--run-dir", type=Path, help="train this run folder")
+    where.add_argument("--job-dir", type=Path, help="run the --job in this job folder")
+    parser.add_argument("--job", default="train", help="the kind of job (default: train)")
+    parser.add_argument("--resume", action="store_true", help="continue training from the latest checkpoint")
+    # Tests inject a child that dies in a chosen way (SIGILL...) instead of the real one.
     parser.add_argument("--child-command", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    run_dir = args.run_dir.resolve()
+    if (args.job == "train") != (args.run_dir is not None):
+        parser.error("training takes --run-dir; another --job takes --job-dir")
+    kind = job(args.job)
+    folder = (args.run_dir or args.job_dir).resolve()
     command = shlex.split(args.child_command) if args.child_command else [
-        *TRAINER_COMMAND, "--run-dir", str(run_dir), *(["--resume"] if args.resume else [])]
-    supervisor = Supervisor(run_dir, command)
+        sys.executable, "-m", "engine", kind.verb, kind.folder_flag, str(folder), *(["--resume"] if args.resume else [])]
+    lock = FolderLock(folder)
+    if not lock.acquire():
+        log(f"{folder} is locked by another attempt that is still running; this one does not start")
+        return LOCKED
+    supervisor = Supervisor(folder, command, kind, lock)
     for sig in (signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, supervisor.on_sigterm)

@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 SCHEMA_VERSION = 1
 
@@ -36,11 +36,20 @@ WARNING = "warning"
 RUN_FINISHED = "run_finished"
 RUN_STOPPED = "run_stopped"
 RUN_FAILED = "run_failed"
+JOB_STARTED = "job_started"
+PROGRESS = "progress"
+JOB_FINISHED = "job_finished"
+JOB_STOPPED = "job_stopped"
+JOB_FAILED = "job_failed"
 
 EVENT_TYPES = frozenset(
-    {RUN_STARTED, PHASE, LOG, EVAL, CHECKPOINT, SYSTEM, WARNING, RUN_FINISHED, RUN_STOPPED, RUN_FAILED}
+    {RUN_STARTED, PHASE, LOG, EVAL, CHECKPOINT, SYSTEM, WARNING, RUN_FINISHED, RUN_STOPPED, RUN_FAILED,
+     JOB_STARTED, PROGRESS, JOB_FINISHED, JOB_STOPPED, JOB_FAILED}
 )
-TERMINAL_TYPES = frozenset({RUN_FINISHED, RUN_STOPPED, RUN_FAILED})
+TERMINAL_TYPES = frozenset({RUN_FINISHED, RUN_STOPPED, RUN_FAILED, JOB_FINISHED, JOB_STOPPED, JOB_FAILED})
+"""Events that end an attempt (of training in the run folder, of a job in its own folder)."""
+JOB_FOLDERS = {"eval": "evals", "export": "exports"}
+"""Where each kind of job of a run keeps its folders: ``RUN/evals/NAME/``, ``RUN/exports/NAME/``."""
 
 
 class EventWriter:
@@ -156,11 +165,6 @@ def read_events_from(path: str | os.PathLike[str], offset: int = 0, max_bytes: i
 def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Every complete event of a run folder, in order."""
     return read_events_from(Path(run_dir) / EVENTS_FILE).events
-
-
-def iter_events(run_dir: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Iterate over every complete event of a run folder."""
-    yield from read_events(run_dir)
 
 
 def last_seq(path: str | os.PathLike[str]) -> int:

@@ -136,7 +136,7 @@ def test_detach_returns_at_once_and_tuitune_stop_ends_the_run_as_stopped(eng, ti
         eng.wait_for(run_dir, eng.first("log"), what="the first log event")
         stopped = tuitune(eng, "stop", run_dir.name, timeout=240)  # by name, in the runs folder
     finally:
-        stop_run(run_dir, kill=True, wait_s=0)
+        stop_run(run_dir, kill=True)
 
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped at step" in stopped.stdout

@@ -69,7 +69,7 @@ def test_a_pid_that_is_not_this_runs_engine_is_not_alive(tmp_path: Path) -> None
         (tmp_path / "pids.json").write_text(json.dumps({"supervisor": other.pid, "trainer": other.pid,
                                                         "pgid": other.pid}))
         assert not is_alive(tmp_path)
-        assert not stop_run(tmp_path, wait_s=0) and not request_save(tmp_path)
+        assert not stop_run(tmp_path) and not request_save(tmp_path)
         assert other.poll() is None
         (tmp_path / "pids.json").write_text(json.dumps({"supervisor": os.getpid() + 10_000_000}))
         assert not is_alive(tmp_path)

@@ -2,7 +2,9 @@
 
 Without ``--kill`` the run saves a checkpoint and its adapter at the end of the current step
 and records ``run_stopped``; with ``--kill`` the trainer dies at once and the supervisor
-records ``run_failed`` (signal SIGKILL). Either way this waits for that terminal event.
+records ``run_failed`` (signal SIGKILL). Either way this waits for that terminal event, then
+for every process of the run to be gone (its folder's lock free), so the folder can be resumed,
+moved or deleted as soon as this returns.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from engine.protocol import EVENTS_FILE, RUN_STOPPED, TERMINAL_TYPES, terminal_event
 from tuitune.cli.common import runs_root
-from tuitune.runs.launch import is_alive, read_pids, stop_run
+from tuitune.runs.launch import is_alive, read_pids, stop_run, wait_until_gone
 from tuitune.runs.tail import EventTail
 from tuitune.runs.folder import resolve_run
 
@@ -61,6 +63,9 @@ def run(args: argparse.Namespace) -> int:
     end = wait_for_terminal(run_dir, offset, WAIT_S)
     if end is None:
         print("no terminal event came; see engine.log", file=sys.stderr)
+        return 1
+    if not wait_until_gone(run_dir):
+        print(f"the run ended but some of its processes are still alive; see {run_dir / 'pids.json'}", file=sys.stderr)
         return 1
     print(describe(end))
     return 0 if end["type"] == RUN_STOPPED or args.kill else 1

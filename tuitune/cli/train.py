@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.config import ConfigError
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
-from tuitune.runs.launch import default_run_name, is_alive, is_supervisor, new_run_dir, resume_run, start_run, stop_run
+from tuitune.runs.launch import default_run_name, is_alive, new_run_dir, resume_run, start_run, stop_run, wait_until_gone
 from tuitune.cli.common import config_from_args, runs_root
 from tuitune.cli.stop import describe
 from tuitune.runs.folder import resolve_run
@@ -100,8 +100,9 @@ class Follower:
             for event in self.tail.read_all():
                 self._show(event)
                 if event["type"] in TERMINAL_TYPES:
+                    wait_until_gone(self.run_dir)  # so a resume or a delete right after finds it free
                     return event
-            if is_alive(self.run_dir) or is_supervisor(self.pid, self.run_dir):
+            if is_alive(self.run_dir):
                 dead_since = None
             elif dead_since is None:
                 dead_since = time.monotonic()

@@ -3,7 +3,8 @@
 A run is a detached ``python -m engine launch`` supervisor (engine/launch.py) in its own
 session, with stdin from /dev/null and its output appended to ``RUN/engine.log``: it
 survives the app, the SSH session and the terminal. Everything else goes through the run
-folder: ``pids.json`` says who to signal, ``events.jsonl`` says what happened.
+folder: its lock (engine.locks) says whether an attempt lives, ``pids.json`` says who to
+signal, ``events.jsonl`` says what happened.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import engine
+from engine.launch import LOCKED
+from engine.locks import is_locked
 from engine.protocol import CONFIG_FILE, LOG_FILE, PIDS_FILE
 
 if TYPE_CHECKING:  # pydantic costs about 0.15 s to import, and liveness checks need none of it
     from engine.config import RunConfig
 
+SPAWN_WAIT_S = 30.0
+"""How long a new supervisor may take to hold its folder (it imports the standard library only)."""
 _children: list[subprocess.Popen[bytes]] = []
 """Supervisors we started: polled now and then so finished ones do not linger as zombies."""
 
@@ -54,37 +58,36 @@ def new_run_dir(runs_dir: str | os.PathLike[str], name: str) -> Path:
     raise FileExistsError(f"no free run folder name for {safe!r} in {root}")
 
 
-def _spawn(run_dir: Path, resume: bool) -> int:
-    """Start the supervisor detached and return its pid at once."""
+def _spawn(folder: Path, *launch_args: str) -> int:
+    """Start a supervisor for ``folder`` detached; return its pid once it holds the folder's lock.
+
+    The lock, not a check made before starting, decides between two attempts started at once:
+    the one that does not get it exits with ``LOCKED`` and this raises.
+
+    Raises:
+        RuntimeError: another attempt holds the folder, or the supervisor died at once.
+    """
     _reap()
     env = dict(os.environ)
     # Make `python -m engine` importable even when tuitune runs from a source checkout.
     package_root = str(Path(engine.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    command = [sys.executable, "-m", "engine", "launch", "--run-dir", str(run_dir)]
-    if resume:
-        command.append("--resume")
-    # The previous attempt's pids.json names a dead supervisor: drop it, then name the new one
-    # at once, so a stop or a second resume in the next moments sees this attempt.
-    (run_dir / PIDS_FILE).unlink(missing_ok=True)
-    with open(run_dir / LOG_FILE, "ab") as log:
+    command = [sys.executable, "-m", "engine", "launch", *launch_args]
+    with open(folder / LOG_FILE, "ab") as log:
         child = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                  start_new_session=True, close_fds=True)
     _children.append(child)
-    _claim_pids(run_dir, child.pid)
-    return child.pid
-
-
-def _claim_pids(run_dir: Path, pid: int) -> None:
-    """Write a first pids.json for a supervisor just started, unless it already wrote its own."""
-    try:
-        fd = os.open(run_dir / PIDS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return
-    # start_new_session made the supervisor its own process group leader: pgid == pid.
-    with os.fdopen(fd, "w", encoding="utf-8") as file:
-        json.dump({"supervisor": pid, "trainer": None, "pgid": pid, "host": socket.gethostname(),
-                   "started": round(time.time(), 3)}, file)
+    deadline = time.monotonic() + SPAWN_WAIT_S
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code == LOCKED:
+            raise RuntimeError(f"{folder} is still running (another attempt holds its lock)")
+        if code is not None:
+            raise RuntimeError(f"the engine stopped at once with {code}; see {folder / LOG_FILE}")
+        if read_pids(folder).get("supervisor") == child.pid and is_locked(folder):
+            return child.pid
+        time.sleep(0.02)
+    raise RuntimeError(f"the engine did not start within {SPAWN_WAIT_S:.0f} s; see {folder / LOG_FILE}")
 
 
 def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
@@ -103,7 +106,7 @@ def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
 
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(config, run_dir / CONFIG_FILE)
-    return _spawn(run_dir, resume=False)
+    return _spawn(run_dir, "--run-dir", str(run_dir))
 
 
 def resume_run(run_dir: str | os.PathLike[str]) -> int:
@@ -118,7 +121,7 @@ def resume_run(run_dir: str | os.PathLike[str]) -> int:
         raise FileNotFoundError(f"{run_dir / CONFIG_FILE} not found: nothing to resume")
     if is_alive(run_dir):
         raise RuntimeError(f"{run_dir} is still running")
-    return _spawn(run_dir, resume=True)
+    return _spawn(run_dir, "--run-dir", str(run_dir), "--resume")
 
 
 def read_pids(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
@@ -157,33 +160,30 @@ def _is_our_process(pid: Any, run_dir: Path, role: str) -> bool:
 
 
 def is_alive(run_dir: str | os.PathLike[str]) -> bool:
-    """Whether the supervisor recorded in ``pids.json`` still runs this run."""
-    return is_supervisor(read_pids(run_dir).get("supervisor"), run_dir)
+    """Whether an attempt of this run (or job) still lives: its folder's lock is held."""
+    return is_locked(run_dir)
 
 
-def is_supervisor(pid: Any, run_dir: str | os.PathLike[str]) -> bool:
-    """Whether ``pid`` is the live supervisor of ``run_dir`` (also before it has written pids.json)."""
-    _reap()
-    return _is_our_process(pid, Path(run_dir).resolve(), "launch")
-
-
-def _wait_for_pids(run_dir: Path, wait_s: float) -> dict[str, Any]:
-    """pids.json, waiting up to ``wait_s`` for a run that was started a moment ago to write it."""
-    deadline = time.monotonic() + wait_s
-    while not (pids := read_pids(run_dir)) and time.monotonic() < deadline:
+def wait_until_gone(run_dir: str | os.PathLike[str], timeout: float = 60.0) -> bool:
+    """Wait until no process of the run's attempt is left (its lock is free); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while is_alive(run_dir):
+        _reap()
+        if time.monotonic() >= deadline:
+            return False
         time.sleep(0.05)
-    return pids
+    _reap()
+    return True
 
 
-def stop_run(run_dir: str | os.PathLike[str], kill: bool = False, wait_s: float = 5.0) -> bool:
+def stop_run(run_dir: str | os.PathLike[str], kill: bool = False) -> bool:
     """Ask a run to stop: SIGTERM to its process group (checkpoint, adapter, run_stopped).
 
     With ``kill``, SIGKILL only the trainer, at once and without saving; the supervisor
-    survives to record ``run_failed`` with signal SIGKILL. A run started a moment ago gets
-    ``wait_s`` seconds to write pids.json. Returns whether a signal was sent.
+    survives to record ``run_failed`` with signal SIGKILL. Returns whether a signal was sent.
     """
     run_dir = Path(run_dir).resolve()
-    pids = _wait_for_pids(run_dir, wait_s) if (run_dir / CONFIG_FILE).exists() else {}
+    pids = read_pids(run_dir)
     if not _is_our_process(pids.get("supervisor"), run_dir, "launch"):
         return False
     trainer = pids.get("trainer")
