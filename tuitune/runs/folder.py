@@ -53,8 +53,8 @@ class RunSummary:
 
     @property
     def name(self) -> str:
-        """The run's name: from its events, else the folder name."""
-        return self.state.name or self.path.name
+        """The run's name: its folder's name (what ``tuitune stop NAME`` and ``attach NAME`` take)."""
+        return self.path.name
 
     @property
     def status(self) -> str:
