@@ -8,7 +8,6 @@ a consistent checkpoint behind.
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 import time
@@ -169,7 +168,7 @@ class EventsCallback(TrainerCallback):
         eta = (state.max_steps - state.global_step) * elapsed / done if done > 0 else None
         return {
             "step": state.global_step, "total_steps": state.max_steps, "epoch": _round(state.epoch),
-            "loss": _finite(logs["loss"]), "lr": logs.get("learning_rate"), "grad_norm": _finite(logs.get("grad_norm")),
+            "loss": logs["loss"], "lr": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
             "tokens_per_s": round(tokens_per_s, 1), "elapsed_s": round(elapsed, 2),
             "eta_s": round(eta, 1) if eta is not None else None,
         }
@@ -177,11 +176,3 @@ class EventsCallback(TrainerCallback):
 
 def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(float(value), digits)
-
-
-def _finite(value: float | None) -> float | None:
-    """JSON has no NaN/inf: a non-finite grad norm (fp16 overflow) is reported as null."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None

@@ -1,10 +1,11 @@
 """Instruction data to training datasets: check, load, encode, split, pack.
 
-``build_datasets`` is what ``engine/train.py`` calls. It runs the same structural checks as the
-app and ``tuitune data check`` (:mod:`engine.data.checks`) and refuses with their messages; only
+``build_datasets`` is what the recipes (``engine/recipes/sft.py``) call. It runs the same
+structural checks as the app and ``tuitune data check`` (:mod:`engine.data.checks`) and refuses
+with their messages; only
 then are the files loaded through ``datasets`` (``load_dataset("json")`` or ``load_from_disk``),
 whose own errors are too generic to show first. Every conversation is encoded with
-:func:`engine.data_encode.encode_conversations` (the batched form of ``encode_conversation``,
+:func:`engine.data.encode.encode_conversations` (the batched form of ``encode_conversation``,
 same code) — the one place labels are made. Batches are made with :class:`PadCollator`.
 """
 from __future__ import annotations

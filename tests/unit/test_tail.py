@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 from engine.protocol import EventWriter
 from engine.protocol import read_log_tail
-from tuitune.runs.tail import EventTail, follow
+from tuitune.runs.tail import EventTail
 
 
 def _line(seq: int, step: int) -> str:
@@ -57,26 +56,6 @@ def test_bad_line_is_reported_not_fatal_and_missing_file_reads_empty(tmp_path: P
     tail = EventTail(tmp_path)
     assert [e["seq"] for e in tail.read()] == [1, 2]
     assert tail.bad_lines == ["not json"]
-
-
-def test_follow_posts_batches_until_cancelled(tmp_path: Path) -> None:
-    (tmp_path / "events.jsonl").write_text(_line(1, 1))
-    got: list[list[dict]] = []
-    stop = threading.Event()
-
-    def post(batch: list[dict]) -> None:
-        got.append(batch)
-        if sum(len(b) for b in got) == 1:
-            with open(tmp_path / "events.jsonl", "a") as file:
-                file.write(_line(2, 2))
-        else:
-            stop.set()
-
-    thread = threading.Thread(target=follow, args=(EventTail(tmp_path), post, stop.is_set, 0.01))
-    thread.start()
-    thread.join(5)
-    assert not thread.is_alive()
-    assert [[e["seq"] for e in b] for b in got] == [[1], [2]]
 
 
 def test_log_tail_keeps_last_lines_and_collapses_carriage_returns(tmp_path: Path) -> None:

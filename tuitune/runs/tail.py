@@ -9,8 +9,6 @@ the next poll. A new tail starts at offset 0, so attaching brings back the whole
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,36 +59,3 @@ class EventTail:
             return self.path.stat().st_size
         except FileNotFoundError:
             return 0
-
-
-def follow(
-    tail: EventTail,
-    post: Callable[[list[Event]], None],
-    cancelled: Callable[[], bool],
-    interval: float = 0.5,
-    idle: Callable[[], None] | None = None,
-) -> None:
-    """Poll ``tail`` until ``cancelled()``; each non-empty batch goes to ``post``.
-
-    Args:
-        tail: Where to read from (its offset decides whether history is replayed).
-        post: Called with each batch of new events, in order.
-        cancelled: Polled between reads; returning True ends the loop.
-        interval: Seconds to sleep when nothing new was read.
-        idle: Called once per quiet poll (e.g. to check whether the engine is alive).
-    """
-    while not cancelled():
-        batch = tail.read()
-        if batch:
-            post(batch)
-            continue
-        if idle is not None:
-            idle()
-        _sleep(interval, cancelled)
-
-
-def _sleep(seconds: float, cancelled: Callable[[], bool]) -> None:
-    """Sleep in short slices so cancellation is seen quickly."""
-    end = time.monotonic() + seconds
-    while not cancelled() and (left := end - time.monotonic()) > 0:
-        time.sleep(min(left, 0.05))
