@@ -3,13 +3,19 @@
 ``RunState`` is a plain value. ``apply(state, event)`` returns the state after one more
 event and ``fold(state, events)`` after a batch; neither changes the state it is given,
 so the dashboard can replay a whole history or add one batch the same way.
+
+Folding never raises on a JSON object: ``events.jsonl`` is a file anyone can edit, and one
+line with a field of the wrong type (``"step": "abc"``, ``"type": ["log"]``) must not take
+the runs list down. Each event is checked against the field types of docs/run-folder.md
+first; a field of the wrong type is dropped (and counted in ``bad_fields``), the rest kept.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Union
 
 from engine import protocol as p
 
@@ -84,6 +90,8 @@ class RunState:
     """Highest ``seq`` seen."""
     events_seen: int = field(default=0, compare=False)
     """How many events were folded in."""
+    bad_fields: int = field(default=0, compare=False)
+    """Fields (and events that are not objects) ignored because their type was wrong."""
 
     @property
     def duration_s(self) -> float | None:
@@ -118,14 +126,96 @@ def apply(state: RunState, event: Event) -> RunState:
 
 
 def fold(state: RunState, events: Iterable[Event]) -> RunState:
-    """The state after every event of ``events`` in order; ``state`` itself is left unchanged."""
+    """The state after every event of ``events`` in order; ``state`` itself is left unchanged.
+
+    Never raises: a field of the wrong type is ignored and counted in ``bad_fields``.
+    """
     acc = _Acc(state)
-    for event in events:
-        handler = _HANDLERS.get(event.get("type"))
+    for raw in events:
+        event = acc.clean(raw)
         acc.common(event)
+        handler = _HANDLERS.get(event.get("type"))
         if handler is not None:
             handler(acc, event)
     return acc.build()
+
+
+# Field types of docs/run-folder.md, for the fields the app reads. A kind is "int", "num",
+# "finite" (a number that is not NaN or infinite: times and durations) or "str", an object's own field table, or a one-item list [kind] for an array of that kind.
+# null is allowed everywhere (it means "not known"); a field not listed is kept as it is.
+Kind = Union[str, dict[str, Any], list[Any]]
+COMMON_FIELDS: dict[str, Kind] = {"v": "int", "seq": "int", "t": "finite", "type": "str"}
+GPU_FIELDS: dict[str, Kind] = {"index": "int", "name": "str", "mem_used_bytes": "int", "mem_total_bytes": "int",
+                               "util_pct": "num", "temp_c": "num"}
+TERMINAL_FIELDS: dict[str, Kind] = {"step": "int", "train_loss": "num", "adapter_path": "str",
+                                    "checkpoint_path": "str", "peak_memory_bytes": "int", "peak_memory_kind": "str"}
+EVENT_FIELDS: dict[str, dict[str, Kind]] = {
+    p.RUN_STARTED: {"run_name": "str", "method": "str", "device": "str", "total_steps": "int", "epochs": "num",
+                    "world_size": "int", "resumed_from_step": "int", "pid": "int",
+                    "model": {"name_or_path": "str", "resolved_path": "str", "architecture": "str", "dtype": "str",
+                              "params_total": "int", "params_trainable": "int"},
+                    "data": {"train_records": "int", "eval_records": "int", "truncated": "int",
+                             "train_tokens": "int"}},
+    p.PHASE: {"name": "str", "message": "str"},
+    p.LOG: {"step": "int", "total_steps": "int", "epoch": "num", "loss": "num", "lr": "num", "grad_norm": "num",
+            "tokens_per_s": "num", "elapsed_s": "finite", "eta_s": "finite"},
+    p.EVAL: {"step": "int", "epoch": "num", "eval_loss": "num"},
+    p.CHECKPOINT: {"step": "int", "path": "str"},
+    p.SYSTEM: {"gpus": [GPU_FIELDS], "gpu_note": "str", "rss_bytes": "int", "cpu_pct": "num",
+               "host_mem_used_bytes": "int", "host_mem_total_bytes": "int"},
+    p.WARNING: {"message": "str", "code": "str"},
+    p.RUN_FINISHED: TERMINAL_FIELDS,
+    p.RUN_STOPPED: TERMINAL_FIELDS,
+    p.RUN_FAILED: {**TERMINAL_FIELDS, "cause": "str", "exit_code": "int", "signal": "str", "hint": "str",
+                   "log_tail": ["str"], "errors": ["str"]},
+}
+_MISSING = object()
+
+
+def _checked(value: Any, kind: Kind) -> tuple[Any, int]:
+    """``value`` if it is of ``kind`` (objects and arrays cleaned inside), else _MISSING; and the bad count."""
+    if value is None:
+        return value, 0
+    if isinstance(kind, dict):
+        return _checked_object(value, kind) if isinstance(value, dict) else (_MISSING, 1)
+    if isinstance(kind, list):
+        if not isinstance(value, list):
+            return _MISSING, 1
+        items = [_checked(item, kind[0]) if item is not None else (_MISSING, 1) for item in value]
+        return [v for v, _ in items if v is not _MISSING], sum(n for _, n in items)
+    return (value, 0) if _is_kind(value, kind) else (_MISSING, 1)
+
+
+def _checked_object(obj: dict[str, Any], fields: dict[str, Kind]) -> tuple[dict[str, Any], int]:
+    """A copy of ``obj`` without its fields of the wrong type, and how many there were."""
+    out, bad = dict(obj), 0
+    for key, kind in fields.items():
+        if key in out:
+            value, n = _checked(out[key], kind)
+            bad += n
+            if value is _MISSING:
+                del out[key]
+            else:
+                out[key] = value
+    return out, bad
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    """Whether ``value`` is a JSON string, int (a 64-bit one) or number (one a float can hold; finite if asked).
+
+    Booleans are neither ints nor numbers here, though Python counts them as ints.
+    """
+    if kind == "str":
+        return isinstance(value, str)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if kind == "int":
+        return isinstance(value, int) and -(2**63) <= value < 2**63
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer too large for a float
+        return False
+    return kind == "num" or math.isfinite(number)
 
 
 class _Acc:
@@ -139,6 +229,19 @@ class _Acc:
         self.checkpoints = list(state.checkpoints)
         self.warnings = list(state.warnings)
         self.count = state.events_seen
+        self.bad = state.bad_fields
+
+    def clean(self, event: Any) -> Event:
+        """``event`` without its fields of the wrong type (counted); anything but an object reads as ``{}``."""
+        if not isinstance(event, dict):
+            self.bad += 1
+            return {}
+        event, bad = _checked_object(event, COMMON_FIELDS)
+        if isinstance(event.get("type"), str) and event["type"] in EVENT_FIELDS:
+            event, more = _checked_object(event, EVENT_FIELDS[event["type"]])
+            bad += more
+        self.bad += bad
+        return event
 
     def get(self, name: str) -> Any:
         return self.changes.get(name, getattr(self.base, name))
@@ -149,12 +252,12 @@ class _Acc:
     def common(self, event: Event) -> None:
         self.count += 1
         t = event.get("t")
-        if isinstance(t, (int, float)):
+        if t is not None:
             if self.get("started_t") is None:
                 self.set(started_t=float(t))
             self.set(last_t=float(t))
         seq = event.get("seq")
-        if isinstance(seq, int) and seq > self.get("last_seq"):
+        if seq is not None and seq > self.get("last_seq"):
             self.set(last_seq=seq)
 
     def build(self) -> RunState:
@@ -166,6 +269,7 @@ class _Acc:
             checkpoints=tuple(self.checkpoints),
             warnings=tuple(self.warnings),
             events_seen=self.count,
+            bad_fields=self.bad,
         )
 
 
@@ -178,10 +282,10 @@ def _run_started(acc: _Acc, e: Event) -> None:
         model=model.get("name_or_path") or acc.get("model"),
         method=e.get("method") or acc.get("method"),
         device=e.get("device") or "",
-        params_trainable=model.get("params_trainable"),
-        params_total=model.get("params_total"),
-        train_records=data.get("train_records"),
-        total_steps=e.get("total_steps"),
+        params_trainable=model.get("params_trainable", acc.get("params_trainable")),
+        params_total=model.get("params_total", acc.get("params_total")),
+        train_records=data.get("train_records", acc.get("train_records")),
+        total_steps=e.get("total_steps", acc.get("total_steps")),
         resumed_from_step=e.get("resumed_from_step"),
         terminal=None,
         phase="training",
@@ -199,27 +303,33 @@ def _run_started(acc: _Acc, e: Event) -> None:
 
 
 def _phase(acc: _Acc, e: Event) -> None:
-    acc.set(phase=e.get("name", ""), phase_message=e.get("message", ""))
+    acc.set(phase=e.get("name") or "", phase_message=e.get("message") or "")
+
+
+def _step(acc: _Acc, e: Event) -> int:
+    """The event's step, or the last one known when it has none."""
+    step = e.get("step")
+    return acc.get("step") if step is None else step
 
 
 def _log(acc: _Acc, e: Event) -> None:
-    step = e.get("step", acc.get("step"))
-    changes = {k: e[k] for k in ("epoch", "loss", "lr", "grad_norm", "tokens_per_s", "eta_s") if k in e}
+    step = _step(acc, e)
+    changes = {k: _float(e[k]) for k in ("epoch", "loss", "lr", "grad_norm", "tokens_per_s", "eta_s") if k in e}
     acc.set(step=step, **changes)
     if e.get("total_steps"):
         acc.set(total_steps=e["total_steps"])
-    if isinstance(e.get("loss"), (int, float)):
+    if e.get("loss") is not None:
         acc.train.append((float(step), float(e["loss"])))
 
 
 def _eval(acc: _Acc, e: Event) -> None:
-    if isinstance(e.get("eval_loss"), (int, float)):
-        acc.set(eval_loss=e["eval_loss"])
-        acc.eval.append((float(e.get("step", acc.get("step"))), float(e["eval_loss"])))
+    if e.get("eval_loss") is not None:
+        acc.set(eval_loss=float(e["eval_loss"]))
+        acc.eval.append((float(_step(acc, e)), float(e["eval_loss"])))
 
 
 def _checkpoint(acc: _Acc, e: Event) -> None:
-    acc.checkpoints.append(str(e.get("path", "")))
+    acc.checkpoints.append(e.get("path") or "")
 
 
 def _system(acc: _Acc, e: Event) -> None:
@@ -227,13 +337,18 @@ def _system(acc: _Acc, e: Event) -> None:
 
 
 def _warning(acc: _Acc, e: Event) -> None:
-    acc.warnings.append(str(e.get("message", "")))
+    if e.get("message") is not None:
+        acc.warnings.append(e["message"])
 
 
 def _terminal(acc: _Acc, e: Event) -> None:
     acc.set(terminal=e, phase="", eta_s=None, warnings_at_end=len(acc.warnings))
-    if isinstance(e.get("step"), int):
+    if e.get("step") is not None:
         acc.set(step=e["step"])
+
+
+def _float(value: int | float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 _HANDLERS = {

@@ -1,0 +1,147 @@
+"""The protocol of ``python -m engine data``: every message it reads or writes. Standard library only.
+
+The app may not import the ML stack, so it runs the data service in a subprocess and talks to
+it in JSON lines (:mod:`engine.services.jsonlines`): one JSON object a line, flushed as it goes.
+Both ends name the message types and fields through this module: the service
+(:mod:`engine.services.data`) and :class:`engine.data.report.Reporter` write them, ``tuitune
+data check`` and the Data screen read them.
+
+Report mode, ``python -m engine data PATH… [--format F] [--model M] [--cutoff N]``, prints the
+events of a data report (:mod:`engine.data.report_events`, re-exported here)::
+
+    {"type": "started", "paths": [...], "cutoff": 512}
+    {"type": "format", "path": "...", "format": "alpaca"}
+    {"type": "problem", "file": ..., "line": ..., "column": ..., "record": ..., "field": ..., "message": ...,
+     "severity": ...}
+    {"type": "progress", "phase": "check"|"tokens", "records": 1200, "fraction": 0.4}
+    {"type": "checked", "records": ..., "usable": ..., "errors": ..., "warnings": ..., "turns": {...}}
+    {"type": "token_stats", "records": ..., "p50": ..., "p95": ..., "max": ..., "mean": ..., "cutoff": ...,
+     "truncated": ..., "dropped": ..., "trained_tokens": ..., "histogram": [{"upto": 64, "count": 3}, ...]}
+    {"type": "done", "errors": ..., "warnings": ...}
+
+The structural pass comes first (problems stream before transformers is even imported); token
+statistics follow only with ``--model``. Exit status: 1 when there are errors, 2 when the
+tokenizer cannot be loaded (a ``failed`` event says why), 141 when the reader closed stdout early.
+
+Serve mode, ``python -m engine data --serve --model M --cutoff N``, prints :class:`Ready`, then
+answers each request line (:class:`EncodeRequest`, ``{"id": 1, "messages": [...]}``) on stdin
+with :class:`Encoded` or, for a request it cannot encode or a line that is not a request, with
+:class:`Error`. If the tokenizer cannot be loaded it prints ``failed`` and exits with 2. Both
+modes make labels with :func:`engine.data.encode.encode_conversation`, as training does.
+
+A new service gets a module like this one beside it (``chat_protocol.py``), and its ends read
+and write through :mod:`engine.services.jsonlines` as these do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from engine.data.report_events import (
+    CHECKED, DONE, FAILED, FORMAT, PROBLEM, PROGRESS, REPORT_EVENTS, STARTED, TOKEN_STATS, Bin, Checked, Done, Failed,
+    Format, ProblemEvent, Progress, Started, TokenStats, Turns)
+from engine.services.jsonlines import BadLine
+
+__all__ = [
+    "CHECKED", "DONE", "ENCODED", "ERROR", "FAILED", "FORMAT", "MESSAGES", "PROBLEM", "PROGRESS", "READY",
+    "REPORT_EVENTS", "REQUEST_KEY", "STARTED", "TOKEN_STATS", "Bin", "Checked", "Done", "EncodeRequest", "Encoded",
+    "Error", "Failed", "Format", "ProblemEvent", "Progress", "Ready", "Segment", "Started", "TokenStats", "Turns",
+    "bad_line_error",
+]
+
+READY = "ready"
+ENCODED = "encoded"
+ERROR = "error"
+
+REQUEST_KEY = "id"
+"""The key every request line must have (requests carry no ``type``: the service takes one kind)."""
+
+
+class EncodeRequest(TypedDict):
+    """A request line on the service's stdin: encode one record as training would.
+
+    Attributes:
+        id: chosen by the app; the answer carries it back.
+        messages: the record's turns, ``[{"role": ..., "content": ...}, ...]``; the service adds
+            its ``--system-prompt`` when the record has no system turn.
+    """
+
+    id: int
+    messages: list[dict[str, str]]
+
+
+class Ready(TypedDict):
+    """Serve mode: the tokenizer is loaded and requests are welcome.
+
+    Attributes:
+        cutoff: the cutoff length in tokens.
+        chat_template: whether the tokenizer has a chat template of its own.
+    """
+
+    type: str
+    cutoff: int
+    chat_template: bool
+
+
+class Segment(TypedDict):
+    """A run of tokens that are alike for display.
+
+    Attributes:
+        text: the decoded tokens.
+        trained: whether training learns from them.
+        cut: whether they lie past the cutoff.
+        tokens: how many tokens.
+    """
+
+    text: str
+    trained: bool
+    cut: bool
+    tokens: int
+
+
+class Encoded(TypedDict):
+    """The answer to an :class:`EncodeRequest`: the whole record, with what the cutoff drops marked.
+
+    Attributes:
+        id: the request's id.
+        ids: token ids of the whole record (past the cutoff too).
+        trained: per token, whether training learns from it.
+        segments: the record as display runs; their ``tokens`` add up to ``full_length``.
+        full_length: tokens in the whole record.
+        cutoff: the cutoff length.
+        truncated: whether the cutoff drops tokens.
+        trained_tokens: tokens trained on, after the cut.
+    """
+
+    type: str
+    id: int
+    ids: list[int]
+    trained: list[bool]
+    segments: list[Segment]
+    full_length: int
+    cutoff: int
+    truncated: bool
+    trained_tokens: int
+
+
+class Error(TypedDict):
+    """Something said instead of an answer; the service (or its reader) carries on.
+
+    Attributes:
+        id: the request's id, or None when the line was no request at all (or the app's reader
+            met a line from the service that was no message).
+        message: what went wrong, for people.
+    """
+
+    type: str
+    id: int | None
+    message: str
+
+
+MESSAGES: dict[str, Any] = {**REPORT_EVENTS, READY: Ready, ENCODED: Encoded, ERROR: Error}
+"""Each message type the service writes and the TypedDict of its fields."""
+
+
+def bad_line_error(bad: BadLine, sender: str) -> Error:
+    """An :class:`Error` telling people that ``sender`` wrote ``bad`` (a line that is no message)."""
+    return Error(type=ERROR, id=None, message=f"{sender} wrote a line that is not a message: {bad}")

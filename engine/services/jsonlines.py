@@ -1,0 +1,113 @@
+"""JSON lines: how the engine's services and the app talk. Standard library only.
+
+A message is one JSON object on one line, written whole and flushed at once, so the other end
+can act on it as it arrives. A service's messages carry a ``type`` naming what they are; each
+service lists its types and their fields in its own schema module (``data_protocol`` for
+``python -m engine data``).
+
+Reading never raises on what the other end printed: a line that is not a JSON object, lacks the
+key that says what it is, or is not valid UTF-8 comes back as a :class:`BadLine` beside the good
+messages, so the reader can say so and carry on. Give :func:`read_messages` bytes, or text decoded
+with ``errors="surrogateescape"`` (a strict decoder raises on the first bad byte, before the
+reader sees the line).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator, Mapping, TextIO
+
+Message = dict[str, Any]
+"""One decoded message: a JSON object."""
+
+SHOWN_CHARS = 80
+"""Characters of a bad line quoted when it is shown."""
+
+PIPE_CLOSED = 141
+"""Exit status when stdout's reader left early: 128 + SIGPIPE, what a shell shows for ``cat``."""
+
+
+@dataclass(frozen=True)
+class BadLine:
+    """A line that is not a message, handed to the reader instead of an exception.
+
+    Attributes:
+        number: 1-based line number in the stream.
+        reason: what is wrong, e.g. ``not JSON (Expecting value)`` or ``no "type"``.
+        text: the line without its newline; bytes that are not UTF-8 shown as ``\\xNN``.
+    """
+
+    number: int
+    reason: str
+    text: str
+
+    def __str__(self) -> str:
+        shown = self.text if len(self.text) <= SHOWN_CHARS else self.text[:SHOWN_CHARS] + "…"
+        return f"line {self.number}: {self.reason}: {shown!r}"
+
+
+def dumps(message: Mapping[str, Any]) -> str:
+    """``message`` as one line of JSON, newline included."""
+    return json.dumps(message, ensure_ascii=False) + "\n"
+
+
+def write_message(stream: TextIO, message: Mapping[str, Any]) -> None:
+    """Write ``message`` as one line and flush it (the other end reads as we go)."""
+    stream.write(dumps(message))
+    stream.flush()
+
+
+def parse_line(line: str | bytes, number: int = 1, key: str = "type") -> Message | BadLine:
+    """One line as a message, or a :class:`BadLine` saying why it is not one.
+
+    Args:
+        line: the line, with or without its newline.
+        number: its 1-based line number, for the report.
+        key: the key every message must have (``type`` for what a service says).
+    """
+    try:
+        text = line.decode("utf-8") if isinstance(line, bytes) else line
+        text.encode("utf-8")  # text decoded with surrogateescape hides bad bytes as lone surrogates
+    except UnicodeError:
+        return BadLine(number, "not valid UTF-8", _shown(line))
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        return BadLine(number, "empty line", text)
+    try:
+        message = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nesting deeper than the parser goes
+        return BadLine(number, f"not JSON ({getattr(exc, 'msg', exc)})", text)
+    if not isinstance(message, dict):
+        return BadLine(number, f"a JSON {type(message).__name__}, not an object", text)
+    if key not in message:
+        return BadLine(number, f'no "{key}"', text)
+    return message
+
+
+def read_messages(lines: Iterable[str | bytes], key: str = "type") -> Iterator[Message | BadLine]:
+    """Every line of ``lines`` (a stream, say) as a message or a :class:`BadLine`, until it ends."""
+    for number, line in enumerate(lines, 1):
+        yield parse_line(line, number, key)
+
+
+def discard_stdout() -> None:
+    """After a ``BrokenPipeError`` on stdout (``| head`` left): send the rest to /dev/null.
+
+    Python flushes stdout again at exit and would print a second error there; this is the
+    remedy the Python docs give (``signal`` module, "Note on SIGPIPE").
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _shown(line: str | bytes) -> str:
+    """A line that is not UTF-8, printable: bad bytes as ``\\xNN``, newline dropped."""
+    try:
+        raw = line if isinstance(line, bytes) else line.encode("utf-8", "surrogateescape")
+    except UnicodeError:  # a lone surrogate that no bad byte made
+        raw = line.encode("utf-8", "backslashreplace")
+    return raw.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
