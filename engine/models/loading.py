@@ -96,7 +96,7 @@ def load_model(config: RunConfig, path: str) -> PreTrainedModel:
     try:
         model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as exc:  # transformers' way of saying "not found" (hub, network or files)
-        raise ModelError(f"model not found: {config.model.name_or_path}: {str(exc).strip().splitlines()[0]}") from exc
+        raise ModelError.not_found(config.model.name_or_path, exc) from exc
     # The KV cache is useless in training and conflicts with gradient checkpointing.
     model.config.use_cache = False
     return model

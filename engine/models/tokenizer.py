@@ -32,12 +32,7 @@ def load_tokenizer(name_or_path: str, revision: str | None = None, trust_remote_
     try:
         tokenizer = AutoTokenizer.from_pretrained(resolve_model(name_or_path), **kwargs)
     except OSError as exc:  # transformers' way of saying "not found" (hub, network or files)
-        raise ModelError(f"model not found: {name_or_path}: {_first_line(exc)}") from exc
+        raise ModelError.not_found(name_or_path, exc) from exc
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
