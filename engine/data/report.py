@@ -2,15 +2,14 @@
 
 :class:`Reporter` needs only the standard library until it is handed a tokenizer, so
 ``tuitune data check`` runs it in-process for structural checks, and ``python -m engine data``
-(:mod:`engine.services.data`) runs it with a tokenizer for token statistics. The event types are
-listed in :mod:`engine.services.data`.
+(:mod:`engine.services.data`) runs it with a tokenizer for token statistics. It hands each event
+to the ``emit`` it is given (a list's ``append``, or the service's JSON-lines writer); the event
+types and their fields are named in :mod:`engine.data.report_events`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
 import time
 from typing import Any, Callable, Iterator
 
@@ -18,17 +17,13 @@ from engine.data.checks import CheckedRecord, check_file, detect_file_format
 from engine.data.encode import empty_after_cut, encode_conversation, encode_conversations
 from engine.data.formats import with_system
 from engine.data.problems import Problem, SourceError
+from engine.data.report_events import (
+    CHECKED, DONE, FAILED, FORMAT, PROBLEM, PROGRESS, STARTED, TOKEN_STATS, Checked, Done, Failed, Format, Started)
 from engine.data.source import resolve_path
 
 PROGRESS_EVERY_S = 0.1
 BATCH = 256
 """Records tokenised together (the fast tokenizer batches in Rust)."""
-
-
-def emit(event: dict[str, Any]) -> None:
-    """Write one event line and flush it at once (the app reads as we go)."""
-    sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
 
 
 def percentile(sorted_values: list[int], share: float) -> int:
@@ -77,18 +72,18 @@ class Reporter:
     """
 
     def __init__(self, paths: list[str], fmt: str, cutoff: int, system_prompt: str | None = None,
-                 limit: int | None = None, emit: Callable[[dict[str, Any]], None] = emit) -> None:
+                 limit: int | None = None, *, emit: Callable[[dict[str, Any]], None]) -> None:
         self.paths, self.fmt, self.cutoff, self.system_prompt, self.limit = paths, fmt, cutoff, system_prompt, limit
         self.emit = emit
         self.errors = self.warnings = 0
         self.state: dict[str, Any] = {"phase": "check", "records": 0, "fraction": 0.0}
-        self.progress = Throttle(lambda: self.emit({"type": "progress", **self.state}))
+        self.progress = Throttle(lambda: self.emit({"type": PROGRESS, **self.state}))
 
     def problem(self, p: Problem) -> None:
         """Count and emit one problem."""
         self.errors += p.severity == "error"
         self.warnings += p.severity == "warning"
-        self.emit({"type": "problem", **p.to_dict()})
+        self.emit({"type": PROBLEM, **p.to_dict()})
 
     def records(self, phase: str) -> Iterator[CheckedRecord | Problem]:
         """Every checked item of every file, keeping the progress state up to date."""
@@ -112,7 +107,7 @@ class Reporter:
         """The structural pass; returns the number of usable records."""
         for path in self.paths:
             try:
-                self.emit({"type": "format", "path": path, "format": detect_file_format(path, self.fmt)[0]})
+                self.emit(Format(type=FORMAT, path=path, format=detect_file_format(path, self.fmt)[0]))
             except SourceError:
                 pass
         records = usable = 0
@@ -127,9 +122,9 @@ class Reporter:
                     count = sum(1 for m in item.messages if m["role"] != "system")
                     turns[count] = turns.get(count, 0) + 1
         total = sum(turns.values())
-        self.emit({"type": "checked", "records": records, "usable": usable, "errors": self.errors,
-                   "warnings": self.warnings, "turns": {"min": min(turns, default=0), "max": max(turns, default=0),
-                   "mean": sum(k * v for k, v in turns.items()) / total if total else 0.0}})
+        self.emit(Checked(type=CHECKED, records=records, usable=usable, errors=self.errors, warnings=self.warnings,
+                          turns={"min": min(turns, default=0), "max": max(turns, default=0),
+                                 "mean": sum(k * v for k, v in turns.items()) / total if total else 0.0}))
         return usable
 
     def measure(self, tokenizer: Any, usable: int) -> None:
@@ -148,7 +143,7 @@ class Reporter:
             self.problem(Problem(", ".join(self.paths), None, None, None, "every usable record loses all its "
                                  f"trained tokens at cutoff_len {self.cutoff}, so training would refuse: "
                                  "raise cutoff_len"))
-        self.emit({"type": "token_stats", **token_stats(lengths, self.cutoff, counts["truncated"],
+        self.emit({"type": TOKEN_STATS, **token_stats(lengths, self.cutoff, counts["truncated"],
                                                         counts["dropped"], counts["trained"])})
 
     def _measure(self, batch: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int]) -> None:
@@ -177,16 +172,16 @@ class Reporter:
 
     def run(self, load_tokenizer: Callable[[], Any] | None = None) -> int:
         """The whole report; returns the exit status (0 clean, 1 errors, 2 tokenizer not loadable)."""
-        self.emit({"type": "started", "paths": self.paths, "cutoff": self.cutoff})
+        self.emit(Started(type=STARTED, paths=self.paths, cutoff=self.cutoff))
         usable = self.check()
         if load_tokenizer is not None:
             try:
                 tokenizer = load_tokenizer()
             except Exception as exc:  # missing model, no network: a message, never a traceback
-                self.emit({"type": "failed", "message": f"cannot load the tokenizer: {exc}"})
+                self.emit(Failed(type=FAILED, message=f"cannot load the tokenizer: {exc}"))
                 return 2
             self.measure(tokenizer, usable)
-        self.emit({"type": "done", "errors": self.errors, "warnings": self.warnings})
+        self.emit(Done(type=DONE, errors=self.errors, warnings=self.warnings))
         return 1 if self.errors else 0
 
 

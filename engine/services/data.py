@@ -1,82 +1,77 @@
 """``python -m engine data``: instruction data checked and tokenised, reported as JSON lines.
 
-The app may not import the ML stack, so it runs this module in a subprocess and reads its
-stdout, one JSON object a line, flushed as it goes:
-
-Report mode, ``python -m engine data PATH… [--format F] [--model M] [--cutoff N]``::
-
-    {"type": "started", "paths": [...], "cutoff": 512}
-    {"type": "format", "path": "...", "format": "alpaca"}
-    {"type": "problem", "file": ..., "line": ..., "record": ..., "field": ..., "message": ..., "severity": ...}
-    {"type": "progress", "phase": "check"|"tokens", "records": 1200, "fraction": 0.4}
-    {"type": "checked", "records": ..., "usable": ..., "errors": ..., "warnings": ..., "turns": {...}}
-    {"type": "token_stats", "records": ..., "p50": ..., "p95": ..., "max": ..., "mean": ..., "cutoff": ...,
-     "truncated": ..., "dropped": ..., "trained_tokens": ..., "histogram": [{"upto": 64, "count": 3}, ...]}
-    {"type": "done", "errors": ..., "warnings": ...}
-
-The structural pass comes first (problems stream before transformers is even imported); token
-statistics follow only with ``--model``. Exit status: 1 when there are errors, 2 when the
-tokenizer cannot be loaded (a ``failed`` event says why). The events are made by
-:class:`engine.data_stats.Reporter`.
-
-Serve mode, ``python -m engine data --serve --model M --cutoff N``: prints ``{"type": "ready"}``,
-then answers each request line ``{"id": 1, "messages": [...]}`` on stdin with ``{"type":
-"encoded", "id": 1, "ids": [...], "trained": [...], "segments": [...], "full_length": ...,
-"cutoff": ..., "truncated": ...}``; segments are runs of ``{"text", "trained", "cut"}``. Both
-modes make labels with :func:`engine.data_encode.encode_conversation`, as training does.
+Report mode streams the events of a :class:`engine.data.report.Reporter`; serve mode answers
+encode requests for the Data screen's record view. Every message, and what each mode prints, is
+in :mod:`engine.services.data_protocol`; lines are read and written by :mod:`engine.services.jsonlines`.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any
+from typing import Any, Mapping
 
 from engine.data.encode import IGNORE_INDEX, encode_conversation
 from engine.data.formats import with_system
-from engine.data.report import Reporter, emit
+from engine.data.report import Reporter
 from engine.models.tokenizer import load_tokenizer
+from engine.services import jsonlines
+from engine.services.data_protocol import (
+    ENCODED, ERROR, FAILED, READY, REQUEST_KEY, Encoded, Error, Failed, Ready, Segment, bad_line_error)
 
 UNLIMITED = 1 << 40
 """Cutoff used to encode a record whole, so the view can show what lies past the real cutoff."""
 
 
-def encode_for_view(messages: list[dict[str, str]], tokenizer: Any, cutoff: int) -> dict[str, Any]:
+def emit(message: Mapping[str, Any]) -> None:
+    """Write one message to stdout, flushed (the app reads as we go)."""
+    jsonlines.write_message(sys.stdout, message)
+
+
+def encode_for_view(request_id: int, messages: list[dict[str, str]], tokenizer: Any, cutoff: int) -> Encoded:
     """A record as the model sees it: per-token ids and trained flags, and display segments."""
     whole = encode_conversation(messages, tokenizer, UNLIMITED)
     cut = encode_conversation(messages, tokenizer, cutoff)
     trained = [label != IGNORE_INDEX for label in cut.labels] + [
         label != IGNORE_INDEX for label in whole.labels[len(cut.labels):]]
-    segments: list[dict[str, Any]] = []
+    segments: list[Segment] = []
     start = 0
     for i in range(1, len(whole.input_ids) + 1):
         if i == len(whole.input_ids) or (trained[i], i >= cutoff) != (trained[start], start >= cutoff):
             text = tokenizer.decode(whole.input_ids[start:i])
-            segments.append({"text": text, "trained": trained[start], "cut": start >= cutoff, "tokens": i - start})
+            segments.append(Segment(text=text, trained=trained[start], cut=start >= cutoff, tokens=i - start))
             start = i
-    return {"ids": whole.input_ids, "trained": trained, "segments": segments, "full_length": whole.full_length,
-            "cutoff": cutoff, "truncated": cut.truncated, "trained_tokens": cut.trained_tokens}
+    return Encoded(type=ENCODED, id=request_id, ids=whole.input_ids, trained=trained, segments=segments,
+                   full_length=whole.full_length, cutoff=cutoff, truncated=cut.truncated,
+                   trained_tokens=cut.trained_tokens)
 
 
 def serve(tokenizer: Any, cutoff: int, system_prompt: str | None) -> int:
-    """Answer encode requests from stdin until it closes."""
-    emit({"type": "ready", "cutoff": cutoff, "chat_template": bool(getattr(tokenizer, "chat_template", None))})
-    for line in sys.stdin:
-        if not line.strip():
+    """Answer encode requests from stdin until it closes; a bad line or request gets an ``error``."""
+    emit(Ready(type=READY, cutoff=cutoff, chat_template=bool(getattr(tokenizer, "chat_template", None))))
+    for request in jsonlines.read_messages(sys.stdin.buffer, key=REQUEST_KEY):
+        if isinstance(request, jsonlines.BadLine):
+            emit(bad_line_error(request, "the app"))
             continue
-        request: dict[str, Any] = {}
         try:
-            request = json.loads(line)
             messages = with_system(request["messages"], system_prompt)
-            emit({"type": "encoded", "id": request.get("id"), **encode_for_view(messages, tokenizer, cutoff)})
+            emit(encode_for_view(request[REQUEST_KEY], messages, tokenizer, cutoff))
         except Exception as exc:  # one bad request must not end the service
-            emit({"type": "error", "id": request.get("id"), "message": f"{type(exc).__name__}: {exc}"})
+            emit(Error(type=ERROR, id=request[REQUEST_KEY], message=f"{type(exc).__name__}: {exc}"))
     return 0
 
 
 def main(argv: list[str]) -> int:
-    """Entry point of ``python -m engine data``."""
+    """Entry point of ``python -m engine data``; quiet, with status 141, when the reader leaves early (``| head``)."""
+    try:
+        return run(argv)
+    except BrokenPipeError:  # nobody is left to tell; a traceback would only land on the terminal
+        jsonlines.discard_stdout()
+        return jsonlines.PIPE_CLOSED
+
+
+def run(argv: list[str]) -> int:
+    """Parse ``argv`` and report or serve."""
     parser = argparse.ArgumentParser(prog="python -m engine data", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", help="JSON, JSON Lines or datasets folders (builtin:NAME too)")
     parser.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "openai"])
@@ -92,8 +87,8 @@ def main(argv: list[str]) -> int:
         try:
             tokenizer = load_tokenizer(args.model)
         except Exception as exc:  # missing model, no network: a message, never a traceback
-            emit({"type": "failed", "message": f"cannot load the tokenizer of {args.model}: {exc}"})
+            emit(Failed(type=FAILED, message=f"cannot load the tokenizer of {args.model}: {exc}"))
             return 2
         return serve(tokenizer, args.cutoff, args.system_prompt)
-    reporter = Reporter(args.paths, args.format, args.cutoff, args.system_prompt, args.limit)
+    reporter = Reporter(args.paths, args.format, args.cutoff, args.system_prompt, args.limit, emit=emit)
     return reporter.run((lambda: load_tokenizer(args.model)) if args.model else None)
