@@ -1,4 +1,5 @@
-"""`python -m engine data` (report and serve) and `tuitune data check`: same checks, same labels as training."""
+"""`python -m engine data` (report and serve) and `tuitune data check`: same checks, same labels as training,
+spoken in the schema of :mod:`engine.services.data_protocol`."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import DataSection
+from engine.services.data_protocol import ENCODED, ERROR, MESSAGES, READY, EncodeRequest, Segment
+from engine.services.jsonlines import PIPE_CLOSED, dumps, read_messages
 from tuitune.__main__ import main as tuitune_main
 
 BAD = Path(__file__).resolve().parent.parent / "fixtures" / "bad_data"
@@ -48,6 +51,19 @@ def test_check_format_override(good_file: Path, capsys: pytest.CaptureFixture[st
     assert f"error   {good_file}:1 record 0 field instruction: missing field" in capsys.readouterr().out
 
 
+def test_check_piped_into_a_reader_that_leaves_early_ends_quietly(tmp_path: Path) -> None:
+    """``tuitune data check FILE | head -1``: far more output than a pipe holds, and no traceback."""
+    folder = tmp_path.joinpath(*["d" * 200] * 5)  # every problem line names the file: 200 lines > 200 KB
+    folder.mkdir(parents=True)
+    (folder / "bad.jsonl").write_text("not json\n" * 300)
+    process = subprocess.Popen([sys.executable, "-m", "tuitune", "data", "check", str(folder / "bad.jsonl")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.readline().endswith(b"format unknown\n")
+    process.stdout.close()
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=30) == PIPE_CLOSED and stderr == ""
+
+
 def test_check_with_model_reports_tokens_and_dropped_records(good_file: Path, demo_model_dir: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "tuitune", "data", "check", str(good_file), "--model",
                              str(demo_model_dir), "--cutoff", "80"], capture_output=True, text=True, timeout=120)
@@ -73,16 +89,26 @@ def test_served_record_view_split_equals_training_labels(good_file: Path, demo_m
     from engine.recipes.datasets import build_datasets
 
     cutoff = 40
+    requests = [dumps(EncodeRequest(id=7, messages=GOOD[0]["messages"])).encode(), b"not json\n", b'{"messages": []}\n',
+                b'{"id": 8, "messages": [{"role": "user", "content": "caf\xe9"}]}\n',
+                dumps(EncodeRequest(id=9, messages=[{"role": "user"}])).encode(),
+                dumps(EncodeRequest(id=10, messages=GOOD[1]["messages"])).encode()]
     process = subprocess.Popen([sys.executable, "-m", "engine", "data", "--serve", "--model", str(demo_model_dir),
-                                "--cutoff", str(cutoff)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                                "--cutoff", str(cutoff)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     try:
-        assert json.loads(process.stdout.readline())["type"] == "ready"
-        process.stdin.write(json.dumps({"id": 7, "messages": GOOD[0]["messages"]}) + "\n")
-        process.stdin.flush()
-        view = json.loads(process.stdout.readline())
-    finally:
+        process.stdin.write(b"".join(requests))
         process.stdin.close()
+        answers = list(read_messages(process.stdout))
+    finally:
         process.wait(timeout=30)
+    assert [(a["type"], a.get("id")) for a in answers] == [
+        (READY, None), (ENCODED, 7), (ERROR, None), (ERROR, None), (ERROR, None), (ERROR, 9), (ENCODED, 10)]
+    for answer in answers:  # every field named by the schema, and no other
+        assert set(answer) == set(MESSAGES[answer["type"]].__annotations__), answer
+        assert all(set(seg) == set(Segment.__annotations__) for seg in answer.get("segments", []))
+    assert "line 2: not JSON" in answers[2]["message"] and 'line 3: no "id"' in answers[3]["message"]
+    assert "line 4: not valid UTF-8" in answers[4]["message"] and "content" in answers[5]["message"]
+    view = answers[1]
     built = build_datasets(DataSection(train=[str(good_file)], cutoff_len=cutoff), AutoTokenizer.from_pretrained(
         demo_model_dir), seed=0)
     row = built.train[0]

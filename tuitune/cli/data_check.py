@@ -2,20 +2,23 @@
 
 Structural checks run in this process (standard library only). With ``--model`` the report
 comes from ``python -m engine data`` in a subprocess, which also tokenises every record with
-the model's chat template for token statistics. Either way the same events are printed the
-same way. Exit status: 0 clean (warnings allowed), 1 errors in the data, 2 the check itself
-could not run (model not loadable).
+the model's chat template for token statistics. Either way the same events
+(:mod:`engine.services.data_protocol`) are printed the same way; a line from the subprocess that
+is no event is said on stderr and skipped. Exit status: 0 clean (warnings allowed), 1 errors in
+the data, 2 the check itself could not run (model not loadable), 141 the reader of stdout left
+before the end (``| head``), as for a Unix tool that SIGPIPE ends.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from engine.config import DataSection
 from engine.data.problems import Problem
+from engine.services import jsonlines
+from engine.services.data_protocol import CHECKED, DONE, FAILED, FORMAT, PROBLEM, TOKEN_STATS
 
 PRINT_LIMIT = 200
 """Problems printed; the rest are counted."""
@@ -47,10 +50,23 @@ def engine_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
     """Events of ``python -m engine data`` for ``args`` (tokenising with ``args.model``)."""
     command = [sys.executable, "-m", "engine", "data", args.path, "--format", args.format,
                "--model", args.model, "--cutoff", str(cutoff)]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, encoding="utf-8") as process:
-        for line in process.stdout:
-            if line.startswith("{"):
-                yield json.loads(line)
+    # surrogateescape: a byte that is not UTF-8 reaches the reader as a bad line, not as an exception
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, encoding="utf-8",
+                          errors="surrogateescape") as process:
+        try:
+            yield from readable_events(process.stdout)
+        finally:
+            if process.poll() is None:  # our reader left early (`| head`): the rest is not wanted
+                process.kill()
+
+
+def readable_events(lines: Iterable[str | bytes]) -> Iterator[dict[str, Any]]:
+    """The events in ``lines``; a line that is no event is said on stderr and skipped."""
+    for message in jsonlines.read_messages(lines):
+        if isinstance(message, jsonlines.BadLine):
+            print(f"error: python -m engine data wrote a line that is not an event: {message}", file=sys.stderr)
+        else:
+            yield message
 
 
 def local_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
@@ -69,20 +85,20 @@ def print_report(events: Iterable[dict[str, Any]], out: Callable[[str], None] = 
     result = 2
     for event in events:
         kind = event["type"]
-        if kind == "format":
+        if kind == FORMAT:
             out(f"{event['path']}: format {event['format'] or 'unknown'}")
-        elif kind == "problem" and printed < PRINT_LIMIT:
+        elif kind == PROBLEM and printed < PRINT_LIMIT:
             out(problem_line(event))
             printed += 1
-        elif kind == "problem":
+        elif kind == PROBLEM:
             omitted += 1
-        elif kind == "checked":
+        elif kind == CHECKED:
             checked = event
-        elif kind == "token_stats":
+        elif kind == TOKEN_STATS:
             tokens = event
-        elif kind == "failed":
+        elif kind == FAILED:
             print(f"error: {event['message']}", file=sys.stderr)
-        elif kind == "done":
+        elif kind == DONE:
             if omitted:
                 out(f"… {omitted:,} more problems not shown")
             for line in summary_lines(checked, tokens):
@@ -100,4 +116,10 @@ def run(args: Any) -> int:
     """Handler of ``tuitune data check``."""
     cutoff = args.cutoff or DataSection.model_fields["cutoff_len"].default
     events = engine_events(args, cutoff) if args.model else local_events(args, cutoff)
-    return print_report(events)
+    try:
+        return print_report(events)
+    except BrokenPipeError:  # `| head` has what it wanted: stop quietly, as Unix tools do
+        jsonlines.discard_stdout()
+        return jsonlines.PIPE_CLOSED
+    finally:
+        getattr(events, "close", lambda: None)()  # ends the engine subprocess if it still runs

@@ -21,7 +21,7 @@ from textual.worker import get_current_worker
 
 from engine.data.source import RawRecord
 from tuitune.widgets.data_inspector import DataInspector
-from tuitune.widgets.data_processes import EngineProcesses
+from tuitune.services import EngineProcesses
 from tuitune.widgets.data_table import RecordTable
 
 
