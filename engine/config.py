@@ -3,21 +3,42 @@
 Every field carries an attribute docstring, which the app's preset editor shows as help, so
 the schema is the only list of knobs. Unknown keys are errors, and errors point at the YAML
 file, line and field.
+
+Values are taken as written, never guessed: booleans only from ``true``/``false`` (YAML 1.1's
+``yes``/``on`` stay strings and are refused), no boolean where a number goes, no duplicate keys,
+no NaN or infinity. Config files must be regular files of at most MAX_CONFIG_BYTES.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import stat
+import types
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from engine.files import write_text_atomic
 from engine.paths import DEMO_MODEL
 
 DEMO_DATA = "builtin:identity"
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest config or preset file read (1 MiB; real ones are under 4 KiB). A YAML file of tens
+of megabytes takes minutes and gigabytes to load."""
+MAX_YAML_DEPTH = 50
+"""Deepest nesting of YAML collections; configs use 3 levels. Deeper input would exhaust the
+Python stack of PyYAML's composer."""
 
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 
@@ -25,7 +46,27 @@ Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 class Section(BaseModel):
     """Base of every config section: attribute docstrings become field descriptions."""
 
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True,
+                              allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_guessed_booleans(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic would read "yes", 1 or "on" as true and true as 1: a typo must not turn
+        # trust_remote_code on, nor batch_size: true become 1.
+        kinds = _members(cls.model_fields[info.field_name].annotation)
+        if bool in kinds and not isinstance(value, bool):
+            raise ValueError("must be true or false")
+        if isinstance(value, bool) and bool not in kinds and (int in kinds or float in kinds):
+            raise ValueError("must be a number, not true or false")
+        return value
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The members of a union annotation (or the annotation itself)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return list(get_args(annotation))
+    return [annotation]
 
 
 class ModelSection(Section):
@@ -164,27 +205,91 @@ class ConfigError(ValueError):
 def load_config(path: str | os.PathLike[str], base: dict[str, Any] | None = None) -> RunConfig:
     """Load a YAML run config or preset, merged over ``base`` (a plain dict) if given.
 
+    A file with no settings (empty, or only comments) is refused: it is almost always the wrong
+    file, and running the defaults is what leaving the file out does.
+
     Raises:
         ConfigError: with file, line and field for malformed YAML, unknown keys, wrong types
-            and values out of range.
+            and values out of range; for files that are not regular, too large or empty.
     """
-    path = Path(path)
+    source = str(path)
+    node, data = load_yaml(read_config_text(path), source)
+    if node is None:
+        raise ConfigError([f"{source}: the config file has no settings (it is empty or only comments); "
+                           "leave the config file out to run the defaults"])
+    return validate_config(node, data, source, base)
+
+
+def read_config_text(path: str | os.PathLike[str]) -> str:
+    """The text of a config or preset file, refusing anything but a regular file of at most MAX_CONFIG_BYTES.
+
+    The file is checked before it is opened: opening a FIFO for reading blocks until a writer
+    comes, and a device such as /dev/zero never ends.
+
+    Raises:
+        ConfigError: naming the file and why it cannot be read.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError([f"{path}: not a regular file ({file_kind(info.st_mode)}); give a YAML file"])
+        if info.st_size > MAX_CONFIG_BYTES:
+            raise ConfigError([_too_large(path, info.st_size)])
+        with open(path, "rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
-    return parse_config(text, source=str(path), base=base)
+    if len(raw) > MAX_CONFIG_BYTES:  # it grew after the check
+        raise ConfigError([_too_large(path, len(raw))])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+
+
+def _too_large(path: str | os.PathLike[str], size: int) -> str:
+    return (f"{path}: too large ({size / (1 << 20):.1f} MiB); a config or preset may be at most "
+            f"{MAX_CONFIG_BYTES >> 20} MiB")
+
+
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, in words: a folder, a FIFO, a character device …"""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
 
 
 def parse_config(text: str, source: str = "<config>", base: dict[str, Any] | None = None) -> RunConfig:
-    """Validate YAML ``text`` as a RunConfig; ``source`` names it in error messages."""
+    """Validate YAML ``text`` as a RunConfig; ``source`` names it in error messages. Empty text is the defaults."""
+    node, data = load_yaml(text, source)
+    return validate_config(node, data, source, base)
+
+
+def load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
+    """The composed node tree (for error locations) and the value of YAML ``text``.
+
+    Raises:
+        ConfigError: located, for malformed YAML, duplicate keys and nesting deeper than MAX_YAML_DEPTH.
+    """
+    loader = ConfigLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        duplicates = _duplicate_keys(node, source)
+        if duplicates:
+            raise ConfigError(duplicates)
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         raise ConfigError([f"{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+    finally:
+        loader.dispose()
+    return node, data
+
+
+def validate_config(node: yaml.Node | None, data: Any, source: str,
+                    base: dict[str, Any] | None = None) -> RunConfig:
+    """``data`` (loaded from ``node``) over ``base``, validated into a RunConfig with located errors."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -197,11 +302,65 @@ def parse_config(text: str, source: str = "<config>", base: dict[str, Any] | Non
         raise ConfigError(sorted(problems, key=_line_order)) from None
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, with booleans only from true/false and a nesting limit.
+
+    YAML 1.1 also reads yes/no/on/off as booleans; here they stay strings, so the schema
+    refuses them where a boolean goes (``trust_remote_code: yes`` is not a guess we make).
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        """Compose one node, refusing collections nested deeper than MAX_YAML_DEPTH."""
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested too deeply (more than {MAX_YAML_DEPTH} levels)", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+def _duplicate_keys(root: yaml.Node | None, source: str) -> list[str]:
+    """``file:line:col field: duplicate key …`` for every key given twice in one mapping."""
+    problems: list[str] = []
+    stack: list[tuple[yaml.Node, list[str]]] = [(root, [])] if root is not None else []
+    seen_nodes: set[int] = set()  # aliases share nodes; visit each once
+    while stack:
+        node, path = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, [*path, str(i)]) for i, child in enumerate(node.value))
+        elif isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], yaml.Node] = {}
+            for key, value in node.value:
+                name = [*path, str(key.value) if isinstance(key, yaml.ScalarNode) else "?"]
+                if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
+                    earlier = first.setdefault((key.tag, key.value), key)
+                    if earlier is not key:
+                        mark = key.start_mark
+                        problems.append(f"{source}:{mark.line + 1}:{mark.column + 1} {'.'.join(name)}: duplicate "
+                                        f"key; first given on line {earlier.start_mark.line + 1} (only one may stay)")
+                stack.append((value, name))
+    return sorted(problems, key=_line_order)
+
+
 def _describe(err: Any, root: yaml.Node | None, source: str) -> str:
     """One pydantic error as ``file:line:col dotted.field: message``."""
     loc = [part for part in err["loc"] if not (isinstance(part, str) and part.startswith("function-"))]
-    node = _node_at(root, loc, key=err["type"] == "extra_forbidden")
-    where = f"{source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node is not None else source
+    where = locate(root, loc, source, key=err["type"] == "extra_forbidden")
     field = ".".join(str(part) for part in loc) or "(top level)"
     message = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -211,6 +370,12 @@ def _describe(err: Any, root: yaml.Node | None, source: str) -> str:
     else:
         message = message.replace("Input should be", "must be").removeprefix("Value error, ")
     return f"{where} {field}: {message}"
+
+
+def locate(root: yaml.Node | None, loc: list[Any], source: str, key: bool = False) -> str:
+    """``file:line:col`` of the value at ``loc`` (with ``key``, of its key), or of its nearest ancestor."""
+    node = _node_at(root, loc, key=key)
+    return f"{source}:{node.start_mark.line + 1}:{node.start_mark.column + 1}" if node is not None else source
 
 
 def _line_order(problem: str) -> tuple[int, int]:

@@ -108,3 +108,82 @@ def test_bad_target_modules_get_one_message(value: str) -> None:
     assert problem == (
         "p.yaml:2:19 adapter.target_modules: must be all-linear or a non-empty list of module names such as [q_proj, v_proj]"
     )
+
+
+def load_problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return info.value.problems
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n  # and another\n"])
+def test_an_empty_config_file_is_refused(tmp_path: Path, text: str) -> None:
+    """An empty file used to start the full demo run; only leaving the file out may do that."""
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    [problem] = load_problems(path)
+    assert problem.startswith(f"{path}: the config file has no settings")
+
+
+def test_device_files_are_refused_at_once() -> None:
+    [problem] = load_problems(Path("/dev/zero"))
+    assert problem == "/dev/zero: not a regular file (a character device); give a YAML file"
+
+
+def test_a_config_file_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "huge.yaml"
+    path.write_text("description: x\n" + "#" * (1 << 20) + "\n")
+    [problem] = load_problems(path)
+    assert problem.startswith(f"{path}: too large (1.0 MiB); a config or preset may be at most 1 MiB")
+
+
+@pytest.mark.parametrize("text, field", [
+    ('model:\n  trust_remote_code: "yes"\n', "model.trust_remote_code"),
+    ("model:\n  trust_remote_code: yes\n", "model.trust_remote_code"),
+    ("model:\n  trust_remote_code: on\n", "model.trust_remote_code"),
+    ("model:\n  trust_remote_code: 1\n", "model.trust_remote_code"),
+    ("quant:\n  double_quant: 'false'\n", "quant.double_quant"),
+])
+def test_booleans_come_only_from_true_and_false(text: str, field: str) -> None:
+    [problem] = problems_of(text)
+    assert problem.startswith("p.yaml:2:") and problem.endswith(f" {field}: must be true or false")
+
+
+@pytest.mark.parametrize("text, field", [
+    ("train:\n  batch_size: true\n", "train.batch_size"),
+    ("train:\n  learning_rate: false\n", "train.learning_rate"),
+    ("train:\n  max_steps: true\n", "train.max_steps"),
+    ("data:\n  val_size: true\n", "data.val_size"),
+])
+def test_a_boolean_is_not_a_number(text: str, field: str) -> None:
+    [problem] = problems_of(text)
+    assert problem.startswith("p.yaml:2:") and problem.endswith(f" {field}: must be a number, not true or false")
+
+
+def test_real_booleans_and_numbers_yaml_reads_as_strings_are_accepted() -> None:
+    config = parse_config("model:\n  trust_remote_code: true\nquant:\n  double_quant: False\n"
+                          "train:\n  learning_rate: 2e-4\n  batch_size: 8\n  epochs: 1.5\ndescription: yes\n")
+    assert config.model.trust_remote_code is True and config.quant.double_quant is False
+    assert (config.train.learning_rate, config.train.batch_size, config.train.epochs) == (2e-4, 8, 1.5)
+    assert config.description == "yes"
+
+
+def test_infinite_and_nan_numbers_are_refused() -> None:
+    problems = problems_of("train:\n  epochs: .inf\n  warmup_ratio: .nan\n")
+    assert [p.split(" ")[:2] for p in problems] == [["p.yaml:2:11", "train.epochs:"],
+                                                    ["p.yaml:3:17", "train.warmup_ratio:"]]
+
+
+def test_a_duplicate_key_names_both_lines() -> None:
+    [problem] = problems_of("train:\n  epochs: 1\n  batch_size: 2\n  epochs: 5\n")
+    assert problem == "p.yaml:4:3 train.epochs: duplicate key; first given on line 2 (only one may stay)"
+
+
+def test_a_duplicate_section_names_both_lines() -> None:
+    [problem] = problems_of("train:\n  epochs: 1\nadapter:\n  r: 8\ntrain:\n  batch_size: 2\n")
+    assert problem == "p.yaml:5:1 train: duplicate key; first given on line 1 (only one may stay)"
+
+
+def test_yaml_nested_too_deeply_is_a_message_not_a_crash() -> None:
+    [problem] = problems_of("description: " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert problem.startswith("p.yaml:1:") and "nested too deeply" in problem
