@@ -3,13 +3,18 @@
 Standard library, PyYAML and pydantic only, so the app can import it.
 
 A preset is a partial RunConfig (usually description plus the quant, adapter, data and
-train sections), laid over the defaults and validated by :func:`engine.config.parse_config`.
+train sections), laid over the defaults and validated by :func:`engine.config.validate_config`.
 
 Names. Shipped presets (``presets/*.yaml`` in the repository) are read-only and their names
 are reserved: ``--preset default`` means the same thing on every machine, so a user preset
 never shadows a shipped one. :func:`save_user_preset` refuses shipped names, and a file in
 the user's folder that bears one is listed with an error and otherwise ignored. A broken
 user preset is listed with its error; listing never raises.
+
+Trust. A preset is a file people share, so it may not set ``model.trust_remote_code``: a preset
+that did would run the code of whatever model the run names, even one given with ``--model``.
+Only the run's own config file may turn remote code on. Other ``model`` fields (dtype,
+revision) remain allowed, as before; a flag still overrides them.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel
 
-from engine.config import ConfigError, RunConfig, parse_config
+from engine.config import ConfigError, RunConfig, load_yaml, locate, read_config_text, validate_config
 from engine.files import write_text_atomic
 from engine.paths import shipped_presets_dir, user_presets_dir
 
@@ -33,6 +38,9 @@ RUN_ONLY_FIELDS = frozenset({"data.train"})
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """Preset names: letters, digits, '.', '_', '-'; they become file names."""
 SUFFIXES = (".yaml", ".yml")
+NOT_IN_PRESETS = {"model.trust_remote_code": "a preset may not set this; only the run's own config file may turn "
+                                            "on remote code"}
+"""Fields a preset may not set, whatever the value, and why."""
 
 
 class PresetNotFound(ConfigError):
@@ -71,10 +79,10 @@ def _inspect(path: Path, source: Literal["shipped", "user"], error: str | None =
     """Read and validate one preset file into a PresetInfo, capturing any problem."""
     description = ""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(read_config_text(path), str(path))[1]
         if isinstance(data, dict) and isinstance(data.get("description"), str):
             description = data["description"]
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+    except ConfigError:
         pass
     if error is None:
         try:
@@ -109,6 +117,8 @@ def find_preset(name_or_path: str | Path) -> Path:
     if candidate.suffix in SUFFIXES or "/" in text or candidate.is_file():
         if candidate.is_file():
             return candidate
+        if candidate.exists():
+            raise PresetNotFound([f"{text}: not a regular file; give a YAML file"])
         raise PresetNotFound([f"{text}: no such preset file"])
     for folder in (shipped_presets_dir(), user_presets_dir()):
         for suffix in SUFFIXES:
@@ -127,12 +137,25 @@ def load_preset(name_or_path: str | Path) -> dict[str, Any]:
             wrong types and out-of-range values (PresetNotFound when there is no such preset).
     """
     path = find_preset(name_or_path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
-    parse_config(text, source=str(path))
-    return yaml.safe_load(text) or {}
+    node, data = load_yaml(read_config_text(path), str(path))
+    check_preset(node, data, str(path))
+    validate_config(node, data, str(path))
+    return data or {}
+
+
+def check_preset(node: yaml.Node | None, data: Any, source: str) -> None:
+    """Refuse the fields of NOT_IN_PRESETS, located (``file:line:col field: why``).
+
+    Raises:
+        ConfigError: one line per field a preset may not set.
+    """
+    problems = []
+    for dotted, why in NOT_IN_PRESETS.items():
+        section, key = dotted.split(".")
+        if isinstance(data, dict) and isinstance(data.get(section), dict) and key in data[section]:
+            problems.append(f"{locate(node, [section, key], source, key=True)} {dotted}: {why}")
+    if problems:
+        raise ConfigError(problems)
 
 
 def resolve(data: dict[str, Any]) -> RunConfig:
@@ -172,7 +195,9 @@ def save_user_preset(name: str, data: dict[str, Any], overwrite: bool = False) -
     if problem:
         raise ConfigError([f"{path}: {problem}"])
     text = preset_to_yaml(data)
-    parse_config(text, source=str(path))
+    node, parsed = load_yaml(text, str(path))
+    check_preset(node, parsed, str(path))
+    validate_config(node, parsed, str(path))
     if path.exists() and not overwrite:
         raise PresetExists(f"{path} exists; pass overwrite=True to replace it")
     write_text_atomic(path, text)

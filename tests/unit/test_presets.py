@@ -141,3 +141,53 @@ def test_diff_from_lists_changed_leaves_in_order() -> None:
     current["train"]["max_steps"] = 10
     assert diff_from(base, current) == [("adapter.r", 16, 32), ("train.max_steps", None, 10)]
     assert diff_from({"a": {"b": 1}}, {}) == [("a.b", 1, None)]
+
+
+@pytest.mark.parametrize("value", ["true", "false"])
+def test_a_preset_may_not_set_trust_remote_code(value: str) -> None:
+    """A shared preset could turn on remote code for whatever model the run names (even with --model)."""
+    path = write_user("remote", f"description: looks harmless\nmodel:\n  trust_remote_code: {value}\nadapter:\n  r: 8\n")
+    with pytest.raises(ConfigError) as err:
+        load_preset("remote")
+    assert err.value.problems == [
+        f"{path}:3:3 model.trust_remote_code: a preset may not set this; only the run's own config file "
+        "may turn on remote code"]
+    [info] = [i for i in list_presets() if i.name == "remote"]
+    assert info.error == str(err.value) and info.description == "looks harmless"
+
+
+def test_a_preset_that_sets_remote_code_stops_a_run_composed_with_model_flag() -> None:
+    from engine.compose import compose_config
+
+    write_user("remote", "model:\n  trust_remote_code: true\n")
+    with pytest.raises(ConfigError, match="model.trust_remote_code: a preset may not set this"):
+        compose_config("remote", flags={"--model": ("model.name_or_path", "some/model")})
+
+
+def test_saving_a_preset_that_sets_remote_code_is_refused() -> None:
+    with pytest.raises(ConfigError, match="model.trust_remote_code: a preset may not set this"):
+        save_user_preset("remote", {"model": {"trust_remote_code": True}})
+    assert not (user_presets_dir() / "remote.yaml").exists()
+
+
+def test_other_model_fields_stay_allowed_in_a_preset() -> None:
+    write_user("fp32", "model:\n  dtype: float32\n")
+    assert load_preset("fp32") == {"model": {"dtype": "float32"}}
+
+
+def test_presets_read_values_as_strictly_as_configs() -> None:
+    path = write_user("loose", "data:\n  packing: yes\ntrain:\n  epochs: 1\n  epochs: 2\n")
+    with pytest.raises(ConfigError) as err:
+        load_preset("loose")
+    assert err.value.problems == [f"{path}:5:3 train.epochs: duplicate key; first given on line 4 (only one may stay)"]
+    write_user("loose", "data:\n  packing: yes\n")
+    with pytest.raises(ConfigError, match=r"loose.yaml:2:12 data.packing: must be true or false"):
+        load_preset("loose")
+
+
+def test_a_preset_file_over_the_size_limit_is_refused() -> None:
+    path = write_user("huge", "description: x\n" + "#" * (1 << 20) + "\n")
+    with pytest.raises(ConfigError, match="too large .* at most 1 MiB"):
+        load_preset(path)
+    [info] = [i for i in list_presets() if i.name == "huge"]
+    assert "at most 1 MiB" in info.error
