@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from engine.data.formats import TRAINABLE, UNTRAINABLE, detect_format, to_messages
+from engine.data.formats import TRAINABLE, UNTRAINABLE, detect_format, printable, to_messages
 from engine.data.problems import Problem, SourceError
 from engine.data.source import RawRecord, iter_records
 
@@ -67,7 +67,7 @@ def detect_file_format(path: str, fmt: str = "auto") -> tuple[str | None, Proble
             return found, None
     if first is None:
         return None, None
-    keys = ", ".join(list(first.value)[:8]) or "none"
+    keys = printable(", ".join(list(first.value)[:8])) or "none"
     return None, Problem(path, first.line, first.index, None,
                          f"cannot tell the format from the record's keys ({keys}): {FORMAT_HELP}")
 

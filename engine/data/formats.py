@@ -54,6 +54,22 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def not_text(value: str) -> str | None:
+    """Why ``value`` is not valid Unicode text (a lone surrogate, which JSON escapes such as
+    ``"\\ud800"`` can make and no tokenizer can encode), or None when it is."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return (f"contains a lone surrogate (\\u{ord(value[exc.start]):04x} at character {exc.start + 1}), "
+                "which is not valid Unicode text: fix or remove that escape")
+    return None
+
+
+def printable(value: str) -> str:
+    """``value`` with anything that is not valid Unicode escaped, so a message about it can be printed."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def detect_format(record: Any) -> str | None:
     """The format a record's keys suggest: a TRAINABLE name, ``preference``, ``text`` or None."""
     if not isinstance(record, dict):
@@ -106,6 +122,9 @@ def _text(record: dict, key: str, field: str, problems: list[FieldProblem], requ
     if required and not value.strip():
         problems.append((field, "empty text"))
         return None
+    if not_text(value):
+        problems.append((field, not_text(value)))
+        return None
     return value
 
 
@@ -128,8 +147,9 @@ def _alpaca(record: dict) -> tuple[list[Turn] | None, list[FieldProblem]]:
             problems.append((f"history[{i}]", "expected an [instruction, answer] pair of two strings"))
             continue
         for j, role in enumerate(("user", "assistant")):
-            if not isinstance(pair[j], str) or not pair[j].strip():
-                what = "empty text" if isinstance(pair[j], str) else f"expected a string, got {json_type(pair[j])}"
+            if not isinstance(pair[j], str) or not pair[j].strip() or not_text(pair[j]):
+                what = (f"expected a string, got {json_type(pair[j])}" if not isinstance(pair[j], str)
+                        else not_text(pair[j]) or "empty text")
                 problems.append((f"history[{i}][{j}]", what))
             else:
                 turns.append((role, pair[j], f"history[{i}][{j}]"))
@@ -202,6 +222,9 @@ def _content(item: dict, key: str, field: str, problems: list[FieldProblem]) -> 
         return None
     if not value.strip():
         problems.append((field, "empty text"))
+        return None
+    if not_text(value):
+        problems.append((field, not_text(value)))
         return None
     return value
 

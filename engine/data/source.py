@@ -5,11 +5,19 @@ line; JSON arrays are parsed element by element so each record knows its line; f
 by ``datasets.save_to_disk`` are read through pyarrow (imported only then). Anything wrong
 with the bytes — invalid UTF-8, JSON syntax — becomes a :class:`Problem` with line and column
 instead of an exception.
+
+Hostile input is refused with a located problem before it can hang or crash a reader: paths
+that are not regular files or folders (a FIFO would block the check and the trainer forever),
+records longer than MAX_RECORD_BYTES (the datasets JSON reader aborts the trainer on a 100 MB
+line) and JSON nested deeper than MAX_NESTING (Python's parser overflows its stack).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,6 +26,14 @@ from engine.data.problems import Problem, SourceError
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "sample_data"
 BOM = b"\xef\xbb\xbf"
+MAX_RECORD_BYTES = 16 << 20
+"""Longest record (a JSON Lines line, or one element of a JSON array): 16 MiB, millions of
+tokens, far past any cutoff_len; only a broken or hostile file has longer ones."""
+MAX_NESTING = 100
+"""Deepest nesting of arrays and objects in a record; chat records need about 5 levels."""
+_JSON_TOKENS = {str: re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]'),
+                bytes: re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')}
+"""A JSON string (skipped whole, so brackets inside text do not count) or a bracket."""
 
 
 @dataclass
@@ -48,13 +64,30 @@ def resolve_path(path: str) -> Path:
     return Path(path).expanduser()
 
 
-def source_kind(path: Path) -> str:
-    """``jsonl``, ``json`` (an array) or ``arrow`` (a datasets folder), from the content, not the name."""
-    if path.is_dir():
+def source_kind(path: Path, name: str | None = None) -> str:
+    """``jsonl``, ``json`` (an array) or ``arrow`` (a datasets folder), from the content, not the name.
+
+    Raises:
+        SourceError: for anything but a regular file or a folder (a FIFO, a device, a socket),
+            checked before opening: opening a FIFO blocks until someone writes to it.
+        OSError: when the path cannot be read.
+    """
+    mode = os.stat(path).st_mode
+    if stat.S_ISDIR(mode):
         return "arrow"
+    if not stat.S_ISREG(mode):
+        raise SourceError(Problem(name or str(path), None, None, None, f"not a regular file ({_file_kind(mode)}); "
+                                  "give a JSON or JSON Lines file, or a folder saved by datasets"))
     with path.open("rb") as file:
         head = file.read(4096).removeprefix(BOM).lstrip()
     return "json" if head.startswith(b"[") else "jsonl"
+
+
+def _file_kind(mode: int) -> str:
+    """What a file that is neither regular nor a folder is, in words."""
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+             (stat.S_ISSOCK, "a socket"))
+    return next((kind for test, kind in kinds if test(mode)), "not a plain file")
 
 
 def iter_records(path: str) -> Iterator[RawRecord]:
@@ -67,7 +100,7 @@ def iter_records(path: str) -> Iterator[RawRecord]:
     if not real.exists():
         raise SourceError(Problem(path, None, None, None, "no such file or folder"))
     try:
-        kind = source_kind(real)
+        kind = source_kind(real, path)
         reader = {"jsonl": _iter_jsonl, "json": _iter_json_array, "arrow": _iter_arrow}[kind]
         yield from reader(real, path)
     except OSError as exc:
@@ -75,16 +108,50 @@ def iter_records(path: str) -> Iterator[RawRecord]:
 
 
 def parse_line(raw: bytes, lineno: int, index: int, name: str) -> RawRecord:
-    """One JSON Lines line as a record, or a located problem (invalid UTF-8, JSON syntax)."""
+    """One JSON Lines line as a record, or a located problem (too long, invalid UTF-8, too deep, JSON syntax)."""
+    if len(raw) > MAX_RECORD_BYTES:
+        return RawRecord(index, lineno, problem=too_long(name, lineno, index, len(raw)))
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         return RawRecord(index, lineno, problem=_utf8_problem(name, lineno, index, raw, exc.start))
+    if nested_too_deeply(text):
+        return RawRecord(index, lineno, problem=_too_deep(name, lineno, index))
     try:
         return RawRecord(index, lineno, json.loads(text))
     except json.JSONDecodeError as exc:
         return RawRecord(index, lineno, problem=Problem(
             name, lineno, index, None, f"JSON syntax error: {exc.msg}", column=exc.colno))
+    except RecursionError:  # the depth check above should keep this away; a stack may still be shallower
+        return RawRecord(index, lineno, problem=_too_deep(name, lineno, index))
+
+
+def nested_too_deeply(text: str | bytes, start: int = 0, end: int | None = None) -> bool:
+    """Whether JSON ``text[start:end]`` nests arrays and objects deeper than MAX_NESTING (without parsing it)."""
+    end = len(text) if end is None else end
+    brackets = ("[", "{") if isinstance(text, str) else (b"[", b"{")
+    if text.count(brackets[0], start, end) + text.count(brackets[1], start, end) <= MAX_NESTING:
+        return False  # the common case, at C speed: too few brackets to nest that deep
+    depth = 0
+    for match in _JSON_TOKENS[type(text)].finditer(text, start, end):
+        token = match.group()
+        if token in brackets:
+            depth += 1
+            if depth > MAX_NESTING:
+                return True
+        elif len(token) == 1:
+            depth -= 1
+    return False
+
+
+def too_long(name: str, line: int | None, index: int | None, size: int) -> Problem:
+    """The problem of a record longer than MAX_RECORD_BYTES."""
+    return Problem(name, line, index, None, f"the record is {size / (1 << 20):.1f} MiB long; one record (line) "
+                                            f"may be at most {MAX_RECORD_BYTES >> 20} MiB")
+
+
+def _too_deep(name: str, line: int | None, index: int | None) -> Problem:
+    return Problem(name, line, index, None, f"JSON nested more than {MAX_NESTING} levels deep; a record needs a few")
 
 
 def _utf8_problem(name: str, line: int, index: int | None, raw: bytes, pos: int) -> Problem:
@@ -96,8 +163,12 @@ def _utf8_problem(name: str, line: int, index: int | None, raw: bytes, pos: int)
 def _iter_jsonl(path: Path, name: str) -> Iterator[RawRecord]:
     index = offset = 0
     with path.open("rb") as file:
-        for lineno, raw in enumerate(file, 1):
-            offset += len(raw)
+        for lineno, (raw, size) in enumerate(_bounded_lines(file), 1):
+            offset += size
+            if raw is None:
+                yield RawRecord(index, lineno, problem=too_long(name, lineno, index, size), offset=offset - size)
+                index += 1
+                continue
             if lineno == 1:
                 raw = raw.removeprefix(BOM)
             if not raw.strip():
@@ -115,13 +186,26 @@ def _iter_jsonl(path: Path, name: str) -> Iterator[RawRecord]:
         yield RawRecord(0, None, problem=Problem(name, None, None, None, "the file is empty: no records"))
 
 
+def _bounded_lines(file: Any) -> Iterator[tuple[bytes | None, int]]:
+    """``(line, size)`` of each line of a binary file; a line over MAX_RECORD_BYTES comes as
+    ``(None, size)`` and is skipped a chunk at a time, never held in memory whole."""
+    while raw := file.readline(MAX_RECORD_BYTES + 1):
+        if len(raw) <= MAX_RECORD_BYTES:
+            yield raw, len(raw)
+            continue
+        size = len(raw)
+        while not raw.endswith(b"\n") and (raw := file.readline(1 << 20)):
+            size += len(raw)
+        yield None, size
+
+
 def _whole_object_problem(path: Path, name: str) -> Problem | None:
     """When a file that is not JSON Lines holds one JSON object, say so (and where the records may be)."""
     if path.stat().st_size > 256 * 1024 * 1024:
         return None
     try:
         value = json.loads(path.read_bytes().removeprefix(BOM))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(value, dict):
         return None
@@ -151,7 +235,15 @@ def _iter_json_array(path: Path, name: str) -> Iterator[RawRecord]:
             yield RawRecord(index, exc.lineno, problem=Problem(
                 name, exc.lineno, index, None, f"JSON syntax error: {exc.msg}", column=exc.colno))
             return
-        yield RawRecord(index, line, value, offset=pos)
+        except RecursionError:  # too deep to find where the record ends, so nothing after it is read
+            yield RawRecord(index, line, problem=_too_deep(name, line, index))
+            return
+        if end - pos > MAX_RECORD_BYTES:  # characters, not bytes: the same for the ASCII of JSON syntax
+            yield RawRecord(index, line, problem=too_long(name, line, index, end - pos), offset=pos)
+        elif nested_too_deeply(text, pos, end):
+            yield RawRecord(index, line, problem=_too_deep(name, line, index), offset=pos)
+        else:
+            yield RawRecord(index, line, value, offset=pos)
         index += 1
         pos = _skip_ws(text, end)
         if pos < len(text) and text[pos] == ",":

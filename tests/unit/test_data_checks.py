@@ -155,3 +155,84 @@ def test_app_side_data_modules_load_no_ml_stack() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def first_problem(path: Path) -> str:
+    summary = check_paths([str(path)])
+    assert summary.errors >= 1, f"{path.name}: no error found"
+    return str(next(p for p in summary.problems if p.severity == "error"))
+
+
+def deep(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_a_record_nested_200000_deep_is_a_located_problem_not_a_recursion_error(tmp_path: Path) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text(json.dumps(RECORDS["alpaca"]) + "\n" + '{"instruction": ' + deep(200_000) + ', "output": "x"}\n')
+    assert first_problem(path) == f"{path}:2 record 1: JSON nested more than 100 levels deep; a record needs a few"
+
+
+def test_nesting_inside_strings_does_not_count(tmp_path: Path) -> None:
+    path = tmp_path / "brackets.jsonl"
+    path.write_text(json.dumps({"instruction": "[{" * 500, "output": "]}" * 500}) + "\n")
+    assert check_paths([str(path)]).errors == 0
+
+
+def test_a_deep_record_in_a_json_array_is_a_located_problem(tmp_path: Path) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text("[\n" + json.dumps(RECORDS["alpaca"]) + ",\n" + '{"instruction": ' + deep(200_000) + "}\n]\n")
+    assert first_problem(path) == f"{path}:3 record 1: JSON nested more than 100 levels deep; a record needs a few"
+    path.write_text("[\n" + json.dumps(RECORDS["alpaca"]) + ",\n" + '{"instruction": ' + deep(150) + "}\n]\n")
+    assert first_problem(path) == f"{path}:3 record 1: JSON nested more than 100 levels deep; a record needs a few"
+
+
+def test_a_deep_single_object_file_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    path = tmp_path / "object.json"
+    path.write_text('{"data":\n' + deep(200_000) + "\n}\n")
+    assert first_problem(path).startswith(f"{path}:1")
+
+
+def test_a_line_over_16_mib_is_refused_with_the_limit(tmp_path: Path) -> None:
+    """A 100 MB line passed the check and then aborted training inside the datasets JSON reader."""
+    path = tmp_path / "long.jsonl"
+    record = json.dumps({"instruction": "x" * (17 << 20), "output": "y"})
+    other = {"instruction": "Bye", "output": "Goodbye"}
+    path.write_text(json.dumps(RECORDS["alpaca"]) + "\n" + record + "\n" + json.dumps(other) + "\n")
+    summary = check_paths([str(path)])
+    assert [str(p) for p in summary.problems] == [
+        f"{path}:2 record 1: the record is 17.0 MiB long; one record (line) may be at most 16 MiB"]
+    assert summary.records == 3 and summary.usable == 2
+
+
+def test_a_record_over_the_limit_in_a_json_array_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from engine.data import source
+
+    monkeypatch.setattr(source, "MAX_RECORD_BYTES", 1 << 20)
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps([RECORDS["alpaca"], {"instruction": "x" * (2 << 20), "output": "y"}], indent=1))
+    assert first_problem(path) == f"{path}:7 record 1: the record is 2.0 MiB long; one record (line) may be at most 1 MiB"
+
+
+@pytest.mark.parametrize("record, field", [
+    ('{"instruction": "hi \\ud800 there", "output": "x"}', "instruction"),
+    ('{"instruction": "hi", "output": "x\\udfff"}', "output"),
+    ('{"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "\\udc80"}]}',
+     "messages[1].content"),
+    ('{"conversations": [{"from": "human", "value": "\\ud83d"}, {"from": "gpt", "value": "b"}]}',
+     "conversations[0].value"),
+    ('{"instruction": "a", "output": "b", "history": [["\\ud800", "c"]]}', "history[0][0]"),
+], ids=["alpaca-instruction", "alpaca-output", "openai-content", "sharegpt-value", "alpaca-history"])
+def test_a_lone_surrogate_is_a_located_problem_naming_the_field(tmp_path: Path, record: str, field: str) -> None:
+    """It passed the check, then failed the chat template in training."""
+    path = tmp_path / "surrogate.jsonl"
+    path.write_text(record + "\n")
+    problem = first_problem(path)
+    assert problem.startswith(f"{path}:1 record 0 field {field}: contains a lone surrogate (\\u")
+    assert "not valid Unicode text" in problem
+
+
+def test_keys_with_a_lone_surrogate_print(tmp_path: Path) -> None:
+    path = tmp_path / "keys.jsonl"
+    path.write_text('{"\\ud800": 1}\n')
+    first_problem(path).encode("utf-8")

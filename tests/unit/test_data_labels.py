@@ -203,3 +203,19 @@ def test_chat_template_failure_is_located(tokenizer, tmp_path: Path) -> None:
         build_datasets(DataSection(train=[path]), strict, seed=0)
     assert [str(p) for p in caught.value.problems] == [
         f"{path}:2 record 1: the chat template failed: no forbidden words"]
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"instruction": "Hi", "output": "x\\ud800"}', "1 record 0 field output: contains a lone surrogate (\\ud800"),
+    ('{"instruction": ' + "[" * 200_000 + "]" * 200_000 + "}", "1 record 0: JSON nested more than 100 levels deep"),
+], ids=["lone-surrogate", "200000-deep"])
+def test_training_refuses_what_the_check_refuses_with_the_same_message(tokenizer, tmp_path: Path, line: str,
+                                                                        message: str) -> None:
+    from engine.data.checks import check_paths
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text(line + "\n", encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        build_datasets(DataSection(train=[str(path)]), tokenizer, seed=0)
+    assert str(caught.value).startswith(f"{path}:{message}")
+    assert [str(p) for p in caught.value.problems] == [str(p) for p in check_paths([str(path)]).problems]
