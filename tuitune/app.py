@@ -20,6 +20,7 @@ from tuitune.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from tuitune.runs.draft import RunDraft
+    from tuitune.screens.new_run import NewRunScreen
 
 class TuituneApp(App[None]):
     """Fine-tune LLMs from the terminal: runs, new-run flow and live dashboards.
@@ -63,9 +64,10 @@ class TuituneApp(App[None]):
             self._draft = draft
         return self._draft
 
-    def _new_run_open(self) -> bool:
-        module = sys.modules.get("tuitune.screens.new_run")
-        return module is not None and isinstance(self.screen, module.NewRunScreen)
+    def _new_run_open(self) -> NewRunScreen | None:
+        """The new-run flow when it is the screen on show (its module is imported only once opened)."""
+        module, screen = sys.modules.get("tuitune.screens.new_run"), self.screen
+        return screen if module is not None and isinstance(screen, module.NewRunScreen) else None
 
     def on_mount(self) -> None:
         signals.install(self.exit)
@@ -87,9 +89,9 @@ class TuituneApp(App[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide the keys of modes whose screens are not installed and of new-run while it is open."""
         if action == "switch_mode":
-            return parameters[0] in self._modes
+            return parameters[0] in self.MODES
         if action == "new_run":
-            return not self._new_run_open()
+            return self._new_run_open() is None
         return True
 
     def open_dashboard(self, run_dir: Path) -> None:
@@ -104,8 +106,8 @@ class TuituneApp(App[None]):
         """Open the new-run flow (or bring it back, choices kept)."""
         if self.current_mode != "runs":
             self.switch_mode("runs")
-        if self._new_run_open():
-            self.screen.take_draft()
+        if (flow := self._new_run_open()) is not None:
+            flow.take_draft()
         else:
             from tuitune.screens.new_run import NewRunScreen
 
@@ -113,7 +115,7 @@ class TuituneApp(App[None]):
 
     def run_launched(self, run_dir: Path) -> None:
         """A run started from the new-run flow: swap the flow for the run's dashboard."""
-        if self._new_run_open():
+        if self._new_run_open() is not None:
             self.pop_screen()
         self.open_dashboard(run_dir)
 

@@ -150,7 +150,7 @@ async def test_new_run_flow_defaults_review_and_choices_from_other_screens(make_
         await wait_for(pilot, lambda: flow.config is None, what="the bad cutoff to be refused")
         assert "data.cutoff_len" in str(flow.errors_view.render())
         await pilot.press("ctrl+s")
-        assert isinstance(app.screen, NewRunScreen) and not flow.starting
+        assert isinstance(app.screen, NewRunScreen) and not flow.starter.starting
         flow.query_one("#cutoff", Input).value = "64"
         flow.query_one("#max_steps", Input).value = "3"
         await wait_for(pilot, lambda: flow.config is not None and flow.config.train.max_steps == 3, what="steps")

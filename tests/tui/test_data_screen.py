@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Input, Select, Static, TabbedContent
 from engine.config import DataSection
 from tuitune.messages import DataChosen
 from tuitune.screens.data import DataScreen
-from tuitune.widgets.data_path_suggester import complete_data_path
+from tuitune.path_suggester import DATA_SUFFIXES, PathSuggester
 from tuitune.widgets.record_view import TRAINED, RecordView
 
 BAD_RECORD = 150
@@ -168,7 +168,7 @@ async def test_record_view_split_equals_engine_labels(data_dir: Path, demo_model
         encoded = view.encoded
         shown = view.body
         highlighted = "".join(shown.plain[s.start:s.end] for s in shown.spans if s.style == TRAINED)
-        app.screen.processes.stop_all()
+        app.screen.engine.stop_all()
     (data_dir / "one.jsonl").write_text(json.dumps(chat_records()[1]) + "\n")
     tokenizer = AutoTokenizer.from_pretrained(demo_model_dir)
     built = build_datasets(DataSection(train=["one.jsonl"], cutoff_len=40), tokenizer, seed=0)
@@ -181,6 +181,7 @@ async def test_record_view_split_equals_engine_labels(data_dir: Path, demo_model
 
 
 def test_path_completion_offers_data_files_and_folders(data_dir: Path) -> None:
+    complete_data_path = PathSuggester(DATA_SUFFIXES).complete
     assert complete_data_path("ch") == "chat.jsonl"
     assert complete_data_path("s") == "sub/"
     assert complete_data_path(f"{data_dir}/c") == f"{data_dir}/chat.jsonl"

@@ -181,7 +181,9 @@ def test_snapshot_will_not_fit_120x40(snap_compare, machine: dict) -> None:
 
 def test_complete_path_rules(tmp_path: Path) -> None:
     """Folders complete with a trailing /, hidden ones only after a dot, hub ids never."""
-    from tuitune.widgets.model_path_suggester import complete_path
+    from tuitune.path_suggester import PathSuggester
+
+    complete_path = PathSuggester(paths_only=True).complete
 
     for name in ("alpha", "alps", ".hidden"):
         (tmp_path / name).mkdir()
@@ -195,8 +197,9 @@ def test_complete_path_rules(tmp_path: Path) -> None:
 
 
 async def test_a_failing_scan_is_reported(machine: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    """You should see a notification naming the failure, and the demo model still shown."""
+    """You should see the error dialog naming the failure (as on every screen), and the demo model still shown."""
     from engine.models import hf_cache
+    from tuitune.dialogs.error import ErrorModal
 
     def broken(*_args):
         raise PermissionError("cache folder not readable")
@@ -204,6 +207,6 @@ async def test_a_failing_scan_is_reported(machine: dict, monkeypatch: pytest.Mon
     monkeypatch.setattr(hf_cache, "scan", broken)
     async with ModelsApp().run_test(size=(120, 40)) as pilot:
         await settle(pilot)
-        messages = [str(n.message) for n in pilot.app._notifications]
-        assert any("cache folder not readable" in m for m in messages)
+        assert isinstance(pilot.app.screen, ErrorModal) and "cache folder not readable" in pilot.app.screen.details
+        await pilot.press("escape")
         assert "LlamaForCausalLM" in shown(pilot, ModelDetails)

@@ -1,6 +1,6 @@
 """The new-run flow's review step: memory estimate, the warning before a run that will not fit, refusals.
 
-The GPU the estimate compares against is faked (``engine.gpus.list_gpus``), the model folders are
+The GPU the estimate compares against is faked (``engine.machine.gpus.list_gpus``), the model folders are
 built by ``tests/fixtures/models/builders.py``, and ``tuitune.runs.launch.start_run`` only records
 its call: launching itself is covered by the engine tests.
 """
@@ -74,7 +74,7 @@ async def review(pilot, wait_for, model: str) -> NewRunScreen:
     await pilot.press("enter", "enter")
     await wait_for(pilot, lambda: flow.query_one("#presets").option_count > 1, what="the preset list")
     await pilot.press("enter")
-    await wait_for(pilot, lambda: flow.fit is not None and flow.fit.config == flow.config, what="the memory verdict")
+    await wait_for(pilot, lambda: flow.starter.verdict is not None and flow.starter.verdict.config == flow.config, what="the memory verdict")
     return flow
 
 
@@ -86,8 +86,8 @@ async def test_a_run_that_will_not_fit_warns_with_what_to_change_and_asks_before
     async with app.run_test(size=(120, 40)) as pilot:
         flow = await review(pilot, wait_for, str(model))
         assert small_gpu and threading.main_thread().ident not in small_gpu  # read in a worker
-        est = flow.fit.view.estimate
-        assert not flow.fit.fits and est.total > 8 * GIB and flow.fit.refusal is None
+        est = flow.starter.verdict.estimate
+        assert not flow.starter.verdict.fits and est.total > 8 * GIB and flow.starter.verdict.refusal is None
         panel = shown(flow.memory)
         assert "✗ Will not fit" in panel and "GPU 0 Test GPU has 8.0 GiB" in panel
         assert "Try:" in panel and "quant.mode: 4bit" in panel  # what to change
@@ -110,7 +110,7 @@ async def test_a_run_that_fits_starts_without_asking(
     app = make_app(runs_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         flow = await review(pilot, wait_for, str(model))
-        assert flow.fit.fits and flow.fit.refusal is None
+        assert flow.starter.verdict.fits and flow.starter.verdict.refusal is None
         assert "✓ fits" in shown(flow.memory) and not flow.memory.has_class("-overflow")
         assert "Will not fit" not in shown(flow.memory)
         flow.query_one("#name").value = "tiny-run"
@@ -123,17 +123,17 @@ async def test_a_run_that_fits_starts_without_asking(
 async def test_start_pressed_before_the_estimate_waits_for_it(
         make_app, wait_for, runs_dir: Path, tmp_path: Path, small_gpu: list[int], started: list,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from tuitune.screens import new_run_start
+    from tuitune.controllers import run_start
 
     model = builders.make_model(tmp_path / "llama-7b", SEVEN_B, weights=False)
     gate = threading.Event()
-    real = new_run_start.check_fit
+    real = run_start.judge
 
     def slow_check(*args):
         gate.wait(10)
         return real(*args)
 
-    monkeypatch.setattr(new_run_start, "check_fit", slow_check)
+    monkeypatch.setattr(run_start, "judge", slow_check)
     app = make_app(runs_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         app.draft.model = str(model)

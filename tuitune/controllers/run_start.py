@@ -48,7 +48,7 @@ class RunStarter:
         self._start_when_judged = False
         self._gpus: tuple[list[Gpu], str] | None = None
 
-    def judge(self, config: RunConfig) -> None:
+    def check(self, config: RunConfig) -> None:
         """Judge ``config`` in the background unless it is the one judged (or being judged) last."""
         if config != self._asked:
             self._asked = config

@@ -1,4 +1,4 @@
-"""ErrorModal: a scrollable, copyable error; and the one place worker errors are routed to it."""
+"""ErrorModal: a scrollable, copyable error (every screen opens it for a failed worker: see ``AppScreen``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Label
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker
 
 
 class ErrorModal(ModalScreen[None]):
@@ -59,12 +59,3 @@ def describe_worker_error(worker: Worker) -> tuple[str, str]:
     details = "".join(traceback.format_exception(error)) if error is not None else "unknown error"
     return title.splitlines()[0][:200], details
 
-
-class RoutesWorkerErrors:
-    """Mixin for screens: a failed worker (exit_on_error=False) opens an ErrorModal, never a crash."""
-
-    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """Show the error of a worker that failed (a plain mixin, so named, not ``@on``)."""
-        if event.state is WorkerState.ERROR:
-            title, details = describe_worker_error(event.worker)
-            self.app.push_screen(ErrorModal(title, details))  # type: ignore[attr-defined]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual import on
+from textual import getters, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -38,6 +38,11 @@ class SavePresetDialog(ModalScreen[str | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
+    name_input = getters.query_one("#name", Input)
+    problem_line = getters.query_one("#name-problem", Static)
+    warning_line = getters.query_one("#name-warning", Static)
+    save_button = getters.query_one("#save", Button)
+
     def __init__(self, suggested: str, shipped: set[str], user: set[str]) -> None:
         super().__init__()
         self.suggested = suggested
@@ -71,10 +76,10 @@ class SavePresetDialog(ModalScreen[str | None]):
     def _check(self, name: str) -> None:
         """Show the name's problem, or a warning if it would replace a user preset."""
         self._confirming = False
-        self.query_one("#save", Button).label = "Save"
-        self.query_one("#name-problem", Static).update(self.problem(name) or "")
+        self.save_button.label = "Save"
+        self.problem_line.update(self.problem(name) or "")
         exists = name in self.user and not self.problem(name)
-        self.query_one("#name-warning", Static).update(f"A user preset '{name}' exists." if exists else "")
+        self.warning_line.update(f"A user preset '{name}' exists." if exists else "")
 
     @on(Input.Changed, "#name")
     def _name_changed(self, event: Input.Changed) -> None:
@@ -84,16 +89,16 @@ class SavePresetDialog(ModalScreen[str | None]):
     @on(Button.Pressed, "#save")
     def _save(self) -> None:
         """Dismiss with the name, after a second press when it would overwrite."""
-        name = self.query_one("#name", Input).value.strip()
+        name = self.name_input.value.strip()
         if self.problem(name):
-            self.query_one("#name", Input).focus()
+            self.name_input.focus()
             return
         if name in self.user and not self._confirming:
             self._confirming = True
-            self.query_one("#name-warning", Static).update(
+            self.warning_line.update(
                 f"Overwrite your preset '{name}'? Press Overwrite (or Enter) again to replace it, Esc to cancel."
             )
-            self.query_one("#save", Button).label = "Overwrite"
+            self.save_button.label = "Overwrite"
             return
         self.dismiss(name)
 

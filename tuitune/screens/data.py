@@ -1,10 +1,11 @@
 """DataScreen: open instruction data, browse it a page at a time, see what training will see.
 
 Reading the file happens in thread workers: the first page straight from the file, then an
-index of record offsets in the background (:class:`engine.data_index.RecordIndex`). Two engine
-subprocesses do what needs the ML stack: ``python -m engine data PATH`` streams problems,
-progress and statistics, and ``python -m engine data --serve`` encodes the highlighted record
-with the same function that makes the training labels.
+index of record offsets in the background (:class:`engine.data.index.RecordIndex`). Two engine
+subprocesses, run by the screen's :class:`~tuitune.controllers.data_engine.EngineLink`, do what
+needs the ML stack: ``python -m engine data PATH`` streams problems, progress and statistics,
+and ``python -m engine data --serve`` encodes the highlighted record with the same function
+that makes the training labels.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Footer, Input, Select, Static
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.widgets import DataTable, Footer, Input, Select, Static
+from textual.worker import get_current_worker
 
 from engine.config import DEMO_MODEL, DataSection
 from engine.data.checks import detect_file_format
@@ -28,20 +29,22 @@ from engine.data.formats import TRAINABLE
 from engine.data.index import RecordIndex
 from engine.data.problems import SourceError
 from engine.data.source import RawRecord
+from tuitune.controllers.data_engine import EngineLink
 from tuitune.messages import DataChosen
-from tuitune.widgets.data_engine import EngineLink
+from tuitune.path_suggester import DATA_SUFFIXES, PathSuggester
+from tuitune.screens.base import AppScreen
 from tuitune.widgets.data_inspector import DataInspector
-from tuitune.widgets.data_path_suggester import DataPathSuggester
 from tuitune.widgets.data_table import RecordTable
 
 PAGE = 100
 FORMATS = [("auto", "auto"), *[(name, name) for name in TRAINABLE]]
 
 
-class DataScreen(EngineLink):
+class DataScreen(AppScreen):
     """Browse, check and preview instruction data; hand it to a new run."""
 
     CSS_PATH = "data.tcss"
+    APP_KEYS_IN_FOOTER = True
     BINDINGS = [
         Binding("ctrl+o", "focus_path", "Open"),
         Binding("left_square_bracket", "page(-1)", "Prev page"),
@@ -79,6 +82,15 @@ class DataScreen(EngineLink):
         complete: bool
         generation: int = 0
 
+    path_input = getters.query_one("#data-path", Input)
+    format_select = getters.query_one("#data-format", Select)
+    info_line = getters.query_one("#data-info", Static)
+    table = getters.query_one("#data-table", RecordTable)
+    page_label = getters.query_one("#data-page", Static)
+    inspector = getters.query_one("#data-tabs", DataInspector)
+    model_input = getters.query_one("#data-model", Input)
+    cutoff_input = getters.query_one("#data-cutoff", Input)
+
     def __init__(self, path: str | None = None, model: str | None = DEMO_MODEL,
                  cutoff: int = DataSection.model_fields["cutoff_len"].default, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -92,12 +104,18 @@ class DataScreen(EngineLink):
         self.page_start = 0
         self.opened = False
         """Whether the last open has shown its first page (or why it could not)."""
+        self.generation = 0
+        """Counts opens; messages from workers of an earlier open are ignored."""
+        self.fmt: str | None = None
+        """Effective format of the open file (detected or chosen)."""
+        self.engine = EngineLink(self)
+        """The report and encoder subprocesses, ended when the screen goes away."""
 
     def compose(self) -> ComposeResult:
         """Path and format on top; records on the left; record, problems, statistics on the right."""
         with Horizontal(id="data-bar"):
             yield Input(self.path, placeholder="JSON / JSONL file or datasets folder", id="data-path",
-                        suggester=DataPathSuggester())
+                        suggester=PathSuggester(DATA_SUFFIXES))
             yield Select(FORMATS, value="auto", allow_blank=False, id="data-format")
         yield Static("Type a path and press Enter.", id="data-info", markup=False)
         with Horizontal(id="data-body"):
@@ -112,13 +130,17 @@ class DataScreen(EngineLink):
         if self.path:
             self.open(self.path)
         else:
-            self.query_one("#data-path", Input).focus()
+            self.path_input.focus()
+
+    def on_unmount(self) -> None:
+        """End the engine subprocesses this screen started."""
+        self.engine.stop_all()
 
     def on_screen_resume(self) -> None:
         """Tokenise with the model chosen for the new run (the app's draft) once it changes."""
         model = getattr(getattr(self.app, "draft", None), "model", None)
         if model and model != self.model:
-            self.query_one("#data-model", Input).value = model
+            self.model_input.value = model
             self._change_tokens()
 
     # ----- opening and paging -------------------------------------------------------------
@@ -126,18 +148,18 @@ class DataScreen(EngineLink):
     def open(self, path: str) -> None:
         """Open ``path``: reset the views, read the first page, start the report."""
         self.path, self.index, self.page_start = path, None, 0
-        self.query_one(RecordTable).clear()
-        self.query_one(DataInspector).reset(self.model)
-        self.query_one("#data-info", Static).update(f"Opening {path}…")
-        fmt = str(self.query_one("#data-format", Select).value)
+        self.table.clear()
+        self.inspector.reset(self.model)
+        self.info_line.update(f"Opening {path}…")
+        fmt = str(self.format_select.value)
         self.opened = False
         self.generation += 1
         self._read_file(path, fmt, self.generation)
-        self._run_report(path, fmt, self.model, self.cutoff, self.generation)
-        if self.model and "encoder" not in self.processes:
-            self._run_encoder(self.model, self.cutoff)
+        self.engine.start_report(path, fmt, self.model, self.cutoff, self.generation)
+        if self.model and not self.engine.encoding:
+            self.engine.start_encoder(self.model, self.cutoff)
 
-    @work(thread=True, exclusive=True, group="data-open", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="data-open", exit_on_error=False, description="opening the data")
     def _read_file(self, path: str, fmt: str, generation: int) -> None:
         worker = get_current_worker()
         try:
@@ -163,7 +185,7 @@ class DataScreen(EngineLink):
         index.build(progress, lambda: worker.is_cancelled)
         self.post_message(self.Indexed(index.count, index.complete, generation))
 
-    @work(thread=True, exclusive=True, group="data-page", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="data-page", exit_on_error=False, description="reading a page")
     def _read_page(self, start: int, select: int | None) -> None:
         worker, index, generation = get_current_worker(), self.index, self.generation
         while index is not None and not index.complete and index.count < start + PAGE and not worker.is_cancelled:
@@ -176,20 +198,19 @@ class DataScreen(EngineLink):
         if message.generation != self.generation:
             return
         self.fmt, self.opened = message.fmt, True
-        self.query_one(RecordTable).show_page(message.rows, message.fmt)
-        chosen = "chosen" if self.query_one("#data-format", Select).value != "auto" else "detected"
-        info = message.error or f"{message.path} · format {message.fmt} ({chosen})"
-        self.query_one("#data-info", Static).update(info)
+        self.table.show_page(message.rows, message.fmt)
+        chosen = "chosen" if self.format_select.value != "auto" else "detected"
+        self.info_line.update(message.error or f"{message.path} · format {message.fmt} ({chosen})")
         self._update_page_label()
         if message.rows:
-            self.query_one(RecordTable).focus()
+            self.table.focus()
 
     @on(PageLoaded)
     def _show_page(self, message: PageLoaded) -> None:
         if message.generation != self.generation:
             return
         self.page_start = message.start
-        table = self.query_one(RecordTable)
+        table = self.table
         table.show_page(message.rows, self.fmt)
         if message.select is not None:
             table.move_cursor(row=message.select - message.start)
@@ -205,10 +226,10 @@ class DataScreen(EngineLink):
         index = self.index
         count = index.count if count is None and index else count or 0
         complete = bool(index and index.complete) if complete is None else complete
-        shown = self.query_one(RecordTable).row_count
+        shown = self.table.row_count
         total = f"{count:,}" if complete else f"{count:,}+ (indexing)"
         text = f"records {self.page_start:,}–{self.page_start + max(shown - 1, 0):,} of {total} · [ ] pages"
-        self.query_one("#data-page", Static).update(text if shown else "no records")
+        self.page_label.update(text if shown else "no records")
 
     def action_page(self, step: int, to_last_row: bool = False) -> None:
         """Show the previous (-1) or next (+1) page, the cursor on its first (or last) row."""
@@ -224,12 +245,12 @@ class DataScreen(EngineLink):
     def goto(self, record: int) -> None:
         """Show the page holding ``record`` with the cursor on it."""
         start = record // PAGE * PAGE
-        if start == self.page_start and self.query_one(RecordTable).row_count:
-            self.query_one(RecordTable).move_cursor(row=record - start)
+        if start == self.page_start and self.table.row_count:
+            self.table.move_cursor(row=record - start)
         else:
             self._read_page(start, record)
-        self.query_one(DataInspector).show_tab("tab-record")
-        self.query_one(RecordTable).focus()
+        self.inspector.show_tab("tab-record")
+        self.table.focus()
 
     @on(DataInspector.ProblemChosen)
     def _jump_to_problem(self, message: DataInspector.ProblemChosen) -> None:
@@ -250,32 +271,64 @@ class DataScreen(EngineLink):
     @on(Input.Submitted, "#data-model")
     @on(Input.Submitted, "#data-cutoff")
     def _change_tokens(self) -> None:
-        cutoff = self.query_one("#data-cutoff", Input).value
-        self.model = self.query_one("#data-model", Input).value.strip()
+        cutoff = self.cutoff_input.value
+        self.model = self.model_input.value.strip()
         self.cutoff = max(8, int(cutoff or self.cutoff))  # the config's lower bound
-        self.processes.stop("encoder")
+        self.engine.stop_encoder()
         if self.path:
             self.open(self.path)
 
     def action_tab(self, name: str) -> None:
         """Show the Record, Problems or Statistics tab (the problems list takes the focus)."""
-        self.query_one(DataInspector).show_tab(f"tab-{name}")
+        self.inspector.show_tab(f"tab-{name}")
         if name == "problems":
-            self.query_one("#data-problems").focus()
+            self.inspector.problem_table.focus()
 
     def action_focus_path(self) -> None:
         """Put the cursor in the path box."""
-        self.query_one("#data-path", Input).focus()
+        self.path_input.focus()
 
     def action_use(self) -> None:
         """Hand the open data to the new-run flow."""
         if self.path:
             # A run's engine starts in another folder: hand over an absolute path.
             path = self.path if self.path.startswith("builtin:") else os.path.abspath(os.path.expanduser(self.path))
-            self.post_message(DataChosen([path], str(self.query_one("#data-format", Select).value)))
+            self.post_message(DataChosen([path], str(self.format_select.value)))
             self.notify(f"{self.path} will be used for the next new run.", title="Data chosen")
 
-    @on(Worker.StateChanged)
-    def _report_worker_error(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            self.notify(str(event.worker.error), title="Data", severity="error", timeout=10)
+    # ----- the engine's report and encoder --------------------------------------------------
+
+    @on(DataTable.RowHighlighted, "#data-table")
+    def _highlighted(self, event: DataTable.RowHighlighted) -> None:
+        record = event.row_key.value
+        raw = self.table.records.get(int(record)) if record is not None else None
+        if raw is not None:
+            self._show_record(raw)
+
+    def _show_record(self, raw: RawRecord) -> None:
+        """Show ``raw``'s turns now and ask the encoder for its tokens."""
+        messages = self.inspector.show_record(raw, self.fmt)
+        if messages is not None:
+            self.engine.encode(messages)
+
+    @on(EngineLink.TokensRead)
+    def _show_tokens(self, message: EngineLink.TokensRead) -> None:
+        event, table = message.event, self.table
+        if event["type"] == "ready" and table.row_count:
+            raw = table.records.get(int(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value))
+            if raw is not None:
+                self._show_record(raw)
+        elif event["type"] == "encoded" and self.engine.is_answer(event):
+            self.inspector.show_tokens(event)
+        elif event["type"] in ("failed", "error"):
+            self.notify(event["message"], title="Tokeniser", severity="error", timeout=8)
+
+    @on(EngineLink.ReportRead)
+    def _show_report(self, message: EngineLink.ReportRead) -> None:
+        if message.generation == self.generation:
+            self.inspector.add_events(message.events)
+
+    @property
+    def report_done(self) -> bool:
+        """Whether the report of the open file has ended."""
+        return self.inspector.done

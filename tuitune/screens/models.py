@@ -12,45 +12,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, OptionList, Select
 from textual.widgets.option_list import Option
-from textual.worker import Worker, WorkerState
 
+from engine.compose import compose_config
+from engine.config import DEMO_MODEL, ConfigError, RunConfig
+from engine.estimate.fit import verdict
 from engine.machine import gpus as gpus_mod
 from engine.models import hf_cache
-from engine.config import DEMO_MODEL, ConfigError, RunConfig
-from engine.estimate.memory import estimate
-from engine.units import fmt_bytes
-from engine.estimate.advice import breakdown, what_to_change
 from engine.models.info import ModelError, ModelInfo, read_model_info
-from engine.presets import list_presets
+from engine.presets import list_presets, load_preset
 from tuitune.messages import ModelChosen
+from tuitune.path_suggester import PathSuggester
 from tuitune.recent_models import add_recent, load_recent
-from tuitune.screens.base import OwnKeysInFooter
+from tuitune.screens.base import AppScreen
 from tuitune.widgets.model_details import ModelDetails
-from tuitune.widgets.model_memory import MemoryView, ModelMemory
-from tuitune.widgets.model_path_suggester import PathSuggester
+from tuitune.widgets.model_memory import ModelMemory, devices_line
 
 DEFAULT_PRESET = "default"
 CPU_PRESET = "cpu-first-try"
 """Shown first when there is no GPU, as the new-run flow does."""
 
 
-def host_memory() -> int:
-    """Physical memory of this machine in bytes."""
-    import os
-
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-
-
-class ModelsScreen(OwnKeysInFooter, Screen):
+class ModelsScreen(AppScreen):
     """Choose a base model from the demo, recent models, the HF cache, a folder or a hub id."""
 
     CSS_PATH = "models.tcss"
@@ -64,6 +54,12 @@ class ModelsScreen(OwnKeysInFooter, Screen):
     """The model shown on the right: alias, folder or hub id."""
     preset: reactive[str] = reactive(DEFAULT_PRESET, init=False)
     """The preset whose run the estimate is for."""
+
+    sources = getters.query_one("#sources", OptionList)
+    path_input = getters.query_one("#path", Input)
+    preset_select = getters.query_one("#preset", Select)
+    details = getters.query_one("#details", ModelDetails)
+    memory = getters.query_one("#memory", ModelMemory)
 
     @dataclass
     class SourcesRead(Message):
@@ -89,7 +85,7 @@ class ModelsScreen(OwnKeysInFooter, Screen):
         """Facts about ``model_name`` once read."""
         self.gpus: list[gpus_mod.Gpu] = []
         self.gpu_note = ""
-        self._preset_config: dict[str, RunConfig | str] = {}
+        self._preset_values: dict[str, dict[str, Any] | str] = {}
         self._preset_picked = False
         self._last_sources: tuple = ([], [DEFAULT_PRESET], [], "")
 
@@ -99,7 +95,7 @@ class ModelsScreen(OwnKeysInFooter, Screen):
             with Vertical(id="sources-pane"):
                 yield Label("Models", classes="pane-title")
                 yield OptionList(id="sources")
-                yield Input(placeholder="folder path or ORG/NAME", suggester=PathSuggester(), id="path")
+                yield Input(placeholder="folder path or ORG/NAME", suggester=PathSuggester(paths_only=True), id="path")
             with VerticalScroll(id="info-pane"):
                 yield ModelDetails(id="details")
                 with Horizontal(id="preset-row"):
@@ -111,7 +107,7 @@ class ModelsScreen(OwnKeysInFooter, Screen):
 
     def on_mount(self) -> None:
         """Read sources and the default model in the background."""
-        self.query_one("#sources", OptionList).focus()
+        self.sources.focus()
         self.action_rescan()
         self._read_model(self.model_name)
 
@@ -121,7 +117,7 @@ class ModelsScreen(OwnKeysInFooter, Screen):
 
     def action_focus_path(self) -> None:
         """Put the cursor in the path / hub id box."""
-        self.query_one("#path", Input).focus()
+        self.path_input.focus()
 
     def action_use(self) -> None:
         """Hand the shown model to the new-run flow (ModelChosen) and remember it."""
@@ -136,28 +132,23 @@ class ModelsScreen(OwnKeysInFooter, Screen):
         else:
             self.notify(f"{self.model_name} will be used for the next run.")
 
-    @work(thread=True, exclusive=True, group="models-scan", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="models-scan", exit_on_error=False, description="listing models")
     def _scan(self) -> None:
         presets = [p.name for p in list_presets() if p.error is None]
         found, note = gpus_mod.list_gpus()
         self.post_message(self.SourcesRead(load_recent(), hf_cache.scan(), presets, found, note))
 
-    @work(thread=True, exclusive=True, group="models-read", exit_on_error=False)
+    @work(thread=True, exclusive=True, group="models-read", exit_on_error=False, description="reading the model")
     def _read_model(self, name: str) -> None:
         try:
             self.post_message(self.ModelRead(name, read_model_info(name), None))
         except (ModelError, OSError) as exc:
             self.post_message(self.ModelRead(name, None, str(exc)))
 
-    @work(thread=True, group="models-recent", exit_on_error=False)
+    @work(thread=True, group="models-recent", exit_on_error=False, description="remembering the model")
     def _remember(self, name: str) -> None:
         add_recent(name)
         self.post_message(self.SourcesRead(load_recent(), *self._last_sources))
-
-    @on(Worker.StateChanged)
-    def _report_failure(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            self.notify(f"{event.worker.name}: {event.worker.error}", title="models", severity="error", timeout=10)
 
     @on(SourcesRead)
     def _show_sources(self, message: SourcesRead) -> None:
@@ -171,11 +162,11 @@ class ModelsScreen(OwnKeysInFooter, Screen):
         options += [None, Option("Hugging Face cache", disabled=True)]
         options += [Option(f"  {m.repo_id}", id=f"cache:{m.repo_id}") for m in message.cached] or [
             Option("  (none found)", disabled=True)]
-        sources = self.query_one("#sources", OptionList)
+        sources = self.sources
         highlighted = sources.highlighted
         sources.set_options(options)
         sources.highlighted = highlighted if highlighted is not None else 1
-        select = self.query_one("#preset", Select)
+        select = self.preset_select
         select.set_options([(name, name) for name in message.presets])
         if not self._preset_picked and not message.gpus and CPU_PRESET in message.presets:
             self.preset = CPU_PRESET
@@ -213,48 +204,40 @@ class ModelsScreen(OwnKeysInFooter, Screen):
         if message.name != self.model_name:
             return
         self.info = message.info
-        self.query_one(ModelDetails).show(message.info, message.error)
+        self.details.show(message.info, message.error)
         self._update_memory()
 
     def _update_memory(self) -> None:
-        self.query_one(ModelMemory).show(memory_view(self.info, self._config(), self.gpus, self.gpu_note))
+        config = self._config()
+        if isinstance(config, str):
+            self.memory.show(None, note=config)
+        elif self.info is None:
+            self.memory.show(None, note="No estimate: choose a usable model.")
+        else:
+            self.memory.show(verdict(self.info, config, self.gpus), devices_line(self.gpus, self.gpu_note))
 
     def _config(self) -> RunConfig | str:
         """The run config of the chosen preset with the shown model, or why there is none."""
-        if self.preset not in self._preset_config:
-            self._preset_config[self.preset] = load_preset_config(self.preset)
-        config = self._preset_config[self.preset]
-        if isinstance(config, str):
-            return config
-        return config.model_copy(update={"model": config.model.model_copy(update={"name_or_path": self.model_name})})
+        if self.preset not in self._preset_values:
+            self._preset_values[self.preset] = load_preset_values(self.preset)
+        values = self._preset_values[self.preset]
+        if isinstance(values, str):
+            return values
+        return preset_config(self.preset, values, self.model_name)
 
 
-def load_preset_config(name: str) -> RunConfig | str:
-    """The preset laid over the defaults, or the error text when it cannot be used."""
+def load_preset_values(name: str) -> dict[str, Any] | str:
+    """The preset's values as written, or the error text when it cannot be read."""
     try:
-        from engine.presets import load_preset, resolve
-
-        return resolve(load_preset(name))
+        return load_preset(name)
     except (ConfigError, ValueError) as exc:
         return f"preset {name}: {exc}"
 
 
-def memory_view(info: ModelInfo | None, config: RunConfig | str, gpus: list[Any], gpu_note: str) -> MemoryView:
-    """What the memory panel shows for ``info`` under ``config`` on this machine."""
-    if isinstance(config, str):
-        return MemoryView(None, message=config)
-    if info is None:
-        return MemoryView(None, message="No estimate: choose a usable model.")
-    if not info.known:
-        return MemoryView(None, message="No estimate until the engine downloads the model: its size is unknown here.")
-    device = "cuda" if gpus else "cpu"
-    est = estimate(info, config, device)
-    devices = "  ".join(f"GPU {g.index} {g.name} {fmt_bytes(g.total_bytes)} ({fmt_bytes(g.free_bytes)} free)"
-                        for g in gpus) or f"No GPU ({gpu_note}): CPU figures, against host memory"
-    if gpus:
-        gpu = max(gpus, key=lambda g: g.total_bytes)
-        capacity, label = gpu.total_bytes, f"GPU {gpu.index} {gpu.name}"
-    else:
-        capacity, label = host_memory(), "host memory"
-    tips = what_to_change(est, config, capacity) if est.total > capacity else []
-    return MemoryView(est, breakdown(est, config), capacity, label, tips, devices=devices)
+def preset_config(name: str, values: dict[str, Any], model: str) -> RunConfig | str:
+    """The preset (``name``, loaded as ``values``) with ``model``, as every command composes a config;
+    or the error text when they make no valid config."""
+    try:
+        return compose_config(preset=values, flags={"model": ("model.name_or_path", model)})
+    except (ConfigError, ValueError) as exc:
+        return f"preset {name}: {exc}"

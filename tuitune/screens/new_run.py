@@ -2,9 +2,10 @@
 
 Choices live in the app's ``RunDraft``, so a pick made on the models, data or presets screens
 (``ModelChosen``, ``DataChosen``, ``PresetChosen``) lands here. The review step shows the
-memory estimate of the resolved run (computed in a worker, as on the models screen): a run
-that will not fit asks before it starts, and a model that cannot load is refused. Starting
-calls ``tuitune.runs.launch.start_run``, which detaches the engine and returns at once.
+fit verdict of the resolved run (``engine.estimate.fit``, as on the models screen), which the
+screen's ``RunStarter`` works out in a worker: a run that will not fit asks before it starts,
+and a model that cannot load is refused. Starting calls ``tuitune.runs.launch.start_run``,
+which detaches the engine and returns at once.
 """
 
 from __future__ import annotations
@@ -17,24 +18,23 @@ from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig, config_to_yaml
-from tuitune.dialogs.error import RoutesWorkerErrors
-from tuitune.screens.base import OwnKeysInFooter
+from engine.estimate.fit import Verdict
+from tuitune.controllers.run_start import RunStarter
 from tuitune.messages import RunStarted
 from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, resolve_draft
 from tuitune.runs.launch import default_run_name
-from tuitune.screens.new_run_start import ChecksBeforeStart
+from tuitune.screens.base import AppScreen
 from tuitune.widgets.model_memory import ModelMemory
 
 STEPS = ("model", "data", "preset", "review")
 STEP_TITLES = {"model": "Model", "data": "Data", "preset": "Preset", "review": "Review & start"}
 
 
-class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
+class NewRunScreen(AppScreen):
     """The new-run flow. Esc goes back a step (or closes), Enter goes on, ctrl+s starts."""
 
     CSS_PATH = "new_run.tcss"
@@ -50,6 +50,13 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
     errors_view = getters.query_one("#errors", Static)
     refusal_view = getters.query_one("#refusal", Static)
     memory = getters.query_one("#memory", ModelMemory)
+    folder_view = getters.query_one("#folder", Static)
+    presets = getters.query_one("#presets", OptionList)
+    model_input = getters.query_one("#model", Input)
+    data_input = getters.query_one("#data", Input)
+    name_input = getters.query_one("#name", Input)
+    max_steps_input = getters.query_one("#max_steps", Input)
+    cutoff_input = getters.query_one("#cutoff", Input)
 
     def __init__(self) -> None:
         super().__init__()
@@ -58,11 +65,19 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
         self.config: RunConfig | None = None
         """The resolved config once the review step validated it."""
         self._preset_values: dict[str, dict[str, Any]] = {}
+        self.starter = RunStarter(self, self.show_verdict, lambda: self.config, self._place)
+        """Judges whether the reviewed run fits, and starts it."""
 
     @property
     def draft(self) -> RunDraft:
         """The app's draft (shared with the models, data and presets screens)."""
-        return self.app.draft  # type: ignore[attr-defined]
+        return self.tuitune_app.draft
+
+    @property
+    def inputs(self) -> dict[str, Input]:
+        """The text boxes by the draft field they fill."""
+        return {"model": self.model_input, "data": self.data_input, "name": self.name_input,
+                "max_steps": self.max_steps_input, "cutoff": self.cutoff_input}
 
     def compose(self) -> ComposeResult:
         yield Static("New run", id="heading")
@@ -92,10 +107,10 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        for widget_id, title in (("model", "model"), ("data", "data"), ("name", "run name"),
-                                 ("max_steps", "max steps"), ("cutoff", "cutoff")):
-            self.query_one(f"#{widget_id}", Input).border_title = title
-        self.query_one("#presets", OptionList).border_title = "preset"
+        titles = {"model": "model", "data": "data", "name": "run name", "max_steps": "max steps", "cutoff": "cutoff"}
+        for field, box in self.inputs.items():
+            box.border_title = titles[field]
+        self.presets.border_title = "preset"
         self.yaml_view.border_title = "resolved config"
         self.list_presets()
         self.load_draft()
@@ -114,14 +129,13 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
     def load_draft(self) -> None:
         """Fill the inputs from the draft."""
         draft = self.draft
-        self._fill("model", draft.model)
-        self._fill("data", ", ".join(draft.data))
+        self._fill(self.model_input, draft.model)
+        self._fill(self.data_input, ", ".join(draft.data))
         self._highlight_preset()
         self._show_steps()
 
-    def _fill(self, widget_id: str, value: str) -> None:
+    def _fill(self, field: Input, value: str) -> None:
         """Set an input's text with the cursor at its end, in view."""
-        field = self.query_one(f"#{widget_id}", Input)
         if field.value != value:
             field.value = value
             field.cursor_position = 0
@@ -130,17 +144,18 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
 
     def save_inputs(self) -> None:
         """Copy the inputs into the draft."""
-        draft, get = self.draft, lambda i: self.query_one(f"#{i}", Input).value
-        draft.model = get("model").strip() or DEMO_MODEL
-        draft.data = [p.strip() for p in get("data").split(",") if p.strip()] or [DEMO_DATA]
-        draft.name, draft.max_steps, draft.cutoff = get("name").strip(), get("max_steps"), get("cutoff")
+        draft = self.draft
+        draft.model = self.model_input.value.strip() or DEMO_MODEL
+        draft.data = [p.strip() for p in self.data_input.value.split(",") if p.strip()] or [DEMO_DATA]
+        draft.name = self.name_input.value.strip()
+        draft.max_steps, draft.cutoff = self.max_steps_input.value, self.cutoff_input.value
 
     def show_step(self, step: str) -> None:
         """Switch to ``step`` and focus its first field."""
         self.step = step
         self.pages.current = f"page-{step}"
-        focus = {"model": "#model", "data": "#data", "preset": "#presets", "review": "#name"}[step]
-        self.query_one(focus).focus()
+        focus = {"model": self.model_input, "data": self.data_input, "preset": self.presets, "review": self.name_input}
+        focus[step].focus()
         self._show_steps()
 
     def _show_steps(self) -> None:
@@ -172,9 +187,9 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
     def review(self) -> None:
         """Show the review step with the resolved config."""
         self.show_step("review")
-        for widget_id, value in (("name", self.draft.name), ("max_steps", self.draft.max_steps),
-                                 ("cutoff", self.draft.cutoff)):
-            self._fill(widget_id, value)
+        for field, value in ((self.name_input, self.draft.name), (self.max_steps_input, self.draft.max_steps),
+                             (self.cutoff_input, self.draft.cutoff)):
+            self._fill(field, value)
         self.fetch_preset(self.draft.preset)
 
     @on(Input.Changed, "#page-review Input")
@@ -197,11 +212,11 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
         self.show_problems([])
         if not self.draft.name:
             self.draft.name = default_run_name(self.config)
-            self._fill("name", self.draft.name)
+            self._fill(self.name_input, self.draft.name)
         self.yaml_view.load_text(config_to_yaml(self.config))
-        folder = Path(self.app.runs_dir) / (self.draft.name or "?")  # type: ignore[attr-defined]
-        self.query_one("#folder", Static).update(f"folder: {folder}")
-        self.ask_fit(self.config)
+        folder = self.tuitune_app.runs_dir / (self.draft.name or "?")
+        self.folder_view.update(f"folder: {folder}")
+        self.starter.check(self.config)
         return self.config
 
     def show_problems(self, problems: list[str]) -> None:
@@ -224,10 +239,24 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
             self.review()
             return
         config = self.resolve()
-        if config is None or self.starting:
+        if config is None or self.starter.starting:
             self.notify("fix the problems shown first" if config is None else "already starting", severity="warning")
             return
-        self.start_checked(config)
+        self.starter.start(config)
+
+    def _place(self, config: RunConfig) -> tuple[Path, str]:
+        """The runs folder and the name a run of ``config`` starts as."""
+        return self.tuitune_app.runs_dir, self.draft.name or default_run_name(config)
+
+    def show_verdict(self, verdict: Verdict | None, devices: str) -> None:
+        """Show the memory panel and the refusal for ``verdict`` (None: being estimated)."""
+        if verdict is None:
+            self.memory.show(None, note="Estimating memory…")
+            self.refusal_view.display = False
+            return
+        self.memory.show(verdict, devices)
+        self.refusal_view.update(Text(verdict.refusal or "", style="bold red"))
+        self.refusal_view.display = bool(verdict.refusal)
 
     @work(thread=True, exclusive=True, group="presets", exit_on_error=False, description="listing presets")
     def list_presets(self) -> None:
@@ -235,7 +264,7 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
         self.app.call_from_thread(self._show_presets, load_presets())
 
     def _show_presets(self, presets: list[tuple[str, str, str | None]]) -> None:
-        options = self.query_one("#presets", OptionList)
+        options = self.presets
         options.clear_options()
         for name, description, error in presets:
             label = Text.assemble((f"{name:<16}", "bold"), (error or description or "", "red" if error else "dim"))
@@ -246,7 +275,7 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
         self._show_steps()
 
     def _highlight_preset(self) -> None:
-        options = self.query_one("#presets", OptionList)
+        options = self.presets
         for index in range(options.option_count):
             if options.get_option_at_index(index).id == self.draft.preset:
                 options.highlighted = index
@@ -266,4 +295,4 @@ class NewRunScreen(ChecksBeforeStart, OwnKeysInFooter, RoutesWorkerErrors, Scree
     def open_dashboard(self, message: RunStarted) -> None:
         """Hand over to the run's dashboard; the next new run starts from a fresh name."""
         self.draft.name = ""
-        self.app.run_launched(message.run_dir)  # type: ignore[attr-defined]
+        self.tuitune_app.run_launched(message.run_dir)

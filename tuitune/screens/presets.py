@@ -10,28 +10,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.screen import Screen
 from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from engine.config import DEMO_MODEL, ConfigError
 from engine.estimate import memory as estimate_mod
 from engine.estimate.trainable import trainable_params
-from engine.units import fmt_bytes
-from engine.config import DEMO_MODEL, ConfigError
 from engine.models.info import read_model_info
 from engine.presets import PresetExists, PresetInfo, list_presets, load_preset, resolve, save_user_preset
-from tuitune.dialogs.error import RoutesWorkerErrors
+from engine.units import fmt_bytes
 from tuitune.dialogs.save_preset import SavePresetDialog
 from tuitune.messages import PresetChosen
-from tuitune.screens.base import OwnKeysInFooter
+from tuitune.screens.base import AppScreen
 from tuitune.widgets.preset_form import PresetForm
-
 
 
 @dataclass
@@ -42,7 +39,7 @@ class Entry:
     data: dict[str, Any] | None
 
 
-class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
+class PresetsScreen(AppScreen):
     """Browse presets, edit one in a schema-built form, save it as a user preset or use it for a run."""
 
     CSS_PATH = "presets.tcss"
@@ -55,6 +52,14 @@ class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
 
     model_name: reactive[str] = reactive(DEMO_MODEL)
     """The model whose trainable parameters and memory are shown (alias, folder or hub id)."""
+
+    preset_list = getters.query_one("#preset-list", OptionList)
+    preset_note = getters.query_one("#preset-note", Static)
+    editor_title = getters.query_one("#editor-title", Static)
+    preset_error = getters.query_one("#preset-error", Static)
+    form = getters.query_one("#form", PresetForm)
+    estimate_line = getters.query_one("#estimate", Static)
+    diff_line = getters.query_one("#diff", Static)
 
     @dataclass
     class Listed(Message):
@@ -81,7 +86,7 @@ class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
     @property
     def current(self) -> Entry | None:
         """The highlighted preset."""
-        index = self.query_one("#preset-list", OptionList).highlighted
+        index = self.preset_list.highlighted
         return self.entries[index] if index is not None and index < len(self.entries) else None
 
     def compose(self) -> ComposeResult:
@@ -101,7 +106,7 @@ class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
 
     def on_mount(self) -> None:
         """Read the presets and the model in the background."""
-        self.query_one("#preset-list", OptionList).focus()
+        self.preset_list.focus()
         self.reload()
 
     def on_screen_resume(self) -> None:
@@ -133,7 +138,7 @@ class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
     @on(Listed)
     def _show_list(self, message: Listed) -> None:
         self.entries = message.entries
-        options = self.query_one("#preset-list", OptionList)
+        options = self.preset_list
         options.clear_options()
         options.add_options([Option(_prompt(entry.info)) for entry in self.entries])
         names = [(e.info.name, e.info.source) for e in self.entries]
@@ -147,13 +152,13 @@ class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
             return
         info = entry.info
         self.set_class(info.error is not None, "-broken")
-        self.query_one("#preset-note", Static).update(info.description or "")
+        self.preset_note.update(info.description or "")
         source = "shipped · read-only: save as a new name" if info.source == "shipped" else "your preset"
-        self.query_one("#editor-title", Static).update(Text.assemble((info.name, "bold"), f"  ({source})"))
+        self.editor_title.update(Text.assemble((info.name, "bold"), f"  ({source})"))
         fix = "\n\nFix the file, then press ctrl+l to read it again." if info.error else ""
-        self.query_one("#preset-error", Static).update(Text((info.error or "") + fix))
+        self.preset_error.update(Text((info.error or "") + fix))
         if entry.data is not None:
-            self.query_one(PresetForm).load(entry.data)
+            self.form.load(entry.data)
 
     @on(ModelRead)
     def _model_read(self, message: ModelRead) -> None:
@@ -165,7 +170,7 @@ class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
     @on(PresetForm.Changed, "#form")
     def _form_changed(self, message: PresetForm.Changed) -> None:
         self._show_estimate()
-        diff = self.query_one("#diff", Static)
+        diff = self.diff_line
         if message.errors:
             diff.update(Text(f"Cannot save: {len(message.errors)} problem(s), see the marked fields.", "red"))
         elif message.diff:
@@ -175,12 +180,11 @@ class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
             diff.update(Text("No changes from the base preset.", "dim"))
 
     def _show_estimate(self) -> None:
-        self.query_one("#estimate", Static).update(estimate_text(self.model_name, self._model_info,
-                                                                 self._model_error, self.query_one(PresetForm)))
+        self.estimate_line.update(estimate_text(self.model_name, self._model_info, self._model_error, self.form))
 
     def action_save_as(self) -> None:
         """Ask for a name and save the form as a user preset (refused while a field is invalid)."""
-        form, entry = self.query_one(PresetForm), self.current
+        form, entry = self.form, self.current
         if entry is None or entry.data is None:
             self.notify("Nothing to save: this preset does not load.", severity="error")
             return
@@ -207,7 +211,7 @@ class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
 
     def action_use(self) -> None:
         """Post PresetChosen for the highlighted preset, if it loads and has no unsaved edits."""
-        entry, form = self.current, self.query_one(PresetForm)
+        entry, form = self.current, self.form
         if entry is None or entry.info.error:
             self.notify("This preset is broken; fix the file or pick another.", severity="error")
         elif form.diff:
@@ -224,7 +228,7 @@ class PresetsScreen(OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
         """Throw away the edits: back to the highlighted preset as saved."""
         entry = self.current
         if entry is not None and entry.data is not None:
-            self.query_one(PresetForm).load(entry.data)
+            self.form.load(entry.data)
 
 
 def estimate_text(model: str, info: Any, error: str | None, form: PresetForm) -> Text:
@@ -238,8 +242,7 @@ def estimate_text(model: str, info: Any, error: str | None, form: PresetForm) ->
         share = f" ({100 * trainable / total:.2f}%)" if total else ""
         line = f"{model}: {trainable:,} trainable of {total:,} parameters{share}"
         gpu, cpu = (estimate_mod.estimate(info, config, device) for device in ("cuda", "cpu"))
-        fmt = fmt_bytes
-        return Text(f"{line} · memory ≈ {fmt(gpu.total)} on a GPU, {fmt(cpu.total)} on CPU")
+        return Text(f"{line} · memory ≈ {fmt_bytes(gpu.total)} on a GPU, {fmt_bytes(cpu.total)} on CPU")
     except (ValueError, KeyError) as exc:
         return Text(f"{model}: estimate unavailable ({exc})", "dim")
 

@@ -15,14 +15,13 @@ from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from tuitune.dialogs.error import RoutesWorkerErrors
 from tuitune.runs.folder import RunsIndex, RunSummary
-from tuitune.screens.resume import RESUMABLE, ResumesRuns, has_checkpoint
-from tuitune.widgets import fmt
+from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
+from tuitune.screens.base import AppScreen
+from tuitune import fmt
 
 COLUMNS = ("name", "model", "method", "state", "step", "loss", "started", "duration")
 STATE_STYLE = {
@@ -75,10 +74,11 @@ def resumable(runs: list[RunSummary]) -> frozenset[str]:
                      if run.status in RESUMABLE and run.alive is not True and has_checkpoint(run.path))
 
 
-class RunsScreen(ResumesRuns, RoutesWorkerErrors, Screen[None]):
+class RunsScreen(AppScreen):
     """Lists every run; Enter opens its dashboard, R resumes it when it can be."""
 
     CSS_PATH = "runs.tcss"
+    APP_KEYS_IN_FOOTER = True  # the home screen: its footer shows where else to go
 
     BINDINGS = [
         # priority: shown in the footer even though the focused table has its own enter key
@@ -98,6 +98,7 @@ class RunsScreen(ResumesRuns, RoutesWorkerErrors, Screen[None]):
 
     table = getters.query_one("#runs", DataTable)
     detail = getters.query_one("#detail", Static)
+    heading = getters.query_one("#heading", Static)
 
     def __init__(self) -> None:
         super().__init__()
@@ -112,6 +113,8 @@ class RunsScreen(ResumesRuns, RoutesWorkerErrors, Screen[None]):
         """Completed scans (tests wait on it)."""
         self._widths: list[int] = []
         self._index: RunsIndex | None = None
+        self.resumer = Resumer(self, self.run_resumed, self.resume_failed)
+        """Starts a run again from its checkpoint."""
 
     def compose(self) -> ComposeResult:
         yield Static("Runs", id="heading")
@@ -130,7 +133,7 @@ class RunsScreen(ResumesRuns, RoutesWorkerErrors, Screen[None]):
     @property
     def runs_dir(self) -> Path:
         """The runs folder of the app."""
-        return self.app.runs_dir  # type: ignore[attr-defined]
+        return self.tuitune_app.runs_dir
 
     @work(thread=True, exclusive=True, group="runs-scan", exit_on_error=False, description="reading the runs folder")
     def scan_runs(self) -> None:
@@ -167,7 +170,7 @@ class RunsScreen(ResumesRuns, RoutesWorkerErrors, Screen[None]):
                         table.update_cell(key, column, value)
         self.runs = rows
         self.resumable = message.resumable
-        self.query_one("#heading", Static).update(f"Runs ({len(rows)})" if rows else self._empty_text())
+        self.heading.update(f"Runs ({len(rows)})" if rows else self._empty_text())
         self.show_detail()
         self.scans += 1
 
@@ -220,7 +223,7 @@ class RunsScreen(ResumesRuns, RoutesWorkerErrors, Screen[None]):
         """Open the highlighted run's dashboard."""
         key = self._selected_key()
         if key:
-            self.app.open_dashboard(Path(key))  # type: ignore[attr-defined]
+            self.tuitune_app.open_dashboard(Path(key))
 
     def action_rescan(self) -> None:
         """Rescan now."""
@@ -238,7 +241,7 @@ class RunsScreen(ResumesRuns, RoutesWorkerErrors, Screen[None]):
         if key and self.check_action("resume", ()):
             self.resuming = key
             self._offer_resume()
-            self.resume_in_background(Path(key))
+            self.resumer.resume(Path(key))
 
     def run_resumed(self, run_dir: Path) -> None:
         """Open the resumed run's dashboard, which follows the new attempt."""
@@ -246,7 +249,7 @@ class RunsScreen(ResumesRuns, RoutesWorkerErrors, Screen[None]):
         self.resumable = self.resumable - {str(run_dir)}  # live now, whatever the last scan said
         self._offer_resume()
         self.notify(f"resuming {run_dir.name} from its latest checkpoint")
-        self.app.open_dashboard(run_dir)  # type: ignore[attr-defined]
+        self.tuitune_app.open_dashboard(run_dir)
 
     def resume_failed(self, run_dir: Path) -> None:
         """R applies again (the error dialog says what went wrong)."""

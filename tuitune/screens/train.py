@@ -12,26 +12,24 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from rich.text import Text
 from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import var
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from engine.protocol import read_log_tail
+from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
 from tuitune.dialogs.confirm import ConfirmDialog
-from tuitune.dialogs.error import RoutesWorkerErrors
-from tuitune.screens.base import OwnKeysInFooter
 from tuitune.messages import EngineExited, LogLinesRead, RunEventsRead
 from tuitune.runs import folder
 from tuitune.runs.folder import initial_state, read_meta
 from tuitune.runs.state import RUNNING, RunState, fold, status
 from tuitune.runs.tail import EventTail
-from tuitune.screens.resume import RESUMABLE, ResumesRuns, has_checkpoint
-from tuitune.screens.train_text import failure_text, title_text
+from tuitune.screens.base import AppScreen
 from tuitune.widgets.loss_chart import LossChart
 from tuitune.widgets.run_stats import RunStats
 from tuitune.widgets.system_panel import SystemPanel
@@ -48,8 +46,40 @@ LOG_POLL_S = 1.0
 ALIVE_POLL_S = 2.0
 """Seconds between checks that the engine is alive."""
 
+STATUS_STYLE = {"running": "green", "finished": "cyan", "stopped": "yellow", "failed": "red", "lost": "magenta"}
+"""Colour of each status badge."""
 
-class TrainScreen(ResumesRuns, OwnKeysInFooter, RoutesWorkerErrors, Screen[None]):
+
+def title_text(state: RunState, run_status: str) -> Text:
+    """Status badge, name, model and method, the slow phase while starting, and the last warning."""
+    out = Text(f" {run_status.upper()} ", style=f"bold reverse {STATUS_STYLE.get(run_status, '')}")
+    out.append(f" {state.name} ", style="bold")
+    out.append(f" {state.model or '?'} · {state.method or '?'}")
+    if run_status == RUNNING and state.phase and state.phase != "training":
+        out.append(f"  {state.phase}: {state.phase_message}", style="italic")
+    if state.warnings:
+        out.append(f"  ⚠ {state.warnings[-1]}", style="yellow")
+    return out
+
+
+def failure_text(state: RunState, run_status: str) -> Text:
+    """The cause, exit, hint and errors of a failed run; a line for a lost one; empty otherwise."""
+    terminal = state.terminal or {}
+    if run_status == "lost":
+        return Text("The engine is gone and wrote no final event (machine restarted or engine killed).")
+    if run_status != "failed":
+        return Text("")
+    out = Text.assemble(("FAILED  ", "bold red"), (str(terminal.get("cause") or "unknown cause"), "bold"))
+    if terminal.get("signal") or terminal.get("exit_code") is not None:
+        out.append(f"  (exit {terminal.get('exit_code')}, {terminal.get('signal') or 'no signal'})", style="dim")
+    if terminal.get("hint"):
+        out.append(f"\nhint: {terminal['hint']}", style="yellow")
+    for error in terminal.get("errors") or []:
+        out.append(f"\n  {error}", style="red")
+    return out
+
+
+class TrainScreen(AppScreen):
     """The dashboard of ``run_dir``: loss chart, numbers, system panel, log tail and controls."""
 
     CSS_PATH = "train.tcss"
@@ -89,6 +119,8 @@ class TrainScreen(ResumesRuns, OwnKeysInFooter, RoutesWorkerErrors, Screen[None]
         self._shown: dict[str, object] = {}
         self._stale: set[str] = set()
         self._slow_paint: dict[str, float] = {}
+        self.resumer = Resumer(self, self.run_resumed, self.resume_failed)
+        """Starts the run again from its checkpoint."""
 
     @property
     def status(self) -> str:
@@ -251,7 +283,7 @@ class TrainScreen(ResumesRuns, OwnKeysInFooter, RoutesWorkerErrors, Screen[None]
         """Start the run again from its latest checkpoint; this dashboard follows the new attempt."""
         if self.check_action("resume", ()):
             self.resuming = self.state.events_seen
-            self.resume_in_background(self.run_dir)
+            self.resumer.resume(self.run_dir)
 
     def run_resumed(self, run_dir: Path) -> None:
         """Say so; the follower picks up the new run_started."""

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from textual import on
+from textual import getters, on
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
@@ -43,6 +43,12 @@ class DataInspector(Vertical):
 
         record: int
 
+    tabs = getters.query_one(TabbedContent)
+    problem_table = getters.query_one("#data-problems", ProblemTable)
+    problem_line = getters.query_one("#data-problem", Static)
+    record_view = getters.query_one("#data-record", RecordView)
+    stats = getters.query_one("#data-stats", DataStats)
+
     def __init__(self, model: str, cutoff: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.model, self.cutoff = model, cutoff
@@ -70,14 +76,14 @@ class DataInspector(Vertical):
 
     def show_tab(self, tab: str) -> None:
         """Bring the tab ``tab`` (tab-record, tab-problems, tab-stats) to the front."""
-        self.query_one(TabbedContent).active = tab
+        self.tabs.active = tab
 
     def reset(self, model: str) -> None:
         """Forget the last report; ``model`` is the one the next report tokenises with."""
         self.model, self.checked, self.tokens, self.done = model, None, None, False
-        self.query_one(ProblemTable).reset()
-        self.query_one("#data-problem", Static).update("")
-        self.query_one(RecordView).show_note("Reading…")
+        self.problem_table.reset()
+        self.problem_line.update("")
+        self.record_view.show_note("Reading…")
         self._count_problems()
 
     def show_record(self, raw: RawRecord, fmt: str | None) -> list[dict[str, str]] | None:
@@ -88,20 +94,20 @@ class DataInspector(Vertical):
             messages, found = to_messages(raw.value, fmt)
             problems = [f"{f}: {m}" if f else m for f, m in found]
         dump = json.dumps(raw.value, ensure_ascii=False, indent=2) if raw.value is not None else ""
-        self.query_one(RecordView).show_messages(self.title_shown, messages, problems, dump)
+        self.record_view.show_messages(self.title_shown, messages, problems, dump)
         return messages
 
     def show_tokens(self, encoded: dict[str, Any]) -> None:
         """Show the encoder's answer for the record shown last."""
-        self.query_one(RecordView).show_tokens(self.title_shown, encoded)
+        self.record_view.show_tokens(self.title_shown, encoded)
 
     def add_events(self, events: list[dict[str, Any]]) -> None:
         """Fold a batch of report events into the problems list and the statistics."""
         problems = [e for e in events if e["type"] == "problem"]
         if problems:
-            self.query_one(ProblemTable).add_problems(problems)
+            self.problem_table.add_problems(problems)
             self._count_problems()
-        stats = self.query_one(DataStats)
+        stats = self.stats
         for event in events:
             kind = event["type"]
             if kind == "progress":
@@ -116,17 +122,17 @@ class DataInspector(Vertical):
                              f"done: {plural(event['errors'], 'error')}, {plural(event['warnings'], 'warning')}")
 
     def _count_problems(self) -> None:
-        count = len(self.query_one(ProblemTable).problems)
-        self.query_one(TabbedContent).get_tab("tab-problems").label = f"Problems ({count:,})" if count else "Problems"
+        count = len(self.problem_table.problems)
+        self.tabs.get_tab("tab-problems").label = f"Problems ({count:,})" if count else "Problems"
 
     @on(DataTable.RowHighlighted, "#data-problems")
     def _show_problem(self, event: DataTable.RowHighlighted) -> None:
-        problem = self.query_one(ProblemTable).problems[int(event.row_key.value)]
-        self.query_one("#data-problem", Static).update(f"{Problem.from_dict(problem)}  (Enter: go to the record)")
+        problem = self.problem_table.problems[int(event.row_key.value)]
+        self.problem_line.update(f"{Problem.from_dict(problem)}  (Enter: go to the record)")
 
     @on(DataTable.RowSelected, "#data-problems")
     def _choose_problem(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        problem = self.query_one(ProblemTable).problems[int(event.row_key.value)]
+        problem = self.problem_table.problems[int(event.row_key.value)]
         if problem.get("record") is not None:
             self.post_message(self.ProblemChosen(problem["record"]))

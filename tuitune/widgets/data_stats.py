@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import getters
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
@@ -32,6 +33,10 @@ class DataStats(Vertical):
     DataStats > #stats-phase, DataStats > #stats-text { height: auto; }
     """
 
+    phase_line = getters.query_one("#stats-phase", Static)
+    progress_bar = getters.query_one("#stats-progress", ProgressBar)
+    stats_text = getters.query_one("#stats-text", Static)
+
     def compose(self):
         """Phase line, progress bar, statistics text."""
         yield Static("Statistics appear once a file is open.", id="stats-phase", markup=False)
@@ -41,8 +46,8 @@ class DataStats(Vertical):
     def show_progress(self, phase: str, fraction: float, records: int) -> None:
         """The report is at ``fraction`` of the ``phase`` pass after ``records`` records."""
         what = "checking records" if phase == "check" else "tokenising with the chat template"
-        self.query_one("#stats-phase", Static).update(f"{what}: {records:,} records")
-        self.query_one(ProgressBar).update(total=1.0, progress=fraction)
+        self.phase_line.update(f"{what}: {records:,} records")
+        self.progress_bar.update(total=1.0, progress=fraction)
 
     def show_stats(self, checked: dict[str, Any] | None, tokens: dict[str, Any] | None, note: str = "") -> None:
         """Show the summary lines of the ``checked`` and ``token_stats`` events, and ``note``."""
@@ -51,9 +56,9 @@ class DataStats(Vertical):
             lines += ["", "token lengths:", *histogram_lines(tokens)]
         if note:
             lines += ["", note]
-        self.query_one("#stats-text", Static).update("\n".join(lines))
+        self.stats_text.update("\n".join(lines))
 
     def finish(self, message: str) -> None:
         """The report ended: say how."""
-        self.query_one("#stats-phase", Static).update(message)
-        self.query_one(ProgressBar).update(total=1.0, progress=1.0)
+        self.phase_line.update(message)
+        self.progress_bar.update(total=1.0, progress=1.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from textual import getters
 from textual.app import ComposeResult
 from textual.widget import Widget
 from textual_plot import HiResMode, PlotWidget
@@ -22,6 +23,8 @@ class LossChart(Widget):
     LossChart > PlotWidget { height: 1fr; }
     """
 
+    plot_widget = getters.query_one(PlotWidget)
+
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._shown: tuple[int, int, Point | None, Point | None] = (0, 0, None, None)
@@ -34,7 +37,7 @@ class LossChart(Widget):
         yield plot
 
     def on_mount(self) -> None:
-        plot = self.query_one(PlotWidget)
+        plot = self.plot_widget
         plot.margin_top = 0
         plot.margin_bottom = 1  # tick labels only: every row counts at 80x24
 
@@ -44,7 +47,7 @@ class LossChart(Widget):
         if key == self._shown:
             return False
         self._shown = key
-        plot = self.query_one(PlotWidget)
+        plot = self.plot_widget
         plot.clear()
         if train:
             xs, ys = zip(*thin(train, 2 * max(40, self.size.width)))

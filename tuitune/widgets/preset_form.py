@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
-from textual import events, on
+from textual import events, getters, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
@@ -56,6 +56,8 @@ class PresetForm(VerticalScroll):
     PresetForm #form-problems { color: $error; display: none; }
     PresetForm #form-problems.-shown { display: block; }
     """
+
+    problems_line = getters.query_one("#form-problems", Static)
 
     @dataclass
     class Changed(Message):
@@ -232,7 +234,7 @@ class PresetForm(VerticalScroll):
             row.set_class(spec.dotted in self._field_errors, "-invalid")
             self._show(row.query_one(".field-base", Static), f"was {spec.format(base) or 'none'}" if changed else "")
             self._show(row.query_one(".field-error", Static), self._field_errors.get(spec.dotted, ""))
-        problems = self.query_one("#form-problems", Static)
+        problems = self.problems_line
         self._show(problems, self._config_error or "")
         problems.set_class(bool(self._config_error), "-shown")
 

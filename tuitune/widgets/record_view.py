@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual import getters
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
@@ -31,6 +32,9 @@ class RecordView(VerticalScroll):
     RecordView > #record-body { width: 1fr; }
     """
 
+    head_line = getters.query_one("#record-head", Static)
+    body_view = getters.query_one("#record-body", Static)
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.trained_text = ""
@@ -48,14 +52,14 @@ class RecordView(VerticalScroll):
     def show_note(self, note: str) -> None:
         """Show ``note`` alone (no record, or why the record cannot be shown)."""
         self.encoded, self.trained_text = None, ""
-        self.query_one("#record-head", Static).update(note)
-        self.query_one("#record-body", Static).update("")
+        self.head_line.update(note)
+        self.body_view.update("")
 
     def show_messages(self, title: str, messages: list[dict[str, str]] | None, problems: list[str],
                       raw: str = "") -> None:
         """Show a record's turns (or its raw JSON) and problems before tokens arrive."""
         self.encoded, self.trained_text = None, ""
-        self.query_one("#record-head", Static).update(title)
+        self.head_line.update(title)
         body = Text()
         for problem in problems:
             body.append(f"✗ {problem}\n", style="bold #e06c75")
@@ -64,7 +68,7 @@ class RecordView(VerticalScroll):
         for message in messages or []:
             body.append(f"{message['role']}\n", style="bold")
             body.append(message["content"] + "\n\n", style=TRAINED if message["role"] == "assistant" else "")
-        self.query_one("#record-body", Static).update(body)
+        self.body_view.update(body)
 
     def show_tokens(self, title: str, encoded: dict[str, Any]) -> None:
         """Show the encoded record: template text with trained/masked/cut segments and the counts."""
@@ -72,7 +76,7 @@ class RecordView(VerticalScroll):
         cutoff = encoded["cutoff"]
         head = (f"{title} · {encoded['full_length']:,} tokens · {encoded['trained_tokens']:,} trained · "
                 f"cutoff {cutoff:,}" + (" · TRUNCATED" if encoded["truncated"] else ""))
-        self.query_one("#record-head", Static).update(head)
+        self.head_line.update(head)
         body = Text.assemble(LEGEND, "\n\n")
         cut_marked = False
         for segment in encoded["segments"]:
@@ -83,4 +87,4 @@ class RecordView(VerticalScroll):
             body.append(segment["text"], style=style)
         self.trained_text = "".join(s["text"] for s in encoded["segments"] if s["trained"] and not s["cut"])
         self.body = body
-        self.query_one("#record-body", Static).update(body)
+        self.body_view.update(body)

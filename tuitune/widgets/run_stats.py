@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from tuitune.runs.state import RunState
-from tuitune.widgets import fmt
+from tuitune import fmt
 
 
 class RunStats(Static):

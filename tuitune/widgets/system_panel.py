@@ -7,7 +7,8 @@ from typing import Any
 from rich.text import Text
 from textual.widgets import Static
 
-from tuitune.widgets import fmt
+from engine.units import fmt_bytes
+from tuitune import fmt
 
 
 class SystemPanel(Static):
@@ -51,14 +52,14 @@ def render_system(event: dict[str, Any] | None, width: int = 40) -> Text:
         out.append(f"{str(gpu.get('name', ''))[: max(8, width - 10)]}\n", style="dim")
         out.append(" mem ")
         out.append(fmt.bar(share, bar_width), style=_level(share))
-        out.append(f" {fmt.size(used)}/{fmt.size(total)}\n")
+        out.append(f" {fmt_bytes(used)}/{fmt_bytes(total)}\n")
         util, temp = gpu.get("util_pct"), gpu.get("temp_c")
         out.append(f" util {fmt.num(util, 3)}%  temp {fmt.num(temp, 3)}°C\n")
     out.append("trainer ", style="bold")
-    out.append(f"RSS {fmt.size(event.get('rss_bytes'))}  CPU {fmt.num(event.get('cpu_pct'), 3)}%\n")
+    out.append(f"RSS {fmt_bytes(event.get('rss_bytes'))}  CPU {fmt.num(event.get('cpu_pct'), 3)}%\n")
     host_used, host_total = event.get("host_mem_used_bytes"), event.get("host_mem_total_bytes")
     out.append("host    ", style="bold")
-    out.append(f"RAM {fmt.size(host_used)}/{fmt.size(host_total)}")
+    out.append(f"RAM {fmt_bytes(host_used)}/{fmt_bytes(host_total)}")
     return out
 
 
