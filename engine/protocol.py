@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,21 +130,29 @@ class ReadResult:
     offset: int
     """Byte offset just past the last complete line consumed."""
     bad_lines: list[str]
-    """Complete lines that were not valid JSON objects (kept to report, never fatal)."""
+    """Complete lines that were not events (not JSON, not an object, no string ``type``): kept to
+    report, never fatal."""
+    error: str | None = None
+    """Why the file could not be read at all (a folder, a FIFO, no permission), or None."""
 
 
 def read_events_from(path: str | os.PathLike[str], offset: int = 0, max_bytes: int | None = None) -> ReadResult:
     """Read complete event lines of ``path`` starting at byte ``offset``.
 
     A last line without its ``\\n`` is still being written: it is left for the next call, and
-    ``offset`` stops before it. A missing file reads as no events.
+    ``offset`` stops before it. A missing file reads as no events; one that is not a regular file
+    (a FIFO would block the reader for ever) or cannot be read reads as no events and an ``error``.
     """
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return ReadResult([], offset, [], f"{path}: not a regular file")
         with open(path, "rb") as file:
             file.seek(offset)
             data = file.read() if max_bytes is None else file.read(max_bytes)
     except FileNotFoundError:
         return ReadResult([], offset, [])
+    except OSError as exc:
+        return ReadResult([], offset, [], f"{path}: cannot read: {exc.strerror or exc}")
     end = data.rfind(b"\n") + 1
     events: list[dict[str, Any]] = []
     bad: list[str] = []
@@ -152,13 +161,12 @@ def read_events_from(path: str | os.PathLike[str], offset: int = 0, max_bytes: i
             continue
         try:
             event = json.loads(raw)
-        except ValueError:
-            bad.append(raw.decode("utf-8", "replace"))
-            continue
-        if isinstance(event, dict) and "type" in event:
+        except (ValueError, RecursionError):
+            event = None
+        if isinstance(event, dict) and isinstance(event.get("type"), str):
             events.append(event)
         else:
-            bad.append(raw.decode("utf-8", "replace"))
+            bad.append(raw.decode("utf-8", "replace")[:500])
     return ReadResult(events, offset + end, bad)
 
 
@@ -170,7 +178,7 @@ def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 def last_seq(path: str | os.PathLike[str]) -> int:
     """The highest ``seq`` in an events file, 0 when it is missing or empty."""
     events = read_events_from(path).events
-    return max((int(e.get("seq", 0)) for e in events), default=0)
+    return max((e["seq"] for e in events if isinstance(e.get("seq"), int)), default=0)
 
 
 def terminal_event(events: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -185,23 +193,6 @@ def terminal_event(events: list[dict[str, Any]]) -> dict[str, Any] | None:
         if event["type"] == RUN_STARTED:
             return None
     return None
-
-
-def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
-    """The newest complete checkpoint of a run (one whose trainer_state.json got written), if any.
-
-    The engine resumes from it and the app offers a resume only when there is one, so both ask here.
-    """
-    try:
-        found = [p for p in (Path(run_dir) / CHECKPOINTS_DIR).glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    except OSError:
-        return None
-    return max(found, key=_checkpoint_step, default=None)
-
-
-def _checkpoint_step(path: Path) -> int:
-    suffix = path.name.rsplit("-", 1)[-1]
-    return int(suffix) if suffix.isdigit() else -1
 
 
 def read_log_tail(run_dir: str | os.PathLike[str], lines: int = 40, max_bytes: int = 16384) -> list[str]:

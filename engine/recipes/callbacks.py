@@ -16,7 +16,9 @@ from typing import Any
 
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
+from engine.checkpoints import mark_complete
 from engine.protocol import CHECKPOINT, EVAL, LOG, RUN_STARTED, EventWriter
+from engine.recipes.saving import check_room, folder_bytes
 
 
 def is_rank_zero() -> bool:
@@ -106,8 +108,9 @@ class EventsCallback(TrainerCallback):
         self.flags = flags
         self.started = started
         self.resumed = resumed
-        self.train_loss: float | None = None
         self.last_checkpoint: str | None = None
+        self.checkpoint_bytes = 0
+        """Size of the last checkpoint written (or, before the first, an estimate): what the next needs."""
         self._t0 = self._t_last = time.time()
         self._step0 = 0
         self._tokens_last = 0
@@ -117,6 +120,9 @@ class EventsCallback(TrainerCallback):
         self._t0 = self._t_last = time.time()
         self._step0 = state.global_step
         self._tokens_last = state.num_input_tokens_seen
+        model = kwargs.get("model")
+        if model is not None:  # trained weights plus AdamW's two moments, before a real size is known
+            self.checkpoint_bytes = 3 * sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
         if state.is_world_process_zero:
             self.events.emit(RUN_STARTED, **self.started, total_steps=state.max_steps,
                              resumed_from_step=state.global_step if self.resumed else None, pid=os.getpid())
@@ -131,14 +137,15 @@ class EventsCallback(TrainerCallback):
             control.should_training_stop = True
         if control.should_training_stop or state.global_step >= state.max_steps:
             control.should_log = True  # the chart gets its final point even off the logging grid
+        if control.should_save and state.is_world_process_zero:
+            # A checkpoint that fills the disk would leave a torn one and no room to say why.
+            check_room(Path(args.output_dir), self.checkpoint_bytes, "the checkpoint")
         return control
 
     def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
                logs: dict[str, float] | None = None, **kwargs: Any):
         """Emit ``log`` for training logs and ``eval`` for evaluation results."""
         logs = logs or {}
-        if "train_loss" in logs:  # the summary Trainer logs once after the loop
-            self.train_loss = logs["train_loss"]
         if not state.is_world_process_zero:
             return
         if "loss" in logs:
@@ -147,8 +154,11 @@ class EventsCallback(TrainerCallback):
             self.events.emit(EVAL, step=state.global_step, epoch=_round(state.epoch), eval_loss=logs["eval_loss"])
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
-        """Emit ``checkpoint`` for the folder the Trainer just wrote."""
+        """Mark the folder the Trainer just wrote as complete, and emit ``checkpoint``."""
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero:
+            mark_complete(folder, state.global_step)
+            self.checkpoint_bytes = folder_bytes(folder)
         try:
             self.last_checkpoint = str(folder.relative_to(self.run_dir))
         except ValueError:

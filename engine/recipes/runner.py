@@ -15,6 +15,7 @@ are in place.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import signal
@@ -32,6 +33,7 @@ from engine.models.info import ModelError
 from engine.models.loading import peak_memory
 from engine.protocol import RUN_FAILED, RUN_STOPPED, read_log_tail
 from engine.recipes.callbacks import Events, RunFlags, StopBeforeTraining
+from engine.recipes.saving import DiskFull
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 RECIPES = {"sft": "engine.recipes.sft"}
@@ -79,6 +81,10 @@ def describe_failure(exc: BaseException) -> dict[str, Any]:
         return {"cause": "the training data has problems", "hint": None, "errors": [str(p) for p in exc.problems]}
     if isinstance(exc, ModelError):
         return {"cause": _first_line(exc), "hint": MODEL_HINT, "errors": []}
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or isinstance(exc, DiskFull):
+        return {"cause": str(exc) if isinstance(exc, DiskFull) else f"no space left on the disk: {exc}", "errors": [],
+                "hint": "free some space (or move the runs folder with --runs-dir), then resume: the last "
+                        "complete checkpoint is kept"}
     if isinstance(exc, torch.OutOfMemoryError):
         return {"cause": "out of GPU memory", "errors": [],
                 "hint": "lower train.batch_size or data.cutoff_len, turn on gradient_checkpointing, "

@@ -10,6 +10,7 @@ failure into ``run_failed`` — is :mod:`engine.recipes.runner`, shared by every
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -23,8 +24,10 @@ from engine.recipes.datasets import PadCollator, build_datasets
 from engine.models.demo import ALIASES, is_prepared, resolve_model
 from engine.models.loading import apply_adapter, check_model, cuda_bf16, device_name, load_model, model_facts, peak_memory
 from engine.models.tokenizer import load_tokenizer
-from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, PHASE, latest_checkpoint
-from engine.protocol import RUN_FINISHED, RUN_STOPPED, WARNING
+from engine.checkpoints import TRAINER_STATE, list_checkpoints
+from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, PHASE, RUN_FINISHED, RUN_STARTED, RUN_STOPPED
+from engine.protocol import WARNING, read_events
+from engine.recipes.saving import check_room, copy_model_files, save_atomically, whole_run_loss
 from engine.machine.sampler import SystemSampler
 
 log = logging.getLogger("engine.recipes.sft")
@@ -70,9 +73,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     # ---- trainer ------------------------------------------------------------
     # Pad to a multiple of 8 on GPU so matmul shapes hit tensor-core friendly sizes.
     collator = PadCollator(tokenizer.pad_token_id, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
-    checkpoint = latest_checkpoint(run_dir) if resume else None
-    if resume and checkpoint is None:
-        events.emit(WARNING, message="no checkpoint to resume from: training starts at step 0", code="no_checkpoint")
+    checkpoint = resume_point(run_dir, events) if resume else None
     started = {
         "run_name": run_dir.name, "model": facts, "method": config.adapter.method,
         "data": {key: built.stats.get(key) for key in ("train_records", "eval_records", "truncated", "train_tokens")},
@@ -91,34 +92,69 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     )
 
     # ---- train --------------------------------------------------------------
+    adapter_dir = run_dir / ADAPTER_DIR
+    done = finished_step(checkpoint)
+    if done is not None:
+        # The checkpoint is the last step already (a stop or a crash came during the final save):
+        # the Trainer would train one step past max_steps, so the adapter is taken from it as is.
+        events.emit(RUN_STARTED, **started, total_steps=done, resumed_from_step=done, pid=os.getpid())
+        events.emit(PHASE, name="saving", message="the checkpoint is the last step: saving it as the adapter")
+        save_atomically(adapter_dir, lambda tmp: (copy_model_files(checkpoint, tmp), tokenizer.save_pretrained(tmp)))
+        peak, kind = peak_memory()
+        events.emit(RUN_FINISHED, step=done, train_loss=whole_run_loss(read_events(run_dir)),
+                    adapter_path=ADAPTER_DIR, peak_memory_bytes=peak, peak_memory_kind=kind)
+        return 0
     sampler = SystemSampler(events.emit, interval=5.0) if trainer.is_world_process_zero() else None
     try:
         if sampler:
             sampler.start()
         events.emit(PHASE, name="training", message="training")
-        output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         if sampler:
             sampler.stop()
 
     # ---- save ---------------------------------------------------------------
     events.emit(PHASE, name="saving", message="saving the adapter and tokenizer")
-    adapter_dir = run_dir / ADAPTER_DIR
     # For peft models save_model writes only the adapter (adapter_model.safetensors and
-    # adapter_config.json); for full fine-tuning the whole model. Rank 0 only, inside.
-    trainer.save_model(str(adapter_dir))
+    # adapter_config.json); for full fine-tuning the whole model. Rank 0 only, inside; written
+    # beside adapter/ and renamed into place, so a half-written adapter never looks finished.
     if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(adapter_dir)
+        check_room(run_dir, callback.checkpoint_bytes, "the adapter")
+        save_atomically(adapter_dir, lambda tmp: (trainer.save_model(str(tmp)), tokenizer.save_pretrained(tmp)))
     peak, kind = peak_memory()
     step = trainer.state.global_step
     if flags.stop and step < trainer.state.max_steps:  # a stop that came during the final save is no stop
         events.emit(RUN_STOPPED, step=step, checkpoint_path=callback.last_checkpoint, adapter_path=ADAPTER_DIR,
                     peak_memory_bytes=peak, peak_memory_kind=kind)
     else:
-        loss = callback.train_loss if callback.train_loss is not None else output.training_loss
-        events.emit(RUN_FINISHED, step=step, train_loss=loss, adapter_path=ADAPTER_DIR,
+        events.emit(RUN_FINISHED, step=step, train_loss=whole_run_loss(read_events(run_dir)), adapter_path=ADAPTER_DIR,
                     peak_memory_bytes=peak, peak_memory_kind=kind)
     return 0
+
+
+def resume_point(run_dir: Path, events: Events) -> Path | None:
+    """The newest complete checkpoint, saying why any newer one is skipped (or that there is none)."""
+    found = list_checkpoints(run_dir)
+    chosen = next((c for c in found if c.problem is None), None)
+    for skipped in found:
+        if skipped is chosen:
+            break
+        where = f"checkpoint-{chosen.step}" if chosen else "step 0"
+        events.emit(WARNING, message=f"checkpoint-{skipped.step} cannot be resumed from: {skipped.problem}; "
+                                     f"resuming from {where}", code="incomplete_checkpoint")
+    if chosen is None:
+        events.emit(WARNING, message="no checkpoint to resume from: training starts at step 0", code="no_checkpoint")
+    return chosen.path if chosen else None
+
+
+def finished_step(checkpoint: Path | None) -> int | None:
+    """The checkpoint's step when it is the run's last (its trainer state says max_steps was reached)."""
+    if checkpoint is None:
+        return None
+    state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+    step, last = state.get("global_step"), state.get("max_steps")
+    return step if isinstance(step, int) and isinstance(last, int) and 0 < last <= step else None
 
 
 def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> TrainingArguments:

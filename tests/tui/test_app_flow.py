@@ -228,10 +228,15 @@ def test_attach_to_a_missing_run_says_where_it_looked(tmp_path: Path, capsys: py
 
 
 def add_checkpoint(run_dir: Path, step: int) -> None:
-    """A complete checkpoint folder as the Trainer leaves it (the resume needs its trainer_state.json)."""
+    """A complete checkpoint folder as the engine leaves it (engine.checkpoints says what complete is)."""
+    from engine.checkpoints import mark_complete
+
     folder = run_dir / "checkpoints" / f"checkpoint-{step}"
     folder.mkdir(parents=True)
     (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    (folder / "optimizer.pt").write_bytes(b"moments")
+    mark_complete(folder, step)
 
 
 @pytest.fixture()

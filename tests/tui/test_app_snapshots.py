@@ -93,8 +93,13 @@ def test_new_run_first_step(snap_compare, make_app, runs_dir: Path) -> None:
 def test_dashboard_stopped_with_checkpoint_offers_resume(snap_compare, make_app, wait_for, runs_dir: Path) -> None:
     """You should see a STOPPED badge, the curve up to step 40, ETA stopped, and a footer with
     R Resume beside the greyed-out Stop & save, Save now and Kill."""
+    from engine.checkpoints import mark_complete
+
     folder = runs_dir / "stopped" / "checkpoints" / "checkpoint-40"
     folder.mkdir(parents=True)
     (folder / "trainer_state.json").write_text('{"global_step": 40}')
+    (folder / "adapter_model.safetensors").write_bytes(b"weights")
+    (folder / "optimizer.pt").write_bytes(b"moments")
+    mark_complete(folder, 40)
     app = make_app(runs_dir, attach=runs_dir / "stopped")
     assert snap_compare(app, terminal_size=SMALL, run_before=settle_dashboard(wait_for))

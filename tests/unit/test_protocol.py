@@ -83,18 +83,6 @@ def test_nan_and_infinity_are_written_as_null_not_invalid_json(tmp_path: Path) -
     assert event["loss"] is None and event["extra"]["grad_norm"] is None
 
 
-def test_latest_checkpoint_is_the_highest_complete_one(tmp_path: Path) -> None:
-    from engine.protocol import latest_checkpoint
-
-    assert latest_checkpoint(tmp_path) is None
-    for step, complete in ((5, True), (20, True), (100, False)):
-        folder = tmp_path / "checkpoints" / f"checkpoint-{step}"
-        folder.mkdir(parents=True)
-        if complete:
-            (folder / "trainer_state.json").write_text("{}")
-    assert latest_checkpoint(tmp_path) == tmp_path / "checkpoints" / "checkpoint-20"
-
-
 def test_a_writer_after_a_torn_line_starts_on_a_line_of_its_own(tmp_path: Path) -> None:
     """A writer that died mid-line must not swallow the next writer's event (the supervisor's run_failed)."""
     (tmp_path / EVENTS_FILE).write_text('{"seq": 1, "type": "run_started"}\n{"seq": 2, "type": "lo')

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from textual.screen import Screen
 
-from engine.protocol import latest_checkpoint
+from engine.checkpoints import latest_checkpoint
 from tuitune.runs.state import FAILED, LOST, STOPPED
 
 RESUMABLE = frozenset({STOPPED, FAILED, LOST})
