@@ -16,6 +16,8 @@ the exit code, signal name, a hint and the last lines of engine.log.
 
 Signals: the supervisor ignores SIGINT, SIGUSR1 and SIGHUP and forwards SIGTERM to its child
 (``tuitune stop`` signals the whole process group, so the child usually hears it directly too).
+SIGUSR2 asks it to kill the child at once (``tuitune stop --kill``), which it then records as a
+stop on request (``killed: true``), not a failure.
 The child starts with SIGTERM/SIGINT/SIGUSR1 blocked; the trainer (engine.recipes.runner)
 unblocks them once its handlers are installed, so a stop sent while torch imports is not lost.
 
@@ -27,6 +29,7 @@ and kill need their own delivery; that is the multi-GPU issue's work, not a one-
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import shlex
@@ -37,14 +40,17 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from engine.checkpoints import latest_checkpoint
 from engine.files import write_text_atomic
 from engine.locks import FolderLock
-from engine.protocol import EVENTS_FILE, JOB_FAILED, JOB_STOPPED, PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES
+from engine.protocol import EVENTS_FILE, JOB_FAILED, JOB_STOPPED, LOG, PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES
 from engine.protocol import EventWriter, read_events_from, read_log_tail
 
 CHILD_BLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
+PR_SET_PDEATHSIG = 1
+_prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform.startswith("linux") else None
 LOCKED = 75
 """Exit status of a supervisor that found its folder locked by another attempt (EX_TEMPFAIL)."""
 ONEDNN_ISA = "AVX512_CORE_BF16"
@@ -101,11 +107,23 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def _block_signals() -> None:
-    """Runs in the child between fork and exec: the mask survives exec, and so would our SIG_IGNs."""
-    for sig in (signal.SIGINT, signal.SIGUSR1, signal.SIGHUP, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_BLOCK, CHILD_BLOCKED)
+def _child_setup(parent: int) -> Callable[[], None]:
+    """What runs in the child between fork and exec.
+
+    The signal mask survives exec (and so would our SIG_IGNs, hence the reset). On Linux the
+    child also asks for SIGTERM when its parent dies: a supervisor killed outright must not leave
+    a trainer training on its own, so the orphan stops and saves as if ``tuitune stop`` had asked.
+    """
+    def setup() -> None:
+        for sig in (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_BLOCK, CHILD_BLOCKED)
+        if _prctl is not None:
+            _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+            if os.getppid() != parent:  # the supervisor died before the request was in place
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    return setup
 
 
 class Supervisor:
@@ -125,12 +143,19 @@ class Supervisor:
         self.lock = lock
         self.child: subprocess.Popen[bytes] | None = None
         self.stop_requested = False
+        self.kill_requested = False
 
     def on_sigterm(self, *_: object) -> None:
         """Forward a stop to the child, or skip starting it when it is not running yet."""
         self.stop_requested = True
         if self.child is not None and self.child.poll() is None:
             self.child.send_signal(signal.SIGTERM)
+
+    def on_kill_request(self, *_: object) -> None:
+        """SIGUSR2 (``tuitune stop --kill``): kill the child at once, and record it as a kill on request."""
+        self.kill_requested = self.stop_requested = True
+        if self.child is not None and self.child.poll() is None:
+            self.child.kill()
 
     def write_pids(self) -> None:
         """Record who is who (the child is null until it starts)."""
@@ -150,7 +175,7 @@ class Supervisor:
         # The child holds the same open lock file: the folder stays locked while it lives, even
         # should this supervisor be killed first.
         self.child = subprocess.Popen(self.command, env=child_env(), stdin=subprocess.DEVNULL,
-                                      preexec_fn=_block_signals, pass_fds=(self.lock.fd,))
+                                      preexec_fn=_child_setup(os.getpid()), pass_fds=(self.lock.fd,))
         self.write_pids()
         if self.stop_requested:
             self.child.send_signal(signal.SIGTERM)
@@ -164,6 +189,8 @@ class Supervisor:
         """Append the terminal event the child could not write."""
         sig = _signal_name(-returncode) if returncode < 0 else None
         exit_code = 128 - returncode if returncode < 0 else returncode  # shell convention for signals
+        if sig == "SIGKILL" and self.kill_requested:
+            return self.record(self.job.stopped, **self._killed())
         if sig == "SIGTERM" and self.stop_requested:
             # Stopped before its handlers were installed: nothing was saved, but it was asked to end.
             return self.record(self.job.stopped, **self._nothing_saved())
@@ -178,6 +205,17 @@ class Supervisor:
         with EventWriter(self.folder) as writer:
             writer.emit(type, **fields)
         return 0 if type == self.job.stopped else 1
+
+    def _killed(self) -> dict[str, Any]:
+        """A kill on request saved nothing; what a resume would start from is named."""
+        fields: dict[str, Any] = {"killed": True}
+        if self.job.verb == "train":
+            events = read_events_from(self.folder / EVENTS_FILE).events
+            steps = [e["step"] for e in events if e.get("type") == LOG and isinstance(e.get("step"), int)]
+            checkpoint = latest_checkpoint(self.folder)
+            fields.update(self._nothing_saved(), step=steps[-1] if steps else None,
+                          checkpoint_path=str(checkpoint.relative_to(self.folder)) if checkpoint else None)
+        return fields
 
     def _nothing_saved(self) -> dict[str, Any]:
         if self.job.verb == "train":
@@ -223,4 +261,5 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, supervisor.on_sigterm)
+    signal.signal(signal.SIGUSR2, supervisor.on_kill_request)
     return supervisor.run()

@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
     train.add_argument("--resume", action="store_true", help="continue --run-dir from its latest checkpoint")
     train.add_argument("--detach", action="store_true", help="start in the background, print the run folder, return")
+    train.add_argument("--force", action="store_true", help="start even when the memory estimate says it will not fit")
 
     attach = sub.add_parser("attach", help="open the app on a run's dashboard")
     attach.add_argument("run", help="run folder or run name")

@@ -1,8 +1,8 @@
 """``tuitune stop RUN [--kill]``: end a running (usually detached) run and report how it ended.
 
 Without ``--kill`` the run saves a checkpoint and its adapter at the end of the current step
-and records ``run_stopped``; with ``--kill`` the trainer dies at once and the supervisor
-records ``run_failed`` (signal SIGKILL). Either way this waits for that terminal event, then
+and records ``run_stopped``; with ``--kill`` the trainer dies at once, nothing is saved, and the
+supervisor records ``run_stopped`` with ``killed: true`` and the checkpoint a resume would use. Either way this waits for that terminal event, then
 for every process of the run to be gone (its folder's lock free), so the folder can be resumed,
 moved or deleted as soon as this returns.
 """
@@ -17,6 +17,7 @@ from typing import Any
 
 from engine.protocol import EVENTS_FILE, RUN_STOPPED, TERMINAL_TYPES, terminal_event
 from tuitune.cli.common import runs_root
+from tuitune.runs.state import describe_end
 from tuitune.runs.launch import is_alive, read_pids, stop_run, wait_until_gone
 from tuitune.runs.tail import EventTail
 from tuitune.runs.folder import resolve_run
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     # that supervisor has not quite exited yet; an older end belongs to the attempt before a resume.
     ended_now = last is not None and last.get("t", 0) >= (read_pids(run_dir).get("started") or 0)
     if ended_now or not stop_run(run_dir, kill=args.kill):
-        ended = f" (it ended: {describe(last)})" if last else ""
+        ended = f" (it ended: {describe_end(last)})" if last else ""
         print(f"{run_dir} is not running{ended}", file=sys.stderr)
         return 1
     print(("killing" if args.kill else "stopping (saving a checkpoint and the adapter)") + f": {run_dir}")
@@ -67,19 +68,5 @@ def run(args: argparse.Namespace) -> int:
     if not wait_until_gone(run_dir):
         print(f"the run ended but some of its processes are still alive; see {run_dir / 'pids.json'}", file=sys.stderr)
         return 1
-    print(describe(end))
-    return 0 if end["type"] == RUN_STOPPED or args.kill else 1
-
-
-def describe(event: dict[str, Any]) -> str:
-    """One line for a terminal event."""
-    kind = event["type"]
-    if kind == RUN_STOPPED and event.get("step") is None:
-        return "stopped before training started (nothing saved)"
-    if kind == RUN_STOPPED:
-        return f"stopped at step {event.get('step')}; checkpoint {event.get('checkpoint_path')}, " \
-               f"adapter {event.get('adapter_path')}"
-    if kind == "run_finished":
-        return f"finished at step {event.get('step')}, train loss {event.get('train_loss')}"
-    signal_name = f" ({event['signal']})" if event.get("signal") else ""
-    return f"failed{signal_name}: {event.get('cause')}"
+    print(describe_end(end))
+    return 0 if end["type"] == RUN_STOPPED else 1

@@ -14,12 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.config import ConfigError
+from engine.config import ConfigError, RunConfig
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
 from tuitune.runs.launch import default_run_name, is_alive, new_run_dir, resume_run, start_run, stop_run, wait_until_gone
 from tuitune.cli.common import config_from_args, runs_root
-from tuitune.cli.stop import describe
 from tuitune.runs.folder import resolve_run
+from tuitune.runs.state import describe_end
 from tuitune.runs.tail import EventTail
 
 LOST_GRACE_S = 3.0
@@ -58,11 +58,49 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
         offset = events.stat().st_size if events.exists() else 0
         return run_dir, offset, resume_run(run_dir)
     config = config_from_args(args)
+    preflight(config, force=getattr(args, "force", False))
     if args.run_dir:
         run_dir = Path(args.run_dir).expanduser().resolve()
     else:
         run_dir = new_run_dir(runs_root, default_run_name(config))
     return run_dir, 0, start_run(run_dir, config)
+
+
+class Refused(ValueError):
+    """The run must not start as it is; the message says why and what to do."""
+
+
+def preflight(config: RunConfig, force: bool = False) -> None:
+    """What ``estimate`` and ``data check`` would refuse, refused before a run folder exists.
+
+    The model must be readable and allowed (the same verdict as ``tuitune estimate`` and the app's
+    review), the run must fit unless ``force``, and every data path must exist and hold a layout
+    the stage trains on (its first records are read; the trainer checks every record).
+
+    Raises:
+        Refused: naming the model, the data file or the shortfall.
+    """
+    from engine.data.checks import detect_file_format
+    from engine.data.problems import SourceError
+    from engine.estimate.fit import judge
+    from engine.machine.gpus import list_gpus
+    from engine.units import fmt_bytes
+
+    verdict = judge(config, list_gpus()[0])
+    if verdict.refusal:
+        raise Refused(verdict.refusal)
+    for path in config.data.train:
+        try:
+            problem = detect_file_format(path, config.data.format)[1]
+        except SourceError as exc:
+            problem = exc.problem
+        if problem is not None:
+            raise Refused(f"data: {problem}")
+    if not verdict.fits and not force and verdict.estimate is not None:
+        tips = "".join(f"\n  - {tip}" for tip in verdict.tips)
+        raise Refused(f"the run will not fit: it needs about {fmt_bytes(verdict.estimate.total)} and "
+                      f"{verdict.capacity.label} has {fmt_bytes(verdict.capacity.bytes)}. Try:{tips}\n"
+                      "or pass --force to start it anyway")
 
 
 class Follower:
@@ -147,7 +185,7 @@ class Follower:
                   f"adapter: {self.run_dir / (end.get('adapter_path') or 'adapter')}")
             return 0
         if kind in TERMINAL_TYPES and kind != RUN_FAILED:
-            print(describe(end))
+            print(describe_end(end))
             return 0
         print(f"failed: {end.get('cause')}", file=sys.stderr)
         for problem in end.get("errors") or []:

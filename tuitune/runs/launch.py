@@ -179,22 +179,30 @@ def wait_until_gone(run_dir: str | os.PathLike[str], timeout: float = 60.0) -> b
 def stop_run(run_dir: str | os.PathLike[str], kill: bool = False) -> bool:
     """Ask a run to stop: SIGTERM to its process group (checkpoint, adapter, run_stopped).
 
-    With ``kill``, SIGKILL only the trainer, at once and without saving; the supervisor
-    survives to record ``run_failed`` with signal SIGKILL. Returns whether a signal was sent.
+    With ``kill``, the supervisor is asked (SIGUSR2) to kill the trainer at once, without saving,
+    and records it as a stop on request (``killed: true``). Only processes whose command lines
+    name this run folder are signalled, and the group only when its leader is the run's
+    supervisor (pids.json may be stale or edited). A trainer whose supervisor is gone is
+    signalled directly. Returns whether a signal was sent.
     """
     run_dir = Path(run_dir).resolve()
     pids = read_pids(run_dir)
-    if not _is_our_process(pids.get("supervisor"), run_dir, "launch"):
-        return False
-    trainer = pids.get("trainer")
-    if kill and _is_our_process(trainer, run_dir, "train"):
-        os.kill(trainer, signal.SIGKILL)
-        return True
+    supervisor, trainer = pids.get("supervisor"), pids.get("trainer")
     try:
-        os.killpg(int(pids.get("pgid") or pids["supervisor"]), signal.SIGTERM)
+        if _is_our_process(supervisor, run_dir, "launch"):
+            if kill:
+                os.kill(supervisor, signal.SIGUSR2)
+            elif os.getpgid(supervisor) == supervisor:  # it leads its own session's group, and only ours
+                os.killpg(supervisor, signal.SIGTERM)
+            else:
+                os.kill(supervisor, signal.SIGTERM)
+            return True
+        if _is_our_process(trainer, run_dir, "train"):
+            os.kill(trainer, signal.SIGKILL if kill else signal.SIGTERM)
+            return True
     except ProcessLookupError:
-        return False
-    return True
+        pass
+    return False
 
 
 def request_save(run_dir: str | os.PathLike[str]) -> bool:

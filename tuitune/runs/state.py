@@ -363,3 +363,21 @@ _HANDLERS = {
     p.RUN_STOPPED: _terminal,
     p.RUN_FAILED: _terminal,
 }
+
+
+def describe_end(event: Event) -> str:
+    """One line saying how an attempt ended, for a terminal event."""
+    kind = event["type"]
+    if kind == p.RUN_STOPPED and event.get("killed"):
+        resume = event.get("checkpoint_path")
+        return (f"killed on request at step {event.get('step')}; nothing saved"
+                + (f", a resume starts from {resume}" if resume else ", no checkpoint to resume from"))
+    if kind == p.RUN_STOPPED and event.get("step") is None:
+        return "stopped before training started (nothing saved)"
+    if kind == p.RUN_STOPPED:
+        return f"stopped at step {event.get('step')}; checkpoint {event.get('checkpoint_path')}, " \
+               f"adapter {event.get('adapter_path')}"
+    if kind == p.RUN_FINISHED:
+        return f"finished at step {event.get('step')}, train loss {event.get('train_loss')}"
+    signal_name = f" ({event['signal']})" if event.get("signal") else ""
+    return f"failed{signal_name}: {event.get('cause')}"

@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from tuitune.runs.folder import RunsIndex, RunSummary
+from tuitune.runs.state import describe_end
 from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
 from tuitune.screens.base import AppScreen
 from tuitune import fmt
@@ -61,10 +62,13 @@ def detail_of(run: RunSummary) -> Text:
         out.append(run.state.phase_message or run.state.phase or "running")
     elif run.status == "lost":
         out.append("no terminal event and no live engine (machine restarted or engine killed)")
+    elif terminal.get("killed"):
+        out.append(describe_end(terminal))
     else:
-        out.append(f"{run.status}; adapter in {terminal.get('adapter_path') or fmt.DASH}")
-    if run.meta.error:
-        out.append(f"\n{run.meta.error}", style="red")
+        out.append(f"{run.status}; adapter in {run.path / (terminal.get('adapter_path') or 'adapter')}")
+    for error in (run.events_error, run.meta.error):
+        if error:
+            out.append(f"\n{error}", style="red")
     return out
 
 

@@ -27,7 +27,7 @@ from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.messages import EngineExited, LogLinesRead, RunEventsRead
 from tuitune.runs import folder
 from tuitune.runs.folder import initial_state, read_meta
-from tuitune.runs.state import RUNNING, RunState, fold, status
+from tuitune.runs.state import RUNNING, RunState, describe_end, fold, status
 from tuitune.runs.tail import EventTail
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.loss_chart import LossChart
@@ -63,10 +63,12 @@ def title_text(state: RunState, run_status: str) -> Text:
 
 
 def failure_text(state: RunState, run_status: str) -> Text:
-    """The cause, exit, hint and errors of a failed run; a line for a lost one; empty otherwise."""
+    """The cause, exit, hint and errors of a failed run; a line for a lost or killed one; empty otherwise."""
     terminal = state.terminal or {}
     if run_status == "lost":
         return Text("The engine is gone and wrote no final event (machine restarted or engine killed).")
+    if terminal.get("killed"):
+        return Text.assemble(("KILLED  ", "bold yellow"), describe_end(terminal))
     if run_status != "failed":
         return Text("")
     out = Text.assemble(("FAILED  ", "bold red"), (str(terminal.get("cause") or "unknown cause"), "bold"))
