@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -29,7 +28,7 @@ from pydantic import (
     model_validator,
 )
 
-from engine.files import write_text_atomic
+from engine.files import FileTooLarge, NotARegularFile, read_regular, write_text_atomic
 from engine.paths import DEMO_MODEL
 
 DEMO_DATA = "builtin:identity"
@@ -223,40 +222,22 @@ def load_config(path: str | os.PathLike[str], base: dict[str, Any] | None = None
 def read_config_text(path: str | os.PathLike[str]) -> str:
     """The text of a config or preset file, refusing anything but a regular file of at most MAX_CONFIG_BYTES.
 
-    The file is checked before it is opened: opening a FIFO for reading blocks until a writer
-    comes, and a device such as /dev/zero never ends.
-
     Raises:
         ConfigError: naming the file and why it cannot be read.
     """
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise ConfigError([f"{path}: not a regular file ({file_kind(info.st_mode)}); give a YAML file"])
-        if info.st_size > MAX_CONFIG_BYTES:
-            raise ConfigError([_too_large(path, info.st_size)])
-        with open(path, "rb") as file:
-            raw = file.read(MAX_CONFIG_BYTES + 1)
+        raw = read_regular(path, MAX_CONFIG_BYTES)
+    except NotARegularFile as exc:
+        raise ConfigError([f"{exc}; give a YAML file"]) from None
+    except FileTooLarge as exc:
+        raise ConfigError([f"{path}: too large ({exc.size / (1 << 20):.1f} MiB); a config or preset may be at most "
+                           f"{MAX_CONFIG_BYTES >> 20} MiB"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
-    if len(raw) > MAX_CONFIG_BYTES:  # it grew after the check
-        raise ConfigError([_too_large(path, len(raw))])
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError([f"{path}: cannot read: {exc}"]) from None
-
-
-def _too_large(path: str | os.PathLike[str], size: int) -> str:
-    return (f"{path}: too large ({size / (1 << 20):.1f} MiB); a config or preset may be at most "
-            f"{MAX_CONFIG_BYTES >> 20} MiB")
-
-
-def file_kind(mode: int) -> str:
-    """What a non-regular file is, in words: a folder, a FIFO, a character device …"""
-    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-    return next((name for test, name in kinds if test(mode)), "not a plain file")
 
 
 def parse_config(text: str, source: str = "<config>", base: dict[str, Any] | None = None) -> RunConfig:

@@ -1,8 +1,10 @@
-"""Writing files so that a reader sees the old version or the new one, never half. Standard library only."""
+"""Writing files so that a reader sees the old version or the new one, never half, and reading
+files a user or another process may have replaced with something hostile. Standard library only."""
 
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -20,3 +22,44 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+class NotARegularFile(OSError):
+    """A path that is not a plain file; the message says what it is instead."""
+
+
+class FileTooLarge(OSError):
+    """A file larger than its reader accepts; the message gives both sizes."""
+
+    def __init__(self, path: str | os.PathLike[str], size: int, limit: int) -> None:
+        super().__init__(f"{path}: too large ({size / (1 << 20):.1f} MiB); at most {limit / (1 << 20):g} MiB")
+        self.size = size
+        """Bytes the file has (at least)."""
+
+
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words: a folder, a FIFO, a character device …"""
+    kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    return next((name for test, name in kinds if test(mode)), "not a plain file")
+
+
+def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
+    """The bytes of ``path``, refusing anything but a regular file of at most ``limit`` bytes.
+
+    The kind is checked before the file is opened: opening a FIFO for reading blocks until a
+    writer comes, and a device such as /dev/zero never ends.
+
+    Raises:
+        NotARegularFile: saying what the path is instead.
+        FileTooLarge: saying how large it is and what the limit is.
+        OSError: when it cannot be read (missing: FileNotFoundError).
+    """
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise NotARegularFile(f"{path}: not a regular file ({file_kind(info.st_mode)})")
+    with open(path, "rb") as file:
+        data = file.read(limit + 1)
+    if max(info.st_size, len(data)) > limit:  # checked after the read too: it may have grown
+        raise FileTooLarge(path, max(info.st_size, len(data)), limit)
+    return data

@@ -15,9 +15,12 @@ from pathlib import Path
 
 import yaml
 
+from engine.files import read_regular
 from engine.paths import config_dir
 
 SETTINGS_FILE = "settings.yaml"
+SETTINGS_LIMIT = 64 * 1024
+"""A settings file is a few lines; a larger one (or a FIFO, a device) is not read."""
 
 
 @dataclass
@@ -46,10 +49,10 @@ def load_settings(path: Path | None = None) -> Settings:
     """Read the settings file; unknown keys and bad values are reported in ``problem``, not raised."""
     path = path or settings_path()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(read_regular(path, SETTINGS_LIMIT).decode("utf-8")) or {}
     except FileNotFoundError:
         return Settings()
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
         return Settings(problem=f"{path}: {exc}")
     if not isinstance(data, dict):
         return Settings(problem=f"{path}: expected a mapping")

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from engine.data.problems import Problem, SourceError
+from engine.files import file_kind
 
 SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "sample_data"
 BOM = b"\xef\xbb\xbf"
@@ -76,18 +77,11 @@ def source_kind(path: Path, name: str | None = None) -> str:
     if stat.S_ISDIR(mode):
         return "arrow"
     if not stat.S_ISREG(mode):
-        raise SourceError(Problem(name or str(path), None, None, None, f"not a regular file ({_file_kind(mode)}); "
+        raise SourceError(Problem(name or str(path), None, None, None, f"not a regular file ({file_kind(mode)}); "
                                   "give a JSON or JSON Lines file, or a folder saved by datasets"))
     with path.open("rb") as file:
         head = file.read(4096).removeprefix(BOM).lstrip()
     return "json" if head.startswith(b"[") else "jsonl"
-
-
-def _file_kind(mode: int) -> str:
-    """What a file that is neither regular nor a folder is, in words."""
-    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-             (stat.S_ISSOCK, "a socket"))
-    return next((kind for test, kind in kinds if test(mode)), "not a plain file")
 
 
 def iter_records(path: str) -> Iterator[RawRecord]:

@@ -71,3 +71,45 @@ def test_resolve_run_by_path_or_name(runs_dir: Path, tmp_path: Path) -> None:
     assert folder.resolve_run("failed", runs_dir) == (runs_dir / "failed").resolve()
     with pytest.raises(FileNotFoundError, match="no run folder"):
         folder.resolve_run("nope", runs_dir)
+
+
+def test_a_run_whose_events_cannot_be_read_is_listed_with_why_and_the_rest_work(runs_dir: Path) -> None:
+    """A folder, a FIFO or an unreadable file in place of events.jsonl made the runs list an error
+    dialog (or stalled the scan for ever) and tuitune stop a traceback."""
+    for name, make in (("as-folder", lambda p: p.mkdir()), ("as-fifo", os.mkfifo),
+                       ("as-fifo-config", None)):
+        run = runs_dir / name
+        shutil.copytree(runs_dir / "finished", run)
+        events = run / "events.jsonl"
+        if make is None:
+            (run / "config.yaml").unlink()
+            os.mkfifo(run / "config.yaml")
+        else:
+            events.unlink()
+            make(events)
+    runs = {r.name: r for r in folder.RunsIndex(runs_dir).scan(check_alive=False)}
+    assert "not a regular file" in runs["as-folder"].events_error
+    assert "not a regular file" in runs["as-fifo"].events_error
+    assert "not a regular file (a FIFO)" in runs["as-fifo-config"].meta.error
+    assert runs["finished"].status == "finished" and runs["finished"].events_error is None
+
+
+def test_a_long_history_is_summarised_from_its_start_and_its_end(tmp_path: Path) -> None:
+    """A 200 MB events.jsonl hid the runs list for 18 s: the summary reads the ends, not the middle."""
+    import json
+
+    run = tmp_path / "runs" / "long"
+    run.mkdir(parents=True)
+    with open(run / "events.jsonl", "w") as file:
+        file.write(json.dumps({"v": 1, "seq": 1, "t": 1000.0, "type": "run_started", "run_name": "long",
+                               "model": {"name_or_path": "m"}, "method": "lora", "total_steps": 60000}) + "\n")
+        for step in range(1, 60001):
+            file.write(json.dumps({"v": 1, "seq": step + 1, "t": 1000.0 + step, "type": "log", "step": step,
+                                   "loss": 1.0 + 1 / step, "total_steps": 60000}) + "\n")
+    size = (run / "events.jsonl").stat().st_size
+    assert size > 4_000_000
+    [summary] = folder.RunsIndex(tmp_path / "runs").scan(check_alive=False)
+    assert summary.state.events_seen < 10_000  # most of the history was never parsed
+    assert summary.state.model == "m" and summary.state.started_t == 1000.0
+    assert summary.state.step == 60000 and summary.state.loss == 1.0 + 1 / 60000
+    assert summary.state.last_t == 61000.0

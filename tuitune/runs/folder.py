@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from engine.files import FileTooLarge, NotARegularFile, read_regular
 from engine.protocol import CONFIG_FILE, EVENTS_FILE
 from tuitune.runs.state import RunState, fold, status
 from tuitune.runs.tail import EventTail
@@ -50,6 +51,8 @@ class RunSummary:
     """Whether the supervisor is alive (None: not checked yet)."""
     bad_lines: list[str] = field(default_factory=list)
     """Lines of events.jsonl that were not events."""
+    events_error: str | None = None
+    """Why events.jsonl cannot be read at all (a folder, a FIFO, no permission), or None."""
 
     @property
     def name(self) -> str:
@@ -60,6 +63,10 @@ class RunSummary:
     def status(self) -> str:
         """running, finished, stopped, failed or lost."""
         return status(self.state, self.alive)
+
+
+MAX_CONFIG_BYTES = 1 << 20
+"""A run's config.yaml is a few KiB; a larger one is not read into a summary."""
 
 
 def is_run_dir(path: Path) -> bool:
@@ -90,10 +97,12 @@ def read_meta(run_dir: str | os.PathLike[str]) -> RunMeta:
     """Model, method and max steps from the run's ``config.yaml``."""
     path = Path(run_dir) / CONFIG_FILE
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")) or {}
     except FileNotFoundError:
         return RunMeta(error=f"{path}: missing")
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+    except (NotARegularFile, FileTooLarge) as exc:
+        return RunMeta(error=str(exc))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
         return RunMeta(error=f"{path}: {exc}")
     if not isinstance(data, dict):
         return RunMeta(error=f"{path}: not a mapping")
@@ -121,7 +130,7 @@ def summarize(run_dir: str | os.PathLike[str]) -> RunSummary:
     meta = read_meta(run_dir)
     tail = EventTail(run_dir)
     state = fold(initial_state(run_dir, meta), tail.read_all())
-    return RunSummary(run_dir, meta, state, engine_alive(run_dir), tail.bad_lines)
+    return RunSummary(run_dir, meta, state, engine_alive(run_dir), tail.bad_lines, tail.error)
 
 
 def list_runs(runs_dir: str | os.PathLike[str]) -> list[RunSummary]:
@@ -157,7 +166,8 @@ class RunsIndex:
             found = list_run_dirs(self.runs_dir)
             self._known = {path: self._update(path) for path in found}
             summaries = [
-                RunSummary(path, meta, state, engine_alive(path) if check_alive else None, tail.bad_lines)
+                RunSummary(path, meta, state, engine_alive(path) if check_alive else None, tail.bad_lines,
+                           tail.error)
                 for path, (tail, state, meta) in self._known.items()
             ]
         return sorted(summaries, key=_newest_first, reverse=True)
@@ -170,6 +180,7 @@ class RunsIndex:
         else:
             meta = read_meta(path)
             tail, state = EventTail(path), initial_state(path, meta)
+            return tail, fold(state, tail.skim()), meta
         return tail, fold(state, tail.read_all()), meta
 
 

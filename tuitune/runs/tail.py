@@ -18,6 +18,10 @@ Event = dict[str, Any]
 
 CHUNK_BYTES = 1 << 20
 """Most bytes parsed in one read, so a long history arrives in batches the UI can take."""
+SKIM_HEAD_BYTES = 64 << 10
+SKIM_TAIL_BYTES = 256 << 10
+"""What a summary reads of a long history: its start (when and what began) and its end (where it is)."""
+KEPT_BAD_LINES = 100
 
 
 class EventTail:
@@ -34,7 +38,9 @@ class EventTail:
         self.offset = offset
         """Byte offset just past the last complete line read."""
         self.bad_lines: list[str] = []
-        """Complete lines that were not events (kept for reporting, never fatal)."""
+        """Complete lines that were not events (the first KEPT_BAD_LINES, for reporting; never fatal)."""
+        self.error: str | None = None
+        """Why events.jsonl cannot be read at all (a folder, a FIFO, no permission), as of the last read."""
 
     def read(self, max_bytes: int | None = CHUNK_BYTES) -> list[Event]:
         """The complete events appended since the last read (at most ``max_bytes`` of them)."""
@@ -44,8 +50,26 @@ class EventTail:
             if self._size() - self.offset > max_bytes:
                 result = read_events_from(self.path, self.offset, None)
         self.offset = result.offset
-        self.bad_lines.extend(result.bad_lines)
+        self.bad_lines.extend(result.bad_lines[:max(0, KEPT_BAD_LINES - len(self.bad_lines))])
+        self.error = result.error
         return result.events
+
+    def skim(self) -> list[Event]:
+        """For a summary: the events at the start and at the end of the history, not those between.
+
+        A history of hundreds of megabytes would take many seconds and gigabytes to read whole,
+        while a summary needs only when and how the run began and where it is now. Afterwards the
+        tail continues from the end, like any other.
+        """
+        size = self._size()
+        if size - self.offset <= SKIM_HEAD_BYTES + SKIM_TAIL_BYTES:
+            return self.read_all()
+        head = read_events_from(self.path, self.offset, SKIM_HEAD_BYTES)
+        start = size - SKIM_TAIL_BYTES
+        tail = read_events_from(self.path, start, None)
+        events = tail.events[1:] if start > 0 else tail.events  # the first line may be cut in half
+        self.offset, self.error = tail.offset, tail.error or head.error
+        return head.events + events
 
     def read_all(self) -> list[Event]:
         """Every complete event not read yet, in as many chunks as it takes."""

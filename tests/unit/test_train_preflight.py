@@ -1,0 +1,49 @@
+"""tuitune train refuses, before a run folder exists, what estimate and data check already know."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.compose import compose_config
+from tuitune.cli.train import Refused, preflight
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def train(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TUITUNE_RUNS_DIR": str(tmp_path / "runs")}
+    return subprocess.run([sys.executable, "-m", "tuitune", "train", *args, "--detach"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_a_hopeless_run_is_refused_unless_forced(tmp_path: Path) -> None:
+    """batch_size 1e11 reached 12 GB before step 1; estimate called it hopeless."""
+    config = tmp_path / "huge.yaml"
+    config.write_text("train:\n  batch_size: 100000000000\n")
+    done = train(tmp_path, str(config))
+    assert done.returncode == 2 and "will not fit" in done.stderr and "--force" in done.stderr, done.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    preflight(compose_config(config_file=config), force=True)  # forced: no refusal
+
+
+@pytest.mark.parametrize("flag, value, says", [
+    ("--data", "missing.jsonl", "no such file or folder"),
+    ("--model", "./no-such-model", "no-such-model"),
+])
+def test_missing_paths_are_found_before_a_run_folder_exists(tmp_path: Path, flag: str, value: str, says: str) -> None:
+    done = train(tmp_path, flag, value)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert done.stdout == ""  # --detach printed no run folder: there is none
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_data_of_a_layout_training_cannot_use_is_refused_naming_the_file(tmp_path: Path) -> None:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
+    with pytest.raises(Refused, match=f"data: {data}:1 record 0"):
+        preflight(compose_config(flags={"--data": ("data.train", [str(data)])}))
