@@ -111,10 +111,14 @@ def to_messages(record: Any, fmt: str) -> tuple[list[dict[str, str]] | None, lis
 
 def _text(record: dict, key: str, field: str, problems: list[FieldProblem], required: bool) -> str | None:
     """The string at ``record[key]``; missing/None/empty/wrong type are recorded as problems."""
-    value = record.get(key)
+    return _checked_text(record.get(key), key in record, field, problems, required)
+
+
+def _checked_text(value: Any, present: bool, field: str, problems: list[FieldProblem], required: bool) -> str | None:
+    """``value`` when it is usable text, else None with the problem recorded (absence only when required)."""
     if value is None:
         if required:
-            problems.append((field, "missing field" if key not in record else "empty (null)"))
+            problems.append((field, "missing field" if not present else "empty (null)"))
         return None
     if not isinstance(value, str):
         problems.append((field, f"expected a string, got {json_type(value)}"))
@@ -214,19 +218,7 @@ def _content(item: dict, key: str, field: str, problems: list[FieldProblem]) -> 
     value = item.get(key)
     if isinstance(value, list) and all(isinstance(p, dict) and isinstance(p.get("text"), str) for p in value):
         value = "".join(p["text"] for p in value)
-    if value is None:
-        problems.append((field, "missing field" if key not in item else "empty (null)"))
-        return None
-    if not isinstance(value, str):
-        problems.append((field, f"expected a string, got {json_type(value)}"))
-        return None
-    if not value.strip():
-        problems.append((field, "empty text"))
-        return None
-    if not_text(value):
-        problems.append((field, not_text(value)))
-        return None
-    return value
+    return _checked_text(value, key in item, field, problems, required=True)
 
 
 def _sharegpt(record: dict) -> tuple[list[Turn] | None, list[FieldProblem]]:

@@ -49,6 +49,24 @@ def token_stats(lengths: list[int], cutoff: int, truncated: int, dropped: int, t
             "histogram": histogram}
 
 
+def summary_lines(checked: dict[str, Any] | None, tokens: dict[str, Any] | None) -> list[str]:
+    """The statistics part of the report, from the ``checked`` and ``token_stats`` events."""
+    lines = []
+    if checked:
+        turns = checked["turns"]
+        lines.append(f"records: {checked['records']:,} ({checked['usable']:,} usable); turns per record: "
+                     f"min {turns['min']}, mean {turns['mean']:.1f}, max {turns['max']}")
+    if tokens:
+        lines.append(f"tokens (cutoff {tokens['cutoff']}): p50 {tokens['p50']}, p95 {tokens['p95']}, "
+                     f"max {tokens['max']}; truncated {tokens['truncated']:,}, dropped {tokens['dropped']:,} "
+                     f"(no trained token left); trained tokens {tokens['trained_tokens']:,}")
+        lines.append("lengths: " + ", ".join(
+            f"{'>' + str(tokens['cutoff']) if b['upto'] is None else '≤' + str(b['upto'])}: {b['count']}"
+            for b in tokens["histogram"]))
+    return lines
+
+
+
 class Throttle:
     """Calls ``send`` at most every PROGRESS_EVERY_S seconds (and always when forced)."""
 

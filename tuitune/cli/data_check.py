@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from engine.config import DataSection
 from engine.data.problems import Problem
+from engine.data.report import summary_lines
 from engine.services import jsonlines
 from engine.services.data_protocol import CHECKED, DONE, FAILED, FORMAT, PROBLEM, TOKEN_STATS
 
@@ -27,23 +28,6 @@ PRINT_LIMIT = 200
 def problem_line(event: dict[str, Any]) -> str:
     """One problem event as ``severity  file:line:col record N field F: message``."""
     return f"{event['severity']:<8}{Problem.from_dict(event)}"
-
-
-def summary_lines(checked: dict[str, Any] | None, tokens: dict[str, Any] | None) -> list[str]:
-    """The statistics part of the report, from the ``checked`` and ``token_stats`` events."""
-    lines = []
-    if checked:
-        turns = checked["turns"]
-        lines.append(f"records: {checked['records']:,} ({checked['usable']:,} usable); turns per record: "
-                     f"min {turns['min']}, mean {turns['mean']:.1f}, max {turns['max']}")
-    if tokens:
-        lines.append(f"tokens (cutoff {tokens['cutoff']}): p50 {tokens['p50']}, p95 {tokens['p95']}, "
-                     f"max {tokens['max']}; truncated {tokens['truncated']:,}, dropped {tokens['dropped']:,} "
-                     f"(no trained token left); trained tokens {tokens['trained_tokens']:,}")
-        lines.append("lengths: " + ", ".join(
-            f"{'>' + str(tokens['cutoff']) if b['upto'] is None else '≤' + str(b['upto'])}: {b['count']}"
-            for b in tokens["histogram"]))
-    return lines
 
 
 def engine_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:

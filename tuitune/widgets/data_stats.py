@@ -8,7 +8,7 @@ from textual import getters
 from textual.containers import Vertical
 from textual.widgets import ProgressBar, Static
 
-from tuitune.cli.data_check import summary_lines
+from engine.data.report import summary_lines
 
 BAR_WIDTH = 24
 
