@@ -1,0 +1,172 @@
+"""``tuitune eval RUN --data FILE [--max-new-tokens N] [--limit N] [--name NAME] [--detach]``.
+
+Evaluates a run's adapter on held-out data: the loss and perplexity of the base model and of the
+tuned one, and a prediction of each for every record, in ``RUN/evals/NAME/`` (``metrics.json``,
+``predictions.jsonl``). ``RUN`` is a run folder or name, or a checkpoint folder of a run; a run
+without ``adapter/`` is evaluated at its newest complete checkpoint (``resolve_trained``, as chat).
+
+The evaluation is a long job of the run (``python -m engine eval`` under the supervisor, see
+docs/run-folder.md, Jobs): this command only starts it and follows its ``events.jsonl``. Ctrl-C
+asks it to stop (the predictions so far are kept); a second Ctrl-C kills it. Exit status: 0 when
+the job finished, 1 when it stopped, failed or was lost, or the run has nothing to evaluate; 2
+when it could not start (bad data path, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_STARTED, LOG_FILE, PHASE, PROGRESS, TERMINAL_TYPES, WARNING
+from tuitune.cli.common import runs_root
+from tuitune.runs.evals import PREDICTIONS_FILE, describe_job_end, read_metrics, summary_lines
+from tuitune.runs.folder import read_meta, resolve_trained
+from tuitune.runs.launch import is_alive, start_job, stop_run, wait_until_gone
+from tuitune.runs.tail import EventTail
+
+LOST_GRACE_S = 3.0
+"""How long a dead supervisor may leave its terminal event unread before the job counts as lost."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start the evaluation, then detach or follow it to its end."""
+    if args.max_new_tokens < 1 or (args.limit is not None and args.limit < 1):
+        print("error: --max-new-tokens and --limit must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        run_dir, weights = resolve_trained(args.run, runs_root(args))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if read_meta(run_dir).method == "full":
+        print(f"error: {run_dir.name} is a full fine-tune; evaluating one is not supported yet (it needs the base "
+              "and the tuned model loaded side by side)", file=sys.stderr)
+        return 1
+    adapter = str(weights.relative_to(run_dir))
+    try:
+        data = checked_data_path(args.data)
+        settings = {"data": [data], "format": "auto", "adapter": adapter, "max_new_tokens": args.max_new_tokens,
+                    "limit": args.limit}
+        job_dir, _ = start_job(run_dir, "eval", settings, args.name)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.detach:
+        print(job_dir)
+        return 0
+    print(f"evaluating {run_dir.name} ({adapter}) in {job_dir}  (engine log: {job_dir / LOG_FILE})")
+    return JobFollower(job_dir).follow()
+
+
+def checked_data_path(path: str) -> str:
+    """``path`` made absolute once its first records show a layout the evaluation can read.
+
+    Raises:
+        ValueError: naming the file and what is wrong with it (the job checks every record).
+    """
+    from engine.data.checks import detect_file_format
+    from engine.data.problems import SourceError
+
+    absolute = str(Path(path).expanduser().resolve())
+    try:
+        fmt, problem = detect_file_format(absolute)
+    except SourceError as exc:
+        fmt, problem = None, exc.problem
+    if problem is None and fmt is None:
+        raise ValueError(f"data: {path}: no records")
+    if problem is not None:
+        raise ValueError(f"data: {problem}")
+    return absolute
+
+
+class JobFollower:
+    """Follows a job's events with a progress bar until its terminal event."""
+
+    def __init__(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+        self.tail = EventTail(job_dir)
+        self.stop_sent = False
+
+    def follow(self) -> int:
+        """Poll events until the job ends; returns 0 when it finished, 1 otherwise."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, transient=False) as progress:
+            self.progress = progress
+            self.task = progress.add_task("starting", total=None)
+            while True:
+                try:
+                    end = self._poll()
+                except KeyboardInterrupt:
+                    self._interrupt()
+                    continue
+                break
+        return self._report(end)
+
+    def _poll(self) -> dict[str, Any]:
+        """Read until a terminal event (returned) or the supervisor is gone for good."""
+        dead_since: float | None = None
+        while True:
+            for event in self.tail.read_all():
+                self._show(event)
+                if event["type"] in TERMINAL_TYPES:
+                    wait_until_gone(self.job_dir)  # the folder can be moved or deleted right after
+                    return event
+            if is_alive(self.job_dir):
+                dead_since = None
+            elif dead_since is None:
+                dead_since = time.monotonic()
+            elif time.monotonic() - dead_since > LOST_GRACE_S:
+                return {"type": "lost", "cause": "the engine is gone without a terminal event"}
+            time.sleep(0.2)
+
+    def _interrupt(self) -> None:
+        if not self.stop_sent:
+            self.stop_sent = True
+            self.progress.console.print("stopping after the current record (Ctrl-C again to kill)")
+            stop_run(self.job_dir)
+        else:
+            self.progress.console.print("killing the evaluation")
+            stop_run(self.job_dir, kill=True)
+
+    def _show(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == JOB_STARTED:
+            data = event.get("data") or {}
+            self.progress.console.print(f"{(event.get('model') or {}).get('name_or_path')} with {event.get('adapter')}: "
+                                        f"{data.get('evaluated')} of {data.get('records')} records, up to "
+                                        f"{event.get('max_new_tokens')} new tokens each, on {event.get('device')}")
+        elif kind == PHASE:
+            self.progress.update(self.task, description=str(event.get("name", "")))
+        elif kind == PROGRESS:
+            description = "loss" if event.get("phase") == "loss" else "predicting"
+            self.progress.update(self.task, description=description, completed=event.get("done") or 0,
+                                 total=event.get("total"))
+        elif kind == WARNING:
+            self.progress.console.print(f"warning: {event.get('message')}")
+
+    def _report(self, end: dict[str, Any]) -> int:
+        kind = end["type"]
+        if kind == JOB_FINISHED:
+            metrics = read_metrics(self.job_dir)[0] or {"base": {}, "tuned": {}, **(end.get("metrics") or {})}
+            print(f"{end.get('records')} records, {end.get('tokens')} answer tokens "
+                  f"(loss per token over the set; BLEU-4 and ROUGE as LLaMA-Factory reports them)")
+            print(*summary_lines(metrics), sep="\n")
+            print(f"predictions: {self.job_dir / PREDICTIONS_FILE}")
+            return 0
+        if kind in TERMINAL_TYPES and kind != JOB_FAILED:
+            print(describe_job_end(end))
+            if (self.job_dir / PREDICTIONS_FILE).exists():
+                print(f"predictions so far: {self.job_dir / PREDICTIONS_FILE}")
+            return 1
+        print(f"failed: {end.get('cause')}", file=sys.stderr)
+        for problem in end.get("errors") or []:
+            print(f"  {problem}", file=sys.stderr)
+        if end.get("hint"):
+            print(f"hint: {end['hint']}", file=sys.stderr)
+        print(f"log: {self.job_dir / LOG_FILE}", file=sys.stderr)
+        return 1
