@@ -1,9 +1,11 @@
 """``python -m engine COMMAND …``: the engine's entry points, each in its own module.
 
-launch   supervise one training process for a run folder (detached from any terminal)
-train    the training recipe itself, for a run folder holding config.yaml
+launch   supervise one long job of a run (training, evaluation) detached from any terminal
+train    the trainer, for a run folder holding config.yaml (engine.recipes.runner picks the recipe)
+eval     an evaluation job, for a job folder RUN/evals/NAME holding job.yaml
 prepare  convert the embedded demo model once into the user's cache
 data     tokenise instruction data and report statistics and problems as JSON lines
+chat     answer chat requests with a run's base and tuned model, as JSON lines
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import sys
 COMMANDS = {
     "launch": "engine.launch",
     "train": "engine.recipes.runner",
+    "eval": "engine.jobs.eval",
     "prepare": "engine.models.demo",
     "data": "engine.services.data",
+    "chat": "engine.services.chat",
 }
 
 

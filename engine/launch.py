@@ -118,12 +118,21 @@ def _child_setup(parent: int) -> Callable[[], None]:
         for sig in (signal.SIGINT, signal.SIGUSR1, signal.SIGUSR2, signal.SIGHUP, signal.SIGTERM):
             signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_BLOCK, CHILD_BLOCKED)
-        if _prctl is not None:
-            _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-            if os.getppid() != parent:  # the supervisor died before the request was in place
-                os.kill(os.getpid(), signal.SIGTERM)
+        die_with_parent(parent)
 
     return setup
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """In a child between fork and exec (Linux only): be sent SIGTERM when the parent dies.
+
+    With ``parent`` (the pid the child was forked from), a parent that died before the request
+    was in place is caught too.
+    """
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if parent is not None and os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Supervisor:

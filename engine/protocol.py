@@ -24,6 +24,8 @@ EVENTS_FILE = "events.jsonl"
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "engine.log"
 PIDS_FILE = "pids.json"
+JOB_FILE = "job.yaml"
+"""What a job (evaluation, export) was asked to do, written into its folder before it starts."""
 CHECKPOINTS_DIR = "checkpoints"
 ADAPTER_DIR = "adapter"
 

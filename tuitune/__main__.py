@@ -2,7 +2,7 @@
 only when used, so ``tuitune stop`` never pays for Textual and nothing here imports torch.
 
 The command line is a promise kept stable (see README): tuitune, tuitune train, tuitune attach,
-tuitune stop, tuitune data check, tuitune estimate.
+tuitune stop, tuitune data check, tuitune estimate, tuitune chat, tuitune eval.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser, every subcommand included."""
     parser = argparse.ArgumentParser(prog="tuitune", description="Fine-tune LLMs with LoRA/QLoRA from the terminal.")
-    parser.add_argument("--runs-dir", help="folder holding run folders (default: $TUITUNE_RUNS_DIR or XDG data)")
+    parser.add_argument("--runs-dir", help="folder holding run folders (over $TUITUNE_RUNS_DIR, the settings file "
+                                           "and XDG data)")
     sub = parser.add_subparsers(dest="command")
 
     train = sub.add_parser("train", help="train headless (progress bar, or --detach)")
@@ -44,6 +45,27 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--model", help="tokenise with this model's chat template for token statistics")
     check.add_argument("--cutoff", type=int, help="cutoff length in tokens (default: the config's)")
 
+    chat = sub.add_parser("chat", help="talk to a run's tuned model (the app's Chat screen, or --once)")
+    chat.add_argument("run", help="run folder or run name, or a checkpoint folder of a run")
+    chat.add_argument("--once", metavar="QUESTION", help="print the answer to QUESTION and exit (no app)")
+    side = chat.add_mutually_exclusive_group()
+    side.add_argument("--base", action="store_true", help="with --once: answer with the adapter off (the base model)")
+    side.add_argument("--compare", action="store_true", help="with --once: print the base and the tuned answers")
+    chat.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
+    chat.add_argument("--temperature", type=float, default=0.0, help="0 (default) answers greedily: reproducible")
+    chat.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling when temperature > 0")
+    chat.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats")
+    chat.add_argument("--seed", type=int, default=0, help="seed for sampling")
+    chat.add_argument("--system", help="system prompt (default: the run's data.system_prompt)")
+
+    evaluate = sub.add_parser("eval", help="loss, perplexity and predictions of base and tuned on held-out data")
+    evaluate.add_argument("run", help="run folder or run name, or a checkpoint folder of a run")
+    evaluate.add_argument("--data", required=True, help="held-out data in any layout data check accepts")
+    evaluate.add_argument("--max-new-tokens", type=int, default=128, help="longest prediction in tokens")
+    evaluate.add_argument("--limit", type=int, help="evaluate only the first N records")
+    evaluate.add_argument("--name", help="name of the evaluation's folder in RUN/evals/ (default: a time stamp)")
+    evaluate.add_argument("--detach", action="store_true", help="start in the background, print its folder, return")
+
     estimate = sub.add_parser("estimate", help="estimate the memory a run needs")
     estimate.add_argument("--model", help="model alias, local folder or hub id (default: the demo model)")
     estimate.add_argument("--preset", help="preset name or YAML file")
@@ -58,6 +80,8 @@ HANDLERS = {
     "stop": "tuitune.cli.stop",
     "data": "tuitune.cli.data_check",
     "estimate": "tuitune.cli.estimate",
+    "chat": "tuitune.cli.chat",
+    "eval": "tuitune.cli.eval",
 }
 
 

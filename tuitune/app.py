@@ -29,6 +29,7 @@ class TuituneApp(App[None]):
         runs_dir: Folder of run folders (default: $TUITUNE_RUNS_DIR, then the settings file, then XDG data).
         attach: A run folder whose dashboard opens first.
         settings: Settings to start from (default: read the settings file).
+        chat: A run folder (or a checkpoint folder of one) whose Chat screen opens first.
     """
 
     CSS_PATH = "theme.tcss"
@@ -44,12 +45,13 @@ class TuituneApp(App[None]):
     ]
 
     def __init__(self, runs_dir: str | Path | None = None, attach: str | Path | None = None,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, chat: str | Path | None = None) -> None:
         super().__init__()
         self.settings = settings or load_settings()
         self.runs_dir = paths.runs_dir(runs_dir, self.settings.runs_dir)
         """Where run folders are listed and created."""
         self.attach = Path(attach) if attach else None
+        self.chat = Path(chat) if chat else None
         self._draft: RunDraft | None = None
 
     @property
@@ -74,6 +76,8 @@ class TuituneApp(App[None]):
         self.switch_mode("runs")
         if self.attach is not None:
             self.open_dashboard(self.attach)
+        if self.chat is not None:
+            self.open_chat(self.chat)
         if self.settings.problem:
             self.notify(self.settings.problem, title="settings ignored", severity="warning")
 
@@ -101,6 +105,12 @@ class TuituneApp(App[None]):
         if self.current_mode != "runs":
             self.switch_mode("runs")
         self.push_screen(TrainScreen(run_dir))
+
+    def open_chat(self, run: Path) -> None:
+        """Open the Chat screen of a run (or of a checkpoint of one) over the current screen."""
+        from tuitune.screens.chat import ChatScreen
+
+        self.push_screen(ChatScreen(run))
 
     def action_new_run(self) -> None:
         """Open the new-run flow (or bring it back, choices kept)."""

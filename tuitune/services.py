@@ -1,4 +1,4 @@
-"""The app's end of the engine's services: ``python -m engine data …`` subprocesses, by name. No Textual here.
+"""The app's end of the engine's services: ``python -m engine data|chat …`` subprocesses, by name. No Textual here.
 
 The Data screen's thread workers read their stdout as messages (:meth:`EngineProcesses.events`);
 its main thread sends requests to the encoder's stdin. Every process is killed when the screen
@@ -17,9 +17,9 @@ from engine.services import jsonlines
 from engine.services.data_protocol import bad_line_error
 
 
-def engine_command(*args: str) -> list[str]:
-    """``python -m engine data ARGS`` with this interpreter."""
-    return [sys.executable, "-m", "engine", "data", *args]
+def engine_command(verb: str, *args: str) -> list[str]:
+    """``python -m engine VERB ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "engine", verb, *args]
 
 
 class EngineProcesses:
@@ -33,11 +33,11 @@ class EngineProcesses:
         process = self.running.get(name)
         return process is not None and process.poll() is None
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
-        """Start ``python -m engine data ARGS`` as ``name``, ending one of that name first."""
+    def start(self, name: str, *args: str, verb: str = "data") -> subprocess.Popen:
+        """Start ``python -m engine VERB ARGS`` as ``name``, ending one of that name first."""
         self.stop(name)
         # surrogateescape: a byte that is not UTF-8 reaches the reader as a bad line, not as an exception
-        process = subprocess.Popen(engine_command(*args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        process = subprocess.Popen(engine_command(verb, *args), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                    stderr=subprocess.DEVNULL, text=True, encoding="utf-8", errors="surrogateescape")
         self.running[name] = process
         return process
@@ -45,6 +45,7 @@ class EngineProcesses:
     def events(self, process: subprocess.Popen) -> Iterator[dict[str, Any]]:
         """The messages ``process`` prints, until it ends; a bad line comes as an ``error`` message."""
         for message in jsonlines.read_messages(process.stdout):
+            # data_protocol and chat_protocol say it the same way: an error message with no id
             yield bad_line_error(message, "the engine") if isinstance(message, jsonlines.BadLine) else message
 
     def send(self, name: str, request: dict[str, Any]) -> bool:

@@ -16,7 +16,9 @@ from typing import Any
 import yaml
 
 from engine.files import FileTooLarge, NotARegularFile, read_regular
-from engine.protocol import CONFIG_FILE, EVENTS_FILE
+from engine.checkpoints import latest_checkpoint
+from engine.checkpoints import problem as checkpoint_problem
+from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, EVENTS_FILE
 from tuitune.runs.state import RunState, fold, status
 from tuitune.runs.tail import EventTail
 
@@ -207,3 +209,26 @@ def resolve_run(run: str, runs_dir: str | os.PathLike[str]) -> Path:
     if named.is_dir() and is_run_dir(named):
         return named.resolve()
     raise FileNotFoundError(f"no run folder at {direct} or {named}")
+
+
+def resolve_trained(run: str, runs_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """What a chat or an evaluation uses: ``(run folder, weights folder)`` for a run given by name or
+    path (its adapter, else its newest complete checkpoint) or for a checkpoint folder of a run.
+
+    Raises:
+        FileNotFoundError: no such run, or a run with no adapter and no complete checkpoint yet.
+    """
+    direct = Path(run).expanduser()
+    if direct.parent.name == CHECKPOINTS_DIR and is_run_dir(direct.parent.parent):
+        if checkpoint_problem(direct) is not None:
+            raise FileNotFoundError(f"{direct.resolve()} cannot be used: {checkpoint_problem(direct)}")
+        return direct.parent.parent.resolve(), direct.resolve()
+    run_dir = resolve_run(run, runs_dir)
+    adapter = run_dir / ADAPTER_DIR
+    if (adapter / "adapter_config.json").is_file() or (adapter / "config.json").is_file():
+        return run_dir, adapter
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise FileNotFoundError(f"{run_dir} has no adapter and no complete checkpoint yet: train it first "
+                                "(or wait for its first checkpoint)")
+    return run_dir, checkpoint

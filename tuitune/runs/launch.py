@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import engine
 from engine.launch import LOCKED
 from engine.locks import is_locked
-from engine.protocol import CONFIG_FILE, LOG_FILE, PIDS_FILE
+from engine.files import write_text_atomic
+from engine.protocol import CONFIG_FILE, JOB_FILE, JOB_FOLDERS, LOG_FILE, PIDS_FILE
 
 if TYPE_CHECKING:  # pydantic costs about 0.15 s to import, and liveness checks need none of it
     from engine.config import RunConfig
@@ -107,6 +108,21 @@ def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(config, run_dir / CONFIG_FILE)
     return _spawn(run_dir, "--run-dir", str(run_dir))
+
+
+def start_job(run_dir: str | os.PathLike[str], kind: str, settings: dict[str, Any], name: str | None = None
+              ) -> tuple[Path, int]:
+    """Start a long job of a run (``eval``, ``export``) in a new ``RUN/<kind>s/NAME/`` folder.
+
+    ``settings`` go into the folder's ``job.yaml`` for the job to read. Returns the job folder and
+    its supervisor's pid once it holds the folder's lock.
+    """
+    import yaml
+
+    parent = Path(run_dir).resolve() / JOB_FOLDERS[kind]
+    job_dir = new_run_dir(parent, name or time.strftime("%Y%m%d-%H%M%S"))
+    write_text_atomic(job_dir / JOB_FILE, yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
+    return job_dir, _spawn(job_dir, "--job", kind, "--job-dir", str(job_dir))
 
 
 def resume_run(run_dir: str | os.PathLike[str]) -> int:

@@ -89,6 +89,7 @@ class RunsScreen(AppScreen):
         Binding("enter", "open_run", "Open", priority=True),
         Binding("r", "rescan", "Refresh"),
         Binding("R", "resume", "Resume"),
+        Binding("C", "chat", "Chat"),
     ]
 
     @dataclass
@@ -112,7 +113,7 @@ class RunsScreen(AppScreen):
         """Row keys of the runs R can resume, as of the last scan."""
         self.resuming: str | None = None
         """Row key of the run being resumed (R is hidden until its engine started or failed)."""
-        self._resume_offered = False
+        self._resume_offered = (False, False)
         self.scans = 0
         """Completed scans (tests wait on it)."""
         self._widths: list[int] = []
@@ -212,8 +213,8 @@ class RunsScreen(AppScreen):
         self._offer_resume()
 
     def _offer_resume(self) -> None:
-        """Show or hide R in the footer when that changes (a footer redraw costs a recompose)."""
-        offered = bool(self.check_action("resume", ()))
+        """Show or hide R and C in the footer when that changes (a footer redraw costs a recompose)."""
+        offered = (bool(self.check_action("resume", ())), bool(self.check_action("chat", ())))
         if offered != self._resume_offered:
             self._resume_offered = offered
             self.refresh_bindings()
@@ -234,10 +235,20 @@ class RunsScreen(AppScreen):
         self.scan_runs()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """R shows only on a run it can resume."""
+        """R shows only on a run it can resume; C on a run that has ended (the Chat screen says when
+        there is nothing trained to talk to)."""
         if action == "resume":
             return self.resuming is None and self._selected_key() in self.resumable
+        if action == "chat":
+            run = self.runs.get(self._selected_key() or "")
+            return run is not None and run.status not in ("running", "lost")
         return True
+
+    def action_chat(self) -> None:
+        """Talk to what the highlighted run trained."""
+        key = self._selected_key()
+        if key and self.check_action("chat", ()):
+            self.tuitune_app.open_chat(Path(key))
 
     def action_resume(self) -> None:
         """Resume the highlighted run from its latest checkpoint, then follow it on its dashboard."""

@@ -91,6 +91,7 @@ class TrainScreen(AppScreen):
         Binding("c", "save", "Save now"),
         Binding("k", "kill", "Kill"),
         Binding("R", "resume", "Resume"),
+        Binding("C", "chat", "Chat"),
         Binding("escape,b", "back", "Back"),
     ]
 
@@ -279,7 +280,13 @@ class TrainScreen(AppScreen):
         if action == "resume":
             return (self.status in RESUMABLE and self.has_checkpoint and self.resuming is None
                     and self.alive is not True)  # alive: a resume is already starting
+        if action == "chat":  # something trained to talk to, and no trainer competing for the machine
+            return self.status != RUNNING and (self.status == "finished" or self.has_checkpoint)
         return True
+
+    def action_chat(self) -> None:
+        """Talk to what this run trained."""
+        self.tuitune_app.open_chat(self.run_dir)
 
     def action_resume(self) -> None:
         """Start the run again from its latest checkpoint; this dashboard follows the new attempt."""
