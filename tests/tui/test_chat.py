@@ -83,6 +83,8 @@ async def test_chat_screen_streams_stops_and_compares(demo_run: Path, wait_for) 
         answers = screen.exchanges[0].answers
         assert set(answers) == {"base", "tuned"} and "Tuito" in answers["tuned"] and "Tuito" not in answers["base"]
         assert '"source": "tuned"' in screen.as_jsonl() and "Tuito" in screen.as_jsonl()
+        service = screen.processes.running["chat"]
+    assert service.wait(timeout=30) is not None  # the model's process never outlives the app
 
 
 def compare_once(wait_for):
