@@ -6,7 +6,16 @@ with their messages; only
 then are the files loaded through ``datasets`` (``load_dataset("json")`` or ``load_from_disk``),
 whose own errors are too generic to show first. Every conversation is encoded with
 :func:`engine.data.encode.encode_conversations` (the batched form of ``encode_conversation``,
-same code) — the one place labels are made. Batches are made with :class:`PadCollator`.
+same code) — the one place labels are made.
+
+Batches are made padding-free by :class:`FlatCollator` (the default, ``data.padding_free``): the
+records of a batch are laid end to end in one row with position ids that restart at 0 for each
+record and no attention mask, so no compute or memory goes to padding. transformers' sdpa and eager
+attention build a block-diagonal causal mask from those position ids (flash-attention runs varlen
+on them), so a record attends only to itself: the same computation as a padded batch with its
+attention mask, minus the padding. Packed sequences (``data.packing``) carry their own position
+ids, restarting at every record they hold, so packing keeps records apart the same way.
+:class:`PadCollator` pads instead (``data.padding_free: false``).
 """
 from __future__ import annotations
 
@@ -16,7 +25,7 @@ from typing import Any
 
 from engine.config import DataSection
 from engine.data.checks import CheckedRecord, check_paths
-from engine.data.encode import IGNORE_INDEX, Encoded, empty_after_cut, encode_conversations, pack
+from engine.data.encode import IGNORE_INDEX, Encoded, empty_after_cut, encode_conversations
 from engine.data.formats import to_messages, with_system
 from engine.data.problems import DataError, Problem
 from engine.data.source import resolve_path
@@ -30,7 +39,7 @@ class Built:
     """The datasets a run trains and evaluates on, with what happened on the way."""
 
     train: Any
-    """datasets.Dataset with columns input_ids, labels, attention_mask."""
+    """datasets.Dataset with columns input_ids, labels, attention_mask (and position_ids when packed)."""
     eval: Any | None
     """The held-out Dataset (same columns), or None when data.val_size is 0."""
     stats: dict[str, Any] = field(default_factory=dict)
@@ -195,12 +204,72 @@ def _split(items: list[_Item], val_size: float, seed: int) -> tuple[list[_Item],
 
 def _rows(encoded: list[Encoded], data: DataSection) -> dict[str, list[list[int]]]:
     """Columns for a Dataset, packed into cutoff_len sequences when data.packing is on."""
-    pairs = pack(encoded, data.cutoff_len) if data.packing else [(e.input_ids, e.labels) for e in encoded]
+    if data.packing:
+        return pack_records(encoded, data.cutoff_len)
     return {
-        "input_ids": [ids for ids, _ in pairs],
-        "labels": [labels for _, labels in pairs],
-        "attention_mask": [[1] * len(ids) for ids, _ in pairs],
+        "input_ids": [e.input_ids for e in encoded],
+        "labels": [e.labels for e in encoded],
+        "attention_mask": [[1] * len(e.input_ids) for e in encoded],
     }
+
+
+def pack_records(encoded: list[Encoded], cutoff_len: int) -> dict[str, list[list[int]]]:
+    """Records laid end to end, in order, in sequences of at most ``cutoff_len`` tokens.
+
+    A record is never split: the next one starts a new sequence when it does not fit. Each
+    sequence's ``position_ids`` restart at 0 where a record starts; with no attention mask in the
+    batch (:class:`FlatCollator`) attention then stays inside each record, so packing changes
+    how records share a sequence, never what a record sees.
+    """
+    rows: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "attention_mask": [], "position_ids": []}
+    ids: list[int] = []
+    labels: list[int] = []
+    positions: list[int] = []
+    for item in encoded:
+        if ids and len(ids) + len(item.input_ids) > cutoff_len:
+            _add_row(rows, ids, labels, positions)
+            ids, labels, positions = [], [], []
+        ids.extend(item.input_ids)
+        labels.extend(item.labels)
+        positions.extend(range(len(item.input_ids)))
+    if ids:
+        _add_row(rows, ids, labels, positions)
+    return rows
+
+
+def _add_row(rows: dict[str, list[list[int]]], ids: list[int], labels: list[int], positions: list[int]) -> None:
+    rows["input_ids"].append(ids)
+    rows["labels"].append(labels)
+    rows["attention_mask"].append([1] * len(ids))
+    rows["position_ids"].append(positions)
+
+
+class FlatCollator:
+    """Padding-free batches: the records of a batch end to end in one row of shape ``[1, tokens]``.
+
+    Gives ``input_ids``, ``labels`` and ``position_ids`` (restarting at 0 at every record, taken from
+    a packed sequence's own ``position_ids``) and no ``attention_mask``, from which the model's
+    attention keeps each record to itself. The label of every record's first token becomes -100:
+    a token at a record's start is never a target within its record (the loss predicts token i+1
+    from token i), and this keeps the previous record's last token from predicting it. So the
+    loss, and the Trainer's count of trained tokens, are those of the padded batch.
+    """
+
+    def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
+        """Concatenate ``features`` (dicts with input_ids, labels, optional position_ids) into one row."""
+        import torch
+
+        ids: list[int] = []
+        labels: list[int] = []
+        positions: list[int] = []
+        for f in features:
+            own = f.get("position_ids")
+            record_positions = list(own) if own is not None else list(range(len(f["input_ids"])))
+            ids.extend(f["input_ids"])
+            labels.extend(IGNORE_INDEX if pos == 0 else label for pos, label in zip(record_positions, f["labels"]))
+            positions.extend(record_positions)
+        return {"input_ids": torch.tensor([ids]), "labels": torch.tensor([labels]),
+                "position_ids": torch.tensor([positions])}
 
 
 class PadCollator:
