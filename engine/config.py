@@ -131,7 +131,9 @@ class DataSection(Section):
     val_size: float = Field(0.0, ge=0)
     """Held-out share for evaluation: below 1 a fraction, 1 or more a record count, 0 none."""
     packing: bool = False
-    """Concatenate short records into full cutoff_len sequences: faster, no padding."""
+    """Lay records end to end in sequences of up to cutoff_len tokens; each still sees only itself."""
+    padding_free: bool = True
+    """Batch records end to end without padding, attention kept inside each record: faster, less memory."""
     system_prompt: str | None = None
     """System message put in front of records that have none."""
 
@@ -163,6 +165,10 @@ class TrainSection(Section):
     """Mixed precision. auto: bf16 on capable GPUs, fp32 elsewhere (bf16 on some CPUs crashes)."""
     gradient_checkpointing: bool = False
     """Recompute activations in the backward pass: much less memory, about 30% slower."""
+    chunked_loss: bool = True
+    """Compute the loss a chunk of tokens at a time, never the whole logits: same loss, far less memory."""
+    fused_lora_dropout: bool = True
+    """Keep a one-byte dropout mask per adapted layer for backward instead of two float copies: same result."""
     seed: int = 42
     """Seed for data order, adapter init and dropout."""
     logging_steps: int = Field(5, ge=1)

@@ -7,6 +7,7 @@ Free functions, called in order by the recipes (``engine/recipes/``): ``check_mo
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import resource
 from typing import Any
@@ -88,18 +89,39 @@ def load_model(config: RunConfig, path: str) -> PreTrainedModel:
     """
     full = config.adapter.method == "full"
     kwargs: dict[str, Any] = {"dtype": pick_dtype(config.model.dtype, full_finetune=full), **_hub_kwargs(config)}
+    attention = attention_implementation(kwargs["dtype"] if config.quant.mode == "none"
+                                         else pick_dtype(config.quant.compute_dtype))
+    if attention:
+        kwargs["attn_implementation"] = attention
     quant = quantization_config(config)
     if quant is not None:
         kwargs["quantization_config"] = quant
         if torch.cuda.is_available():  # this rank's GPU under torchrun/accelerate, else GPU 0
             kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        try:
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        except (ValueError, ImportError):  # flash-attention refused (architecture, dtype or build): sdpa
+            if kwargs.pop("attn_implementation", None) is None:
+                raise
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as exc:  # transformers' way of saying "not found" (hub, network or files)
         raise ModelError.not_found(config.model.name_or_path, exc) from exc
     # The KV cache is useless in training and conflicts with gradient checkpointing.
     model.config.use_cache = False
     return model
+
+
+def attention_implementation(dtype: torch.dtype) -> str | None:
+    """``flash_attention_2`` on CUDA in half precision when flash-attn is installed, else None (sdpa).
+
+    Padding-free batches (engine/recipes/datasets.py) mark records by position ids. Flash-attention
+    runs them as variable-length sequences; sdpa and eager build a block-diagonal mask from the
+    position ids instead, which is exact too but an L x L mask over the batch's L tokens.
+    """
+    if not torch.cuda.is_available() or dtype not in (torch.bfloat16, torch.float16):
+        return None
+    return "flash_attention_2" if importlib.util.find_spec("flash_attn") is not None else None
 
 
 def apply_adapter(model: PreTrainedModel, config: RunConfig) -> PreTrainedModel:

@@ -20,7 +20,9 @@ from transformers import Trainer, TrainingArguments, set_seed
 
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.config import RunConfig, load_config
-from engine.recipes.datasets import PadCollator, build_datasets
+from engine.recipes.datasets import build_datasets
+from engine.recipes.techniques import apply_techniques
+from engine.recipes.techniques import collator as batch_collator
 from engine.models.demo import ALIASES, is_prepared, resolve_model
 from engine.models.loading import apply_adapter, check_model, cuda_bf16, device_name, load_model, model_facts, peak_memory
 from engine.models.tokenizer import load_tokenizer
@@ -71,8 +73,10 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     flags.check_stop()
 
     # ---- trainer ------------------------------------------------------------
-    # Pad to a multiple of 8 on GPU so matmul shapes hit tensor-core friendly sizes.
-    collator = PadCollator(tokenizer.pad_token_id, pad_to_multiple_of=8 if torch.cuda.is_available() else None)
+    # Padding-free batches, the LoRA dropout kept as a bool mask and the loss computed without the
+    # whole logits: less work and memory for the same losses (engine/recipes/techniques.py).
+    collator = batch_collator(config, tokenizer.pad_token_id, torch.cuda.is_available())
+    apply_techniques(model, config)
     checkpoint = resume_point(run_dir, events) if resume else None
     started = {
         "run_name": run_dir.name, "model": facts, "method": config.adapter.method,
@@ -205,7 +209,9 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> Trai
         remove_unused_columns=False,
         # Non-padding tokens, counted per micro-batch, drive tokens/s. The count is one
         # .item() sync per micro-batch, but the Trainer's NaN-loss filter already syncs there.
-        include_num_input_tokens_seen="non_padding",
+        # A padding-free batch has no padding and no attention mask: every token counts ("all");
+        # "non_padding" would then skip ids equal to the pad id, which is often the end-of-turn token.
+        include_num_input_tokens_seen="all" if config.data.padding_free else "non_padding",
         dataloader_pin_memory=torch.cuda.is_available(),
     )
 

@@ -1,0 +1,151 @@
+"""Each speed technique gives the plain computation's losses and adapter gradients (tiny model, in process).
+
+The plain computation is what a transformers Trainer does by default: padded batches with an
+attention mask, peft's LoRA dropout, the model's own loss over the whole logits.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+
+from engine.data.encode import IGNORE_INDEX, Encoded
+from engine.recipes.datasets import FlatCollator, PadCollator, pack_records
+from engine.recipes.lora_dropout import DropoutLinear, fuse_lora_dropout
+from engine.recipes.loss import LinearCrossEntropy, use_chunked_loss
+
+LENGTHS = [(11, 4), (23, 9), (6, 3), (17, 10)]
+"""(tokens, trained tokens at the end) of the four records of a batch: uneven, so padding matters."""
+
+
+def _records() -> list[Encoded]:
+    generator = torch.Generator().manual_seed(1)
+    records = []
+    for length, trained in LENGTHS:
+        ids = torch.randint(3, 400, (length,), generator=generator).tolist()
+        labels = [IGNORE_INDEX] * (length - trained) + ids[length - trained:]
+        records.append(Encoded(ids, labels, truncated=False, full_length=length))
+    return records
+
+
+def _features(records: list[Encoded]) -> list[dict]:
+    return [{"input_ids": r.input_ids, "labels": r.labels} for r in records]
+
+
+def _lora(tiny_model_dir: Path, dropout: float = 0.0, method: str = "lora"):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model.config.use_cache = False
+    if method == "full":
+        return model.requires_grad_(True).train()
+    torch.manual_seed(0)
+    config = LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear",
+                        init_lora_weights=False, use_dora=method == "dora")  # random B too, so every adapter weight has a gradient
+    return get_peft_model(model, config).train()
+
+
+def _step(model, batch: dict, seed: int = 0) -> tuple[float, dict[str, torch.Tensor]]:
+    """Loss and trainable gradients of one forward/backward, normalised as the Trainer does."""
+    model.zero_grad()
+    torch.manual_seed(seed)
+    count = (batch["labels"][..., 1:] != IGNORE_INDEX).sum()
+    loss = model(**batch, num_items_in_batch=count).loss
+    loss.backward()
+    return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _assert_same(plain, other, rtol: float = 1e-5) -> None:
+    (loss_a, grads_a), (loss_b, grads_b) = plain, other
+    assert loss_b == pytest.approx(loss_a, rel=1e-6, abs=1e-6)
+    assert grads_a.keys() == grads_b.keys() and grads_a
+    for name, grad in grads_a.items():
+        torch.testing.assert_close(grads_b[name], grad, rtol=rtol, atol=1e-6, msg=name)
+
+
+def test_padding_free_batch_equals_padded_batch(tiny_model_dir: Path) -> None:
+    model = _lora(tiny_model_dir)
+    padded = PadCollator(pad_token_id=0)(_features(_records()))
+    flat = FlatCollator()(_features(_records()))
+    assert flat["input_ids"].shape == (1, sum(n for n, _ in LENGTHS)) and "attention_mask" not in flat
+    assert flat["position_ids"][0, :12].tolist() == list(range(11)) + [0]
+    assert int((flat["labels"][..., 1:] != IGNORE_INDEX).sum()) == int((padded["labels"][..., 1:] != IGNORE_INDEX).sum())
+    _assert_same(_step(model, padded), _step(model, flat))
+
+
+def test_packed_record_cannot_see_another(tiny_model_dir: Path) -> None:
+    """Perturbing record A's tokens leaves the logits of record B, packed after it, unchanged."""
+    model = _lora(tiny_model_dir).eval()
+    first, second = _records()[:2]
+    rows = pack_records([first, second], cutoff_len=64)
+    assert len(rows["input_ids"]) == 1 and rows["position_ids"][0] == list(range(11)) + list(range(23))
+    changed = Encoded([(t * 7 + 1) % 400 + 3 for t in first.input_ids], first.labels, False, 11)
+    batches = [FlatCollator()([{k: v[0] for k, v in pack_records([a, second], 64).items()}]) for a in (first, changed)]
+    with torch.no_grad():
+        logits = [model(input_ids=b["input_ids"], position_ids=b["position_ids"]).logits[0] for b in batches]
+        alone = model(input_ids=torch.tensor([second.input_ids])).logits[0]
+    assert not torch.allclose(logits[0][:11], logits[1][:11])  # the perturbation did change record A
+    torch.testing.assert_close(logits[0][11:], logits[1][11:], rtol=0, atol=0)
+    torch.testing.assert_close(logits[0][11:], alone, rtol=1e-5, atol=1e-5)  # as if B were trained alone
+
+
+def test_packed_training_equals_records_trained_alone(tiny_model_dir: Path) -> None:
+    model = _lora(tiny_model_dir)
+    packed = pack_records(_records(), cutoff_len=40)
+    assert [len(ids) for ids in packed["input_ids"]] == [40, 17]  # 11+23+6 | 17
+    rows = [{k: v[i] for k, v in packed.items()} for i in range(2)]
+    _assert_same(_step(model, PadCollator(0)(_features(_records()))), _step(model, FlatCollator()(rows)))
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_chunked_loss_equals_the_models_own(tiny_model_dir: Path, method: str, monkeypatch) -> None:
+    """Same loss and gradients, also for a trained (tied) output head, over several chunks."""
+    monkeypatch.setattr("engine.recipes.loss.chunk_rows_for", lambda vocab: 5)
+    plain = _lora(tiny_model_dir, method=method)
+    chunked = copy.deepcopy(plain)
+    assert use_chunked_loss(chunked)
+    batch = PadCollator(0)(_features(_records()))
+    result = _step(chunked, batch)
+    _assert_same(_step(plain, batch), result)
+    if method == "full":
+        assert "model.embed_tokens.weight" in result[1]  # the tied head's gradient reached the embeddings
+    assert chunked(input_ids=batch["input_ids"]).logits.shape[-1] == plain.config.vocab_size  # no labels: plain
+
+
+def test_linear_cross_entropy_function_against_autograd() -> None:
+    generator = torch.Generator().manual_seed(0)
+    hidden = torch.randn(13, 8, generator=generator, requires_grad=True)
+    weight = torch.randn(50, 8, generator=generator, requires_grad=True)
+    bias = torch.randn(50, generator=generator, requires_grad=True)
+    targets = torch.randint(0, 50, (13,), generator=generator)
+    ours = LinearCrossEntropy.apply(hidden, weight, bias, targets, 4) * 0.5
+    ours.backward()
+    mine = [t.grad.clone() for t in (hidden, weight, bias)]
+    for t in (hidden, weight, bias):
+        t.grad = None
+    reference = torch.nn.functional.cross_entropy(hidden @ weight.T + bias, targets, reduction="sum") * 0.5
+    reference.backward()
+    torch.testing.assert_close(ours, reference)
+    for got, want in zip(mine, (hidden.grad, weight.grad, bias.grad)):
+        torch.testing.assert_close(got, want)
+
+
+def test_fused_lora_dropout_equals_peft_dropout(tiny_model_dir: Path) -> None:
+    plain = _lora(tiny_model_dir, dropout=0.3)
+    fused = copy.deepcopy(plain)
+    assert fuse_lora_dropout(fused) == 2 * 7
+    assert fused.state_dict().keys() == plain.state_dict().keys()
+    batch = FlatCollator()(_features(_records()))
+    _assert_same(_step(plain, batch, seed=3), _step(fused, batch, seed=3))
+    fused.eval()  # no dropout outside training
+    layer = next(m for m in fused.modules() if isinstance(m, DropoutLinear))
+    x = torch.randn(3, layer.in_features)
+    torch.testing.assert_close(layer(x), x @ layer.weight.T)
+
+
+def test_dora_keeps_its_own_dropout(tiny_model_dir: Path) -> None:
+    assert fuse_lora_dropout(_lora(tiny_model_dir, dropout=0.1, method="dora")) == 0
