@@ -19,7 +19,12 @@ Sources for the formulas:
   SwiGLU MLP) with a fused attention kernel, so there is no ``5·a·s²`` score term, and for
   frozen base layers (which keep no inputs) with LoRA branches (which do). Checked against
   the tensors autograd actually saves (tests/unit/test_estimate.py: within 1% on SmolLM2).
-  The loss adds ``b·s·V`` float32 log-probabilities, their gradient and the logits' gradient.
+  The plain loss adds ``b·s·V`` float32 log-probabilities, their gradient and the logits' gradient;
+  the chunked loss (``train.chunked_loss``, engine/recipes/loss.py) instead keeps the gradient of the
+  hidden states (``b·s·h``) and, while it runs, one chunk of float32 logits and its exponentials.
+  The fused LoRA dropout (``train.fused_lora_dropout``) keeps each adapted layer's input once per
+  shared tensor and a one-byte mask per adapted layer. Padding-free batches change nothing here:
+  the worst batch is still ``b`` records of ``cutoff_len`` tokens.
   Gradient checkpointing keeps each layer's input and recomputes one layer at a time.
 * Overhead: on CUDA the context and cuBLAS workspaces (about 0.5 GiB, outside the allocator
   peak) plus 5% allocator slack; on CPU the resident size of Python with torch, transformers,
@@ -110,9 +115,11 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     train_bytes = d if method == "full" else 4
     weights = _weights(info, quant, config.quant.double_quant, d)
     b, s = config.train.batch_size, config.data.cutoff_len
-    masks = 4 if device == "cpu" else 1  # dropout masks: float on CPU, bool on CUDA
-    act_on = activations(info, config.adapter, b, s, a, checkpointing=True, mask_bytes=masks)
-    act_off = activations(info, config.adapter, b, s, a, checkpointing=False, mask_bytes=masks)
+    masks = 4 if device == "cpu" else 1  # peft's dropout masks: float on CPU, bool on CUDA
+    lean = {"mask_bytes": masks, "fused_dropout": config.train.fused_lora_dropout,
+            "chunked_loss": config.train.chunked_loss}
+    act_on = activations(info, config.adapter, b, s, a, checkpointing=True, **lean)
+    act_off = activations(info, config.adapter, b, s, a, checkpointing=False, **lean)
     gc = config.train.gradient_checkpointing
     optimizer = config.train.optimizer
     est = Estimate(
@@ -135,7 +142,8 @@ def method_label(config: RunConfig) -> str:
 
 
 def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch: int, seq: int, d: int,
-                checkpointing: bool, mask_bytes: int = 1) -> int:
+                checkpointing: bool, mask_bytes: int = 1, fused_dropout: bool = False,
+                chunked_loss: bool = False) -> int:
     """Bytes saved for the backward pass of one batch of ``batch × seq`` tokens (see module docstring).
 
     Counted per token and layer from what autograd keeps in a Llama block (checked tensor by
@@ -146,6 +154,8 @@ def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch
     dropout each adapted layer keeps its own dropped-out copy and its mask (``mask_bytes`` an
     element: float on CPU, bool on CUDA); lora_A keeps r outputs. Full training also keeps the
     normalised hidden states for the RMSNorm weights (2h). DoRA also keeps the combined weight.
+    With ``fused_dropout`` (plain LoRA only) the adapted layers keep their inputs as without dropout
+    (shared) plus a one-byte mask each. ``chunked_loss``: see :func:`loss_bytes`.
     """
     tokens, layers = batch * seq, max(info.num_layers or 1, 1)
     h, i = info.hidden_size or 0, info.intermediate_size or 0
@@ -156,9 +166,15 @@ def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch
     adapted = named_linears(info, "all-linear" if full else adapter.get("target_modules", "all-linear"))
     shared_inputs = sum(inp for _parent, inp in {(n.rpartition(".")[0], inp) for n, _o, inp in adapted}) / layers
     elements, extra = 2 * q + 2 * kv + 3 * i, 2 * h * 4
+    dropout = bool(adapter.get("dropout", 0.05))
+    fused = fused_dropout and dropout and adapter.get("method", "lora") == "lora"
     if full:
         elements += 2 * h + shared_inputs
-    elif adapter.get("dropout", 0.05):
+    elif fused:
+        own_inputs = sum(inp for _n, _o, inp in adapted) / layers
+        elements += shared_inputs + adapter.get("r", 16) * len(adapted) / layers
+        extra += own_inputs
+    elif dropout:
         own_inputs = sum(inp for _n, _o, inp in adapted) / layers
         elements += own_inputs + adapter.get("r", 16) * len(adapted) / layers
         extra += own_inputs * mask_bytes
@@ -170,13 +186,26 @@ def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch
     if adapter.get("method") == "dora":
         layer_bytes += sum(out * inp for _n, out, inp in adapted) * 4 // layers
     kept = tokens * h * d * layers + layer_bytes if checkpointing else layer_bytes * layers - _first_layer_gap(
-        adapter, adapted, tokens, h, mask_bytes)
-    # The loss: float32 log-probabilities kept for backward, then their gradient and the
-    # gradient of the logits live at the same time at the start of the backward pass.
-    loss = tokens * (info.vocab_size or 0) * 12
+        adapter, adapted, tokens, h, 0 if fused else mask_bytes)
+    loss = loss_bytes(tokens, info.vocab_size or 0, h, d, chunked_loss, head_trained=full)
     # After the last layer: the final RMSNorm's float32 input; full training also keeps its
     # normalised output and the output head's input.
     return kept + loss + tokens * h * (4 + (4 + d if full else 0))
+
+
+def loss_bytes(tokens: int, vocab: int, hidden: int, d: int, chunked: bool, head_trained: bool = False) -> int:
+    """Memory of the loss at the end of the forward pass.
+
+    Plain: float32 log-probabilities kept for backward, then their gradient and the gradient of
+    the logits live at the same time at the start of the backward pass (12 bytes a logit).
+    Chunked: the hidden states' gradient kept for backward (``d`` bytes each), the head's float32
+    gradient when it is trained, and while a chunk runs its float32 logits and their exponentials
+    (``2·rows·V·4``, rows as engine/recipes/loss.py picks them).
+    """
+    if not chunked:
+        return tokens * vocab * 12
+    rows = min(tokens, max(64, (1 << 24) // max(vocab, 1)))
+    return tokens * hidden * d + (vocab * hidden * 4 if head_trained else 0) + 2 * rows * vocab * 4
 
 
 def _first_layer_gap(adapter: dict[str, Any], adapted: list[tuple[str, int, int]], tokens: int, h: int,

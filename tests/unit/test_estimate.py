@@ -34,8 +34,9 @@ def _config(**sections) -> RunConfig:
     return RunConfig.model_validate(base)
 
 
-def test_lora_fp32_on_cpu_by_hand(tiny) -> None:
-    est = estimate(tiny, _config(), device="cpu")
+def test_lora_fp32_on_cpu_by_hand_on_the_plain_path(tiny) -> None:
+    """peft's own dropout and the model's own loss (train.fused_lora_dropout and train.chunked_loss off)."""
+    est = estimate(tiny, _config(train={"fused_lora_dropout": False, "chunked_loss": False}), device="cpu")
     # LoRA r=2 adds 2*(in+out) per linear: q 2*(8+8), k 2*(8+4), v 2*(8+4), o 2*(8+8),
     # gate 2*(8+16), up 2*(8+16), down 2*(16+8) = 256 a layer, 2 layers.
     trainable = 2 * (32 + 24 + 24 + 32 + 48 + 48 + 48)
@@ -61,6 +62,25 @@ def test_lora_fp32_on_cpu_by_hand(tiny) -> None:
     # (gradients plus foreach AdamW's one temporary copy of the parameters).
     assert est.step_temp == 512 * 4
     assert est.total == 6816 + 2048 + 4096 + max(est.activations, 2048 + 2048) + 512 * MIB
+
+
+def test_lora_fp32_on_cpu_by_hand_with_the_default_techniques(tiny) -> None:
+    """The defaults: LoRA dropout fused (one input per shared tensor, one-byte masks), chunked loss."""
+    est = estimate(tiny, _config(), device="cpu")
+    # Per token per layer, in elements: SDPA 2*8 + 2*4 and SwiGLU 3*16 as on the plain path; the adapted
+    # layers keep their inputs once per tensor read (q/k/v 8, gate/up 8, down 16 = 32; o_proj reads the
+    # attention output, counted with SDPA's) and lora_A r=2 outputs each = 14: 118 elements * 4 bytes.
+    # Plus bytes: the norms' float32 inputs 64 and a one-byte mask per adapted layer's input 64.
+    layer = 16 * (118 * 4 + 64 + 64)
+    # The chunked loss keeps the hidden states' gradient (16 x 8 float32) and, while a chunk (all 16
+    # tokens here) runs, its float32 logits and their exponentials (2 * 16 * 32 * 4).
+    loss = 16 * 8 * 4 + 2 * 16 * 32 * 4
+    ends = 16 * 8 * 4
+    first = 16 * 8 * 4  # the first layer's first norm keeps nothing; its masks are kept (fused)
+    assert est.activations == 2 * layer - first + loss + ends
+    assert est.activations_other == 2 * 16 * 8 * 4 + layer + loss + ends
+    plain = estimate(tiny, _config(train={"fused_lora_dropout": False, "chunked_loss": False}), device="cpu")
+    assert est.activations < plain.activations
 
 
 def test_quantized_weights_by_hand(tiny) -> None:
@@ -104,7 +124,10 @@ def test_full_bf16_on_cuda_by_hand(tiny) -> None:
     # states for the norm weights 2*8. So 72 + 32 + 16 = 120 bf16 elements + 64 float32 norm bytes.
     layer = 16 * (120 * 2 + 64)
     # After the last layer: the final norm's float32 input and normalised output, the head's bf16 input.
-    assert est.activations == 2 * layer + 16 * 32 * 12 + 16 * 8 * (4 + 4 + 2)
+    # The chunked loss keeps the hidden states' bf16 gradient and the trained head's float32 gradient,
+    # and holds one chunk of float32 logits and exponentials while it runs.
+    loss = 16 * 8 * 2 + 32 * 8 * 4 + 2 * 16 * 32 * 4
+    assert est.activations == 2 * layer + loss + 16 * 8 * (4 + 4 + 2)
     assert est.step_temp == 0  # bitsandbytes' 8-bit AdamW updates in place
     assert est.peak == 1704 * 4 + 1704 * 8 + max(1704 * 4, est.activations)
     assert est.overhead == 512 * MIB + int(0.05 * est.peak)
@@ -114,8 +137,9 @@ def test_full_bf16_on_cuda_by_hand(tiny) -> None:
 def test_full_peak_at_the_optimizer_step_by_hand(tiny) -> None:
     config = _config(adapter={"method": "full"}, train={"batch_size": 1})
     est = estimate(tiny, config, device="cpu")
-    # 8 tokens, float32: per layer 8 * (120 * 4 + 64) bytes, 2 layers; loss 8*32*12; final norm 8*8*12.
-    assert est.activations == 2 * 8 * (120 * 4 + 64) + 8 * 32 * 12 + 8 * 8 * 12 == 12544
+    # 8 tokens, float32: per layer 8 * (120 * 4 + 64) bytes, 2 layers; the chunked loss 8*8*4 + 32*8*4 +
+    # 2*8*32*4; final norm 8*8*12.
+    assert est.activations == 2 * 8 * (120 * 4 + 64) + 8 * 8 * 4 + 32 * 8 * 4 + 2 * 8 * 32 * 4 + 8 * 8 * 12 == 12800
     # The optimizer step holds gradients (1704 * 4) and one foreach temporary (1704 * 4): 13632 > 12544.
     assert est.peak == 1704 * 4 + 1704 * 8 + 1704 * 4 * 2
 
@@ -142,10 +166,16 @@ def smol_two_layers(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Pa
     return folder
 
 
-@pytest.mark.parametrize(("method", "targets", "dropout"), [
-    ("lora", "all-linear", 0.05), ("lora", ["q_proj", "v_proj"], 0.0), ("full", "all-linear", 0.0)])
-def test_activations_match_what_autograd_saves(smol_two_layers: Path, method: str, targets, dropout: float) -> None:
-    """The per-layer count equals the tensors autograd keeps for backward (SmolLM2 layers, float32 on CPU)."""
+@pytest.mark.parametrize(("method", "targets", "dropout", "lean"), [
+    ("lora", "all-linear", 0.05, False), ("lora", ["q_proj", "v_proj"], 0.0, False), ("full", "all-linear", 0.0, False),
+    ("lora", "all-linear", 0.05, True), ("full", "all-linear", 0.0, True)])
+def test_activations_match_what_autograd_saves(smol_two_layers: Path, method: str, targets, dropout: float,
+                                               lean: bool) -> None:
+    """The per-layer count equals the tensors autograd keeps for backward (SmolLM2 layers, float32 on CPU).
+
+    ``lean``: with the default techniques (fused LoRA dropout, chunked loss) put on the model as the
+    recipe does; the loss is then small enough to compare whole.
+    """
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -160,6 +190,12 @@ def test_activations_match_what_autograd_saves(smol_two_layers: Path, method: st
     else:
         config = LoraConfig(r=8, target_modules=targets, lora_dropout=dropout, task_type="CAUSAL_LM")
         model = get_peft_model(model, config)
+    if lean:
+        from engine.recipes.lora_dropout import fuse_lora_dropout
+        from engine.recipes.loss import use_chunked_loss
+
+        fuse_lora_dropout(model)
+        assert use_chunked_loss(model)
     model.train()
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     saved: dict[int, int] = {}
@@ -178,8 +214,13 @@ def test_activations_match_what_autograd_saves(smol_two_layers: Path, method: st
     logits = 64 * info.vocab_size
     # Compare without the loss (its 12 bytes a logit hold 4 saved for backward; the vocabulary of
     # 49,152 would otherwise swamp the two layers).
-    estimated = activations(info, adapter, 1, 64, 4, checkpointing=False, mask_bytes=4) - logits * 12
-    measured = sum(saved.values()) - logits * 4
+    if lean:  # all but the chunk of logits, which lives only while the loss runs
+        estimated = activations(info, adapter, 1, 64, 4, checkpointing=False, mask_bytes=4, fused_dropout=True,
+                                chunked_loss=True) - 2 * logits * 4
+        measured = sum(saved.values())
+    else:
+        estimated = activations(info, adapter, 1, 64, 4, checkpointing=False, mask_bytes=4) - logits * 12
+        measured = sum(saved.values()) - logits * 4
     print(f"{method} {targets} dropout {dropout}: estimated {estimated:,} measured {measured:,}")
     assert abs(estimated - measured) / measured < 0.03
 
@@ -233,10 +274,10 @@ def test_cli_prints_breakdown_and_verdict(tmp_path: Path, capsys: pytest.Capture
 def test_cli_says_when_it_will_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tuitune.__main__ import main
 
-    config = dict(builders.TINY_LLAMA, vocab_size=4_000_000)  # a huge vocabulary: the loss alone needs TiBs
+    config = dict(builders.TINY_LLAMA, vocab_size=4_000_000)  # a huge vocabulary (the chunked loss never holds it whole)
     folder = builders.make_model(tmp_path / "big", config, weights=False)
     run = tmp_path / "run.yaml"
-    run.write_text("data:\n  cutoff_len: 100000\ntrain:\n  batch_size: 64\n")
+    run.write_text("data:\n  cutoff_len: 1000000\ntrain:\n  batch_size: 1024\n")  # activations alone need TiBs
     assert main(["estimate", "--model", str(folder), str(run)]) == 3
     out = capsys.readouterr().out
     assert "WILL NOT FIT: needs" in out and "  - halve train.batch_size" in out
