@@ -161,6 +161,7 @@ def test_a_full_disk_fails_whole_keeps_the_last_checkpoint_and_no_adapter(eng, t
 
 def test_a_paused_trainer_goes_on_and_a_double_stop_ends_it_once(eng, tiny_model_dir: Path, tiny_data: Path,
                                                                  tmp_path: Path) -> None:
+    """SIGSTOP/SIGCONT of the trainer, then SIGTERM to the supervisor alone and a tuitune stop on top."""
     run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train=LONG)
     supervisor = eng.launch(run_dir)
     first = eng.wait_for(run_dir, eng.first("log"), what="the first log event")
@@ -170,7 +171,8 @@ def test_a_paused_trainer_goes_on_and_a_double_stop_ends_it_once(eng, tiny_model
     os.kill(trainer, signal.SIGCONT)
     eng.wait_for(run_dir, lambda ev: any(e["type"] == "log" and e["step"] > first["step"] for e in ev),
                  what="training to go on")
-    assert stop_run(run_dir) and stop_run(run_dir)
+    os.kill(supervisor.pid, signal.SIGTERM)  # the supervisor passes it on to the trainer
+    assert stop_run(run_dir)
     eng.wait_for(run_dir, eng.terminal(), what="the terminal event")
     assert supervisor.wait(timeout=120) == 0
     ends = [e["type"] for e in read_events(run_dir) if e["type"] in ("run_stopped", "run_finished", "run_failed")]
