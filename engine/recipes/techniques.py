@@ -5,7 +5,8 @@ the plain path in tests/engine/test_speed_techniques.py — and removes work or 
 
 * ``train.fused_lora_dropout``: :mod:`engine.recipes.lora_dropout`.
 * ``train.chunked_loss``: :mod:`engine.recipes.loss` (Liger's kernel on CUDA when installed).
-* ``data.padding_free`` is the collator's part (:class:`engine.recipes.datasets.FlatCollator`).
+* ``data.padding_free``: the collator (:class:`engine.recipes.datasets.FlatCollator`) and attention
+  run per record (:mod:`engine.recipes.attention`) where the model uses sdpa.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 from typing import Any
 
 from engine.config import RunConfig
+from engine.recipes.attention import use_record_attention
 from engine.recipes.datasets import FlatCollator, PadCollator
 from engine.recipes.lora_dropout import fuse_lora_dropout
 from engine.recipes.loss import use_chunked_loss
@@ -31,7 +33,7 @@ def apply_techniques(model: Any, config: RunConfig) -> list[str]:
     if config.train.chunked_loss and use_chunked_loss(model):
         done.append("chunked loss")
     if config.data.padding_free:
-        done.append("padding-free batches")
+        done.append("padding-free batches" + (", attention per record" if use_record_attention(model) else ""))
     log.info("techniques: %s", ", ".join(done) or "none")
     return done
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from engine.data.encode import IGNORE_INDEX, Encoded
+from engine.recipes.attention import use_record_attention
 from engine.recipes.datasets import FlatCollator, PadCollator, pack_records
 from engine.recipes.lora_dropout import DropoutLinear, fuse_lora_dropout
 from engine.recipes.loss import LinearCrossEntropy, use_chunked_loss
@@ -35,12 +36,14 @@ def _features(records: list[Encoded]) -> list[dict]:
     return [{"input_ids": r.input_ids, "labels": r.labels} for r in records]
 
 
-def _lora(tiny_model_dir: Path, dropout: float = 0.0, method: str = "lora"):
+def _lora(tiny_model_dir: Path, dropout: float = 0.0, method: str = "lora", attention: str = "sdpa"):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
     model.config.use_cache = False
+    if attention == "records":
+        assert use_record_attention(model)
     if method == "full":
         return model.requires_grad_(True).train()
     torch.manual_seed(0)
@@ -67,8 +70,10 @@ def _assert_same(plain, other, rtol: float = 1e-5) -> None:
         torch.testing.assert_close(grads_b[name], grad, rtol=rtol, atol=1e-6, msg=name)
 
 
-def test_padding_free_batch_equals_padded_batch(tiny_model_dir: Path) -> None:
-    model = _lora(tiny_model_dir)
+@pytest.mark.parametrize("attention", ["sdpa", "records"])
+def test_padding_free_batch_equals_padded_batch(tiny_model_dir: Path, attention: str) -> None:
+    """With transformers' sdpa (block-diagonal mask from the position ids) and with attention per record."""
+    model = _lora(tiny_model_dir, attention=attention)
     padded = PadCollator(pad_token_id=0)(_features(_records()))
     flat = FlatCollator()(_features(_records()))
     assert flat["input_ids"].shape == (1, sum(n for n, _ in LENGTHS)) and "attention_mask" not in flat
@@ -77,9 +82,10 @@ def test_padding_free_batch_equals_padded_batch(tiny_model_dir: Path) -> None:
     _assert_same(_step(model, padded), _step(model, flat))
 
 
-def test_packed_record_cannot_see_another(tiny_model_dir: Path) -> None:
+@pytest.mark.parametrize("attention", ["sdpa", "records"])
+def test_packed_record_cannot_see_another(tiny_model_dir: Path, attention: str) -> None:
     """Perturbing record A's tokens leaves the logits of record B, packed after it, unchanged."""
-    model = _lora(tiny_model_dir).eval()
+    model = _lora(tiny_model_dir, attention=attention).eval()
     first, second = _records()[:2]
     rows = pack_records([first, second], cutoff_len=64)
     assert len(rows["input_ids"]) == 1 and rows["position_ids"][0] == list(range(11)) + list(range(23))
@@ -94,7 +100,7 @@ def test_packed_record_cannot_see_another(tiny_model_dir: Path) -> None:
 
 
 def test_packed_training_equals_records_trained_alone(tiny_model_dir: Path) -> None:
-    model = _lora(tiny_model_dir)
+    model = _lora(tiny_model_dir, attention="records")
     packed = pack_records(_records(), cutoff_len=40)
     assert [len(ids) for ids in packed["input_ids"]] == [40, 17]  # 11+23+6 | 17
     rows = [{k: v[i] for k, v in packed.items()} for i in range(2)]
