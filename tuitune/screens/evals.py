@@ -26,7 +26,7 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from tuitune.runs.evals import COLUMNS, PREDICTIONS_FILE, EvalJob, Predictions, describe_job_end, figure, list_jobs
+from tuitune.runs.evals import COLUMNS, EVALS_DIR, PREDICTIONS_FILE, EvalJob, Predictions, describe_job_end, figure, list_jobs
 from tuitune.runs.evals import read_predictions, summary_rows
 from tuitune.runs.launch import stop_run
 from tuitune.screens.base import AppScreen
@@ -193,7 +193,7 @@ class EvalsScreen(AppScreen):
     @on(OptionList.OptionHighlighted, "#jobs")
     def select_job(self, event: OptionList.OptionHighlighted) -> None:
         """Show the highlighted job; its predictions come from the worker."""
-        job_dir = self.run_dir / "evals" / str(event.option.id)
+        job_dir = self.run_dir / EVALS_DIR / str(event.option.id)
         if job_dir != self.selected:
             self.selected, self.records, self.index = job_dir, [], 0
             self.view.show(None, "Reading the predictions…")
