@@ -112,6 +112,12 @@ class TuituneApp(App[None]):
 
         self.push_screen(ChatScreen(run))
 
+    def open_evals(self, run_dir: Path) -> None:
+        """Open the Evaluations of a run (its RUN/evals/ jobs, predictions record by record)."""
+        from tuitune.screens.evals import EvalsScreen
+
+        self.push_screen(EvalsScreen(run_dir))
+
     def action_new_run(self) -> None:
         """Open the new-run flow (or bring it back, choices kept)."""
         if self.current_mode != "runs":

@@ -51,12 +51,12 @@ class ChatScreen(AppScreen):
 
     CSS_PATH = "chat.tcss"
     BINDINGS = [
-        Binding("escape", "stop_or_back", "Stop / back"),
+        Binding("escape", "stop_or_back", "Back"),
         Binding("ctrl+c", "stop", "Stop", show=False, priority=True),
         Binding("ctrl+t", "compare", "Compare"),
-        Binding("ctrl+o", "settings", "Settings"),
+        Binding("ctrl+o", "settings", "Options"),
         Binding("ctrl+l", "clear", "Clear"),
-        Binding("ctrl+s", "save", "Save JSONL"),
+        Binding("ctrl+s", "save", "Save"),
         Binding("ctrl+y", "copy", "Copy"),
     ]
 

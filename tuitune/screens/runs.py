@@ -90,6 +90,7 @@ class RunsScreen(AppScreen):
         Binding("r", "rescan", "Refresh"),
         Binding("R", "resume", "Resume"),
         Binding("C", "chat", "Chat"),
+        Binding("E", "evals", "Evals", show=False),
     ]
 
     @dataclass
@@ -243,6 +244,12 @@ class RunsScreen(AppScreen):
             run = self.runs.get(self._selected_key() or "")
             return run is not None and run.status not in ("running", "lost")
         return True
+
+    def action_evals(self) -> None:
+        """See the highlighted run's evaluations."""
+        key = self._selected_key()
+        if key:
+            self.tuitune_app.open_evals(Path(key))
 
     def action_chat(self) -> None:
         """Talk to what the highlighted run trained."""

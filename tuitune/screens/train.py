@@ -92,6 +92,7 @@ class TrainScreen(AppScreen):
         Binding("k", "kill", "Kill"),
         Binding("R", "resume", "Resume"),
         Binding("C", "chat", "Chat"),
+        Binding("E", "evals", "Evals", show=False),
         Binding("escape,b", "back", "Back"),
     ]
 
@@ -287,6 +288,10 @@ class TrainScreen(AppScreen):
     def action_chat(self) -> None:
         """Talk to what this run trained."""
         self.tuitune_app.open_chat(self.run_dir)
+
+    def action_evals(self) -> None:
+        """See this run's evaluations (tuitune eval RUN --data FILE makes them)."""
+        self.tuitune_app.open_evals(self.run_dir)
 
     def action_resume(self) -> None:
         """Start the run again from its latest checkpoint; this dashboard follows the new attempt."""
