@@ -67,6 +67,8 @@ async def test_chat_screen_streams_stops_and_compares(demo_run: Path, wait_for) 
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ChatScreen), what="the chat screen")
         screen = await ask(pilot, wait_for, "Who are you?")
         assert "Tuito" in screen.exchanges[0].answers["tuned"] and screen.exchanges[0].ended == {"tuned": "eos"}
+        saved = screen.as_jsonl()  # finished answers only, in the SFT layout
+        assert '"source": "tuned"' in saved and "Tuito" in saved and '"role": "assistant"' in saved
 
         # a long answer, stopped after its first pieces: the screen stays and says so
         screen.query_one("#set-max_new_tokens").value = "200"
@@ -82,7 +84,6 @@ async def test_chat_screen_streams_stops_and_compares(demo_run: Path, wait_for) 
         await ask(pilot, wait_for, "Who are you?")
         answers = screen.exchanges[0].answers
         assert set(answers) == {"base", "tuned"} and "Tuito" in answers["tuned"] and "Tuito" not in answers["base"]
-        assert '"source": "tuned"' in screen.as_jsonl() and "Tuito" in screen.as_jsonl()
         service = screen.processes.running["chat"]
     assert service.wait(timeout=30) is not None  # the model's process never outlives the app
 
