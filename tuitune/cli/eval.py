@@ -16,20 +16,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_STARTED, LOG_FILE, PHASE, PROGRESS, TERMINAL_TYPES, WARNING
 from tuitune.cli.common import runs_root
+from tuitune.cli.follow import follow_to_end
 from tuitune.runs.evals import PREDICTIONS_FILE, describe_job_end, read_metrics, summary_lines
 from tuitune.runs.folder import read_meta, resolve_trained
-from tuitune.runs.launch import is_alive, start_job, stop_run, wait_until_gone
-from tuitune.runs.tail import EventTail
-
-LOST_GRACE_S = 3.0
-"""How long a dead supervisor may leave its terminal event unread before the job counts as lost."""
-
+from tuitune.runs.launch import start_job
 
 def run(args: argparse.Namespace) -> int:
     """Start the evaluation, then detach or follow it to its end."""
@@ -87,51 +82,18 @@ class JobFollower:
 
     def __init__(self, job_dir: Path) -> None:
         self.job_dir = job_dir
-        self.tail = EventTail(job_dir)
-        self.stop_sent = False
 
     def follow(self) -> int:
-        """Poll events until the job ends; returns 0 when it finished, 1 otherwise."""
+        """Show events until the job ends; returns 0 when it finished, 1 otherwise."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
         with Progress(*columns, transient=False) as progress:
             self.progress = progress
             self.task = progress.add_task("starting", total=None)
-            while True:
-                try:
-                    end = self._poll()
-                except KeyboardInterrupt:
-                    self._interrupt()
-                    continue
-                break
+            end = follow_to_end(self.job_dir, 0, self._show, progress.console.print,
+                                "stopping after the current record (Ctrl-C again to kill)", "killing the evaluation")
         return self._report(end)
-
-    def _poll(self) -> dict[str, Any]:
-        """Read until a terminal event (returned) or the supervisor is gone for good."""
-        dead_since: float | None = None
-        while True:
-            for event in self.tail.read_all():
-                self._show(event)
-                if event["type"] in TERMINAL_TYPES:
-                    wait_until_gone(self.job_dir)  # the folder can be moved or deleted right after
-                    return event
-            if is_alive(self.job_dir):
-                dead_since = None
-            elif dead_since is None:
-                dead_since = time.monotonic()
-            elif time.monotonic() - dead_since > LOST_GRACE_S:
-                return {"type": "lost", "cause": "the engine is gone without a terminal event"}
-            time.sleep(0.2)
-
-    def _interrupt(self) -> None:
-        if not self.stop_sent:
-            self.stop_sent = True
-            self.progress.console.print("stopping after the current record (Ctrl-C again to kill)")
-            stop_run(self.job_dir)
-        else:
-            self.progress.console.print("killing the evaluation")
-            stop_run(self.job_dir, kill=True)
 
     def _show(self, event: dict[str, Any]) -> None:
         kind = event["type"]

@@ -10,21 +10,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, RunConfig
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
-from tuitune.runs.launch import default_run_name, is_alive, new_run_dir, resume_run, start_run, stop_run, wait_until_gone
 from tuitune.cli.common import config_from_args, runs_root
+from tuitune.cli.follow import follow_to_end
+from tuitune.runs.launch import default_run_name, new_run_dir, resume_run, start_run
 from tuitune.runs.folder import resolve_run
 from tuitune.runs.state import describe_end
-from tuitune.runs.tail import EventTail
-
-LOST_GRACE_S = 3.0
-"""How long a dead supervisor may leave its terminal event unread before the run counts as lost."""
-
 
 def run(args: argparse.Namespace) -> int:
     """Start (or resume) the run, then detach or follow it to its end."""
@@ -40,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
         print(run_dir)
         return 0
     print(f"run folder: {run_dir}  (engine log: {run_dir / LOG_FILE})")
-    return Follower(run_dir, offset, pid).follow()
+    return Follower(run_dir, offset).follow()
 
 
 def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
@@ -106,14 +101,12 @@ def preflight(config: RunConfig, force: bool = False) -> None:
 class Follower:
     """Follows a run's events with a rich progress bar until its terminal event."""
 
-    def __init__(self, run_dir: Path, offset: int, pid: int) -> None:
+    def __init__(self, run_dir: Path, offset: int) -> None:
         self.run_dir = run_dir
-        self.pid = pid
-        self.tail = EventTail(run_dir, offset)
-        self.stop_sent = False
+        self.offset = offset
 
     def follow(self) -> int:
-        """Poll events until the run ends; returns 0 for finished/stopped, 1 for failed or lost."""
+        """Show events until the run ends; returns 0 for finished/stopped, 1 for failed or lost."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -121,41 +114,10 @@ class Follower:
         with Progress(*columns, transient=False) as progress:
             self.progress = progress
             self.task = progress.add_task("starting", total=None, stats="")
-            while True:
-                try:
-                    end = self._poll()
-                except KeyboardInterrupt:
-                    self._interrupt()
-                    continue
-                if end is not None:
-                    break
+            end = follow_to_end(self.run_dir, self.offset, self._show, progress.console.print,
+                                "stopping: saving a checkpoint and the adapter (Ctrl-C again to kill)",
+                                "killing the trainer without saving")
         return self._report(end)
-
-    def _poll(self) -> dict[str, Any]:
-        """Read until a terminal event (returned) or the supervisor is gone for good."""
-        dead_since: float | None = None
-        while True:
-            for event in self.tail.read_all():
-                self._show(event)
-                if event["type"] in TERMINAL_TYPES:
-                    wait_until_gone(self.run_dir)  # so a resume or a delete right after finds it free
-                    return event
-            if is_alive(self.run_dir):
-                dead_since = None
-            elif dead_since is None:
-                dead_since = time.monotonic()
-            elif time.monotonic() - dead_since > LOST_GRACE_S:
-                return {"type": "lost", "cause": "the engine is gone without a terminal event"}
-            time.sleep(0.2)
-
-    def _interrupt(self) -> None:
-        if not self.stop_sent:
-            self.stop_sent = True
-            self.progress.console.print("stopping: saving a checkpoint and the adapter (Ctrl-C again to kill)")
-            stop_run(self.run_dir)
-        else:
-            self.progress.console.print("killing the trainer without saving")
-            stop_run(self.run_dir, kill=True)
 
     def _show(self, event: dict[str, Any]) -> None:
         kind = event["type"]

@@ -1,0 +1,46 @@
+"""Following a run's or a job's events to its end in the terminal, as ``train`` and ``eval`` do."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from engine.protocol import TERMINAL_TYPES
+from tuitune.runs.launch import is_alive, stop_run, wait_until_gone
+from tuitune.runs.tail import EventTail
+
+LOST_GRACE_S = 3.0
+"""How long a dead supervisor may leave its terminal event unread before the attempt counts as lost."""
+
+
+def follow_to_end(folder: Path, offset: int, show: Callable[[dict[str, Any]], None], say: Callable[[str], None],
+                  stopping: str, killing: str) -> dict[str, Any]:
+    """Show ``folder``'s events from byte ``offset`` until its attempt ends; return the terminal event.
+
+    Ctrl-C asks the attempt to stop (``say(stopping)``), a second one kills it (``say(killing)``).
+    Returns once every process of the attempt is gone, so the folder can be resumed, moved or
+    deleted right after; an attempt whose processes vanished without a terminal event comes back
+    as ``{"type": "lost", …}``.
+    """
+    tail = EventTail(folder, offset)
+    stop_sent = False
+    dead_since: float | None = None
+    while True:
+        try:
+            for event in tail.read_all():
+                show(event)
+                if event["type"] in TERMINAL_TYPES:
+                    wait_until_gone(folder)
+                    return event
+            if is_alive(folder):
+                dead_since = None
+            elif dead_since is None:
+                dead_since = time.monotonic()
+            elif time.monotonic() - dead_since > LOST_GRACE_S:
+                return {"type": "lost", "cause": "the engine is gone without a terminal event"}
+            time.sleep(0.2)
+        except KeyboardInterrupt:
+            say(killing if stop_sent else stopping)
+            stop_run(folder, kill=stop_sent)
+            stop_sent = True
