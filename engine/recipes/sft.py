@@ -20,7 +20,7 @@ from transformers import Trainer, TrainingArguments, set_seed
 
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.config import RunConfig, load_config
-from engine.recipes.datasets import build_datasets
+from engine.recipes.datasets import FlatCollator, build_datasets
 from engine.recipes.techniques import apply_techniques
 from engine.recipes.techniques import collator as batch_collator
 from engine.models.demo import ALIASES, is_prepared, resolve_model
@@ -75,7 +75,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     # ---- trainer ------------------------------------------------------------
     # Padding-free batches, the LoRA dropout kept as a bool mask and the loss computed without the
     # whole logits: less work and memory for the same losses (engine/recipes/techniques.py).
-    collator = batch_collator(config, tokenizer.pad_token_id, torch.cuda.is_available())
+    collator = batch_collator(model, config, tokenizer.pad_token_id, torch.cuda.is_available())
     apply_techniques(model, config)
     checkpoint = resume_point(run_dir, events) if resume else None
     started = {
@@ -87,7 +87,8 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     callback = EventsCallback(events, run_dir, flags, started, resumed=checkpoint is not None)
     trainer = Trainer(
         model=model,
-        args=training_arguments(config, run_dir, has_eval=built.eval is not None),
+        args=training_arguments(config, run_dir, has_eval=built.eval is not None,
+                                flat_batches=isinstance(collator, FlatCollator)),
         train_dataset=built.train,
         eval_dataset=built.eval,
         data_collator=collator,
@@ -161,8 +162,11 @@ def finished_step(checkpoint: Path | None) -> int | None:
     return step if isinstance(step, int) and isinstance(last, int) and 0 < last <= step else None
 
 
-def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> TrainingArguments:
-    """The Trainer's arguments for ``config``; every knob the app can set maps here."""
+def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool, flat_batches: bool = False) -> TrainingArguments:
+    """The Trainer's arguments for ``config``; every knob the app can set maps here.
+
+    ``flat_batches``: the collator makes padding-free batches (every token is a real one).
+    """
     train = config.train
     # Mixed precision: bf16 autocast only where the hardware does bf16 natively (Ampere+).
     # fp16 needs a loss scaler and overflows more easily, so it is only used when asked for.
@@ -211,7 +215,7 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool) -> Trai
         # .item() sync per micro-batch, but the Trainer's NaN-loss filter already syncs there.
         # A padding-free batch has no padding and no attention mask: every token counts ("all");
         # "non_padding" would then skip ids equal to the pad id, which is often the end-of-turn token.
-        include_num_input_tokens_seen="all" if config.data.padding_free else "non_padding",
+        include_num_input_tokens_seen="all" if flat_batches else "non_padding",
         dataloader_pin_memory=torch.cuda.is_available(),
     )
 

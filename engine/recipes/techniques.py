@@ -15,6 +15,7 @@ import logging
 from typing import Any
 
 from engine.config import RunConfig
+from engine.recipes.attention import SUPPORTED as ATTENTION_SUPPORTED
 from engine.recipes.attention import use_record_attention
 from engine.recipes.datasets import FlatCollator, PadCollator
 from engine.recipes.lora_dropout import fuse_lora_dropout
@@ -32,15 +33,32 @@ def apply_techniques(model: Any, config: RunConfig) -> list[str]:
             done.append(f"LoRA dropout fused in {fused} layers")
     if config.train.chunked_loss and use_chunked_loss(model):
         done.append("chunked loss")
-    if config.data.padding_free:
+    if padding_free(model, config):
         done.append("padding-free batches" + (", attention per record" if use_record_attention(model) else ""))
     log.info("techniques: %s", ", ".join(done) or "none")
     return done
 
 
-def collator(config: RunConfig, pad_token_id: int | None, cuda: bool) -> FlatCollator | PadCollator:
-    """The batch collator: padding-free unless ``data.padding_free`` is off."""
-    if config.data.padding_free:
+def padding_free(model: Any, config: RunConfig) -> bool:
+    """Whether batches go padding-free: asked for, and the model keeps records apart by position ids.
+
+    That holds for the model types :mod:`engine.recipes.attention` knows (sdpa and eager build the
+    block-diagonal mask, or attention runs per record) and under flash-attention (varlen). Any other
+    model (remote code, older attention code) might attend across records unseen: it gets padding.
+    """
+    if not config.data.padding_free:
+        return False
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    model_config = getattr(lm, "config", None)
+    return (getattr(model_config, "model_type", None) in ATTENTION_SUPPORTED
+            or getattr(model_config, "_attn_implementation", None) == "flash_attention_2")
+
+
+def collator(model: Any, config: RunConfig, pad_token_id: int | None, cuda: bool) -> FlatCollator | PadCollator:
+    """The batch collator: padding-free where :func:`padding_free` allows, else padded batches."""
+    if padding_free(model, config):
         return FlatCollator()
+    if config.data.padding_free:
+        log.info("padded batches: padding-free batching is not known to keep records apart for this model")
     # Pad to a multiple of 8 on GPU so matmul shapes hit tensor-core friendly sizes.
     return PadCollator(pad_token_id, pad_to_multiple_of=8 if cuda else None)

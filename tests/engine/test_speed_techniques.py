@@ -155,3 +155,20 @@ def test_fused_lora_dropout_equals_peft_dropout(tiny_model_dir: Path) -> None:
 
 def test_dora_keeps_its_own_dropout(tiny_model_dir: Path) -> None:
     assert fuse_lora_dropout(_lora(tiny_model_dir, dropout=0.1, method="dora")) == 0
+
+
+def test_models_not_known_to_keep_records_apart_get_padded_batches() -> None:
+    from types import SimpleNamespace
+
+    from engine.config import RunConfig
+    from engine.recipes.techniques import collator
+
+    config = RunConfig()
+    known = SimpleNamespace(config=SimpleNamespace(model_type="qwen2", _attn_implementation="sdpa"))
+    remote = SimpleNamespace(config=SimpleNamespace(model_type="my_remote_arch", _attn_implementation="sdpa"))
+    flash = SimpleNamespace(config=SimpleNamespace(model_type="my_remote_arch", _attn_implementation="flash_attention_2"))
+    assert isinstance(collator(known, config, 0, cuda=False), FlatCollator)
+    assert isinstance(collator(flash, config, 0, cuda=False), FlatCollator)
+    assert isinstance(collator(remote, config, 0, cuda=False), PadCollator)
+    off = RunConfig.model_validate({"data": {"padding_free": False}})
+    assert isinstance(collator(known, off, 0, cuda=False), PadCollator)
