@@ -163,25 +163,3 @@ def _tokenize_slow(text: str, spans: list[tuple[int, int]], tokenizer: Any) -> t
         last = len(tokenizer(text[:end], add_special_tokens=False)["input_ids"])
         trained[first:last] = [True] * (last - first)
     return list(ids), trained
-
-
-def pack(encoded: list[Encoded], cutoff_len: int) -> list[tuple[list[int], list[int]]]:
-    """Concatenate conversations, in order, into sequences of at most ``cutoff_len`` tokens.
-
-    A conversation is never split across sequences: the next one starts a new sequence when it
-    does not fit. Labels are kept as they are; since every conversation begins with masked
-    template tokens (role header), no label crosses a boundary. Conversations still attend to
-    the earlier ones in the same sequence (plain causal attention), as in most packing recipes.
-    """
-    packed: list[tuple[list[int], list[int]]] = []
-    ids: list[int] = []
-    labels: list[int] = []
-    for item in encoded:
-        if ids and len(ids) + len(item.input_ids) > cutoff_len:
-            packed.append((ids, labels))
-            ids, labels = [], []
-        ids.extend(item.input_ids)
-        labels.extend(item.labels)
-    if ids:
-        packed.append((ids, labels))
-    return packed

@@ -9,8 +9,8 @@ import pytest
 
 from engine.config import DataSection
 from engine.data.problems import DataError
-from engine.recipes.datasets import PadCollator, build_datasets
-from engine.data.encode import IGNORE_INDEX, encode_conversation, pack
+from engine.recipes.datasets import PadCollator, build_datasets, pack_records
+from engine.data.encode import IGNORE_INDEX, encode_conversation
 
 EOT = "<|im_end|>"
 
@@ -139,8 +139,9 @@ def test_validation_split_and_packing(tokenizer, tmp_path: Path) -> None:
 def test_pack_never_splits_a_record(tokenizer) -> None:
     encoded = [encode_conversation(FORMATS["openai"][0]["messages"], tokenizer, 100) for _ in range(5)]
     size = len(encoded[0].input_ids)
-    packed = pack(encoded, size * 2 + 1)
-    assert [len(ids) for ids, _ in packed] == [size * 2, size * 2, size]
+    packed = pack_records(encoded, size * 2 + 1)
+    assert [len(ids) for ids in packed["input_ids"]] == [size * 2, size * 2, size]
+    assert packed["position_ids"][0] == [*range(size), *range(size)]  # each record starts again at 0
 
 
 def test_collator_pads_ids_and_labels() -> None:
