@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_STARTED, LOG_FILE, PHASE, PROGRESS, TERMINAL_TYPES, WARNING
 from tuitune.cli.common import runs_root
-from tuitune.cli.follow import follow_to_end
+from tuitune.cli.follow import follow_to_end, print_failure
 from tuitune.runs.evals import PREDICTIONS_FILE, describe_job_end, read_metrics, summary_lines
 from tuitune.runs.folder import read_meta, resolve_trained
 from tuitune.runs.launch import start_job
@@ -125,10 +125,5 @@ class JobFollower:
             if (self.job_dir / PREDICTIONS_FILE).exists():
                 print(f"predictions so far: {self.job_dir / PREDICTIONS_FILE}")
             return 1
-        print(f"failed: {end.get('cause')}", file=sys.stderr)
-        for problem in end.get("errors") or []:
-            print(f"  {problem}", file=sys.stderr)
-        if end.get("hint"):
-            print(f"hint: {end['hint']}", file=sys.stderr)
-        print(f"log: {self.job_dir / LOG_FILE}", file=sys.stderr)
+        print_failure(end, self.job_dir)
         return 1

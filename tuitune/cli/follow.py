@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.protocol import TERMINAL_TYPES
+from engine.protocol import LOG_FILE, TERMINAL_TYPES
 from tuitune.runs.launch import is_alive, stop_run, wait_until_gone
 from tuitune.runs.tail import EventTail
 
@@ -44,3 +45,13 @@ def follow_to_end(folder: Path, offset: int, show: Callable[[dict[str, Any]], No
             say(killing if stop_sent else stopping)
             stop_run(folder, kill=stop_sent)
             stop_sent = True
+
+
+def print_failure(end: dict[str, Any], folder: Path) -> None:
+    """A failed (or lost) attempt on stderr: the cause, each located error, the hint, where the log is."""
+    print(f"failed: {end.get('cause')}", file=sys.stderr)
+    for problem in end.get("errors") or []:
+        print(f"  {problem}", file=sys.stderr)
+    if end.get("hint"):
+        print(f"hint: {end['hint']}", file=sys.stderr)
+    print(f"log: {folder / LOG_FILE}", file=sys.stderr)

@@ -16,7 +16,7 @@ from typing import Any
 from engine.config import ConfigError, RunConfig
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
 from tuitune.cli.common import config_from_args, runs_root
-from tuitune.cli.follow import follow_to_end
+from tuitune.cli.follow import follow_to_end, print_failure
 from tuitune.runs.launch import default_run_name, new_run_dir, resume_run, start_run
 from tuitune.runs.folder import resolve_run
 from tuitune.runs.state import describe_end
@@ -149,12 +149,7 @@ class Follower:
         if kind in TERMINAL_TYPES and kind != RUN_FAILED:
             print(describe_end(end))
             return 0
-        print(f"failed: {end.get('cause')}", file=sys.stderr)
-        for problem in end.get("errors") or []:
-            print(f"  {problem}", file=sys.stderr)
-        if end.get("hint"):
-            print(f"hint: {end['hint']}", file=sys.stderr)
-        print(f"log: {self.run_dir / LOG_FILE}", file=sys.stderr)
+        print_failure(end, self.run_dir)
         return 1
 
 
