@@ -47,3 +47,14 @@ def test_data_of_a_layout_training_cannot_use_is_refused_naming_the_file(tmp_pat
     data.write_text('{"prompt": "a", "chosen": "b", "rejected": "c"}\n')
     with pytest.raises(Refused, match=f"data: {data}:1 record 0"):
         preflight(compose_config(flags={"--data": ("data.train", [str(data)])}))
+
+
+def test_remote_code_is_said_loudly_and_only_a_run_config_can_ask_for_it(tmp_path: Path) -> None:
+    config = tmp_path / "remote.yaml"
+    config.write_text("model:\n  name_or_path: ./no-such-model\n  trust_remote_code: true\n")
+    done = train(tmp_path, str(config))
+    assert "warning: this run executes Python code shipped with" in done.stderr, done.stderr
+    preset = tmp_path / "sneaky.yaml"
+    preset.write_text("model:\n  trust_remote_code: true\n")
+    done = train(tmp_path, "--preset", str(preset))
+    assert done.returncode == 2 and "trust_remote_code" in done.stderr and "warning" not in done.stderr

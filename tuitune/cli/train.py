@@ -53,6 +53,9 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
         offset = events.stat().st_size if events.exists() else 0
         return run_dir, offset, resume_run(run_dir)
     config = config_from_args(args)
+    if config.model.trust_remote_code:  # only a run config can say so (presets may not): say it loudly
+        print(f"warning: this run executes Python code shipped with {config.model.name_or_path} "
+              "(model.trust_remote_code: true in the run config)", file=sys.stderr)
     preflight(config, force=getattr(args, "force", False))
     if args.run_dir:
         run_dir = Path(args.run_dir).expanduser().resolve()
