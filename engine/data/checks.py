@@ -72,6 +72,21 @@ def detect_file_format(path: str, fmt: str = "auto") -> tuple[str | None, Proble
                          f"cannot tell the format from the record's keys ({keys}): {FORMAT_HELP}")
 
 
+def layout_problem(path: str, fmt: str = "auto") -> Problem | None:
+    """Why ``path`` cannot be trained or evaluated on as a whole, from its first records, or None.
+
+    The quick check commands make before they start a job (the job checks every record): a path
+    that cannot be read, a layout that is unknown or not trainable, or a file without records.
+    """
+    try:
+        found, problem = detect_file_format(path, fmt)
+    except SourceError as exc:
+        return exc.problem
+    if problem is None and found is None:
+        return Problem(path, None, None, None, "no records")
+    return problem
+
+
 def check_file(path: str, fmt: str = "auto") -> Iterator[CheckedRecord | Problem]:
     """Every record of ``path`` checked, preceded by any whole-file problem (then nothing else).
 

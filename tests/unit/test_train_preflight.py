@@ -58,3 +58,11 @@ def test_remote_code_is_said_loudly_and_only_a_run_config_can_ask_for_it(tmp_pat
     preset.write_text("model:\n  trust_remote_code: true\n")
     done = train(tmp_path, "--preset", str(preset))
     assert done.returncode == 2 and "trust_remote_code" in done.stderr and "warning" not in done.stderr
+
+
+def test_a_data_file_without_records_is_refused_before_a_run_folder_exists(tmp_path: Path) -> None:
+    """The same quick layout check as tuitune eval's: an empty file used to reach the trainer."""
+    (tmp_path / "empty.jsonl").write_text("\n")
+    done = train(tmp_path, "--data", "empty.jsonl")
+    assert done.returncode == 2 and "empty.jsonl: no records" in done.stderr, done.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -21,8 +21,9 @@ from tuitune.services import EngineProcesses
 
 def run(args: argparse.Namespace) -> int:
     """Open the Chat screen on RUN, or answer ``--once`` and exit."""
+    runs_dir = runs_root(args)
     try:
-        run_dir, weights = resolve_trained(args.run, runs_root(args))
+        run_dir, weights = resolve_trained(args.run, runs_dir)
     except FileNotFoundError as exc:
         print(f"tuitune chat: {exc}", file=sys.stderr)
         return 2
@@ -30,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         from tuitune.app import TuituneApp
 
         chosen = weights if weights.parent.name == "checkpoints" else run_dir
-        TuituneApp(runs_dir=runs_root(args), chat=chosen).run()
+        TuituneApp(runs_dir=runs_dir, chat=chosen).run()
         return 0
     sides: list[Side] = ["base"] if args.base else ["base", "tuned"] if args.compare else ["tuned"]
     return answer_once(run_dir, weights, args, sides)

@@ -62,16 +62,10 @@ def checked_data_path(path: str) -> str:
     Raises:
         ValueError: naming the file and what is wrong with it (the job checks every record).
     """
-    from engine.data.checks import detect_file_format
-    from engine.data.problems import SourceError
+    from engine.data.checks import layout_problem
 
     absolute = str(Path(path).expanduser().resolve())
-    try:
-        fmt, problem = detect_file_format(absolute)
-    except SourceError as exc:
-        fmt, problem = None, exc.problem
-    if problem is None and fmt is None:
-        raise ValueError(f"data: {path}: no records")
+    problem = layout_problem(absolute)
     if problem is not None:
         raise ValueError(f"data: {problem}")
     return absolute

@@ -24,7 +24,7 @@ from tuitune.runs.state import describe_end
 def run(args: argparse.Namespace) -> int:
     """Start (or resume) the run, then detach or follow it to its end."""
     try:
-        run_dir, offset, pid = _start(args, runs_root(args))
+        run_dir, offset = _start(args, runs_root(args))
     except ConfigError as exc:
         print("error: the run config is invalid:", *exc.problems, sep="\n  ", file=sys.stderr)
         return 2
@@ -38,9 +38,8 @@ def run(args: argparse.Namespace) -> int:
     return Follower(run_dir, offset).follow()
 
 
-def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
-    """Start or resume; returns the run folder, the events offset this session starts at and
-    the supervisor's pid."""
+def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
+    """Start or resume; returns the run folder and the events offset this session starts at."""
     if args.resume:
         if not args.run_dir:
             raise FileNotFoundError("--resume needs --run-dir (the run to continue)")
@@ -51,7 +50,8 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
         run_dir = resolve_run(args.run_dir, runs_root)
         events = run_dir / "events.jsonl"
         offset = events.stat().st_size if events.exists() else 0
-        return run_dir, offset, resume_run(run_dir)
+        resume_run(run_dir)
+        return run_dir, offset
     config = config_from_args(args)
     if config.model.trust_remote_code:  # only a run config can say so (presets may not): say it loudly
         print(f"warning: this run executes Python code shipped with {config.model.name_or_path} "
@@ -61,7 +61,8 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int, int]:
         run_dir = Path(args.run_dir).expanduser().resolve()
     else:
         run_dir = new_run_dir(runs_root, default_run_name(config))
-    return run_dir, 0, start_run(run_dir, config)
+    start_run(run_dir, config)
+    return run_dir, 0
 
 
 class Refused(ValueError):
@@ -78,8 +79,7 @@ def preflight(config: RunConfig, force: bool = False) -> None:
     Raises:
         Refused: naming the model, the data file or the shortfall.
     """
-    from engine.data.checks import detect_file_format
-    from engine.data.problems import SourceError
+    from engine.data.checks import layout_problem
     from engine.estimate.fit import judge
     from engine.machine.gpus import list_gpus
     from engine.units import fmt_bytes
@@ -88,10 +88,7 @@ def preflight(config: RunConfig, force: bool = False) -> None:
     if verdict.refusal:
         raise Refused(verdict.refusal)
     for path in config.data.train:
-        try:
-            problem = detect_file_format(path, config.data.format)[1]
-        except SourceError as exc:
-            problem = exc.problem
+        problem = layout_problem(path, config.data.format)
         if problem is not None:
             raise Refused(f"data: {problem}")
     if not verdict.fits and not force and verdict.estimate is not None:
