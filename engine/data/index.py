@@ -87,7 +87,9 @@ class RecordIndex:
     def build(self, progress: Callable[[int, float], None] | None = None,
               cancelled: Callable[[], bool] = lambda: False) -> None:
         """Index every record; ``progress(count, fraction)`` is called after each chunk."""
-        if self.kind != "jsonl":
+        if self.complete:  # a JSON array or folder is read whole by the first page already
+            pass
+        elif self.kind != "jsonl":
             for raw in iter_records(self.path):
                 if cancelled():
                     return

@@ -62,6 +62,18 @@ def test_json_array_and_datasets_folder(tmp_path: Path) -> None:
     assert [r.line for r in RecordIndex(str(tmp_path / "a.json")).first_page(2)] == [2, 6]
 
 
+def test_json_array_counted_once_when_built_after_the_first_page(tmp_path: Path) -> None:
+    """The Data screen reads the first page, then builds the index: 40 records stay 40."""
+    records = [{"instruction": f"q{i}", "output": f"a{i}"} for i in range(40)]
+    (tmp_path / "a.json").write_text(json.dumps(records))
+    index = RecordIndex(str(tmp_path / "a.json"))
+    index.first_page(100)
+    counts: list[int] = []
+    index.build(lambda count, fraction: counts.append(count))
+    assert index.count == 40 and counts == [40]
+    assert [r.value for r in index.page(0, 100)] == records
+
+
 def test_missing_path(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="no such file or folder"):
         RecordIndex(str(tmp_path / "nope.jsonl"))
