@@ -69,8 +69,20 @@ def test_broken_or_missing_config_still_lists(runs_dir: Path) -> None:
 def test_resolve_run_by_path_or_name(runs_dir: Path, tmp_path: Path) -> None:
     assert folder.resolve_run(str(runs_dir / "stopped"), tmp_path) == (runs_dir / "stopped").resolve()
     assert folder.resolve_run("failed", runs_dir) == (runs_dir / "failed").resolve()
-    with pytest.raises(FileNotFoundError, match="no run folder"):
+    with pytest.raises(FileNotFoundError, match="no run named 'nope' in .*runs and no folder 'nope' in"):
         folder.resolve_run("nope", runs_dir)
+
+
+def test_resolve_run_says_what_it_found_once(runs_dir: Path, tmp_path: Path) -> None:
+    """An absolute path that is not a run was reported as 'no run folder at X or X'."""
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(FileNotFoundError) as found:
+        folder.resolve_run(str(plain), runs_dir)
+    assert str(found.value) == f"{plain} is a folder but not a run folder (it holds no config.yaml and no events.jsonl)"
+    with pytest.raises(FileNotFoundError) as missing:
+        folder.resolve_run(str(tmp_path / "gone"), runs_dir)
+    assert str(missing.value) == f"no run folder at {tmp_path / 'gone'}"
 
 
 def test_a_run_whose_events_cannot_be_read_is_listed_with_why_and_the_rest_work(runs_dir: Path) -> None:

@@ -200,7 +200,8 @@ def resolve_run(run: str, runs_dir: str | os.PathLike[str]) -> Path:
     """A run given on the command line, as a folder path or a name in ``runs_dir``.
 
     Raises:
-        FileNotFoundError: naming both places looked in.
+        FileNotFoundError: saying what was found where (a folder that is not a run, or nothing), once
+            per place looked in.
     """
     direct = Path(run).expanduser()
     if direct.is_dir() and is_run_dir(direct):
@@ -208,7 +209,13 @@ def resolve_run(run: str, runs_dir: str | os.PathLike[str]) -> Path:
     named = Path(runs_dir) / run
     if named.is_dir() and is_run_dir(named):
         return named.resolve()
-    raise FileNotFoundError(f"no run folder at {direct} or {named}")
+    if direct.is_dir():
+        raise FileNotFoundError(f"{direct.resolve()} is a folder but not a run folder "
+                                f"(it holds no {CONFIG_FILE} and no {EVENTS_FILE})")
+    if direct.is_absolute() or len(direct.parts) > 1:
+        raise FileNotFoundError(f"no run folder at {direct.absolute()}")
+    raise FileNotFoundError(f"no run named {run!r} in {Path(runs_dir).absolute()} "
+                            f"and no folder {run!r} in {Path.cwd()}")
 
 
 def resolve_trained(run: str, runs_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
