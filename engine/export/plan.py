@@ -1,0 +1,125 @@
+"""What an export writes, where, and how much room it needs. Standard library, pydantic and the
+light model facts only: the command line and the Export dialog ask here before a job starts, and
+the job asks again before it writes.
+
+**job.yaml** of an export (``RUN/exports/NAME/job.yaml``, written by ``tuitune export``)::
+
+    weights: adapter          # the adapter (or full weights) folder, relative to the run
+    merged: true              # write merged/: the merged model as sharded safetensors
+    gguf: [q8_0, f16]         # GGUF files to write, one per type (GGUF_TYPES)
+    ollama: true              # a Modelfile next to the first GGUF
+    to: null                  # the folder the files go to (absolute); null: the job's own folder
+    adapter_only: null        # a folder to copy a clean PEFT adapter into (absolute), or null
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+GGUF_TYPES = ("f16", "bf16", "q8_0")
+"""GGUF types an export writes. Q4_K_M is not among them: the ``gguf`` library cannot write
+K-quants, and a writer of our own could not be verified against llama.cpp's."""
+GGUF_ARCHITECTURES = {"LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
+                      "Qwen3ForCausalLM": "qwen3"}
+"""transformers architectures the GGUF writer knows, by the family name users know them as."""
+SUPPORTED = "llama, qwen2, qwen3, mistral"
+MERGED_DIR = "merged"
+MODELFILE = "Modelfile"
+RESERVE = 64 * 1024**2
+"""Bytes left free beyond the outputs: the job's events and logs, the tokenizer files."""
+BYTES_PER_WEIGHT = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32}
+"""Q8_0 stores 32 weights in 34 bytes (an fp16 scale and 32 int8)."""
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+STAGING_PREFIX = ".tuitune-export-"
+"""Name prefix of the temporary folder an export writes into, inside the destination."""
+
+
+class ExportSettings(BaseModel):
+    """What ``job.yaml`` asks an export for (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, use_attribute_docstrings=True)
+
+    weights: str = "adapter"
+    """The adapter (or full fine-tune's weights) folder, relative to the run folder."""
+    merged: bool = False
+    """Write ``merged/``: the adapter merged into the full-precision base, as sharded safetensors."""
+    gguf: list[Literal["f16", "bf16", "q8_0"]] = Field(default_factory=list)
+    """GGUF files to write, one per type."""
+    ollama: bool = False
+    """Write a Modelfile next to the first GGUF (``ollama create NAME -f Modelfile``)."""
+    to: str | None = None
+    """The folder the files go to (absolute); None: the job's own folder."""
+    adapter_only: str | None = None
+    """A folder to copy a clean PEFT adapter into (absolute), or None."""
+
+    @model_validator(mode="after")
+    def _something(self) -> "ExportSettings":
+        if not (self.merged or self.gguf or self.adapter_only):
+            raise ValueError("nothing to export: ask for merged, a gguf type or adapter_only")
+        if self.ollama and not self.gguf:
+            raise ValueError("ollama needs a gguf type for its Modelfile to point at")
+        if len(set(self.gguf)) != len(self.gguf):
+            raise ValueError("each gguf type once")
+        return self
+
+
+def gguf_name(base: str, kind: str) -> str:
+    """The GGUF file's name: ``RUN-q8_0.gguf``, with anything odd in the run's name made a dash."""
+    return f"{re.sub(r'[^A-Za-z0-9._-]+', '-', base).strip('-.') or 'model'}-{kind}.gguf"
+
+
+def outputs(settings: ExportSettings, base: str) -> list[str]:
+    """The names the export puts into its destination, in the order it writes them."""
+    names = [MERGED_DIR] if settings.merged else []
+    names += [gguf_name(base, kind) for kind in settings.gguf]
+    return names + ([MODELFILE] if settings.ollama else [])
+
+
+def needed_bytes(settings: ExportSettings, params: int, dtype: str | None) -> dict[str, int]:
+    """Bytes each output needs for a model of ``params`` weights stored as ``dtype``.
+
+    The merged model keeps the base's stored dtype; 1-D tensors, written as F32 in a GGUF, are
+    a rounding error next to the matrices. The tokenizer (a few MB) is in ``RESERVE``.
+    """
+    sizes: dict[str, int] = {}
+    if settings.merged:
+        sizes[MERGED_DIR] = int(params * DTYPE_BYTES.get(dtype or "float32", 4))
+    for kind in settings.gguf:
+        sizes[kind] = int(params * BYTES_PER_WEIGHT[kind])
+    return sizes
+
+
+def free_bytes(folder: Path) -> int:
+    """Free bytes on the filesystem that holds ``folder`` (or its nearest existing parent)."""
+    folder = Path(folder).resolve()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return shutil.disk_usage(folder).free
+
+
+def room_problem(folder: Path, needed: int) -> str | None:
+    """Why ``needed`` bytes (plus ``RESERVE``) do not fit in ``folder``, or None when they do."""
+    free = free_bytes(folder)
+    if free >= needed + RESERVE:
+        return None
+    mb = 1024**2
+    return (f"not enough disk space in {folder}: {free / mb:.0f} MB free, the export needs "
+            f"{(needed + RESERVE) / mb:.0f} MB")
+
+
+def architecture_problem(architecture: str | None) -> str | None:
+    """Why a GGUF of this transformers architecture cannot be written, or None."""
+    if architecture in GGUF_ARCHITECTURES:
+        return None
+    return f"GGUF export does not know the architecture {architecture or 'unknown'}; supported: {SUPPORTED}"
+
+
+def taken(destination: Path, names: list[str]) -> list[Path]:
+    """The outputs that already exist in ``destination`` (never overwritten)."""
+    return [destination / name for name in names if os.path.lexists(destination / name)]

@@ -1,0 +1,303 @@
+"""An export job of a run: ``python -m engine export --job-dir RUN/exports/NAME``, top to bottom.
+
+job.yaml (:class:`engine.export.plan.ExportSettings`) → the run's config.yaml → the weights
+(adapter, checkpoint or full weights) → refusals before anything slow (outputs that exist, an
+architecture the GGUF writer does not know, not enough disk) → ``job_started`` → the adapter
+copy (``adapter_only``) → tokenizer → an Ollama template derived from the chat template (checked
+now, so a template Ollama cannot follow fails before minutes of work) → the base loaded
+unquantized with the adapter merged in (:mod:`engine.export.merge`) → ``merged/`` → one GGUF per
+type (:mod:`engine.export.gguf_writer`) → ``Modelfile`` → ``job_finished``.
+
+**Atomic outputs**: everything is written inside a temporary folder ``.tuitune-export-XXXX`` in the
+destination and renamed into place when complete (``merged/`` whole, each GGUF whole), then the
+temporary folder is removed, on a stop or a failure too. So an output name that exists is a
+finished output; a SIGKILL leaves at most the hidden temporary folder. Existing outputs are
+never overwritten: the job refuses before it starts.
+
+**Events** (``RUN/exports/NAME/events.jsonl``):
+
+- ``job_started``: ``kind`` ("export"), ``run_name``, ``weights`` (relative to the run), ``model``
+  {``name_or_path``, ``architecture``, ``dtype``, ``quant``, ``method``}, ``destination``,
+  ``outputs`` (names it will write), ``needed_bytes``, ``free_bytes``, ``pid``;
+- ``phase``: ``name`` (``loading_model``, ``merging``, ``saving``), ``message``;
+- ``progress``: ``phase`` (``merged`` or ``gguf``), ``output`` (the file or folder being written),
+  ``done``, ``total`` (tensors; for ``merged`` 0 of 1 then 1 of 1); at most about twice a second
+  and always the last of each output;
+- one terminal event: ``job_finished`` with ``destination``, ``outputs`` [{``name``, ``path``,
+  ``bytes``}], ``elapsed_s``; ``job_stopped`` (SIGTERM/SIGINT, answered between tensors and
+  between outputs) with ``phase``, ``output``, ``done``, ``total``, ``killed`` (false), ``outputs``
+  (those finished before the stop, kept); or ``job_failed`` with ``cause``, ``hint``, ``errors``,
+  ``exit_code``, ``signal``, ``log_tail`` (as ``run_failed``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import transformers
+import yaml
+from pydantic import ValidationError
+
+from engine.config import RunConfig, load_config
+from engine.export import plan
+from engine.export.adapter import copy_adapter
+from engine.export.gguf_writer import GGUFError, Progress, write_gguf
+from engine.export.merge import load_merged, save_merged
+from engine.export.ollama import TemplateError, modelfile
+from engine.files import write_text_atomic
+from engine.jobs.eval import HANDLED_SIGNALS, JobError, StopFlag, Stopped, describe_failure
+from engine.models.demo import resolve_model
+from engine.models.info import read_model_info
+from engine.models.tokenizer import load_tokenizer
+from engine.protocol import CONFIG_FILE, JOB_FAILED, JOB_FILE, JOB_FINISHED, JOB_STARTED, JOB_STOPPED, PHASE
+from engine.protocol import PROGRESS, EventWriter, read_log_tail
+
+log = logging.getLogger("engine.jobs.export")
+PROGRESS_EVERY_S = 0.5
+
+
+@dataclass
+class Tally:
+    """Where the export is and what it has finished; read by ``main`` to report a stop."""
+
+    phase: str = "starting"
+    output: str | None = None
+    done: int = 0
+    total: int = 0
+    finished: list[dict[str, Any]] = field(default_factory=list)
+    """Outputs renamed into place: ``name``, ``path``, ``bytes``."""
+
+
+def main(argv: list[str]) -> int:
+    """``python -m engine export --job-dir RUN/exports/NAME``."""
+    parser = argparse.ArgumentParser(prog="python -m engine export", description="Export a run's model.")
+    parser.add_argument("--job-dir", required=True, type=Path)
+    args = parser.parse_args(argv)
+    job_dir = args.job_dir.resolve()
+    flag = StopFlag()
+    for sig in HANDLED_SIGNALS:
+        signal.signal(sig, flag.request)
+    # The supervisor starts its child with these blocked, so a stop sent while torch imported waited here.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
+    transformers.utils.logging.disable_progress_bar()
+    tally = Tally()
+    with EventWriter(job_dir) as events:
+        try:
+            export(job_dir, events, flag, tally)
+            return 0
+        except Stopped:
+            events.emit(JOB_STOPPED, phase=tally.phase, output=tally.output, done=tally.done, total=tally.total,
+                        killed=False, outputs=tally.finished)
+            return 0
+        except BaseException as exc:  # noqa: BLE001 - every failure must become an event
+            traceback.print_exc()
+            sys.stderr.flush()
+            events.emit(JOB_FAILED, **failure(exc), exit_code=1, signal=None, log_tail=read_log_tail(job_dir, lines=30))
+            return 1
+
+
+def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> None:
+    """Run the whole export of ``job_dir`` (``RUN/exports/NAME``), writing events as it goes."""
+    started = time.monotonic()
+    settings = read_settings(job_dir)
+    run_dir = job_dir.parent.parent
+    config = read_run_config(run_dir)
+    full = config.adapter.method == "full"
+    weights = find_weights(run_dir, settings.weights, full)
+    if full and settings.adapter_only:
+        raise JobError("a full fine-tune has no adapter to copy (adapter_only)")
+    destination = Path(settings.to).resolve() if settings.to else job_dir
+    names = plan.outputs(settings, run_dir.name)
+    if existing := plan.taken(destination, names):
+        raise JobError(f"{existing[0]} already exists; an export never overwrites: choose another destination")
+    name = config.model.name_or_path
+    base_path = resolve_model(name)
+    info = read_model_info(base_path)
+    if settings.gguf and (problem := plan.architecture_problem(info.architecture)):
+        raise JobError(problem)
+    needed = sum(plan.needed_bytes(settings, info.params_total or 0, info.dtype).values())
+    destination.mkdir(parents=True, exist_ok=True)
+    if problem := plan.room_problem(destination, needed):
+        raise JobError(problem, hint="free some space, or export to another disk with --to DIR")
+    events.emit(JOB_STARTED, kind="export", run_name=run_dir.name, weights=settings.weights,
+                model={"name_or_path": name, "architecture": info.architecture, "dtype": info.dtype,
+                       "quant": config.quant.mode, "method": config.adapter.method},
+                destination=str(destination), outputs=names, needed_bytes=needed,
+                free_bytes=plan.free_bytes(destination), pid=os.getpid())
+    flag.check()
+
+    if settings.adapter_only:
+        target = copy_adapter(weights, Path(settings.adapter_only), name)
+        tally.finished.append(describe_output(target))
+    if not (settings.merged or settings.gguf):
+        return finish(events, tally, destination, started)
+
+    # ---- tokenizer and the Ollama template, before anything slow -----------------------
+    events.emit(PHASE, name="loading_model", message=f"loading {name} with {settings.weights}")
+    hub = hub_kwargs(config)
+    tokenizer = load_tokenizer(base_path, config.model.revision, config.model.trust_remote_code)
+    ollama = ollama_modelfile(tokenizer, plan.gguf_name(run_dir.name, settings.gguf[0])) if settings.ollama else None
+    flag.check()
+
+    # ---- the merged model, unquantized -------------------------------------------------
+    if not full:
+        events.emit(PHASE, name="merging", message="merging the adapter into the full-precision base")
+    model = load_merged(base_path, weights, full, hub)
+    flag.check()
+    staging = Path(tempfile.mkdtemp(dir=destination, prefix=plan.STAGING_PREFIX))
+    try:
+        tokenizer_dir = write_merged(model, tokenizer, base_path, hub, staging, destination, settings, events, tally)
+        flag.check()
+        model_config = model.config.to_dict()
+        state = dict(model.state_dict())
+        for kind in settings.gguf:
+            out = plan.gguf_name(run_dir.name, kind)
+            reporter = Reporter(events, tally, "gguf", out)
+            write_gguf(staging / out, state, model_config, tokenizer_dir, kind, f"{run_dir.name} ({name} + tuitune)",
+                       Progress(reporter.report, flag.check))
+            os.replace(staging / out, destination / out)
+            tally.finished.append(describe_output(destination / out))
+        if ollama is not None:
+            write_text_atomic(destination / plan.MODELFILE, ollama)
+            tally.finished.append(describe_output(destination / plan.MODELFILE))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    finish(events, tally, destination, started)
+
+
+def write_merged(model: Any, tokenizer: Any, base_path: str, hub: dict[str, Any], staging: Path, destination: Path,
+                 settings: plan.ExportSettings, events: EventWriter, tally: Tally) -> Path:
+    """``merged/`` renamed into place when asked for; returns the folder holding the tokenizer files."""
+    if not settings.merged:
+        tokenizer.save_pretrained(staging / "tokenizer")
+        return staging / "tokenizer"
+    events.emit(PHASE, name="saving", message="writing the merged model")
+    reporter = Reporter(events, tally, "merged", plan.MERGED_DIR, total=1)
+    save_merged(model, tokenizer, base_path, staging / plan.MERGED_DIR, hub)
+    os.replace(staging / plan.MERGED_DIR, destination / plan.MERGED_DIR)
+    reporter.report(1, 1)
+    tally.finished.append(describe_output(destination / plan.MERGED_DIR))
+    return destination / plan.MERGED_DIR
+
+
+def finish(events: EventWriter, tally: Tally, destination: Path, started: float) -> None:
+    """The terminal ``job_finished``."""
+    tally.phase = "done"
+    events.emit(JOB_FINISHED, destination=str(destination), outputs=tally.finished,
+                elapsed_s=round(time.monotonic() - started, 3))
+
+
+def ollama_modelfile(tokenizer: Any, gguf_name: str) -> str:
+    """The Modelfile for ``gguf_name`` from the tokenizer's own chat template.
+
+    Raises:
+        JobError: no chat template, or one an Ollama template cannot follow.
+    """
+    if not getattr(tokenizer, "chat_template", None):
+        raise JobError("the model has no chat template, so there is nothing to derive an Ollama template from",
+                       hint="export without --ollama, or use a model with a chat template")
+
+    def render(messages: list[dict[str, str]], generation: bool) -> str:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    adds_bos = tokenizer.bos_token_id is not None and ids[:1] == [tokenizer.bos_token_id]
+    try:
+        return modelfile(gguf_name, render, tokenizer.all_special_tokens, tokenizer.eos_token, tokenizer.bos_token,
+                         adds_bos)
+    except TemplateError as exc:
+        raise JobError(f"Ollama: {exc}", hint="export without --ollama and write the Modelfile's TEMPLATE by hand") from None
+
+
+class Reporter:
+    """``progress`` events of one output, at most every PROGRESS_EVERY_S (its last one always)."""
+
+    def __init__(self, events: EventWriter, tally: Tally, phase: str, output: str, total: int = 0) -> None:
+        self.events, self.tally, self.last = events, tally, 0.0
+        tally.phase, tally.output, tally.done, tally.total = phase, output, 0, total
+        self.emit()
+
+    def report(self, done: int, total: int) -> None:
+        """``done`` of ``total`` steps of this output are written."""
+        self.tally.done, self.tally.total = done, total
+        if done == total or time.monotonic() - self.last >= PROGRESS_EVERY_S:
+            self.emit()
+
+    def emit(self) -> None:
+        """Write where the output is now."""
+        self.last = time.monotonic()
+        self.events.emit(PROGRESS, phase=self.tally.phase, output=self.tally.output, done=self.tally.done,
+                         total=self.tally.total)
+
+
+def read_settings(job_dir: Path) -> plan.ExportSettings:
+    """The job's ``job.yaml``, validated.
+
+    Raises:
+        JobError: the file is missing, not YAML, or asks for something unknown or inconsistent.
+    """
+    path = job_dir / JOB_FILE
+    try:
+        return plan.ExportSettings.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise JobError(f"cannot read {path}: {exc}") from exc
+    except ValidationError as exc:
+        errors = [f"{path} {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()]
+        raise JobError("the job's settings are invalid", errors) from exc
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    """The run's resolved ``config.yaml`` (the job folder must be ``RUN/exports/NAME``)."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise JobError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); an export lives in RUN/exports/NAME")
+    return load_config(run_dir / CONFIG_FILE)
+
+
+def find_weights(run_dir: Path, weights: str, full: bool) -> Path:
+    """The adapter (or full weights) folder inside the run, checked to hold what it should."""
+    folder = (run_dir / weights).resolve()
+    if not folder.is_relative_to(run_dir.resolve()):
+        raise JobError(f"the weights {weights!r} are outside the run folder {run_dir}")
+    marker = "config.json" if full else "adapter_config.json"
+    if not (folder / marker).is_file():
+        raise JobError(f"no {'weights' if full else 'adapter'} in {folder} (no {marker})",
+                       hint="export a run that finished or stopped with a saved adapter, or one of its checkpoints")
+    return folder
+
+
+def hub_kwargs(config: RunConfig) -> dict[str, Any]:
+    """Revision and trust_remote_code for the base, passed only when set."""
+    kwargs: dict[str, Any] = {}
+    if config.model.revision:
+        kwargs["revision"] = config.model.revision
+    if config.model.trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    return kwargs
+
+
+def describe_output(path: Path) -> dict[str, Any]:
+    """An output for the events: its name, absolute path and size in bytes."""
+    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+    return {"name": path.name, "path": str(path), "bytes": size}
+
+
+def failure(exc: BaseException) -> dict[str, Any]:
+    """``cause``, ``hint`` and ``errors`` of an export that failed (eval's, plus the GGUF writer's)."""
+    if isinstance(exc, GGUFError):
+        return {"cause": str(exc), "hint": "export the merged model instead (--merged)", "errors": []}
+    if isinstance(exc, FileExistsError):
+        return {"cause": str(exc), "hint": None, "errors": []}
+    return describe_failure(exc)

@@ -1,0 +1,189 @@
+"""``tuitune export RUN [--to DIR] [--merged] [--gguf TYPE]… [--ollama] [--adapter-only DIR] [--name] [--detach]``.
+
+Writes a run's model where it is served: ``merged/`` (the adapter merged into the full-precision
+base, sharded safetensors with the tokenizer, chat template and generation config), one GGUF
+file per ``--gguf`` type (f16, bf16, q8_0; tokenizer and chat template inside), a ``Modelfile``
+for Ollama next to the first GGUF (``--ollama``; q8_0 when no type is given), and with
+``--adapter-only DIR`` a clean PEFT folder naming the base model the run chose. ``RUN`` is a run
+folder or name, or a checkpoint folder of a run; a run without ``adapter/`` is exported at its
+newest complete checkpoint (``resolve_trained``, as chat and eval).
+
+The files go to ``--to DIR`` or the job's own folder ``RUN/exports/NAME/``. The export is a long
+job of the run (``python -m engine export`` under the supervisor, see docs/run-folder.md, Jobs):
+this command checks what it can at once (the weights, the GGUF architecture, outputs that exist,
+free disk space), starts it and follows its events. Ctrl-C stops it (finished outputs are kept,
+a half-written one never appears); a second Ctrl-C kills it. ``--adapter-only`` alone needs no
+job: the copy is made here. Exit status: 0 when the export finished, 1 when it stopped, failed or
+was lost, or the run has nothing to export or no room for it; 2 for bad arguments or when it
+could not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.export import plan
+from engine.export.adapter import copy_adapter
+from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_STARTED, LOG_FILE, PHASE, PROGRESS, TERMINAL_TYPES, WARNING
+from engine.units import fmt_bytes
+from tuitune.cli.common import runs_root
+from tuitune.cli.follow import follow_to_end, print_failure
+from tuitune.runs.folder import read_meta, resolve_trained
+from tuitune.runs.launch import start_job
+
+NOT_OFFERED = {"q4_k_m": "q4_k_m is not offered: the gguf library cannot write K-quants and tuitune will not write "
+                         "another type under its name; export q8_0 (or f16) and quantize with llama.cpp's "
+                         "llama-quantize"}
+
+
+class Refused(Exception):
+    """The export cannot be asked for as given; ``code`` is the exit status (1 or 2)."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the request, then copy the adapter here or start the job and follow it."""
+    try:
+        run_dir, weights, settings = checked_request(args)
+    except Refused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.code
+    if not (settings.merged or settings.gguf):
+        return copy_only(weights, settings, read_meta(run_dir).model)
+    try:
+        job_dir, _ = start_job(run_dir, "export", settings.model_dump(), args.name)
+    except (OSError, RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.detach:
+        print(job_dir)
+        return 0
+    print(f"exporting {run_dir.name} ({settings.weights}) to {settings.to or job_dir}  "
+          f"(engine log: {job_dir / LOG_FILE})")
+    return ExportFollower(job_dir).follow()
+
+
+def checked_request(args: argparse.Namespace) -> tuple[Path, Path, plan.ExportSettings]:
+    """The run, its weights and the job's settings, once everything that can be checked here is.
+
+    Raises:
+        Refused: saying what is wrong, with exit status 2 for bad arguments and 1 for the run's state.
+    """
+    kinds = [kind.lower() for kind in args.gguf or []]
+    for kind in kinds:
+        if kind in NOT_OFFERED:
+            raise Refused(NOT_OFFERED[kind], 2)
+        if kind not in plan.GGUF_TYPES:
+            raise Refused(f"--gguf {kind}: unknown type; choose from {', '.join(plan.GGUF_TYPES)}", 2)
+    if args.ollama and not kinds:
+        print("note: --ollama without --gguf writes a q8_0 GGUF for the Modelfile", file=sys.stderr)
+        kinds = ["q8_0"]
+    if not (args.merged or kinds or args.adapter_only):
+        raise Refused("nothing to export: give --merged, --gguf TYPE, --ollama or --adapter-only DIR", 2)
+    try:
+        run_dir, weights = resolve_trained(args.run, runs_root(args))
+    except FileNotFoundError as exc:
+        raise Refused(str(exc), 1) from None
+    meta = read_meta(run_dir)
+    if meta.method == "full" and args.adapter_only:
+        raise Refused(f"{run_dir.name} is a full fine-tune: there is no adapter to copy (--adapter-only)", 1)
+    to = str(Path(args.to).expanduser().resolve()) if args.to else None
+    adapter_only = str(Path(args.adapter_only).expanduser().resolve()) if args.adapter_only else None
+    settings = plan.ExportSettings(weights=str(weights.relative_to(run_dir)), merged=args.merged,
+                                   gguf=list(dict.fromkeys(kinds)), ollama=args.ollama, to=to,
+                                   adapter_only=adapter_only)
+    check_model_and_room(run_dir, meta.model, settings)
+    return run_dir, weights, settings
+
+
+def check_model_and_room(run_dir: Path, model: str, settings: plan.ExportSettings) -> None:
+    """Refuse an architecture the GGUF writer does not know, existing outputs, and a full disk.
+
+    Raises:
+        Refused: with exit status 1.
+    """
+    from engine.models.info import ModelError, read_model_info
+
+    if settings.adapter_only and plan.taken(Path(settings.adapter_only).parent, [Path(settings.adapter_only).name]):
+        folder = Path(settings.adapter_only)
+        if not folder.is_dir() or any(folder.iterdir()):
+            raise Refused(f"{folder} already exists; give a new or empty folder for --adapter-only", 1)
+    if settings.to:
+        names = plan.outputs(settings, run_dir.name)
+        if existing := plan.taken(Path(settings.to), names):
+            raise Refused(f"{existing[0]} already exists; an export never overwrites: choose another --to", 1)
+    try:
+        info = read_model_info(model)
+    except ModelError as exc:
+        raise Refused(f"the run's model {model}: {exc}", 1) from None
+    if settings.gguf and info.architecture and (problem := plan.architecture_problem(info.architecture)):
+        raise Refused(problem, 1)
+    if info.params_total:
+        needed = sum(plan.needed_bytes(settings, info.params_total, info.dtype).values())
+        if problem := plan.room_problem(Path(settings.to) if settings.to else run_dir, needed):
+            raise Refused(problem, 1)
+
+
+def copy_only(weights: Path, settings: plan.ExportSettings, base: str) -> int:
+    """``--adapter-only`` alone: the clean PEFT folder, copied here."""
+    try:
+        target = copy_adapter(weights, Path(settings.adapter_only or ""), base)
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"adapter for {base}: {target}")
+    return 0
+
+
+class ExportFollower:
+    """Follows an export's events with a progress bar until its terminal event."""
+
+    def __init__(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+
+    def follow(self) -> int:
+        """Show events until the export ends; returns 0 when it finished, 1 otherwise."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, transient=False) as progress:
+            self.progress = progress
+            self.task = progress.add_task("starting", total=None)
+            end = follow_to_end(self.job_dir, 0, self._show, progress.console.print,
+                                "stopping after the current tensor (Ctrl-C again to kill)", "killing the export")
+        return self._report(end)
+
+    def _show(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == JOB_STARTED:
+            model = event.get("model") or {}
+            self.progress.console.print(f"{model.get('name_or_path')} ({model.get('architecture')}) with "
+                                        f"{event.get('weights')}: {', '.join(event.get('outputs') or [])} into "
+                                        f"{event.get('destination')}, about {fmt_bytes(event.get('needed_bytes') or 0)}")
+        elif kind == PHASE:
+            self.progress.update(self.task, description=str(event.get("name", "")))
+        elif kind == PROGRESS:
+            self.progress.update(self.task, description=str(event.get("output")), completed=event.get("done") or 0,
+                                 total=event.get("total") or None)
+        elif kind == WARNING:
+            self.progress.console.print(f"warning: {event.get('message')}")
+
+    def _report(self, end: dict[str, Any]) -> int:
+        kind = end["type"]
+        if kind == JOB_FINISHED:
+            for output in end.get("outputs") or []:
+                print(f"{fmt_bytes(output.get('bytes') or 0):>10}  {output.get('path')}")
+            return 0
+        if kind in TERMINAL_TYPES and kind != JOB_FAILED:
+            kept = [output.get("path") for output in end.get("outputs") or []]
+            print(f"stopped while writing {end.get('output') or end.get('phase')}; nothing half-written was left"
+                  + (f"; finished before the stop: {', '.join(kept)}" if kept else ""))
+            return 1
+        print_failure(end, self.job_dir)
+        return 1
