@@ -36,6 +36,23 @@ def name_base_model(folder: Path, base: str) -> None:
         card.write_text(re.sub(r"(?m)^base_model: .*$", f"base_model: {base}", text, count=1), encoding="utf-8")
 
 
+def name_chosen_base(folder: Path, run_dir: Path) -> None:
+    """Make an adapter just saved into ``folder`` name the base model of ``run_dir``'s config.yaml.
+
+    Nothing happens when ``folder`` holds no adapter (a full fine-tune) or the run's config
+    names no model.
+    """
+    import yaml
+
+    config_path = run_dir / "config.yaml"
+    if not (folder / "adapter_config.json").is_file() or not config_path.is_file():
+        return
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+    chosen = (config.get("model") or {}).get("name_or_path") if isinstance(config, dict) else None
+    if isinstance(chosen, str) and chosen:
+        name_base_model(folder, chosen)
+
+
 def copy_adapter(weights: Path, destination: Path, base: str) -> Path:
     """Copy the PEFT adapter of ``weights`` into a new folder ``destination``, naming ``base``.
 

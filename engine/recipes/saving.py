@@ -5,6 +5,8 @@
   failure is recorded whole and the last complete checkpoint stays the one to resume from.
 * The final adapter (or full model) is written into a temporary folder beside ``adapter/`` and
   renamed into place when complete, so an interrupted save never leaves a folder that looks done.
+  An adapter names the base model the run chose (its ``model.name_or_path``: a hub id, a folder,
+  or the demo alias), not the cache folder it was loaded from (``engine.export.adapter``).
 * ``train_loss`` in ``run_finished`` is the whole run's mean per-step loss over every attempt,
   folded from the run's own ``log`` events (the Trainer's own figure covers the last attempt only).
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from engine.checkpoints import MARKER, OPTIMIZER, TRAINER_STATE
+from engine.export.adapter import name_chosen_base
 from engine.protocol import LOG, RUN_STARTED
 
 RESERVE = 16 * 1024**2
@@ -58,6 +61,7 @@ def save_atomically(target: Path, write: Callable[[Path], Any]) -> None:
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         write(staging)
+        name_chosen_base(staging, target.parent)  # the run's model, not a cache path
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
