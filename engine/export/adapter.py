@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -28,12 +27,14 @@ def name_base_model(folder: Path, base: str) -> None:
     """Make the adapter in ``folder`` name ``base`` as its base model (config and model card)."""
     config_path = folder / "adapter_config.json"
     config = json.loads(config_path.read_text(encoding="utf-8"))
+    loaded_from = config.get("base_model_name_or_path")
     config["base_model_name_or_path"] = base
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     card = folder / "README.md"
-    if card.is_file():
+    if card.is_file() and isinstance(loaded_from, str) and loaded_from and loaded_from != base:
+        # peft's card names the loaded path in its front matter (base_model, base_model:adapter: tag).
         text = card.read_text(encoding="utf-8")
-        card.write_text(re.sub(r"(?m)^base_model: .*$", f"base_model: {base}", text, count=1), encoding="utf-8")
+        card.write_text(text.replace(loaded_from, base), encoding="utf-8")
 
 
 def name_chosen_base(folder: Path, run_dir: Path) -> None:
