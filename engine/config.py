@@ -124,8 +124,9 @@ class DataSection(Section):
 
     train: list[str] = Field(default_factory=lambda: [DEMO_DATA], min_length=1)
     """JSON, JSON Lines or datasets folders; builtin:identity is the shipped demo set."""
-    format: Literal["auto", "alpaca", "sharegpt", "openai"] = "auto"
-    """Record layout; auto detects it from the first record."""
+    format: Literal["auto", "alpaca", "sharegpt", "openai", "alpaca_pairs", "sharegpt_pairs", "trl_pairs",
+                    "alpaca_kto", "sharegpt_kto", "trl_kto", "text"] = "auto"
+    """Record layout, auto detected from the first records; sft: alpaca/sharegpt/openai, dpo/orpo/rm: *_pairs, kto: *_kto or pairs, pt: text."""
     cutoff_len: int = Field(512, ge=8, le=1_048_576)
     """Longest sequence in tokens; longer records are truncated (and counted)."""
     val_size: float = Field(0.0, ge=0)
@@ -181,21 +182,55 @@ class TrainSection(Section):
     """Checkpoints kept; older ones are deleted."""
 
 
+Stage = Literal["sft", "pt", "rm", "dpo", "kto", "orpo"]
+STAGES: dict[str, str] = {
+    "sft": "supervised fine-tuning: learn the answers of instruction data",
+    "pt": "continued pre-training: learn raw text, every token trained",
+    "rm": "reward model: a scalar score head trained to rank chosen above rejected",
+    "dpo": "direct preference optimisation: prefer chosen over rejected answers, against a reference",
+    "kto": "KTO: learn from answers marked desirable or undesirable, no pairs needed",
+    "orpo": "ORPO: supervised fine-tuning and preference in one loss, no reference model",
+}
+"""Each training stage with the one line the app and the CLI show for it."""
+
+
+class PreferenceSection(Section):
+    """Preference training (stages dpo, kto, orpo, rm): how strongly and against what."""
+
+    beta: float = Field(0.1, gt=0)
+    """How strongly dpo and kto keep to the reference (higher = closer), or the odds-ratio weight of orpo."""
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = "sigmoid"
+    """DPO loss: sigmoid (the paper's), ipo (overfits less), hinge (SLiC), robust (noisy labels, with label_smoothing)."""
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5)
+    """DPO robust loss only: the share of preference labels assumed flipped (about 0.1 for noisy data)."""
+    reference: Literal["base", "precomputed"] = "base"
+    """dpo/kto reference: base = the base with the adapter off (no second copy); precomputed = its scores computed once first."""
+    desirable_weight: float = Field(1.0, gt=0)
+    """KTO: loss weight of desirable examples; raise it when they are fewer than undesirable ones."""
+    undesirable_weight: float = Field(1.0, gt=0)
+    """KTO: loss weight of undesirable examples; raise it when they are fewer than desirable ones."""
+
+
 class RunConfig(Section):
     """A whole run, or a preset (a partial run merged over the defaults)."""
 
     description: str = ""
     """One line saying what this preset is for."""
+    stage: Stage = "sft"
+    """What is trained: sft (instruction answers), pt (raw text), rm (reward model), dpo, kto or orpo (preferences)."""
     model: ModelSection = Field(default_factory=ModelSection)
     quant: QuantSection = Field(default_factory=QuantSection)
     adapter: AdapterSection = Field(default_factory=AdapterSection)
     data: DataSection = Field(default_factory=DataSection)
     train: TrainSection = Field(default_factory=TrainSection)
+    preference: PreferenceSection = Field(default_factory=PreferenceSection)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "RunConfig":
         if self.adapter.method == "full" and self.quant.mode != "none":
             raise ValueError("adapter.method full cannot train quantized weights: set quant.mode to none")
+        if self.preference.label_smoothing and self.preference.loss_type != "robust":
+            raise ValueError("preference.label_smoothing is used only by loss_type robust: set it to 0 or use robust")
         return self
 
 
@@ -280,7 +315,7 @@ def validate_config(node: yaml.Node | None, data: Any, source: str,
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([f"{source}:1:1: expected a mapping of sections (model, quant, adapter, data, train)"])
+        raise ConfigError([f"{source}:1:1: expected a mapping of sections (stage, model, quant, adapter, data, train, preference)"])
     merged = deep_merge(base or {}, data)
     try:
         return RunConfig.model_validate(merged)

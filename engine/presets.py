@@ -31,8 +31,10 @@ from engine.config import ConfigError, RunConfig, load_yaml, locate, read_config
 from engine.files import write_text_atomic
 from engine.paths import shipped_presets_dir, user_presets_dir
 
-PRESET_SECTIONS = ("quant", "adapter", "data", "train")
+PRESET_SECTIONS = ("quant", "adapter", "data", "train", "preference")
 """The sections a preset sets; the model and the data files are chosen per run."""
+PRESET_TOP_FIELDS = ("description", "stage")
+"""Top-level fields a preset holds: what it is for, and the stage it trains (a dpo preset is a dpo run)."""
 RUN_ONLY_FIELDS = frozenset({"data.train"})
 """Fields inside preset sections that name files of one run, so presets leave them out."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -164,9 +166,9 @@ def resolve(data: dict[str, Any]) -> RunConfig:
 
 
 def preset_values(config: RunConfig) -> dict[str, Any]:
-    """The part of a resolved config a preset holds: description and the preset sections."""
+    """The part of a resolved config a preset holds: description, stage and the preset sections."""
     dumped = config.model_dump(mode="json")
-    values: dict[str, Any] = {"description": dumped["description"]}
+    values: dict[str, Any] = {key: dumped[key] for key in PRESET_TOP_FIELDS}
     for section in PRESET_SECTIONS:
         values[section] = {
             key: value for key, value in dumped[section].items() if f"{section}.{key}" not in RUN_ONLY_FIELDS

@@ -12,7 +12,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from engine.data.formats import TRAINABLE, UNTRAINABLE, detect_format, printable, to_messages
+from engine.data.formats import (
+    LAYOUTS, STAGE_KINDS, Example, accepted_layouts, detect_format, printable, to_example, to_messages, wrong_kind)
 from engine.data.problems import Problem, SourceError
 from engine.data.source import RawRecord, iter_records
 
@@ -22,6 +23,7 @@ KEEP_PROBLEMS = 1000
 """Problems kept in a summary; the rest are counted."""
 FORMAT_HELP = ("expected instruction/output (alpaca), conversations of from/value (sharegpt) "
                "or messages of role/content (openai); or choose the format")
+"""What an unrecognised SFT file should look like (other stages name their own layouts)."""
 
 
 @dataclass
@@ -33,7 +35,8 @@ class CheckedRecord:
     line: int | None
     """1-based line where it starts (None in datasets folders)."""
     messages: list[dict[str, str]] | None
-    """Chat messages (system/user/assistant), None when the record has errors."""
+    """Chat messages (system/user/assistant), None when the record has errors. For pairs and kto records,
+    the prompt followed by the chosen (kto: the only) answer; None for raw text."""
     problems: list[Problem]
     """Errors and warnings of this record."""
     raw: Any = None
@@ -42,17 +45,29 @@ class CheckedRecord:
     """The file it came from, as the user named it."""
     offset: int | None = None
     """Where it starts in the file, for progress (see RawRecord.offset)."""
+    example: Example | None = None
+    """The record of a pairs, kto or text layout in one form (None for SFT records and records with errors)."""
+
+    @property
+    def usable(self) -> bool:
+        """Whether the record has no error (training uses it)."""
+        return self.messages is not None or self.example is not None
 
 
-def detect_file_format(path: str, fmt: str = "auto") -> tuple[str | None, Problem | None]:
-    """The format of a file: ``fmt`` unless it is ``auto``, else recognised from its first records.
+def detect_file_format(path: str, fmt: str = "auto", stage: str | None = "sft") -> tuple[str | None, Problem | None]:
+    """The layout of a file: ``fmt`` unless it is ``auto``, else recognised from its first records.
+
+    Args:
+        stage: the training stage the file is for; its layout must be of a kind the stage trains on
+            (STAGE_KINDS). None accepts every layout (``tuitune data check`` without a stage).
 
     Returns:
-        (format, problem): format is a TRAINABLE name, ``preference``, ``text`` or None; problem
-        is set when the file cannot be trained on as it is.
+        (layout, problem): layout is a name of LAYOUTS or None; problem is set when the file cannot be
+        trained on by ``stage`` as it is (unknown layout, or data of another stage, naming what it accepts).
     """
+    kinds = STAGE_KINDS[stage] if stage else tuple(set(LAYOUTS.values()))
     if fmt != "auto":
-        return fmt, None
+        return fmt, None if LAYOUTS[fmt] in kinds else Problem(path, None, None, None, wrong_kind(fmt, stage))
     first: RawRecord | None = None
     for n, raw in enumerate(iter_records(path)):
         if n >= DETECT_SCAN:
@@ -61,25 +76,27 @@ def detect_file_format(path: str, fmt: str = "auto") -> tuple[str | None, Proble
             continue
         first = first or raw
         found = detect_format(raw.value)
-        if found in UNTRAINABLE:
-            return found, Problem(path, raw.line, raw.index, None, UNTRAINABLE[found])
+        if found and LAYOUTS[found] not in kinds:
+            return found, Problem(path, raw.line, raw.index, None, wrong_kind(found, stage))
         if found:
             return found, None
     if first is None:
         return None, None
     keys = printable(", ".join(list(first.value)[:8])) or "none"
+    expected = FORMAT_HELP if stage == "sft" else f"{accepted_layouts(stage)}; or choose data.format" if stage else \
+        "expected instruction data, preference pairs, kto answers or raw text; or choose the format"
     return None, Problem(path, first.line, first.index, None,
-                         f"cannot tell the format from the record's keys ({keys}): {FORMAT_HELP}")
+                         f"cannot tell the format from the record's keys ({keys}): {expected}")
 
 
-def layout_problem(path: str, fmt: str = "auto") -> Problem | None:
+def layout_problem(path: str, fmt: str = "auto", stage: str | None = "sft") -> Problem | None:
     """Why ``path`` cannot be trained or evaluated on as a whole, from its first records, or None.
 
     The quick check commands make before they start a job (the job checks every record): a path
     that cannot be read, a layout that is unknown or not trainable, or a file without records.
     """
     try:
-        found, problem = detect_file_format(path, fmt)
+        found, problem = detect_file_format(path, fmt, stage)
     except SourceError as exc:
         return exc.problem
     if problem is None and found is None:
@@ -87,7 +104,7 @@ def layout_problem(path: str, fmt: str = "auto") -> Problem | None:
     return problem
 
 
-def check_file(path: str, fmt: str = "auto") -> Iterator[CheckedRecord | Problem]:
+def check_file(path: str, fmt: str = "auto", stage: str | None = "sft") -> Iterator[CheckedRecord | Problem]:
     """Every record of ``path`` checked, preceded by any whole-file problem (then nothing else).
 
     Yields:
@@ -95,7 +112,7 @@ def check_file(path: str, fmt: str = "auto") -> Iterator[CheckedRecord | Problem
         untrainable format), otherwise one :class:`CheckedRecord` per record.
     """
     try:
-        found, problem = detect_file_format(path, fmt)
+        found, problem = detect_file_format(path, fmt, stage)
         if problem is not None:
             yield problem
             return
@@ -111,15 +128,26 @@ def _check(path: str, raw: RawRecord, fmt: str | None, seen: dict[int, tuple[int
         return CheckedRecord(raw.index, raw.line, None, [raw.problem], raw.value, path, raw.offset)
     if fmt is None:  # no record could be read to tell the format: only syntax problems remain
         return CheckedRecord(raw.index, raw.line, None, [], raw.value, path, raw.offset)
-    messages, found = to_messages(raw.value, fmt)
+    example = None
+    if LAYOUTS[fmt] == "sft":
+        messages, found = to_messages(raw.value, fmt)
+    else:
+        example, found = to_example(raw.value, fmt)
+        messages = example.conversation() if example is not None and example.kind != "text" else None
     problems = [Problem(path, raw.line, raw.index, f or None, m) for f, m in found]
-    if messages is not None:
-        key = hash(tuple((m["role"], m["content"]) for m in messages))
+    if messages is not None or example is not None:
+        key = hash(_content_key(messages, example))
         first = seen.setdefault(key, (raw.index, raw.line))
         if first[0] != raw.index:
             where = f"record {first[0]}" + (f" (line {first[1]})" if first[1] else "")
             problems.append(Problem(path, raw.line, raw.index, None, f"duplicate of {where}", "warning"))
-    return CheckedRecord(raw.index, raw.line, messages, problems, raw.value, path, raw.offset)
+    return CheckedRecord(raw.index, raw.line, messages, problems, raw.value, path, raw.offset, example)
+
+
+def _content_key(messages: list[dict[str, str]] | None, example: Example | None) -> tuple:
+    """What two records must share to be duplicates."""
+    turns = tuple((m["role"], m["content"]) for m in messages or ())
+    return turns if example is None else (turns, example.rejected, example.label, example.text)
 
 
 @dataclass
@@ -140,6 +168,8 @@ class CheckSummary:
     """Usable records by number of user+assistant turns."""
     problems: list[Problem] = field(default_factory=list)
     """The first KEEP_PROBLEMS problems, in file order."""
+    labels: Counter = field(default_factory=Counter)
+    """Usable kto records by label: desirable, undesirable."""
 
     def add_problem(self, problem: Problem) -> None:
         """Count ``problem`` and keep it while fewer than KEEP_PROBLEMS are kept."""
@@ -158,9 +188,12 @@ class CheckSummary:
         self.records += 1
         for problem in item.problems:
             self.add_problem(problem)
-        if item.messages is not None:
+        if item.usable:
             self.usable += 1
+        if item.messages is not None:
             self.turns[sum(1 for m in item.messages if m["role"] != "system")] += 1
+        if item.example is not None and item.example.label is not None:
+            self.labels["desirable" if item.example.label else "undesirable"] += 1
 
     @property
     def omitted(self) -> int:
@@ -177,25 +210,40 @@ class CheckSummary:
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (problems excluded; they are streamed one by one)."""
         return {"formats": self.formats, "records": self.records, "usable": self.usable,
-                "errors": self.errors, "warnings": self.warnings, "turns": self.turn_stats()}
+                "errors": self.errors, "warnings": self.warnings, "turns": self.turn_stats(), "labels": dict(self.labels)}
 
 
 def check_paths(
     paths: list[str],
     fmt: str = "auto",
     on_record: Callable[[CheckedRecord], None] | None = None,
+    stage: str | None = "sft",
 ) -> CheckSummary:
-    """Check every file of ``paths``; ``on_record`` sees each checked record (e.g. to keep messages)."""
+    """Check every file of ``paths`` for ``stage``; ``on_record`` sees each checked record (e.g. to keep it)."""
     summary = CheckSummary()
     for path in paths:
         found = None
-        for item in check_file(path, fmt):
+        for item in check_file(path, fmt, stage):
             summary.add(item)
             if isinstance(item, CheckedRecord) and on_record is not None:
                 on_record(item)
         try:
-            found = detect_file_format(path, fmt)[0]
+            found = detect_file_format(path, fmt, stage)[0]
         except SourceError:
             pass
-        summary.formats[path] = found if found in TRAINABLE or found in UNTRAINABLE else None
+        summary.formats[path] = found if found in LAYOUTS else None
     return summary
+
+
+def kto_balance_problem(paths: list[str], labels: Counter) -> Problem | None:
+    """The error for kto data whose usable records are all desirable or all undesirable, else None.
+
+    KTO weighs desirable answers up and undesirable ones down against each other; with only one
+    kind there is nothing to weigh and TRL's loss degenerates.
+    """
+    if not labels or (labels["desirable"] and labels["undesirable"]):
+        return None
+    only = "desirable" if labels["desirable"] else "undesirable"
+    other = "undesirable (label/kto_tag false)" if only == "desirable" else "desirable (label/kto_tag true)"
+    return Problem(", ".join(paths), None, None, None,
+                   f"every usable record is {only} ({labels[only]:,}): kto needs {other} examples too")

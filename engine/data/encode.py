@@ -163,3 +163,116 @@ def _tokenize_slow(text: str, spans: list[tuple[int, int]], tokenizer: Any) -> t
         last = len(tokenizer(text[:end], add_special_tokens=False)["input_ids"])
         trained[first:last] = [True] * (last - first)
     return list(ids), trained
+
+
+@dataclass
+class Completion:
+    """A prompt and one answer as tokens (preference and KTO training): the answer is what is compared."""
+
+    prompt_ids: list[int]
+    """The prompt's tokens, up to the answer's first token."""
+    completion_ids: list[int]
+    """The answer's tokens (its text and end-of-turn marker), cut so prompt + answer fit the cutoff."""
+    truncated: bool
+    """Whether the cutoff dropped answer tokens."""
+    full_length: int
+    """Prompt + answer tokens before cutting."""
+
+    @property
+    def trained_tokens(self) -> int:
+        """Answer tokens left after the cut."""
+        return len(self.completion_ids)
+
+
+def encode_completions(conversations: list[list[dict[str, str]]], tokenizer: Any, cutoff_len: int) -> list[Completion]:
+    """Prompt and answer tokens of conversations whose last turn is the answer, rendered with the chat template.
+
+    Only the last assistant turn is the answer: earlier ones belong to the prompt. The cut keeps the
+    start (the prompt whole, the answer's beginning); a prompt of ``cutoff_len`` tokens or more leaves
+    no answer token.
+    """
+    split = [_split_last_answer(text, spans[-1], tokenizer) for text, spans in
+             (assistant_spans(messages, tokenizer) for messages in conversations)]
+    out = []
+    for prompt, answer in split:
+        room = max(0, cutoff_len - len(prompt))
+        out.append(Completion(prompt, answer[:room], len(answer) > room, len(prompt) + len(answer)))
+    return out
+
+
+def _split_last_answer(text: str, span: tuple[int, int], tokenizer: Any) -> tuple[list[int], list[int]]:
+    """The tokens of ``text`` before the answer ``span`` and those inside it (whitespace after it is dropped)."""
+    if getattr(tokenizer, "is_fast", False):
+        enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, starts = list(enc["input_ids"]), [s for s, _ in enc["offset_mapping"]]
+        first = next((i for i, s in enumerate(starts) if s >= span[0]), len(ids))
+        last = next((i for i, s in enumerate(starts) if s >= span[1]), len(ids))
+        return ids[:first], ids[first:last]
+    prompt = tokenizer(text[:span[0]], add_special_tokens=False)["input_ids"]
+    whole = tokenizer(text[:span[1]], add_special_tokens=False)["input_ids"]
+    return list(whole[:len(prompt)]), list(whole[len(prompt):])
+
+
+@dataclass
+class PairEncoded:
+    """A preference pair as tokens: one prompt, two answers."""
+
+    prompt_ids: list[int]
+    chosen_ids: list[int]
+    rejected_ids: list[int]
+    truncated: bool
+    """Whether the cutoff dropped tokens of either answer."""
+    full_length: int
+    """The longer side's prompt + answer tokens before cutting."""
+    chosen_length: int
+    """Answer tokens of chosen before cutting."""
+    rejected_length: int
+    """Answer tokens of rejected before cutting."""
+
+    @property
+    def trained_tokens(self) -> int:
+        """Answer tokens of the shorter side after the cut: 0 means the pair compares nothing."""
+        return min(len(self.chosen_ids), len(self.rejected_ids))
+
+
+def encode_pairs(pairs: list[tuple[list[dict[str, str]], list[dict[str, str]]]], tokenizer: Any,
+                 cutoff_len: int) -> list[PairEncoded]:
+    """Tokens of (chosen conversation, rejected conversation) pairs that share their prompt.
+
+    The prompt is the tokens both sides start with up to the first answer token (they agree unless a
+    template renders the answer into the prompt's last token); each side is cut to ``cutoff_len``
+    tokens with the prompt, keeping the start.
+    """
+    whole = encode_completions([c for pair in pairs for c in pair], tokenizer, 1 << 40)
+    out = []
+    for chosen, rejected in zip(whole[0::2], whole[1::2]):
+        shared = _common_prefix(chosen.prompt_ids, rejected.prompt_ids)
+        prompt = chosen.prompt_ids[:shared]
+        sides = [c.prompt_ids[shared:] + c.completion_ids for c in (chosen, rejected)]
+        room = max(0, cutoff_len - len(prompt))
+        out.append(PairEncoded(prompt, sides[0][:room], sides[1][:room], max(map(len, sides)) > room,
+                               len(prompt) + max(map(len, sides)), len(sides[0]), len(sides[1])))
+    return out
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def encode_texts(texts: list[str], tokenizer: Any, cutoff_len: int) -> list[list[Encoded]]:
+    """Raw documents as training pieces (continued pre-training): every token trained.
+
+    Each document is tokenised whole with the end-of-sequence token after it (so the model learns
+    where documents end) and cut into pieces of at most ``cutoff_len`` tokens; no token is dropped.
+    """
+    eos = [tokenizer.eos_token_id] if getattr(tokenizer, "eos_token_id", None) is not None else []
+    ids_list = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    out = []
+    for ids in ids_list:
+        ids = list(ids) + eos
+        out.append([Encoded(ids[i:i + cutoff_len], ids[i:i + cutoff_len], False, len(ids))
+                    for i in range(0, len(ids), cutoff_len)])
+    return out

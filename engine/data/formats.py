@@ -8,18 +8,47 @@ messages. Conversion never raises: it returns the messages (or None) and a list 
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 TRAINABLE = ("alpaca", "sharegpt", "openai")
-"""Formats supervised fine-tuning can train on."""
-UNTRAINABLE = {
-    "preference": "this file holds preference pairs (chosen/rejected), which are for preference training "
-    "such as DPO; tuitune trains by supervised fine-tuning (SFT), which needs one answer per prompt: "
-    "convert it to alpaca, sharegpt or openai messages (for example keep only 'chosen')",
-    "text": "this file holds raw text (a 'text' field) with no user/assistant turns, so supervised "
-    "fine-tuning has no answers to learn: convert it to alpaca, sharegpt or openai messages",
+"""Formats supervised fine-tuning can train on (conversations with answers)."""
+PAIR_LAYOUTS = ("alpaca_pairs", "sharegpt_pairs", "trl_pairs")
+"""Preference pairs: a prompt with a chosen and a rejected answer (stages dpo, orpo, rm; kto unpairs them)."""
+KTO_LAYOUTS = ("alpaca_kto", "sharegpt_kto", "trl_kto")
+"""Single answers marked desirable or undesirable (stage kto)."""
+LAYOUTS: dict[str, str] = {**{name: "sft" for name in TRAINABLE}, **{name: "pairs" for name in PAIR_LAYOUTS},
+                           **{name: "kto" for name in KTO_LAYOUTS}, "text": "text"}
+"""Every record layout and its kind: sft, pairs, kto or text (raw text: JSON Lines/datasets ``text``, .txt files)."""
+STAGE_KINDS: dict[str, tuple[str, ...]] = {
+    "sft": ("sft",), "pt": ("text",), "dpo": ("pairs",), "orpo": ("pairs",), "rm": ("pairs",), "kto": ("kto", "pairs"),
 }
-"""Formats recognised but refused, with the message saying why and what to do."""
+"""The kinds of data each stage trains on."""
+KIND_HELP = {
+    "sft": "instruction data: alpaca {instruction, input, output}, sharegpt {conversations: [{from, value}]} or "
+           "openai {messages: [{role, content}]}",
+    "pairs": "preference pairs: alpaca_pairs {instruction, input, chosen, rejected}, sharegpt_pairs "
+             "{conversations, chosen: {from, value}, rejected: {from, value}} or trl_pairs {prompt, chosen, "
+             "rejected} (strings or message lists)",
+    "kto": "answers marked good or bad: trl_kto {prompt, completion, label}, sharegpt_kto {conversations, kto_tag} "
+           "or alpaca_kto {instruction, input, output, kto_tag}",
+    "text": "raw text: JSON Lines or a datasets folder with a 'text' field, or a .txt file (one document per "
+            "blank-line-separated block)",
+}
+STAGE_FOR_KIND = {"sft": "sft", "pairs": "dpo, orpo or rm", "kto": "kto", "text": "pt"}
+
+
+def accepted_layouts(stage: str) -> str:
+    """What ``stage`` trains on, for messages: ``dpo trains on preference pairs: …``."""
+    return f"stage {stage} trains on " + "; or ".join(KIND_HELP[kind] for kind in STAGE_KINDS[stage])
+
+
+def wrong_kind(layout: str, stage: str) -> str:
+    """Why a file of ``layout`` cannot be trained by ``stage``, naming what it accepts and which stage fits."""
+    kind = LAYOUTS[layout]
+    return (f"this file holds {KIND_HELP[kind].split(':')[0]} ({layout}), which stage {stage} cannot train: "
+            f"{accepted_layouts(stage)}. This layout is for stage {STAGE_FOR_KIND[kind]}")
+
 
 OPENAI_ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {
@@ -71,11 +100,16 @@ def printable(value: str) -> str:
 
 
 def detect_format(record: Any) -> str | None:
-    """The format a record's keys suggest: a TRAINABLE name, ``preference``, ``text`` or None."""
+    """The layout a record's keys suggest (a name of LAYOUTS), or None."""
     if not isinstance(record, dict):
         return None
+    chat = "conversations" in record or "messages" in record
     if "chosen" in record and "rejected" in record:
-        return "preference"
+        return "sharegpt_pairs" if chat else "alpaca_pairs" if "instruction" in record else "trl_pairs"
+    if "kto_tag" in record:
+        return "sharegpt_kto" if chat else "alpaca_kto"
+    if "completion" in record and "label" in record:
+        return "trl_kto"
     for key in ("messages", "conversations"):
         turns = record.get(key)
         if isinstance(turns, list):
@@ -257,3 +291,252 @@ def with_system(messages: list[dict[str, str]], system_prompt: str | None) -> li
     if not system_prompt or (messages and messages[0]["role"] == "system"):
         return messages
     return [{"role": "system", "content": system_prompt}, *messages]
+
+
+@dataclass
+class Example:
+    """A record of a preference, KTO or raw-text layout in one form (SFT records stay chat messages).
+
+    ``prompt`` holds the turns before the answer (system, then user/assistant alternating, ending on
+    a user turn); the answers are the texts of the assistant turn that follows it.
+    """
+
+    kind: str
+    """pairs, kto or text (see LAYOUTS)."""
+    prompt: list[dict[str, str]] = field(default_factory=list)
+    """The conversation before the answer; empty for text."""
+    chosen: str | None = None
+    """pairs: the preferred answer; kto: the answer."""
+    rejected: str | None = None
+    """pairs: the answer ranked below chosen."""
+    label: bool | None = None
+    """kto: whether the answer is desirable."""
+    text: str | None = None
+    """text: the document."""
+
+    def conversation(self, side: str = "chosen") -> list[dict[str, str]]:
+        """The prompt followed by the ``side`` answer (chosen or rejected) as an assistant turn."""
+        return [*self.prompt, {"role": "assistant", "content": getattr(self, side)}]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The example as JSON-ready data."""
+        return asdict(self)
+
+
+def to_example(record: Any, layout: str) -> tuple[Example | None, list[FieldProblem]]:
+    """Convert one record of a pairs, kto or text ``layout`` (see LAYOUTS), checking every field.
+
+    Returns:
+        The example (None when the record cannot be used) and every problem found, each with its field.
+    """
+    if not isinstance(record, dict):
+        return None, [("", f"expected a JSON object (a record), got {json_type(record)}")]
+    problems: list[FieldProblem] = []
+    example = {"alpaca_pairs": _alpaca_pairs, "sharegpt_pairs": _sharegpt_pairs, "trl_pairs": _trl_pairs,
+               "alpaca_kto": _alpaca_kto, "sharegpt_kto": _sharegpt_kto, "trl_kto": _trl_kto,
+               "text": _plain_text}[layout](record, problems)
+    if example is not None and example.kind == "pairs" and not problems and example.chosen == example.rejected:
+        problems.append(("rejected", "identical to chosen: the pair teaches no preference; drop it or fix one side"))
+    return (None if problems else example), problems
+
+
+def _plain_text(record: dict, problems: list[FieldProblem]) -> Example | None:
+    text = _text(record, "text", "text", problems, required=True)
+    return Example("text", text=text) if text is not None else None
+
+
+def _alpaca_prompt(record: dict, problems: list[FieldProblem]) -> list[Turn]:
+    """The system, history and instruction(+input) turns of an alpaca-like record."""
+    instruction = _text(record, "instruction", "instruction", problems, required=True)
+    extra = _text(record, "input", "input", problems, required=False)
+    system = _text(record, "system", "system", problems, required=False)
+    turns: list[Turn] = [("system", system, "system")] if system and system.strip() else []
+    history = record.get("history")
+    if history is not None and not isinstance(history, list):
+        problems.append(("history", f"expected an array of [instruction, answer] pairs, got {json_type(history)}"))
+    for i, pair in enumerate(history if isinstance(history, list) else []):
+        if not (isinstance(pair, list) and len(pair) == 2):
+            problems.append((f"history[{i}]", "expected an [instruction, answer] pair of two strings"))
+            continue
+        for j, role in enumerate(("user", "assistant")):
+            if not isinstance(pair[j], str) or not pair[j].strip() or not_text(pair[j]):
+                what = (f"expected a string, got {json_type(pair[j])}" if not isinstance(pair[j], str)
+                        else not_text(pair[j]) or "empty text")
+                problems.append((f"history[{i}][{j}]", what))
+            else:
+                turns.append((role, pair[j], f"history[{i}][{j}]"))
+    if instruction is not None:
+        prompt = f"{instruction}\n{extra}" if extra and extra.strip() else instruction
+        turns.append(("user", prompt, "instruction"))
+    return turns
+
+
+def _messages(turns: list[Turn]) -> list[dict[str, str]]:
+    return [{"role": r, "content": c} for r, c, _ in turns]
+
+
+def _prompt_problems(turns: list[Turn], field: str) -> list[FieldProblem]:
+    """Order problems of a prompt: one leading system turn, user/assistant alternating, ending on user."""
+    body = turns[1:] if turns and turns[0][0] == "system" else turns
+    expected = "user"
+    for role, _, where in body:
+        if role == "system":
+            return [(where, "a system turn may only come first")]
+        if role != expected:
+            return [(where, f"expected a {expected} turn here (user and assistant must alternate, starting "
+                            f"with user), got {role}")]
+        expected = "assistant" if role == "user" else "user"
+    if not body:
+        return [(field, "no user turn: the prompt is empty")]
+    if body[-1][0] != "user":
+        return [(body[-1][2], "the prompt must end with a user turn; the answer that follows it is what is compared")]
+    return []
+
+
+def _turn_objects(value: Any, field: str, problems: list[FieldProblem]) -> list[Turn] | None:
+    """A list of {role, content} (or {from, value}) turns, checked, as Turns with their field paths."""
+    if not isinstance(value, list):
+        problems.append((field, f"expected an array of messages, got {json_type(value)}"))
+        return None
+    if not value:
+        problems.append((field, "empty (no messages)"))
+        return None
+    turns: list[Turn] = []
+    for i, item in enumerate(value):
+        turn = _turn_object(item, f"{field}[{i}]", problems)
+        if turn is not None:
+            turns.append(turn)
+    return turns if len(turns) == len(value) else None
+
+
+def _turn_object(item: Any, where: str, problems: list[FieldProblem]) -> Turn | None:
+    """One {role, content} or {from, value} turn."""
+    if not isinstance(item, dict):
+        problems.append((where, f"expected an object with role and content, got {json_type(item)}"))
+        return None
+    role_key, text_key = ("from", "value") if "from" in item else ("role", "content")
+    role = item.get(role_key)
+    if not isinstance(role, str) or role not in SHAREGPT_ROLES:
+        what = "missing field" if role is None else f"unknown role {role!r}; allowed: {', '.join(SHAREGPT_ROLES)}"
+        problems.append((f"{where}.{role_key}", what))
+        return None
+    content = _content(item, text_key, f"{where}.{text_key}", problems)
+    return (SHAREGPT_ROLES[role], content, f"{where}.{role_key}") if content is not None else None
+
+
+def _answer(record: dict, key: str, problems: list[FieldProblem]) -> tuple[list[Turn], str] | None:
+    """An answer given as a string, one turn object, or a message list ending with the assistant's turn.
+
+    Returns the turns that come before the answer inside the value (a message list may repeat the
+    prompt) and the answer's text.
+    """
+    value = record.get(key)
+    if isinstance(value, str) or value is None:
+        text = _text(record, key, key, problems, required=True)
+        return ([], text) if text is not None else None
+    if isinstance(value, dict):
+        turn = _turn_object(value, key, problems)
+        turns = [turn] if turn is not None else None
+    else:
+        turns = _turn_objects(value, key, problems)
+    if turns is None:
+        return None
+    if turns[-1][0] != "assistant":
+        problems.append((turns[-1][2], f"the {key} answer must be an assistant turn, got {turns[-1][0]}"))
+        return None
+    return turns[:-1], turns[-1][1]
+
+
+def _chat_prompt(record: dict, problems: list[FieldProblem]) -> list[Turn] | None:
+    """The conversation of a sharegpt-like record (conversations or messages) with its system field."""
+    found = _turn_list(record, ("conversations", "messages"), problems)
+    system = _text(record, "system", "system", problems, required=False)
+    if found is None:
+        return None
+    key, items = found
+    turns = _turn_objects(items, key, problems)
+    if turns is None:
+        return None
+    return ([("system", system, "system")] if system and system.strip() else []) + turns
+
+
+def _pair(prompt: list[Turn] | None, record: dict, problems: list[FieldProblem]) -> Example | None:
+    """The chosen and rejected answers after ``prompt``; turns repeated inside the answers must agree."""
+    chosen, rejected = _answer(record, "chosen", problems), _answer(record, "rejected", problems)
+    if prompt is None or chosen is None or rejected is None:
+        return None
+    if [t[:2] for t in chosen[0]] != [t[:2] for t in rejected[0]]:
+        problems.append(("rejected", "the prompt differs between the sides: the turns before the rejected answer "
+                                     "are not those before the chosen one"))
+        return None
+    full = prompt + chosen[0]
+    problems.extend(_prompt_problems(full, "prompt"))
+    return Example("pairs", _messages(full), chosen=chosen[1], rejected=rejected[1]) if not problems else None
+
+
+def _alpaca_pairs(record: dict, problems: list[FieldProblem]) -> Example | None:
+    prompt = _alpaca_prompt(record, problems)
+    return _pair(prompt if not problems else None, record, problems)
+
+
+def _sharegpt_pairs(record: dict, problems: list[FieldProblem]) -> Example | None:
+    return _pair(_chat_prompt(record, problems), record, problems)
+
+
+def _trl_prompt(record: dict, problems: list[FieldProblem]) -> list[Turn] | None:
+    """TRL's ``prompt``: a string (one user turn) or a message list; absent, the answers carry it (implicit)."""
+    value = record.get("prompt")
+    if "prompt" not in record:
+        if isinstance(record.get("chosen", record.get("completion")), list):
+            return []  # implicit prompt: the turns before the last one of each answer
+        problems.append(("prompt", "missing field"))
+        return None
+    if isinstance(value, list):
+        return _turn_objects(value, "prompt", problems)
+    text = _text(record, "prompt", "prompt", problems, required=True)
+    return [("user", text, "prompt")] if text is not None else None
+
+
+def _trl_pairs(record: dict, problems: list[FieldProblem]) -> Example | None:
+    return _pair(_trl_prompt(record, problems), record, problems)
+
+
+def _label(record: dict, key: str, problems: list[FieldProblem]) -> bool | None:
+    value = record.get(key)
+    if not isinstance(value, bool):
+        problems.append((key, "missing field" if key not in record else
+                         f"expected true (desirable) or false (undesirable), got {json_type(value)}"))
+        return None
+    return value
+
+
+def _single(prompt: list[Turn] | None, answer: tuple[list[Turn], str] | None, label: bool | None,
+            problems: list[FieldProblem]) -> Example | None:
+    if prompt is None or answer is None or label is None:
+        return None
+    full = prompt + answer[0]
+    problems.extend(_prompt_problems(full, "prompt"))
+    return Example("kto", _messages(full), chosen=answer[1], label=label) if not problems else None
+
+
+def _trl_kto(record: dict, problems: list[FieldProblem]) -> Example | None:
+    prompt = _trl_prompt(record, problems)
+    return _single(prompt, _answer(record, "completion", problems), _label(record, "label", problems), problems)
+
+
+def _alpaca_kto(record: dict, problems: list[FieldProblem]) -> Example | None:
+    prompt = _alpaca_prompt(record, problems)
+    output = _text(record, "output", "output", problems, required=True)
+    label = _label(record, "kto_tag", problems)
+    return _single(prompt, ([], output) if output is not None else None, label, problems)
+
+
+def _sharegpt_kto(record: dict, problems: list[FieldProblem]) -> Example | None:
+    turns = _chat_prompt(record, problems)
+    label = _label(record, "kto_tag", problems)
+    if turns is None:
+        return None
+    if turns[-1][0] != "assistant":
+        problems.append((turns[-1][2], "the conversation must end with the assistant's answer, which kto_tag marks"))
+        return None
+    return _single(turns[:-1], ([], turns[-1][1]), label, problems)

@@ -66,7 +66,10 @@ def resolve_path(path: str) -> Path:
 
 
 def source_kind(path: Path, name: str | None = None) -> str:
-    """``jsonl``, ``json`` (an array) or ``arrow`` (a datasets folder), from the content, not the name.
+    """``jsonl``, ``json`` (an array), ``arrow`` (a datasets folder) or ``txt`` (plain text, named ``*.txt``).
+
+    JSON and JSON Lines are told apart by the content; plain text only by the ``.txt`` suffix, since a
+    text file may start with anything.
 
     Raises:
         SourceError: for anything but a regular file or a folder (a FIFO, a device, a socket),
@@ -79,6 +82,8 @@ def source_kind(path: Path, name: str | None = None) -> str:
     if not stat.S_ISREG(mode):
         raise SourceError(Problem(name or str(path), None, None, None, f"not a regular file ({file_kind(mode)}); "
                                   "give a JSON or JSON Lines file, or a folder saved by datasets"))
+    if path.suffix.lower() == ".txt":
+        return "txt"
     with path.open("rb") as file:
         head = file.read(4096).removeprefix(BOM).lstrip()
     return "json" if head.startswith(b"[") else "jsonl"
@@ -95,7 +100,7 @@ def iter_records(path: str) -> Iterator[RawRecord]:
         raise SourceError(Problem(path, None, None, None, "no such file or folder"))
     try:
         kind = source_kind(real, path)
-        reader = {"jsonl": _iter_jsonl, "json": _iter_json_array, "arrow": _iter_arrow}[kind]
+        reader = {"jsonl": _iter_jsonl, "json": _iter_json_array, "arrow": _iter_arrow, "txt": _iter_text}[kind]
         yield from reader(real, path)
     except OSError as exc:
         raise SourceError(Problem(path, None, None, None, f"cannot read: {exc.strerror or exc}")) from None
@@ -296,3 +301,42 @@ def _iter_arrow(path: Path, name: str) -> Iterator[RawRecord]:
                     index += 1
     if index == 0:
         yield RawRecord(0, None, problem=Problem(name, None, None, None, "the dataset is empty: no records"))
+
+
+def _iter_text(path: Path, name: str) -> Iterator[RawRecord]:
+    """A plain-text file as records ``{"text": …}``: one document per block of lines, blocks separated by
+    blank lines (a line of only whitespace counts as blank); each record starts at its first line."""
+    index = offset = 0
+    block: list[bytes] = []
+    start = start_offset = 0
+
+    def flush() -> RawRecord:
+        raw = b"".join(block).rstrip(b"\r\n")
+        if len(raw) > MAX_RECORD_BYTES:
+            return RawRecord(index, start, problem=too_long(name, start, index, len(raw)), offset=start_offset)
+        try:
+            return RawRecord(index, start, {"text": raw.decode("utf-8")}, offset=start_offset)
+        except UnicodeDecodeError as exc:
+            line = start + raw.count(b"\n", 0, exc.start)
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1)
+            return RawRecord(index, line, problem=_utf8_problem(name, line, index, raw[exc.start - column:], column))
+
+    with path.open("rb") as file:
+        for lineno, (raw, size) in enumerate(_bounded_lines(file), 1):
+            offset += size
+            if raw is not None and lineno == 1:
+                raw = raw.removeprefix(BOM)
+            if raw is not None and not raw.strip():
+                if block:
+                    yield flush()
+                    index += 1
+                    block = []
+                continue
+            if not block:
+                start, start_offset = lineno, offset - size
+            block.append(raw if raw is not None else b"\xff" * (MAX_RECORD_BYTES + 1))
+    if block:
+        yield flush()
+        index += 1
+    if index == 0:
+        yield RawRecord(0, None, problem=Problem(name, None, None, None, "the file is empty: no text"))

@@ -151,7 +151,10 @@ class EventsCallback(TrainerCallback):
         if "loss" in logs:
             self.events.emit(LOG, **self._log_fields(state, logs))
         if "eval_loss" in logs:
-            self.events.emit(EVAL, step=state.global_step, epoch=_round(state.epoch), eval_loss=logs["eval_loss"])
+            metrics = {key.removeprefix("eval_"): value for key, value in logs.items()
+                       if key.startswith("eval_") and key not in EVAL_FIELDS and _is_number(value)}
+            self.events.emit(EVAL, step=state.global_step, epoch=_round(state.epoch), eval_loss=logs["eval_loss"],
+                             **({"metrics": metrics} if metrics else {}))
 
     def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         """Mark the folder the Trainer just wrote as complete, and emit ``checkpoint``."""
@@ -181,7 +184,22 @@ class EventsCallback(TrainerCallback):
             "loss": logs["loss"], "lr": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
             "tokens_per_s": round(tokens_per_s, 1), "elapsed_s": round(elapsed, 2),
             "eta_s": round(eta, 1) if eta is not None else None,
+            **({"metrics": metrics} if (metrics := stage_metrics(logs)) else {}),
         }
+
+
+LOG_FIELDS = frozenset({"loss", "learning_rate", "grad_norm", "epoch", "num_input_tokens_seen"})
+"""Trainer log keys that ``log`` events carry as fields of their own; every other number goes under ``metrics``."""
+EVAL_FIELDS = frozenset({"eval_loss", "eval_runtime", "eval_samples_per_second", "eval_steps_per_second"})
+
+
+def stage_metrics(logs: dict[str, Any]) -> dict[str, float]:
+    """The stage's own metrics in a Trainer log, under TRL's names (``rewards/margins``, ``kl``, …)."""
+    return {key: value for key, value in logs.items() if key not in LOG_FIELDS and _is_number(value)}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:

@@ -25,7 +25,9 @@ from typing import Any
 
 from engine.config import DataSection
 from engine.data.checks import CheckedRecord, check_paths
-from engine.data.encode import IGNORE_INDEX, Encoded, empty_after_cut, encode_conversations
+from engine.data.checks import kto_balance_problem
+from engine.data.encode import (
+    IGNORE_INDEX, Encoded, empty_after_cut, encode_completions, encode_conversations, encode_pairs, encode_texts)
 from engine.data.formats import to_messages, with_system
 from engine.data.problems import DataError, Problem
 from engine.data.source import resolve_path
@@ -57,15 +59,21 @@ class _Item:
     encoded: Encoded | None = None
 
 
-def build_datasets(data: DataSection, tokenizer: Any, seed: int) -> Built:
-    """Check, encode, split and (optionally) pack the data of a run.
+def build_datasets(data: DataSection, tokenizer: Any, seed: int, stage: str = "sft") -> Built:
+    """Check, encode, split and (optionally) pack the data of a run of ``stage``.
+
+    sft: conversations with their answers trained; pt: raw text, every token trained, packed;
+    dpo/orpo/rm: preference pairs as ``prompt_ids``, ``chosen_ids``, ``rejected_ids``; kto: answers
+    as ``prompt_ids``, ``completion_ids``, ``label`` (pairs are unpaired into one of each).
 
     Raises:
-        DataError: when any record has an error, when no record keeps a trained token, or when
-            the validation split leaves nothing to train on.
+        DataError: when any record has an error, when no record keeps a trained token, when the
+            validation split leaves nothing to train on, or (kto) when every answer has the same label.
     """
     from datasets import Dataset
 
+    if stage != "sft":
+        return _build_stage(data, tokenizer, seed, stage)
     items, warnings, fmt = _checked(data)
     encode_records(items, tokenizer, data.cutoff_len, data.system_prompt)
     truncated = sum(1 for it in items if it.encoded.truncated)
@@ -97,24 +105,28 @@ def build_datasets(data: DataSection, tokenizer: Any, seed: int) -> Built:
     return Built(Dataset.from_dict(rows), eval_set, stats, warnings)
 
 
-def _checked(data: DataSection) -> tuple[list[_Item], list[str], str]:
+def _checked(data: DataSection, stage: str = "sft") -> tuple[list[_Item], list[str], str]:
     """The usable records of every file, or DataError with every error found."""
     items: list[_Item] = []
 
     def keep(record: CheckedRecord) -> None:
-        if record.messages is not None:
+        if record.usable:
             record.raw = None  # the messages are all training needs; halves the memory of big files
             items.append(_Item(record))
 
-    summary = check_paths(data.train, data.format, on_record=keep)
+    summary = check_paths(data.train, data.format, on_record=keep, stage=stage)
     errors = [p for p in summary.problems if p.severity == "error"]
     if errors:
         raise DataError(errors, omitted=summary.errors - len(errors))
+    if stage == "kto" and (problem := kto_balance_problem(data.train, summary.labels)) is not None:
+        raise DataError([problem])
     warnings = []
     dup = [p for p in summary.problems if p.message.startswith("duplicate")]
     if dup:
         warnings.append(f"{len(dup)} duplicate records (kept), first: {dup[0]}")
     formats = sorted({f for f in summary.formats.values() if f})
+    if stage != "sft":  # the checked examples are used as read (.txt files are no JSON for datasets)
+        return items, warnings, "+".join(formats)
     for path in data.train:
         note = _load_through_datasets(path, [it for it in items if it.where.file == path], summary.formats[path])
         if note:
@@ -242,6 +254,132 @@ def _add_row(rows: dict[str, list[list[int]]], ids: list[int], labels: list[int]
     rows["labels"].append(labels)
     rows["attention_mask"].append([1] * len(ids))
     rows["position_ids"].append(positions)
+
+
+def _build_stage(data: DataSection, tokenizer: Any, seed: int, stage: str) -> Built:
+    """:func:`build_datasets` for every stage but sft."""
+    from datasets import Dataset
+
+    items, warnings, fmt = _checked(data, stage)
+    if stage == "pt":
+        return _build_text(items, data, seed, tokenizer, warnings, fmt)
+    if stage == "kto":
+        items = _unpaired(items)
+    encode = _encode_kto if stage == "kto" else _encode_pairs
+    _encode_in_chunks(items, lambda chunk: encode(chunk, tokenizer, data), tokenizer)
+    truncated = sum(1 for it in items if it.encoded.truncated)
+    if truncated:
+        warnings.append(f"{truncated} records truncated at cutoff_len {data.cutoff_len}")
+    empty = [it for it in items if it.encoded.trained_tokens == 0]
+    if empty:
+        warnings.append(_empty_warning(empty, data.cutoff_len))
+    items = [it for it in items if it.encoded.trained_tokens > 0]
+    if not items:
+        raise DataError([_empty_problem(it, data.cutoff_len) for it in empty] or [
+            Problem(", ".join(data.train), None, None, None, "no usable records")])
+    train, held = _split(items, data.val_size, seed)
+    rows = _stage_rows([it.encoded for it in train], stage, [getattr(it, 'label', None) for it in train])
+    answers = [n for key in ("chosen_ids", "rejected_ids", "completion_ids") for n in map(len, rows.get(key, []))]
+    stats = {
+        "format": fmt, "train_records": len(train), "eval_records": len(held), "truncated": truncated,
+        "dropped_empty": len(empty),
+        "duplicates": sum(1 for it in items for p in it.where.problems if p.message.startswith("duplicate")),
+        "train_tokens": sum(answers) + sum(len(p) for p in rows["prompt_ids"]) * (1 if stage == "kto" else 2),
+        "trained_tokens": sum(answers),
+        "train_sequences": len(answers),
+    }
+    if stage == "kto":
+        stats["desirable"] = sum(rows["label"])
+        stats["undesirable"] = len(rows["label"]) - stats["desirable"]
+    eval_set = Dataset.from_dict(_stage_rows([it.encoded for it in held], stage, [getattr(it, 'label', None) for it in held])) \
+        if held else None
+    return Built(Dataset.from_dict(rows), eval_set, stats, warnings)
+
+
+@dataclass
+class _Answer(_Item):
+    """A kto answer: one record, or one side of a pair (``label`` False for its rejected side)."""
+
+    label: bool | None = None
+    side: str = "chosen"
+
+
+def _unpaired(items: list[_Item]) -> list[_Item]:
+    """KTO answers of kto records as they are, and of pairs one desirable (chosen) and one undesirable."""
+    out: list[_Item] = []
+    for item in items:
+        example = item.where.example
+        if example.kind == "pairs":
+            out += [_Answer(item.where, label=True), _Answer(item.where, label=False, side="rejected")]
+        else:
+            out.append(_Answer(item.where, label=example.label))
+    return out
+
+
+def _encode_pairs(chunk: list[_Item], tokenizer: Any, data: DataSection) -> list[Any]:
+    pairs = [tuple(with_system(it.where.example.conversation(side), data.system_prompt)
+                   for side in ("chosen", "rejected")) for it in chunk]
+    return encode_pairs(pairs, tokenizer, data.cutoff_len)
+
+
+def _encode_kto(chunk: list[_Item], tokenizer: Any, data: DataSection) -> list[Any]:
+    conversations = [with_system(it.where.example.conversation(it.side), data.system_prompt) for it in chunk]
+    return encode_completions(conversations, tokenizer, data.cutoff_len)
+
+
+def _encode_in_chunks(items: list[_Item], encode: Any, tokenizer: Any) -> None:
+    """``item.encoded = encode(chunk)[i]`` for every item, naming each record a chat template fails on."""
+    for first in range(0, len(items), BATCH):
+        chunk = items[first:first + BATCH]
+        try:
+            encoded = encode(chunk)
+        except Exception:
+            problems = []
+            for item in chunk:
+                try:
+                    encode([item])
+                except Exception as exc:
+                    where = item.where
+                    problems.append(Problem(where.file, where.line, where.index, None,
+                                            f"the chat template failed: {exc}"))
+            raise DataError(problems) from None
+        for item, one in zip(chunk, encoded):
+            item.encoded = one
+
+
+def _stage_rows(encoded: list[Any], stage: str, labels: list[bool | None]) -> dict[str, list[Any]]:
+    """Columns of a preference (prompt_ids, chosen_ids, rejected_ids) or kto (…, completion_ids, label) Dataset."""
+    if stage == "kto":
+        return {"prompt_ids": [e.prompt_ids for e in encoded], "completion_ids": [e.completion_ids for e in encoded],
+                "label": list(labels)}
+    return {"prompt_ids": [e.prompt_ids for e in encoded], "chosen_ids": [e.chosen_ids for e in encoded],
+            "rejected_ids": [e.rejected_ids for e in encoded]}
+
+
+def _build_text(items: list[_Item], data: DataSection, seed: int, tokenizer: Any, warnings: list[str],
+                fmt: str) -> Built:
+    """Continued pre-training: documents cut into cutoff_len pieces, every token trained, packed."""
+    from datasets import Dataset
+
+    if not items:
+        raise DataError([Problem(", ".join(data.train), None, None, None, "no usable records")])
+    train, held = _split(items, data.val_size, seed)
+
+    def pieces(chosen: list[_Item]) -> list[Encoded]:
+        texts = [it.where.example.text for it in chosen]
+        return [piece for first in range(0, len(texts), BATCH)
+                for doc in encode_texts(texts[first:first + BATCH], tokenizer, data.cutoff_len) for piece in doc]
+
+    train_pieces = pieces(train)
+    rows = pack_records(train_pieces, data.cutoff_len)  # always packed: pieces of raw text have no turns to keep
+    if len(train_pieces) > len(train):
+        warnings.append(f"documents longer than cutoff_len {data.cutoff_len} were cut into pieces "
+                        f"({len(train_pieces)} pieces from {len(train)} documents); no token is dropped")
+    stats = {"format": fmt, "train_records": len(train), "eval_records": len(held), "truncated": 0,
+             "dropped_empty": 0, "duplicates": 0, "train_tokens": sum(len(ids) for ids in rows["input_ids"]),
+             "trained_tokens": sum(len(p.input_ids) for p in train_pieces), "train_sequences": len(rows["input_ids"])}
+    eval_set = Dataset.from_dict(pack_records(pieces(held), data.cutoff_len)) if held else None
+    return Built(Dataset.from_dict(rows), eval_set, stats, warnings)
 
 
 class FlatCollator:

@@ -27,16 +27,17 @@ from typing import Any
 import torch
 import transformers
 
-from engine.config import ConfigError
+from engine.config import ConfigError, load_config
 from engine.data.problems import DataError
 from engine.models.info import ModelError
 from engine.models.loading import peak_memory
-from engine.protocol import RUN_FAILED, RUN_STOPPED, read_log_tail
+from engine.protocol import CONFIG_FILE, RUN_FAILED, RUN_STOPPED, read_log_tail
 from engine.recipes.callbacks import Events, RunFlags, StopBeforeTraining
 from engine.recipes.saving import DiskFull
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-RECIPES = {"sft": "engine.recipes.sft"}
+RECIPES = {"sft": "engine.recipes.sft", "pt": "engine.recipes.pt", "rm": "engine.recipes.rm",
+           "dpo": "engine.recipes.dpo", "kto": "engine.recipes.kto", "orpo": "engine.recipes.orpo"}
 """Training stage to the recipe module that trains it; each has ``train(run_dir, resume, events, flags)``."""
 MODEL_HINT = "check model.name_or_path: a local folder with config.json, a hub id (needs network) or an alias"
 
@@ -56,7 +57,8 @@ def main(argv: list[str]) -> int:
     transformers.utils.logging.disable_progress_bar()
     events = Events(args.run_dir)
     try:
-        recipe = importlib.import_module(RECIPES["sft"])
+        stage = load_config(args.run_dir / CONFIG_FILE).stage  # the recipe reads it again, whole
+        recipe = importlib.import_module(RECIPES[stage])
         return recipe.train(args.run_dir, args.resume, events, flags)
     except StopBeforeTraining:
         peak, kind = peak_memory()

@@ -34,7 +34,7 @@ def test_unknown_key_names_line_field_and_allowed_keys() -> None:
 
 def test_unknown_section_is_an_error() -> None:
     [problem] = problems_of("lora:\n  r: 8\n")
-    assert problem.startswith("p.yaml:1:1 lora: unknown key; allowed here: description, model, quant, adapter")
+    assert problem.startswith("p.yaml:1:1 lora: unknown key; allowed here: description, stage, model, quant, adapter")
 
 
 def test_wrong_choice_lists_the_allowed_values() -> None:

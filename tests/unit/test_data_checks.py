@@ -27,12 +27,12 @@ CORPUS = {
     "(question, answer): expected instruction/output (alpaca), conversations of from/value (sharegpt) or "
     "messages of role/content (openai); or choose the format",
     "preference_pairs.jsonl": "preference_pairs.jsonl:1 record 0: this file holds preference pairs "
-    "(chosen/rejected), which are for preference training such as DPO; tuitune trains by supervised "
-    "fine-tuning (SFT), which needs one answer per prompt: convert it to alpaca, sharegpt or openai "
-    "messages (for example keep only 'chosen')",
-    "raw_text.jsonl": "raw_text.jsonl:1 record 0: this file holds raw text (a 'text' field) with no "
-    "user/assistant turns, so supervised fine-tuning has no answers to learn: convert it to alpaca, "
-    "sharegpt or openai messages",
+    "(trl_pairs), which stage sft cannot train: stage sft trains on instruction data: alpaca {instruction, "
+    "input, output}, sharegpt {conversations: [{from, value}]} or openai {messages: [{role, content}]}. "
+    "This layout is for stage dpo, orpo or rm",
+    "raw_text.jsonl": "raw_text.jsonl:1 record 0: this file holds raw text (text), which stage sft cannot "
+    "train: stage sft trains on instruction data: alpaca {instruction, input, output}, sharegpt "
+    "{conversations: [{from, value}]} or openai {messages: [{role, content}]}. This layout is for stage pt",
     "alpaca_missing_output.jsonl": "alpaca_missing_output.jsonl:2 record 1 field output: missing field",
     "alpaca_empty_instruction.jsonl": "alpaca_empty_instruction.jsonl:3 record 2 field instruction: empty text",
     "alpaca_wrong_type.jsonl": "alpaca_wrong_type.jsonl:1 record 0 field output: expected a string, got number",
@@ -85,7 +85,7 @@ RECORDS = {
     "alpaca": {"instruction": "Hi", "input": "", "output": "Hello"},
     "sharegpt": {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"}]},
     "openai": {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]},
-    "preference": {"prompt": "Hi", "chosen": "Hello", "rejected": "Bye"},
+    "trl_pairs": {"prompt": "Hi", "chosen": "Hello", "rejected": "Bye"},
     "text": {"text": "Hello world"},
 }
 

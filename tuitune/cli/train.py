@@ -1,7 +1,7 @@
 """``tuitune train``: start a run headless and follow it with a progress bar, or detach.
 
 The config is built in layers (engine.compose): defaults ← ``--preset`` ← CONFIG file ← flags
-(``--model``, ``--data``, ``--max-steps``). The run itself is a detached engine process
+(``--model``, ``--data``, ``--max-steps``, ``--stage``). The run itself is a detached engine process
 (tuitune.runs.launch), so this command only reads the run folder: Ctrl-C asks the run to
 stop (checkpoint, adapter, ``run_stopped``); a second Ctrl-C kills the trainer.
 """
@@ -15,7 +15,8 @@ from typing import Any
 
 from engine.config import ConfigError, RunConfig
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
-from tuitune.cli.common import config_from_args, runs_root
+from engine.compose import compose_config
+from tuitune.cli.common import CONFIG_FLAGS, runs_root
 from tuitune.cli.follow import follow_to_end, print_failure
 from tuitune.runs.launch import default_run_name, new_run_dir, resume_run, start_run
 from tuitune.runs.folder import resolve_run
@@ -44,7 +45,8 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
         if not args.run_dir:
             raise FileNotFoundError("--resume needs --run-dir (the run to continue)")
         ignored = [flag for flag, value in (("CONFIG", args.config), ("--model", args.model), ("--data", args.data),
-                                            ("--preset", args.preset), ("--max-steps", args.max_steps)) if value]
+                                            ("--preset", args.preset), ("--max-steps", args.max_steps),
+                                            ("--stage", getattr(args, "stage", None))) if value]
         if ignored:
             raise ValueError(f"--resume continues the run's own config.yaml; {', '.join(ignored)} cannot change it")
         run_dir = resolve_run(args.run_dir, runs_root)
@@ -52,7 +54,7 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
         offset = events.stat().st_size if events.exists() else 0
         resume_run(run_dir)
         return run_dir, offset
-    config = config_from_args(args)
+    config = config_of(args)
     if config.model.trust_remote_code:  # only a run config can say so (presets may not): say it loudly
         print(f"warning: this run executes Python code shipped with {config.model.name_or_path} "
               "(model.trust_remote_code: true in the run config)", file=sys.stderr)
@@ -65,6 +67,15 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
     return run_dir, 0
 
 
+def config_of(args: argparse.Namespace) -> RunConfig:
+    """defaults ← ``--preset`` ← CONFIG ← the flags given, ``--stage`` among them."""
+    flags = {flag: (field, getattr(args, dest)) for dest, (flag, field) in CONFIG_FLAGS.items()
+             if getattr(args, dest, None) is not None}
+    if getattr(args, "stage", None):
+        flags["--stage"] = ("stage", args.stage)
+    return compose_config(args.preset, args.config, flags)
+
+
 class Refused(ValueError):
     """The run must not start as it is; the message says why and what to do."""
 
@@ -74,7 +85,8 @@ def preflight(config: RunConfig, force: bool = False) -> None:
 
     The model must be readable and allowed (the same verdict as ``tuitune estimate`` and the app's
     review), the run must fit unless ``force``, and every data path must exist and hold a layout
-    the stage trains on (its first records are read; the trainer checks every record).
+    the stage trains on (its first records are read; the trainer checks every record): data of
+    another stage is refused naming the layouts this stage accepts.
 
     Raises:
         Refused: naming the model, the data file or the shortfall.
@@ -88,7 +100,7 @@ def preflight(config: RunConfig, force: bool = False) -> None:
     if verdict.refusal:
         raise Refused(verdict.refusal)
     for path in config.data.train:
-        problem = layout_problem(path, config.data.format)
+        problem = layout_problem(path, config.data.format, config.stage)
         if problem is not None:
             raise Refused(f"data: {problem}")
     if not verdict.fits and not force and verdict.estimate is not None:

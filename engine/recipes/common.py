@@ -1,0 +1,208 @@
+"""What every stage's recipe does the same way: load, arguments, and the train → save → terminal event tail.
+
+A recipe (``sft.py``, ``dpo.py``, …) reads top to bottom: :func:`prepare` (config, seed, model path,
+tokenizer) → its own model and data → its own Trainer with an :class:`EventsCallback` →
+:func:`train_and_save`, which trains from the resume point, saves the adapter atomically and writes
+``run_finished`` or ``run_stopped``. Stop, save-now, resume and the complete-checkpoint rule
+therefore behave the same in every stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from transformers import TrainingArguments, set_seed
+
+from engine.checkpoints import TRAINER_STATE, list_checkpoints
+from engine.config import RunConfig, load_config
+from engine.machine.sampler import SystemSampler
+from engine.models.demo import ALIASES, is_prepared, resolve_model
+from engine.models.loading import check_model, cuda_bf16, device_name, peak_memory
+from engine.models.tokenizer import load_tokenizer
+from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, PHASE, RUN_FINISHED, RUN_STARTED, RUN_STOPPED
+from engine.protocol import WARNING, read_events
+from engine.recipes.callbacks import Events, EventsCallback, RunFlags
+from engine.recipes.saving import check_room, copy_model_files, save_atomically, whole_run_loss
+
+log = logging.getLogger("engine.recipes.common")
+
+
+@dataclass
+class Prepared:
+    """What every recipe starts from."""
+
+    config: RunConfig
+    path: str
+    """The model folder or hub id to load."""
+    tokenizer: Any
+
+
+def prepare(run_dir: Path, events: Events, flags: RunFlags) -> Prepared:
+    """The run's config, seeded RNGs, the checked model path and the tokenizer."""
+    config = load_config(run_dir / CONFIG_FILE)
+    # One seed for adapter init, dropout and data order; the Trainer reseeds the sampler
+    # from args.seed too, so a resumed run replays the same order and skips what it saw.
+    set_seed(config.train.seed)
+    name = config.model.name_or_path
+    if name in ALIASES and not is_prepared():
+        events.emit(PHASE, name="preparing_model", message=f"converting the demo model {name} once (about 30 s)")
+    path = resolve_model(name)
+    check_model(config, path)
+    flags.check_stop()
+    note = "" if config.quant.mode == "none" else f" ({config.quant.mode} through bitsandbytes)"
+    events.emit(PHASE, name="loading_model", message=f"loading {name}" + note)
+    tokenizer = load_tokenizer(path, config.model.revision, config.model.trust_remote_code)
+    return Prepared(config, path, tokenizer)
+
+
+def run_started_fields(run_dir: Path, config: RunConfig, facts: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+    """The fields of ``run_started`` known before training (the callback adds steps and the resume)."""
+    return {
+        "run_name": run_dir.name, "stage": config.stage, "model": facts, "method": config.adapter.method,
+        "data": {key: stats.get(key) for key in ("train_records", "eval_records", "truncated", "train_tokens")},
+        "epochs": config.train.epochs if config.train.max_steps is None else None,
+        "device": device_name(), "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+    }
+
+
+def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool, flat_batches: bool = False,
+                       args_class: type[TrainingArguments] = TrainingArguments, **extra: Any) -> TrainingArguments:
+    """The Trainer's arguments for ``config``; every knob the app can set maps here.
+
+    Args:
+        flat_batches: the collator makes padding-free batches (every token is a real one).
+        args_class: TrainingArguments or a TRL config deriving from it (DPOConfig, …), whose own
+            fields come in ``extra``. Every shared field is given explicitly, so TRL's different
+            defaults (gradient checkpointing on, bf16 on, a learning rate of 1e-6) never apply unseen.
+    """
+    train = config.train
+    # Mixed precision: bf16 autocast only where the hardware does bf16 natively (Ampere+).
+    # fp16 needs a loss scaler and overflows more easily, so it is only used when asked for.
+    # On CPU we stay in fp32: bf16 is slow there and on some CPUs kills the process (SIGILL).
+    bf16 = train.precision == "bf16" or (train.precision == "auto" and cuda_bf16())
+    fp16 = train.precision == "fp16"
+    eval_steps = train.eval_steps or train.save_steps
+    return args_class(
+        output_dir=str(run_dir / CHECKPOINTS_DIR),
+        num_train_epochs=train.epochs,
+        max_steps=train.max_steps or -1,
+        per_device_train_batch_size=train.batch_size,
+        per_device_eval_batch_size=train.batch_size,
+        gradient_accumulation_steps=train.grad_accum,
+        learning_rate=train.learning_rate,
+        lr_scheduler_type=train.scheduler,
+        warmup_steps=train.warmup_ratio,  # a float below 1 is a share of total steps (transformers 5)
+        weight_decay=train.weight_decay,
+        max_grad_norm=train.max_grad_norm,
+        # The same AdamW in one fused kernel per step instead of a loop over parameters
+        # (transformers' own default since torch 2.8, on CPU and GPU).
+        optim="adamw_torch_fused" if train.optimizer == "adamw_torch" else train.optimizer,
+        bf16=bf16,
+        fp16=fp16,
+        # Non-reentrant checkpointing works with frozen inputs (LoRA) without the
+        # enable_input_require_grads hack, and is what PyTorch recommends.
+        # (transformers 5 renamed gradient_checkpointing to activation_checkpointing.)
+        activation_checkpointing=train.gradient_checkpointing,
+        activation_checkpointing_kwargs={"use_reentrant": False} if train.gradient_checkpointing else None,
+        seed=train.seed,
+        logging_strategy="steps",
+        logging_steps=train.logging_steps,
+        eval_strategy="steps" if has_eval else "no",
+        eval_steps=eval_steps if has_eval else None,
+        save_strategy="steps",
+        save_steps=train.save_steps,
+        save_total_limit=train.save_total_limit,
+        # Optimizer, scheduler and RNG states are kept so a resume continues exactly.
+        save_only_model=False,
+        report_to="none",
+        disable_tqdm=True,  # the app draws progress from events; tqdm would fill engine.log
+        use_cpu=not torch.cuda.is_available(),
+        # the datasets hold only the columns the collator needs
+        remove_unused_columns=False,
+        # Non-padding tokens, counted per micro-batch, drive tokens/s. The count is one
+        # .item() sync per micro-batch, but the Trainer's NaN-loss filter already syncs there.
+        # A padding-free batch has no padding and no attention mask: every token counts ("all");
+        # "non_padding" would then skip ids equal to the pad id, which is often the end-of-turn token.
+        include_num_input_tokens_seen="all" if flat_batches else "non_padding",
+        dataloader_pin_memory=torch.cuda.is_available(),
+        **extra,
+    )
+
+
+def resume_point(run_dir: Path, events: Events) -> Path | None:
+    """The newest complete checkpoint, saying why any newer one is skipped (or that there is none)."""
+    found = list_checkpoints(run_dir)
+    chosen = next((c for c in found if c.problem is None), None)
+    for skipped in found:
+        if skipped is chosen:
+            break
+        where = f"checkpoint-{chosen.step}" if chosen else "step 0"
+        events.emit(WARNING, message=f"checkpoint-{skipped.step} cannot be resumed from: {skipped.problem}; "
+                                     f"resuming from {where}", code="incomplete_checkpoint")
+    if chosen is None:
+        events.emit(WARNING, message="no checkpoint to resume from: training starts at step 0", code="no_checkpoint")
+    return chosen.path if chosen else None
+
+
+def finished_step(checkpoint: Path | None) -> int | None:
+    """The checkpoint's step when it is the run's last (its trainer state says max_steps was reached)."""
+    if checkpoint is None:
+        return None
+    state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+    step, last = state.get("global_step"), state.get("max_steps")
+    return step if isinstance(step, int) and isinstance(last, int) and 0 < last <= step else None
+
+
+def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkpoint: Path | None, tokenizer: Any,
+                   events: Events, flags: RunFlags, save: Callable[[Path], None] | None = None) -> int:
+    """Train (from ``checkpoint`` when resuming), save the adapter into RUN/adapter, write the terminal event.
+
+    Args:
+        save: writes the trained model into a folder (default: ``trainer.save_model``); the tokenizer
+            is saved beside it either way.
+    """
+    adapter_dir = run_dir / ADAPTER_DIR
+    save = save or (lambda folder: trainer.save_model(str(folder)))
+    done = finished_step(checkpoint)
+    if done is not None:
+        # The checkpoint is the last step already (a stop or a crash came during the final save):
+        # the Trainer would train one step past max_steps, so the adapter is taken from it as is.
+        events.emit(RUN_STARTED, **callback.started, total_steps=done, resumed_from_step=done, pid=os.getpid())
+        events.emit(PHASE, name="saving", message="the checkpoint is the last step: saving it as the adapter")
+        save_atomically(adapter_dir, lambda tmp: (copy_model_files(checkpoint, tmp), tokenizer.save_pretrained(tmp)))
+        peak, kind = peak_memory()
+        events.emit(RUN_FINISHED, step=done, train_loss=whole_run_loss(read_events(run_dir)),
+                    adapter_path=ADAPTER_DIR, peak_memory_bytes=peak, peak_memory_kind=kind)
+        return 0
+    sampler = SystemSampler(events.emit, interval=5.0) if trainer.is_world_process_zero() else None
+    try:
+        if sampler:
+            sampler.start()
+        events.emit(PHASE, name="training", message="training")
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    finally:
+        if sampler:
+            sampler.stop()
+
+    events.emit(PHASE, name="saving", message="saving the adapter and tokenizer")
+    # For peft models save_model writes only the adapter (adapter_model.safetensors and
+    # adapter_config.json); for full fine-tuning the whole model. Rank 0 only, inside; written
+    # beside adapter/ and renamed into place, so a half-written adapter never looks finished.
+    if trainer.is_world_process_zero():
+        check_room(run_dir, callback.checkpoint_bytes, "the adapter")
+        save_atomically(adapter_dir, lambda tmp: (save(tmp), tokenizer.save_pretrained(tmp)))
+    peak, kind = peak_memory()
+    step = trainer.state.global_step
+    if flags.stop and step < trainer.state.max_steps:  # a stop that came during the final save is no stop
+        events.emit(RUN_STOPPED, step=step, checkpoint_path=callback.last_checkpoint, adapter_path=ADAPTER_DIR,
+                    peak_memory_bytes=peak, peak_memory_kind=kind)
+    else:
+        events.emit(RUN_FINISHED, step=step, train_loss=whole_run_loss(read_events(run_dir)), adapter_path=ADAPTER_DIR,
+                    peak_memory_bytes=peak, peak_memory_kind=kind)
+    return 0
