@@ -229,6 +229,9 @@ class RunConfig(Section):
     def _check_combinations(self) -> "RunConfig":
         if self.adapter.method == "full" and self.quant.mode != "none":
             raise ValueError("adapter.method full cannot train quantized weights: set quant.mode to none")
+        if self.stage == "kto" and self.train.batch_size < 2:
+            raise ValueError("stage kto needs train.batch_size of at least 2: its KL term pairs each answer with "
+                             "another prompt of the same batch")
         if self.preference.label_smoothing and self.preference.loss_type != "robust":
             raise ValueError("preference.label_smoothing is used only by loss_type robust: set it to 0 or use robust")
         return self
