@@ -81,16 +81,16 @@ def outputs(settings: ExportSettings, base: str) -> list[str]:
     return names + ([MODELFILE] if settings.ollama else [])
 
 
-def needed_bytes(settings: ExportSettings, params: int, dtype: str | None) -> dict[str, int]:
+def needed_bytes(merged: bool, gguf: list[str], params: int, dtype: str | None) -> dict[str, int]:
     """Bytes each output needs for a model of ``params`` weights stored as ``dtype``.
 
     The merged model keeps the base's stored dtype; 1-D tensors, written as F32 in a GGUF, are
     a rounding error next to the matrices. The tokenizer (a few MB) is in ``RESERVE``.
     """
     sizes: dict[str, int] = {}
-    if settings.merged:
+    if merged:
         sizes[MERGED_DIR] = int(params * DTYPE_BYTES.get(dtype or "float32", 4))
-    for kind in settings.gguf:
+    for kind in gguf:
         sizes[kind] = int(params * BYTES_PER_WEIGHT[kind])
     return sizes
 

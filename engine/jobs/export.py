@@ -128,7 +128,7 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
     info = read_model_info(base_path)
     if settings.gguf and (problem := plan.architecture_problem(info.architecture)):
         raise JobError(problem)
-    needed = sum(plan.needed_bytes(settings, info.params_total or 0, info.dtype).values())
+    needed = sum(plan.needed_bytes(settings.merged, settings.gguf, info.params_total or 0, info.dtype).values())
     destination.mkdir(parents=True, exist_ok=True)
     if problem := plan.room_problem(destination, needed):
         raise JobError(problem, hint="free some space, or export to another disk with --to DIR")

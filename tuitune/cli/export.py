@@ -125,7 +125,7 @@ def check_model_and_room(run_dir: Path, model: str, settings: plan.ExportSetting
     if settings.gguf and info.architecture and (problem := plan.architecture_problem(info.architecture)):
         raise Refused(problem, 1)
     if info.params_total:
-        needed = sum(plan.needed_bytes(settings, info.params_total, info.dtype).values())
+        needed = sum(plan.needed_bytes(settings.merged, settings.gguf, info.params_total, info.dtype).values())
         if problem := plan.room_problem(Path(settings.to) if settings.to else run_dir, needed):
             raise Refused(problem, 1)
 
