@@ -352,7 +352,17 @@ def test_export_refusals(eng, tiny_model_dir: Path, tiny_data: Path, tmp_path: P
     code, err = export("untrained", "--merged", "--to", str(taken))
     assert code == 1 and f"{taken / 'merged'} already exists" in err
     assert (taken / "merged" / "mine.txt").read_text() == "the user's"
+    code, err = export("untrained", "--adapter-only", str(taken))
+    assert code == 1 and "give a new or empty folder" in err
     assert not (run_dir / "exports").exists()
+
+    # The adapter alone needs no job: copied at once, naming the base as the run chose it.
+    (run_dir / "adapter" / "training_args.bin").write_bytes(b"state")
+    code = main(["--runs-dir", str(runs), "export", "untrained", "--adapter-only", str(tmp_path / "travel")])
+    assert code == 0 and not (run_dir / "exports").exists()
+    assert json.loads((tmp_path / "travel" / "adapter_config.json").read_text()) == {
+        "base_model_name_or_path": str(tiny_model_dir)}
+    assert sorted(p.name for p in (tmp_path / "travel").iterdir()) == ["adapter_config.json"]
 
 
 def test_export_refuses_a_gguf_of_an_architecture_it_does_not_know(eng, tiny_model_dir: Path, tiny_data: Path,

@@ -110,10 +110,9 @@ def check_model_and_room(run_dir: Path, model: str, settings: plan.ExportSetting
     """
     from engine.models.info import ModelError, read_model_info
 
-    if settings.adapter_only and plan.taken(Path(settings.adapter_only).parent, [Path(settings.adapter_only).name]):
-        folder = Path(settings.adapter_only)
-        if not folder.is_dir() or any(folder.iterdir()):
-            raise Refused(f"{folder} already exists; give a new or empty folder for --adapter-only", 1)
+    folder = Path(settings.adapter_only) if settings.adapter_only else None
+    if folder is not None and folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise Refused(f"{folder} already exists; give a new or empty folder for --adapter-only", 1)
     if settings.to:
         names = plan.outputs(settings, run_dir.name)
         if existing := plan.taken(Path(settings.to), names):
