@@ -126,8 +126,8 @@ async def test_missing_file_and_format_override(data_dir: Path) -> None:
     app = DataApp(model=None)
     async with app.run_test(size=(120, 40)) as pilot:
         path_box = app.screen.query_one("#data-path", Input)
-        assert app.screen.focused is path_box
-        await pilot.press(*"nope.jsonl", "enter")
+        assert app.screen.focused is not path_box  # the screen's keys work until ctrl+o
+        await pilot.press("ctrl+o", *"nope.jsonl", "enter")
         await settle(pilot)
         assert text_of(pilot, "#data-info") == "nope.jsonl: no such file or folder"
         path_box.value = "chat.jsonl"

@@ -3,6 +3,11 @@
 Every screen of the app shows a failed worker (they run with ``exit_on_error=False``) in the
 ``ErrorModal``, as Harlequin routes its worker errors; detail screens keep the app's mode keys
 out of their footer; and all reach the app typed through ``tuitune_app``.
+
+Text fields and keys: no screen opens with a text field focused (a screen focuses what it lists
+instead, or a field only where typing is the one thing to do there); while a field has focus,
+printable keys go into it and the footer shows the screen's one-character keys as unavailable;
+``esc`` leaves the field and they work again.
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from textual.actions import parse as parse_action
 from textual.app import App, SystemCommand
 from textual.binding import ActiveBinding, Binding
 from textual.dom import DOMNode
+from textual.keys import key_to_character
 from textual.screen import Screen
+from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState
 
 from tuitune.dialogs.error import ErrorModal, describe_worker_error
@@ -30,6 +37,12 @@ GLOBAL_ACTIONS = ("switch_mode", "new_run")
 
 class AppScreen(Screen[None]):
     """A screen of the app: worker errors open the error dialog; the footer lists the screen's keys."""
+
+    AUTO_FOCUS = "DataTable, OptionList.-focus-first"
+    """What a screen focuses when it opens: its first list, never a text field (Textual's
+    default takes the first focusable widget, often a field). A screen marks the list it opens
+    on with the class ``-focus-first``."""
+    BINDINGS = [Binding("escape", "leave_field", "Leave field", show=False, priority=True)]
 
     APP_KEYS_IN_FOOTER: ClassVar[bool] = False
     """Whether the footer lists the app's mode and new-run keys too. At 80 columns a footer
@@ -45,10 +58,44 @@ class AppScreen(Screen[None]):
     def active_bindings(self) -> dict[str, ActiveBinding]:
         """The screen's active bindings, without the app's mode and new-run keys unless APP_KEYS_IN_FOOTER."""
         bindings = super().active_bindings
-        if self.APP_KEYS_IN_FOOTER:
-            return bindings
-        return {key: active for key, active in bindings.items()
-                if not (active.node is self.app and active.binding.action.startswith(GLOBAL_ACTIONS))}
+        if self.typing:
+            bindings.update(self._keys_typed_into_field(bindings))
+        if not self.APP_KEYS_IN_FOOTER:
+            bindings = {key: active for key, active in bindings.items()
+                        if not (active.node is self.app and active.binding.action.startswith(GLOBAL_ACTIONS))}
+        if "escape" in bindings:  # bound first here (leave a field), shown last (Back) as before
+            action = bindings["escape"].binding.action
+            bindings = {key: active for key, active in bindings.items() if active.binding.action != action} | {
+                key: active for key, active in bindings.items() if active.binding.action == action}
+        return bindings
+
+    def _keys_typed_into_field(self, shown: dict[str, ActiveBinding]) -> dict[str, ActiveBinding]:
+        """The screen's and app's printable keys that the focused field takes, as unavailable
+        (Textual leaves them out of the footer; a user should see they are there, but not now)."""
+        taken: dict[str, ActiveBinding] = {}
+        for node in (self, self.app):
+            for key, binding in node._bindings:
+                character = key_to_character(key)
+                if key in shown or key in taken or character is None or not character.isprintable():
+                    continue
+                if self.app._check_action_state(binding.action, node) is not False:
+                    taken[key] = ActiveBinding(node, binding, False, binding.tooltip)
+        return taken
+
+    @property
+    def typing(self) -> bool:
+        """Whether a text field has the focus (printable keys go into it)."""
+        return isinstance(self.focused, (Input, TextArea))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """``esc`` leaves a text field; elsewhere it is the screen's own (or nothing)."""
+        if action == "leave_field":
+            return self.typing
+        return True
+
+    def action_leave_field(self) -> None:
+        """Take the focus out of the text field, so the screen's keys work again."""
+        self.set_focus(None)
 
     @on(Worker.StateChanged)
     def show_worker_error(self, event: Worker.StateChanged) -> None:

@@ -259,7 +259,9 @@ class ChatScreen(AppScreen):
         """ctrl+c stops only while an answer is being written; otherwise it copies, as in any field."""
         if action == "stop":
             return self.answering is not None
-        return True
+        if action == "leave_field":  # typing is what this screen is for: esc stops or goes back
+            return False
+        return super().check_action(action, parameters)
 
     def action_stop(self) -> None:
         """Stop the answer being written (the screen stays)."""

@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Input, Select, Static
+from textual.widgets import DataTable, Footer, Input, Label, Select, Static
 from textual.worker import get_current_worker
 
 from engine.config import DEMO_MODEL, DataSection
@@ -38,6 +38,7 @@ from tuitune.widgets.data_table import RecordTable
 
 PAGE = 100
 FORMATS = [("auto", "auto"), *[(name, name) for name in TRAINABLE]]
+PAGES_KEYS = Binding.Group("pages", compact=True)  # one footer entry for [ and ]: the footer fits 80 columns
 
 
 class DataScreen(AppScreen):
@@ -47,9 +48,9 @@ class DataScreen(AppScreen):
     APP_KEYS_IN_FOOTER = True
     BINDINGS = [
         Binding("ctrl+o", "focus_path", "Open"),
-        Binding("left_square_bracket", "page(-1)", "Prev page"),
-        Binding("right_square_bracket", "page(1)", "Next page"),
-        Binding("ctrl+n", "use", "Use for new run"),
+        Binding("left_square_bracket", "page(-1)", "Prev page", group=PAGES_KEYS),
+        Binding("right_square_bracket", "page(1)", "Next page", group=PAGES_KEYS),
+        Binding("ctrl+n", "use", "Use in new run"),
         Binding("r", "tab('record')", "Record", show=False),
         Binding("p", "tab('problems')", "Problems", show=False),
         Binding("s", "tab('stats')", "Statistics", show=False),
@@ -114,10 +115,11 @@ class DataScreen(AppScreen):
     def compose(self) -> ComposeResult:
         """Path and format on top; records on the left; record, problems, statistics on the right."""
         with Horizontal(id="data-bar"):
+            yield Label("Data", classes="pane-title")
             yield Input(self.path, placeholder="JSON / JSONL file or datasets folder", id="data-path",
                         suggester=PathSuggester(DATA_SUFFIXES))
             yield Select(FORMATS, value="auto", allow_blank=False, id="data-format")
-        yield Static("Type a path and press Enter.", id="data-info", markup=False)
+        yield Static("ctrl+o: type a file's path, then Enter.", id="data-info", markup=False)
         with Horizontal(id="data-body"):
             with Vertical(id="data-left"):
                 yield RecordTable(id="data-table")
@@ -126,11 +128,9 @@ class DataScreen(AppScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        """Open the path given, or wait for one."""
+        """Open the path given, or wait for one (ctrl+o: the field is not focused, so the app's keys work)."""
         if self.path:
             self.open(self.path)
-        else:
-            self.path_input.focus()
 
     def on_unmount(self) -> None:
         """End the engine subprocesses this screen started."""

@@ -134,7 +134,7 @@ class EvalsScreen(AppScreen):
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble((" EVALUATIONS ", "bold reverse"), f" {self.run_dir.name}"), id="title")
         with Horizontal(id="body"):
-            yield OptionList(id="jobs")
+            yield OptionList(id="jobs", classes="-focus-first")
             with Vertical(id="detail"):
                 yield Static("Reading the evaluations…", id="summary")
                 yield Static("", id="position", markup=False)
@@ -245,7 +245,7 @@ class EvalsScreen(AppScreen):
         """Stop shows only while the selected evaluation runs."""
         if action == "stop":
             return self.selected_running
-        return True
+        return super().check_action(action, parameters)
 
     def action_stop(self) -> None:
         """Ask the selected evaluation to stop after its current record."""

@@ -94,7 +94,7 @@ class PresetsScreen(AppScreen):
         with Horizontal(id="presets-body"):
             with Vertical(id="preset-list-pane"):
                 yield Label("Presets", classes="pane-title")
-                yield OptionList(id="preset-list")
+                yield OptionList(id="preset-list", classes="-focus-first")
                 yield Static("", markup=False, id="preset-note")
             with Vertical(id="editor-pane"):
                 yield Static("", markup=False, id="editor-title")

@@ -243,7 +243,7 @@ class RunsScreen(AppScreen):
         if action == "chat":
             run = self.runs.get(self._selected_key() or "")
             return run is not None and run.status not in ("running", "lost")
-        return True
+        return super().check_action(action, parameters)
 
     def action_evals(self) -> None:
         """See the highlighted run's evaluations."""
