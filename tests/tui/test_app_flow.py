@@ -93,8 +93,11 @@ async def test_dashboard_of_each_canned_run(
         assert dash.status == status and dash.has_class(f"-{status}")
         text = str(dash.stats.render()) + str(dash.failure.render())
         assert shown in text
-        # stop, save and kill only make sense for a live engine: greyed out
-        assert all(dash.check_action(a, ()) is None for a in ("stop", "save", "kill"))
+        # stop, save and kill only make sense for a live engine: not offered
+        assert all(dash.check_action(a, ()) is False for a in ("stop", "save", "kill"))
+        assert all(key not in dash.active_bindings for key in ("s", "c", "k"))
+        # the last system sample of an ended run is history; a run without one does not wait for one
+        assert "waiting" not in str(dash.system.render())
         if status == "failed":
             assert "hint: lower train.batch_size" in str(dash.failure.render())
             assert "OutOfMemoryError" in str(dash.log_view.render())
@@ -194,6 +197,9 @@ async def test_engine_signals_ask_first_and_worker_errors_open_a_modal(make_app,
         await pilot.press("s")
         await pilot.press("y")
         await wait_for(pilot, lambda: calls == [("running", False)], what="stop_run")
+        # a step can take a minute on CPU: the title says the stop is under way, not RUNNING
+        await wait_for(pilot, lambda: "STOPPING" in str(dash.title_bar.render()), what="the stopping badge")
+        assert "finishing step" in str(dash.title_bar.render())
         await pilot.press("k", "y")
         await wait_for(pilot, lambda: calls[-1] == ("running", True), what="kill")
         await pilot.press("c")
@@ -203,12 +209,36 @@ async def test_engine_signals_ask_first_and_worker_errors_open_a_modal(make_app,
         assert app.screen is dash and app.is_running
 
 
+async def test_keys_typed_into_a_field_go_into_it_and_esc_gives_them_back(make_app, runs_dir: Path) -> None:
+    """The Data path field, focused on entry, took '24' meant for the screens; now no screen opens
+    in a field, the screen keys show as unavailable while one has focus, and esc leaves it."""
+    from textual.widgets import Input
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        await pilot.pause()
+        data = app.screen
+        assert type(data).__name__ == "DataScreen" and not isinstance(data.focused, Input)
+        await pilot.press("ctrl+o", "2", "4")
+        assert isinstance(data.focused, Input) and data.focused.value == "24" and app.screen is data
+        shown = data.active_bindings
+        assert all(shown[key].enabled is False for key in ("1", "2", "3", "4"))
+        await pilot.press("escape")
+        assert data.focused is None and data.active_bindings["2"].enabled
+        await pilot.press("2")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ModelsScreen"
+        assert not isinstance(app.screen.focused, Input)
+
+
 async def test_command_palette_offers_every_screen_key_by_name(make_app, wait_for, runs_dir: Path) -> None:
     app = make_app(runs_dir, attach=runs_dir / "finished")
     async with app.run_test(size=(120, 40)) as pilot:
         await open_dashboard(pilot, wait_for)
         titles = [command.title for command in app.get_system_commands(app.screen)]
-        assert {"Stop & save", "Save now", "Kill", "Back", "Runs", "New run", "Quit"} <= set(titles)
+        assert {"Chat", "Back", "Runs", "New run", "Quit"} <= set(titles)
+        assert not {"Stop & save", "Save now", "Kill"} & set(titles)  # the run has ended
         assert titles.count("Quit") == 1
         await pilot.press("ctrl+p", *"new run")
         await pilot.pause(0.3)
@@ -290,6 +320,8 @@ async def test_resume_from_the_dashboard_follows_the_new_attempt(
         await pilot.press("R")
         await wait_for(pilot, lambda: resumed == ["failed"], what="resume_run")
         assert "R" not in dash.active_bindings and app.screen is dash  # not twice while it starts
+        # FAILED stayed on show for the minute the model loads: the title says it is resuming
+        assert "RESUMING" in str(dash.title_bar.render())
         alive_runs.add("failed")  # what the resumed engine does: a new run_started, then logs
         t = 1764109000.0
         new = [{"type": "run_started", "run_name": "failed", "resumed_from_step": 10, "total_steps": 100},

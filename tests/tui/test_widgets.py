@@ -33,6 +33,16 @@ def test_system_panel_text_with_and_without_gpus() -> None:
     assert "waiting" in render_system(None).plain
 
 
+def test_system_panel_of_an_ended_run_is_history() -> None:
+    """A failed run said 'waiting for the first system sample…' for ever, and a finished one showed
+    its dead trainer's RSS and CPU as if live."""
+    sample = {"gpus": [], "gpu_note": "no NVIDIA driver", "rss_bytes": 2**30, "cpu_pct": 99.5}
+    assert render_system(None, live=False).plain == "no system sample was recorded"
+    ended = render_system(sample, live=False)
+    assert ended.plain.startswith("last sample, before the run ended:") and "RSS 1.0 GiB" in ended.plain
+    assert all("dim" in str(span.style) for span in ended.spans if "RSS" in ended.plain[span.start:span.end])
+
+
 def test_stats_show_progress_eta_and_end_state() -> None:
     state = RunState(step=30, total_steps=120, eta_s=95.0, loss=1.2345, lr=1e-4, epoch=0.75, started_t=0.0, last_t=61.0)
     live = render_stats(state, "running", width=40).plain

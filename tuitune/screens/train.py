@@ -50,12 +50,21 @@ STATUS_STYLE = {"running": "green", "finished": "cyan", "stopped": "yellow", "fa
 """Colour of each status badge."""
 
 
-def title_text(state: RunState, run_status: str) -> Text:
-    """Status badge, name, model and method, the slow phase while starting, and the last warning."""
-    out = Text(f" {run_status.upper()} ", style=f"bold reverse {STATUS_STYLE.get(run_status, '')}")
+def title_text(state: RunState, run_status: str, doing: str = "") -> Text:
+    """Status badge, name, model and method, the slow phase while starting, and the last warning.
+
+    ``doing`` is what the dashboard asked for and the run folder cannot say yet ("stopping",
+    "resuming"): it replaces the badge until an event says how it went.
+    """
+    badge = doing or run_status
+    out = Text(f" {badge.upper()} ", style=f"bold reverse {STATUS_STYLE.get(run_status, '')}")
     out.append(f" {state.name} ", style="bold")
     out.append(f" {state.model or '?'} · {state.method or '?'}")
-    if run_status == RUNNING and state.phase and state.phase != "training":
+    if doing == "stopping":
+        out.append(f"  finishing step {(state.step or 0) + 1}, then saving", style="italic")
+    elif doing == "resuming":
+        out.append("  starting from the latest checkpoint: loading the model…", style="italic")
+    elif run_status == RUNNING and state.phase and state.phase != "training":
         out.append(f"  {state.phase}: {state.phase_message}", style="italic")
     if state.warnings:
         out.append(f"  ⚠ {state.warnings[-1]}", style="yellow")
@@ -125,11 +134,24 @@ class TrainScreen(AppScreen):
         self._slow_paint: dict[str, float] = {}
         self.resumer = Resumer(self, self.run_resumed, self.resume_failed)
         """Starts the run again from its checkpoint."""
+        self.stopping = False
+        """A stop was sent from here and the run has not ended yet (a step can take a minute on CPU)."""
+        self.log_read = False
+        """Whether engine.log has been read once (before that, its tail is unknown, not empty)."""
 
     @property
     def status(self) -> str:
         """running, finished, stopped, failed or lost."""
         return status(self.state, self.alive)
+
+    @property
+    def doing(self) -> str:
+        """"stopping" or "resuming" while a request from here has not shown in the run folder yet, else ""."""
+        if self.resuming is not None:
+            return "resuming"
+        if self.stopping and self.status == RUNNING:
+            return "stopping"
+        return ""
 
     def compose(self) -> ComposeResult:
         yield Static(self.run_dir.name, id="title")
@@ -208,9 +230,12 @@ class TrainScreen(AppScreen):
 
     @on(LogLinesRead)
     def take_log(self, message: LogLinesRead) -> None:
-        """Keep the newest engine.log tail for the next repaint."""
+        """Keep the newest engine.log tail for the next repaint (the first one shows at once)."""
         self.log_lines = message.lines
         self._dirty = True
+        if not self.log_read:
+            self.log_read = True
+            self.paint_log()
 
     @on(EngineExited)
     def say_engine_exited(self) -> None:
@@ -242,9 +267,10 @@ class TrainScreen(AppScreen):
         if self._set_if_changed("status", run_status, self._on_status_changed):
             self._stale.update(SLOW_PARTS_S)
             self._slow_paint.clear()
-        self._set_if_changed("title", title_text(state, run_status), lambda t: self.title_bar.update(t, layout=False))
+        self._set_if_changed("title", title_text(state, run_status, self.doing),
+                             lambda t: self.title_bar.update(t, layout=False))
         self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36))
-        self.system.show(state.system, width=max(20, self.system.size.width or 40))
+        self.system.show(state.system, width=max(20, self.system.size.width or 40), live=run_status == RUNNING)
         self._set_if_changed("failure", failure_text(state, run_status), self.failure.update)
 
     def paint_chart(self) -> None:
@@ -271,19 +297,20 @@ class TrainScreen(AppScreen):
         terminal = self.state.terminal or {}
         lines = self.log_lines or list(terminal.get("log_tail") or [])
         height = max(1, self.log_view.size.height or 8)
-        return "\n".join(line[:300] for line in lines[-height:]) or "(engine.log is empty)"
+        empty = "(engine.log is empty)" if self.log_read or terminal else "(reading engine.log…)"
+        return "\n".join(line[:300] for line in lines[-height:]) or empty
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Stop, save and kill need a running run (greyed out otherwise); resume shows only when it applies."""
+        """Stop, save and kill show only on a live run; resume, chat only where they apply."""
         if action in ("stop", "save", "kill"):
             # alive: also a resumed attempt still loading, before its run_started clears the old end
-            return True if self.status == RUNNING or self.alive is True else None
+            return self.status == RUNNING or self.alive is True
         if action == "resume":
             return (self.status in RESUMABLE and self.has_checkpoint and self.resuming is None
                     and self.alive is not True)  # alive: a resume is already starting
         if action == "chat":  # something trained to talk to, and no trainer competing for the machine
             return self.status != RUNNING and (self.status == "finished" or self.has_checkpoint)
-        return True
+        return super().check_action(action, parameters)
 
     def action_chat(self) -> None:
         """Talk to what this run trained."""
@@ -297,7 +324,14 @@ class TrainScreen(AppScreen):
         """Start the run again from its latest checkpoint; this dashboard follows the new attempt."""
         if self.check_action("resume", ()):
             self.resuming = self.state.events_seen
+            self._show_doing(stopping=False)
             self.resumer.resume(self.run_dir)
+
+    def _show_doing(self, stopping: bool) -> None:
+        """Show at once what was just asked for (the title's badge)."""
+        self.stopping = stopping
+        self._dirty = True
+        self.repaint_if_due(force=True)
 
     def run_resumed(self, run_dir: Path) -> None:
         """Say so; the follower picks up the new run_started."""
@@ -306,6 +340,7 @@ class TrainScreen(AppScreen):
     def resume_failed(self, run_dir: Path) -> None:
         """No resume pending any more: R shows again if it applies."""
         self.resuming = None
+        self._show_doing(stopping=False)
 
     def action_back(self) -> None:
         """Back to where the dashboard was opened from; training goes on."""
@@ -340,6 +375,8 @@ class TrainScreen(AppScreen):
         said = {"save": "checkpoint requested", "stop": "stop requested: saving, then ending", "kill": "kill sent"}
         if sent:
             self.app.call_from_thread(self.notify, said[what])
+            if what == "stop":
+                self.app.call_from_thread(self._show_doing, stopping=True)
         else:
             self.app.call_from_thread(self.notify, "no live engine for this run", severity="warning")
 

@@ -22,9 +22,9 @@ class SystemPanel(Static):
         super().__init__("waiting for the first system sample…", id=id, classes=classes)
         self._plain = ""
 
-    def show(self, event: dict[str, Any] | None, width: int = 40) -> bool:
-        """Render ``event`` (a ``system`` event, or None); returns whether the text changed."""
-        text = render_system(event, width)
+    def show(self, event: dict[str, Any] | None, width: int = 40, live: bool = True) -> bool:
+        """Render ``event`` (a ``system`` event, or None) of a live or ended run; returns whether the text changed."""
+        text = render_system(event, width, live)
         if text.plain == self._plain:
             return False
         # A layout pass only when the line count changes: it repaints far more than the panel.
@@ -34,11 +34,14 @@ class SystemPanel(Static):
         return True
 
 
-def render_system(event: dict[str, Any] | None, width: int = 40) -> Text:
-    """The panel's text for one ``system`` event (or a waiting line for None)."""
+def render_system(event: dict[str, Any] | None, width: int = 40, live: bool = True) -> Text:
+    """The panel's text for one ``system`` event (or a waiting line for None).
+
+    Of a run that has ended the last sample is history, not a live reading: it says so and is dimmed.
+    """
     if event is None:
-        return Text("waiting for the first system sample…", style="dim")
-    out = Text()
+        return Text("waiting for the first system sample…" if live else "no system sample was recorded", style="dim")
+    out = Text() if live else Text("last sample, before the run ended:\n", style="italic")
     gpus = event.get("gpus") or []
     if not gpus:
         out.append("no GPU: ", style="bold yellow")
@@ -60,6 +63,8 @@ def render_system(event: dict[str, Any] | None, width: int = 40) -> Text:
     host_used, host_total = event.get("host_mem_used_bytes"), event.get("host_mem_total_bytes")
     out.append("host    ", style="bold")
     out.append(f"RAM {fmt_bytes(host_used)}/{fmt_bytes(host_total)}")
+    if not live:
+        out.stylize("dim")
     return out
 
 
