@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from typing import Any, Callable, Iterator
 
-from engine.data.checks import CheckedRecord, check_file, detect_file_format
-from engine.data.encode import empty_after_cut, encode_conversation, encode_conversations
+from engine.data.checks import CheckedRecord, check_file, detect_file_format, kto_balance_problem
+from engine.data.encode import (
+    empty_after_cut, encode_completions, encode_conversation, encode_conversations, encode_pairs, encode_texts)
 from engine.data.formats import with_system
 from engine.data.problems import Problem, SourceError
 from engine.data.report_events import (
@@ -34,8 +36,11 @@ def percentile(sorted_values: list[int], share: float) -> int:
     return sorted_values[rank]
 
 
-def token_stats(lengths: list[int], cutoff: int, truncated: int, dropped: int, trained: int) -> dict[str, Any]:
-    """Token-length statistics against the cutoff: percentiles and an 8-bin histogram plus '> cutoff'."""
+def token_stats(lengths: list[int], cutoff: int, truncated: int, dropped: int, trained: int,
+                sides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Token-length statistics against the cutoff: percentiles and an 8-bin histogram plus '> cutoff';
+    ``sides`` are those of each part of the records (see :class:`engine.data.report_events.TokenStats`)."""
+    stats = side_stats(lengths, cutoff, truncated, dropped, trained)
     values = sorted(lengths)
     edges = [cutoff * (i + 1) // 8 for i in range(8)]
     counts = [0] * 9
@@ -43,10 +48,15 @@ def token_stats(lengths: list[int], cutoff: int, truncated: int, dropped: int, t
         counts[next((i for i, edge in enumerate(edges) if value <= edge), 8)] += 1
     histogram = [{"upto": edge, "count": count} for edge, count in zip(edges, counts)]
     histogram.append({"upto": None, "count": counts[8]})
+    return {**stats, "histogram": histogram, "sides": sides or {}}
+
+
+def side_stats(lengths: list[int], cutoff: int, truncated: int, dropped: int, trained: int) -> dict[str, Any]:
+    """Percentiles of ``lengths`` with the counts that go with them (no histogram)."""
+    values = sorted(lengths)
     return {"records": len(values), "p50": percentile(values, 0.5), "p95": percentile(values, 0.95),
             "max": values[-1] if values else 0, "mean": sum(values) / len(values) if values else 0.0,
-            "cutoff": cutoff, "truncated": truncated, "dropped": dropped, "trained_tokens": trained,
-            "histogram": histogram}
+            "cutoff": cutoff, "truncated": truncated, "dropped": dropped, "trained_tokens": trained}
 
 
 def summary_lines(checked: dict[str, Any] | None, tokens: dict[str, Any] | None) -> list[str]:
@@ -56,6 +66,10 @@ def summary_lines(checked: dict[str, Any] | None, tokens: dict[str, Any] | None)
         turns = checked["turns"]
         lines.append(f"records: {checked['records']:,} ({checked['usable']:,} usable); turns per record: "
                      f"min {turns['min']}, mean {turns['mean']:.1f}, max {turns['max']}")
+        labels = checked.get("labels") or {}
+        if labels:
+            lines.append(f"kto answers: {labels.get('desirable', 0):,} desirable, "
+                         f"{labels.get('undesirable', 0):,} undesirable")
     if tokens:
         lines.append(f"tokens (cutoff {tokens['cutoff']}): p50 {tokens['p50']}, p95 {tokens['p95']}, "
                      f"max {tokens['max']}; truncated {tokens['truncated']:,}, dropped {tokens['dropped']:,} "
@@ -63,8 +77,34 @@ def summary_lines(checked: dict[str, Any] | None, tokens: dict[str, Any] | None)
         lines.append("lengths: " + ", ".join(
             f"{'>' + str(tokens['cutoff']) if b['upto'] is None else '≤' + str(b['upto'])}: {b['count']}"
             for b in tokens["histogram"]))
+        for side, stats in (tokens.get("sides") or {}).items():
+            counts = (f"; truncated {stats['truncated']:,}, trained tokens {stats['trained_tokens']:,}"
+                      if side != "prompt" else f"; {stats['truncated']:,} fill the cutoff")
+            lines.append(f"  {side + ':':<12} {stats['records']:,} records, tokens p50 {stats['p50']}, p95 "
+                         f"{stats['p95']}, max {stats['max']}, mean {stats['mean']:.1f}{counts}")
     return lines
 
+
+
+class Sides:
+    """Lengths and counts per part of the records (prompt/chosen/rejected, desirable/undesirable)."""
+
+    def __init__(self, cutoff: int) -> None:
+        self.cutoff = cutoff
+        self.lengths: dict[str, list[int]] = {}
+        self.counts: dict[str, dict[str, int]] = {}
+
+    def add(self, side: str, length: int, truncated: bool, trained: int) -> None:
+        """Count one record's ``side``: its length before the cut and its trained tokens after it."""
+        self.lengths.setdefault(side, []).append(length)
+        counts = self.counts.setdefault(side, {"truncated": 0, "trained": 0})
+        counts["truncated"] += truncated
+        counts["trained"] += trained
+
+    def stats(self) -> dict[str, Any]:
+        """``{side: side_stats(...)}`` for every side seen."""
+        return {side: side_stats(lengths, self.cutoff, self.counts[side]["truncated"], 0, self.counts[side]["trained"])
+                for side, lengths in self.lengths.items()}
 
 
 class Throttle:
@@ -90,8 +130,10 @@ class Reporter:
     """
 
     def __init__(self, paths: list[str], fmt: str, cutoff: int, system_prompt: str | None = None,
-                 limit: int | None = None, *, emit: Callable[[dict[str, Any]], None]) -> None:
+                 limit: int | None = None, *, emit: Callable[[dict[str, Any]], None], stage: str | None = None) -> None:
         self.paths, self.fmt, self.cutoff, self.system_prompt, self.limit = paths, fmt, cutoff, system_prompt, limit
+        self.stage = stage
+        """The stage the data is for (its layouts only), or None for every layout."""
         self.emit = emit
         self.errors = self.warnings = 0
         self.state: dict[str, Any] = {"phase": "check", "records": 0, "fraction": 0.0}
@@ -108,7 +150,7 @@ class Reporter:
         self.state.update(phase=phase, records=0, fraction=0.0)
         for n, path in enumerate(self.paths):
             size = _size(path)
-            for item in check_file(path, self.fmt):
+            for item in check_file(path, self.fmt, self.stage):
                 if isinstance(item, CheckedRecord):
                     self.state["records"] += 1
                     self.state["fraction"] = (n + min(1.0, (item.offset or 0) / size)) / len(self.paths)
@@ -125,44 +167,110 @@ class Reporter:
         """The structural pass; returns the number of usable records."""
         for path in self.paths:
             try:
-                self.emit(Format(type=FORMAT, path=path, format=detect_file_format(path, self.fmt)[0]))
+                self.emit(Format(type=FORMAT, path=path, format=detect_file_format(path, self.fmt, self.stage)[0]))
             except SourceError:
                 pass
         records = usable = 0
         turns: dict[int, int] = {}
+        labels: dict[str, int] = {}
         for item in self.records("check"):
             for p in [item] if isinstance(item, Problem) else item.problems:
                 self.problem(p)
             if isinstance(item, CheckedRecord):
                 records += 1
+                usable += item.usable
                 if item.messages is not None:
-                    usable += 1
                     count = sum(1 for m in item.messages if m["role"] != "system")
                     turns[count] = turns.get(count, 0) + 1
+                if item.example is not None and item.example.label is not None:
+                    key = "desirable" if item.example.label else "undesirable"
+                    labels[key] = labels.get(key, 0) + 1
+        if self.stage == "kto" and (problem := kto_balance_problem(self.paths, Counter(labels))) is not None:
+            self.problem(problem)
         total = sum(turns.values())
         self.emit(Checked(type=CHECKED, records=records, usable=usable, errors=self.errors, warnings=self.warnings,
                           turns={"min": min(turns, default=0), "max": max(turns, default=0),
-                                 "mean": sum(k * v for k, v in turns.items()) / total if total else 0.0}))
+                                 "mean": sum(k * v for k, v in turns.items()) / total if total else 0.0},
+                          labels=labels))
         return usable
 
     def measure(self, tokenizer: Any, usable: int) -> None:
         """The token pass: lengths, truncation and records left with no trained token."""
         lengths: list[int] = []
         counts = {"truncated": 0, "dropped": 0, "trained": 0}
+        sides = Sides(self.cutoff)
         batch: list[CheckedRecord] = []
         for item in self.records("tokens"):
-            if isinstance(item, CheckedRecord) and item.messages is not None:
+            if isinstance(item, CheckedRecord) and item.usable:
                 batch.append(item)
             if len(batch) >= BATCH:
-                self._measure(batch, tokenizer, lengths, counts)
+                self._measure_all(batch, tokenizer, lengths, counts, sides)
                 batch = []
-        self._measure(batch, tokenizer, lengths, counts)
+        self._measure_all(batch, tokenizer, lengths, counts, sides)
         if usable and counts["dropped"] == usable:
             self.problem(Problem(", ".join(self.paths), None, None, None, "every usable record loses all its "
                                  f"trained tokens at cutoff_len {self.cutoff}, so training would refuse: "
                                  "raise cutoff_len"))
         self.emit({"type": TOKEN_STATS, **token_stats(lengths, self.cutoff, counts["truncated"],
-                                                        counts["dropped"], counts["trained"])})
+                                                        counts["dropped"], counts["trained"], sides.stats())})
+
+    def _measure_all(self, batch: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int],
+                     sides: "Sides") -> None:
+        """Measure a batch, each kind of record as training encodes it."""
+        kinds: dict[str, list[CheckedRecord]] = {}
+        for item in batch:
+            kinds.setdefault(item.example.kind if item.example is not None else "sft", []).append(item)
+        for kind, items in kinds.items():
+            measure = {"sft": self._measure, "pairs": self._measure_pairs, "kto": self._measure_kto,
+                       "text": self._measure_text}[kind]
+            try:
+                measure(items, tokenizer, lengths, counts, sides) if kind != "sft" else \
+                    measure(items, tokenizer, lengths, counts)
+            except Exception:  # a template that rejects a record: name each one
+                for item in items:
+                    try:
+                        measure([item], tokenizer, [], dict.fromkeys(counts, 0), Sides(self.cutoff)) \
+                            if kind != "sft" else measure([item], tokenizer, [], dict.fromkeys(counts, 0))
+                    except Exception as exc:
+                        self.problem(Problem(item.file, item.line, item.index, None, f"the chat template failed: {exc}"))
+
+    def _conversation(self, item: CheckedRecord, side: str) -> list[dict[str, str]]:
+        return with_system(item.example.conversation(side), self.system_prompt)
+
+    def _measure_pairs(self, items: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int],
+                       sides: "Sides") -> None:
+        pairs = [(self._conversation(it, "chosen"), self._conversation(it, "rejected")) for it in items]
+        for item, enc in zip(items, encode_pairs(pairs, tokenizer, self.cutoff)):
+            lengths.append(enc.full_length)
+            counts["truncated"] += enc.truncated
+            counts["trained"] += len(enc.chosen_ids) + len(enc.rejected_ids)
+            sides.add("prompt", len(enc.prompt_ids), len(enc.prompt_ids) >= self.cutoff, 0)
+            sides.add("chosen", enc.chosen_length, len(enc.chosen_ids) < enc.chosen_length, len(enc.chosen_ids))
+            sides.add("rejected", enc.rejected_length, len(enc.rejected_ids) < enc.rejected_length,
+                      len(enc.rejected_ids))
+            if enc.trained_tokens == 0:
+                counts["dropped"] += 1
+                self.problem(empty_after_cut(item.file, item.line, item.index, enc.full_length, self.cutoff))
+
+    def _measure_kto(self, items: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int],
+                     sides: "Sides") -> None:
+        conversations = [self._conversation(it, "chosen") for it in items]
+        for item, enc in zip(items, encode_completions(conversations, tokenizer, self.cutoff)):
+            lengths.append(enc.full_length)
+            counts["truncated"] += enc.truncated
+            counts["trained"] += enc.trained_tokens
+            sides.add("desirable" if item.example.label else "undesirable", enc.full_length, enc.truncated,
+                      enc.trained_tokens)
+            if enc.trained_tokens == 0:
+                counts["dropped"] += 1
+                self.problem(empty_after_cut(item.file, item.line, item.index, enc.full_length, self.cutoff))
+
+    def _measure_text(self, items: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int],
+                      sides: "Sides") -> None:
+        # Raw text is cut into cutoff_len pieces, never truncated: every token is trained.
+        for pieces in encode_texts([it.example.text for it in items], tokenizer, self.cutoff):
+            lengths.append(pieces[0].full_length)
+            counts["trained"] += pieces[0].full_length
 
     def _measure(self, batch: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int]) -> None:
         """Encode records as training would, counting lengths, truncation and trained tokens."""

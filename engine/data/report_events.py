@@ -44,7 +44,9 @@ class Format(TypedDict):
 
     Attributes:
         path: the data path.
-        format: ``alpaca``, ``sharegpt`` or ``openai``; None when it cannot be told.
+        format: the layout (a name of :data:`engine.data.formats.LAYOUTS`: ``alpaca``, ``sharegpt``,
+            ``openai``, ``alpaca_pairs``, ``sharegpt_pairs``, ``trl_pairs``, ``alpaca_kto``, ``sharegpt_kto``,
+            ``trl_kto``, ``text``); None when it cannot be told.
     """
 
     type: str
@@ -106,7 +108,8 @@ class Checked(TypedDict):
         usable: records that training would use.
         errors: errors found so far.
         warnings: warnings found so far.
-        turns: turns per usable record.
+        turns: turns per usable record (the prompt and chosen answer of a pair; none for raw text).
+        labels: usable kto answers by label, ``{"desirable": N, "undesirable": M}``; empty for other data.
     """
 
     type: str
@@ -115,6 +118,7 @@ class Checked(TypedDict):
     errors: int
     warnings: int
     turns: Turns
+    labels: dict[str, int]
 
 
 class Bin(TypedDict):
@@ -138,6 +142,11 @@ class TokenStats(TypedDict):
         dropped: records left with no trained token after the cut (training skips them).
         trained_tokens: tokens trained on, after the cut.
         histogram: eight bins up to the cutoff, then one past it.
+        sides: per part of the records, their own statistics (the same fields but ``histogram`` and
+            ``sides``, lengths of that part alone, ``truncated``/``dropped``/``trained_tokens`` of it):
+            ``prompt``, ``chosen``, ``rejected`` for preference pairs; ``desirable``, ``undesirable``
+            (prompt + answer) for kto answers; empty for SFT and raw text. For pairs and kto the top-level
+            lengths are prompt + answer (a pair's longer side) and ``trained_tokens`` counts every answer.
     """
 
     type: str
@@ -151,6 +160,7 @@ class TokenStats(TypedDict):
     dropped: int
     trained_tokens: int
     histogram: list[Bin]
+    sides: dict[str, Any]
 
 
 class Done(TypedDict):

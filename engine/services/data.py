@@ -11,13 +11,13 @@ import argparse
 import sys
 from typing import Any, Mapping
 
-from engine.data.encode import IGNORE_INDEX, encode_conversation
-from engine.data.formats import with_system
+from engine.data.encode import IGNORE_INDEX, encode_completions, encode_conversation
+from engine.data.formats import LAYOUTS, STAGE_KINDS, with_system
 from engine.data.report import Reporter
 from engine.models.tokenizer import load_tokenizer
 from engine.services import jsonlines
 from engine.services.data_protocol import (
-    ENCODED, ERROR, FAILED, READY, REQUEST_KEY, Encoded, Error, Failed, Ready, Segment, bad_line_error)
+    ENCODED, ERROR, FAILED, READY, REQUEST_KEY, Encoded, Error, Failed, Ready, Segment, Side, bad_line_error)
 
 UNLIMITED = 1 << 40
 """Cutoff used to encode a record whole, so the view can show what lies past the real cutoff."""
@@ -28,22 +28,54 @@ def emit(message: Mapping[str, Any]) -> None:
     jsonlines.write_message(sys.stdout, message)
 
 
-def encode_for_view(request_id: int, messages: list[dict[str, str]], tokenizer: Any, cutoff: int) -> Encoded:
-    """A record as the model sees it: per-token ids and trained flags, and display segments."""
-    whole = encode_conversation(messages, tokenizer, UNLIMITED)
-    cut = encode_conversation(messages, tokenizer, cutoff)
-    trained = [label != IGNORE_INDEX for label in cut.labels] + [
-        label != IGNORE_INDEX for label in whole.labels[len(cut.labels):]]
+def encode_for_view(request_id: int, messages: list[dict[str, str]], tokenizer: Any, cutoff: int,
+                    rejected: list[dict[str, str]] | None = None, answer_only: bool = False) -> Encoded:
+    """A record as the model sees it: per-token ids and trained flags, and display segments.
+
+    SFT records train every assistant turn. With ``rejected`` (a preference pair: ``messages`` is
+    the chosen conversation) or ``answer_only`` (a kto answer) only the last turn, the answer, is
+    trained, as the preference trainers score it; a pair's rejected side comes under ``rejected``.
+    """
+    if rejected is not None or answer_only:
+        side = _answer_view(messages, tokenizer, cutoff)
+    else:
+        whole = encode_conversation(messages, tokenizer, UNLIMITED)
+        cut = encode_conversation(messages, tokenizer, cutoff)
+        trained = [label != IGNORE_INDEX for label in cut.labels] + [
+            label != IGNORE_INDEX for label in whole.labels[len(cut.labels):]]
+        side = _side(whole.input_ids, trained, cutoff, tokenizer, cut.trained_tokens)
+    other = _answer_view(rejected, tokenizer, cutoff) if rejected is not None else None
+    return Encoded(type=ENCODED, id=request_id, **side, cutoff=cutoff, rejected=other)
+
+
+def encode_text_for_view(request_id: int, text: str, tokenizer: Any, cutoff: int) -> Encoded:
+    """A raw-text record (stage pt): every token trained, none cut (long documents are split, not truncated)."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"] + (
+        [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
+    side = _side(ids, [True] * len(ids), UNLIMITED, tokenizer, len(ids))
+    return Encoded(type=ENCODED, id=request_id, **side, cutoff=cutoff, rejected=None)
+
+
+def _answer_view(messages: list[dict[str, str]], tokenizer: Any, cutoff: int) -> Side:
+    """A conversation whose last turn is the answer, only the answer trained (preference and kto training)."""
+    enc = encode_completions([messages], tokenizer, UNLIMITED)[0]
+    ids = enc.prompt_ids + enc.completion_ids
+    trained = [False] * len(enc.prompt_ids) + [True] * len(enc.completion_ids)
+    kept = sum(1 for i, t in enumerate(trained) if t and i < cutoff)
+    return _side(ids, trained, cutoff, tokenizer, kept)
+
+
+def _side(ids: list[int], trained: list[bool], cutoff: int, tokenizer: Any, trained_tokens: int) -> Side:
+    """Display runs of tokens alike in (trained, past the cutoff), with the counts that go with them."""
     segments: list[Segment] = []
     start = 0
-    for i in range(1, len(whole.input_ids) + 1):
-        if i == len(whole.input_ids) or (trained[i], i >= cutoff) != (trained[start], start >= cutoff):
-            text = tokenizer.decode(whole.input_ids[start:i])
+    for i in range(1, len(ids) + 1):
+        if i == len(ids) or (trained[i], i >= cutoff) != (trained[start], start >= cutoff):
+            text = tokenizer.decode(ids[start:i])
             segments.append(Segment(text=text, trained=trained[start], cut=start >= cutoff, tokens=i - start))
             start = i
-    return Encoded(type=ENCODED, id=request_id, ids=whole.input_ids, trained=trained, segments=segments,
-                   full_length=whole.full_length, cutoff=cutoff, truncated=cut.truncated,
-                   trained_tokens=cut.trained_tokens)
+    return Side(ids=list(ids), trained=trained, segments=segments, full_length=len(ids),
+                truncated=len(ids) > cutoff, trained_tokens=trained_tokens)
 
 
 def serve(tokenizer: Any, cutoff: int, system_prompt: str | None) -> int:
@@ -54,8 +86,13 @@ def serve(tokenizer: Any, cutoff: int, system_prompt: str | None) -> int:
             emit(bad_line_error(request, "the app"))
             continue
         try:
+            if "text" in request:
+                emit(encode_text_for_view(request[REQUEST_KEY], request["text"], tokenizer, cutoff))
+                continue
             messages = with_system(request["messages"], system_prompt)
-            emit(encode_for_view(request[REQUEST_KEY], messages, tokenizer, cutoff))
+            rejected = with_system(request["rejected"], system_prompt) if request.get("rejected") else None
+            emit(encode_for_view(request[REQUEST_KEY], messages, tokenizer, cutoff, rejected,
+                                 answer_only=bool(request.get("answer_only"))))
         except Exception as exc:  # one bad request must not end the service
             emit(Error(type=ERROR, id=request[REQUEST_KEY], message=f"{type(exc).__name__}: {exc}"))
     return 0
@@ -74,7 +111,9 @@ def run(argv: list[str]) -> int:
     """Parse ``argv`` and report or serve."""
     parser = argparse.ArgumentParser(prog="python -m engine data", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", help="JSON, JSON Lines or datasets folders (builtin:NAME too)")
-    parser.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "openai"])
+    parser.add_argument("--format", default="auto", choices=["auto", *LAYOUTS])
+    parser.add_argument("--stage", choices=list(STAGE_KINDS),
+                        help="check for this training stage (its layouts only); default: any layout")
     parser.add_argument("--model", help="tokenise with this model's chat template")
     parser.add_argument("--cutoff", type=int, default=512, help="cutoff length in tokens")
     parser.add_argument("--system-prompt", help="system message for records without one")
@@ -90,5 +129,6 @@ def run(argv: list[str]) -> int:
             emit(Failed(type=FAILED, message=f"cannot load the tokenizer of {args.model}: {exc}"))
             return 2
         return serve(tokenizer, args.cutoff, args.system_prompt)
-    reporter = Reporter(args.paths, args.format, args.cutoff, args.system_prompt, args.limit, emit=emit)
+    reporter = Reporter(args.paths, args.format, args.cutoff, args.system_prompt, args.limit, emit=emit,
+                        stage=args.stage)
     return reporter.run((lambda: load_tokenizer(args.model)) if args.model else None)

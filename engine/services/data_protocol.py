@@ -6,7 +6,7 @@ Both ends name the message types and fields through this module: the service
 (:mod:`engine.services.data`) and :class:`engine.data.report.Reporter` write them, ``tuitune
 data check`` and the Data screen read them.
 
-Report mode, ``python -m engine data PATH… [--format F] [--model M] [--cutoff N]``, prints the
+Report mode, ``python -m engine data PATH… [--format F] [--stage S] [--model M] [--cutoff N]``, prints the
 events of a data report (:mod:`engine.data.report_events`, re-exported here)::
 
     {"type": "started", "paths": [...], "cutoff": 512}
@@ -45,7 +45,7 @@ from engine.services.jsonlines import BadLine
 __all__ = [
     "CHECKED", "DONE", "ENCODED", "ERROR", "FAILED", "FORMAT", "MESSAGES", "PROBLEM", "PROGRESS", "READY",
     "REPORT_EVENTS", "REQUEST_KEY", "STARTED", "TOKEN_STATS", "Bin", "Checked", "Done", "EncodeRequest", "Encoded",
-    "Error", "Failed", "Format", "ProblemEvent", "Progress", "Ready", "Segment", "Started", "TokenStats", "Turns",
+    "Error", "Failed", "Format", "ProblemEvent", "Progress", "Ready", "Segment", "Side", "Started", "TokenStats", "Turns",
     "bad_line_error",
 ]
 
@@ -57,17 +57,27 @@ REQUEST_KEY = "id"
 """The key every request line must have (requests carry no ``type``: the service takes one kind)."""
 
 
-class EncodeRequest(TypedDict):
+class EncodeRequest(TypedDict, total=False):
     """A request line on the service's stdin: encode one record as training would.
 
     Attributes:
-        id: chosen by the app; the answer carries it back.
+        id: chosen by the app; the answer carries it back (required).
         messages: the record's turns, ``[{"role": ..., "content": ...}, ...]``; the service adds
-            its ``--system-prompt`` when the record has no system turn.
+            its ``--system-prompt`` when the record has no system turn. For a preference pair, the
+            chosen conversation (prompt + chosen answer: ``CheckedRecord.messages``, or
+            ``Example.conversation("chosen")``).
+        rejected: a preference pair's rejected conversation (``Example.conversation("rejected")``):
+            then only each side's last turn (the answer) is trained, and the answer's ``rejected``
+            holds that side.
+        answer_only: a kto answer: only the last turn is trained.
+        text: a raw-text record (stage pt) instead of ``messages``: every token trained.
     """
 
     id: int
     messages: list[dict[str, str]]
+    rejected: list[dict[str, str]]
+    answer_only: bool
+    text: str
 
 
 class Ready(TypedDict):
@@ -99,6 +109,20 @@ class Segment(TypedDict):
     tokens: int
 
 
+class Side(TypedDict):
+    """One side of a record as tokens (the fields of :class:`Encoded` a pair has twice).
+
+    Attributes: as in :class:`Encoded`.
+    """
+
+    ids: list[int]
+    trained: list[bool]
+    segments: list[Segment]
+    full_length: int
+    truncated: bool
+    trained_tokens: int
+
+
 class Encoded(TypedDict):
     """The answer to an :class:`EncodeRequest`: the whole record, with what the cutoff drops marked.
 
@@ -111,6 +135,8 @@ class Encoded(TypedDict):
         cutoff: the cutoff length.
         truncated: whether the cutoff drops tokens.
         trained_tokens: tokens trained on, after the cut.
+        rejected: for a preference pair, its rejected side (:class:`Side`, cut at the same cutoff);
+            None otherwise. The fields above are then the chosen side.
     """
 
     type: str
@@ -122,6 +148,7 @@ class Encoded(TypedDict):
     cutoff: int
     truncated: bool
     trained_tokens: int
+    rejected: Side | None
 
 
 class Error(TypedDict):

@@ -1,5 +1,10 @@
 """``tuitune data check PATH [--format F] [--model M] [--cutoff N]``: the data report in the terminal.
 
+Every layout is known: instruction data (alpaca, sharegpt, openai), preference pairs (alpaca_pairs,
+sharegpt_pairs, trl_pairs), kto answers (trl_kto, sharegpt_kto, alpaca_kto) and raw text (``text``
+fields, ``.txt`` files); pairs and kto answers get statistics per side. With ``--stage`` (when the
+command line offers it) only that stage's layouts are accepted, as training would.
+
 Structural checks run in this process (standard library only). With ``--model`` the report
 comes from ``python -m engine data`` in a subprocess, which also tokenises every record with
 the model's chat template for token statistics. Either way the same events
@@ -34,6 +39,8 @@ def engine_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
     """Events of ``python -m engine data`` for ``args`` (tokenising with ``args.model``)."""
     command = [sys.executable, "-m", "engine", "data", args.path, "--format", args.format,
                "--model", args.model, "--cutoff", str(cutoff)]
+    if getattr(args, "stage", None):
+        command += ["--stage", args.stage]
     # surrogateescape: a byte that is not UTF-8 reaches the reader as a bad line, not as an exception
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True, encoding="utf-8",
                           errors="surrogateescape") as process:
@@ -58,7 +65,7 @@ def local_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
     from engine.data.report import Reporter
 
     events: list[dict[str, Any]] = []
-    Reporter([args.path], args.format, cutoff, emit=events.append).run()
+    Reporter([args.path], args.format, cutoff, emit=events.append, stage=getattr(args, "stage", None)).run()
     return events
 
 
