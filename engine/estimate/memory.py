@@ -26,6 +26,14 @@ Sources for the formulas:
   shared tensor and a one-byte mask per adapted layer. Padding-free batches change nothing here:
   the worst batch is still ``b`` records of ``cutoff_len`` tokens.
   Gradient checkpointing keeps each layer's input and recomputes one layer at a time.
+* Stages (``stage``): preference pairs (dpo, orpo, rm) put a pair's chosen and rejected sequences
+  in the same forward pass, so a batch of ``b`` pairs keeps the activations of ``2b`` sequences; kto
+  trains ``b`` answers. The reference pass of dpo and kto (the base with the adapter off) runs
+  without gradients and keeps nothing for backward; with full fine-tuning it is a frozen copy of the
+  base (its weights counted twice) unless precomputed. TRL computes dpo's and kto's log-probabilities
+  through a chunked head (as the chunked loss); orpo's trainer keeps whole float32 logits (the plain
+  loss); the reward model's head has one output instead of the vocabulary. Preference trainers turn
+  dropout off (TRL's default), so no dropout copies are kept.
 * Overhead: on CUDA the context and cuBLAS workspaces (about 0.5 GiB, outside the allocator
   peak) plus 5% allocator slack; on CPU the resident size of Python with torch, transformers,
   peft and datasets imported (about 0.5 GiB, measured).
@@ -45,6 +53,9 @@ if TYPE_CHECKING:
     from engine.models.info import ModelInfo
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
+PREFERENCE_STAGES = ("dpo", "kto", "orpo", "rm")
+SEQUENCES_PER_RECORD = {"dpo": 2, "orpo": 2, "rm": 2}
+"""Sequences one record puts through the trained forward pass: a pair's chosen and rejected side."""
 CUDA_CONTEXT = 512 * 1024**2
 CPU_RUNTIME = 512 * 1024**2
 ALLOCATOR_SLACK = 0.05
@@ -107,6 +118,11 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     if not info.known or not info.shapes:
         raise ValueError(f"{info.name_or_path}: architecture unknown until the model is downloaded")
     quant, method = config.quant.mode if not info.quantization else _stored_quant(info), config.adapter.method
+    stage = config.stage
+    adapter: Any = config.adapter
+    if stage in PREFERENCE_STAGES:  # TRL's preference trainers turn dropout off
+        adapter = {**as_dict(config.adapter), "dropout": 0.0}
+    act_info = replace(info, vocab_size=1) if stage == "rm" else info  # a one-output score head
     dtype = load_dtype(config, device)
     d = DTYPE_BYTES[dtype]
     a = activation_bytes(config, device)
@@ -114,12 +130,14 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     n_train = sum(prod(s) for s in trainable)
     train_bytes = d if method == "full" else 4
     weights = _weights(info, quant, config.quant.double_quant, d)
-    b, s = config.train.batch_size, config.data.cutoff_len
+    if method == "full" and stage in ("dpo", "kto") and config.preference.reference == "base":
+        weights *= 2  # no adapter to switch off: TRL keeps a frozen copy of the base as the reference
+    b, s = config.train.batch_size * SEQUENCES_PER_RECORD.get(stage, 1), config.data.cutoff_len
     masks = 4 if device == "cpu" else 1  # peft's dropout masks: float on CPU, bool on CUDA
-    lean = {"mask_bytes": masks, "fused_dropout": config.train.fused_lora_dropout,
-            "chunked_loss": config.train.chunked_loss}
-    act_on = activations(info, config.adapter, b, s, a, checkpointing=True, **lean)
-    act_off = activations(info, config.adapter, b, s, a, checkpointing=False, **lean)
+    chunked = config.train.chunked_loss if stage in ("sft", "pt") else stage != "orpo"
+    lean = {"mask_bytes": masks, "fused_dropout": config.train.fused_lora_dropout, "chunked_loss": chunked}
+    act_on = activations(act_info, adapter, b, s, a, checkpointing=True, **lean)
+    act_off = activations(act_info, adapter, b, s, a, checkpointing=False, **lean)
     gc = config.train.gradient_checkpointing
     optimizer = config.train.optimizer
     est = Estimate(
@@ -277,4 +295,11 @@ def _notes(info: ModelInfo, config: RunConfig, device: str) -> tuple[str, ...]:
                      "quant.mode says, and only adapters can be trained on it.")
     if device == "cpu":
         notes.append("No GPU: figures are for CPU training (float32), compared with process memory (RSS).")
+    if config.stage in SEQUENCES_PER_RECORD:
+        notes.append(f"Stage {config.stage}: each pair runs its chosen and rejected answer together, so a batch of "
+                     f"{config.train.batch_size} pairs holds {2 * config.train.batch_size} sequences.")
+    if config.stage in ("dpo", "kto"):
+        notes.append("The reference pass runs without gradients: " + (
+            "a frozen copy of the base (counted in the weights)." if config.adapter.method == "full"
+            and config.preference.reference == "base" else "the base with the adapter off, no second copy."))
     return tuple(notes)
