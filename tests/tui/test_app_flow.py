@@ -378,3 +378,34 @@ async def test_a_failed_resume_opens_the_error_and_offers_r_again(make_app, wait
         assert "is still running" in app.screen.details
         await pilot.press("escape")
         assert app.screen is dash and "R" in dash.active_bindings and dash.resuming is None
+
+
+async def test_review_step_checks_the_data_and_the_cutoff_before_a_run_folder_exists(
+        make_app, wait_for, runs_dir: Path, tmp_path: Path) -> None:
+    """Bad data was found 15 s after start, a cutoff past the model's context passed unflagged, and
+    'max steps' said 'from epochs' under a preset that sets them."""
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"instruction": "Hi", "output": "Hello"}) + "\n"
+                   + json.dumps({"instruction": "Hi", "output": 3}) + "\n")
+    app = make_app(runs_dir)
+    app.draft.preset, app.draft.data = "cpu-first-try", [str(bad)]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        flow = app.screen
+        await pilot.press("ctrl+s")  # from an earlier step: review first
+        await wait_for(pilot, lambda: flow.config is not None, what="the resolved config")
+        assert flow.query_one("#max_steps", Input).placeholder == "30 (preset)"
+        await wait_for(pilot, lambda: flow.starter.verdict is not None, timeout=60, what="the review")
+        refusal = str(flow.refusal_view.render())
+        assert "data: 1 problem training refuses" in refusal and f"{bad}:2" in refusal
+        runs_before = sorted(p.name for p in runs_dir.iterdir())
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is flow and not flow.starter.starting
+        assert sorted(p.name for p in runs_dir.iterdir()) == runs_before  # no run folder was made
+        app.draft.data = ["builtin:identity"]
+        flow.take_draft()
+        flow.query_one("#cutoff", Input).value = "100000"
+        await wait_for(pilot, lambda: "above the model's context of 8192" in str(flow.refusal_view.render()),
+                       timeout=60, what="the cutoff warning")
+        assert "problem" not in str(flow.refusal_view.render())

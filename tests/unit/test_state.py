@@ -216,3 +216,15 @@ def test_a_field_of_the_wrong_type_is_ignored_and_the_rest_kept() -> None:
     assert state.terminal["errors"] == ["a"]
     assert state.last_seq == 8 and state.events_seen == 8
     assert state.bad_fields == 12
+
+
+def test_describe_end_roots_paths_at_the_run_folder() -> None:
+    """'checkpoint checkpoints/checkpoint-40, adapter adapter' said nothing about where they are."""
+    from pathlib import Path
+
+    from tuitune.runs.state import describe_end
+
+    end = {"type": "run_stopped", "step": 40, "checkpoint_path": "checkpoints/checkpoint-40", "adapter_path": "adapter"}
+    assert describe_end(end, Path("/runs/r1")) == \
+        "stopped at step 40; checkpoint /runs/r1/checkpoints/checkpoint-40, adapter /runs/r1/adapter"
+    assert describe_end(end) == "stopped at step 40; checkpoint checkpoints/checkpoint-40, adapter adapter"

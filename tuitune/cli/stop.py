@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     # that supervisor has not quite exited yet; an older end belongs to the attempt before a resume.
     ended_now = last is not None and last.get("t", 0) >= (read_pids(run_dir).get("started") or 0)
     if ended_now or not stop_run(run_dir, kill=args.kill):
-        ended = f" (it ended: {describe_end(last)})" if last else ""
+        ended = f" (it ended: {describe_end(last, run_dir)})" if last else ""
         print(f"{run_dir} is not running{ended}", file=sys.stderr)
         return 1
     print(("killing" if args.kill else "stopping (saving a checkpoint and the adapter)") + f": {run_dir}")
@@ -68,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
     if not wait_until_gone(run_dir):
         print(f"the run ended but some of its processes are still alive; see {run_dir / 'pids.json'}", file=sys.stderr)
         return 1
-    print(describe_end(end))
+    print(describe_end(end, run_dir))
     return 0 if end["type"] == RUN_STOPPED else 1

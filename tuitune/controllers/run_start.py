@@ -2,12 +2,15 @@
 
 The verdict is :func:`engine.estimate.fit.judge`, the same one ``tuitune estimate``, the Models
 screen and ``tuitune train`` use. It reads the model's files, so it runs in a thread worker; a
-start pressed before the verdict is in waits for it.
+start pressed before the verdict is in waits for it. The same worker checks the data as
+``tuitune data check`` and training do (:func:`engine.data.checks.check_paths`): bad data is
+caught here, before a run folder exists, not when the trainer reads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from textual.screen import Screen
@@ -20,6 +23,44 @@ from tuitune.messages import RunStarted
 from tuitune.widgets.model_memory import devices_line
 
 
+SHOWN_PROBLEMS = 3
+"""Data problems listed on the review step (the count says how many there are)."""
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What the review found besides the memory verdict."""
+
+    errors: list[str] = field(default_factory=list)
+    """Why the run must not start (data training would refuse)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the user should know (a cutoff past the model's context)."""
+
+
+def review_findings(config: RunConfig) -> Findings:
+    """Check ``config``'s data as training will, and its cutoff against the model's context (reads files)."""
+    from engine.data.checks import check_paths
+    from engine.models.info import ModelError, read_model_info
+
+    errors: list[str] = []
+    summary = check_paths(config.data.train, config.data.format, stage=config.stage)
+    if summary.errors:
+        first = [str(p) for p in summary.problems if p.severity == "error"][:SHOWN_PROBLEMS]
+        more = f" (and {summary.errors - len(first)} more: tuitune data check lists them)" \
+            if summary.errors > len(first) else ""
+        errors.append(f"data: {summary.errors} problem{'s' if summary.errors > 1 else ''} training refuses{more}")
+        errors.extend(f"  {line}" for line in first)
+    warnings: list[str] = []
+    try:
+        context = read_model_info(config.model.name_or_path).context_length
+    except (ModelError, OSError):
+        context = None  # the verdict says why the model cannot be read
+    if context and config.data.cutoff_len > context:
+        warnings.append(f"cutoff {config.data.cutoff_len} is above the model's context of {context} tokens: "
+                        f"longer records go where it was never trained")
+    return Findings(errors, warnings)
+
+
 class RunStarter:
     """The fit verdict on the latest reviewed config, and the start it guards.
 
@@ -28,13 +69,13 @@ class RunStarter:
 
     Args:
         screen: The new-run screen.
-        show: Called on the UI thread with each verdict and the line naming the GPUs found,
-            and with None while a verdict is worked out.
+        show: Called on the UI thread with each verdict, the line naming the GPUs found and the
+            review's findings, and with None while a verdict is worked out.
         current: The config on review now (a question answered late must not start an older one).
         place: The runs folder and the run's name to start a config as, asked at launch.
     """
 
-    def __init__(self, screen: Screen, show: Callable[[Verdict | None, str], None],
+    def __init__(self, screen: Screen, show: Callable[[Verdict | None, str, Findings], None],
                  current: Callable[[], RunConfig | None], place: Callable[[RunConfig], tuple[Path, str]]) -> None:
         self.screen = screen
         self.show = show
@@ -42,6 +83,8 @@ class RunStarter:
         self.place = place
         self.verdict: Verdict | None = None
         """The verdict on the latest config judged."""
+        self.findings = Findings()
+        """What the review of the latest config judged found."""
         self.starting = False
         """True from launching until the run is started or fails."""
         self._asked: RunConfig | None = None
@@ -52,7 +95,7 @@ class RunStarter:
         """Judge ``config`` in the background unless it is the one judged (or being judged) last."""
         if config != self._asked:
             self._asked = config
-            self.show(None, "")
+            self.show(None, "", Findings())
             self.screen.run_worker(lambda: self._judge(config), thread=True, exclusive=True, group="fit",
                                    exit_on_error=False, description="estimating memory")
 
@@ -65,6 +108,9 @@ class RunStarter:
             return
         if verdict.refusal:
             self.screen.notify(verdict.refusal, title="cannot start", severity="error", timeout=10)
+            return
+        if self.findings.errors:
+            self.screen.notify("\n".join(self.findings.errors), title="cannot start", severity="error", timeout=10)
             return
         if not verdict.fits:
             def answered(ok: bool | None) -> None:
@@ -82,14 +128,15 @@ class RunStarter:
 
             self._gpus = gpus.list_gpus()
         found, note = self._gpus
-        self.screen.app.call_from_thread(self._judged, judge(config, found), devices_line(found, note))
+        verdict = judge(config, found)
+        self.screen.app.call_from_thread(self._judged, verdict, devices_line(found, note), review_findings(config))
 
-    def _judged(self, verdict: Verdict, devices: str) -> None:
+    def _judged(self, verdict: Verdict, devices: str, findings: Findings) -> None:
         """Show a verdict (unless a newer one is on its way); a start that waited for it goes on."""
         if verdict.config != self._asked:
             return
-        self.verdict = verdict
-        self.show(verdict, devices)
+        self.verdict, self.findings = verdict, findings
+        self.show(verdict, devices, findings)
         if self._start_when_judged and verdict.config == self.current():
             self._start_when_judged = False
             self.start(verdict.config)

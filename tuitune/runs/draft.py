@@ -6,11 +6,23 @@ data and presets screens post ``ModelChosen``, ``DataChosen``, ``PresetChosen``)
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.compose import Flags, compose_config
 from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig
+
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+"""A run's name is its folder's name: letters, digits, '.', '_', '-', starting with a letter or digit."""
+
+
+def run_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a run folder, or None (it is never rewritten behind the user's back)."""
+    if RUN_NAME.match(name):
+        return None
+    return (f"{name!r} cannot be a folder name here: use 1 to 100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit")
 
 
 @dataclass
@@ -45,13 +57,22 @@ def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
         "format": ("data.format", draft.format),
     }
     problems: list[str] = []
-    for label, text, dotted in (("max steps", draft.max_steps, "train.max_steps"),
-                                ("cutoff", draft.cutoff, "data.cutoff_len")):
-        if text.strip():
-            if not text.strip().isdigit():
-                problems.append(f"{dotted}: {text!r} is not a whole number")
-            else:
-                flags[label] = (dotted, int(text))
+    if draft.name.strip() and (problem := run_name_problem(draft.name.strip())):
+        problems.append(f"run name: {problem}")
+    for label, text, dotted, least in (("max steps", draft.max_steps, "train.max_steps", 1),
+                                       ("cutoff", draft.cutoff, "data.cutoff_len", 8)):
+        text = text.strip()
+        if not text:
+            continue
+        try:
+            number = int(text)
+        except ValueError:
+            problems.append(f"{label} ({dotted}): {text!r} is not a whole number")
+            continue
+        if number < least:
+            problems.append(f"{label} ({dotted}): {number} is too small: it must be {least} or more")
+        else:
+            flags[label] = (dotted, number)
     if problems:
         raise ConfigError(problems)
     return compose_config(preset, flags=flags)

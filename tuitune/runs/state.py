@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable, Union
 
 from engine import protocol as p
@@ -365,18 +367,22 @@ _HANDLERS = {
 }
 
 
-def describe_end(event: Event) -> str:
-    """One line saying how an attempt ended, for a terminal event."""
+def describe_end(event: Event, run_dir: str | os.PathLike[str] | None = None) -> str:
+    """One line saying how an attempt ended, for a terminal event; its paths rooted at ``run_dir``
+    (absolute) when given ("adapter adapter" says nothing)."""
+    def rooted(path: object) -> object:
+        return Path(run_dir).absolute() / str(path) if run_dir is not None and path else path
+
     kind = event["type"]
     if kind == p.RUN_STOPPED and event.get("killed"):
-        resume = event.get("checkpoint_path")
+        resume = rooted(event.get("checkpoint_path"))
         return (f"killed on request at step {event.get('step')}; nothing saved"
                 + (f", a resume starts from {resume}" if resume else ", no checkpoint to resume from"))
     if kind == p.RUN_STOPPED and event.get("step") is None:
         return "stopped before training started (nothing saved)"
     if kind == p.RUN_STOPPED:
-        return f"stopped at step {event.get('step')}; checkpoint {event.get('checkpoint_path')}, " \
-               f"adapter {event.get('adapter_path')}"
+        return f"stopped at step {event.get('step')}; checkpoint {rooted(event.get('checkpoint_path'))}, " \
+               f"adapter {rooted(event.get('adapter_path'))}"
     if kind == p.RUN_FINISHED:
         return f"finished at step {event.get('step')}, train loss {event.get('train_loss')}"
     signal_name = f" ({event['signal']})" if event.get("signal") else ""

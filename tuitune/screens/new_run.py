@@ -23,7 +23,7 @@ from textual.widgets.option_list import Option
 
 from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig, config_to_yaml
 from engine.estimate.fit import Verdict
-from tuitune.controllers.run_start import RunStarter
+from tuitune.controllers.run_start import Findings, RunStarter
 from tuitune.messages import RunStarted
 from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, resolve_draft
 from tuitune.runs.launch import default_run_name
@@ -105,6 +105,12 @@ class NewRunScreen(AppScreen):
                         yield ModelMemory(id="memory")
                     yield TextArea("", read_only=True, language=None, id="yaml")
         yield Footer(compact=True)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Each step is a field to type in: esc goes back a step at once, not out of the field first."""
+        if action == "leave_field":
+            return False
+        return super().check_action(action, parameters)
 
     def on_mount(self) -> None:
         titles = {"model": "model", "data": "data", "name": "run name", "max_steps": "max steps", "cutoff": "cutoff"}
@@ -214,8 +220,14 @@ class NewRunScreen(AppScreen):
             self.draft.name = default_run_name(self.config)
             self._fill(self.name_input, self.draft.name)
         self.yaml_view.load_text(config_to_yaml(self.config))
+        if not self.draft.max_steps.strip():
+            steps = self.config.train.max_steps
+            self.max_steps_input.placeholder = f"{steps} (preset)" if steps else "from epochs"
+        if not self.draft.cutoff.strip():
+            self.cutoff_input.placeholder = f"{self.config.data.cutoff_len} (preset)"
         folder = self.tuitune_app.runs_dir / (self.draft.name or "?")
-        self.folder_view.update(f"folder: {folder}")
+        taken = " (taken: the run gets the next free name, -2, -3…)" if folder.exists() else ""
+        self.folder_view.update(f"folder: {folder}{taken}")
         self.starter.check(self.config)
         return self.config
 
@@ -248,15 +260,19 @@ class NewRunScreen(AppScreen):
         """The runs folder and the name a run of ``config`` starts as."""
         return self.tuitune_app.runs_dir, self.draft.name or default_run_name(config)
 
-    def show_verdict(self, verdict: Verdict | None, devices: str) -> None:
-        """Show the memory panel and the refusal for ``verdict`` (None: being estimated)."""
+    def show_verdict(self, verdict: Verdict | None, devices: str, findings: Findings) -> None:
+        """Show the memory panel, the refusal for ``verdict`` (None: being estimated) and what the
+        review found in the data and the cutoff."""
         if verdict is None:
-            self.memory.show(None, note="Estimating memory…")
+            self.memory.show(None, note="Estimating memory and checking the data…")
             self.refusal_view.display = False
             return
         self.memory.show(verdict, devices)
-        self.refusal_view.update(Text(verdict.refusal or "", style="bold red"))
-        self.refusal_view.display = bool(verdict.refusal)
+        text = Text("\n".join(filter(None, [verdict.refusal, *findings.errors])), style="bold red")
+        if findings.warnings:
+            text.append(("\n" if text else "") + "\n".join(findings.warnings), style="yellow")
+        self.refusal_view.update(text)
+        self.refusal_view.display = bool(text)
 
     @work(thread=True, exclusive=True, group="presets", exit_on_error=False, description="listing presets")
     def list_presets(self) -> None:

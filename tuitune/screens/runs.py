@@ -63,7 +63,7 @@ def detail_of(run: RunSummary) -> Text:
     elif run.status == "lost":
         out.append("no terminal event and no live engine (machine restarted or engine killed)")
     elif terminal.get("killed"):
-        out.append(describe_end(terminal))
+        out.append(describe_end(terminal, run.path))
     else:
         out.append(f"{run.status}; adapter in {run.path / (terminal.get('adapter_path') or 'adapter')}")
     for error in (run.events_error, run.meta.error):

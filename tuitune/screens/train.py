@@ -77,7 +77,7 @@ def failure_text(state: RunState, run_status: str) -> Text:
     if run_status == "lost":
         return Text("The engine is gone and wrote no final event (machine restarted or engine killed).")
     if terminal.get("killed"):
-        return Text.assemble(("KILLED  ", "bold yellow"), describe_end(terminal))
+        return Text.assemble(("KILLED  ", "bold yellow"), describe_end(terminal, self.run_dir))
     if run_status != "failed":
         return Text("")
     out = Text.assemble(("FAILED  ", "bold red"), (str(terminal.get("cause") or "unknown cause"), "bold"))
