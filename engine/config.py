@@ -32,6 +32,10 @@ from engine.files import FileTooLarge, NotARegularFile, read_regular, write_text
 from engine.paths import DEMO_MODEL
 
 DEMO_DATA = "builtin:identity"
+DEMO_DATA_BY_STAGE = {"pt": "builtin:identity_text", "rm": "builtin:identity_pairs", "dpo": "builtin:identity_pairs",
+                      "kto": "builtin:identity_pairs", "orpo": "builtin:identity_pairs"}
+"""The shipped demo set in each stage's own layout: builtin:identity under a stage other than sft means these
+(the same identity answers as preference pairs, chosen over the base model's own, or as raw text)."""
 MAX_CONFIG_BYTES = 1 << 20
 """Largest config or preset file read (1 MiB; real ones are under 4 KiB). A YAML file of tens
 of megabytes takes minutes and gigabytes to load."""
@@ -123,7 +127,7 @@ class DataSection(Section):
     """Instruction data and how it is turned into training sequences."""
 
     train: list[str] = Field(default_factory=lambda: [DEMO_DATA], min_length=1)
-    """JSON, JSON Lines or datasets folders; builtin:identity is the shipped demo set."""
+    """JSON, JSON Lines, .txt or datasets folders; builtin:identity is the shipped demo set (in the stage's layout)."""
     format: Literal["auto", "alpaca", "sharegpt", "openai", "alpaca_pairs", "sharegpt_pairs", "trl_pairs",
                     "alpaca_kto", "sharegpt_kto", "trl_kto", "text"] = "auto"
     """Record layout, auto detected from the first records; sft: alpaca/sharegpt/openai, dpo/orpo/rm: *_pairs, kto: *_kto or pairs, pt: text."""
@@ -227,6 +231,8 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "RunConfig":
+        if self.data.train == [DEMO_DATA] and self.stage in DEMO_DATA_BY_STAGE:
+            self.data.train = [DEMO_DATA_BY_STAGE[self.stage]]
         if self.adapter.method == "full" and self.quant.mode != "none":
             raise ValueError("adapter.method full cannot train quantized weights: set quant.mode to none")
         if self.stage == "kto" and self.train.batch_size < 2:
