@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -13,6 +13,7 @@ from textual.screen import Screen
 
 from engine import paths
 from tuitune import signals
+from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen
 from tuitune.screens.base import binding_commands
 from tuitune.screens.modes import available_modes, has_nvidia_gpu
@@ -21,6 +22,13 @@ from tuitune.settings import Settings, load_settings
 if TYPE_CHECKING:
     from tuitune.runs.draft import RunDraft
     from tuitune.screens.new_run import NewRunScreen
+
+
+class Editor(Protocol):
+    """A screen whose edits are lost when the app quits."""
+
+    def unsaved_edits(self) -> str | None:
+        """What would be lost ("unsaved edits to preset default"), or None."""
 
 class TuituneApp(App[None]):
     """Fine-tune LLMs from the terminal: runs, new-run flow and live dashboards.
@@ -53,6 +61,8 @@ class TuituneApp(App[None]):
         self.attach = Path(attach) if attach else None
         self.chat = Path(chat) if chat else None
         self._draft: RunDraft | None = None
+        self.editors: list[Editor] = []
+        """Screens that hold edits not saved yet (the presets editor); quitting asks before dropping them."""
 
     @property
     def draft(self) -> RunDraft:
@@ -83,6 +93,19 @@ class TuituneApp(App[None]):
 
     def on_unmount(self) -> None:
         signals.remove()
+
+    async def action_quit(self) -> None:
+        """Quit; with unsaved edits somewhere, ask first (ctrl+q dropped them without a word)."""
+        unsaved = [what for editor in self.editors if (what := editor.unsaved_edits())]
+        if not unsaved:
+            self.exit()
+            return
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.exit()
+
+        self.push_screen(ConfirmDialog(f"Quit and lose {'; '.join(unsaved)}?", "Quit"), answered)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         """The palette offers every key's action of the current screen and the app, by name."""

@@ -409,3 +409,15 @@ async def test_review_step_checks_the_data_and_the_cutoff_before_a_run_folder_ex
         await wait_for(pilot, lambda: "above the model's context of 8192" in str(flow.refusal_view.render()),
                        timeout=60, what="the cutoff warning")
         assert "problem" not in str(flow.refusal_view.render())
+
+
+def test_quitting_with_live_runs_says_they_keep_running_and_how_to_come_back(runs_dir: Path,
+                                                                              alive_runs: set[str]) -> None:
+    from tuitune.cli.app import still_running_line
+
+    assert still_running_line(runs_dir) is None
+    alive_runs.add("running")
+    assert still_running_line(runs_dir) == \
+        "running keeps training in the background: tuitune attach running to come back"
+    alive_runs.add("stopped")
+    assert still_running_line(runs_dir).startswith("2 runs keep training in the background (")

@@ -284,3 +284,26 @@ async def test_the_app_opens_the_presets_mode_despite_a_broken_preset_and_follow
         await pilot.pause()
         assert app.draft.preset == "dora", "the app's new-run flow takes the PresetChosen"
         assert type(app.screen).__name__ == "NewRunScreen"
+
+
+async def test_quit_asks_before_dropping_unsaved_preset_edits(tmp_path: Path) -> None:
+    """ctrl+q threw away an edited preset without a word."""
+    from tuitune.app import TuituneApp
+    from tuitune.dialogs.confirm import ConfirmDialog
+
+    app = TuituneApp(runs_dir=tmp_path / "runs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        await type_into(pilot, "field-adapter-r", "32")
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog) and "unsaved edits to preset default" in app.screen.question
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen, PresetsScreen)
+        await pilot.press("ctrl+r")  # reverted: nothing to lose, quit at once
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert not app.is_running

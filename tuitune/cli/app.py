@@ -23,4 +23,18 @@ def run(args: argparse.Namespace) -> int:
             print(f"tuitune attach: {exc}", file=sys.stderr)
             return 2
     TuituneApp(runs_dir=runs_dir, attach=attach, settings=settings).run()
+    if (line := still_running_line(runs_dir)):
+        print(line)
     return 0
+
+
+def still_running_line(runs_dir) -> str | None:
+    """One line saying which runs keep training after the app closed, and how to come back; None if none."""
+    from tuitune.runs.folder import engine_alive, list_run_dirs
+
+    live = [run.name for run in list_run_dirs(runs_dir) if engine_alive(run)]
+    if not live:
+        return None
+    if len(live) == 1:
+        return f"{live[0]} keeps training in the background: tuitune attach {live[0]} to come back"
+    return f"{len(live)} runs keep training in the background ({', '.join(live)}): tuitune attach NAME to come back"

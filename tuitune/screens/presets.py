@@ -108,6 +108,21 @@ class PresetsScreen(AppScreen):
         """Read the presets and the model in the background."""
         self.preset_list.focus()
         self.reload()
+        editors = getattr(self.app, "editors", None)
+        if editors is not None:
+            editors.append(self)
+
+    def on_unmount(self) -> None:
+        editors = getattr(self.app, "editors", None)
+        if editors is not None and self in editors:
+            editors.remove(self)
+
+    def unsaved_edits(self) -> str | None:
+        """The edits to the highlighted preset that are not saved, or None."""
+        entry = self.current
+        if entry is None or entry.data is None or not self.form.diff:
+            return None
+        return f"the unsaved edits to preset {entry.info.name} ({len(self.form.diff)} field(s))"
 
     def on_screen_resume(self) -> None:
         """Follow the model chosen for the new run (the app's draft), if the app keeps one."""
