@@ -7,6 +7,11 @@ the plain path in tests/engine/test_speed_techniques.py — and removes work or 
 * ``train.chunked_loss``: :mod:`engine.recipes.loss` (Liger's kernel on CUDA when installed).
 * ``data.padding_free``: the collator (:class:`engine.recipes.datasets.FlatCollator`) and attention
   run per record (:mod:`engine.recipes.attention`) where the model uses sdpa.
+* without gradient checkpointing, the SwiGLU MLP keeps two of its four wide activations
+  (:mod:`engine.recipes.mlp`; exact, it re-forms two elementwise products in backward).
+* on CPU, glibc's malloc gives freed activation memory back (:mod:`engine.recipes.allocator`):
+  the peak RSS follows what is live instead of the heap's high-water mark. Not a change to the
+  computation at all.
 """
 
 from __future__ import annotations
@@ -14,12 +19,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import torch
+
 from engine.config import RunConfig
+from engine.recipes.allocator import return_freed_memory
 from engine.recipes.attention import SUPPORTED as ATTENTION_SUPPORTED
 from engine.recipes.attention import use_record_attention
 from engine.recipes.datasets import FlatCollator, PadCollator
 from engine.recipes.lora_dropout import fuse_lora_dropout
 from engine.recipes.loss import use_chunked_loss
+from engine.recipes.mlp import use_lean_mlp
 
 log = logging.getLogger("engine.recipes.techniques")
 
@@ -35,8 +44,23 @@ def apply_techniques(model: Any, config: RunConfig) -> list[str]:
         done.append("chunked loss")
     if padding_free(model, config):
         done.append("padding-free batches" + (", attention per record" if use_record_attention(model) else ""))
+    if lean_mlp(config):
+        lean = use_lean_mlp(model)
+        if lean:
+            done.append(f"SwiGLU keeping gate and up only in {lean} layers")
+    if not torch.cuda.is_available() and return_freed_memory():
+        done.append("freed memory returned (glibc mmap threshold)")
     log.info("techniques: %s", ", ".join(done) or "none")
     return done
+
+
+def lean_mlp(config: RunConfig) -> bool:
+    """Whether the MLP keeps only gate and up: on unless turned off, never under gradient checkpointing.
+
+    Checkpointing drops the whole layer's activations; the MLP's saved-tensor hook would keep gate and
+    up alive there instead. ``train.lean_mlp`` is honoured once the config has it.
+    """
+    return bool(getattr(config.train, "lean_mlp", True)) and not config.train.gradient_checkpointing
 
 
 def padding_free(model: Any, config: RunConfig) -> bool:

@@ -172,3 +172,49 @@ def test_models_not_known_to_keep_records_apart_get_padded_batches() -> None:
     assert isinstance(collator(remote, config, 0, cuda=False), PadCollator)
     off = RunConfig.model_validate({"data": {"padding_free": False}})
     assert isinstance(collator(known, off, 0, cuda=False), PadCollator)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_lean_mlp_equals_the_plain_mlp(tiny_model_dir: Path, dropout: float, monkeypatch) -> None:
+    """Same loss and gradients, bit for bit, with peft's dropout and with the fused one; the product is not kept."""
+    from engine.recipes import mlp
+
+    plain = _lora(tiny_model_dir, dropout=dropout)
+    fuse_lora_dropout(plain)
+    lean = copy.deepcopy(plain)
+    assert mlp.use_lean_mlp(lean) == 2
+    given_up = []
+    monkeypatch.setattr(mlp._Product, "tensor", lambda self, f=mlp._Product.tensor: given_up.append(1) or f(self))
+    batch = FlatCollator()(_features(_records()))
+    _assert_same(_step(plain, batch, seed=3), _step(lean, batch, seed=3), rtol=0)
+    assert len(given_up) == 2  # down_proj's lora_A kept a note instead of the product, in each layer
+    with torch.no_grad():  # generation and evaluation: the plain forward
+        torch.testing.assert_close(lean.eval()(**batch).logits, plain.eval()(**batch).logits, rtol=0, atol=0)
+
+
+def test_swiglu_function_against_autograd() -> None:
+    from engine.recipes.mlp import SwiGLU
+
+    generator = torch.Generator().manual_seed(0)
+    gate, up = (torch.randn(5, 7, generator=generator, requires_grad=True) for _ in range(2))
+    grad = torch.randn(5, 7, generator=generator)
+    (SwiGLU.apply(gate, up) * grad).sum().backward()
+    mine = gate.grad.clone(), up.grad.clone()
+    gate.grad = up.grad = None
+    (torch.nn.functional.silu(gate) * up * grad).sum().backward()
+    torch.testing.assert_close(mine, (gate.grad, up.grad), rtol=0, atol=0)
+
+
+def test_techniques_leave_the_mlp_alone_under_gradient_checkpointing() -> None:
+    from engine.config import RunConfig
+    from engine.recipes.techniques import lean_mlp
+
+    assert lean_mlp(RunConfig())
+    assert not lean_mlp(RunConfig.model_validate({"train": {"gradient_checkpointing": True}}))
+
+
+def test_freed_memory_goes_back_to_the_system() -> None:
+    """glibc accepts the fixed mmap threshold (this project runs on Linux with glibc)."""
+    from engine.recipes.allocator import return_freed_memory
+
+    assert return_freed_memory()
