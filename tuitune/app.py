@@ -50,6 +50,7 @@ class TuituneApp(App[None]):
         Binding("3", "switch_mode('data')", "Data", group=SCREENS_KEYS),
         Binding("4", "switch_mode('presets')", "Presets", group=SCREENS_KEYS),
         Binding("n", "new_run", "New run"),
+        Binding("question_mark", "toggle_help", "Keys", show=False),
     ]
 
     def __init__(self, runs_dir: str | Path | None = None, attach: str | Path | None = None,
@@ -93,6 +94,13 @@ class TuituneApp(App[None]):
 
     def on_unmount(self) -> None:
         signals.remove()
+
+    def action_toggle_help(self) -> None:
+        """? shows (or hides) every key of the current screen, with what it does, beside it."""
+        if self.screen.query("HelpPanel"):
+            self.action_hide_help_panel()
+        else:
+            self.action_show_help_panel()
 
     async def action_quit(self) -> None:
         """Quit; with unsaved edits somewhere, ask first (ctrl+q dropped them without a word)."""

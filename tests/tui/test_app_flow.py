@@ -421,3 +421,17 @@ def test_quitting_with_live_runs_says_they_keep_running_and_how_to_come_back(run
         "running keeps training in the background: tuitune attach running to come back"
     alive_runs.add("stopped")
     assert still_running_line(runs_dir).startswith("2 runs keep training in the background (")
+
+
+async def test_question_mark_lists_the_screens_keys(make_app, wait_for, runs_dir: Path) -> None:
+    from textual.widgets import HelpPanel
+
+    app = make_app(runs_dir, attach=runs_dir / "stopped")
+    async with app.run_test(size=(120, 40)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert dash.query(HelpPanel)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert not dash.query(HelpPanel)
