@@ -34,7 +34,7 @@ EXPORTS = {
     "merged": ["--merged"],
     "f16": ["--gguf", "f16"],
     "bf16": ["--gguf", "bf16"],
-    "q8_0+ollama": ["--gguf", "q8_0", "--ollama"],
+    "q8_0-ollama": ["--gguf", "q8_0", "--ollama"],
     "everything": ["--merged", "--gguf", "f16", "--gguf", "bf16", "--gguf", "q8_0", "--ollama"],
 }
 CONVERSATIONS = [
@@ -80,7 +80,7 @@ def train_demo(runs: Path) -> Path:
     return run_dir
 
 
-def export(run_dir: Path, name: str, flags: list[str]) -> Path:
+def export(run_dir: Path, label: str, name: str, flags: list[str]) -> Path:
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "tuitune", "--runs-dir", str(run_dir.parent), "export", str(run_dir),
                     *flags, "--name", name], check=True, cwd=REPO, env=env(), stdin=subprocess.DEVNULL,
@@ -89,7 +89,7 @@ def export(run_dir: Path, name: str, flags: list[str]) -> Path:
     job_dir = run_dir / "exports" / name
     end = read_events(job_dir)[-1]
     sizes = ", ".join(f"{o['name']} {fmt_bytes(o['bytes'])}" for o in end["outputs"])
-    print(f"{name:<12} command {wall:5.1f} s  job {end['elapsed_s']:5.1f} s  {sizes}")
+    print(f"{label:<12} command {wall:5.1f} s  job {end['elapsed_s']:5.1f} s  {sizes}", flush=True)
     return job_dir
 
 
@@ -123,11 +123,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
         run_dir = args.run.resolve() if args.run else train_demo(Path(tmp) / "runs")
         stamp = time.strftime("%H%M%S")
-        jobs = {name: export(run_dir, f"bench-{stamp}-{name}", flags) for name, flags in EXPORTS.items()}
-        check_in_go(jobs["everything"])
-        if args.run:  # leave the user's run as it was
-            for job_dir in jobs.values():
-                shutil.rmtree(job_dir, ignore_errors=True)
+        jobs: list[Path] = []
+        try:
+            for label, flags in EXPORTS.items():
+                jobs.append(export(run_dir, label, f"bench-{stamp}-{label}", flags))
+            check_in_go(jobs[-1])
+        finally:
+            if args.run:  # leave the user's run as it was
+                for job_dir in run_dir.glob(f"exports/bench-{stamp}-*"):
+                    shutil.rmtree(job_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

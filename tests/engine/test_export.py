@@ -397,3 +397,46 @@ def test_not_enough_disk_space_is_refused_with_what_is_free_and_needed(tmp_path:
     problem = room_problem(tmp_path / "not" / "yet", needed)  # a destination still to be made: its disk counts
     assert problem is not None and problem.startswith(f"not enough disk space in {tmp_path / 'not' / 'yet'}: ")
     assert re.search(r": \d+ MB free, the export needs (\d+) MB$", problem).group(1) == f"{(needed + RESERVE) / 1024**2:.0f}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["qwen2", "qwen3", "mistral"])
+def test_gguf_of_each_supported_family_loads_back_with_its_weights(family: str, demo_model_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    """A tiny random model of each family (with the demo's byte-level BPE tokenizer) written as f16 GGUF and
+    read back by transformers' GGUF loader computes what the model computes with its matrices rounded to
+    fp16: every tensor found its llama.cpp name (Qwen's q/k/v biases, Qwen3's q/k norms, Mistral's untied
+    output head), and Mistral's q/k rows were permuted as Llama's (it travels as llama.cpp's ``llama``); the
+    demo model covers Llama itself."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer, MistralConfig, Qwen2Config, Qwen3Config
+
+    from engine.export.gguf_writer import write_gguf
+
+    tokenizer = AutoTokenizer.from_pretrained(demo_model_dir)
+    shape = {"vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+             "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+             "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    config = {"qwen2": lambda: Qwen2Config(**shape, tie_word_embeddings=True),
+              # 128 as in every Qwen3: transformers' GGUF reader takes Qwen3's head_dim from its default, not the file
+              "qwen3": lambda: Qwen3Config(**shape, head_dim=128, tie_word_embeddings=True),
+              "mistral": lambda: MistralConfig(**shape, tie_word_embeddings=False, sliding_window=None)}[family]()
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    if family == "qwen2":  # random biases, so a misplaced one shows
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if name.endswith("bias"):
+                    param.normal_(0, 0.5)
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "tokenizer")  # apart: a qwen2 config.json beside it would pick another class
+    (tmp_path / "gguf").mkdir()  # alone in its folder: transformers takes everything from the file
+    write_gguf(tmp_path / "gguf" / "m.gguf", load_file(tmp_path / "model" / "model.safetensors"),
+               json.loads((tmp_path / "model" / "config.json").read_text()), tmp_path / "tokenizer", "f16",
+               f"tiny {family}")
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path / "gguf", gguf_file="m.gguf").eval()
+    ids = tokenizer("The capital of France is Paris, and the capital of Italy is", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        got, expected = loaded(ids).logits, quantized_like_the_file(model, "f16")(ids).logits
+    assert got.shape == expected.shape and (got - expected).abs().max() < 1e-3
