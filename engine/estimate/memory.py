@@ -126,7 +126,7 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     dtype = load_dtype(config, device)
     d = DTYPE_BYTES[dtype]
     a = activation_bytes(config, device)
-    trainable = trainable_shapes(info, config.adapter)
+    trainable = trainable_shapes(info, config.adapter, stage)
     n_train = sum(prod(s) for s in trainable)
     train_bytes = d if method == "full" else 4
     weights = _weights(info, quant, config.quant.double_quant, d)

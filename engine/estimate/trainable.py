@@ -19,23 +19,29 @@ EMBEDDING_WORDS = ("embed", "wte", "wpe", "lm_head", "embed_out", "word_embeddin
 """Name parts of embeddings and output heads: 2-D weights that are not adapted linear layers."""
 
 
-def trainable_params(info: ModelInfo, adapter: AdapterSection | dict[str, Any]) -> int:
+def trainable_params(info: ModelInfo, adapter: AdapterSection | dict[str, Any], stage: str = "sft") -> int:
     """Parameters peft (or full fine-tuning) will train: equals ``model.get_nb_trainable_parameters()[0]``.
 
     LoRA adds ``r·(in + out)`` per targeted linear layer (A is r×in, B is out×r); DoRA adds a
-    magnitude vector of ``out``; full trains every parameter (tied embeddings once).
+    magnitude vector of ``out``; full trains every parameter (tied embeddings once). A reward model
+    (stage ``rm``) also trains its new one-output score head whole (``hidden`` weights).
     """
-    return sum(prod(shape) for shape in trainable_shapes(info, adapter))
+    return sum(prod(shape) for shape in trainable_shapes(info, adapter, stage))
 
 
-def trainable_shapes(info: ModelInfo, adapter: AdapterSection | dict[str, Any]) -> list[tuple[int, ...]]:
-    """Shapes of every trainable tensor: the adapter's A, B (and DoRA magnitude), or all weights."""
+def trainable_shapes(info: ModelInfo, adapter: AdapterSection | dict[str, Any],
+                     stage: str = "sft") -> list[tuple[int, ...]]:
+    """Shapes of every trainable tensor: the adapter's A, B (and DoRA magnitude), or all weights,
+    and a reward model's score head."""
     get = as_dict(adapter).get
     method, r = get("method", "lora"), int(get("r", 16))
+    head = [(1, info.hidden_size or 0)] if stage == "rm" else []
     if method == "full":
         tied = info.tie_word_embeddings and any(n.split(".")[-1] == "embed_tokens" for n, _ in info.shapes)
-        return [s for n, s in info.shapes if not (tied and n.split(".")[-1] == "lm_head")]
-    shapes: list[tuple[int, ...]] = []
+        body = [s for n, s in info.shapes if not (tied and n.split(".")[-1] == "lm_head")]
+        # a reward model has no language-model head: the score head takes its place
+        return head + [s for n, s in info.shapes if n.split(".")[-1] != "lm_head"] if head else body
+    shapes: list[tuple[int, ...]] = head
     for out, inp in target_linears(info, get("target_modules", "all-linear")):
         shapes += [(r, inp), (out, r)] + ([(out,)] if method == "dora" else [])
     return shapes

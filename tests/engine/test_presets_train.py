@@ -82,5 +82,6 @@ def test_editor_count_equals_what_the_engine_trained(preset_runs: dict[str, list
                                                      tiny_model_dir: Path) -> None:
     """The trainable count the preset editor shows (engine.estimate.memory) is what peft really trained."""
     started = next(e for e in preset_runs[name] if e["type"] == "run_started")
-    adapter = resolve(fast_config(name, tiny_model_dir)).adapter
-    assert trainable_params(read_model_info(str(tiny_model_dir)), adapter) == started["model"]["params_trainable"]
+    config = resolve(fast_config(name, tiny_model_dir))
+    assert trainable_params(read_model_info(str(tiny_model_dir)), config.adapter, config.stage) == \
+        started["model"]["params_trainable"]
