@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -148,7 +149,7 @@ async def test_new_run_flow_defaults_review_and_choices_from_other_screens(make_
         assert flow.step == "review" and flow.config.model.name_or_path == "smollm2-135m-instruct"
         assert flow.config.data.train == ["builtin:identity"]
         assert "name_or_path: smollm2-135m-instruct" in flow.yaml_view.text
-        assert flow.query_one("#name", Input).value.endswith("smollm2-135m-instruct-lora")
+        assert re.fullmatch(r"smollm2-135m-instruct-lora-[a-z]{3}\d\d-\d{4}", flow.query_one("#name", Input).value)
         flow.query_one("#cutoff", Input).value = "4"
         await wait_for(pilot, lambda: flow.config is None, what="the bad cutoff to be refused")
         assert "data.cutoff_len" in str(flow.errors_view.render())

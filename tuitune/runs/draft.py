@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.compose import Flags, compose_config
@@ -43,6 +44,17 @@ class RunDraft:
     """Optimizer steps as typed (blank: run the preset's epochs)."""
     cutoff: str = ""
     """Cutoff length in tokens as typed (blank: the preset's)."""
+    config_file: str = ""
+    """A run's config.yaml to start from ("new run from this config"): every setting of that run,
+    the preset's values only where it has none; blank: the preset alone."""
+
+    def start_from_run(self, run_dir: Path) -> None:
+        """Take ``run_dir``'s model, data and settings (a new name, steps and cutoff as its config says)."""
+        from engine.config import load_config
+
+        config = load_config(run_dir / "config.yaml")
+        self.model, self.data, self.format = config.model.name_or_path, list(config.data.train), config.data.format
+        self.config_file, self.name, self.max_steps, self.cutoff = str(run_dir / "config.yaml"), "", "", ""
 
 
 def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
@@ -75,7 +87,7 @@ def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
             flags[label] = (dotted, number)
     if problems:
         raise ConfigError(problems)
-    return compose_config(preset, flags=flags)
+    return compose_config(preset, draft.config_file or None, flags=flags)
 
 
 def load_presets() -> list[tuple[str, str, str | None]]:

@@ -38,10 +38,15 @@ def _reap() -> None:
     _children[:] = [child for child in _children if child.poll() is None]
 
 
-def default_run_name(config: RunConfig) -> str:
-    """A readable, sortable name: ``20261125-1541-smollm2-135m-instruct-lora``."""
+def default_run_name(config: RunConfig, now: float | None = None) -> str:
+    """A readable name saying what and when: ``smollm2-135m-instruct-lora-nov25-1541``
+    (``…-dpo-lora-…`` for a stage other than sft). The list sorts by start time, not by name."""
     model = Path(config.model.name_or_path.rstrip("/")).name or "model"
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{config.adapter.method}"
+    stage = getattr(config, "stage", "sft")
+    when = time.localtime(now)
+    month = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")[when.tm_mon - 1]
+    kind = config.adapter.method if stage == "sft" else f"{stage}-{config.adapter.method}"
+    return f"{model}-{kind}-{month}{when.tm_mday:02d}-{time.strftime('%H%M', when)}"
 
 
 def new_run_dir(runs_dir: str | os.PathLike[str], name: str) -> Path:

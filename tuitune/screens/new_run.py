@@ -166,7 +166,8 @@ class NewRunScreen(AppScreen):
 
     def _show_steps(self) -> None:
         draft, out = self.draft, Text()
-        values = {"model": draft.model, "data": ", ".join(draft.data), "preset": draft.preset, "review": ""}
+        preset = f"config of {Path(draft.config_file).parent.name}" if draft.config_file else draft.preset
+        values = {"model": draft.model, "data": ", ".join(draft.data), "preset": preset, "review": ""}
         for number, step in enumerate(STEPS, 1):
             style = "bold reverse" if step == self.step else ""
             out.append(f" {number} {STEP_TITLES[step]} \n", style=style)
@@ -187,6 +188,7 @@ class NewRunScreen(AppScreen):
     def choose_preset(self, event: OptionList.OptionSelected) -> None:
         """Enter on a preset takes it and moves to the review."""
         self.draft.preset = str(event.option.id)
+        self.draft.config_file = ""  # a preset picked here replaces the run config started from
         self.save_inputs()
         self.review()
 

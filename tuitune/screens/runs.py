@@ -22,9 +22,18 @@ from tuitune.runs.folder import RunsIndex, RunSummary
 from tuitune.runs.state import describe_end
 from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
 from tuitune.screens.base import AppScreen
+from engine.config import ConfigError
+from engine.units import fmt_bytes
 from tuitune import fmt
 
 COLUMNS = ("name", "model", "method", "state", "step", "loss", "started", "duration")
+COMPACT_COLUMNS = ("name", "state", "step", "loss")
+"""Below WIDE_AT columns the list keeps what tells runs apart and how they stand."""
+WIDE_AT = 100
+DROP_FIRST = ("model", "method", "duration")
+"""Columns that give way, in this order, when names would be cut."""
+MODEL_WIDTH = 24
+"""Longest model cell (the end of a hub id says the most: ``…a/Llama-3.2-1B-Instruct``)."""
 STATE_STYLE = {
     "running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red", "lost": "magenta",
 }
@@ -33,13 +42,13 @@ SCAN_INTERVAL = 2.0
 
 
 def row_of(run: RunSummary) -> tuple[str, ...]:
-    """The table cells of one run, as plain strings."""
+    """The table cells of one run (every column of COLUMNS), as plain strings, the name whole."""
     state = run.state
     total = state.total_steps or run.meta.max_steps
     model = state.model or run.meta.model or fmt.DASH
     return (
-        run.name if len(run.name) <= 30 else run.name[:29] + "…",
-        model if len(model) <= 24 else "…" + model[-23:],
+        run.name,
+        model if len(model) <= MODEL_WIDTH else "…" + model[-(MODEL_WIDTH - 1):],
         state.method or run.meta.method or fmt.DASH,
         run.status,
         f"{state.step}/{total or '?'}",
@@ -47,6 +56,33 @@ def row_of(run: RunSummary) -> tuple[str, ...]:
         fmt.clock(state.started_t, year=False),
         fmt.duration(state.duration_s),
     )
+
+
+def layout(texts: list[tuple[str, ...]], width: int) -> tuple[tuple[str, ...], list[int]]:
+    """The columns to show at ``width`` terminal columns and their widths.
+
+    Names come whole where they can: columns the detail line repeats give way first (DROP_FIRST),
+    and the name takes what is left.
+    """
+    columns = list(COLUMNS if width >= WIDE_AT else COMPACT_COLUMNS)
+
+    def widths_of(names: list[str]) -> list[int]:
+        return [max([len(name)] + [len(row[COLUMNS.index(name)]) for row in texts]) for name in names]
+
+    widths = widths_of(columns)
+    for name in DROP_FIRST:
+        if sum(widths) + 2 * len(columns) + 2 <= width or name not in columns:
+            continue
+        columns.remove(name)
+        widths = widths_of(columns)
+    others = sum(widths[1:]) + 2 * len(columns) + 2  # cell padding and the scrollbar
+    widths[0] = max(len("name"), min(widths[0], width - others))
+    return tuple(columns), widths
+
+
+def fit(text: str, width: int) -> str:
+    """``text`` cut to ``width`` with an ellipsis."""
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
 
 
 def detail_of(run: RunSummary) -> Text:
@@ -91,6 +127,9 @@ class RunsScreen(AppScreen):
         Binding("R", "resume", "Resume"),
         Binding("C", "chat", "Chat"),
         Binding("E", "evals", "Evals", show=False),
+        Binding("N", "new_from_config", "New from this", show=False),
+        Binding("f2", "rename", "Rename", show=False),
+        Binding("d", "delete", "Delete", show=False),
     ]
 
     @dataclass
@@ -117,7 +156,7 @@ class RunsScreen(AppScreen):
         self._resume_offered = (False, False)
         self.scans = 0
         """Completed scans (tests wait on it)."""
-        self._widths: list[int] = []
+        self._layout: tuple[tuple[str, ...], list[int]] = ((), [])
         self._index: RunsIndex | None = None
         self.resumer = Resumer(self, self.run_resumed, self.resume_failed)
         """Starts a run again from its checkpoint."""
@@ -164,11 +203,11 @@ class RunsScreen(AppScreen):
         table = self.table
         rows = {str(run.path): run for run in message.runs}
         texts = {key: row_of(run) for key, run in rows.items()}
-        # Fixed column widths from the content: the table never re-measures lazily, so a
-        # frame shows the same layout whenever it is taken.
-        widths = [max([len(name)] + [len(row[i]) for row in texts.values()]) for i, name in enumerate(COLUMNS)]
-        if list(rows) != [key.value for key in table.rows] or widths != self._widths:
-            self._rebuild(rows, widths)
+        # Fixed column widths from the content and the screen: the table never re-measures
+        # lazily, so a frame shows the same layout whenever it is taken.
+        shape = layout(list(texts.values()), self.size.width or 80)
+        if list(rows) != [key.value for key in table.rows] or shape != self._layout:
+            self._rebuild(rows, shape)
         else:
             for key, run in rows.items():
                 if row_of(self.runs[key]) != texts[key]:
@@ -180,20 +219,26 @@ class RunsScreen(AppScreen):
         self.show_detail()
         self.scans += 1
 
-    def _rebuild(self, rows: dict[str, RunSummary], widths: list[int]) -> None:
+    def _rebuild(self, rows: dict[str, RunSummary], shape: tuple[tuple[str, ...], list[int]]) -> None:
         table, selected = self.table, self._selected_key()
+        self._layout = shape
         table.clear(columns=True)
-        for name, width in zip(COLUMNS, widths):
+        for name, width in zip(*shape):
             table.add_column(name, width=width, key=name)
         for key, run in rows.items():
             table.add_row(*self._cells(run), key=key)
         if selected in rows:
             table.move_cursor(row=list(rows).index(selected))
-        self._widths = widths
+
+    def on_resize(self) -> None:
+        """Lay the columns out again for the new width."""
+        if self.runs:
+            self._rebuild(self.runs, layout([row_of(run) for run in self.runs.values()], self.size.width))
 
     def _cells(self, run: RunSummary) -> list[Text]:
-        cells = [Text(cell) for cell in row_of(run)]  # Text: a name like "[x]" is not markup
-        cells[3].stylize(STATE_STYLE.get(run.status, ""))
+        row, (columns, widths) = row_of(run), self._layout
+        cells = [Text(fit(row[COLUMNS.index(name)], width)) for name, width in zip(columns, widths)]
+        cells[columns.index("state")].stylize(STATE_STYLE.get(run.status, ""))  # Text: "[x]" is not markup
         return cells
 
     def _empty_text(self) -> str:
@@ -244,6 +289,69 @@ class RunsScreen(AppScreen):
             run = self.runs.get(self._selected_key() or "")
             return run is not None and run.status not in ("running", "lost")
         return super().check_action(action, parameters)
+
+    def action_new_from_config(self) -> None:
+        """Open the new-run flow on the highlighted run's config (its model, data and every setting)."""
+        key = self._selected_key()
+        if not key:
+            return
+        try:
+            self.tuitune_app.draft.start_from_run(Path(key))
+        except (ConfigError, OSError) as exc:
+            problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
+            self.notify("\n".join(problems), title="cannot start from this run's config", severity="error")
+            return
+        self.tuitune_app.action_new_run()
+
+    def action_rename(self) -> None:
+        """Ask for a new name and rename the highlighted run's folder."""
+        from tuitune.dialogs.rename_run import RenameRunDialog
+        from tuitune.runs.manage import busy, new_name_problem
+
+        key = self._selected_key()
+        if not key:
+            return
+        run_dir = Path(key)
+        if (working := busy(run_dir)) is not None:
+            self.notify(f"{run_dir.name} cannot be renamed while {working}", severity="warning")
+            return
+        self.app.push_screen(RenameRunDialog(run_dir.name, lambda name: new_name_problem(run_dir, name)),
+                             lambda name: self._change(run_dir, "rename", name) if name else None)
+
+    def action_delete(self) -> None:
+        """Ask, then delete the highlighted run's folder (refused while any process of it runs)."""
+        from tuitune.dialogs.confirm import ConfirmDialog
+        from tuitune.runs.manage import busy, folder_size
+
+        key = self._selected_key()
+        if not key:
+            return
+        run_dir = Path(key)
+        if (working := busy(run_dir)) is not None:
+            self.notify(f"{run_dir.name} cannot be deleted while {working}: stop it first", severity="warning")
+            return
+        question = (f"Delete run {run_dir.name}? Its folder {run_dir} goes with everything in it "
+                    f"({fmt_bytes(folder_size(run_dir))}: checkpoints, adapter, evaluations, exports).")
+        self.app.push_screen(ConfirmDialog(question, "Delete"),
+                             lambda ok: self._change(run_dir, "delete", None) if ok else None)
+
+    @work(thread=True, exclusive=True, group="runs-change", exit_on_error=False, description="changing a run folder")
+    def _change(self, run_dir: Path, what: str, name: str | None) -> None:
+        """Rename or delete off the event loop (a big run takes a while to delete), then rescan."""
+        from tuitune.runs import manage
+
+        try:
+            if what == "rename" and name:
+                manage.rename_run(run_dir, name)
+                said = f"{run_dir.name} is now {name}"
+            else:
+                manage.delete_run(run_dir)
+                said = f"deleted {run_dir}"
+        except (ValueError, OSError) as exc:
+            self.app.call_from_thread(self.notify, str(exc), title=f"not {what}d", severity="error")
+        else:
+            self.app.call_from_thread(self.notify, said)
+        self.app.call_from_thread(self.scan_runs)
 
     def action_evals(self) -> None:
         """See the highlighted run's evaluations."""
