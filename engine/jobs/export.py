@@ -126,8 +126,8 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
     name = config.model.name_or_path
     base_path = resolve_model(name)
     info = read_model_info(base_path)
-    if settings.gguf and (problem := plan.architecture_problem(info.architecture)):
-        raise JobError(problem)
+    if settings.gguf and info.architecture and (problem := plan.architecture_problem(info.architecture)):
+        raise JobError(problem)  # (a model not on this machine yet is checked once loaded, by the writer)
     needed = sum(plan.needed_bytes(settings.merged, settings.gguf, info.params_total or 0, info.dtype).values())
     destination.mkdir(parents=True, exist_ok=True)
     if problem := plan.room_problem(destination, needed):
@@ -156,6 +156,12 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
     if not full:
         events.emit(PHASE, name="merging", message="merging the adapter into the full-precision base")
     model = load_merged(base_path, weights, full, hub)
+    if not info.params_total:  # the model was not on this machine before: its size is known now
+        params = sum(p.numel() for p in model.parameters())
+        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        if problem := plan.room_problem(destination, sum(plan.needed_bytes(settings.merged, settings.gguf, params,
+                                                                           dtype).values())):
+            raise JobError(problem, hint="free some space, or export to another disk with --to DIR")
     flag.check()
     staging = Path(tempfile.mkdtemp(dir=destination, prefix=plan.STAGING_PREFIX))
     try:

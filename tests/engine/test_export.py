@@ -440,3 +440,43 @@ def test_gguf_of_each_supported_family_loads_back_with_its_weights(family: str, 
     with torch.no_grad():
         got, expected = loaded(ids).logits, quantized_like_the_file(model, "f16")(ids).logits
     assert got.shape == expected.shape and (got - expected).abs().max() < 1e-3
+
+
+@pytest.mark.parametrize("method", ["qlora", "full"])
+def test_qlora_merges_into_the_unquantized_base_and_a_full_finetune_exports_its_weights(
+        eng, tiny_model_dir: Path, tiny_data: Path, tmp_path: Path, method: str) -> None:
+    """A QLoRA adapter is added to the base's original fp32 weights: merged = W + (alpha/r)·B·A exactly, which
+    a merge into the de-quantized 4-bit weights (off by the NF4 rounding, about 1e-2 here) would not give.
+    A full fine-tune's weights are the export's weights, unchanged."""
+    import torch
+    from safetensors.torch import load_file
+
+    from tuitune.runs.launch import start_job, wait_until_gone
+
+    sections = ({"quant": {"mode": "4bit", "quant_type": "nf4", "double_quant": True}} if method == "qlora"
+                else {"adapter": {"method": "full"}})
+    run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, **sections,
+                           train={"max_steps": 2, "batch_size": 2, "save_steps": 100, "learning_rate": 0.01})
+    assert eng.run_to_end(run_dir)[-1]["type"] == "run_finished"
+    job_dir, _ = start_job(run_dir, "export", {"weights": "adapter", "merged": True}, "merged")
+    end = eng.wait_for(job_dir, eng.terminal(), what="the export's end")
+    assert wait_until_gone(job_dir) and end["type"] == "job_finished", end
+    merged = load_file(job_dir / "merged" / "model.safetensors")
+    if method == "full":
+        trained = load_file(run_dir / "adapter" / "model.safetensors")
+        assert merged.keys() == trained.keys() and all(torch.equal(merged[k], trained[k]) for k in merged)
+        return
+    base = load_file(tiny_model_dir / "model.safetensors")
+    lora = load_file(run_dir / "adapter" / "adapter_model.safetensors")
+    config = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+    scale = config["lora_alpha"] / config["r"]
+    name = "model.layers.1.self_attn.q_proj"
+    prefix = f"base_model.model.{name}"
+    delta = scale * lora[f"{prefix}.lora_B.weight"] @ lora[f"{prefix}.lora_A.weight"]
+    assert delta.abs().max() > 1e-4  # training moved it
+    assert torch.allclose(merged[f"{name}.weight"], base[f"{name}.weight"] + delta, atol=1e-6)
+    import bitsandbytes.functional as bnb
+
+    packed, state = bnb.quantize_4bit(base[f"{name}.weight"], quant_type="nf4")  # what training computed with
+    assert (bnb.dequantize_4bit(packed, state) - base[f"{name}.weight"]).abs().max() > 1e-3
+    assert config["base_model_name_or_path"] == str(tiny_model_dir)
