@@ -21,6 +21,10 @@ def steady_screen(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(TextArea, "_toggle_cursor_blink_visible", lambda self: None)
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
+    from tuitune.screens import train
+
+    # 2025-11-26 13:01:40 UTC: a live canned run's elapsed time stays put between snapshot runs
+    monkeypatch.setattr(train, "wall_clock", lambda: 1764162100.0)
     yield
     monkeypatch.undo()
     time.tzset()

@@ -310,8 +310,8 @@ async def test_resume_from_the_dashboard_follows_the_new_attempt(
 
     drawn: list[tuple] = []
     set_series = LossChart.set_series
-    monkeypatch.setattr(LossChart, "set_series", lambda self, train, evals=(): drawn.append(tuple(train))
-                        or set_series(self, train, evals))
+    monkeypatch.setattr(LossChart, "set_series", lambda self, train, evals=(), resumes=(): drawn.append(tuple(train))
+                        or set_series(self, train, evals, resumes))
     run = runs_dir / "failed"
     add_checkpoint(run, 10)
     app = make_app(runs_dir, attach=run)
@@ -334,6 +334,7 @@ async def test_resume_from_the_dashboard_follows_the_new_attempt(
         await wait_for(pilot, lambda: dash.status == "running" and dash.state.step == 20, what="the new attempt")
         await wait_for(pilot, lambda: drawn and drawn[-1][-1] == (20.0, 1.71), what="the chart going on")
         assert drawn[-1] == ((5.0, 2.1983), (10.0, 2.0112), (15.0, 1.85), (20.0, 1.71))  # step 15 logged anew
+        assert dash.state.resume_steps == (10,)  # the chart marks where the resumed attempt took over
         assert "resumed at  step 10" in str(dash.stats.render()) and "RUNNING" in str(dash.title_bar.render())
         assert "R" not in dash.active_bindings and dash.check_action("stop", ()) is True
 

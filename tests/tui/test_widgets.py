@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tuitune.runs.state import RunState
 from tuitune.widgets.loss_chart import thin
 from tuitune.widgets.run_stats import render_stats
@@ -48,3 +50,36 @@ def test_stats_show_progress_eta_and_end_state() -> None:
     live = render_stats(state, "running", width=40).plain
     assert "step 30/120  25%  ETA 1m35s" in live and "loss        1.234" in live and "elapsed     1m01s" in live
     assert "ETA stopped" in render_stats(state, "stopped").plain
+
+
+def test_smoothed_loss_is_a_debiased_moving_average() -> None:
+    from tuitune.widgets.loss_chart import smoothed
+
+    points = [(1.0, 2.0), (2.0, 1.0), (3.0, 1.0)]
+    # raw averages 1.0, 1.0, 1.0 (the first pulled towards 0), divided by 1 - 0.5**n
+    assert smoothed(points, 0.5) == pytest.approx([(1.0, 2.0), (2.0, 1.0 / 0.75), (3.0, 1.0 / 0.875)])
+    assert smoothed([], 0.5) == []
+
+
+def test_stage_view_prefers_the_reward_margin_and_accuracy() -> None:
+    from tuitune.widgets.loss_chart import stage_metrics
+
+    series = {"logps/chosen": [(1.0, -3.0)], "rewards/accuracies": [(1.0, 0.5)], "rewards/margins": [(1.0, 0.1)],
+              "rewards/chosen": [(1.0, 0.2)], "zeta": [(1.0, 1.0)]}
+    assert stage_metrics(series) == ["rewards/margins", "rewards/accuracies", "rewards/chosen"]
+    assert stage_metrics({}) == []
+
+
+def test_state_keeps_lr_stage_metrics_and_resume_marks() -> None:
+    from tuitune.runs.state import RunState, fold
+
+    events = [{"type": "run_started", "total_steps": 4},
+              {"type": "log", "step": 1, "loss": 0.7, "lr": 1e-4, "metrics": {"rewards/margins": 0.1, "bad": "x"}},
+              {"type": "log", "step": 2, "loss": 0.6, "lr": 2e-4, "metrics": {"rewards/margins": 0.3}},
+              {"type": "run_stopped", "step": 2},
+              {"type": "run_started", "resumed_from_step": 1, "total_steps": 4},
+              {"type": "log", "step": 2, "loss": 0.65, "lr": 2e-4, "metrics": {"rewards/margins": 0.25}}]
+    state = fold(RunState(), events)
+    assert state.lr_series == ((1.0, 1e-4), (2.0, 2e-4))
+    assert state.metric_series == {"rewards/margins": ((1.0, 0.1), (2.0, 0.25))}
+    assert state.resume_steps == (1,)

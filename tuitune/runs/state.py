@@ -82,6 +82,12 @@ class RunState:
     """(step, loss) of every log event."""
     eval_series: tuple[Point, ...] = ()
     """(step, eval_loss) of every eval event."""
+    lr_series: tuple[Point, ...] = ()
+    """(step, learning rate) of every log event that has one."""
+    metric_series: dict[str, tuple[Point, ...]] = field(default_factory=dict)
+    """(step, value) of each stage metric logged under ``metrics`` (TRL's names: ``rewards/margins``…)."""
+    resume_steps: tuple[int, ...] = ()
+    """Steps where a resumed attempt took over, oldest first (the chart marks them)."""
     checkpoints: tuple[str, ...] = ()
     """Checkpoint paths, relative to the run folder, oldest first."""
     warnings: tuple[str, ...] = ()
@@ -228,6 +234,9 @@ class _Acc:
         self.changes: dict[str, Any] = {}
         self.train = list(state.train_series)
         self.eval = list(state.eval_series)
+        self.lr = list(state.lr_series)
+        self.metrics = {name: list(points) for name, points in state.metric_series.items()}
+        self.resumes = list(state.resume_steps)
         self.checkpoints = list(state.checkpoints)
         self.warnings = list(state.warnings)
         self.count = state.events_seen
@@ -268,6 +277,9 @@ class _Acc:
             **self.changes,
             train_series=tuple(self.train),
             eval_series=tuple(self.eval),
+            lr_series=tuple(self.lr),
+            metric_series={name: tuple(points) for name, points in self.metrics.items()},
+            resume_steps=tuple(self.resumes),
             checkpoints=tuple(self.checkpoints),
             warnings=tuple(self.warnings),
             events_seen=self.count,
@@ -301,6 +313,10 @@ def _run_started(acc: _Acc, e: Event) -> None:
         acc.set(step=start)
         acc.train[:] = [p for p in acc.train if p[0] <= start]
         acc.eval[:] = [p for p in acc.eval if p[0] <= start]
+        acc.lr[:] = [p for p in acc.lr if p[0] <= start]
+        for points in acc.metrics.values():
+            points[:] = [p for p in points if p[0] <= start]
+        acc.resumes[:] = [s for s in acc.resumes if s < start] + [start]
         del acc.warnings[:acc.get("warnings_at_end")]
 
 
@@ -322,6 +338,18 @@ def _log(acc: _Acc, e: Event) -> None:
         acc.set(total_steps=e["total_steps"])
     if e.get("loss") is not None:
         acc.train.append((float(step), float(e["loss"])))
+    if e.get("lr") is not None:
+        acc.lr.append((float(step), float(e["lr"])))
+    _metrics(acc, step, e.get("metrics"))
+
+
+def _metrics(acc: _Acc, step: int, metrics: Any) -> None:
+    """Keep the finite numbers of a ``metrics`` object, each under its own name."""
+    if not isinstance(metrics, dict):
+        return
+    for name, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            acc.metrics.setdefault(str(name), []).append((float(step), float(value)))
 
 
 def _eval(acc: _Acc, e: Event) -> None:

@@ -46,6 +46,11 @@ LOG_POLL_S = 1.0
 ALIVE_POLL_S = 2.0
 """Seconds between checks that the engine is alive."""
 
+def wall_clock() -> float:
+    """The time a live run's elapsed time counts to (tests hold it still for snapshots)."""
+    return time.time()
+
+
 STATUS_STYLE = {"running": "green", "finished": "cyan", "stopped": "yellow", "failed": "red", "lost": "magenta"}
 """Colour of each status badge."""
 
@@ -102,6 +107,7 @@ class TrainScreen(AppScreen):
         Binding("R", "resume", "Resume"),
         Binding("C", "chat", "Chat"),
         Binding("E", "evals", "Evals", show=False),
+        Binding("v", "next_view", "View"),
         Binding("escape,b", "back", "Back"),
     ]
 
@@ -249,6 +255,8 @@ class TrainScreen(AppScreen):
         ``force`` (first history, a change of status) repaints everything at once.
         """
         now = time.monotonic()
+        if self.status == RUNNING and now - self._last_paint >= REFRESH_S:
+            self._dirty = True  # the elapsed time ticks between steps
         if self._dirty and (force or now - self._last_paint >= REFRESH_S):
             self._dirty = False
             self._last_paint = now
@@ -269,13 +277,20 @@ class TrainScreen(AppScreen):
             self._slow_paint.clear()
         self._set_if_changed("title", title_text(state, run_status, self.doing),
                              lambda t: self.title_bar.update(t, layout=False))
-        self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36))
+        self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36), now=wall_clock())
         self.system.show(state.system, width=max(20, self.system.size.width or 40), live=run_status == RUNNING)
         self._set_if_changed("failure", failure_text(state, run_status), self.failure.update)
 
     def paint_chart(self) -> None:
-        """Redraw the loss chart if its series changed (after a resume: the latest attempt's points)."""
-        self.chart.set_series(self.state.train_series, self.state.eval_series)
+        """Redraw the chart's view if its series changed (after a resume: the latest attempt's points)."""
+        state = self.state
+        self.chart.show(state.train_series, state.eval_series, state.lr_series, state.metric_series,
+                        state.resume_steps)
+
+    def action_next_view(self) -> None:
+        """v: the chart's next view (loss, learning rate, the stage's metrics)."""
+        self.chart.next_view()
+        self.paint_chart()
 
     def paint_log(self) -> None:
         """Show the newest engine.log lines if they changed."""

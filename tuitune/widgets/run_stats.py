@@ -20,9 +20,9 @@ class RunStats(Static):
         super().__init__("", id=id, classes=classes)
         self._plain = ""
 
-    def show(self, state: RunState, status: str, width: int = 40) -> bool:
-        """Render ``state``; returns whether the text changed."""
-        text = render_stats(state, status, width)
+    def show(self, state: RunState, status: str, width: int = 40, now: float | None = None) -> bool:
+        """Render ``state`` (``now``: the clock, for a live run's elapsed time); returns whether the text changed."""
+        text = render_stats(state, status, width, now)
         if text.plain == self._plain:
             return False
         # A layout pass only when the line count changes: it repaints far more than the panel.
@@ -32,8 +32,15 @@ class RunStats(Static):
         return True
 
 
-def render_stats(state: RunState, status: str, width: int = 40) -> Text:
-    """The panel's text: progress line, then label/value pairs."""
+def render_stats(state: RunState, status: str, width: int = 40, now: float | None = None) -> Text:
+    """The panel's text: progress line, then label/value pairs.
+
+    A running run's elapsed time counts up to ``now`` when given, so it ticks between steps (a
+    CPU step can take a minute); otherwise it runs to the last event, as it does once ended.
+    """
+    elapsed = state.duration_s
+    if status == "running" and now is not None and state.started_t is not None:
+        elapsed = max(0.0, now - state.started_t)
     out = Text()
     total = state.total_steps
     share = state.progress or 0.0
@@ -49,7 +56,7 @@ def render_stats(state: RunState, status: str, width: int = 40) -> Text:
         ("grad norm", fmt.num(state.grad_norm)),
         ("tokens/s", fmt.num(state.tokens_per_s, 5)),
         ("started", fmt.clock(state.started_t, year=False)),
-        ("elapsed", fmt.duration(state.duration_s)),
+        ("elapsed", fmt.duration(elapsed)),
         ("checkpoints", str(len(state.checkpoints))),
     ]
     if state.resumed_from_step is not None:  # this attempt continues an earlier one
