@@ -437,3 +437,38 @@ async def test_question_mark_lists_the_screens_keys(make_app, wait_for, runs_dir
         await pilot.press("question_mark")
         await pilot.pause()
         assert not dash.query(HelpPanel)
+
+
+async def test_review_step_edits_any_setting_shows_the_diff_and_saves_a_preset(
+        make_app, wait_for, runs_dir: Path) -> None:
+    """Rank or learning rate meant leaving the flow for the Presets screen."""
+    from engine.presets import user_presets_dir
+    from tuitune.dialogs.run_settings import RunSettingsDialog
+    from tuitune.dialogs.save_preset import SavePresetDialog
+
+    app = make_app(runs_dir)
+    app.draft.preset = "cpu-first-try"
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n", "ctrl+s")
+        flow = app.screen
+        await wait_for(pilot, lambda: flow.config is not None, what="the resolved config")
+        rank = flow.config.adapter.r
+        await pilot.press("ctrl+t")
+        dialog = app.screen
+        assert isinstance(dialog, RunSettingsDialog)
+        box = dialog.query_one("#field-adapter-r", Input)
+        box.focus()
+        await pilot.pause()
+        await pilot.press("backspace", *str(rank * 2))
+        await pilot.pause()
+        assert f"adapter.r {rank} → {rank * 2}" in str(dialog.diff_line.render())
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, SavePresetDialog)
+        app.screen.name_input.value = "wide-rank"
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: (user_presets_dir() / "wide-rank.yaml").is_file(), what="the saved preset")
+        await pilot.press("ctrl+t")
+        await wait_for(pilot, lambda: flow.config is not None and flow.config.adapter.r == rank * 2,
+                       what="the edited rank in the run")
+        assert f"adapter.r {rank} → {rank * 2}" in str(flow.edits_view.render())
+        assert f"r: {rank * 2}" in flow.yaml_view.text

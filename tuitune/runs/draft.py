@@ -44,6 +44,9 @@ class RunDraft:
     """Optimizer steps as typed (blank: run the preset's epochs)."""
     cutoff: str = ""
     """Cutoff length in tokens as typed (blank: the preset's)."""
+    settings: dict[str, Any] | None = None
+    """Preset values edited for this run on the review step (they replace the preset's and the run
+    config's); None: as the preset (or run config) says."""
     config_file: str = ""
     """A run's config.yaml to start from ("new run from this config"): every setting of that run,
     the preset's values only where it has none; blank: the preset alone."""
@@ -55,6 +58,7 @@ class RunDraft:
         config = load_config(run_dir / "config.yaml")
         self.model, self.data, self.format = config.model.name_or_path, list(config.data.train), config.data.format
         self.config_file, self.name, self.max_steps, self.cutoff = str(run_dir / "config.yaml"), "", "", ""
+        self.settings = None
 
 
 def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
@@ -87,6 +91,8 @@ def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
             flags[label] = (dotted, number)
     if problems:
         raise ConfigError(problems)
+    if draft.settings is not None:
+        return compose_config(draft.settings, flags=flags)
     return compose_config(preset, draft.config_file or None, flags=flags)
 
 

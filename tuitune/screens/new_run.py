@@ -10,6 +10,7 @@ which detaches the engine and returns at once.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ from textual.widgets import ContentSwitcher, Footer, Input, OptionList, Static, 
 from textual.widgets.option_list import Option
 
 from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig, config_to_yaml
+from engine.presets import diff_from, preset_values
 from engine.estimate.fit import Verdict
 from tuitune.controllers.run_start import Findings, RunStarter
+from tuitune.dialogs.run_settings import describe_diff
 from tuitune.messages import RunStarted
 from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, resolve_draft
 from tuitune.runs.launch import default_run_name
@@ -42,6 +45,7 @@ class NewRunScreen(AppScreen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("ctrl+s", "start", "Start run"),
+        Binding("ctrl+t", "edit_settings", "Settings"),
     ]
 
     pages = getters.query_one("#pages", ContentSwitcher)
@@ -51,6 +55,7 @@ class NewRunScreen(AppScreen):
     refusal_view = getters.query_one("#refusal", Static)
     memory = getters.query_one("#memory", ModelMemory)
     folder_view = getters.query_one("#folder", Static)
+    edits_view = getters.query_one("#edits", Static)
     presets = getters.query_one("#presets", OptionList)
     model_input = getters.query_one("#model", Input)
     data_input = getters.query_one("#data", Input)
@@ -99,6 +104,7 @@ class NewRunScreen(AppScreen):
                         yield Input(id="max_steps", placeholder="from epochs", type="integer")
                         yield Input(id="cutoff", placeholder="preset's", type="integer")
                     yield Static("", id="folder")
+                    yield Static("", id="edits", markup=False)
                     yield Static("", id="errors")
                     yield Static("", id="refusal")
                     with VerticalScroll(id="memory-box"):
@@ -189,6 +195,7 @@ class NewRunScreen(AppScreen):
         """Enter on a preset takes it and moves to the review."""
         self.draft.preset = str(event.option.id)
         self.draft.config_file = ""  # a preset picked here replaces the run config started from
+        self.draft.settings = None  # and the settings edited over the previous one
         self.save_inputs()
         self.review()
 
@@ -227,11 +234,51 @@ class NewRunScreen(AppScreen):
             self.max_steps_input.placeholder = f"{steps} (preset)" if steps else "from epochs"
         if not self.draft.cutoff.strip():
             self.cutoff_input.placeholder = f"{self.config.data.cutoff_len} (preset)"
+        self._show_edits()
         folder = self.tuitune_app.runs_dir / (self.draft.name or "?")
         taken = " (taken: the run gets the next free name, -2, -3…)" if folder.exists() else ""
         self.folder_view.update(f"folder: {folder}{taken}")
         self.starter.check(self.config)
         return self.config
+
+    def _base_config(self) -> RunConfig | None:
+        """The run as the preset (or run config) and the typed fields make it, without the edited settings."""
+        preset = self._preset_values.get(self.draft.preset)
+        try:
+            return resolve_draft(replace(self.draft, settings=None), preset or {})
+        except ConfigError:
+            return None
+
+    def _show_edits(self) -> None:
+        """One line naming the settings edited for this run (ctrl+t), hidden when there are none."""
+        base, edits = self._base_config(), ""
+        if self.draft.settings is not None and base is not None:
+            edits = describe_diff(diff_from(preset_values(base), self.draft.settings))
+        self.edits_view.update(edits)
+        self.edits_view.display = bool(edits)
+
+    def action_edit_settings(self) -> None:
+        """Edit every preset field for this run (rank, learning rate…), with the diff; save-as is offered."""
+        from engine.presets import list_presets
+        from tuitune.dialogs.run_settings import RunSettingsDialog
+
+        self.save_inputs()
+        base = self._base_config()
+        if base is None:
+            self.notify("fix the problems shown first", severity="warning")
+            return
+        presets = list_presets()
+        shipped = {p.name for p in presets if p.source == "shipped"}
+        user = {p.name for p in presets if p.source == "user"}
+        source = (f"the config of {Path(self.draft.config_file).parent.name}" if self.draft.config_file
+                  else f"preset {self.draft.preset}")
+
+        def edited(values: dict[str, Any] | None) -> None:
+            if values is not None:
+                self.draft.settings = None if not diff_from(preset_values(base), values) else values
+                self.review()
+
+        self.app.push_screen(RunSettingsDialog(preset_values(base), self.draft.settings, source, shipped, user), edited)
 
     def show_problems(self, problems: list[str]) -> None:
         """List the config's problems in red (the line is hidden when there are none)."""
