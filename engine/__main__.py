@@ -3,6 +3,7 @@
 launch   supervise one long job of a run (training, evaluation) detached from any terminal
 train    the trainer, for a run folder holding config.yaml (engine.recipes.runner picks the recipe)
 eval     an evaluation job, for a job folder RUN/evals/NAME holding job.yaml
+export   an export job, for a job folder RUN/exports/NAME holding job.yaml
 prepare  convert the embedded demo model once into the user's cache
 data     tokenise instruction data and report statistics and problems as JSON lines
 chat     answer chat requests with a run's base and tuned model, as JSON lines
@@ -17,6 +18,7 @@ COMMANDS = {
     "launch": "engine.launch",
     "train": "engine.recipes.runner",
     "eval": "engine.jobs.eval",
+    "export": "engine.jobs.export",
     "prepare": "engine.models.demo",
     "data": "engine.services.data",
     "chat": "engine.services.chat",

@@ -2,7 +2,7 @@
 only when used, so ``tuitune stop`` never pays for Textual and nothing here imports torch.
 
 The command line is a promise kept stable (see README): tuitune, tuitune train, tuitune attach,
-tuitune stop, tuitune data check, tuitune estimate, tuitune chat, tuitune eval.
+tuitune stop, tuitune data check, tuitune estimate, tuitune chat, tuitune eval, tuitune export.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train headless (progress bar, or --detach)")
     train.add_argument("config", nargs="?", help="run config YAML (default: the demo run)")
     train.add_argument("--model", help="model alias, local folder or hub id")
+    train.add_argument("--stage", choices=["sft", "pt", "rm", "dpo", "kto", "orpo"],
+                       help="training stage (default: the config's, else sft)")
     train.add_argument("--data", action="append", help="training data file or folder (repeatable)")
     train.add_argument("--preset", help="preset name or YAML file laid under the config")
     train.add_argument("--run-dir", help="run folder (default: a new one in the runs folder)")
@@ -66,6 +68,16 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--name", help="name of the evaluation's folder in RUN/evals/ (default: a time stamp)")
     evaluate.add_argument("--detach", action="store_true", help="start in the background, print its folder, return")
 
+    export = sub.add_parser("export", help="write a run's model where it is served: merged safetensors, GGUF, Ollama")
+    export.add_argument("run", help="run folder or run name, or a checkpoint folder of a run")
+    export.add_argument("--to", metavar="DIR", help="where the files go (default: RUN/exports/NAME/)")
+    export.add_argument("--merged", action="store_true", help="the adapter merged into the full-precision base")
+    export.add_argument("--gguf", action="append", metavar="TYPE", help="a GGUF file of TYPE (f16, bf16, q8_0; repeatable)")
+    export.add_argument("--ollama", action="store_true", help="a Modelfile next to the GGUF for `ollama create`")
+    export.add_argument("--adapter-only", metavar="DIR", help="copy a clean PEFT adapter folder to DIR")
+    export.add_argument("--name", help="name of the export's folder in RUN/exports/ (default: a time stamp)")
+    export.add_argument("--detach", action="store_true", help="start in the background, print its folder, return")
+
     estimate = sub.add_parser("estimate", help="estimate the memory a run needs")
     estimate.add_argument("--model", help="model alias, local folder or hub id (default: the demo model)")
     estimate.add_argument("--preset", help="preset name or YAML file")
@@ -82,6 +94,7 @@ HANDLERS = {
     "estimate": "tuitune.cli.estimate",
     "chat": "tuitune.cli.chat",
     "eval": "tuitune.cli.eval",
+    "export": "tuitune.cli.export",
 }
 
 
