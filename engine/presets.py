@@ -67,6 +67,8 @@ class PresetInfo:
     """shipped presets are read-only; user presets live in the XDG config folder."""
     error: str | None = None
     """Why the preset cannot be used (file:line:col field: message lines), or None."""
+    stage: str = "sft"
+    """The stage the preset trains (its ``stage``, sft when it sets none): the new-run flow filters by it."""
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -79,11 +81,13 @@ def _yaml_files(folder: Path) -> list[Path]:
 
 def _inspect(path: Path, source: Literal["shipped", "user"], error: str | None = None) -> PresetInfo:
     """Read and validate one preset file into a PresetInfo, capturing any problem."""
-    description = ""
+    description, stage = "", "sft"
     try:
         data = load_yaml(read_config_text(path), str(path))[1]
         if isinstance(data, dict) and isinstance(data.get("description"), str):
             description = data["description"]
+        if isinstance(data, dict) and isinstance(data.get("stage"), str):
+            stage = data["stage"]
     except ConfigError:
         pass
     if error is None:
@@ -91,7 +95,7 @@ def _inspect(path: Path, source: Literal["shipped", "user"], error: str | None =
             load_preset(path)
         except ConfigError as exc:
             error = str(exc)
-    return PresetInfo(path.stem, path, description, source, error)
+    return PresetInfo(path.stem, path, description, source, error, stage)
 
 
 def list_presets() -> list[PresetInfo]:
