@@ -33,7 +33,6 @@ never overwritten: the job refuses before it starts.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil

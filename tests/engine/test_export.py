@@ -139,7 +139,7 @@ def test_gguf_loads_back_through_transformers_and_matches_the_merged_model(expor
     import torch
     from transformers import AutoModelForCausalLM
 
-    merged, tokenizer, ids, logits = merged_logits
+    merged, _, ids, logits = merged_logits
     model = AutoModelForCausalLM.from_pretrained(exported["dir"], gguf_file=f"demo-{kind}.gguf")
     twin = quantized_like_the_file(merged, kind)
     with torch.no_grad():

@@ -1,0 +1,1 @@
+"""Writing a run's model where it is served: merged safetensors, GGUF files, Ollama Modelfiles."""
