@@ -141,6 +141,8 @@ async def test_new_run_flow_defaults_review_and_choices_from_other_screens(make_
         assert isinstance(flow, NewRunScreen)
         assert flow.query_one("#model", Input).value == "smollm2-135m-instruct"
         await pilot.press("enter")
+        assert flow.step == "stage" and flow.draft.stage == "sft"
+        await pilot.press("enter")
         assert flow.query_one("#data", Input).value == "builtin:identity"
         await pilot.press("enter")
         await wait_for(pilot, lambda: flow.query_one("#presets").option_count > 1, what="the preset list")
@@ -168,7 +170,7 @@ async def test_new_run_flow_defaults_review_and_choices_from_other_screens(make_
         assert flow.config.model.name_or_path == "/models/my-llama"
         assert flow.config.data.train == ["/data/a.jsonl", "/data/b.json"] and flow.config.data.format == "alpaca"
         assert flow.config.train.max_steps == 3 and flow.config.data.cutoff_len == 64
-        await pilot.press("escape", "escape", "escape", "escape")
+        await pilot.press("escape", "escape", "escape", "escape", "escape")
         assert isinstance(app.screen, RunsScreen)
 
 
@@ -472,3 +474,23 @@ async def test_review_step_edits_any_setting_shows_the_diff_and_saves_a_preset(
                        what="the edited rank in the run")
         assert f"adapter.r {rank} → {rank * 2}" in str(flow.edits_view.render())
         assert f"r: {rank * 2}" in flow.yaml_view.text
+
+
+async def test_the_stage_step_explains_each_stage_and_filters_presets_and_data(make_app, wait_for,
+                                                                               runs_dir: Path) -> None:
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n", "enter")
+        flow = app.screen
+        assert flow.step == "stage" and flow.stages.option_count == 6
+        assert "direct preference optimisation" in str(flow.stages.get_option("dpo").prompt)
+        await wait_for(pilot, lambda: flow.presets.option_count > 1, what="the preset list")
+        await pilot.press("down", "down", "down", "enter")  # sft, pt, rm, dpo
+        assert flow.draft.stage == "dpo" and flow.step == "data"
+        assert "preference pairs" in str(flow.data_help.render())
+        offered = [flow.presets.get_option_at_index(i).id for i in range(flow.presets.option_count)]
+        assert offered[:2] == ["dpo-lora", "qlora-dpo"] and "kto-lora" not in offered and "default" in offered
+        assert flow.draft.preset == "dpo-lora"  # the stage's own preset is taken; sft's are still offered
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: flow.config is not None, what="the resolved config")
+        assert flow.config.stage == "dpo" and "stage: dpo" in flow.yaml_view.text

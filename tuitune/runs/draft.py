@@ -32,6 +32,8 @@ class RunDraft:
 
     model: str = DEMO_MODEL
     """Model alias, folder or hub id."""
+    stage: str = "sft"
+    """Training stage (sft, pt, rm, dpo, kto, orpo)."""
     data: list[str] = field(default_factory=lambda: [DEMO_DATA])
     """Training data paths."""
     format: str = "auto"
@@ -57,6 +59,7 @@ class RunDraft:
 
         config = load_config(run_dir / "config.yaml")
         self.model, self.data, self.format = config.model.name_or_path, list(config.data.train), config.data.format
+        self.stage = config.stage
         self.config_file, self.name, self.max_steps, self.cutoff = str(run_dir / "config.yaml"), "", "", ""
         self.settings = None
 
@@ -68,6 +71,7 @@ def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
         ConfigError: one line per problem, naming the field.
     """
     flags: Flags = {
+        "stage": ("stage", draft.stage),
         "model": ("model.name_or_path", draft.model.strip()),
         "data": ("data.train", [p.strip() for p in draft.data if p.strip()]),
         "format": ("data.format", draft.format),
@@ -96,11 +100,29 @@ def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:
     return compose_config(preset, draft.config_file or None, flags=flags)
 
 
-def load_presets() -> list[tuple[str, str, str | None]]:
-    """(name, description, error) of every preset, shipped and user's."""
-    from engine.presets import list_presets
+def load_presets() -> list[tuple[str, str, str | None, str | None]]:
+    """(name, description, error, stage) of every preset, shipped and user's; stage None when the preset
+    names none (it suits any stage) or cannot be read."""
+    from engine.presets import list_presets, load_preset
 
-    return [(p.name, p.description, p.error) for p in list_presets()]
+    listed = []
+    for preset in list_presets():
+        stage = None
+        if preset.error is None:
+            try:
+                stage = load_preset(preset.path).get("stage")
+            except ConfigError:
+                pass
+        listed.append((preset.name, preset.description, preset.error, stage))
+    return listed
+
+
+def presets_for_stage(presets: list[tuple[str, str, str | None, str | None]],
+                      stage: str) -> list[tuple[str, str, str | None, str | None]]:
+    """The presets offered for ``stage``: those made for it first, then those that name no stage
+    (sft's, which suit any stage); presets made for another stage are left out."""
+    return [p for p in presets if p[3] == stage] + [p for p in presets if p[3] is None and stage != "sft"] \
+        if stage != "sft" else [p for p in presets if p[3] in (None, "sft")]
 
 
 def load_preset_values(name: str) -> dict[str, Any]:

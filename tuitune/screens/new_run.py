@@ -22,19 +22,20 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import ContentSwitcher, Footer, Input, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig, config_to_yaml
+from engine.config import DEMO_DATA, DEMO_MODEL, STAGES, ConfigError, RunConfig, config_to_yaml
+from engine.data.formats import accepted_layouts
 from engine.presets import diff_from, preset_values
 from engine.estimate.fit import Verdict
 from tuitune.controllers.run_start import Findings, RunStarter
 from tuitune.dialogs.run_settings import describe_diff
 from tuitune.messages import RunStarted
-from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, resolve_draft
+from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, presets_for_stage, resolve_draft
 from tuitune.runs.launch import default_run_name
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.model_memory import ModelMemory
 
-STEPS = ("model", "data", "preset", "review")
-STEP_TITLES = {"model": "Model", "data": "Data", "preset": "Preset", "review": "Review & start"}
+STEPS = ("model", "stage", "data", "preset", "review")
+STEP_TITLES = {"model": "Model", "stage": "Stage", "data": "Data", "preset": "Preset", "review": "Review & start"}
 
 
 class NewRunScreen(AppScreen):
@@ -57,6 +58,8 @@ class NewRunScreen(AppScreen):
     folder_view = getters.query_one("#folder", Static)
     edits_view = getters.query_one("#edits", Static)
     presets = getters.query_one("#presets", OptionList)
+    stages = getters.query_one("#stages", OptionList)
+    data_help = getters.query_one("#data-help", Static)
     model_input = getters.query_one("#model", Input)
     data_input = getters.query_one("#data", Input)
     name_input = getters.query_one("#name", Input)
@@ -92,10 +95,12 @@ class NewRunScreen(AppScreen):
                 with Vertical(id="page-model"):
                     yield Input(placeholder=DEMO_MODEL, id="model")
                     yield Static("Built-in alias, a local model folder or a Hugging Face hub id.", classes="help")
+                with Vertical(id="page-stage"):
+                    yield OptionList(*[Option(Text.assemble((f"{name:<6}", "bold"), (line, "dim")), id=name)
+                                       for name, line in STAGES.items()], id="stages")
                 with Vertical(id="page-data"):
                     yield Input(placeholder=DEMO_DATA, id="data")
-                    yield Static("JSON or JSON Lines files or datasets folders, comma separated; "
-                                 "builtin:identity is the shipped sample.", classes="help")
+                    yield Static("", id="data-help", classes="help")
                 with Vertical(id="page-preset"):
                     yield OptionList(id="presets")
                 with Vertical(id="page-review"):
@@ -123,6 +128,8 @@ class NewRunScreen(AppScreen):
         for field, box in self.inputs.items():
             box.border_title = titles[field]
         self.presets.border_title = "preset"
+        self.stages.border_title = "stage"
+        self._all_presets: list[tuple[str, str, str | None, str | None]] = []
         self.yaml_view.border_title = "resolved config"
         self.list_presets()
         self.load_draft()
@@ -143,6 +150,9 @@ class NewRunScreen(AppScreen):
         draft = self.draft
         self._fill(self.model_input, draft.model)
         self._fill(self.data_input, ", ".join(draft.data))
+        self.stages.highlighted = list(STAGES).index(draft.stage) if draft.stage in STAGES else 0
+        self.data_help.update("JSON, JSON Lines or .txt files or datasets folders, comma separated; builtin:identity "
+                              f"is the shipped sample. {accepted_layouts(draft.stage).capitalize()}.")
         self._highlight_preset()
         self._show_steps()
 
@@ -166,14 +176,16 @@ class NewRunScreen(AppScreen):
         """Switch to ``step`` and focus its first field."""
         self.step = step
         self.pages.current = f"page-{step}"
-        focus = {"model": self.model_input, "data": self.data_input, "preset": self.presets, "review": self.name_input}
+        focus = {"model": self.model_input, "stage": self.stages, "data": self.data_input, "preset": self.presets,
+                 "review": self.name_input}
         focus[step].focus()
         self._show_steps()
 
     def _show_steps(self) -> None:
         draft, out = self.draft, Text()
         preset = f"config of {Path(draft.config_file).parent.name}" if draft.config_file else draft.preset
-        values = {"model": draft.model, "data": ", ".join(draft.data), "preset": preset, "review": ""}
+        values = {"model": draft.model, "stage": draft.stage, "data": ", ".join(draft.data), "preset": preset,
+                  "review": ""}
         for number, step in enumerate(STEPS, 1):
             style = "bold reverse" if step == self.step else ""
             out.append(f" {number} {STEP_TITLES[step]} \n", style=style)
@@ -189,6 +201,18 @@ class NewRunScreen(AppScreen):
             self.action_start()
         else:
             self.show_step(STEPS[STEPS.index(self.step) + 1])
+
+    @on(OptionList.OptionSelected, "#stages")
+    def choose_stage(self, event: OptionList.OptionSelected) -> None:
+        """Enter on a stage takes it (the presets and the data's help follow) and moves to the data."""
+        self.draft.stage = str(event.option.id)
+        self.save_inputs()
+        own = [name for name, _, error, stage in self._all_presets if stage == self.draft.stage and error is None]
+        if own and self.draft.preset not in own:
+            self.draft.preset = own[0]  # the stage's own preset first; the list offers the others
+        self._show_presets(self._all_presets)
+        self.load_draft()
+        self.show_step("data")
 
     @on(OptionList.OptionSelected, "#presets")
     def choose_preset(self, event: OptionList.OptionSelected) -> None:
@@ -328,14 +352,18 @@ class NewRunScreen(AppScreen):
         """Read the preset list in the background."""
         self.app.call_from_thread(self._show_presets, load_presets())
 
-    def _show_presets(self, presets: list[tuple[str, str, str | None]]) -> None:
+    def _show_presets(self, presets: list[tuple[str, str, str | None, str | None]]) -> None:
+        """List the presets that suit the draft's stage (see ``presets_for_stage``)."""
+        self._all_presets = presets
         options = self.presets
         options.clear_options()
-        for name, description, error in presets:
+        offered = presets_for_stage(presets, self.draft.stage)
+        for name, description, error, _ in offered:
             label = Text.assemble((f"{name:<16}", "bold"), (error or description or "", "red" if error else "dim"))
             options.add_option(Option(label, id=name, disabled=error is not None))
-        if self.draft.preset not in {name for name, _, error in presets if error is None}:
-            self.draft.preset = "default"
+        usable = [name for name, _, error, _ in offered if error is None]
+        if self.draft.preset not in usable and usable:
+            self.draft.preset = "default" if "default" in usable else usable[0]
         self._highlight_preset()
         self._show_steps()
 
