@@ -42,13 +42,13 @@ from typing import Any, Callable, Iterable
 import gguf
 import numpy as np
 
-ARCHITECTURES = {
-    "LlamaForCausalLM": gguf.MODEL_ARCH.LLAMA,
-    "MistralForCausalLM": gguf.MODEL_ARCH.LLAMA,
-    "Qwen2ForCausalLM": gguf.MODEL_ARCH.QWEN2,
-    "Qwen3ForCausalLM": gguf.MODEL_ARCH.QWEN3,
-}
-"""transformers architecture → llama.cpp architecture (Mistral is llama.cpp's ``llama``)."""
+from engine.export.plan import GGUF_ARCHITECTURES, SUPPORTED
+
+FAMILIES = {"llama": gguf.MODEL_ARCH.LLAMA, "mistral": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2,
+            "qwen3": gguf.MODEL_ARCH.QWEN3}
+"""Each supported family's llama.cpp architecture (Mistral is llama.cpp's ``llama``, as its converter writes it)."""
+ARCHITECTURES = {name: FAMILIES[family] for name, family in GGUF_ARCHITECTURES.items()}
+"""transformers architecture → llama.cpp architecture."""
 PERMUTED = {gguf.MODEL_ARCH.LLAMA}
 """Architectures whose q/k rows are permuted for llama.cpp's rope."""
 FILE_TYPES = {
@@ -78,11 +78,6 @@ class GGUFError(ValueError):
     """The model cannot be written as GGUF; the message says why and what is supported."""
 
 
-def supported() -> str:
-    """The supported families in words, for refusals."""
-    return "llama, qwen2, qwen3, mistral"
-
-
 def gguf_architecture(config: dict[str, Any]) -> gguf.MODEL_ARCH:
     """The llama.cpp architecture of a model's ``config.json``.
 
@@ -92,7 +87,7 @@ def gguf_architecture(config: dict[str, Any]) -> gguf.MODEL_ARCH:
     names = config.get("architectures") or [config.get("model_type")]
     arch = ARCHITECTURES.get(str(names[0]))
     if arch is None:
-        raise GGUFError(f"GGUF export does not know the architecture {names[0]}; supported: {supported()}")
+        raise GGUFError(f"GGUF export does not know the architecture {names[0]}; supported: {SUPPORTED}")
     return arch
 
 
@@ -289,7 +284,7 @@ def bpe_vocab(tokenizer: Any, vocab_size: int) -> tuple[list[str], list[int], st
     pre = PRE_TOKENIZERS.get(digest)
     if pre is None:
         raise GGUFError(f"GGUF export does not recognise this tokenizer's pre-tokenizer (hash {digest[:12]}…): "
-                        f"llama.cpp would split text differently; supported families: {supported()}")
+                        f"llama.cpp would split text differently; supported families: {SUPPORTED}")
     reverse = {i: token for token, i in tokenizer.get_vocab().items()}
     added = tokenizer.get_added_vocab()
     decoder = tokenizer.added_tokens_decoder
