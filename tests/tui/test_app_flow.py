@@ -494,3 +494,24 @@ async def test_the_stage_step_explains_each_stage_and_filters_presets_and_data(m
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: flow.config is not None, what="the resolved config")
         assert flow.config.stage == "dpo" and "stage: dpo" in flow.yaml_view.text
+
+
+async def test_a_dpo_run_shows_its_reward_margin_beside_the_loss_or_as_a_view_at_80(
+        make_app, wait_for, runs_dir: Path) -> None:
+    events = [json.loads(line) for line in (runs_dir / "finished" / "events.jsonl").read_text().splitlines()]
+    for event in events:
+        if event["type"] == "log":
+            event["metrics"] = {"rewards/margins": 0.05 * event["step"], "rewards/accuracies": 0.5}
+    (runs_dir / "finished" / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    app = make_app(runs_dir, attach=runs_dir / "finished")
+    async with app.run_test(size=(120, 40)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        await wait_for(pilot, lambda: dash.stage_chart.display, what="the stage chart beside the loss")
+        assert dash.chart.view == "loss" and dash.stage_chart.border_title == "stage metrics"
+    app = make_app(runs_dir, attach=runs_dir / "finished")
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        await pilot.pause()
+        assert not dash.stage_chart.display and dash.chart.border_title == "loss · v: lr/stage"
+        await pilot.press("v", "v")
+        assert dash.chart.view == "stage" and dash.chart.border_title.startswith("stage metrics")

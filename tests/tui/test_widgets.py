@@ -66,7 +66,8 @@ def test_stage_view_prefers_the_reward_margin_and_accuracy() -> None:
 
     series = {"logps/chosen": [(1.0, -3.0)], "rewards/accuracies": [(1.0, 0.5)], "rewards/margins": [(1.0, 0.1)],
               "rewards/chosen": [(1.0, 0.2)], "zeta": [(1.0, 1.0)]}
-    assert stage_metrics(series) == ["rewards/margins", "rewards/accuracies", "rewards/chosen"]
+    assert stage_metrics(series) == ["rewards/margins", "rewards/accuracies"]
+    assert stage_metrics({"kl": [(1.0, 0.1)], "zeta": [(1.0, 1.0)], "alpha": [(1.0, 2.0)]}) == ["kl", "alpha"]
     assert stage_metrics({}) == []
 
 

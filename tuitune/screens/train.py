@@ -30,7 +30,7 @@ from tuitune.runs.folder import initial_state, read_meta
 from tuitune.runs.state import RUNNING, RunState, describe_end, fold, status
 from tuitune.runs.tail import EventTail
 from tuitune.screens.base import AppScreen
-from tuitune.widgets.loss_chart import LossChart
+from tuitune.widgets.loss_chart import LossChart, stage_metrics
 from tuitune.widgets.run_stats import RunStats
 from tuitune.widgets.system_panel import SystemPanel
 
@@ -39,6 +39,8 @@ REFRESH_S = 1.0
 SLOW_PARTS_S = {"chart": 10.0, "log": 3.0}
 """Least seconds between repaints of the big panels while a run is live: a chart redraw
 is the costliest thing sent over SSH, and a curve moves little in a few seconds."""
+WIDE_FOR_TWO_CHARTS = 110
+"""Columns from which a stage's metrics chart stands beside the loss chart."""
 POLL_S = 0.25
 """Seconds between polls of events.jsonl when nothing new came."""
 LOG_POLL_S = 1.0
@@ -113,6 +115,7 @@ class TrainScreen(AppScreen):
 
     title_bar = getters.query_one("#title", Static)
     chart = getters.query_one("#chart", LossChart)
+    stage_chart = getters.query_one("#stage-chart", LossChart)
     stats = getters.query_one("#stats", RunStats)
     system = getters.query_one("#system", SystemPanel)
     log_view = getters.query_one("#log", Static)
@@ -163,6 +166,7 @@ class TrainScreen(AppScreen):
         yield Static(self.run_dir.name, id="title")
         with Horizontal(id="top"):
             yield LossChart(id="chart")
+            yield LossChart(id="stage-chart", view="stage", cycles=False)
             with VerticalScroll(id="side"):
                 yield RunStats(id="stats")
         yield Static("", id="failure")
@@ -284,11 +288,24 @@ class TrainScreen(AppScreen):
     def paint_chart(self) -> None:
         """Redraw the chart's view if its series changed (after a resume: the latest attempt's points)."""
         state = self.state
-        self.chart.show(state.train_series, state.eval_series, state.lr_series, state.metric_series,
-                        state.resume_steps)
+        series = (state.train_series, state.eval_series, state.lr_series, state.metric_series, state.resume_steps)
+        # Wide enough, a preference stage's metrics get their own chart beside the loss; at 80
+        # columns they are a view of the one chart (v).
+        beside = bool(stage_metrics(state.metric_series)) and self.size.width >= WIDE_FOR_TWO_CHARTS
+        self.stage_chart.display = beside
+        self.chart.stage_view_elsewhere = beside
+        if self.chart.view == "stage" and beside:
+            self.chart.next_view()
+        self.chart.show(*series)
+        if beside:
+            self.stage_chart.show(*series)
+
+    def on_resize(self) -> None:
+        """Lay the charts out again for the new width."""
+        self.paint_chart()
 
     def action_next_view(self) -> None:
-        """v: the chart's next view (loss, learning rate, the stage's metrics)."""
+        """v: the chart's next view (loss, learning rate, the stage's metrics when they are not beside it)."""
         self.chart.next_view()
         self.paint_chart()
 

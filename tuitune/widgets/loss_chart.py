@@ -20,7 +20,7 @@ Point = tuple[float, float]
 SMOOTHING = 0.8
 """Weight of the past in the smoothed loss (TensorBoard's debiased moving average)."""
 STAGE_METRICS = ("rewards/margins", "rewards/accuracies", "reward", "kl", "rewards/chosen", "rewards/rejected")
-"""Stage metrics the stage view prefers, in this order (at most three are drawn)."""
+"""Stage metrics the stage view prefers, in this order (the first two found are drawn)."""
 COLOURS = ("bright_green", "bright_yellow", "bright_magenta")
 
 
@@ -34,10 +34,10 @@ def smoothed(points: Sequence[Point], weight: float = SMOOTHING) -> list[Point]:
 
 
 def stage_metrics(series: dict[str, Sequence[Point]]) -> list[str]:
-    """The (at most three) metric names the stage view draws."""
+    """The (at most two: the legend must leave room at 80x24) metric names the stage view draws."""
     names = [name for name in STAGE_METRICS if series.get(name)]
     names += [name for name in sorted(series) if name not in names and series[name]]
-    return names[:3]
+    return names[:2]
 
 
 class LossChart(Widget):
@@ -54,11 +54,16 @@ class LossChart(Widget):
 
     plot_widget = getters.query_one(PlotWidget)
 
-    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, *, view: str = "loss", cycles: bool = True, id: str | None = None,
+                 classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._shown: tuple = ("loss", 0, 0, None, None, ())  # an empty chart is what shows at first
-        self.view = "loss"
+        self.view = view
         """The view on show: loss, lr or stage."""
+        self.stage_view_elsewhere = False
+        """Whether another chart shows the stage view (this one then does not offer it)."""
+        self.cycles = cycles
+        """Whether ``v`` switches this chart's view (a chart beside the main one keeps its own)."""
         self.has_stage_metrics = False
         """Whether the run logs stage metrics (the stage view is offered only then)."""
         self.redraws = 0
@@ -76,7 +81,7 @@ class LossChart(Widget):
 
     def next_view(self) -> str:
         """Switch to the next view (the stage view only when there are stage metrics); returns its name."""
-        views = [v for v in self.VIEWS if v != "stage" or self.has_stage_metrics]
+        views = self._offered()
         self.view = views[(views.index(self.view) + 1) % len(views)] if self.view in views else "loss"
         self._shown = ()
         return self.view
@@ -86,13 +91,21 @@ class LossChart(Widget):
         """Show the current view of a run's series; returns whether it redrew."""
         metrics = metrics or {}
         self.has_stage_metrics = bool(stage_metrics(metrics))
-        others = [v for v in self.VIEWS if v != self.view and (v != "stage" or self.has_stage_metrics)]
-        self.border_title = f"{self.view} · v: {'/'.join(others)}" if others else self.view
+        others = [v for v in self._offered() if v != self.view]
+        names = {"stage": "stage metrics"}
+        title = names.get(self.view, self.view)
+        self.border_title = f"{title} · v: {'/'.join(others)}" if others and self.view in self._offered() else title
         if self.view == "lr" and lr:
             return self.set_lines({"lr": lr}, resumes)
         if self.view == "stage" and self.has_stage_metrics:
             return self.set_lines({name: metrics[name] for name in stage_metrics(metrics)}, resumes)
         return self.set_series(train, evals, resumes)
+
+    def _offered(self) -> list[str]:
+        """The views ``v`` cycles through on this chart."""
+        if not self.cycles:
+            return [self.view]
+        return [v for v in self.VIEWS if v != "stage" or (self.has_stage_metrics and not self.stage_view_elsewhere)]
 
     def set_series(self, train: Sequence[Point], evals: Sequence[Point] = (), resumes: Sequence[int] = ()) -> bool:
         """The loss view: raw ``train`` dimmed, smoothed over it, ``evals`` as points; returns whether it redrew."""
