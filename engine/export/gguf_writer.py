@@ -276,6 +276,10 @@ def write_vocab(writer: gguf.GGUFWriter, tokenizer_dir: Path, config: dict[str, 
     special.add_special_token["bos"] = tokenizer.bos_token_id is not None and ids[:1] == [tokenizer.bos_token_id]
     special.add_special_token["eos"] = tokenizer.eos_token_id is not None and ids[-1:] == [tokenizer.eos_token_id]
     special.add_to_gguf(writer, quiet=True)
+    config_path = tokenizer_dir / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
+    if isinstance(tokenizer_config.get("add_prefix_space"), bool):  # as llama.cpp's LlamaModel.set_vocab
+        writer.add_add_space_prefix(tokenizer_config["add_prefix_space"])
 
 
 def bpe_vocab(tokenizer: Any, vocab_size: int) -> tuple[list[str], list[int], str]:
