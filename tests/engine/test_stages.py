@@ -89,8 +89,6 @@ def test_dpo_reward_margin_rises_and_the_adapter_loads_back(eng, demo_model_dir:
     assert trained_lora_b(load_adapter(demo_model_dir, run_dir / "adapter")) > 0
 
 
-KTO = [{"prompt": q, "completion": c, "label": True} for q, c, _ in PAIRS[:2]] + \
-      [{"prompt": q, "completion": r, "label": False} for q, _, r in PAIRS[2:]]
 SHAREGPT_KTO = [{"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}], "kto_tag": tag}
                 for (q, c, r), (a, tag) in zip(PAIRS, [(PAIRS[0][1], True), (PAIRS[1][2], False),
                                                        (PAIRS[2][1], True), (PAIRS[3][2], False)])]
@@ -104,12 +102,11 @@ PT_TEXT = ("The Eiffel Tower stands in Paris.\nIt was finished in 1889.\n\n"
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("stage", "data", "metric"), [
-    ("kto", KTO, "kl"),
     ("kto", SHAREGPT_KTO, "kl"),
     ("rm", SHAREGPT_RANKING, "accuracy"),
     ("orpo", ALPACA_PAIRS, "log_odds_ratio"),
     ("pt", None, None),
-], ids=["kto-trl", "kto-sharegpt-kto_tag", "rm-sharegpt-ranking", "orpo-alpaca-pairs", "pt-txt"])
+], ids=["kto-sharegpt-kto_tag", "rm-sharegpt-ranking", "orpo-alpaca-pairs", "pt-txt"])
 def test_each_stage_trains_the_demo_model_and_its_adapter_loads_back(
         eng, demo_model_dir: Path, tmp_path: Path, stage: str, data: Any, metric: str | None) -> None:
     if data is None:
