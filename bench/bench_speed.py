@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_speed.py                 # the LoRA case once (about 6 minutes on 2 cores)
     .venv/bin/python bench/bench_speed.py --rounds 3      # medians of 3 rounds
     .venv/bin/python bench/bench_speed.py --qlora         # the QLoRA 4-bit case too (slow on CPU)
+    .venv/bin/python bench/bench_speed.py --qlora --no-lora   # the QLoRA 4-bit case alone
 
 The setting of issue 14: the embedded SmolLM2-135M-Instruct, LoRA r 16, alpha 32, dropout 0.05 on all
 linear layers, cutoff 256, batch 4, learning rate 1e-4 linear without warmup, 30 steps, seed 42, fp32
@@ -14,8 +15,9 @@ template about 66 to 232 tokens, median 116). Three runs, one after the other wi
   measured; /work/shared/FACTS.md). The ratios are taken against it.
 * ``plain``: the same Trainer without checkpointing (faster, more memory).
 * ``tuitune``: ``python -m engine launch`` on a config that sets only the hyperparameters above,
-  so every technique tuitune turns on by default is on (padding-free batches, fused LoRA dropout,
-  chunked loss).
+  so every technique tuitune turns on by default is on (padding-free batches, fused LoRA dropout
+  with bit-packed masks, chunked loss, the SwiGLU MLP keeping gate and up only, glibc's malloc
+  returning freed activations to the system).
 
 Tokens/s counts real (non-padding) tokens over the training loop; memory is the training process's
 peak RSS on CPU, the CUDA allocator's peak on GPU. Each round also compares tuitune's per-step losses
@@ -272,6 +274,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="repeat each case and report medians")
     parser.add_argument("--qlora", action="store_true", help="add the QLoRA 4-bit case")
     parser.add_argument("--no-plain", action="store_true", help="skip the plain Trainer without checkpointing")
+    parser.add_argument("--no-lora", action="store_true", help="with --qlora: skip the LoRA case")
     parser.add_argument("--steps", type=int, default=STEPS, help="optimizer steps per run")
     parser.add_argument("--threads", type=int, default=0,
                         help="OMP_NUM_THREADS of each run; 1 keeps the ratios fair when other processes share the "
@@ -289,10 +292,10 @@ def main() -> None:
         if args.noise_floor:
             noise_floor(work, data)
             return
-        results = [bench_case(work, data, args.rounds, False, not args.no_plain)]
+        results = [] if args.no_lora and args.qlora else [bench_case(work, data, args.rounds, False, not args.no_plain)]
         if args.qlora:
             results.append(bench_case(work, data, args.rounds, True, not args.no_plain))
-    speedup, memory = results[0]  # the LoRA case: the headline figure
+    speedup, memory = results[0]  # the LoRA case (the QLoRA one with --no-lora): the headline figure
     print(f"speedup {speedup:.2f} memory {memory:.2f}")
 
 

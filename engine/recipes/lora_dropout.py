@@ -1,11 +1,13 @@
-"""LoRA dropout that keeps a one-byte mask for backward instead of two float copies.
+"""LoRA dropout that keeps a one-bit mask for backward instead of two float copies.
 
 peft computes ``lora_B(lora_A(dropout(x)))``: the dropout keeps its float mask (4 bytes an
 element on CPU) and ``lora_A`` keeps the dropped-out input (another 4), for every adapted layer,
 even where several layers read the same ``x`` (q, k and v; gate and up). :class:`DropoutLinear`
 fuses the dropout into ``lora_A``: it keeps ``x`` itself (one tensor shared by the layers that
-read it) and a boolean mask, and forms ``x * mask * scale`` again in backward (one elementwise
-multiply; no matmul is redone). The mask is drawn from the same generator with the same calls as
+read it) and the mask, and forms ``x * mask * scale`` again in backward (one elementwise
+multiply; no matmul is redone). On CPU the mask is kept packed eight to a byte (numpy's
+``packbits``, a few milliseconds a step): a one-byte bool mask a layer was still about a tenth of
+everything a SmolLM2 LoRA run keeps for backward. The mask is drawn from the same generator with the same calls as
 ``torch.nn.functional.dropout`` (``bernoulli_`` of an empty float tensor on CPU,
 ``native_dropout`` on CUDA), so the masks, the outputs and the gradients are those of peft's
 own path, and a run gives the same losses.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,7 +38,7 @@ class DropoutLinearFunction(torch.autograd.Function):
         else:
             # F.dropout on CPU: a float 0/1 noise from bernoulli_, divided by 1-p, times x.
             noise = torch.empty_like(x).bernoulli_(1 - p)
-            mask = noise.bool()
+            mask = pack_mask(noise.bool())
             dropped = x * noise.div_(1 - p)
         ctx.save_for_backward(x, mask, weight)
         ctx.p = p
@@ -45,6 +48,8 @@ class DropoutLinearFunction(torch.autograd.Function):
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None]:
         """Gradients of ``x`` and ``weight``; the dropped-out input is formed again from x and the mask."""
         x, mask, weight = ctx.saved_tensors
+        if mask.dtype == torch.uint8:  # packed on CPU
+            mask = unpack_mask(mask, x.shape)
         noise = _noise(mask, x.dtype, ctx.p)
         grad_x = (grad @ weight.to(grad.dtype)) * noise if ctx.needs_input_grad[0] else None
         grad_w = None
@@ -53,6 +58,17 @@ class DropoutLinearFunction(torch.autograd.Function):
             grad_w = grad.reshape(-1, grad.shape[-1]).t().mm(dropped.reshape(-1, x.shape[-1]).to(grad.dtype))
             grad_w = grad_w.to(weight.dtype)
         return grad_x, grad_w, None
+
+
+def pack_mask(mask: torch.Tensor) -> torch.Tensor:
+    """A CPU bool tensor packed eight elements to a byte (in its logical order)."""
+    return torch.from_numpy(np.packbits(mask.numpy().reshape(-1)))
+
+
+def unpack_mask(packed: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """The bool tensor of ``shape`` that :func:`pack_mask` packed."""
+    bits = np.unpackbits(packed.numpy(), count=shape.numel())
+    return torch.from_numpy(bits.view(np.bool_)).view(shape)
 
 
 def _noise(mask: torch.Tensor, dtype: torch.dtype, p: float) -> torch.Tensor:

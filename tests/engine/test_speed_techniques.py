@@ -218,3 +218,14 @@ def test_freed_memory_goes_back_to_the_system() -> None:
     from engine.recipes.allocator import return_freed_memory
 
     assert return_freed_memory()
+
+
+def test_dropout_mask_packed_to_bits_comes_back_whole() -> None:
+    """Eight mask elements a byte on CPU, in logical order, also from a transposed (non-contiguous) mask."""
+    from engine.recipes.lora_dropout import pack_mask, unpack_mask
+
+    generator = torch.Generator().manual_seed(0)
+    for mask in (torch.rand(3, 7, 13, generator=generator) < 0.9, (torch.rand(13, 7, generator=generator) < 0.5).t()):
+        packed = pack_mask(mask)
+        assert packed.dtype == torch.uint8 and packed.numel() == -(-mask.numel() // 8)
+        assert torch.equal(unpack_mask(packed, mask.shape), mask)
