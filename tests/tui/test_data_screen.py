@@ -84,7 +84,7 @@ async def test_first_page_then_paging(data_dir: Path) -> None:
         table = app.screen.query_one("#data-table", DataTable)
         assert table.row_count == 100 and first_row(pilot) == "0"
         assert text_of(pilot, "#data-page") == "records 0–99 of 250 · [ ] pages"
-        assert text_of(pilot, "#data-info") == "chat.jsonl · format openai (detected)"
+        assert text_of(pilot, "#data-info") == "chat.jsonl · format openai (detected) · for stage sft"
         await pilot.press("]", "]")
         await until(pilot, lambda: first_row(pilot) == "200")
         assert table.row_count == 50 and text_of(pilot, "#data-page") == "records 200–249 of 250 · [ ] pages"
@@ -136,7 +136,7 @@ async def test_missing_file_and_format_override(data_dir: Path) -> None:
         app.screen.query_one("#data-format", Select).value = "alpaca"
         await pilot.pause()
         await settle(pilot)
-        assert text_of(pilot, "#data-info") == "chat.jsonl · format alpaca (chosen)"
+        assert text_of(pilot, "#data-info") == "chat.jsonl · format alpaca (chosen) · for stage sft"
         problems = app.screen.query_one("#data-problems", DataTable)
         assert problems.row_count == 500  # instruction and output missing in each of the 250 records
         assert [str(c) for c in problems.get_row_at(0)[1:]] == ["chat.jsonl:1 #0", "instruction: missing field"]
@@ -237,3 +237,26 @@ async def test_screen_follows_the_model_chosen_for_the_new_run(data_dir: Path) -
         assert isinstance(screen, DataScreen)
         assert screen.model == "some-org/other-model"
         assert screen.query_one("#data-model", Input).value == "some-org/other-model"
+
+
+async def test_preference_pairs_show_both_answers_side_by_side_with_their_trained_tokens(
+        data_dir: Path, demo_model_dir: Path) -> None:
+    """Issue 10: chosen and rejected shown side by side, each with its trained tokens (Chinese too)."""
+    pairs = [{"prompt": "什么是光合作用？", "chosen": "植物把光变成养分。", "rejected": "不知道。"},
+             {"prompt": "Capital of France?", "chosen": "Paris.", "rejected": "London."}]
+    (data_dir / "pairs.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in pairs))
+    app = DataApp(path="pairs.jsonl", model=str(demo_model_dir), cutoff=64)
+    async with app.run_test(size=(120, 40)) as pilot:
+        view = app.screen.query_one(RecordView)
+        await until(pilot, lambda: view.encoded is not None)
+        assert app.screen.fmt == "trl_pairs"
+        rows = [str(app.screen.table.get_row_at(i)[3]) for i in range(2)]
+        assert rows[1] == "Capital of France? → Paris. ≻ London."
+        encoded = view.encoded
+        assert encoded["rejected"] is not None
+        head = text_of(pilot, "#record-head")
+        assert f"chosen {encoded['full_length']} tokens" in head and "rejected" in head
+        assert view.trained_text.startswith("植物把光变成养分。")  # only the answer is trained
+        rejected = "".join(s["text"] for s in encoded["rejected"]["segments"] if s["trained"])
+        assert rejected.startswith("不知道。")
+        app.screen.engine.stop_all()

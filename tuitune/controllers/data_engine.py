@@ -57,10 +57,11 @@ class EngineLink:
         """End the encoder (the next open starts one with the new model)."""
         self.processes.stop("encoder")
 
-    def encode(self, messages: list[dict[str, str]]) -> None:
-        """Ask the encoder for the tokens of ``messages``; its answer is the only one ``is_answer`` takes."""
+    def encode(self, request: dict[str, Any]) -> None:
+        """Ask the encoder for the tokens of one record (an ``EncodeRequest`` without its id: ``messages``,
+        ``rejected``, ``answer_only`` or ``text``); its answer is the only one ``is_answer`` takes."""
         self.request += 1
-        self.processes.send("encoder", {"id": self.request, "messages": messages})
+        self.processes.send("encoder", {**request, "id": self.request})
 
     def is_answer(self, event: dict[str, Any]) -> bool:
         """Whether ``event`` answers the latest encode request."""

@@ -25,7 +25,7 @@ from textual.worker import get_current_worker
 
 from engine.config import DEMO_MODEL, DataSection
 from engine.data.checks import detect_file_format
-from engine.data.formats import TRAINABLE
+from engine.data.formats import LAYOUTS, STAGE_FOR_KIND
 from engine.data.index import RecordIndex
 from engine.data.problems import SourceError
 from engine.data.source import RawRecord
@@ -37,7 +37,7 @@ from tuitune.widgets.data_inspector import DataInspector
 from tuitune.widgets.data_table import RecordTable
 
 PAGE = 100
-FORMATS = [("auto", "auto"), *[(name, name) for name in TRAINABLE]]
+FORMATS = [("auto", "auto"), *[(name, name) for name in LAYOUTS]]
 PAGES_KEYS = Binding.Group("pages", compact=True)  # one footer entry for [ and ]: the footer fits 80 columns
 
 
@@ -164,7 +164,7 @@ class DataScreen(AppScreen):
         worker = get_current_worker()
         try:
             index = RecordIndex(path)
-            found, problem = detect_file_format(path, fmt)
+            found, problem = detect_file_format(path, fmt, stage=None)  # browsing: any stage's layout
             if generation == self.generation:
                 self.index = index
             self.post_message(self.Opened(path, found, index.first_page(PAGE), problem.message if problem else "",
@@ -200,7 +200,8 @@ class DataScreen(AppScreen):
         self.fmt, self.opened = message.fmt, True
         self.table.show_page(message.rows, message.fmt)
         chosen = "chosen" if self.format_select.value != "auto" else "detected"
-        self.info_line.update(message.error or f"{message.path} · format {message.fmt} ({chosen})")
+        stages = f" · for stage {STAGE_FOR_KIND[LAYOUTS[message.fmt]]}" if message.fmt in LAYOUTS else ""
+        self.info_line.update(message.error or f"{message.path} · format {message.fmt} ({chosen}){stages}")
         self._update_page_label()
         if message.rows:
             self.table.focus()
@@ -307,9 +308,9 @@ class DataScreen(AppScreen):
 
     def _show_record(self, raw: RawRecord) -> None:
         """Show ``raw``'s turns now and ask the encoder for its tokens."""
-        messages = self.inspector.show_record(raw, self.fmt)
-        if messages is not None:
-            self.engine.encode(messages)
+        request = self.inspector.show_record(raw, self.fmt)
+        if request is not None:
+            self.engine.encode(request)
 
     @on(EngineLink.TokensRead)
     def _show_tokens(self, message: EngineLink.TokensRead) -> None:

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
-from engine.data.formats import TRAINABLE, to_messages
+from engine.data.formats import LAYOUTS, TRAINABLE, to_example, to_messages
 from engine.data.problems import Problem
 from engine.data.source import RawRecord
 from tuitune.widgets.data_stats import DataStats
@@ -86,16 +86,30 @@ class DataInspector(Vertical):
         self.record_view.show_note("Reading…")
         self._count_problems()
 
-    def show_record(self, raw: RawRecord, fmt: str | None) -> list[dict[str, str]] | None:
-        """Show ``raw``'s turns (or raw JSON and problems); returns its messages when it is trainable."""
+    def show_record(self, raw: RawRecord, fmt: str | None) -> dict[str, Any] | None:
+        """Show ``raw``'s turns (or raw JSON and problems); returns the encoder's request for it
+        (``messages``, with ``rejected`` for a pair, ``answer_only`` for a kto answer, or ``text``)
+        when it can be trained."""
         self.title_shown = record_title(raw)
-        messages, problems = None, [raw.problem.message] if raw.problem else []
+        problems = [raw.problem.message] if raw.problem else []
+        dump = json.dumps(raw.value, ensure_ascii=False, indent=2) if raw.value is not None else ""
+        if raw.problem is None and fmt in LAYOUTS and fmt not in TRAINABLE:
+            example, found = to_example(raw.value, fmt)
+            problems = [f"{f}: {m}" if f else m for f, m in found]
+            self.record_view.show_example(self.title_shown, example, problems, dump)
+            if example is None or problems:
+                return None
+            if example.kind == "text":
+                return {"text": example.text}
+            if example.kind == "kto":
+                return {"messages": example.conversation("chosen"), "answer_only": True}
+            return {"messages": example.conversation("chosen"), "rejected": example.conversation("rejected")}
+        messages = None
         if raw.problem is None and fmt in TRAINABLE:
             messages, found = to_messages(raw.value, fmt)
             problems = [f"{f}: {m}" if f else m for f, m in found]
-        dump = json.dumps(raw.value, ensure_ascii=False, indent=2) if raw.value is not None else ""
         self.record_view.show_messages(self.title_shown, messages, problems, dump)
-        return messages
+        return {"messages": messages} if messages is not None else None
 
     def show_tokens(self, encoded: dict[str, Any]) -> None:
         """Show the encoder's answer for the record shown last."""

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from engine.data.formats import TRAINABLE, to_messages
+from engine.data.formats import LAYOUTS, TRAINABLE, Example, to_example, to_messages
 from engine.data.source import RawRecord
 
 PREVIEW = 72
@@ -33,6 +33,12 @@ def record_cells(raw: RawRecord, fmt: str | None) -> tuple[str, str, Text, str]:
     line = "" if raw.line is None else str(raw.line)
     if raw.problem is not None:
         return str(raw.index), line, Text("✗", style="bold red"), one_line(raw.problem.message)
+    if fmt in LAYOUTS and fmt not in TRAINABLE:
+        example, problems = to_example(raw.value, fmt)
+        if problems or example is None:
+            field, message = problems[0] if problems else ("", "not usable")
+            return str(raw.index), line, Text("✗", style="bold red"), one_line(f"{field}: {message}" if field else message)
+        return str(raw.index), line, Text("✓", style="green"), one_line(example_preview(example))
     if fmt not in TRAINABLE:
         return str(raw.index), line, Text("·"), one_line(json.dumps(raw.value, ensure_ascii=False))
     messages, problems = to_messages(raw.value, fmt)
@@ -43,6 +49,17 @@ def record_cells(raw: RawRecord, fmt: str | None) -> tuple[str, str, Text, str]:
     answers = [m["content"] for m in messages if m["role"] == "assistant"]
     turns = f"[{len(users) + len(answers)}] " if len(answers) > 1 else ""
     return str(raw.index), line, Text("✓", style="green"), one_line(f"{turns}{users[0]} → {answers[-1]}")
+
+
+def example_preview(example: Example) -> str:
+    """One line for a pair (prompt → chosen ≻ rejected), a kto answer (👍/👎) or a document."""
+    if example.kind == "text":
+        return example.text or ""
+    users = [m["content"] for m in example.prompt if m["role"] == "user"]
+    prompt = users[-1] if users else ""
+    if example.kind == "kto":
+        return f"{'+' if example.label else '-'} {prompt} → {example.chosen}"
+    return f"{prompt} → {example.chosen} ≻ {example.rejected}"
 
 
 class RecordTable(DataTable):

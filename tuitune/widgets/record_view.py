@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group
+from rich.table import Table
 from rich.text import Text
 from textual import getters
 from textual.containers import VerticalScroll
@@ -70,21 +72,68 @@ class RecordView(VerticalScroll):
             body.append(message["content"] + "\n\n", style=TRAINED if message["role"] == "assistant" else "")
         self.body_view.update(body)
 
+    def show_example(self, title: str, example: Any, problems: list[str], raw: str = "") -> None:
+        """Show a pair's prompt and both answers side by side, a kto answer with its label, or a
+        document, before tokens arrive (``example`` None: the raw JSON and the problems)."""
+        self.encoded, self.trained_text = None, ""
+        self.head_line.update(title)
+        head = Text()
+        for problem in problems:
+            head.append(f"✗ {problem}\n", style="bold #e06c75")
+        if example is None:
+            self.body_view.update(Text.assemble(head, raw))
+            return
+        if example.kind == "text":
+            self.body_view.update(Text.assemble(head, (example.text or "", TRAINED)))
+            return
+        for message in example.prompt:
+            head.append(f"{message['role']}\n", style="bold")
+            head.append(message["content"] + "\n\n")
+        if example.kind == "kto":
+            label = ("desirable ✓", "bold green") if example.label else ("undesirable ✗", "bold red")
+            self.body_view.update(Text.assemble(head, ("assistant ", "bold"), label, "\n", (example.chosen or "", TRAINED)))
+            return
+        self.body_view.update(Group(head, _side_by_side(Text(example.chosen or "", TRAINED),
+                                                        Text(example.rejected or "", TRAINED))))
+
     def show_tokens(self, title: str, encoded: dict[str, Any]) -> None:
-        """Show the encoded record: template text with trained/masked/cut segments and the counts."""
+        """Show the encoded record: template text with trained/masked/cut segments and the counts;
+        a preference pair's two sides side by side, each with its own counts."""
         self.encoded = encoded
         cutoff = encoded["cutoff"]
-        head = (f"{title} · {encoded['full_length']:,} tokens · {encoded['trained_tokens']:,} trained · "
-                f"cutoff {cutoff:,}" + (" · TRUNCATED" if encoded["truncated"] else ""))
-        self.head_line.update(head)
-        body = Text.assemble(LEGEND, "\n\n")
-        cut_marked = False
-        for segment in encoded["segments"]:
-            if segment["cut"] and not cut_marked:
-                body.append(f" ✂ cutoff at token {cutoff:,} ", style="reverse #d08770")
-                cut_marked = True
-            style = CUT if segment["cut"] else TRAINED if segment["trained"] else MASKED
-            body.append(segment["text"], style=style)
+        rejected = encoded.get("rejected")
+        counts = f"{encoded['full_length']:,} tokens · {encoded['trained_tokens']:,} trained"
+        if rejected:
+            counts = (f"chosen {counts} · rejected {rejected['full_length']:,} tokens · "
+                      f"{rejected['trained_tokens']:,} trained")
+        truncated = encoded["truncated"] or bool(rejected and rejected["truncated"])
+        self.head_line.update(f"{title} · {counts} · cutoff {cutoff:,}" + (" · TRUNCATED" if truncated else ""))
+        body = _segments_text(encoded["segments"], cutoff)
         self.trained_text = "".join(s["text"] for s in encoded["segments"] if s["trained"] and not s["cut"])
         self.body = body
-        self.body_view.update(body)
+        if rejected:
+            self.body_view.update(Group(Text.assemble(LEGEND, "\n"),
+                                        _side_by_side(body, _segments_text(rejected["segments"], cutoff))))
+        else:
+            self.body_view.update(Text.assemble(LEGEND, "\n\n", body))
+
+
+def _segments_text(segments: list[dict[str, Any]], cutoff: int) -> Text:
+    """Display runs styled as trained, masked or cut, with a mark where the cutoff falls."""
+    body, cut_marked = Text(), False
+    for segment in segments:
+        if segment["cut"] and not cut_marked:
+            body.append(f" ✂ cutoff at token {cutoff:,} ", style="reverse #d08770")
+            cut_marked = True
+        body.append(segment["text"], style=CUT if segment["cut"] else TRAINED if segment["trained"] else MASKED)
+    return body
+
+
+def _side_by_side(chosen: Text, rejected: Text) -> Table:
+    """Two columns headed chosen and rejected."""
+    table = Table.grid(expand=True, padding=(0, 1))
+    table.add_column(ratio=1)
+    table.add_column(ratio=1)
+    table.add_row(Text("chosen ✓", style="bold green"), Text("rejected ✗", style="bold red"))
+    table.add_row(chosen, rejected)
+    return table
