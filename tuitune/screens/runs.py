@@ -20,6 +20,7 @@ from textual.worker import get_current_worker
 
 from tuitune.runs.folder import RunsIndex, RunSummary
 from tuitune.runs.state import describe_end
+from tuitune.controllers.export_start import ExportStarter
 from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
 from tuitune.screens.base import AppScreen
 from engine.config import ConfigError
@@ -126,6 +127,7 @@ class RunsScreen(AppScreen):
         Binding("r", "rescan", "Refresh"),
         Binding("R", "resume", "Resume"),
         Binding("C", "chat", "Chat"),
+        Binding("x", "export", "Export", show=False),  # the footer is full at 80 columns; ? and the palette list it
         Binding("E", "evals", "Evals", show=False),
         Binding("N", "new_from_config", "New from this", show=False),
         Binding("f2", "rename", "Rename", show=False),
@@ -160,6 +162,8 @@ class RunsScreen(AppScreen):
         self._index: RunsIndex | None = None
         self.resumer = Resumer(self, self.run_resumed, self.resume_failed)
         """Starts a run again from its checkpoint."""
+        self.exporter = ExportStarter(self)
+        """Asks what to export and starts the export job."""
 
     def compose(self) -> ComposeResult:
         yield Static("Runs", id="heading")
@@ -285,7 +289,7 @@ class RunsScreen(AppScreen):
         there is nothing trained to talk to)."""
         if action == "resume":
             return self.resuming is None and self._selected_key() in self.resumable
-        if action == "chat":
+        if action in ("chat", "export"):
             run = self.runs.get(self._selected_key() or "")
             return run is not None and run.status not in ("running", "lost")
         return super().check_action(action, parameters)
@@ -358,6 +362,12 @@ class RunsScreen(AppScreen):
         key = self._selected_key()
         if key:
             self.tuitune_app.open_evals(Path(key))
+
+    def action_export(self) -> None:
+        """Export what the highlighted run trained (the Export dialog; the job says if there is nothing yet)."""
+        key = self._selected_key()
+        if key and self.check_action("export", ()):
+            self.exporter.open(Path(key))
 
     def action_chat(self) -> None:
         """Talk to what the highlighted run trained."""

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from engine.protocol import read_log_tail
+from tuitune.controllers.export_start import ExportStarter
 from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
 from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.messages import EngineExited, LogLinesRead, RunEventsRead
@@ -108,6 +109,7 @@ class TrainScreen(AppScreen):
         Binding("k", "kill", "Kill"),
         Binding("R", "resume", "Resume"),
         Binding("C", "chat", "Chat"),
+        Binding("x", "export", "Export"),
         Binding("E", "evals", "Evals", show=False),
         Binding("v", "next_view", "View"),
         Binding("escape,b", "back", "Back"),
@@ -143,6 +145,8 @@ class TrainScreen(AppScreen):
         self._slow_paint: dict[str, float] = {}
         self.resumer = Resumer(self, self.run_resumed, self.resume_failed)
         """Starts the run again from its checkpoint."""
+        self.exporter = ExportStarter(self)
+        """Asks what to export and starts the export job."""
         self.stopping = False
         """A stop was sent from here and the run has not ended yet (a step can take a minute on CPU)."""
         self.log_read = False
@@ -340,9 +344,13 @@ class TrainScreen(AppScreen):
         if action == "resume":
             return (self.status in RESUMABLE and self.has_checkpoint and self.resuming is None
                     and self.alive is not True)  # alive: a resume is already starting
-        if action == "chat":  # something trained to talk to, and no trainer competing for the machine
+        if action in ("chat", "export"):  # something trained, and no trainer competing for the machine
             return self.status != RUNNING and (self.status == "finished" or self.has_checkpoint)
         return super().check_action(action, parameters)
+
+    def action_export(self) -> None:
+        """Write what this run trained where it is served (merged, GGUF, Ollama): the Export dialog."""
+        self.exporter.open(self.run_dir)
 
     def action_chat(self) -> None:
         """Talk to what this run trained."""

@@ -1,0 +1,81 @@
+"""Export from the app: ask what to write (the Export dialog), start the export job, report its progress.
+
+The job is the same one ``tuitune export`` starts (``RUN/exports/NAME/``, supervised, surviving the
+app); this controller only reads the model's facts for the dialog, starts the job and follows its
+events, turning phases and the end into notifications. Leaving the screen stops only the following.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from textual.screen import Screen
+from textual.worker import get_current_worker
+
+from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE, TERMINAL_TYPES
+from tuitune.dialogs.export import ExportDialog, ExportRequest
+from tuitune.runs.folder import read_meta, resolve_trained
+from tuitune.runs.tail import EventTail
+
+POLL_S = 0.5
+"""Seconds between reads of the export job's events."""
+
+
+class ExportStarter:
+    """Opens the Export dialog for a run of ``screen`` and starts and follows the export it asks for."""
+
+    def __init__(self, screen: Screen) -> None:
+        self.screen = screen
+
+    def open(self, run_dir: Path) -> None:
+        """Read what the dialog needs (the run's weights, the model's size) off the event loop, then ask."""
+        self.screen.run_worker(lambda: self._prepare(run_dir), thread=True, exclusive=True, group="export-open",
+                               exit_on_error=False, description="reading the model for the export")
+
+    def _prepare(self, run_dir: Path) -> None:
+        from engine.models.info import ModelError, read_model_info
+
+        app = self.screen.app
+        try:
+            run_dir, weights = resolve_trained(str(run_dir), run_dir.parent)
+        except FileNotFoundError as exc:
+            app.call_from_thread(app.notify, str(exc), title="nothing to export", severity="warning")
+            return
+        model = read_meta(run_dir).model
+        try:
+            info = read_model_info(model) if model else None
+        except (ModelError, OSError):
+            info = None  # the dialog then shows no size estimate; the job checks again once loaded
+        dialog = ExportDialog(run_dir.name, run_dir / "exports" / "export", info and info.params_total,
+                              info and info.dtype, info and info.architecture)
+        app.call_from_thread(app.push_screen, dialog,
+                             lambda request: self._start(run_dir, weights, request) if request else None)
+
+    def _start(self, run_dir: Path, weights: Path, request: ExportRequest) -> None:
+        self.screen.run_worker(lambda: self._run(run_dir, weights, request), thread=True, group="export-follow",
+                               exit_on_error=False, description="starting the export")
+
+    def _run(self, run_dir: Path, weights: Path, request: ExportRequest) -> None:
+        """Start the job, then say what it does until it ends."""
+        from tuitune.runs.launch import start_job
+
+        app, worker = self.screen.app, get_current_worker()
+        job_dir, _ = start_job(run_dir, "export", request.settings(str(weights.relative_to(run_dir))))
+        app.call_from_thread(app.notify, f"export started: {job_dir} (tuitune stop {job_dir} stops it)")
+        tail = EventTail(job_dir)
+        while not worker.is_cancelled:
+            for event in tail.read():
+                kind = event.get("type")
+                if kind == PHASE and event.get("message"):
+                    app.call_from_thread(app.notify, str(event["message"]), title="export")
+                elif kind == JOB_FINISHED:
+                    app.call_from_thread(app.notify, f"exported to {event.get('destination')}", title="export done",
+                                         timeout=15)
+                    return
+                elif kind in TERMINAL_TYPES and kind != JOB_STARTED:
+                    what = event.get("cause") or kind.replace("job_", "")
+                    app.call_from_thread(app.notify, f"export {what}; see {job_dir / 'engine.log'}",
+                                         title="export ended", severity="error", timeout=15)
+                    return
+            time.sleep(POLL_S)
