@@ -184,6 +184,11 @@ class TrainSection(Section):
     """Steps between checkpoints; a checkpoint is what a resume starts from."""
     save_total_limit: int = Field(3, ge=1)
     """Checkpoints kept; older ones are deleted."""
+    stop_on: list[Literal["nan", "spike", "grad_norm", "stall", "gpu_memory", "gpu_temperature", "host_memory"]] = \
+        Field(default_factory=list)
+    """Watchdog alerts that stop the run, saving a checkpoint and the adapter first (e.g. nan)."""
+    stall_after_s: float = Field(120.0, gt=0)
+    """Seconds without a step (and at least ten usual steps) before the watchdog calls it a stall."""
 
 
 Stage = Literal["sft", "pt", "rm", "dpo", "kto", "orpo"]

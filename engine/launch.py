@@ -1,4 +1,4 @@
-"""The supervisor of every long job of a run. Standard library only.
+"""The supervisor of every long job of a run. No ML stack: it starts in a blink and never holds GPU memory.
 
 ``python -m engine launch --run-dir RUN [--resume]`` supervises a training attempt of RUN;
 ``python -m engine launch --job KIND --job-dir RUN/<kind>s/NAME`` supervises another long job
@@ -17,7 +17,15 @@ the exit code, signal name, a hint and the last lines of engine.log.
 Signals: the supervisor ignores SIGINT, SIGUSR1 and SIGHUP and forwards SIGTERM to its child
 (``tuitune stop`` signals the whole process group, so the child usually hears it directly too).
 SIGUSR2 asks it to kill the child at once (``tuitune stop --kill``), which it then records as a
-stop on request (``killed: true``), not a failure.
+stop on request (``killed: true``), not a failure. SIGTSTP pauses a trainer (``tuitune pause``:
+SIGSTOP to it, the model stays loaded and the compute is free) and SIGCONT continues it
+(``tuitune continue``); the supervisor writes the ``paused`` and ``continued`` events, since the
+trainer cannot while it is stopped. A stop of a paused run continues it first, so it can save.
+
+While a trainer runs, the supervisor also watches its events (:mod:`engine.watchdog`) and writes
+``alert`` events: a loss that is not a number or spikes, exploding gradients, a stall, GPU
+memory or temperature, host memory. An alert whose kind ``train.stop_on`` names stops the run
+as ``tuitune stop`` would (checkpoint and adapter saved).
 The child starts with SIGTERM/SIGINT/SIGUSR1 blocked; the trainer (engine.recipes.runner)
 unblocks them once its handlers are installed, so a stop sent while torch imports is not lost.
 
@@ -37,6 +45,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +54,16 @@ from typing import Any, Callable
 from engine.checkpoints import latest_checkpoint
 from engine.files import write_text_atomic
 from engine.locks import FolderLock
-from engine.protocol import EVENTS_FILE, JOB_FAILED, JOB_STOPPED, LOG, PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES
+from engine.protocol import (ALERT, CONTINUED, EVENTS_FILE, JOB_FAILED, JOB_STOPPED, LOG, PAUSED, PIDS_FILE, RUN_FAILED,
+                             RUN_STOPPED, TERMINAL_TYPES)
 from engine.protocol import EventWriter, read_events_from, read_log_tail
+from engine.watchdog import STALL_FLOOR_S, Alert, Watchdog
 
 CHILD_BLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 PR_SET_PDEATHSIG = 1
 _prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform.startswith("linux") else None
+WATCH_S = 1.0
+"""Seconds between the supervisor's looks at the run's new events (and for a stall)."""
 LOCKED = 75
 """Exit status of a supervisor that found its folder locked by another attempt (EX_TEMPFAIL)."""
 ONEDNN_ISA = "AVX512_CORE_BF16"
@@ -153,12 +166,70 @@ class Supervisor:
         self.child: subprocess.Popen[bytes] | None = None
         self.stop_requested = False
         self.kill_requested = False
+        self.paused = False
+        self._writer_lock = threading.RLock()
+        self.stop_on: frozenset[str] = frozenset()
+        """Alert kinds that stop the run (``train.stop_on``)."""
+        self.stall_after_s = STALL_FLOOR_S
+        """Least seconds without a step before a stall alert (``train.stall_after_s``)."""
+
+    def _running(self) -> bool:
+        return self.child is not None and self.child.poll() is None
 
     def on_sigterm(self, *_: object) -> None:
-        """Forward a stop to the child, or skip starting it when it is not running yet."""
+        """Forward a stop to the child, or skip starting it when it is not running yet; a paused
+        trainer is continued first, or it would never hear the stop."""
         self.stop_requested = True
-        if self.child is not None and self.child.poll() is None:
+        if self.paused:
+            self.on_continue()
+        if self._running():
             self.child.send_signal(signal.SIGTERM)
+
+    def on_pause(self, *_: object) -> None:
+        """SIGTSTP (``tuitune pause``): stop the trainer where it is and record it."""
+        if self.job.verb != "train" or self.paused or self.stop_requested or not self._running():
+            return
+        os.kill(self.child.pid, signal.SIGSTOP)
+        self.paused = True
+        self.note(PAUSED)
+        log("paused the trainer (SIGSTOP): the model stays loaded, the compute is free")
+
+    def on_continue(self, *_: object) -> None:
+        """SIGCONT (``tuitune continue``): let a paused trainer go on, and record it."""
+        if not self.paused:
+            return
+        self.note(CONTINUED)
+        self.paused = False
+        if self._running():
+            os.kill(self.child.pid, signal.SIGCONT)
+        log("continued the trainer")
+
+    def note(self, type: str, **fields: Any) -> None:
+        """Append one event while the child may be writing too (the writer reads the sequence on)."""
+        with self._writer_lock, EventWriter(self.folder) as writer:
+            writer.emit(type, **fields)
+
+    def watch(self, offset: int) -> None:
+        """Feed the attempt's events to the watchdog until the child ends; write its alerts."""
+        dog, path = Watchdog(self.stall_after_s), self.folder / EVENTS_FILE
+        while self._running():
+            result = read_events_from(path, offset)
+            offset = result.offset
+            for event in result.events:
+                for alert in dog.feed(event):
+                    self.alert(alert)
+            stalled = dog.stalled(time.time())
+            if stalled is not None:
+                self.alert(stalled)
+            time.sleep(WATCH_S)
+
+    def alert(self, alert: Alert) -> None:
+        """Record ``alert``; stop the run (saving) when ``train.stop_on`` names its kind."""
+        stops = alert.kind in self.stop_on and not self.stop_requested
+        self.note(ALERT, **alert.fields(), stops=stops)
+        log(f"alert {alert.kind}: {alert.message}" + (" (train.stop_on: stopping, saving first)" if stops else ""))
+        if stops:
+            self.on_sigterm()
 
     def on_kill_request(self, *_: object) -> None:
         """SIGUSR2 (``tuitune stop --kill``): kill the child at once, and record it as a kill on request."""
@@ -188,6 +259,8 @@ class Supervisor:
         self.write_pids()
         if self.stop_requested:
             self.child.send_signal(signal.SIGTERM)
+        if self.job.verb == "train":
+            threading.Thread(target=self.watch, args=(offset,), name="watchdog", daemon=True).start()
         returncode = self.child.wait()
         log(f"{self.job.verb} exited with {describe_exit(returncode)}")
         if any(e["type"] in TERMINAL_TYPES for e in read_events_from(events_path, offset).events):
@@ -245,6 +318,18 @@ def describe_exit(returncode: int) -> str:
     return f"signal {_signal_name(-returncode)}" if returncode < 0 else f"code {returncode}"
 
 
+def watch_settings(run_dir: Path) -> tuple[frozenset[str], float]:
+    """``train.stop_on`` and ``train.stall_after_s`` of the run's config; the defaults when it cannot
+    be read (the trainer reports a broken config itself)."""
+    from engine.config import ConfigError, load_config
+
+    try:
+        train = load_config(run_dir / "config.yaml").train
+    except (ConfigError, OSError):
+        return frozenset(), STALL_FLOOR_S
+    return frozenset(train.stop_on), train.stall_after_s
+
+
 def main(argv: list[str]) -> int:
     """``python -m engine launch --run-dir RUN [--resume]`` or ``--job KIND --job-dir DIR``."""
     parser = argparse.ArgumentParser(prog="python -m engine launch", description="Supervise one long job of a run.")
@@ -267,8 +352,12 @@ def main(argv: list[str]) -> int:
         log(f"{folder} is locked by another attempt that is still running; this one does not start")
         return LOCKED
     supervisor = Supervisor(folder, command, kind, lock)
+    if kind.verb == "train":
+        supervisor.stop_on, supervisor.stall_after_s = watch_settings(folder)
     for sig in (signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, supervisor.on_sigterm)
     signal.signal(signal.SIGUSR2, supervisor.on_kill_request)
+    signal.signal(signal.SIGTSTP, supervisor.on_pause)
+    signal.signal(signal.SIGCONT, supervisor.on_continue)
     return supervisor.run()

@@ -44,10 +44,13 @@ PROGRESS = "progress"
 JOB_FINISHED = "job_finished"
 JOB_STOPPED = "job_stopped"
 JOB_FAILED = "job_failed"
+ALERT = "alert"
+PAUSED = "paused"
+CONTINUED = "continued"
 
 EVENT_TYPES = frozenset(
     {RUN_STARTED, PHASE, LOG, EVAL, CHECKPOINT, SYSTEM, WARNING, RUN_FINISHED, RUN_STOPPED, RUN_FAILED,
-     JOB_STARTED, PROGRESS, JOB_FINISHED, JOB_STOPPED, JOB_FAILED}
+     JOB_STARTED, PROGRESS, JOB_FINISHED, JOB_STOPPED, JOB_FAILED, ALERT, PAUSED, CONTINUED}
 )
 TERMINAL_TYPES = frozenset({RUN_FINISHED, RUN_STOPPED, RUN_FAILED, JOB_FINISHED, JOB_STOPPED, JOB_FAILED})
 """Events that end an attempt (of training in the run folder, of a job in its own folder)."""
@@ -60,6 +63,9 @@ class EventWriter:
 
     One line is written with a single ``write`` on a file opened in append mode and flushed
     at once, so a reader never sees two events interleaved and at worst sees a torn last line.
+    Two writers may share a file (the trainer, and its supervisor writing ``paused`` or an
+    ``alert``): a writer that finds the file grown since its own last line reads the sequence
+    number on from there.
     """
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
@@ -71,16 +77,21 @@ class EventWriter:
             # A writer died mid-line: end that fragment so our first event is a line of its own.
             self._file.write("\n")
             self._file.flush()
+        self._end = os.fstat(self._file.fileno()).st_size
+        """The file's size after our last line: larger later means another writer wrote."""
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
         """Write one event of ``type`` with ``fields`` and return it as written."""
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}")
+        if os.fstat(self._file.fileno()).st_size != self._end:
+            self._seq = max(self._seq, _tail_seq(self.path))
         self._seq += 1
         event = {"v": SCHEMA_VERSION, "seq": self._seq, "t": round(time.time(), 3), "type": type, **fields}
         event = _finite(event)
         self._file.write(json.dumps(event, default=_jsonable, allow_nan=False) + "\n")
         self._file.flush()
+        self._end = os.fstat(self._file.fileno()).st_size
         return event
 
     def close(self) -> None:
@@ -92,6 +103,23 @@ class EventWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _tail_seq(path: Path, window: int = 65536) -> int:
+    """The highest ``seq`` among the complete lines in the last ``window`` bytes of ``path``."""
+    with open(path, "rb") as file:
+        file.seek(0, os.SEEK_END)
+        file.seek(max(0, file.tell() - window))
+        lines = file.read().split(b"\n")[1:-1]  # the first may be cut; the last is empty or torn
+    seqs = []
+    for line in lines:
+        try:
+            seq = json.loads(line).get("seq")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(seq, int):
+            seqs.append(seq)
+    return max(seqs, default=0)
 
 
 def _ends_torn(path: Path) -> bool:

@@ -2,7 +2,8 @@
 only when used, so ``tuitune stop`` never pays for Textual and nothing here imports torch.
 
 The command line is a promise kept stable (see README): tuitune, tuitune train, tuitune attach,
-tuitune stop, tuitune data check, tuitune estimate, tuitune chat, tuitune eval, tuitune export.
+tuitune stop, tuitune pause, tuitune continue, tuitune data check, tuitune estimate, tuitune chat,
+tuitune eval, tuitune export.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="stop a run: save a checkpoint and the adapter, then end")
     stop.add_argument("run", help="run folder or run name")
     stop.add_argument("--kill", action="store_true", help="kill at once without saving")
+
+    pause = sub.add_parser("pause", help="pause a run: its trainer holds where it is, the model stays loaded")
+    pause.add_argument("run", help="run folder or run name")
+    go_on = sub.add_parser("continue", help="let a paused run go on")
+    go_on.add_argument("run", help="run folder or run name")
 
     data = sub.add_parser("data", help="instruction data tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -90,6 +96,8 @@ HANDLERS = {
     "attach": "tuitune.cli.app",
     "train": "tuitune.cli.train",
     "stop": "tuitune.cli.stop",
+    "pause": "tuitune.cli.pause",
+    "continue": "tuitune.cli.pause",
     "data": "tuitune.cli.data_check",
     "estimate": "tuitune.cli.estimate",
     "chat": "tuitune.cli.chat",

@@ -515,3 +515,33 @@ async def test_a_dpo_run_shows_its_reward_margin_beside_the_loss_or_as_a_view_at
         assert not dash.stage_chart.display and dash.chart.border_title == "loss · v: lr/stage"
         await pilot.press("v", "v")
         assert dash.chart.view == "stage" and dash.chart.border_title.startswith("stage metrics")
+
+
+async def test_a_paused_run_with_alerts_offers_continue_and_shows_them(make_app, wait_for, runs_dir: Path,
+                                                                       alive_runs: set[str],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from tuitune.runs import launch
+
+    sent: list[str] = []
+    monkeypatch.setattr(launch, "continue_run", lambda run_dir: sent.append("continue") or True)
+    monkeypatch.setattr(launch, "pause_run", lambda run_dir: sent.append("pause") or True)
+    from tests.tui.canned import add_events
+
+    alive_runs.add("running")
+    add_events(runs_dir / "running",
+               {"type": "alert", "kind": "nan", "message": "the loss is not a number at step 45",
+                "action": "lower train.learning_rate", "step": 45, "severity": "critical", "stops": False},
+               {"type": "paused"})
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        runs = await open_runs(pilot, wait_for)
+        await wait_for(pilot, lambda: any("paused ⚠" in str(runs.table.get_row(key)[3]) for key in runs.table.rows),
+                       what="the runs list marking the alert")
+        app.open_dashboard(runs_dir / "running")
+        dash = await open_dashboard(pilot, wait_for)
+        assert dash.status == "paused" and "PAUSED" in str(dash.title_bar.render())
+        assert "⚠ nan the loss is not a number" in str(dash.alerts_view.render()) and dash.alerts_view.display
+        assert dash.check_action("continue_run", ()) and not dash.check_action("pause", ())
+        assert dash.check_action("stop", ()) and dash.check_action("kill", ()) and not dash.check_action("save", ())
+        await pilot.press("p")
+        await wait_for(pilot, lambda: sent == ["continue"], what="the continue request")

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.tui.canned import add_events
 from tuitune.screens.runs import RunsScreen
 from tuitune.screens.train import TrainScreen
 
@@ -56,6 +57,28 @@ def test_dashboard_running(snap_compare, make_app, wait_for, runs_dir: Path, ali
     numbers (epoch, loss, lr, grad norm, tokens/s), one H100 with its memory bar, the trainer's
     RSS and CPU, host RAM, the engine.log tail, and a footer with Stop & save, Save now, Kill, Back."""
     alive_runs.add("running")
+    app = make_app(runs_dir, attach=runs_dir / "running")
+    assert snap_compare(app, terminal_size=size, run_before=settle_dashboard(wait_for))
+
+
+PAUSED_WITH_ALERTS = (
+    {"type": "alert", "kind": "spike", "message": "loss 9.1 at step 45 is 6.6x the recent median 1.38",
+     "action": "a one-off is often one odd batch; if it keeps rising, lower train.learning_rate", "step": 45,
+     "severity": "warning", "stops": False},
+    {"type": "alert", "kind": "gpu_temperature", "message": "GPU 0 is at 88 °C",
+     "action": "check the server's cooling; the GPU will slow itself down", "step": 45, "severity": "warning",
+     "stops": False},
+    {"type": "paused"},
+)
+
+
+@pytest.mark.parametrize("size", [SMALL, LARGE], ids=["80x24", "120x40"])
+def test_dashboard_paused_with_alerts(snap_compare, make_app, wait_for, runs_dir: Path, alive_runs: set[str],
+                                      size) -> None:
+    """You should see a blue PAUSED badge, a yellow band with the two alerts (a loss spike, a hot GPU)
+    each with what to do, and a footer offering Stop & save, Kill, p Continue (no Save now, no Pause)."""
+    alive_runs.add("running")
+    add_events(runs_dir / "running", *PAUSED_WITH_ALERTS)
     app = make_app(runs_dir, attach=runs_dir / "running")
     assert snap_compare(app, terminal_size=size, run_before=settle_dashboard(wait_for))
 

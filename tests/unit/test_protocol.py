@@ -91,3 +91,18 @@ def test_a_writer_after_a_torn_line_starts_on_a_line_of_its_own(tmp_path: Path) 
     result = read_events_from(tmp_path / EVENTS_FILE)
     assert [e["type"] for e in result.events] == ["run_started", "run_failed"]
     assert result.bad_lines == ['{"seq": 2, "type": "lo']
+
+
+def test_two_writers_at_once_keep_the_sequence_unique(tmp_path: Path) -> None:
+    """The supervisor writes paused/alert events while the trainer's writer is open."""
+    trainer = EventWriter(tmp_path)
+    trainer.emit("run_started")
+    with EventWriter(tmp_path) as supervisor:
+        assert supervisor.emit("paused")["seq"] == 2
+    assert trainer.emit("log", step=1)["seq"] == 3
+    with EventWriter(tmp_path) as supervisor:
+        supervisor.emit("continued")
+    trainer.emit("log", step=2)
+    trainer.close()
+    seqs = [e["seq"] for e in read_events(tmp_path)]
+    assert seqs == [1, 2, 3, 4, 5]

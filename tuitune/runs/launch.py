@@ -226,6 +226,31 @@ def stop_run(run_dir: str | os.PathLike[str], kill: bool = False) -> bool:
     return False
 
 
+def pause_run(run_dir: str | os.PathLike[str]) -> bool:
+    """Ask the run's supervisor to pause its trainer (SIGTSTP; it records ``paused``).
+
+    Returns whether the signal was sent (False when no supervisor of this run is alive).
+    """
+    return _signal_supervisor(run_dir, signal.SIGTSTP)
+
+
+def continue_run(run_dir: str | os.PathLike[str]) -> bool:
+    """Ask the run's supervisor to let a paused trainer go on (SIGCONT; it records ``continued``)."""
+    return _signal_supervisor(run_dir, signal.SIGCONT)
+
+
+def _signal_supervisor(run_dir: str | os.PathLike[str], sig: signal.Signals) -> bool:
+    run_dir = Path(run_dir).resolve()
+    supervisor = read_pids(run_dir).get("supervisor")
+    if not _is_our_process(supervisor, run_dir, "launch"):
+        return False
+    try:
+        os.kill(supervisor, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def request_save(run_dir: str | os.PathLike[str]) -> bool:
     """Ask the trainer for a checkpoint at the end of the current step (SIGUSR1).
 

@@ -25,6 +25,9 @@ Event = dict[str, Any]
 Point = tuple[float, float]
 
 RUNNING, FINISHED, STOPPED, FAILED, LOST = "running", "finished", "stopped", "failed", "lost"
+PAUSED = "paused"
+LIVE = frozenset({RUNNING, PAUSED})
+"""Statuses of a run whose trainer is alive (it can be stopped or killed)."""
 TERMINAL_STATUS = {p.RUN_FINISHED: FINISHED, p.RUN_STOPPED: STOPPED, p.RUN_FAILED: FAILED}
 
 
@@ -92,6 +95,10 @@ class RunState:
     """Checkpoint paths, relative to the run folder, oldest first."""
     warnings: tuple[str, ...] = ()
     """Warning messages of the latest attempt, oldest first."""
+    paused: bool = False
+    """Whether the trainer is paused (``paused`` without a later ``continued``)."""
+    alerts: tuple[Event, ...] = ()
+    """The watchdog's ``alert`` events of the latest attempt, oldest first."""
     warnings_at_end: int = 0
     """How many warnings there were at the latest terminal event: later ones belong to the next attempt."""
     last_seq: int = 0
@@ -125,7 +132,9 @@ def status(state: RunState, alive: bool | None) -> str:
     """
     if state.terminal is not None:
         return TERMINAL_STATUS[state.terminal["type"]]
-    return LOST if alive is False else RUNNING
+    if alive is False:
+        return LOST
+    return PAUSED if state.paused else RUNNING
 
 
 def apply(state: RunState, event: Event) -> RunState:
@@ -172,6 +181,7 @@ EVENT_FIELDS: dict[str, dict[str, Kind]] = {
     p.SYSTEM: {"gpus": [GPU_FIELDS], "gpu_note": "str", "rss_bytes": "int", "cpu_pct": "num",
                "host_mem_used_bytes": "int", "host_mem_total_bytes": "int"},
     p.WARNING: {"message": "str", "code": "str"},
+    p.ALERT: {"kind": "str", "message": "str", "action": "str", "step": "int", "severity": "str"},
     p.RUN_FINISHED: TERMINAL_FIELDS,
     p.RUN_STOPPED: TERMINAL_FIELDS,
     p.RUN_FAILED: {**TERMINAL_FIELDS, "cause": "str", "exit_code": "int", "signal": "str", "hint": "str",
@@ -237,6 +247,7 @@ class _Acc:
         self.lr = list(state.lr_series)
         self.metrics = {name: list(points) for name, points in state.metric_series.items()}
         self.resumes = list(state.resume_steps)
+        self.alerts = list(state.alerts)
         self.checkpoints = list(state.checkpoints)
         self.warnings = list(state.warnings)
         self.count = state.events_seen
@@ -280,6 +291,7 @@ class _Acc:
             lr_series=tuple(self.lr),
             metric_series={name: tuple(points) for name, points in self.metrics.items()},
             resume_steps=tuple(self.resumes),
+            alerts=tuple(self.alerts),
             checkpoints=tuple(self.checkpoints),
             warnings=tuple(self.warnings),
             events_seen=self.count,
@@ -292,7 +304,7 @@ def _run_started(acc: _Acc, e: Event) -> None:
     model = e.get("model") or {}
     data = e.get("data") or {}
     acc.set(
-        name=e.get("run_name") or acc.get("name"),
+        name=acc.get("name") or e.get("run_name") or "",  # the folder's name: a renamed run keeps its new one
         model=model.get("name_or_path") or acc.get("model"),
         method=e.get("method") or acc.get("method"),
         device=e.get("device") or "",
@@ -304,7 +316,9 @@ def _run_started(acc: _Acc, e: Event) -> None:
         terminal=None,
         phase="training",
         phase_message="",
+        paused=False,
     )
+    acc.alerts.clear()  # a new attempt: the earlier one's alerts are history
     if after_an_end or e.get("resumed_from_step") is not None:
         # A new attempt logs again from its checkpoint (or from 0 when it found none): its points
         # replace the earlier attempt's after that step. Warnings written since the earlier
@@ -372,7 +386,7 @@ def _warning(acc: _Acc, e: Event) -> None:
 
 
 def _terminal(acc: _Acc, e: Event) -> None:
-    acc.set(terminal=e, phase="", eta_s=None, warnings_at_end=len(acc.warnings))
+    acc.set(terminal=e, phase="", eta_s=None, warnings_at_end=len(acc.warnings), paused=False)
     if e.get("step") is not None:
         acc.set(step=e["step"])
 
@@ -381,7 +395,15 @@ def _float(value: int | float | None) -> float | None:
     return None if value is None else float(value)
 
 
+def _alert(acc: _Acc, e: Event) -> None:
+    if e.get("kind") and e.get("message"):
+        acc.alerts.append(e)
+
+
 _HANDLERS = {
+    p.PAUSED: lambda acc, e: acc.set(paused=True),
+    p.CONTINUED: lambda acc, e: acc.set(paused=False),
+    p.ALERT: _alert,
     p.RUN_STARTED: _run_started,
     p.PHASE: _phase,
     p.LOG: _log,

@@ -36,7 +36,7 @@ DROP_FIRST = ("model", "method", "duration")
 MODEL_WIDTH = 24
 """Longest model cell (the end of a hub id says the most: ``…a/Llama-3.2-1B-Instruct``)."""
 STATE_STYLE = {
-    "running": "bold green", "finished": "cyan", "stopped": "yellow", "failed": "bold red", "lost": "magenta",
+    "running": "bold green", "paused": "bold blue", "finished": "cyan", "stopped": "yellow", "failed": "bold red", "lost": "magenta",
 }
 SCAN_INTERVAL = 2.0
 """Seconds between rescans of the runs folder."""
@@ -51,7 +51,7 @@ def row_of(run: RunSummary) -> tuple[str, ...]:
         run.name,
         model if len(model) <= MODEL_WIDTH else "…" + model[-(MODEL_WIDTH - 1):],
         state.method or run.meta.method or fmt.DASH,
-        run.status,
+        run.status + (" ⚠" if run.state.alerts else ""),  # the watchdog raised alerts in this attempt
         f"{state.step}/{total or '?'}",
         fmt.num(state.loss),
         fmt.clock(state.started_t, year=False),
@@ -95,14 +95,19 @@ def detail_of(run: RunSummary) -> Text:
         out.append(f"{terminal.get('cause') or 'failed'}", style="red")
         if terminal.get("hint"):
             out.append(f"\nhint: {terminal['hint']}", style="yellow")
-    elif run.status == "running":
+    elif run.status in ("running", "paused"):
         out.append(run.state.phase_message or run.state.phase or "running")
+        if run.status == "paused":
+            out.append(" · paused: p on its dashboard (or tuitune continue) goes on", style="blue")
     elif run.status == "lost":
         out.append("no terminal event and no live engine (machine restarted or engine killed)")
     elif terminal.get("killed"):
         out.append(describe_end(terminal, run.path))
     else:
         out.append(f"{run.status}; adapter in {run.path / (terminal.get('adapter_path') or 'adapter')}")
+    if run.state.alerts:
+        alert = run.state.alerts[-1]
+        out.append(f"\n⚠ {alert.get('kind')}: {alert.get('message')}", style="yellow")
     for error in (run.events_error, run.meta.error):
         if error:
             out.append(f"\n{error}", style="red")
@@ -291,7 +296,7 @@ class RunsScreen(AppScreen):
             return self.resuming is None and self._selected_key() in self.resumable
         if action in ("chat", "export"):
             run = self.runs.get(self._selected_key() or "")
-            return run is not None and run.status not in ("running", "lost")
+            return run is not None and run.status not in ("running", "paused", "lost")
         return super().check_action(action, parameters)
 
     def action_new_from_config(self) -> None:

@@ -28,7 +28,7 @@ from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.messages import EngineExited, LogLinesRead, RunEventsRead
 from tuitune.runs import folder
 from tuitune.runs.folder import initial_state, read_meta
-from tuitune.runs.state import RUNNING, RunState, describe_end, fold, status
+from tuitune.runs.state import LIVE, PAUSED, RUNNING, RunState, describe_end, fold, status
 from tuitune.runs.tail import EventTail
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.loss_chart import LossChart, stage_metrics
@@ -54,7 +54,7 @@ def wall_clock() -> float:
     return time.time()
 
 
-STATUS_STYLE = {"running": "green", "finished": "cyan", "stopped": "yellow", "failed": "red", "lost": "magenta"}
+STATUS_STYLE = {"running": "green", "paused": "blue", "finished": "cyan", "stopped": "yellow", "failed": "red", "lost": "magenta"}
 """Colour of each status badge."""
 
 
@@ -98,6 +98,24 @@ def failure_text(state: RunState, run_status: str) -> Text:
     return out
 
 
+SHOWN_ALERTS = 3
+"""Latest alerts the dashboard lists (the runs list marks a run with any)."""
+
+
+def alerts_text(state: RunState) -> Text:
+    """The latest alerts of the attempt with what to do, critical ones in red; empty without any."""
+    out = Text()
+    for alert in state.alerts[-SHOWN_ALERTS:]:
+        style = "bold red" if alert.get("severity") == "critical" else "bold yellow"
+        out.append(f"⚠ {alert.get('kind')}", style=style)
+        out.append(f" {alert.get('message')}")
+        if alert.get("stops"):
+            out.append(" (train.stop_on: stopping)", style="bold")
+        out.append(f" · {alert.get('action')}\n", style="dim")
+    out.rstrip()
+    return out
+
+
 class TrainScreen(AppScreen):
     """The dashboard of ``run_dir``: loss chart, numbers, system panel, log tail and controls."""
 
@@ -107,6 +125,8 @@ class TrainScreen(AppScreen):
         Binding("s", "stop", "Stop & save"),
         Binding("c", "save", "Save now"),
         Binding("k", "kill", "Kill"),
+        Binding("p", "pause", "Pause"),
+        Binding("p", "continue_run", "Continue"),
         Binding("R", "resume", "Resume"),
         Binding("C", "chat", "Chat"),
         Binding("x", "export", "Export"),
@@ -122,6 +142,7 @@ class TrainScreen(AppScreen):
     system = getters.query_one("#system", SystemPanel)
     log_view = getters.query_one("#log", Static)
     failure = getters.query_one("#failure", Static)
+    alerts_view = getters.query_one("#alerts", Static)
 
     has_checkpoint: var[bool] = var(False, bindings=True)
     """Whether the run folder holds a checkpoint to resume from (checked by the follower)."""
@@ -162,7 +183,7 @@ class TrainScreen(AppScreen):
         """"stopping" or "resuming" while a request from here has not shown in the run folder yet, else ""."""
         if self.resuming is not None:
             return "resuming"
-        if self.stopping and self.status == RUNNING:
+        if self.stopping and self.status in LIVE:
             return "stopping"
         return ""
 
@@ -174,6 +195,7 @@ class TrainScreen(AppScreen):
             with VerticalScroll(id="side"):
                 yield RunStats(id="stats")
         yield Static("", id="failure")
+        yield Static("", id="alerts")
         with Horizontal(id="bottom"):
             with VerticalScroll(id="system-box"):
                 yield SystemPanel(id="system")
@@ -286,8 +308,9 @@ class TrainScreen(AppScreen):
         self._set_if_changed("title", title_text(state, run_status, self.doing),
                              lambda t: self.title_bar.update(t, layout=False))
         self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36), now=wall_clock())
-        self.system.show(state.system, width=max(20, self.system.size.width or 40), live=run_status == RUNNING)
+        self.system.show(state.system, width=max(20, self.system.size.width or 40), live=run_status in LIVE)
         self._set_if_changed("failure", failure_text(state, run_status), self.failure.update)
+        self._set_if_changed("alerts", alerts_text(state), self._show_alerts)
 
     def paint_chart(self) -> None:
         """Redraw the chart's view if its series changed (after a resume: the latest attempt's points)."""
@@ -324,8 +347,12 @@ class TrainScreen(AppScreen):
         apply(value)
         return True
 
+    def _show_alerts(self, text: Text) -> None:
+        self.alerts_view.update(text)
+        self.alerts_view.display = bool(text)
+
     def _on_status_changed(self, run_status: str) -> None:
-        for name in ("running", "finished", "stopped", "failed", "lost"):
+        for name in ("running", "paused", "finished", "stopped", "failed", "lost"):
             self.set_class(run_status == name, f"-{name}")
         self.refresh_bindings()
 
@@ -338,14 +365,20 @@ class TrainScreen(AppScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Stop, save and kill show only on a live run; resume, chat only where they apply."""
-        if action in ("stop", "save", "kill"):
+        if action in ("stop", "kill"):
             # alive: also a resumed attempt still loading, before its run_started clears the old end
-            return self.status == RUNNING or self.alive is True
+            return self.status in LIVE or self.alive is True
+        if action == "save":  # a paused trainer cannot save until it goes on
+            return self.status == RUNNING or (self.alive is True and self.status != PAUSED)
+        if action == "pause":
+            return self.status == RUNNING and self.doing != "stopping"
+        if action == "continue_run":
+            return self.status == PAUSED
         if action == "resume":
             return (self.status in RESUMABLE and self.has_checkpoint and self.resuming is None
                     and self.alive is not True)  # alive: a resume is already starting
         if action in ("chat", "export"):  # something trained, and no trainer competing for the machine
-            return self.status != RUNNING and (self.status == "finished" or self.has_checkpoint)
+            return self.status not in LIVE and (self.status == "finished" or self.has_checkpoint)
         return super().check_action(action, parameters)
 
     def action_export(self) -> None:
@@ -401,6 +434,14 @@ class TrainScreen(AppScreen):
 
         self.app.push_screen(ConfirmDialog(question, yes), answered)
 
+    def action_pause(self) -> None:
+        """Hold the trainer where it is (the model stays loaded, the compute is free)."""
+        self.signal_engine("pause")
+
+    def action_continue_run(self) -> None:
+        """Let a paused trainer go on."""
+        self.signal_engine("continue")
+
     def action_save(self) -> None:
         """Ask the engine to write a checkpoint now; training goes on."""
         self.signal_engine("save")
@@ -411,8 +452,11 @@ class TrainScreen(AppScreen):
         from tuitune.runs import launch
 
         run = self.run_dir
-        sent = launch.request_save(run) if what == "save" else launch.stop_run(run, kill=what == "kill")
-        said = {"save": "checkpoint requested", "stop": "stop requested: saving, then ending", "kill": "kill sent"}
+        send = {"save": launch.request_save, "pause": launch.pause_run, "continue": launch.continue_run,
+                "stop": launch.stop_run, "kill": lambda run_dir: launch.stop_run(run_dir, kill=True)}
+        sent = send[what](run)
+        said = {"save": "checkpoint requested", "stop": "stop requested: saving, then ending", "kill": "kill sent",
+                "pause": "pause requested", "continue": "continue requested"}
         if sent:
             self.app.call_from_thread(self.notify, said[what])
             if what == "stop":
