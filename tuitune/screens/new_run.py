@@ -266,10 +266,11 @@ class NewRunScreen(AppScreen):
         return self.config
 
     def _base_config(self) -> RunConfig | None:
-        """The run as the preset (or run config) and the typed fields make it, without the edited settings."""
+        """The run as the preset (or run config) makes it: without the edited settings, and without the
+        steps and cutoff typed on the review step (they apply over the settings, whichever way they came)."""
         preset = self._preset_values.get(self.draft.preset)
         try:
-            return resolve_draft(replace(self.draft, settings=None), preset or {})
+            return resolve_draft(replace(self.draft, settings=None, max_steps="", cutoff=""), preset or {})
         except ConfigError:
             return None
 
