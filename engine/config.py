@@ -315,9 +315,13 @@ def load_yaml(text: str, source: str) -> tuple[yaml.Node | None, Any]:
             raise ConfigError(duplicates)
         data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        mark, start = getattr(exc, "problem_mark", None), getattr(exc, "context_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError([f"{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}"]) from None
+        opened = ""
+        if start is not None and getattr(exc, "context", None) and (mark is None or start.line != mark.line):
+            # The parser stops where the file ends; the bracket or quote left open is where to look.
+            opened = f" ({exc.context} that starts at {source}:{start.line + 1}:{start.column + 1})"
+        raise ConfigError([f"{where}: malformed YAML: {getattr(exc, 'problem', None) or exc}{opened}"]) from None
     finally:
         loader.dispose()
     return node, data

@@ -51,6 +51,8 @@ def test_out_of_range_and_wrong_type_are_reported_in_file_order() -> None:
 def test_malformed_yaml_gives_line_and_column() -> None:
     [problem] = problems_of("train:\n  epochs: [1, 2\n")
     assert problem.startswith("p.yaml:3:1: malformed YAML")
+    # where the parser stopped (the end) and where the unclosed bracket opened: both
+    assert problem.endswith("(while parsing a flow sequence that starts at p.yaml:2:11)")
 
 
 def test_a_list_at_top_level_is_refused() -> None:
