@@ -159,6 +159,26 @@ def finished_step(checkpoint: Path | None) -> int | None:
     return step if isinstance(step, int) and isinstance(last, int) and 0 < last <= step else None
 
 
+def lean_for_preferences(model: Any, config: RunConfig) -> list[str]:
+    """The techniques of :mod:`engine.recipes.techniques` that hold whatever the loss: freed activation memory
+    given back to the system on CPU (glibc), and the SwiGLU MLP keeping gate and up only (bit-identical).
+
+    The others are SFT's own: TRL's preference trainers compute their log-probabilities through a chunked
+    head of their own, pad their batches themselves and turn dropout off.
+    """
+    from engine.recipes.allocator import return_freed_memory
+    from engine.recipes.mlp import use_lean_mlp
+    from engine.recipes.techniques import lean_mlp
+
+    done = []
+    if lean_mlp(config) and (lean := use_lean_mlp(model)):
+        done.append(f"SwiGLU keeping gate and up only in {lean} layers")
+    if not torch.cuda.is_available() and return_freed_memory():
+        done.append("freed memory returned (glibc mmap threshold)")
+    log.info("techniques: %s", ", ".join(done) or "none")
+    return done
+
+
 def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkpoint: Path | None, tokenizer: Any,
                    events: Events, flags: RunFlags, save: Callable[[Path], None] | None = None) -> int:
     """Train (from ``checkpoint`` when resuming), save the adapter into RUN/adapter, write the terminal event.

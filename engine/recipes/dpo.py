@@ -32,7 +32,8 @@ from trl import DPOConfig, DPOTrainer
 from engine.models.loading import apply_adapter, load_model, model_facts
 from engine.protocol import PHASE, WARNING
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
-from engine.recipes.common import prepare, resume_point, run_started_fields, train_and_save, training_arguments
+from engine.recipes.common import (
+    lean_for_preferences, prepare, resume_point, run_started_fields, train_and_save, training_arguments)
 from engine.recipes.datasets import build_datasets
 
 log = logging.getLogger("engine.recipes.dpo")
@@ -52,6 +53,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
 
     # ---- model --------------------------------------------------------------
     model = apply_adapter(load_model(config, ready.path), config)
+    lean_for_preferences(model, config)
     facts = model_facts(model, config, ready.path)
     log.info("model: %s", facts)
     flags.check_stop()

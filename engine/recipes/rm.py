@@ -29,7 +29,8 @@ from engine.models.info import ModelError
 from engine.models.loading import attention_implementation, model_facts, pick_dtype, quantization_config
 from engine.protocol import PHASE, WARNING
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
-from engine.recipes.common import prepare, resume_point, run_started_fields, train_and_save, training_arguments
+from engine.recipes.common import (
+    lean_for_preferences, prepare, resume_point, run_started_fields, train_and_save, training_arguments)
 from engine.recipes.datasets import build_datasets
 
 log = logging.getLogger("engine.recipes.rm")
@@ -82,6 +83,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
 
     # ---- model --------------------------------------------------------------
     model = load_reward_model(config, ready.path, tokenizer.pad_token_id)
+    lean_for_preferences(model, config)
     facts = model_facts(model, config, ready.path)
     log.info("model: %s", facts)
     flags.check_stop()
