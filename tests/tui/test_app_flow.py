@@ -545,3 +545,17 @@ async def test_a_paused_run_with_alerts_offers_continue_and_shows_them(make_app,
         assert dash.check_action("stop", ()) and dash.check_action("kill", ()) and not dash.check_action("save", ())
         await pilot.press("p")
         await wait_for(pilot, lambda: sent == ["continue"], what="the continue request")
+
+
+async def test_a_kill_on_request_shows_as_killed_with_the_checkpoint_a_resume_uses(make_app, wait_for,
+                                                                                    runs_dir: Path) -> None:
+    from tests.tui.canned import add_events
+
+    add_events(runs_dir / "running", {"type": "run_stopped", "killed": True, "step": 45, "adapter_path": None,
+                                      "checkpoint_path": "checkpoints/checkpoint-40"})
+    app = make_app(runs_dir, attach=runs_dir / "running")
+    async with app.run_test(size=(120, 40)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        await wait_for(pilot, lambda: "KILLED" in str(dash.failure.render()), what="the killed band")
+        assert (f"killed on request at step 45; nothing saved, a resume starts from "
+                f"{runs_dir / 'running' / 'checkpoints' / 'checkpoint-40'}") in str(dash.failure.render())

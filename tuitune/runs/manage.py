@@ -27,18 +27,6 @@ def busy(run_dir: Path) -> str | None:
     return None
 
 
-def folder_size(run_dir: Path) -> int:
-    """Bytes of the files under ``run_dir`` (links not followed)."""
-    total = 0
-    for root, _, files in os.walk(run_dir):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(root, name)).st_size
-            except OSError:
-                pass
-    return total
-
-
 def new_name_problem(run_dir: Path, name: str) -> str | None:
     """Why the run cannot be renamed ``name``, or None."""
     if (problem := run_name_problem(name)) is not None:

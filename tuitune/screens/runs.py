@@ -330,7 +330,8 @@ class RunsScreen(AppScreen):
     def action_delete(self) -> None:
         """Ask, then delete the highlighted run's folder (refused while any process of it runs)."""
         from tuitune.dialogs.confirm import ConfirmDialog
-        from tuitune.runs.manage import busy, folder_size
+        from engine.models.info import folder_size
+        from tuitune.runs.manage import busy
 
         key = self._selected_key()
         if not key:

@@ -79,13 +79,13 @@ def title_text(state: RunState, run_status: str, doing: str = "") -> Text:
     return out
 
 
-def failure_text(state: RunState, run_status: str) -> Text:
+def failure_text(state: RunState, run_status: str, run_dir: Path | None = None) -> Text:
     """The cause, exit, hint and errors of a failed run; a line for a lost or killed one; empty otherwise."""
     terminal = state.terminal or {}
     if run_status == "lost":
         return Text("The engine is gone and wrote no final event (machine restarted or engine killed).")
     if terminal.get("killed"):
-        return Text.assemble(("KILLED  ", "bold yellow"), describe_end(terminal, self.run_dir))
+        return Text.assemble(("KILLED  ", "bold yellow"), describe_end(terminal, run_dir))
     if run_status != "failed":
         return Text("")
     out = Text.assemble(("FAILED  ", "bold red"), (str(terminal.get("cause") or "unknown cause"), "bold"))
@@ -309,7 +309,7 @@ class TrainScreen(AppScreen):
                              lambda t: self.title_bar.update(t, layout=False))
         self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36), now=wall_clock())
         self.system.show(state.system, width=max(20, self.system.size.width or 40), live=run_status in LIVE)
-        self._set_if_changed("failure", failure_text(state, run_status), self.failure.update)
+        self._set_if_changed("failure", failure_text(state, run_status, self.run_dir), self.failure.update)
         self._set_if_changed("alerts", alerts_text(state), self._show_alerts)
 
     def paint_chart(self) -> None:
