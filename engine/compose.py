@@ -18,7 +18,8 @@ from engine.config import ConfigError, RunConfig, deep_merge, load_config, parse
 
 Flags = dict[str, tuple[str, Any]]
 """What the user gave outside the file: ``{"--max-steps": ("train.max_steps", 3)}``, keyed by the
-name errors should use (a command-line flag, or a field's label in the app)."""
+name errors should use (a command-line flag, or a field's label in the app). Top-level fields are
+named alone: ``{"--stage": ("stage", "dpo")}``."""
 PATH_FIELDS = ("model.name_or_path", "data.train")
 """Fields holding paths (or names that are not paths: aliases, hub ids, ``builtin:`` data)."""
 
