@@ -359,7 +359,7 @@ class _Import:
     # -- after every key ---------------------------------------------------------------------
     def finish(self, data: dict[str, Any], dataset_dir: str | None, cache: Path | None) -> None:
         for key, dotted, default, why in LF_DEFAULTS:
-            if key not in data:
+            if key not in data and self.get(dotted) is None:  # warmup_steps may have set warmup_ratio
                 self.values.setdefault(dotted.split(".")[0], {})[dotted.split(".")[1]] = default
                 self.note(key, "default", f"not in the file: {why}, kept → {dotted}: {default}", dotted)
         adapter = self.values.setdefault("adapter", {})

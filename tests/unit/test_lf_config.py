@@ -1,0 +1,291 @@
+"""LLaMA-Factory training YAML → tuitune run config (engine.lf.config), key by key."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from engine.config import ConfigError, parse_config
+from engine.lf.config import (
+    compose_lf, is_lf_config, load_lf_or_none, template_family, template_verdict, to_yaml)
+
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+          "'<|im_end|>' + '\\n'}}{% endfor %}")
+LLAMA3 = ("{% for message in messages %}{{'<|start_header_id|>' + message['role'] + '<|end_header_id|>\\n\\n' + "
+          "message['content'] + '<|eot_id|>'}}{% endfor %}")
+
+SFT_LORA = """\
+### model
+model_name_or_path: models/qwen
+trust_remote_code: true
+
+### method
+stage: sft
+do_train: true
+finetuning_type: lora
+lora_rank: 8
+lora_target: all
+
+### dataset
+dataset: identity,alpaca_en_demo
+template: qwen
+cutoff_len: 2048
+max_samples: 1000
+overwrite_cache: true
+preprocessing_num_workers: 16
+dataloader_num_workers: 4
+
+### output
+output_dir: saves/qwen/lora/sft
+logging_steps: 10
+save_steps: 500
+plot_loss: true
+overwrite_output_dir: true
+save_only_model: false
+report_to: none  # choices: [none, wandb, tensorboard, swanlab, mlflow]
+
+### train
+per_device_train_batch_size: 1
+gradient_accumulation_steps: 8
+learning_rate: 1.0e-4
+num_train_epochs: 3.0
+lr_scheduler_type: cosine
+warmup_ratio: 0.1
+bf16: true
+ddp_timeout: 180000000
+resume_from_checkpoint: null
+"""
+"""LLaMA-Factory's examples/train_lora/llama3_lora_sft.yaml, with a local Qwen folder and its template."""
+
+
+def model_folder(root: Path, template: str = CHATML, auto_map: bool = False) -> Path:
+    """A model folder as far as the importer reads it: config.json and tokenizer_config.json."""
+    folder = root / "models" / "qwen"
+    folder.mkdir(parents=True)
+    config = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2"}
+    if auto_map:
+        config["auto_map"] = {"AutoModelForCausalLM": "modeling_qwen.QWenLMHeadModel"}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"chat_template": template}))
+    return folder
+
+
+def dataset_dir(root: Path) -> Path:
+    """LLaMA-Factory's data/ folder with two alpaca datasets."""
+    data = root / "data"
+    data.mkdir()
+    (data / "dataset_info.json").write_text(json.dumps({
+        "identity": {"file_name": "identity.json"}, "alpaca_en_demo": {"file_name": "alpaca_en_demo.json"}}))
+    record = [{"instruction": "Who are you?", "input": "", "output": "I am Tuito."}]
+    (data / "identity.json").write_text(json.dumps(record, indent=2))
+    (data / "alpaca_en_demo.json").write_text(json.dumps(record * 3, indent=2))
+    return data
+
+
+@pytest.fixture
+def lf_root(tmp_path: Path) -> Path:
+    """A folder laid out as LLaMA-Factory runs from: models/qwen, data/, and the YAML."""
+    model_folder(tmp_path)
+    dataset_dir(tmp_path)
+    return tmp_path
+
+
+def load(root: Path, text: str, name: str = "lf.yaml"):
+    path = root / name
+    path.write_text(text)
+    return load_lf_or_none(path, cwd=root, cache=root / "cache")
+
+
+def test_the_example_sft_lora_config_maps_key_by_key(lf_root: Path) -> None:
+    imported = load(lf_root, SFT_LORA)
+    config = imported.config()
+
+    assert config.stage == "sft"
+    assert config.model.name_or_path == str((lf_root / "models" / "qwen").resolve())
+    assert config.model.trust_remote_code is False  # the model ships no code: true changes nothing
+    assert (config.adapter.method, config.adapter.r, config.adapter.alpha) == ("lora", 8, 16)
+    assert config.adapter.target_modules == "all-linear"
+    assert config.adapter.dropout == 0.0  # LLaMA-Factory's default, not tuitune's 0.05
+    assert config.data.cutoff_len == 2048 and config.data.format == "alpaca"
+    assert len(config.data.train) == 2 and all(Path(p).parent == lf_root / "cache" for p in config.data.train)
+    train = config.train
+    assert (train.batch_size, train.grad_accum, train.learning_rate, train.epochs) == (1, 8, 1e-4, 3.0)
+    assert (train.scheduler, train.warmup_ratio, train.precision) == ("cosine", 0.1, "bf16")
+    assert (train.logging_steps, train.save_steps) == (10, 500)
+    assert train.gradient_checkpointing is True  # LLaMA-Factory's default, kept
+    assert imported.run_dir == str(lf_root / "saves" / "qwen" / "lora" / "sft")
+
+
+def test_every_key_of_the_file_has_a_note_with_its_line(lf_root: Path) -> None:
+    imported = load(lf_root, SFT_LORA)
+    lines = {line.split(":")[0]: n for n, line in enumerate(SFT_LORA.splitlines(), 1)
+             if line and not line.startswith("#")}
+
+    noted = {(note.key, note.line) for note in imported.notes}
+    assert all((key, line) in noted for key, line in lines.items()), set(lines.items()) - noted
+    kinds = {note.key: note.kind for note in imported.notes if note.line}
+    assert kinds["do_train"] == kinds["plot_loss"] == kinds["ddp_timeout"] == "ignored"
+    assert kinds["lora_rank"] == kinds["learning_rate"] == "mapped"
+    by_field = {note.field: note for note in imported.notes if note.kind == "default"}
+    assert by_field["adapter.dropout"].key == "lora_dropout" and "0.05" in by_field["adapter.dropout"].message
+    assert by_field["train.gradient_checkpointing"].key == "disable_gradient_checkpointing"
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("deepspeed: examples/deepspeed/ds_z3_config.json", "DeepSpeed is not supported"),
+    ("lora_rnak: 8", "not a LLaMA-Factory training key"),
+    ("use_galore: true", "GaLore"),
+    ("report_to: wandb", "trackers"),
+    ("quantization_bit: 3", "4 or 8 bits"),
+    ("lora_rank: 0", "adapter.r"),
+])
+def test_a_refused_key_names_the_file_its_line_and_why(lf_root: Path, line: str, reason: str) -> None:
+    key = line.split(":")[0]
+    base = "".join(f"{kept}\n" for kept in SFT_LORA.splitlines() if not kept.startswith(f"{key}:"))
+    text = base.replace("lora_target: all\n", f"lora_target: all\n{line}\n")
+    path = lf_root / "lf.yaml"
+    with pytest.raises(ConfigError) as caught:
+        load(lf_root, text)
+    expected = f"{path}:{text.splitlines().index(line) + 1} {key}: "
+    assert any(p.startswith(expected) and reason in p for p in caught.value.problems), caught.value.problems
+
+
+def test_off_values_of_refused_features_are_accepted(lf_root: Path) -> None:
+    imported = load(lf_root, SFT_LORA + "deepspeed: null\nuse_galore: false\n")
+    assert {(n.key, n.kind) for n in imported.notes} >= {("deepspeed", "ignored"), ("use_galore", "ignored")}
+
+
+@pytest.mark.parametrize("change, reason", [
+    (("stage: sft", "stage: ppo"), "GRPO is coming"),
+    (("finetuning_type: lora", "finetuning_type: freeze"), "freeze"),
+    (("bf16: true", "bf16: true\nfp16: true"), "cannot both be true"),
+])
+def test_stages_and_methods_tuitune_lacks_are_refused(lf_root: Path, change: tuple[str, str], reason: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(lf_root, SFT_LORA.replace(*change))
+    assert any(reason in p for p in caught.value.problems), caught.value.problems
+
+
+def test_left_out_keys_keep_llamafactorys_defaults(lf_root: Path) -> None:
+    minimal = "model_name_or_path: models/qwen\nstage: sft\nfinetuning_type: lora\ndataset: identity\n"
+    config = load(lf_root, minimal).config()
+
+    assert (config.adapter.r, config.adapter.alpha, config.adapter.dropout) == (8, 16, 0.0)
+    assert (config.data.cutoff_len, config.train.batch_size, config.train.learning_rate) == (2048, 8, 5e-5)
+    assert (config.train.scheduler, config.train.warmup_ratio) == ("linear", 0.0)
+    assert (config.train.logging_steps, config.train.save_steps) == (500, 500)
+    assert config.train.gradient_checkpointing is True and config.train.precision == "fp32"
+
+
+def test_gradient_checkpointing_can_be_turned_off_as_in_llamafactory(lf_root: Path) -> None:
+    imported = load(lf_root, SFT_LORA + "disable_gradient_checkpointing: true\n")
+    assert imported.config().train.gradient_checkpointing is False
+
+
+def test_dora_quantization_and_warmup_steps(lf_root: Path) -> None:
+    text = SFT_LORA.replace("warmup_ratio: 0.1\n", "warmup_steps: 10\nmax_steps: 200\n").replace(
+        "bf16: true\n", "quantization_bit: 4\nuse_dora: true\nlora_alpha: 32\nlora_dropout: 0.1\n")
+    config = load(lf_root, text).config()
+    assert (config.adapter.method, config.adapter.alpha, config.adapter.dropout) == ("dora", 32, 0.1)
+    assert config.quant.mode == "4bit"
+    assert config.train.max_steps == 200 and config.train.warmup_ratio == pytest.approx(0.05)
+
+
+def test_warmup_steps_without_max_steps_is_refused(lf_root: Path) -> None:
+    with pytest.raises(ConfigError, match="warmup_steps: tuitune sets warmup as a share"):
+        load(lf_root, SFT_LORA + "warmup_steps: 10\n")
+
+
+def test_dpo_and_orpo(lf_root: Path) -> None:
+    data = lf_root / "data"
+    info = json.loads((data / "dataset_info.json").read_text())
+    info["prefs"] = {"file_name": "prefs.jsonl", "ranking": True,
+                     "columns": {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}}
+    (data / "dataset_info.json").write_text(json.dumps(info))
+    (data / "prefs.jsonl").write_text(json.dumps({"instruction": "Hi", "input": "", "chosen": "Hello!",
+                                                  "rejected": "Go away."}) + "\n")
+    dpo = SFT_LORA.replace("stage: sft", "stage: dpo").replace("dataset: identity,alpaca_en_demo", "dataset: prefs")
+    config = load(lf_root, dpo + "pref_beta: 0.2\npref_loss: ipo\n").config()
+    assert (config.stage, config.preference.beta, config.preference.loss_type) == ("dpo", 0.2, "ipo")
+    assert config.data.format == "alpaca_pairs"
+
+    config = load(lf_root, "pref_loss: orpo\n" + dpo, "orpo.yaml").config()  # before stage in the file
+    assert config.stage == "orpo"
+
+
+def test_remote_code_is_kept_on_only_for_models_that_ship_code(tmp_path: Path) -> None:
+    model_folder(tmp_path, auto_map=True)
+    dataset_dir(tmp_path)
+    imported = load(tmp_path, SFT_LORA)
+    assert imported.config().model.trust_remote_code is True
+    assert any("trust_remote_code" in w and "executes Python code" in w for w in imported.warnings())
+
+
+def test_template_of_the_models_family_is_a_note_another_a_warning(tmp_path: Path) -> None:
+    folder = model_folder(tmp_path)
+    kind, message = template_verdict("qwen", str(folder))
+    assert kind == "mapped" and "ChatML" in message
+    kind, message = template_verdict("llama3", str(folder))
+    assert kind == "warning" and "Llama 3" in message and "ChatML" in message
+    kind, message = template_verdict("alpaca", str(folder))
+    assert kind == "warning" and "plain text" in message
+    kind, message = template_verdict("qwen", "some-org/not-downloaded")
+    assert kind == "warning" and "cannot compare" in message
+
+
+def test_template_families_from_template_text() -> None:
+    assert template_family(CHATML) == "chatml"
+    assert template_family(LLAMA3) == "llama3"
+    assert template_family("{{ bos_token }}[INST] {{ message['content'] }} [/INST]") == "inst"
+    assert template_family("<start_of_turn>user\n") == "gemma"
+    assert template_family("{{ message['role'] }}: {{ message['content'] }}") is None
+
+
+def test_a_mismatched_template_is_a_located_warning(tmp_path: Path) -> None:
+    model_folder(tmp_path, template=LLAMA3)
+    dataset_dir(tmp_path)
+    imported = load(tmp_path, SFT_LORA)
+    line = SFT_LORA.splitlines().index("template: qwen") + 1
+    assert any(w.startswith(f"{tmp_path / 'lf.yaml'}:{line} template: qwen is ChatML") and "Llama 3" in w
+               for w in imported.warnings()), imported.warnings()
+
+
+def test_a_tuitune_config_is_not_taken_for_a_llamafactory_one(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  name_or_path: smollm2-135m-instruct\ntrain:\n  max_steps: 3\n")
+    assert load_lf_or_none(path) is None
+    assert not is_lf_config({"model_name_or_path": "x"}) and is_lf_config({"model_name_or_path": "x", "stage": "sft"})
+
+
+def test_written_config_loads_back_the_same_with_a_comment_per_key(lf_root: Path) -> None:
+    imported = load(lf_root, SFT_LORA)
+    text = to_yaml(imported)
+
+    assert parse_config(text) == imported.config()
+    assert "  r: 8  # lora_rank (line 9)" in text
+    assert "  dropout: 0.0  # lora_dropout not set: LLaMA-Factory's default 0 (tuitune's is 0.05)" in text
+    assert "# note: lf.yaml:7 do_train: accepted, no effect here" in text
+    assert "# output_dir: tuitune train --run-dir " in text
+
+
+def test_flags_win_over_the_file_and_the_file_over_a_preset(lf_root: Path) -> None:
+    imported = load(lf_root, SFT_LORA + "max_steps: 50\n")
+    config = compose_lf(imported, {"train": {"max_steps": 7, "weight_decay": 0.1, "batch_size": 32}},
+                        {"--max-steps": ("train.max_steps", 3)}, cwd=lf_root)
+    assert config.train.max_steps == 3  # the flag over the file
+    assert config.train.batch_size == 1  # the file over the preset
+    assert config.train.weight_decay == 0.1  # the preset where the file says nothing
+
+
+def test_dataset_dir_flag_overrides_the_file(lf_root: Path) -> None:
+    other = lf_root / "elsewhere"
+    other.mkdir()
+    (other / "dataset_info.json").write_text(json.dumps({"identity": {"file_name": "only.jsonl"},
+                                                         "alpaca_en_demo": {"file_name": "only.jsonl"}}))
+    (other / "only.jsonl").write_text(json.dumps({"instruction": "a", "output": "b"}) + "\n")
+    path = lf_root / "lf.yaml"
+    path.write_text(SFT_LORA.replace("max_samples: 1000\n", ""))
+    config = load_lf_or_none(path, cwd=lf_root, dataset_dir=str(other), cache=lf_root / "cache").config()
+    assert config.data.train == [str(other / "only.jsonl")] * 2
