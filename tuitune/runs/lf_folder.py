@@ -91,6 +91,7 @@ class LFTail:
         """Whether run_finished was emitted (the results files appeared)."""
         self._seq = 0
         self._step = -1
+        self._loss_step = -1
         self._start_t: float | None = None
         self._last_t: float | None = None
         self._elapsed: float | None = None
@@ -158,11 +159,14 @@ class LFTail:
         total = line.get("total_steps") if _is_int(line.get("total_steps")) else None
         elapsed = parse_duration(line.get("elapsed_time"))
         events: list[Event] = []
-        if not self._attempt_open or step < self._step:
+        has_loss = _is_num(line.get("loss"))
+        # The steps go back (or a step's loss comes twice) when training resumed from a checkpoint.
+        if not self._attempt_open or step < self._step or (has_loss and step <= self._loss_step):
             events.append(self._started(step, total, elapsed, rest))
-            self._attempt_open = True
+            self._attempt_open, self._loss_step = True, -1
         t = self._time(elapsed)
-        if _is_num(line.get("loss")):
+        if has_loss:
+            self._loss_step = step
             events.append(self._log(line, step, total, elapsed, t, grad_norms.get(step)))
         if _is_num(line.get("eval_loss")):
             events.append(self._event(p.EVAL, t, step=step, epoch=_num(line.get("epoch")),
