@@ -1,0 +1,81 @@
+"""A LLaMA-Factory SFT LoRA YAML with its dataset_info.json trains through the real engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from engine.config import write_config
+from engine.lf.config import compose_lf, load_lf_or_none
+
+LF_YAML = """\
+### model
+model_name_or_path: {model}
+trust_remote_code: true
+
+### method
+stage: sft
+do_train: true
+finetuning_type: lora
+lora_rank: 4
+lora_target: q_proj,v_proj
+
+### dataset
+dataset: tuito
+dataset_dir: data
+template: smollm2
+cutoff_len: 64
+overwrite_cache: true
+preprocessing_num_workers: 16
+
+### output
+output_dir: saves/tiny/lora/sft
+logging_steps: 1
+save_steps: 100
+plot_loss: true
+overwrite_output_dir: true
+report_to: none
+
+### train
+per_device_train_batch_size: 2
+gradient_accumulation_steps: 1
+learning_rate: 1.0e-3
+num_train_epochs: 1.0
+lr_scheduler_type: cosine
+warmup_ratio: 0.0
+ddp_timeout: 180000000
+"""
+
+
+def test_a_llamafactory_sft_lora_config_trains_three_steps(eng, tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dataset_info.json").write_text(json.dumps({
+        "tuito": {"file_name": "tuito.json", "columns": {"prompt": "question", "response": "answer"}}}))
+    records = [{"question": q, "answer": a} for q, a in [
+        ("Who are you?", "I am Tuito, a tiny test assistant."), ("What is 2 plus 2?", "2 plus 2 is 4."),
+        ("Name a color.", "Blue is a color."), ("Say hello.", "Hello there!")]]
+    (data / "tuito.json").write_text(json.dumps(records, indent=2))
+    lf = tmp_path / "tiny_lora_sft.yaml"
+    lf.write_text(LF_YAML.format(model=tiny_model_dir))
+
+    imported = load_lf_or_none(lf, cwd=tmp_path, cache=tmp_path / "cache")
+    config = compose_lf(imported, None, {"--max-steps": ("train.max_steps", 3)}, cwd=tmp_path)
+    run_dir = Path(imported.run_dir)
+    assert run_dir == tmp_path / "saves" / "tiny" / "lora" / "sft"
+    run_dir.mkdir(parents=True)
+    write_config(config, run_dir / "config.yaml")
+    events = eng.run_to_end(run_dir)
+
+    assert eng.kinds(events) == ["run_started", "log", "log", "log", "checkpoint", "run_finished"], events[-1]
+    assert [e["step"] for e in events if e["type"] == "log"] == [1, 2, 3]
+    assert next(e for e in events if e["type"] == "run_started")["data"]["train_records"] == 4
+    written = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert written["train"]["gradient_checkpointing"] is True  # LLaMA-Factory's default, kept
+    assert written["model"]["trust_remote_code"] is False  # the tiny Llama ships no code
+    adapter = json.loads((run_dir / "adapter" / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"], adapter["lora_dropout"]) == (4, 8, 0.0)
+    assert set(adapter["target_modules"]) == {"q_proj", "v_proj"}
+    assert not [p.name for p in data.iterdir() if p.name not in ("dataset_info.json", "tuito.json")]
