@@ -356,3 +356,15 @@ def _key_line(text: str, name: str) -> int | None:
     """The line of ``"name":`` in dataset_info.json's text (its first mention as a key)."""
     match = re.search(r'"' + re.escape(json.dumps(name)[1:-1]) + r'"\s*:', text)
     return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def data_flags(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = "sft",
+               cache: Path | None = None) -> dict[str, tuple[str, Any]]:
+    """``--data NAME… --dataset-dir DIR`` as compose_config flags: data.train and data.format.
+
+    Raises:
+        ConfigError: as :func:`resolve`.
+    """
+    resolved = resolve([part for name in names for part in name.split(",") if part.strip()], dataset_dir, stage,
+                       cache=cache)
+    return {"--data": ("data.train", resolved.paths), "--dataset-dir": ("data.format", resolved.format)}

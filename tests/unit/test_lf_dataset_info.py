@@ -216,3 +216,15 @@ def test_preview_maps_in_memory(tmp_path: Path) -> None:
     found = entry("d", json.loads((folder / "dataset_info.json").read_text())["d"], folder)
     assert [r.value for r in iter_mapped(found, found.files[0])] == [{"instruction": "1", "output": "2"}]
     assert not (tmp_path / "cache").exists()
+
+
+def test_data_flags_for_the_command_line(tmp_path: Path) -> None:
+    from engine.compose import compose_config
+    from engine.lf.dataset_info import data_flags
+
+    folder = write_info(tmp_path / "data", {"a": {"file_name": "a.jsonl"}, "b": {"file_name": "b.jsonl"}})
+    write_jsonl(folder / "a.jsonl", [{"instruction": "a", "output": "b"}])
+    write_jsonl(folder / "b.jsonl", [{"instruction": "c", "output": "d"}])
+    flags = data_flags(["a,b"], folder, cache=tmp_path / "cache")
+    config = compose_config(None, None, flags, cwd=tmp_path)
+    assert config.data.train == [str(folder / "a.jsonl"), str(folder / "b.jsonl")] and config.data.format == "alpaca"
