@@ -97,6 +97,7 @@ LF_DEFAULTS: list[tuple[str, str, Any, str]] = [
 
 SIMPLE: dict[str, str] = {
     "trust_remote_code": "model.trust_remote_code",
+    "model_revision": "model.revision",
     "lora_rank": "adapter.r",
     "lora_dropout": "adapter.dropout",
     "use_rslora": "adapter.rslora",
@@ -142,7 +143,6 @@ IGNORED: dict[str, str] = {
     "include_num_input_tokens_seen": "log events always carry tokens_per_s",
     "enable_liger_kernel": "tuitune computes the loss in chunks itself (train.chunked_loss)",
     "cache_dir": "models are read from the Hugging Face cache as usual",
-    "neat_packing": "packed records never attend to each other in tuitune (data.packing)",
     "infer_dtype": "inference only",
     "upcast_layernorm": "norms run as the model defines them",
     "upcast_lmhead_output": "tuitune's chunked loss computes in float32",
@@ -151,6 +151,29 @@ IGNORED: dict[str, str] = {
     "log_level": "engine.log keeps the trainer's log",
     "ignore_pad_token_for_loss": "padding is never trained in tuitune",
     "print_param_status": "run_started reports trainable and total parameters",
+    "hf_hub_token": "not used: tuitune reads the token from HF_TOKEN or the Hugging Face login, as the hub does",
+    "use_fast_tokenizer": "the model's own tokenizer is used (the fast one when it has one)",
+    "tf32": "TF32 matmuls are left at PyTorch's default",
+    "ddp_find_unused_parameters": "training runs on one device",
+    "metric_for_best_model": "tuitune keeps the newest checkpoints, not a best one",
+    "greater_is_better": "tuitune keeps the newest checkpoints, not a best one",
+    "freeze_trainable_layers": "used only by finetuning_type freeze",
+    "freeze_trainable_modules": "used only by finetuning_type freeze",
+    "freeze_vision_tower": "multimodal settings: tuitune trains text (datasets with images are refused)",
+    "freeze_multi_modal_projector": "multimodal settings: tuitune trains text (datasets with images are refused)",
+    "freeze_language_model": "multimodal settings: tuitune trains text (datasets with images are refused)",
+    "image_max_pixels": "multimodal settings: tuitune trains text (datasets with images are refused)",
+    "image_min_pixels": "multimodal settings: tuitune trains text (datasets with images are refused)",
+    "video_max_pixels": "multimodal settings: tuitune trains text (datasets with videos are refused)",
+    "video_min_pixels": "multimodal settings: tuitune trains text (datasets with videos are refused)",
+    "video_fps": "multimodal settings: tuitune trains text (datasets with videos are refused)",
+    "video_maxlen": "multimodal settings: tuitune trains text (datasets with videos are refused)",
+    "max_new_tokens": "generation settings are for tuitune chat and tuitune eval, not training",
+    "temperature": "generation settings are for tuitune chat and tuitune eval, not training",
+    "top_p": "generation settings are for tuitune chat and tuitune eval, not training",
+    "top_k": "generation settings are for tuitune chat and tuitune eval, not training",
+    "do_sample": "generation settings are for tuitune chat and tuitune eval, not training",
+    "infer_backend": "inference only",
 }
 """Keys accepted as meaningless here, with why."""
 
@@ -187,9 +210,14 @@ OFF_ONLY: dict[str, str] = {
     "do_predict": "tuitune eval RUN generates predictions after training",
     "rope_scaling": "RoPE scaling is not supported: the model's own context length is used",
     "shift_attn": "shift short attention is not supported",
-    "freeze_vision_tower": "multimodal models are not supported",
-    "image_max_pixels": "multimodal models are not supported",
-    "video_max_pixels": "multimodal models are not supported",
+    "load_best_model_at_end": "tuitune keeps the newest checkpoints, not a best one",
+    "torch_compile": "torch.compile is not used",
+    "lr_scheduler_kwargs": "scheduler options are not supported",
+    "disable_shuffling": "tuitune always shuffles the training records (seeded by seed)",
+    "resize_vocab": "the vocabulary cannot be resized",
+    "new_special_tokens": "adding special tokens is not supported",
+    "split_special_tokens": "special tokens are kept whole",
+    "additional_target": "extra trained modules (modules_to_save) are not supported",
     "pure_bf16": "pure bf16 (no float32 master weights) is not supported: use bf16",
     "gradient_checkpointing_kwargs": "gradient checkpointing options are not supported",
     "push_to_hub": "tuitune never uploads; export the run with tuitune export",
@@ -197,6 +225,8 @@ OFF_ONLY: dict[str, str] = {
 }
 """Keys accepted only when off (false, null, 0, empty, none), refused otherwise with the reason."""
 
+ADAM_DEFAULTS = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8}
+"""AdamW settings tuitune leaves at these (transformers') defaults: accepted only at them."""
 FIRST = ("model_name_or_path", "stage", "finetuning_type", "max_steps")
 """Keys read before the others, whatever their place in the file."""
 FINE_TUNING = {"lora": "lora", "full": "full"}
@@ -343,6 +373,13 @@ class _Import:
         special = _SPECIAL.get(key)
         if special is not None:
             special(self, key, value)
+        elif key.startswith("export_"):
+            self.refuse(key, "an export setting (llamafactory-cli export): export a tuitune run with tuitune export")
+        elif key in ADAM_DEFAULTS:
+            if value == ADAM_DEFAULTS[key] and not isinstance(value, bool):
+                self.note(key, "ignored", "transformers' default, as in tuitune")
+            else:
+                self.refuse(key, f"tuitune runs AdamW with {key} {ADAM_DEFAULTS[key]:g}; remove the key")
         elif key in SIMPLE:
             self.set(key, SIMPLE[key], value)
         elif key in IGNORED:
@@ -632,6 +669,17 @@ def _pref_loss(ctx: _Import, key: str, value: Any) -> None:
         ctx.refuse(key, f"{value!r}: tuitune's DPO losses are sigmoid, ipo, hinge (and stage orpo)")
 
 
+def _packing(ctx: _Import, key: str, value: Any) -> None:
+    if value is True:
+        ctx.set(key, "data.packing", True, "→ data.packing: true (packed records never attend to each other in "
+                                           "tuitune, as LLaMA-Factory's neat_packing)")
+    elif value in (False, None):
+        ctx.note(key, "ignored", "off" if value is False else "not set: LLaMA-Factory packs only stage pt, "
+                                                              "as tuitune does")
+    else:
+        ctx.refuse(key, "must be true or false")
+
+
 def _report_to(ctx: _Import, key: str, value: Any) -> None:
     if value in (None, "none", [], ["none"]):
         ctx.note(key, "ignored", "no tracker, as in tuitune: the run folder's events.jsonl is the record")
@@ -647,7 +695,7 @@ _SPECIAL: dict[str, Callable[[_Import, str, Any], None]] = {
     "warmup_steps": _warmup_steps, "lr_scheduler_type": _scheduler, "optim": _optim, "bf16": _precision,
     "fp16": _precision, "disable_gradient_checkpointing": _no_checkpointing,
     "gradient_checkpointing": _checkpointing, "output_dir": _output_dir, "save_total_limit": _save_limit,
-    "pref_loss": _pref_loss, "report_to": _report_to,
+    "pref_loss": _pref_loss, "report_to": _report_to, "packing": _packing, "neat_packing": _packing,
 }
 
 

@@ -289,3 +289,13 @@ def test_dataset_dir_flag_overrides_the_file(lf_root: Path) -> None:
     path.write_text(SFT_LORA.replace("max_samples: 1000\n", ""))
     config = load_lf_or_none(path, cwd=lf_root, dataset_dir=str(other), cache=lf_root / "cache").config()
     assert config.data.train == [str(other / "only.jsonl")] * 2
+
+
+def test_packing_generation_and_adam_keys(lf_root: Path) -> None:
+    imported = load(lf_root, SFT_LORA + "neat_packing: true\nmax_new_tokens: 512\nadam_beta2: 0.999\n")
+    assert imported.config().data.packing is True
+    assert {n.key: n.kind for n in imported.notes if n.line}["max_new_tokens"] == "ignored"
+    with pytest.raises(ConfigError, match="adam_beta2: tuitune runs AdamW with adam_beta2 0.999"):
+        load(lf_root, SFT_LORA + "adam_beta2: 0.95\n")
+    with pytest.raises(ConfigError, match="export_dir: an export setting"):
+        load(lf_root, SFT_LORA + "export_dir: out\n")
