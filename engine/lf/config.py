@@ -478,8 +478,12 @@ class _Import:
         except ValidationError as exc:
             for err in exc.errors():
                 dotted = ".".join(str(p) for p in err["loc"][:2])
-                key = self.fields.get(dotted) or self.fields.get(str(err["loc"][0]) if err["loc"] else "")
                 message = err["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+                key = self.fields.get(dotted) or self.fields.get(str(err["loc"][0]) if err["loc"] else "")
+                if not key:  # a rule across fields: name the first key it mentions, at its line
+                    named = sorted((("." not in f), message.find(f), f) for f in self.fields if f in message)
+                    named = [(pos, f) for _, pos, f in named]  # section.field names before a bare stage
+                    dotted, key = (named[0][1], self.fields[named[0][1]]) if named else (dotted, "")
                 self.refuse(key or "(config)", f"{message} (tuitune field {dotted or 'run'})")
 
 

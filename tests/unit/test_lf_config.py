@@ -299,3 +299,12 @@ def test_packing_generation_and_adam_keys(lf_root: Path) -> None:
         load(lf_root, SFT_LORA + "adam_beta2: 0.95\n")
     with pytest.raises(ConfigError, match="export_dir: an export setting"):
         load(lf_root, SFT_LORA + "export_dir: out\n")
+
+
+def test_a_rule_across_fields_names_the_key_that_breaks_it(lf_root: Path) -> None:
+    text = SFT_LORA.replace("stage: sft", "stage: kto")
+    with pytest.raises(ConfigError) as caught:
+        load(lf_root, text)
+    line = text.splitlines().index("per_device_train_batch_size: 1") + 1
+    assert caught.value.problems[0].startswith(f"{lf_root / 'lf.yaml'}:{line} per_device_train_batch_size: stage kto "
+                                               "needs train.batch_size of at least 2")
