@@ -32,8 +32,7 @@ import yaml
 from pydantic import ValidationError
 
 from engine.compose import Flags, absolute, compose_config
-from engine.config import (
-    STAGES, ConfigError, RunConfig, deep_merge, load_yaml, read_config_text)
+from engine.config import STAGES, ConfigError, RunConfig, deep_merge, load_yaml, read_config_text
 from engine.lf.dataset_info import resolve as resolve_datasets
 from engine.paths import DEMO_MODEL, demo_model_dir
 
@@ -407,14 +406,14 @@ class _Import:
         train = self.values.setdefault("train", {})
         if "gradient_checkpointing" not in train:
             train["gradient_checkpointing"] = True
-            self.note("disable_gradient_checkpointing", "default", "not in the file: LLaMA-Factory checkpoints gradients unless "
-                      "disable_gradient_checkpointing is true (tuitune's default is off), kept → "
+            self.note("disable_gradient_checkpointing", "default", "not in the file: LLaMA-Factory checkpoints "
+                      "gradients unless disable_gradient_checkpointing is true (tuitune's default is off), kept → "
                       "train.gradient_checkpointing: true", "train.gradient_checkpointing")
         if "precision" not in train:
             train["precision"] = "fp32"
-            self.note("bf16", "default", "not in the file: neither bf16 nor fp16 is set, so LLaMA-Factory trains without "
-                      "mixed precision, kept → train.precision: fp32 (tuitune's auto picks bf16 on capable GPUs)",
-                      "train.precision")
+            self.note("bf16", "default", "not in the file: neither bf16 nor fp16 is set, so LLaMA-Factory trains "
+                      "without mixed precision, kept → train.precision: fp32 (tuitune's auto picks bf16 on "
+                      "capable GPUs)", "train.precision")
         if "save_total_limit" not in data:
             self.note("save_total_limit", "warning", "LLaMA-Factory keeps every checkpoint by default; tuitune "
                       "keeps the newest train.save_total_limit (3)")

@@ -186,7 +186,8 @@ def _unusable(spec: dict[str, Any], found: Entry) -> str:
             return (f"loads from {where} ({spec[key]}): tuitune trains offline from files; download it and "
                     "point file_name at the files")
     if "script_url" in spec:
-        return f"loads through a dataset script ({spec['script_url']}), which tuitune does not run; save it as JSON Lines"
+        return (f"loads through a dataset script ({spec['script_url']}), which tuitune does not run; "
+                "save it as JSON Lines")
     if "cloud_file_name" in spec:
         return f"loads from cloud storage ({spec['cloud_file_name']}); copy the file here and use file_name"
     if "file_name" not in spec:

@@ -30,6 +30,7 @@ Nothing here ever writes into the folder: every file is opened for reading only.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import stat
@@ -154,7 +155,8 @@ class LFTail:
         return None
 
     # -- one line -------------------------------------------------------------------------------
-    def _line_events(self, line: dict[str, Any], rest: list[dict[str, Any]], grad_norms: dict[int, float]) -> list[Event]:
+    def _line_events(self, line: dict[str, Any], rest: list[dict[str, Any]],
+                     grad_norms: dict[int, float]) -> list[Event]:
         step = line["current_steps"]
         total = line.get("total_steps") if _is_int(line.get("total_steps")) else None
         elapsed = parse_duration(line.get("elapsed_time"))
@@ -338,8 +340,12 @@ def _is_int(value: Any) -> bool:
 
 
 def _is_num(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
-        and value not in (float("inf"), float("-inf"))
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # a JSON integer too large for a float
+        return False
 
 
 def _num(value: Any) -> float | None:
