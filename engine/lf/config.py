@@ -859,3 +859,18 @@ def _line(name: str, value: Any, comment: str | None, indent: int) -> str:
     text = yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=1 << 30).strip()
     text = text.removesuffix("...").strip()
     return " " * indent + f"{name}: {text}" + (f"  # {comment}" if comment else "")
+
+
+def lf_output_dir(path: str | os.PathLike[str], cwd: Path | None = None) -> str | None:
+    """The run folder a LLaMA-Factory config's ``output_dir`` names (absolute, against ``cwd``), or None when
+    ``path`` is not a LLaMA-Factory config or has no usable ``output_dir``. Reads only the YAML.
+
+    Raises:
+        ConfigError: for a file that cannot be read or is not valid YAML.
+    """
+    _, data = load_yaml(read_config_text(path), str(path))
+    value = data.get("output_dir") if is_lf_config(data) else None
+    if not isinstance(value, str) or not value:
+        return None
+    folder = Path(value).expanduser()
+    return str((folder if folder.is_absolute() else (cwd or Path.cwd()) / folder).resolve())

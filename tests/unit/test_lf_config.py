@@ -308,3 +308,12 @@ def test_a_rule_across_fields_names_the_key_that_breaks_it(lf_root: Path) -> Non
     line = text.splitlines().index("per_device_train_batch_size: 1") + 1
     assert caught.value.problems[0].startswith(f"{lf_root / 'lf.yaml'}:{line} per_device_train_batch_size: stage kto "
                                                "needs train.batch_size of at least 2")
+
+
+def test_output_dir_for_the_run_folder(lf_root: Path) -> None:
+    from engine.lf.config import lf_output_dir
+
+    (lf_root / "lf.yaml").write_text(SFT_LORA)
+    assert lf_output_dir(lf_root / "lf.yaml", cwd=lf_root) == str(lf_root / "saves" / "qwen" / "lora" / "sft")
+    (lf_root / "run.yaml").write_text("train:\n  max_steps: 3\n")
+    assert lf_output_dir(lf_root / "run.yaml") is None
