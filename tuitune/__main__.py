@@ -32,6 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue --run-dir from its latest checkpoint")
     train.add_argument("--detach", action="store_true", help="start in the background, print the run folder, return")
     train.add_argument("--force", action="store_true", help="start even when the memory estimate says it will not fit")
+    train.add_argument("--dataset-dir", metavar="DIR",
+                       help="--data names datasets of DIR/dataset_info.json (LLaMA-Factory); over the config's dataset_dir")
+
+    import_lf = sub.add_parser("import-lf", help="write a LLaMA-Factory training YAML as a tuitune run config")
+    import_lf.add_argument("config", help="LLaMA-Factory training YAML (paths in it are taken from the current folder)")
+    import_lf.add_argument("-o", "--output", required=True, help="the tuitune run config to write")
+    import_lf.add_argument("--force", action="store_true", help="replace --output if it exists")
+    import_lf.add_argument("--dataset-dir", metavar="DIR", help="read dataset_info.json from DIR (over the file's dataset_dir)")
 
     attach = sub.add_parser("attach", help="open the app on a run's dashboard")
     attach.add_argument("run", help="run folder or run name")
@@ -103,6 +111,7 @@ HANDLERS = {
     "chat": "tuitune.cli.chat",
     "eval": "tuitune.cli.eval",
     "export": "tuitune.cli.export",
+    "import-lf": "tuitune.cli.import_lf",
 }
 
 

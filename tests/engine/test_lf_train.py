@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
-from engine.config import write_config
-from engine.lf.config import compose_lf, load_lf_or_none
+from engine.protocol import read_events
 
 LF_YAML = """\
 ### model
@@ -61,13 +62,12 @@ def test_a_llamafactory_sft_lora_config_trains_three_steps(eng, tiny_model_dir: 
     lf = tmp_path / "tiny_lora_sft.yaml"
     lf.write_text(LF_YAML.format(model=tiny_model_dir))
 
-    imported = load_lf_or_none(lf, cwd=tmp_path, cache=tmp_path / "cache")
-    config = compose_lf(imported, None, {"--max-steps": ("train.max_steps", 3)}, cwd=tmp_path)
-    run_dir = Path(imported.run_dir)
-    assert run_dir == tmp_path / "saves" / "tiny" / "lora" / "sft"
-    run_dir.mkdir(parents=True)
-    write_config(config, run_dir / "config.yaml")
-    events = eng.run_to_end(run_dir)
+    # as a user runs it: the LLaMA-Factory file as it is, from its folder, steps from the command line
+    done = subprocess.run([sys.executable, "-m", "tuitune", "train", lf.name, "--max-steps", "3"], cwd=tmp_path,
+                          env=eng.env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run_dir = tmp_path / "saves" / "tiny" / "lora" / "sft"  # output_dir, as LLaMA-Factory would write it
+    events = read_events(run_dir)
 
     assert eng.kinds(events) == ["run_started", "log", "log", "log", "checkpoint", "run_finished"], events[-1]
     assert [e["step"] for e in events if e["type"] == "log"] == [1, 2, 3]

@@ -59,8 +59,11 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
         print(f"warning: this run executes Python code shipped with {config.model.name_or_path} "
               "(model.trust_remote_code: true in the run config)", file=sys.stderr)
     preflight(config, force=getattr(args, "force", False))
-    if args.run_dir:
-        run_dir = Path(args.run_dir).expanduser().resolve()
+    from engine.lf.config import lf_output_dir
+
+    lf_dir = lf_output_dir(args.config) if args.config and not args.run_dir else None
+    if args.run_dir or lf_dir:  # --run-dir over a LLaMA-Factory config's output_dir
+        run_dir = Path(args.run_dir or lf_dir).expanduser().resolve()
     else:
         run_dir = new_run_dir(runs_root, default_run_name(config))
     start_run(run_dir, config)
@@ -68,12 +71,27 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
 
 
 def config_of(args: argparse.Namespace) -> RunConfig:
-    """defaults ← ``--preset`` ← CONFIG ← the flags given, ``--stage`` among them."""
+    """defaults ← ``--preset`` ← CONFIG (tuitune's or a LLaMA-Factory training YAML) ← the flags given,
+    ``--stage`` among them; with ``--dataset-dir DIR``, ``--data`` names datasets of DIR/dataset_info.json."""
+    from engine.lf.config import compose_lf, load_lf_or_none
+    from engine.lf.dataset_info import data_flags
+
     flags = {flag: (field, getattr(args, dest)) for dest, (flag, field) in CONFIG_FLAGS.items()
              if getattr(args, dest, None) is not None}
     if getattr(args, "stage", None):
         flags["--stage"] = ("stage", args.stage)
-    return compose_config(args.preset, args.config, flags)
+    dataset_dir = getattr(args, "dataset_dir", None)
+    imported = load_lf_or_none(args.config, dataset_dir=dataset_dir) if args.config else None
+    for warning in imported.warnings() if imported else []:
+        print(f"warning: {warning}", file=sys.stderr)
+
+    def compose(given: dict) -> RunConfig:
+        return compose_lf(imported, args.preset, given) if imported else compose_config(args.preset, args.config, given)
+
+    if dataset_dir and args.data:  # the stage (file, preset or --stage) decides the layout the names resolve to
+        stage = compose({flag: value for flag, value in flags.items() if flag != "--data"}).stage
+        flags.update(data_flags(args.data, dataset_dir, stage))
+    return compose(flags)
 
 
 class Refused(ValueError):
