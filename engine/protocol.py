@@ -225,12 +225,14 @@ def terminal_event(events: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
-def read_log_tail(run_dir: str | os.PathLike[str], lines: int = 40, max_bytes: int = 16384) -> list[str]:
-    """The last ``lines`` lines of the run's ``engine.log`` (reads at most ``max_bytes`` from the end).
+def read_log_tail(run_dir: str | os.PathLike[str], lines: int = 40, max_bytes: int = 16384,
+                  name: str = LOG_FILE) -> list[str]:
+    """The last ``lines`` lines of the run's ``engine.log`` (or another log ``name`` in the folder; reads at
+    most ``max_bytes`` from the end).
 
     Carriage-return progress redraws are collapsed to their final state.
     """
-    path = Path(run_dir) / LOG_FILE
+    path = Path(run_dir) / name
     try:
         with open(path, "rb") as file:
             file.seek(0, os.SEEK_END)

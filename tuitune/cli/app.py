@@ -7,7 +7,7 @@ import sys
 
 
 def run(args: argparse.Namespace) -> int:
-    """Open the app; returns 2 when ``attach`` names no run folder."""
+    """Open the app; returns 2 when ``attach`` names no run folder (ours, or a LLaMA-Factory output folder)."""
     from tuitune.app import TuituneApp
     from tuitune.cli.common import runs_root
     from tuitune.runs.folder import resolve_run
@@ -17,11 +17,18 @@ def run(args: argparse.Namespace) -> int:
     runs_dir = runs_root(args)
     attach = None
     if args.command == "attach":
-        try:
-            attach = resolve_run(args.run, runs_dir)
-        except FileNotFoundError as exc:
-            print(f"tuitune attach: {exc}", file=sys.stderr)
-            return 2
+        from pathlib import Path
+
+        from tuitune.runs.lf_folder import is_lf_folder
+
+        if is_lf_folder(Path(args.run).expanduser()):  # a LLaMA-Factory output folder, watched read-only
+            attach = Path(args.run).expanduser().resolve()
+        else:
+            try:
+                attach = resolve_run(args.run, runs_dir)
+            except FileNotFoundError as exc:
+                print(f"tuitune attach: {exc}", file=sys.stderr)
+                return 2
     TuituneApp(runs_dir=runs_dir, attach=attach, settings=settings).run()
     if (line := still_running_line(runs_dir)):
         print(line)

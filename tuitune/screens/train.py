@@ -29,6 +29,7 @@ from tuitune.messages import EngineExited, LogLinesRead, RunEventsRead
 from tuitune.runs import folder
 from tuitune.runs.folder import initial_state, read_meta
 from tuitune.runs.state import LIVE, PAUSED, RUNNING, RunState, describe_end, fold, status
+from tuitune.runs.lf_folder import LFTail, is_lf_folder, last_activity, log_file
 from tuitune.runs.tail import EventTail
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.loss_chart import LossChart, stage_metrics
@@ -49,6 +50,19 @@ LOG_POLL_S = 1.0
 ALIVE_POLL_S = 2.0
 """Seconds between checks that the engine is alive."""
 
+LF_QUIET_S = 300.0
+"""A LLaMA-Factory folder whose logs have not changed for this long is taken as no longer training
+(it leaves no lock or pid to ask)."""
+RUN_ACTIONS = frozenset({"stop", "save", "kill", "pause", "continue_run", "resume", "chat", "export", "evals"})
+"""Keys that act on a run: a LLaMA-Factory folder is only read."""
+
+
+def lf_alive(folder: Path) -> bool:
+    """Whether a LLaMA-Factory run still writes its logs (finished runs say so by their results file)."""
+    last = last_activity(folder)
+    return last is not None and time.time() - last < LF_QUIET_S
+
+
 def wall_clock() -> float:
     """The time a live run's elapsed time counts to (tests hold it still for snapshots)."""
     return time.time()
@@ -58,7 +72,7 @@ STATUS_STYLE = {"running": "green", "paused": "blue", "finished": "cyan", "stopp
 """Colour of each status badge."""
 
 
-def title_text(state: RunState, run_status: str, doing: str = "") -> Text:
+def title_text(state: RunState, run_status: str, doing: str = "", source: str = "") -> Text:
     """Status badge, name, model and method, the slow phase while starting, and the last warning.
 
     ``doing`` is what the dashboard asked for and the run folder cannot say yet ("stopping",
@@ -67,6 +81,8 @@ def title_text(state: RunState, run_status: str, doing: str = "") -> Text:
     badge = doing or run_status
     out = Text(f" {badge.upper()} ", style=f"bold reverse {STATUS_STYLE.get(run_status, '')}")
     out.append(f" {state.name} ", style="bold")
+    if source:
+        out.append(f"[{source}, read-only] ", style="italic")
     out.append(f" {state.model or '?'} · {state.method or '?'}")
     if doing == "stopping":
         out.append(f"  finishing step {(state.step or 0) + 1}, then saving", style="italic")
@@ -172,6 +188,8 @@ class TrainScreen(AppScreen):
         """A stop was sent from here and the run has not ended yet (a step can take a minute on CPU)."""
         self.log_read = False
         """Whether engine.log has been read once (before that, its tail is unknown, not empty)."""
+        self.lf = is_lf_folder(self.run_dir)
+        """A LLaMA-Factory output folder, shown read-only: nothing is offered that would act on the run."""
 
     @property
     def status(self) -> str:
@@ -211,9 +229,12 @@ class TrainScreen(AppScreen):
     def follow_run(self) -> None:
         """Read the whole history, then poll for new events, log lines and engine liveness."""
         worker = get_current_worker()
-        meta = read_meta(self.run_dir)
-        self.app.call_from_thread(self._set_initial, initial_state(self.run_dir, meta))
-        tail = EventTail(self.run_dir)
+        if self.lf:  # a LLaMA-Factory output folder: its files read as our events, never written
+            self.app.call_from_thread(self._set_initial, RunState(name=self.run_dir.name))
+            tail: EventTail | LFTail = LFTail(self.run_dir)
+        else:
+            self.app.call_from_thread(self._set_initial, initial_state(self.run_dir, read_meta(self.run_dir)))
+            tail = EventTail(self.run_dir)
         alive: bool | None = None
         checkpoint = False
         last_log = last_alive = 0.0
@@ -224,8 +245,8 @@ class TrainScreen(AppScreen):
             # A new attempt (resume) starts with run_started: its liveness must come with it.
             if now - last_alive >= ALIVE_POLL_S or any(e.get("type") == "run_started" for e in batch):
                 last_alive, was = now, alive
-                alive = folder.engine_alive(self.run_dir)
-                if (found := has_checkpoint(self.run_dir)) != checkpoint:
+                alive = lf_alive(self.run_dir) if self.lf else folder.engine_alive(self.run_dir)
+                if not self.lf and (found := has_checkpoint(self.run_dir)) != checkpoint:
                     checkpoint = found
                     self.app.call_from_thread(setattr, self, "has_checkpoint", found)
                 if alive != was:
@@ -236,11 +257,18 @@ class TrainScreen(AppScreen):
                 self.post_message(RunEventsRead(self.run_dir, batch))
             if now - last_log >= LOG_POLL_S:
                 last_log = now
-                if (new_lines := read_log_tail(self.run_dir, lines=60)) != lines:
+                if (new_lines := self._log_tail()) != lines:
                     lines = new_lines
                     self.post_message(LogLinesRead(self.run_dir, lines))
             if not batch:
                 time.sleep(POLL_S)
+
+    def _log_tail(self) -> list[str]:
+        """The newest lines of engine.log (of a LLaMA-Factory folder: its running_log.txt, when it has one)."""
+        if not self.lf:
+            return read_log_tail(self.run_dir, lines=60)
+        log = log_file(self.run_dir)
+        return read_log_tail(self.run_dir, lines=60, name=log.name) if log else []
 
     def _set_initial(self, state: RunState) -> None:
         if self.state.events_seen == 0:
@@ -305,7 +333,7 @@ class TrainScreen(AppScreen):
         if self._set_if_changed("status", run_status, self._on_status_changed):
             self._stale.update(SLOW_PARTS_S)
             self._slow_paint.clear()
-        self._set_if_changed("title", title_text(state, run_status, self.doing),
+        self._set_if_changed("title", title_text(state, run_status, self.doing, "LLaMA-Factory" if self.lf else ""),
                              lambda t: self.title_bar.update(t, layout=False))
         self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36), now=wall_clock())
         self.system.show(state.system, width=max(20, self.system.size.width or 40), live=run_status in LIVE)
@@ -364,7 +392,10 @@ class TrainScreen(AppScreen):
         return "\n".join(line[:300] for line in lines[-height:]) or empty
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Stop, save and kill show only on a live run; resume, chat only where they apply."""
+        """Stop, save and kill show only on a live run; resume, chat only where they apply; on a
+        LLaMA-Factory folder only what reads it."""
+        if self.lf and action in RUN_ACTIONS:
+            return False
         if action in ("stop", "kill"):
             # alive: also a resumed attempt still loading, before its run_started clears the old end
             return self.status in LIVE or self.alive is True
