@@ -10,7 +10,7 @@ preset: default              # …its starting preset (unset: default on GPUs, c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -36,6 +36,8 @@ class Settings:
     """Data the new-run flow starts from (None: the shipped sample)."""
     preset: str | None = None
     """Preset the new-run flow starts from (None: default with an NVIDIA GPU, else cpu-first-try)."""
+    llamafactory_dirs: list[Path] = field(default_factory=list)
+    """Folders whose LLaMA-Factory output folders (``saves/…``) the runs list shows too, read-only."""
     problem: str | None = None
     """Why the settings file was not used, if it was not (shown once as a warning)."""
 
@@ -64,6 +66,8 @@ def load_settings(path: Path | None = None) -> Settings:
             setattr(settings, key, value)
         elif key == "data" and isinstance(value, (str, list)):
             settings.data = [value] if isinstance(value, str) else [str(v) for v in value]
+        elif key == "llamafactory_dirs" and isinstance(value, (str, list)):
+            settings.llamafactory_dirs = [Path(str(v)).expanduser() for v in ([value] if isinstance(value, str) else value)]
         else:
             problems.append(f"{path}: {key}: unknown key or wrong type")
     settings.problem = "; ".join(problems) or None

@@ -63,3 +63,30 @@ def test_attach_command_accepts_an_lf_folder_and_refuses_a_plain_one(tmp_path: P
     assert cli_app.run(argparse.Namespace(command="attach", run=str(tmp_path / "plain"),
                                           runs_dir=str(tmp_path / "runs"))) == 2
     assert "is a folder but not a run folder" in capsys.readouterr().err
+
+
+async def test_the_runs_list_shows_lf_folders_of_a_configured_path_read_only(wait_for, tmp_path: Path) -> None:
+    from tuitune.app import TuituneApp
+    from tuitune.settings import Settings
+
+    saves = tmp_path / "LLaMA-Factory" / "saves"
+    shutil.copytree(FIXTURES / "qwen2_lora_sft_finished", saves / "qwen2-0.5b" / "lora" / "sft")
+    app = TuituneApp(runs_dir=tmp_path / "runs", settings=Settings(llamafactory_dirs=[saves]))
+    async with app.run_test(size=(120, 40)) as pilot:
+        runs = app.screen
+        await wait_for(pilot, lambda: getattr(runs, "scans", 0) >= 2 and runs.runs, what="the runs list")
+        [run] = runs.runs.values()
+        assert run.lf and run.name == "LF:qwen2-0.5b/lora/sft" and run.status == "finished"
+        assert str(runs.table.get_row_at(0)[0]) == "LF:qwen2-0.5b/lora/sft"
+        assert not any(runs.check_action(a, ()) for a in ("chat", "export", "rename", "delete", "new_from_config"))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "TrainScreen" and app.screen.lf,
+                       what="its read-only dashboard")
+
+
+def test_settings_read_llamafactory_dirs(tmp_path: Path) -> None:
+    from tuitune.settings import load_settings
+
+    path = tmp_path / "settings.yaml"
+    path.write_text("llamafactory_dirs: ~/LLaMA-Factory/saves\n")
+    assert load_settings(path).llamafactory_dirs == [Path("~/LLaMA-Factory/saves").expanduser()]

@@ -19,6 +19,7 @@ from engine.files import FileTooLarge, NotARegularFile, read_regular
 from engine.checkpoints import latest_checkpoint
 from engine.checkpoints import problem as checkpoint_problem
 from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, EVENTS_FILE
+from tuitune.runs.lf_folder import LFTail, find_lf_folders, is_lf_folder, still_writing
 from tuitune.runs.state import RunState, fold, status
 from tuitune.runs.tail import EventTail
 
@@ -55,10 +56,15 @@ class RunSummary:
     """Lines of events.jsonl that were not events."""
     events_error: str | None = None
     """Why events.jsonl cannot be read at all (a folder, a FIFO, no permission), or None."""
+    lf: bool = False
+    """A LLaMA-Factory output folder, listed read-only."""
 
     @property
     def name(self) -> str:
-        """The run's name: its folder's name (what ``tuitune stop NAME`` and ``attach NAME`` take)."""
+        """The run's name: its folder's name (what ``tuitune stop NAME`` and ``attach NAME`` take); a
+        LLaMA-Factory output folder's is its last three parts (``qwen2/lora/sft``) and says where it is from."""
+        if self.lf:
+            return "LF:" + "/".join(self.path.parts[-3:])
         return self.path.name
 
     @property
@@ -150,11 +156,13 @@ class RunsIndex:
 
     Args:
         runs_dir: The folder holding run folders.
+        lf_dirs: Folders whose LLaMA-Factory output folders are listed too (read, never written).
     """
 
-    def __init__(self, runs_dir: str | os.PathLike[str]) -> None:
+    def __init__(self, runs_dir: str | os.PathLike[str], lf_dirs: list[Path] | tuple[Path, ...] = ()) -> None:
         self.runs_dir = Path(runs_dir)
-        self._known: dict[Path, tuple[EventTail, RunState, RunMeta]] = {}
+        self.lf_dirs = list(lf_dirs)
+        self._known: dict[Path, tuple[EventTail | LFTail, RunState, RunMeta]] = {}
         self._lock = threading.Lock()
 
     def scan(self, check_alive: bool = True) -> list[RunSummary]:
@@ -165,16 +173,26 @@ class RunsIndex:
                 lets a first list show before the process checks are loaded and done.
         """
         with self._lock:  # a cancelled scan may still be finishing in another thread
-            found = list_run_dirs(self.runs_dir)
+            found = list_run_dirs(self.runs_dir) + [path for root in self.lf_dirs for path in find_lf_folders(root)]
             self._known = {path: self._update(path) for path in found}
             summaries = [
-                RunSummary(path, meta, state, engine_alive(path) if check_alive else None, tail.bad_lines,
-                           tail.error)
+                RunSummary(path, meta, state, self._alive(path, tail) if check_alive else None, tail.bad_lines,
+                           tail.error, lf=isinstance(tail, LFTail))
                 for path, (tail, state, meta) in self._known.items()
             ]
         return sorted(summaries, key=_newest_first, reverse=True)
 
-    def _update(self, path: Path) -> tuple[EventTail, RunState, RunMeta]:
+    @staticmethod
+    def _alive(path: Path, tail: EventTail | LFTail) -> bool:
+        return still_writing(path) if isinstance(tail, LFTail) else engine_alive(path)
+
+    def _update(self, path: Path) -> tuple[EventTail | LFTail, RunState, RunMeta]:
+        if path not in self._known and is_lf_folder(path):
+            tail = LFTail(path)
+            return tail, fold(RunState(name=path.name), tail.read_all()), RunMeta()
+        if path in self._known and isinstance(self._known[path][0], LFTail):
+            tail, state, meta = self._known[path]
+            return tail, fold(state, tail.read_all()), meta
         if path in self._known:
             tail, state, meta = self._known[path]
             if meta.error:

@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 import re
 import stat
 from pathlib import Path
@@ -318,6 +319,37 @@ def log_file(folder: str | os.PathLike[str]) -> Path | None:
     """The folder's log for the log tail: ``running_log.txt`` (LLaMA-Factory's WebUI writes it), or None."""
     path = Path(folder) / RUNNING_LOG
     return path if path.is_file() else None
+
+
+QUIET_S = 300.0
+"""A folder whose logs have not changed for this long is taken as no longer training."""
+FIND_DEPTH = 4
+"""How deep output folders are looked for under a configured folder (``saves/MODEL/lora/sft``)."""
+
+
+def find_lf_folders(root: str | os.PathLike[str], depth: int = FIND_DEPTH) -> list[Path]:
+    """LLaMA-Factory output folders at most ``depth`` levels under ``root`` (checkpoints not entered)."""
+    found: list[Path] = []
+    level = [Path(root)]
+    for _ in range(depth + 1):
+        below: list[Path] = []
+        for folder in level:
+            if is_lf_folder(folder):
+                found.append(folder)
+                continue
+            try:
+                below += [child for child in folder.iterdir() if child.is_dir() and not child.name.startswith(
+                    ("checkpoint-", "."))]
+            except OSError:
+                continue
+        level = below
+    return sorted(found)
+
+
+def still_writing(folder: str | os.PathLike[str], quiet_s: float = QUIET_S) -> bool:
+    """Whether the run wrote its logs within ``quiet_s`` seconds: the only sign of life it leaves."""
+    last = last_activity(folder)
+    return last is not None and time.time() - last < quiet_s
 
 
 def last_activity(folder: str | os.PathLike[str]) -> float | None:

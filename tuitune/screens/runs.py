@@ -194,7 +194,7 @@ class RunsScreen(AppScreen):
         """Rescan the runs folder every SCAN_INTERVAL seconds until the screen goes away."""
         worker = get_current_worker()
         if self._index is None:
-            self._index = RunsIndex(self.runs_dir)
+            self._index = RunsIndex(self.runs_dir, self.tuitune_app.settings.llamafactory_dirs)
         index = self._index
         if self.scans == 0:
             self.post_message(self.Scanned(index.scan(check_alive=False)))  # the list first, liveness next
@@ -294,15 +294,17 @@ class RunsScreen(AppScreen):
         there is nothing trained to talk to)."""
         if action == "resume":
             return self.resuming is None and self._selected_key() in self.resumable
-        if action in ("chat", "export"):
+        if action in ("chat", "export", "rename", "delete", "new_from_config"):
             run = self.runs.get(self._selected_key() or "")
-            return run is not None and run.status not in ("running", "paused", "lost")
+            if run is None or run.lf:  # a LLaMA-Factory folder is only read
+                return False
+            return action not in ("chat", "export") or run.status not in ("running", "paused", "lost")
         return super().check_action(action, parameters)
 
     def action_new_from_config(self) -> None:
         """Open the new-run flow on the highlighted run's config (its model, data and every setting)."""
         key = self._selected_key()
-        if not key:
+        if not key or not self.check_action("new_from_config", ()):
             return
         try:
             self.tuitune_app.draft.start_from_run(Path(key))
@@ -318,7 +320,7 @@ class RunsScreen(AppScreen):
         from tuitune.runs.manage import busy, new_name_problem
 
         key = self._selected_key()
-        if not key:
+        if not key or not self.check_action("rename", ()):
             return
         run_dir = Path(key)
         if (working := busy(run_dir)) is not None:
@@ -334,7 +336,7 @@ class RunsScreen(AppScreen):
         from tuitune.runs.manage import busy
 
         key = self._selected_key()
-        if not key:
+        if not key or not self.check_action("delete", ()):
             return
         run_dir = Path(key)
         if (working := busy(run_dir)) is not None:

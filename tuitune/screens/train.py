@@ -29,7 +29,7 @@ from tuitune.messages import EngineExited, LogLinesRead, RunEventsRead
 from tuitune.runs import folder
 from tuitune.runs.folder import initial_state, read_meta
 from tuitune.runs.state import LIVE, PAUSED, RUNNING, RunState, describe_end, fold, status
-from tuitune.runs.lf_folder import LFTail, is_lf_folder, last_activity, log_file
+from tuitune.runs.lf_folder import LFTail, is_lf_folder, log_file, still_writing
 from tuitune.runs.tail import EventTail
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.loss_chart import LossChart, stage_metrics
@@ -50,17 +50,8 @@ LOG_POLL_S = 1.0
 ALIVE_POLL_S = 2.0
 """Seconds between checks that the engine is alive."""
 
-LF_QUIET_S = 300.0
-"""A LLaMA-Factory folder whose logs have not changed for this long is taken as no longer training
-(it leaves no lock or pid to ask)."""
 RUN_ACTIONS = frozenset({"stop", "save", "kill", "pause", "continue_run", "resume", "chat", "export", "evals"})
 """Keys that act on a run: a LLaMA-Factory folder is only read."""
-
-
-def lf_alive(folder: Path) -> bool:
-    """Whether a LLaMA-Factory run still writes its logs (finished runs say so by their results file)."""
-    last = last_activity(folder)
-    return last is not None and time.time() - last < LF_QUIET_S
 
 
 def wall_clock() -> float:
@@ -245,7 +236,7 @@ class TrainScreen(AppScreen):
             # A new attempt (resume) starts with run_started: its liveness must come with it.
             if now - last_alive >= ALIVE_POLL_S or any(e.get("type") == "run_started" for e in batch):
                 last_alive, was = now, alive
-                alive = lf_alive(self.run_dir) if self.lf else folder.engine_alive(self.run_dir)
+                alive = still_writing(self.run_dir) if self.lf else folder.engine_alive(self.run_dir)
                 if not self.lf and (found := has_checkpoint(self.run_dir)) != checkpoint:
                     checkpoint = found
                     self.app.call_from_thread(setattr, self, "has_checkpoint", found)
