@@ -189,6 +189,8 @@ class TrainSection(Section):
     """Watchdog alerts that stop the run, saving a checkpoint and the adapter first (e.g. nan)."""
     stall_after_s: float = Field(120.0, gt=0)
     """Seconds without a step (and at least ten usual steps) before the watchdog calls it a stall."""
+    report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)
+    """Experiment trackers, written into RUN/trackers/: tensorboard, wandb (offline), mlflow (local store)."""
 
 
 Stage = Literal["sft", "pt", "rm", "dpo", "kto", "orpo"]

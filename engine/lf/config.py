@@ -683,11 +683,18 @@ def _packing(ctx: _Import, key: str, value: Any) -> None:
         ctx.refuse(key, "must be true or false")
 
 
+TRACKERS = ("tensorboard", "wandb", "mlflow")
+
+
 def _report_to(ctx: _Import, key: str, value: Any) -> None:
     if value in (None, "none", [], ["none"]):
         ctx.note(key, "ignored", "no tracker, as in tuitune: the run folder's events.jsonl is the record")
-    else:
-        ctx.refuse(key, f"{value!r}: trackers (tensorboard, wandb, mlflow) are not supported yet; set report_to: none")
+        return
+    names = [part.strip() for part in value.split(",")] if isinstance(value, str) else value
+    if not isinstance(names, list) or any(name not in TRACKERS for name in names):
+        ctx.refuse(key, f"{value!r}: tuitune reports to {', '.join(TRACKERS)} (or none)")
+        return
+    ctx.set(key, "train.report_to", names, "written into RUN/trackers/ (wandb offline, mlflow to a local store)")
 
 
 _SPECIAL: dict[str, Callable[[_Import, str, Any], None]] = {

@@ -71,6 +71,33 @@ def run_started_fields(run_dir: Path, config: RunConfig, facts: dict[str, Any], 
     }
 
 
+TRACKERS_DIR = "trackers"
+"""Where a run's experiment trackers write, inside the run folder."""
+TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
+
+
+def trackers_to(run_dir: Path, trackers: list[str]) -> None:
+    """Point the Trainer's tracker callbacks into ``RUN/trackers/``, offline and local, before it starts.
+
+    Raises:
+        ValueError: a tracker's package is not installed (naming the extra that brings it).
+    """
+    import importlib.util
+
+    missing = [name for name in trackers if importlib.util.find_spec(TRACKER_PACKAGES[name]) is None]
+    if missing:
+        raise ValueError(f"train.report_to: {', '.join(missing)} is not installed: pip install "
+                         f"{' '.join(TRACKER_PACKAGES[name] for name in missing)} (or tuitune[trackers])")
+    folder = run_dir / TRACKERS_DIR
+    if "tensorboard" in trackers:
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder / "tensorboard")
+    if "wandb" in trackers:  # never the network: runs sync later with `wandb sync`
+        os.environ.setdefault("WANDB_MODE", "offline")
+        os.environ["WANDB_DIR"] = str(folder)
+    if "mlflow" in trackers:
+        os.environ["MLFLOW_TRACKING_URI"] = (folder / "mlruns").resolve().as_uri()
+
+
 def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool, flat_batches: bool = False,
                        args_class: type[TrainingArguments] = TrainingArguments, **extra: Any) -> TrainingArguments:
     """The Trainer's arguments for ``config``; every knob the app can set maps here.
@@ -82,6 +109,7 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool, flat_ba
             defaults (gradient checkpointing on, bf16 on, a learning rate of 1e-6) never apply unseen.
     """
     train = config.train
+    trackers_to(run_dir, train.report_to)
     # Mixed precision: bf16 autocast only where the hardware does bf16 natively (Ampere+).
     # fp16 needs a loss scaler and overflows more easily, so it is only used when asked for.
     # On CPU we stay in fp32: bf16 is slow there and on some CPUs kills the process (SIGILL).
@@ -120,7 +148,7 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool, flat_ba
         save_total_limit=train.save_total_limit,
         # Optimizer, scheduler and RNG states are kept so a resume continues exactly.
         save_only_model=False,
-        report_to="none",
+        report_to=list(train.report_to) or "none",
         disable_tqdm=True,  # the app draws progress from events; tqdm would fill engine.log
         use_cpu=not torch.cuda.is_available(),
         # the datasets hold only the columns the collator needs

@@ -137,7 +137,7 @@ def test_every_key_of_the_file_has_a_note_with_its_line(lf_root: Path) -> None:
     ("deepspeed: examples/deepspeed/ds_z3_config.json", "DeepSpeed is not supported"),
     ("lora_rnak: 8", "not a LLaMA-Factory training key"),
     ("use_galore: true", "GaLore"),
-    ("report_to: wandb", "trackers"),
+    ("report_to: swanlab", "tuitune reports to tensorboard, wandb, mlflow"),
     ("quantization_bit: 3", "4 or 8 bits"),
     ("lora_rank: 0", "adapter.r"),
 ])
@@ -150,6 +150,11 @@ def test_a_refused_key_names_the_file_its_line_and_why(lf_root: Path, line: str,
         load(lf_root, text)
     expected = f"{path}:{text.splitlines().index(line) + 1} {key}: "
     assert any(p.startswith(expected) and reason in p for p in caught.value.problems), caught.value.problems
+
+
+def test_report_to_maps_the_trackers_tuitune_writes(lf_root: Path) -> None:
+    text = SFT_LORA.replace("report_to: none", "report_to: tensorboard,wandb")
+    assert load(lf_root, text).values["train"]["report_to"] == ["tensorboard", "wandb"]
 
 
 def test_off_values_of_refused_features_are_accepted(lf_root: Path) -> None:

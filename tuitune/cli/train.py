@@ -109,11 +109,16 @@ def preflight(config: RunConfig, force: bool = False) -> None:
     Raises:
         Refused: naming the model, the data file or the shortfall.
     """
+    import importlib.util
+
     from engine.data.checks import layout_problem
     from engine.estimate.fit import judge
     from engine.machine.gpus import list_gpus
     from engine.units import fmt_bytes
 
+    missing = [name for name in config.train.report_to if importlib.util.find_spec(name) is None]
+    if missing:  # the packages are named like the trackers
+        raise Refused(f"train.report_to: {', '.join(missing)} is not installed: pip install {' '.join(missing)}")
     verdict = judge(config, list_gpus()[0])
     if verdict.refusal:
         raise Refused(verdict.refusal)
