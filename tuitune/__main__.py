@@ -56,8 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="instruction data tools")
     data_sub = data.add_subparsers(dest="data_command", required=True)
     check = data_sub.add_parser("check", help="validate a data file and print a report; non-zero exit on errors")
-    check.add_argument("path", help="JSON, JSON Lines or datasets folder")
-    check.add_argument("--format", default="auto", choices=["auto", "alpaca", "sharegpt", "openai"])
+    check.add_argument("path", help="JSON, JSON Lines, .txt or datasets folder (with --dataset-dir: dataset names)")
+    check.add_argument("--format", default="auto", help="record layout (default: detected); tuitune data check "
+                                                        "names the layouts when a file matches none")
+    check.add_argument("--stage", choices=["sft", "pt", "rm", "dpo", "kto", "orpo"],
+                       help="accept only the layouts this stage trains on, as training would")
+    check.add_argument("--dataset-dir", metavar="DIR",
+                       help="PATH names datasets of DIR/dataset_info.json (LLaMA-Factory), comma separated")
     check.add_argument("--model", help="tokenise with this model's chat template for token statistics")
     check.add_argument("--cutoff", type=int, help="cutoff length in tokens (default: the config's)")
 

@@ -1,4 +1,5 @@
-"""``tuitune data check PATH [--format F] [--model M] [--cutoff N]``: the data report in the terminal.
+"""``tuitune data check PATH [--format F] [--stage S] [--model M] [--cutoff N] [--dataset-dir DIR]``: the
+data report in the terminal (with ``--dataset-dir``, PATH names LLaMA-Factory datasets of its dataset_info.json).
 
 Every layout is known: instruction data (alpaca, sharegpt, openai), preference pairs (alpaca_pairs,
 sharegpt_pairs, trl_pairs), kto answers (trl_kto, sharegpt_kto, alpaca_kto) and raw text (``text``
@@ -37,7 +38,7 @@ def problem_line(event: dict[str, Any]) -> str:
 
 def engine_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
     """Events of ``python -m engine data`` for ``args`` (tokenising with ``args.model``)."""
-    command = [sys.executable, "-m", "engine", "data", args.path, "--format", args.format,
+    command = [sys.executable, "-m", "engine", "data", *args.paths, "--format", args.format,
                "--model", args.model, "--cutoff", str(cutoff)]
     if getattr(args, "stage", None):
         command += ["--stage", args.stage]
@@ -65,7 +66,7 @@ def local_events(args: Any, cutoff: int) -> Iterable[dict[str, Any]]:
     from engine.data.report import Reporter
 
     events: list[dict[str, Any]] = []
-    Reporter([args.path], args.format, cutoff, emit=events.append, stage=getattr(args, "stage", None)).run()
+    Reporter(args.paths, args.format, cutoff, emit=events.append, stage=getattr(args, "stage", None)).run()
     return events
 
 
@@ -104,8 +105,31 @@ def _count(n: int, noun: str) -> str:
 
 
 def run(args: Any) -> int:
-    """Handler of ``tuitune data check``."""
+    """Handler of ``tuitune data check``; with ``--dataset-dir``, PATH names datasets of its dataset_info.json."""
+    from engine.data.formats import LAYOUTS
+
+    if args.format != "auto" and args.format not in LAYOUTS:
+        print(f"tuitune data check: --format {args.format!r} is not a layout tuitune knows: "
+              f"auto, {', '.join(LAYOUTS)}", file=sys.stderr)
+        return 2
     cutoff = args.cutoff or DataSection.model_fields["cutoff_len"].default
+    args.paths = [args.path]
+    if getattr(args, "dataset_dir", None):
+        from engine.config import ConfigError
+        from engine.lf.dataset_info import resolve
+
+        try:
+            resolved = resolve([name.strip() for name in args.path.split(",")], args.dataset_dir,
+                               getattr(args, "stage", None) or "sft")
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            return 1
+        for note in resolved.notes:
+            print(f"note: {note}", file=sys.stderr)
+        args.paths = resolved.paths
+        if args.format == "auto":
+            args.format = resolved.format
     events = engine_events(args, cutoff) if args.model else local_events(args, cutoff)
     try:
         return print_report(events)
