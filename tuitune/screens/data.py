@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,7 @@ from engine.data.index import RecordIndex
 from engine.data.problems import SourceError
 from engine.data.source import RawRecord
 from tuitune.controllers.data_engine import EngineLink
+from tuitune.dialogs.dataset_picker import DatasetPicker
 from tuitune.messages import DataChosen
 from tuitune.path_suggester import DATA_SUFFIXES, PathSuggester
 from tuitune.screens.base import AppScreen
@@ -37,6 +39,8 @@ from tuitune.widgets.data_inspector import DataInspector
 from tuitune.widgets.data_table import RecordTable
 
 PAGE = 100
+DATASET_INFO = "dataset_info.json"
+"""LLaMA-Factory's index of datasets: opening it lists them."""
 FORMATS = [("auto", "auto"), *[(name, name) for name in LAYOUTS]]
 PAGES_KEYS = Binding.Group("pages", compact=True)  # one footer entry for [ and ]: the footer fits 80 columns
 
@@ -146,7 +150,11 @@ class DataScreen(AppScreen):
     # ----- opening and paging -------------------------------------------------------------
 
     def open(self, path: str) -> None:
-        """Open ``path``: reset the views, read the first page, start the report."""
+        """Open ``path``: reset the views, read the first page, start the report. A LLaMA-Factory
+        ``dataset_info.json`` lists its datasets first; the one chosen opens with its mapping applied."""
+        if Path(path).expanduser().name == DATASET_INFO and Path(path).expanduser().is_file():
+            self._pick_dataset(str(Path(path).expanduser().parent))
+            return
         self.path, self.index, self.page_start = path, None, 0
         self.table.clear()
         self.inspector.reset(self.model)
@@ -278,6 +286,40 @@ class DataScreen(AppScreen):
         self.engine.stop_encoder()
         if self.path:
             self.open(self.path)
+
+    @work(thread=True, exclusive=True, group="data-datasets", exit_on_error=False, description="reading dataset_info.json")
+    def _pick_dataset(self, dataset_dir: str) -> None:
+        from engine.config import ConfigError
+        from engine.lf.dataset_info import list_datasets
+
+        try:
+            entries = list_datasets(dataset_dir)
+        except ConfigError as exc:
+            self.app.call_from_thread(self.info_line.update, "; ".join(exc.problems))
+            return
+        self.app.call_from_thread(self.app.push_screen, DatasetPicker(str(Path(dataset_dir) / DATASET_INFO), entries),
+                                  lambda name: self._open_dataset(dataset_dir, name) if name else None)
+
+    @work(thread=True, exclusive=True, group="data-datasets", exit_on_error=False, description="mapping the dataset")
+    def _open_dataset(self, dataset_dir: str, name: str) -> None:
+        """Resolve the dataset (a mapped copy in the cache when its fields differ) and open that."""
+        from engine.config import ConfigError
+        from engine.lf.dataset_info import resolve
+
+        stage = getattr(getattr(self.app, "draft", None), "stage", "sft")
+        try:
+            resolved = resolve([name], dataset_dir, stage)
+        except ConfigError as exc:
+            self.app.call_from_thread(self.info_line.update, "; ".join(exc.problems))
+            return
+        def show() -> None:
+            self.format_select.value = resolved.format if resolved.format in dict(FORMATS) else "auto"
+            self.path_input.value = resolved.paths[0]
+            self.open(resolved.paths[0])
+            if resolved.notes:
+                self.notify("\n".join(resolved.notes), title=f"dataset {name}")
+
+        self.app.call_from_thread(show)
 
     def action_tab(self, name: str) -> None:
         """Show the Record, Problems or Statistics tab (the problems list takes the focus)."""
