@@ -161,7 +161,7 @@ def method_label(config: RunConfig) -> str:
 
 def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch: int, seq: int, d: int,
                 checkpointing: bool, mask_bytes: int = 1, fused_dropout: bool = False,
-                chunked_loss: bool = False) -> int:
+                chunked_loss: bool = False, packed_masks: bool | None = None) -> int:
     """Bytes saved for the backward pass of one batch of ``batch × seq`` tokens (see module docstring).
 
     Counted per token and layer from what autograd keeps in a Llama block (checked tensor by
@@ -173,8 +173,10 @@ def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch
     element: float on CPU, bool on CUDA); lora_A keeps r outputs. Full training also keeps the
     normalised hidden states for the RMSNorm weights (2h). DoRA also keeps the combined weight.
     With ``fused_dropout`` (plain LoRA only) the adapted layers keep their inputs as without dropout
-    (shared) plus a one-byte mask each. ``chunked_loss``: see :func:`loss_bytes`.
+    (shared) plus a one-byte mask each, packed eight to a byte on CPU (``packed_masks``; by default
+    when ``mask_bytes`` is 4, peft's CPU float masks). ``chunked_loss``: see :func:`loss_bytes`.
     """
+    packed = mask_bytes == 4 if packed_masks is None else packed_masks
     tokens, layers = batch * seq, max(info.num_layers or 1, 1)
     h, i = info.hidden_size or 0, info.intermediate_size or 0
     hd = info.head_dim or h // max(info.num_heads or 1, 1)
@@ -191,7 +193,7 @@ def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch
     elif fused:
         own_inputs = sum(inp for _n, _o, inp in adapted) / layers
         elements += shared_inputs + adapter.get("r", 16) * len(adapted) / layers
-        extra += own_inputs
+        extra += own_inputs / 8 if packed else own_inputs
     elif dropout:
         own_inputs = sum(inp for _n, _o, inp in adapted) / layers
         elements += own_inputs + adapter.get("r", 16) * len(adapted) / layers

@@ -65,13 +65,14 @@ def test_lora_fp32_on_cpu_by_hand_on_the_plain_path(tiny) -> None:
 
 
 def test_lora_fp32_on_cpu_by_hand_with_the_default_techniques(tiny) -> None:
-    """The defaults: LoRA dropout fused (one input per shared tensor, one-byte masks), chunked loss."""
+    """The defaults: LoRA dropout fused (one input per shared tensor, bit-packed masks on CPU), chunked loss."""
     est = estimate(tiny, _config(), device="cpu")
     # Per token per layer, in elements: SDPA 2*8 + 2*4 and SwiGLU 3*16 as on the plain path; the adapted
     # layers keep their inputs once per tensor read (q/k/v 8, gate/up 8, down 16 = 32; o_proj reads the
     # attention output, counted with SDPA's) and lora_A r=2 outputs each = 14: 118 elements * 4 bytes.
-    # Plus bytes: the norms' float32 inputs 64 and a one-byte mask per adapted layer's input 64.
-    layer = 16 * (118 * 4 + 64 + 64)
+    # Plus bytes: the norms' float32 inputs 64 and a mask per adapted layer's input, 64 elements packed
+    # eight to a byte on CPU (engine/recipes/lora_dropout.py): 8.
+    layer = 16 * (118 * 4 + 64 + 8)
     # The chunked loss keeps the hidden states' gradient (16 x 8 float32) and, while a chunk (all 16
     # tokens here) runs, its float32 logits and their exponentials (2 * 16 * 32 * 4).
     loss = 16 * 8 * 4 + 2 * 16 * 32 * 4
