@@ -559,3 +559,29 @@ async def test_a_kill_on_request_shows_as_killed_with_the_checkpoint_a_resume_us
         await wait_for(pilot, lambda: "KILLED" in str(dash.failure.render()), what="the killed band")
         assert (f"killed on request at step 45; nothing saved, a resume starts from "
                 f"{runs_dir / 'running' / 'checkpoints' / 'checkpoint-40'}") in str(dash.failure.render())
+
+
+async def test_the_new_run_flow_opens_a_llamafactory_config(make_app, wait_for, runs_dir: Path, tmp_path: Path,
+                                                             demo_model_dir: Path) -> None:
+    """Issue 16: the app's 'open config' takes a LLaMA-Factory training YAML: its model, data and knobs."""
+    from tuitune.dialogs.open_config import OpenConfigDialog
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dataset_info.json").write_text(json.dumps({"tuito": {"file_name": "t.json"}}))
+    (tmp_path / "data" / "t.json").write_text(json.dumps([{"instruction": "Who are you?", "output": "Tuito."}]))
+    lf = tmp_path / "lf.yaml"
+    lf.write_text(f"model_name_or_path: {demo_model_dir}\nstage: sft\nfinetuning_type: lora\nlora_rank: 6\n"
+                  f"dataset: tuito\ndataset_dir: {tmp_path / 'data'}\ntemplate: qwen\ncutoff_len: 96\n"
+                  "output_dir: saves/x\nper_device_train_batch_size: 2\nlearning_rate: 1.0e-4\n")
+    app = make_app(runs_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n", "ctrl+o")
+        assert isinstance(app.screen, OpenConfigDialog)
+        app.screen.path_input.value = str(lf)
+        await pilot.press("enter")
+        flow = app.screen
+        await wait_for(pilot, lambda: isinstance(flow, NewRunScreen) and flow.config is not None
+                       and flow.config.adapter.r == 6, what="the imported config")
+        assert flow.config.model.name_or_path == str(demo_model_dir) and flow.config.data.cutoff_len == 96
+        assert flow.config.train.gradient_checkpointing is True  # LLaMA-Factory's default, kept
+        assert "Factory lf.yaml" in str(flow.steps_view.render())  # long values show their end

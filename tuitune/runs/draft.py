@@ -49,19 +49,50 @@ class RunDraft:
     settings: dict[str, Any] | None = None
     """Preset values edited for this run on the review step (they replace the preset's and the run
     config's); None: as the preset (or run config) says."""
+    origin: str = ""
+    """Where the settings came from when not from the preset ("config of run X", "LLaMA-Factory lf.yaml")."""
     config_file: str = ""
     """A run's config.yaml to start from ("new run from this config"): every setting of that run,
     the preset's values only where it has none; blank: the preset alone."""
 
-    def start_from_run(self, run_dir: Path) -> None:
-        """Take ``run_dir``'s model, data and settings (a new name, steps and cutoff as its config says)."""
-        from engine.config import load_config
+    def start_from_config(self, path: Path) -> list[str]:
+        """Take a config file's model, data and settings: a tuitune run config as it is, a LLaMA-Factory
+        training YAML through its import (whose notes that need a look are returned, else none).
 
-        config = load_config(run_dir / "config.yaml")
+        Raises:
+            ConfigError: the file cannot be used, naming its lines.
+        """
+        from engine.lf.config import compose_lf, load_lf_or_none
+        from engine.presets import preset_values
+
+        imported = load_lf_or_none(path)
+        if imported is None:
+            self._take(load_config_file(path))
+            self.config_file, self.origin = str(path), path.name
+            return []
+        config = compose_lf(imported, None, {})
+        self._take(config)
+        self.settings = preset_values(config)  # every knob as LLaMA-Factory's file sets it
+        self.origin = f"LLaMA-Factory {path.name}"
+        return [str(warning) for warning in imported.warnings()]
+
+    def _take(self, config: RunConfig) -> None:
         self.model, self.data, self.format = config.model.name_or_path, list(config.data.train), config.data.format
         self.stage = config.stage
-        self.config_file, self.name, self.max_steps, self.cutoff = str(run_dir / "config.yaml"), "", "", ""
-        self.settings = None
+        self.config_file, self.settings, self.name, self.max_steps, self.cutoff = "", None, "", "", ""
+        self.origin = ""
+
+    def start_from_run(self, run_dir: Path) -> None:
+        """Take ``run_dir``'s model, data and settings (a new name, steps and cutoff as its config says)."""
+        self._take(load_config_file(run_dir / "config.yaml"))
+        self.config_file, self.origin = str(run_dir / "config.yaml"), f"config of {run_dir.name}"
+
+
+def load_config_file(path: Path) -> RunConfig:
+    """A tuitune run config file, validated (ConfigError naming its lines)."""
+    from engine.config import load_config
+
+    return load_config(path)
 
 
 def resolve_draft(draft: RunDraft, preset: dict[str, Any]) -> RunConfig:

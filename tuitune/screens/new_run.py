@@ -47,6 +47,7 @@ class NewRunScreen(AppScreen):
         Binding("escape", "back", "Back"),
         Binding("ctrl+s", "start", "Start run"),
         Binding("ctrl+t", "edit_settings", "Settings"),
+        Binding("ctrl+o", "open_config", "Open config"),
     ]
 
     pages = getters.query_one("#pages", ContentSwitcher)
@@ -183,14 +184,15 @@ class NewRunScreen(AppScreen):
 
     def _show_steps(self) -> None:
         draft, out = self.draft, Text()
-        preset = f"config of {Path(draft.config_file).parent.name}" if draft.config_file else draft.preset
+        preset = draft.origin or draft.preset
         values = {"model": draft.model, "stage": draft.stage, "data": ", ".join(draft.data), "preset": preset,
                   "review": ""}
         for number, step in enumerate(STEPS, 1):
             style = "bold reverse" if step == self.step else ""
             out.append(f" {number} {STEP_TITLES[step]} \n", style=style)
             if values[step]:
-                out.append(f"   {values[step][:20]}\n", style="dim")
+                shown = values[step] if len(values[step]) <= 20 else "…" + values[step][-19:]  # the end names it
+                out.append(f"   {shown}\n", style="dim")
         self.steps_view.update(out)
 
     @on(Input.Submitted)
@@ -218,7 +220,7 @@ class NewRunScreen(AppScreen):
     def choose_preset(self, event: OptionList.OptionSelected) -> None:
         """Enter on a preset takes it and moves to the review."""
         self.draft.preset = str(event.option.id)
-        self.draft.config_file = ""  # a preset picked here replaces the run config started from
+        self.draft.config_file = self.draft.origin = ""  # a preset picked here replaces the config started from
         self.draft.settings = None  # and the settings edited over the previous one
         self.save_inputs()
         self.review()
@@ -282,6 +284,27 @@ class NewRunScreen(AppScreen):
         self.edits_view.update(edits)
         self.edits_view.display = bool(edits)
 
+    def action_open_config(self) -> None:
+        """Start from a config file (tuitune's, or a LLaMA-Factory training YAML): its model, data and settings."""
+        from tuitune.dialogs.open_config import OpenConfigDialog
+
+        def opened(path: str | None) -> None:
+            if path is None:
+                return
+            try:
+                notes = self.draft.start_from_config(Path(path))
+            except ConfigError as exc:
+                self.notify("\n".join(exc.problems[:5]), title=f"cannot start from {path}", severity="error",
+                            timeout=15)
+                return
+            if notes:
+                self.notify("\n".join(notes[:5]), title="LLaMA-Factory config: look at", severity="warning",
+                            timeout=15)
+            self.load_draft()
+            self.review()
+
+        self.app.push_screen(OpenConfigDialog(), opened)
+
     def action_edit_settings(self) -> None:
         """Edit every preset field for this run (rank, learning rate…), with the diff; save-as is offered."""
         from engine.presets import list_presets
@@ -295,8 +318,7 @@ class NewRunScreen(AppScreen):
         presets = list_presets()
         shipped = {p.name for p in presets if p.source == "shipped"}
         user = {p.name for p in presets if p.source == "user"}
-        source = (f"the config of {Path(self.draft.config_file).parent.name}" if self.draft.config_file
-                  else f"preset {self.draft.preset}")
+        source = self.draft.origin or f"preset {self.draft.preset}"
 
         def edited(values: dict[str, Any] | None) -> None:
             if values is not None:
