@@ -71,8 +71,9 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Pat
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
-    """The identity demo trained once per session: ``tuitune train --preset cpu-first-try`` on the demo
-    model and the shipped identity data, as a user would run it. Chat, eval and export tests share it;
+    """The identity demo trained once per session: the no-argument ``tuitune train`` (on this GPU-less
+    machine through the cpu-first-try preset, which it names) on the demo model and the shipped
+    identity data, as a user would run it; the chat tests check that it answers with the name it learnt. Chat, eval and export tests share it;
     none of them may write into it except into their own job folders (evals/, exports/)."""
     import subprocess
     import sys
@@ -82,8 +83,9 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> 
     env = {**os.environ, "XDG_CONFIG_HOME": str(home / "config"), "XDG_DATA_HOME": str(home / "data"),
            "TUITUNE_RUNS_DIR": str(home / "runs"), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    done = subprocess.run([sys.executable, "-m", "tuitune", "train", "--preset", "cpu-first-try", "--run-dir",
-                           str(run_dir)], env=env, capture_output=True, text=True, timeout=1200,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-m", "tuitune", "train", "--run-dir", str(run_dir)], env=env,
+                          capture_output=True, text=True, timeout=1200, stdin=subprocess.DEVNULL)
     assert done.returncode == 0 and (run_dir / "adapter" / "adapter_config.json").is_file(), done.stderr[-3000:]
+    assert done.stderr.startswith("preset: cpu-first-try (none named"), done.stderr[:300]  # never unnamed defaults
+    assert "parameters trained (lora) on a base of 134,515,008" in " ".join(done.stdout.split()), done.stdout[-2000:]
     return run_dir

@@ -16,8 +16,8 @@ from tuitune import signals
 from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen
 from tuitune.screens.base import binding_commands
-from tuitune.screens.modes import available_modes, has_nvidia_gpu
-from tuitune.settings import Settings, load_settings
+from tuitune.screens.modes import available_modes
+from tuitune.settings import Settings, default_preset, load_settings
 
 if TYPE_CHECKING:
     from tuitune.runs.draft import RunDraft
@@ -72,7 +72,7 @@ class TuituneApp(App[None]):
             from tuitune.runs.draft import RunDraft
 
             draft, settings = RunDraft(), self.settings
-            draft.preset = settings.preset or ("default" if has_nvidia_gpu() else "cpu-first-try")
+            draft.preset = default_preset(settings)
             draft.model, draft.data = settings.model or draft.model, list(settings.data or draft.data)
             self._draft = draft
         return self._draft

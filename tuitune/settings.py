@@ -42,6 +42,17 @@ class Settings:
     """Why the settings file was not used, if it was not (shown once as a warning)."""
 
 
+def has_nvidia_gpu() -> bool:
+    """Whether an NVIDIA driver is loaded (a cheap file check; the engine does the real probing)."""
+    return Path("/proc/driver/nvidia/version").exists()
+
+
+def default_preset(settings: Settings) -> str:
+    """The preset a run starts from when none is named: the settings file's, else the machine's
+    (``default`` with an NVIDIA GPU, ``cpu-first-try`` without, which trains the demo in minutes)."""
+    return settings.preset or ("default" if has_nvidia_gpu() else "cpu-first-try")
+
+
 def settings_path() -> Path:
     """Where the settings file lives."""
     return config_dir() / SETTINGS_FILE

@@ -141,6 +141,7 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool, flat_ba
         seed=train.seed,
         logging_strategy="steps",
         logging_steps=train.logging_steps,
+        logging_first_step=True,  # the first step shows at once, whatever logging_steps (a CPU step is slow)
         eval_strategy="steps" if has_eval else "no",
         eval_steps=eval_steps if has_eval else None,
         save_strategy="steps",

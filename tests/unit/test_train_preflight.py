@@ -66,3 +66,13 @@ def test_a_data_file_without_records_is_refused_before_a_run_folder_exists(tmp_p
     done = train(tmp_path, "--data", "empty.jsonl")
     assert done.returncode == 2 and "empty.jsonl: no records" in done.stderr, done.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_the_parameter_line_counts_the_base_as_the_presets_screen_does() -> None:
+    """Parameter totals disagreed: 134,515,008 on the Presets screen, 139,399,488 (base + adapter) in train."""
+    from tuitune.cli.train import params_line
+
+    model = {"params_trainable": 4_884_480, "params_total": 139_399_488}
+    assert params_line(model, "lora") == "4,884,480 parameters trained (lora) on a base of 134,515,008"
+    assert params_line({"params_trainable": 10, "params_total": 10}, "full") == \
+        "10 parameters trained (full) on a base of 10"

@@ -80,6 +80,12 @@ def config_of(args: argparse.Namespace) -> RunConfig:
              if getattr(args, dest, None) is not None}
     if getattr(args, "stage", None):
         flags["--stage"] = ("stage", args.stage)
+    if args.preset is None and args.config is None:  # never a third, unnamed set of defaults: say which
+        from tuitune.settings import default_preset, load_settings
+
+        args.preset = default_preset(load_settings())
+        print(f"preset: {args.preset} (none named: the settings file's, else this machine's; "
+              "--preset NAME chooses)", file=sys.stderr)
     dataset_dir = getattr(args, "dataset_dir", None)
     imported = load_lf_or_none(args.config, dataset_dir=dataset_dir) if args.config else None
     for warning in imported.warnings() if imported else []:
@@ -133,6 +139,16 @@ def preflight(config: RunConfig, force: bool = False) -> None:
                       "or pass --force to start it anyway")
 
 
+def params_line(model: dict[str, Any], method: str | None) -> str:
+    """``4,884,480 trained (lora) on a base of 134,515,008 parameters``: the base counted as the Presets
+    and Models screens count it (the trainer's total includes the adapter)."""
+    trained, total = model.get("params_trainable"), model.get("params_total")
+    if not isinstance(trained, int) or not isinstance(total, int):
+        return f"parameters trained ({method})"
+    base = total if method == "full" else total - trained
+    return f"{trained:,} parameters trained ({method}) on a base of {base:,}"
+
+
 class Follower:
     """Follows a run's events with a rich progress bar until its terminal event."""
 
@@ -163,10 +179,9 @@ class Follower:
             self.progress.update(self.task, description="training", total=event.get("total_steps"),
                                  completed=resumed or 0)
             model = event.get("model") or {}
-            self.progress.console.print(
-                f"{model.get('name_or_path')}: {model.get('params_trainable'):,} of {model.get('params_total'):,} "
-                f"parameters trained ({event.get('method')}), {(event.get('data') or {}).get('train_records')} records"
-                + (f", resumed from step {resumed}" if resumed is not None else ""))
+            self.progress.console.print(f"{model.get('name_or_path')}: {params_line(model, event.get('method'))}, "
+                                        f"{(event.get('data') or {}).get('train_records')} records"
+                                        + (f", resumed from step {resumed}" if resumed is not None else ""))
         elif kind == "log":
             self.progress.update(self.task, completed=event["step"], total=event.get("total_steps"),
                                  stats=format_log(event))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 from importlib.util import find_spec
-from pathlib import Path
 from typing import Callable
 
 from textual.app import ComposeResult
@@ -42,11 +41,6 @@ def _lazy_screen(mode: str, module: str, name: str) -> Callable[[], Screen]:
             return BrokenScreen(mode, exc)
 
     return make
-
-
-def has_nvidia_gpu() -> bool:
-    """Whether an NVIDIA driver is loaded (a cheap file check; the engine does the real probing)."""
-    return Path("/proc/driver/nvidia/version").exists()
 
 
 def available_modes() -> dict[str, Callable[[], Screen]]:
