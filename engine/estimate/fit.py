@@ -81,7 +81,8 @@ def verdict(info: ModelInfo, config: RunConfig, gpus: list[Gpu]) -> Verdict:
     if not info.known:
         return Verdict(config, room, reason="No estimate until the engine downloads the model: its size is unknown here.")
     est = estimate(info, config, room.device)
-    tips = what_to_change(est, config, room.bytes) if est.total > room.bytes else []
+    tips = what_to_change(est, config, room.bytes, lambda changed: estimate(info, changed, room.device)) \
+        if est.total > room.bytes else []
     return Verdict(config, room, est, tips)
 
 

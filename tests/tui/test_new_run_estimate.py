@@ -71,7 +71,7 @@ async def review(pilot, wait_for, model: str) -> NewRunScreen:
     await pilot.press("n")
     flow = pilot.app.screen
     assert isinstance(flow, NewRunScreen)
-    await pilot.press("enter", "enter")
+    await pilot.press("enter", "enter", "enter")  # model, stage (sft), data
     await wait_for(pilot, lambda: flow.query_one("#presets").option_count > 1, what="the preset list")
     await pilot.press("enter")
     await wait_for(pilot, lambda: flow.starter.verdict is not None and flow.starter.verdict.config == flow.config, what="the memory verdict")
@@ -96,6 +96,8 @@ async def test_a_run_that_will_not_fit_warns_with_what_to_change_and_asks_before
         dialog = app.screen
         assert isinstance(dialog, ConfirmDialog) and "will not fit" in dialog.question
         assert "quant.mode: 4bit" in dialog.question and started == []
+        # no one change is enough for a 7B model on 8 GiB: the dialog names the fewest that fit together
+        assert "together: " in dialog.question and ", fits" in dialog.question
         await pilot.press("n")  # cancel: nothing starts, the review stays
         assert app.screen is flow and started == []
         await pilot.press("ctrl+s", "y")

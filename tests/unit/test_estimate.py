@@ -152,6 +152,28 @@ def test_advice_when_it_does_not_fit(tiny) -> None:
     assert any("quant.mode: 4bit" in tip for tip in tips) and any("cutoff_len" in tip for tip in tips)
 
 
+def test_advice_says_what_each_change_needs_puts_what_fits_first_and_no_qlora_on_a_cpu(tiny) -> None:
+    """The will-not-fit dialog offered QLoRA to a CPU run, and no tip said whether it would be enough."""
+    config = _config(data={"cutoff_len": 1024}, train={"batch_size": 8})
+    est = estimate(tiny, config, device="cpu")
+
+    def estimate_of(changed):
+        return estimate(tiny, changed, device="cpu")
+
+    def needs(**update) -> int:
+        section, fields = next(iter(update.items()))
+        changed = config.model_copy(update={section: getattr(config, section).model_copy(update=fields)})
+        return estimate_of(changed).total
+
+    least = min(needs(train={"gradient_checkpointing": True}), needs(train={"batch_size": 4, "grad_accum": 2}),
+                needs(data={"cutoff_len": 512}))
+    tips = what_to_change(est, config, least, estimate_of)  # room for the most effective change only
+    assert not any("4bit" in tip or "8bit" in tip for tip in tips)  # GPU-only features
+    fits = [tip.endswith(", fits") for tip in tips]
+    assert fits[0] and fits == sorted(fits, reverse=True)  # what fits on its own comes first
+    assert all("→ needs" in tip for tip in tips) and any(tip.endswith("not enough alone") for tip in tips)
+
+
 def test_unknown_model_cannot_be_estimated() -> None:
     with pytest.raises(ValueError, match="unknown until the model is downloaded"):
         estimate(read_model_info("org/not-downloaded"), RunConfig(), device="cuda")
