@@ -170,3 +170,23 @@ def test_what_counts_as_a_llamafactory_folder(tmp_path: Path) -> None:
                                            ("3 days, 0:00:00", 259200.0), ("", None), ("soon", None), (12, None)])
 def test_durations_as_llamafactory_writes_them(text: object, seconds: float | None) -> None:
     assert parse_duration(text) == seconds
+
+
+def test_a_real_llamafactory_runs_folder_reads_as_it_trained() -> None:
+    """The folder a real LLaMA-Factory 0.9.5 run wrote (see fixtures/lf_runs/README.md): every step's
+    loss and lr, the evaluations, both checkpoints and the end."""
+    folder = FIXTURES / "real_smollm2_lora_sft"
+    written = [json.loads(line) for line in (folder / "trainer_log.jsonl").read_text().splitlines()]
+    events = lf_events(folder)
+    logs = [e for e in events if e["type"] == "log"]
+    train_lines = [w for w in written if "loss" in w]
+    assert [e["step"] for e in logs] == [w["current_steps"] for w in train_lines] == [1, 2, 3, 4, 5, 6]
+    assert [e["loss"] for e in logs] == pytest.approx([w["loss"] for w in train_lines])
+    assert [e["lr"] for e in logs] == pytest.approx([w["lr"] for w in train_lines])
+    evals = [e for e in events if e["type"] == "eval"]
+    assert [(e["step"], e["eval_loss"]) for e in evals][0] == pytest.approx(
+        (3, next(w["eval_loss"] for w in written if "eval_loss" in w)))
+    assert [e["path"] for e in events if e["type"] == "checkpoint"] == ["checkpoint-3", "checkpoint-6"]
+    state = fold(RunState(name=folder.name), events)
+    assert events[-1]["type"] == "run_finished" and status(state, False) == "finished"
+    assert state.total_steps == 6 and state.model.endswith("smollm2-135m-instruct") and state.method == "lora"
