@@ -99,7 +99,7 @@ def test_person_journey_at_80x24(tmp_path: Path, demo_model_dir: Path, isolated_
         pane.wait(r"resolved config")
         pane.keys("C-t")  # every preset field for this run
         pane.wait(r"Settings of the new run")
-        pane.keys(*["Tab"] * 7)  # description, mode, quant_type, double_quant, compute_dtype, method, r
+        pane.keys(*["Tab"] * 8)  # description, stage, mode, quant_type, double_quant, compute_dtype, method, r
         time.sleep(0.5)
         pane.wait(r"LoRA rank: higher")  # the focused field's help: r
         pane.keys("BSpace")

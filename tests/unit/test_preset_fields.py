@@ -12,7 +12,7 @@ SPECS = {spec.dotted: spec for spec in preset_fields()}
 
 
 def test_fields_are_the_schema_minus_run_only_ones() -> None:
-    expected = ["description"] + [
+    expected = ["description", "stage"] + [
         f"{section}.{name}"
         for section in PRESET_SECTIONS
         for name in RunConfig.model_fields[section].annotation.model_fields

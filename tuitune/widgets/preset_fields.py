@@ -118,7 +118,8 @@ def spec_for(dotted: str, field: FieldInfo) -> FieldSpec:
 
 def preset_fields() -> list[FieldSpec]:
     """Every knob a preset sets, in schema order: description, then each preset section."""
-    specs = [spec_for("description", RunConfig.model_fields["description"])]
+    specs = [spec_for("description", RunConfig.model_fields["description"]),
+             spec_for("stage", RunConfig.model_fields["stage"])]
     for section in PRESET_SECTIONS:
         model = RunConfig.model_fields[section].annotation
         for name, field in model.model_fields.items():
