@@ -174,6 +174,9 @@ class TrainSection(Section):
     """Compute the loss a chunk of tokens at a time, never the whole logits: same loss, far less memory."""
     fused_lora_dropout: bool = True
     """Keep a one-byte dropout mask per adapted layer for backward instead of two float copies: same result."""
+    lean_mlp: bool = True
+    """Keep only the SwiGLU MLP's gate and up for backward (two elementwise products re-formed; same results).
+    Ignored under gradient checkpointing."""
     seed: int = 42
     """Seed for data order, adapter init and dropout."""
     logging_steps: int = Field(5, ge=1)

@@ -135,7 +135,8 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     b, s = config.train.batch_size * SEQUENCES_PER_RECORD.get(stage, 1), config.data.cutoff_len
     masks = 4 if device == "cpu" else 1  # peft's dropout masks: float on CPU, bool on CUDA
     chunked = config.train.chunked_loss if stage in ("sft", "pt") else stage != "orpo"
-    lean = {"mask_bytes": masks, "fused_dropout": config.train.fused_lora_dropout, "chunked_loss": chunked}
+    lean = {"mask_bytes": masks, "fused_dropout": config.train.fused_lora_dropout, "chunked_loss": chunked,
+            "lean_mlp": config.train.lean_mlp}
     act_on = activations(act_info, adapter, b, s, a, checkpointing=True, **lean)
     act_off = activations(act_info, adapter, b, s, a, checkpointing=False, **lean)
     gc = config.train.gradient_checkpointing
@@ -161,7 +162,7 @@ def method_label(config: RunConfig) -> str:
 
 def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch: int, seq: int, d: int,
                 checkpointing: bool, mask_bytes: int = 1, fused_dropout: bool = False,
-                chunked_loss: bool = False, packed_masks: bool | None = None) -> int:
+                chunked_loss: bool = False, packed_masks: bool | None = None, lean_mlp: bool = False) -> int:
     """Bytes saved for the backward pass of one batch of ``batch × seq`` tokens (see module docstring).
 
     Counted per token and layer from what autograd keeps in a Llama block (checked tensor by
@@ -175,6 +176,9 @@ def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch
     With ``fused_dropout`` (plain LoRA only) the adapted layers keep their inputs as without dropout
     (shared) plus a one-byte mask each, packed eight to a byte on CPU (``packed_masks``; by default
     when ``mask_bytes`` is 4, peft's CPU float masks). ``chunked_loss``: see :func:`loss_bytes`.
+    ``lean_mlp`` (``train.lean_mlp``, never under checkpointing): the SwiGLU keeps gate and up only;
+    SiLU's output and the product (down's input) are re-formed in backward, i elements each, except
+    that with unfused LoRA dropout down's lora_A still keeps its own dropped copy of the product.
     """
     packed = mask_bytes == 4 if packed_masks is None else packed_masks
     tokens, layers = batch * seq, max(info.num_layers or 1, 1)
@@ -200,6 +204,8 @@ def activations(info: ModelInfo, adapter: AdapterSection | dict[str, Any], batch
         extra += own_inputs * mask_bytes
     else:
         elements += shared_inputs + adapter.get("r", 16) * len(adapted) / layers
+    if lean_mlp and not checkpointing and i:
+        elements -= i if (dropout and not fused and not full) else 2 * i
     layer_bytes = int(tokens * (elements * d + extra))
     # DoRA keeps about each adapted layer's whole W + BA (float32) for backward: measured 97% of
     # that on SmolLM2 with all-linear, 50% with q/v only, so this errs high for few targets.
@@ -224,7 +230,7 @@ def loss_bytes(tokens: int, vocab: int, hidden: int, d: int, chunked: bool, head
     """
     if not chunked:
         return tokens * vocab * 12
-    rows = min(tokens, max(64, (1 << 24) // max(vocab, 1)))
+    rows = min(tokens, max(64, (1 << 22) // max(vocab, 1)))
     return tokens * hidden * d + (vocab * hidden * 4 if head_trained else 0) + 2 * rows * vocab * 4
 
 

@@ -58,9 +58,9 @@ def lean_mlp(config: RunConfig) -> bool:
     """Whether the MLP keeps only gate and up: on unless turned off, never under gradient checkpointing.
 
     Checkpointing drops the whole layer's activations; the MLP's saved-tensor hook would keep gate and
-    up alive there instead. ``train.lean_mlp`` is honoured once the config has it.
+    up alive there instead.
     """
-    return bool(getattr(config.train, "lean_mlp", True)) and not config.train.gradient_checkpointing
+    return config.train.lean_mlp and not config.train.gradient_checkpointing
 
 
 def padding_free(model: Any, config: RunConfig) -> bool:

@@ -35,8 +35,9 @@ def _config(**sections) -> RunConfig:
 
 
 def test_lora_fp32_on_cpu_by_hand_on_the_plain_path(tiny) -> None:
-    """peft's own dropout and the model's own loss (train.fused_lora_dropout and train.chunked_loss off)."""
-    est = estimate(tiny, _config(train={"fused_lora_dropout": False, "chunked_loss": False}), device="cpu")
+    """peft's own dropout, the model's own loss and MLP (train.fused_lora_dropout, chunked_loss, lean_mlp off)."""
+    est = estimate(tiny, _config(train={"fused_lora_dropout": False, "chunked_loss": False, "lean_mlp": False}),
+                   device="cpu")
     # LoRA r=2 adds 2*(in+out) per linear: q 2*(8+8), k 2*(8+4), v 2*(8+4), o 2*(8+8),
     # gate 2*(8+16), up 2*(8+16), down 2*(16+8) = 256 a layer, 2 layers.
     trainable = 2 * (32 + 24 + 24 + 32 + 48 + 48 + 48)
@@ -65,21 +66,24 @@ def test_lora_fp32_on_cpu_by_hand_on_the_plain_path(tiny) -> None:
 
 
 def test_lora_fp32_on_cpu_by_hand_with_the_default_techniques(tiny) -> None:
-    """The defaults: LoRA dropout fused (one input per shared tensor, bit-packed masks on CPU), chunked loss."""
+    """The defaults: LoRA dropout fused (one input per shared tensor, bit-packed masks on CPU), chunked
+    loss, the lean SwiGLU (gate and up kept; SiLU's output and the product re-formed in backward)."""
     est = estimate(tiny, _config(), device="cpu")
     # Per token per layer, in elements: SDPA 2*8 + 2*4 and SwiGLU 3*16 as on the plain path; the adapted
     # layers keep their inputs once per tensor read (q/k/v 8, gate/up 8, down 16 = 32; o_proj reads the
-    # attention output, counted with SDPA's) and lora_A r=2 outputs each = 14: 118 elements * 4 bytes.
+    # attention output, counted with SDPA's) and lora_A r=2 outputs each = 14: 118 elements * 4 bytes;
+    # the lean SwiGLU keeps neither SiLU's output nor down's input (the product): 2*16 fewer, 86.
     # Plus bytes: the norms' float32 inputs 64 and a mask per adapted layer's input, 64 elements packed
     # eight to a byte on CPU (engine/recipes/lora_dropout.py): 8.
-    layer = 16 * (118 * 4 + 64 + 8)
+    layer = 16 * (86 * 4 + 64 + 8)
+    checkpointed_layer = 16 * (118 * 4 + 64 + 8)  # under checkpointing the MLP is left as it is
     # The chunked loss keeps the hidden states' gradient (16 x 8 float32) and, while a chunk (all 16
     # tokens here) runs, its float32 logits and their exponentials (2 * 16 * 32 * 4).
     loss = 16 * 8 * 4 + 2 * 16 * 32 * 4
     ends = 16 * 8 * 4
     first = 16 * 8 * 4  # the first layer's first norm keeps nothing; its masks are kept (fused)
     assert est.activations == 2 * layer - first + loss + ends
-    assert est.activations_other == 2 * 16 * 8 * 4 + layer + loss + ends
+    assert est.activations_other == 2 * 16 * 8 * 4 + checkpointed_layer + loss + ends
     plain = estimate(tiny, _config(train={"fused_lora_dropout": False, "chunked_loss": False}), device="cpu")
     assert est.activations < plain.activations
 
@@ -122,8 +126,9 @@ def test_full_bf16_on_cuda_by_hand(tiny) -> None:
     assert est.optimizer == 1704 * 8
     # Full training keeps the inputs of the trained linears, once per shared input: attention 8
     # (q, k, v and o read 8-wide inputs of one block), gate/up 8, down 16; and the normalised
-    # states for the norm weights 2*8. So 72 + 32 + 16 = 120 bf16 elements + 64 float32 norm bytes.
-    layer = 16 * (120 * 2 + 64)
+    # states for the norm weights 2*8. So 72 + 32 + 16 = 120 bf16 elements + 64 float32 norm bytes, less
+    # the lean SwiGLU's SiLU output and product (2*16): 88.
+    layer = 16 * (88 * 2 + 64)
     # After the last layer: the final norm's float32 input and normalised output, the head's bf16 input.
     # The chunked loss keeps the hidden states' bf16 gradient and the trained head's float32 gradient,
     # and holds one chunk of float32 logits and exponentials while it runs.
@@ -138,9 +143,9 @@ def test_full_bf16_on_cuda_by_hand(tiny) -> None:
 def test_full_peak_at_the_optimizer_step_by_hand(tiny) -> None:
     config = _config(adapter={"method": "full"}, train={"batch_size": 1})
     est = estimate(tiny, config, device="cpu")
-    # 8 tokens, float32: per layer 8 * (120 * 4 + 64) bytes, 2 layers; the chunked loss 8*8*4 + 32*8*4 +
-    # 2*8*32*4; final norm 8*8*12.
-    assert est.activations == 2 * 8 * (120 * 4 + 64) + 8 * 8 * 4 + 32 * 8 * 4 + 2 * 8 * 32 * 4 + 8 * 8 * 12 == 12800
+    # 8 tokens, float32: per layer 8 * (88 * 4 + 64) bytes (the lean SwiGLU, as above), 2 layers; the chunked
+    # loss 8*8*4 + 32*8*4 + 2*8*32*4; final norm 8*8*12.
+    assert est.activations == 2 * 8 * (88 * 4 + 64) + 8 * 8 * 4 + 32 * 8 * 4 + 2 * 8 * 32 * 4 + 8 * 8 * 12 == 10752
     # The optimizer step holds gradients (1704 * 4) and one foreach temporary (1704 * 4): 13632 > 12544.
     assert est.peak == 1704 * 4 + 1704 * 8 + 1704 * 4 * 2
 
