@@ -175,8 +175,7 @@ class TrainSection(Section):
     fused_lora_dropout: bool = True
     """Keep a one-byte dropout mask per adapted layer for backward instead of two float copies: same result."""
     lean_mlp: bool = True
-    """Keep only the SwiGLU MLP's gate and up for backward (two elementwise products re-formed; same results).
-    Ignored under gradient checkpointing."""
+    """Keep only the SwiGLU's gate and up for backward, re-forming two products (same result; off under checkpointing)."""
     seed: int = 42
     """Seed for data order, adapter init and dropout."""
     logging_steps: int = Field(5, ge=1)

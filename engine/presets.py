@@ -227,7 +227,8 @@ def _emit(lines: list[str], data: dict[str, Any], model: type[BaseModel] | None,
             nested = sub if isinstance(sub, type) and issubclass(sub, BaseModel) else None
             _emit(lines, value, nested, indent + "  ")
             continue
-        comment = f"  # {field.description}" if field and field.description else ""
+        # one line: a help text that spans lines would end the comment and break the YAML
+        comment = f"  # {' '.join(field.description.split())}" if field and field.description else ""
         lines.append(f"{indent}{_scalar(key)}: {_scalar(value)}{comment}")
 
 

@@ -191,3 +191,16 @@ def test_a_preset_file_over_the_size_limit_is_refused() -> None:
         load_preset(path)
     [info] = [i for i in list_presets() if i.name == "huge"]
     assert "at most 1 MiB" in info.error
+
+
+def test_a_saved_preset_stays_valid_yaml_whatever_the_help_texts(tmp_path, monkeypatch) -> None:
+    """A field whose help text spanned two lines broke every saved preset's YAML."""
+    from engine.config import RunConfig
+    from engine.presets import preset_to_yaml, preset_values, resolve
+
+    monkeypatch.setattr(RunConfig.model_fields["train"].annotation.model_fields["seed"], "description",
+                        "first line\nsecond line")
+    text = preset_to_yaml(preset_values(resolve({})))
+    import yaml
+
+    assert yaml.safe_load(text)["train"]["seed"] == 42 and "# first line second line" in text
