@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_STARTED, LOG_FILE, PHASE, PROGRESS, TERMINAL_TYPES, WARNING
+from engine.protocol import JOB_FAILED, JOB_FINISHED, LOG_FILE, TERMINAL_TYPES
 from tuitune.cli.common import runs_root
-from tuitune.cli.follow import follow_to_end, print_failure
+from tuitune.cli.follow import JobProgress, print_failure
 from tuitune.runs.evals import PREDICTIONS_FILE, describe_job_end, read_metrics, summary_lines
 from tuitune.runs.folder import read_meta, resolve_trained
 from tuitune.runs.launch import start_job
@@ -71,41 +71,22 @@ def checked_data_path(path: str) -> str:
     return absolute
 
 
-class JobFollower:
-    """Follows a job's events with a progress bar until its terminal event."""
+class JobFollower(JobProgress):
+    """Follows an evaluation's events with a progress bar until its terminal event."""
 
-    def __init__(self, job_dir: Path) -> None:
-        self.job_dir = job_dir
+    STOPPING = "stopping after the current record (Ctrl-C again to kill)"
+    KILLING = "killing the evaluation"
 
-    def follow(self) -> int:
-        """Show events until the job ends; returns 0 when it finished, 1 otherwise."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    def started(self, event: dict[str, Any]) -> str:
+        data = event.get("data") or {}
+        return (f"{(event.get('model') or {}).get('name_or_path')} with {event.get('adapter')}: "
+                f"{data.get('evaluated')} of {data.get('records')} records, up to "
+                f"{event.get('max_new_tokens')} new tokens each, on {event.get('device')}")
 
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        with Progress(*columns, transient=False) as progress:
-            self.progress = progress
-            self.task = progress.add_task("starting", total=None)
-            end = follow_to_end(self.job_dir, 0, self._show, progress.console.print,
-                                "stopping after the current record (Ctrl-C again to kill)", "killing the evaluation")
-        return self._report(end)
+    def describe(self, event: dict[str, Any]) -> str:
+        return "loss" if event.get("phase") == "loss" else "predicting"
 
-    def _show(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == JOB_STARTED:
-            data = event.get("data") or {}
-            self.progress.console.print(f"{(event.get('model') or {}).get('name_or_path')} with {event.get('adapter')}: "
-                                        f"{data.get('evaluated')} of {data.get('records')} records, up to "
-                                        f"{event.get('max_new_tokens')} new tokens each, on {event.get('device')}")
-        elif kind == PHASE:
-            self.progress.update(self.task, description=str(event.get("name", "")))
-        elif kind == PROGRESS:
-            description = "loss" if event.get("phase") == "loss" else "predicting"
-            self.progress.update(self.task, description=description, completed=event.get("done") or 0,
-                                 total=event.get("total"))
-        elif kind == WARNING:
-            self.progress.console.print(f"warning: {event.get('message')}")
-
-    def _report(self, end: dict[str, Any]) -> int:
+    def report(self, end: dict[str, Any]) -> int:
         kind = end["type"]
         if kind == JOB_FINISHED:
             metrics = read_metrics(self.job_dir)[0] or {"base": {}, "tuned": {}, **(end.get("metrics") or {})}

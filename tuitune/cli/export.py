@@ -27,10 +27,10 @@ from typing import Any
 
 from engine.export import plan
 from engine.export.adapter import copy_adapter
-from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_STARTED, LOG_FILE, PHASE, PROGRESS, TERMINAL_TYPES, WARNING
+from engine.protocol import JOB_FAILED, JOB_FINISHED, LOG_FILE, TERMINAL_TYPES
 from engine.units import fmt_bytes
 from tuitune.cli.common import runs_root
-from tuitune.cli.follow import follow_to_end, print_failure
+from tuitune.cli.follow import JobProgress, print_failure
 from tuitune.runs.folder import read_meta, resolve_trained
 from tuitune.runs.launch import start_job
 
@@ -140,40 +140,22 @@ def copy_only(weights: Path, settings: plan.ExportSettings, base: str) -> int:
     return 0
 
 
-class ExportFollower:
+class ExportFollower(JobProgress):
     """Follows an export's events with a progress bar until its terminal event."""
 
-    def __init__(self, job_dir: Path) -> None:
-        self.job_dir = job_dir
+    STOPPING = "stopping after the current tensor (Ctrl-C again to kill)"
+    KILLING = "killing the export"
 
-    def follow(self) -> int:
-        """Show events until the export ends; returns 0 when it finished, 1 otherwise."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    def started(self, event: dict[str, Any]) -> str:
+        model = event.get("model") or {}
+        return (f"{model.get('name_or_path')} ({model.get('architecture')}) with {event.get('weights')}: "
+                f"{', '.join(event.get('outputs') or [])} into {event.get('destination')}, about "
+                f"{fmt_bytes(event.get('needed_bytes') or 0)}")
 
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        with Progress(*columns, transient=False) as progress:
-            self.progress = progress
-            self.task = progress.add_task("starting", total=None)
-            end = follow_to_end(self.job_dir, 0, self._show, progress.console.print,
-                                "stopping after the current tensor (Ctrl-C again to kill)", "killing the export")
-        return self._report(end)
+    def describe(self, event: dict[str, Any]) -> str:
+        return str(event.get("output"))
 
-    def _show(self, event: dict[str, Any]) -> None:
-        kind = event["type"]
-        if kind == JOB_STARTED:
-            model = event.get("model") or {}
-            self.progress.console.print(f"{model.get('name_or_path')} ({model.get('architecture')}) with "
-                                        f"{event.get('weights')}: {', '.join(event.get('outputs') or [])} into "
-                                        f"{event.get('destination')}, about {fmt_bytes(event.get('needed_bytes') or 0)}")
-        elif kind == PHASE:
-            self.progress.update(self.task, description=str(event.get("name", "")))
-        elif kind == PROGRESS:
-            self.progress.update(self.task, description=str(event.get("output")), completed=event.get("done") or 0,
-                                 total=event.get("total") or None)
-        elif kind == WARNING:
-            self.progress.console.print(f"warning: {event.get('message')}")
-
-    def _report(self, end: dict[str, Any]) -> int:
+    def report(self, end: dict[str, Any]) -> int:
         kind = end["type"]
         if kind == JOB_FINISHED:
             for output in end.get("outputs") or []:

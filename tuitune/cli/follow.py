@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from engine.protocol import LOG_FILE, TERMINAL_TYPES
+from engine.protocol import JOB_STARTED, LOG_FILE, PHASE, PROGRESS, TERMINAL_TYPES, WARNING
 from tuitune.runs.launch import is_alive, stop_run, wait_until_gone
 from tuitune.runs.tail import EventTail
 
@@ -55,3 +55,54 @@ def print_failure(end: dict[str, Any], folder: Path) -> None:
     if end.get("hint"):
         print(f"hint: {end['hint']}", file=sys.stderr)
     print(f"log: {folder / LOG_FILE}", file=sys.stderr)
+
+
+class JobProgress:
+    """A progress bar over a job's events (``tuitune eval``, ``tuitune export``) until its terminal event.
+
+    A kind of job says what its start looks like (``started``), how far its ``progress`` events are
+    (``describe``), and how its end reads (``report``); warnings and phases are shown alike.
+    """
+
+    STOPPING = "stopping (Ctrl-C again to kill)"
+    """What the first Ctrl-C says."""
+    KILLING = "killing the job"
+    """What the second says."""
+
+    def __init__(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+
+    def follow(self) -> int:
+        """Show events until the job ends; returns ``report``'s exit status."""
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
+        with Progress(*columns, transient=False) as progress:
+            self.progress = progress
+            self.task = progress.add_task("starting", total=None)
+            end = follow_to_end(self.job_dir, 0, self._show, progress.console.print, self.STOPPING, self.KILLING)
+        return self.report(end)
+
+    def _show(self, event: dict[str, Any]) -> None:
+        kind = event["type"]
+        if kind == JOB_STARTED:
+            self.progress.console.print(self.started(event))
+        elif kind == PHASE:
+            self.progress.update(self.task, description=str(event.get("name", "")))
+        elif kind == PROGRESS:
+            self.progress.update(self.task, description=self.describe(event), completed=event.get("done") or 0,
+                                 total=event.get("total") or None)
+        elif kind == WARNING:
+            self.progress.console.print(f"warning: {event.get('message')}")
+
+    def started(self, event: dict[str, Any]) -> str:
+        """The line that says what the job does, from its ``job_started``."""
+        raise NotImplementedError
+
+    def describe(self, event: dict[str, Any]) -> str:
+        """The bar's label for a ``progress`` event."""
+        return str(event.get("phase") or "")
+
+    def report(self, end: dict[str, Any]) -> int:
+        """Print how the job ended; returns the command's exit status."""
+        raise NotImplementedError
