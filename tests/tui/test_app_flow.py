@@ -585,3 +585,31 @@ async def test_the_new_run_flow_opens_a_llamafactory_config(make_app, wait_for, 
         assert flow.config.model.name_or_path == str(demo_model_dir) and flow.config.data.cutoff_len == 96
         assert flow.config.train.gradient_checkpointing is True  # LLaMA-Factory's default, kept
         assert "Factory lf.yaml" in str(flow.steps_view.render())  # long values show their end
+
+
+async def test_the_log_says_it_is_being_read_not_empty_and_shows_at_once(make_app, wait_for, runs_dir: Path,
+                                                                          alive_runs: set[str],
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """'(engine.log is empty)' showed for 2-5 s while the log held kilobytes: the first read shows at once."""
+    import threading
+
+    from tuitune.screens.train import TrainScreen
+
+    gate = threading.Event()
+    real = TrainScreen._log_tail
+
+    def slow_tail(self) -> list[str]:
+        gate.wait(10)  # the first read of a big log on a slow disk
+        return real(self)
+
+    monkeypatch.setattr(TrainScreen, "_log_tail", slow_tail)
+    alive_runs.add("running")
+    app = make_app(runs_dir, attach=runs_dir / "running")
+    async with app.run_test(size=(120, 40)) as pilot:
+        dash = await open_dashboard(pilot, wait_for)
+        await pilot.pause(0.5)
+        assert str(dash.log_view.render()) == "(reading engine.log…)"
+        gate.set()
+        # at once, not on the big panels' next turn (3 s)
+        await wait_for(pilot, lambda: "'loss': 1.374" in str(dash.log_view.render()), timeout=2.5,
+                       what="the log right away")

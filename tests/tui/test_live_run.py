@@ -20,7 +20,7 @@ async def test_new_run_of_tiny_model_trains_live_to_an_adapter(make_app, wait_fo
         flow = app.screen
         assert isinstance(flow, NewRunScreen)
         flow.query_one("#model", Input).value = str(tiny_model_dir)
-        await pilot.press("enter", "enter")
+        await pilot.press("enter", "enter", "enter")  # model, stage (sft), data
         await wait_for(pilot, lambda: flow.query_one("#presets").option_count > 1, what="the preset list")
         app.draft.preset = "cpu-first-try"
         flow.take_draft()

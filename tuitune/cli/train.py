@@ -67,6 +67,9 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
     else:
         run_dir = new_run_dir(runs_root, default_run_name(config))
     start_run(run_dir, config)
+    if getattr(args, "preset_chosen_for_you", False):  # said once the run started, so errors stay one line
+        print(f"preset: {args.preset} (none named: the settings file's, else this machine's; "
+              "--preset NAME chooses)", file=sys.stderr)
     return run_dir, 0
 
 
@@ -83,9 +86,7 @@ def config_of(args: argparse.Namespace) -> RunConfig:
     if args.preset is None and args.config is None:  # never a third, unnamed set of defaults: say which
         from tuitune.settings import default_preset, load_settings
 
-        args.preset = default_preset(load_settings())
-        print(f"preset: {args.preset} (none named: the settings file's, else this machine's; "
-              "--preset NAME chooses)", file=sys.stderr)
+        args.preset, args.preset_chosen_for_you = default_preset(load_settings()), True
     dataset_dir = getattr(args, "dataset_dir", None)
     imported = load_lf_or_none(args.config, dataset_dir=dataset_dir) if args.config else None
     for warning in imported.warnings() if imported else []:
