@@ -13,9 +13,10 @@ for about 2.5 GiB ever live at once; the heap held 1.2 GiB free after the forwar
 dynamic adjustment off): every block of THRESHOLD or more is mapped for itself and unmapped when
 freed, so the peak RSS follows what is live (2.17 GiB on the same batch, with the lean MLP; a
 380-token batch peaked at 2.15 GiB with a 1 MiB threshold, its sub-MiB tensors fragmenting the heap,
-and at 1.58 GiB with 128 KiB). The price is a page fault per 4 KiB when a block is first written:
-the count of minor faults a step was about the same as with the heap (whose trimming faults
-pages too). Other allocators (jemalloc, tcmalloc, macOS) are left alone.
+and at 1.58 GiB with 128 KiB). The price is a page fault per 4 KiB when a block is first written,
+and it grows as the threshold falls: on bench_speed's LoRA case (quiet machine) 128 KiB gave 1.09x
+the checkpointed reference's tokens/s at 0.78x its memory, 1 MiB 1.50x at 0.92x, so 1 MiB it is:
+both targets met. Other allocators (jemalloc, tcmalloc, macOS) are left alone.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ log = logging.getLogger("engine.recipes.allocator")
 
 M_MMAP_THRESHOLD = -3
 """mallopt's parameter number for the mmap threshold (glibc's malloc.h)."""
-THRESHOLD = 1 << 17
+THRESHOLD = 1 << 20
 """Blocks of 1 MiB or more get their own mapping: activations (a 128-token batch of a 576-wide model
 is 288 KiB a tensor; most are several MiB), not the many small tensors of the Python side."""
 
