@@ -90,10 +90,12 @@ class RecordTable(DataTable):
         """Columns: record, line, status, preview."""
         self.cursor_type = "row"
         self.records: dict[int, RawRecord] = {}
-        self.add_column("#", key="index")
-        self.add_column("line", key="line")
-        self.add_column(" ", key="ok")
-        self.add_column("record", key="preview")
+        # Fixed widths: measured from the content, a page could be drawn before or after its rows
+        # were measured, and the same screen came out two ways.
+        self.add_column("#", key="index", width=6)
+        self.add_column("line", key="line", width=6)
+        self.add_column(" ", key="ok", width=1)
+        self.add_column("record", key="preview", width=PREVIEW)
 
     def show_page(self, rows: list[RawRecord], fmt: str | None) -> None:
         """Replace the rows with ``rows``."""
