@@ -193,6 +193,8 @@ class TrainSection(Section):
     """Seconds without a step (and at least ten usual steps) before the watchdog calls it a stall."""
     report_to: list[Literal["tensorboard", "wandb", "mlflow"]] = Field(default_factory=list)
     """Experiment trackers, written into RUN/trackers/: tensorboard, wandb (offline), mlflow (local store)."""
+    gpus: Literal["all"] | list[int] | int = "all"
+    """GPUs the run trains on: all, a list of indices ([0, 1]) or a count (the first N). More than one runs under torchrun."""
 
 
 Stage = Literal["sft", "pt", "rm", "dpo", "kto", "orpo"]
@@ -224,6 +226,21 @@ class PreferenceSection(Section):
     """KTO: loss weight of undesirable examples; raise it when they are fewer than desirable ones."""
 
 
+class DistributedSection(Section):
+    """Several processes, GPUs or machines (torchrun): how many and where they meet."""
+
+    nproc: int | None = Field(None, ge=1)
+    """Processes on this machine; default: one per GPU of train.gpus (on a CPU-only machine, 1; gloo for more)."""
+    strategy: Literal["auto", "ddp", "fsdp"] = "auto"
+    """auto: DDP for adapters (each GPU holds the whole base), FSDP for full fine-tuning (the base sharded)."""
+    nnodes: int = Field(1, ge=1)
+    """Machines taking part; each runs tuitune train with the same config and its own node_rank."""
+    node_rank: int = Field(0, ge=0)
+    """This machine's place among nnodes; rank 0 writes events, checkpoints and the adapter."""
+    master: str | None = None
+    """ADDR:PORT of node 0, reachable from every node (torchrun's rendezvous); needed when nnodes > 1."""
+
+
 class RunConfig(Section):
     """A whole run, or a preset (a partial run merged over the defaults)."""
 
@@ -237,6 +254,7 @@ class RunConfig(Section):
     data: DataSection = Field(default_factory=DataSection)
     train: TrainSection = Field(default_factory=TrainSection)
     preference: PreferenceSection = Field(default_factory=PreferenceSection)
+    distributed: DistributedSection = Field(default_factory=DistributedSection)
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "RunConfig":
@@ -249,6 +267,11 @@ class RunConfig(Section):
                              "another prompt of the same batch")
         if self.preference.label_smoothing and self.preference.loss_type != "robust":
             raise ValueError("preference.label_smoothing is used only by loss_type robust: set it to 0 or use robust")
+        if self.distributed.node_rank >= self.distributed.nnodes:
+            raise ValueError(f"distributed.node_rank {self.distributed.node_rank} is not below nnodes "
+                             f"{self.distributed.nnodes}: ranks count from 0")
+        if self.distributed.nnodes > 1 and not self.distributed.master:
+            raise ValueError("distributed.nnodes above 1 needs distributed.master (ADDR:PORT of node 0)")
         return self
 
 
@@ -337,7 +360,7 @@ def validate_config(node: yaml.Node | None, data: Any, source: str,
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([f"{source}:1:1: expected a mapping of sections (stage, model, quant, adapter, data, train, preference)"])
+        raise ConfigError([f"{source}:1:1: expected a mapping of sections (stage, model, quant, adapter, data, train, preference, distributed)"])
     merged = deep_merge(base or {}, data)
     try:
         return RunConfig.model_validate(merged)

@@ -15,6 +15,8 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser, every subcommand included."""
+    from engine.config import STAGES
+
     parser = argparse.ArgumentParser(prog="tuitune", description="Fine-tune LLMs with LoRA/QLoRA from the terminal.")
     parser.add_argument("--runs-dir", help="folder holding run folders (over $TUITUNE_RUNS_DIR, the settings file "
                                            "and XDG data)")
@@ -23,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="train headless (progress bar, or --detach)")
     train.add_argument("config", nargs="?", help="run config YAML (default: the demo run)")
     train.add_argument("--model", help="model alias, local folder or hub id")
-    train.add_argument("--stage", choices=["sft", "pt", "rm", "dpo", "kto", "orpo"],
+    train.add_argument("--stage", choices=list(STAGES),
                        help="training stage (default: the config's, else sft)")
     train.add_argument("--data", action="append", help="training data file or folder (repeatable)")
     train.add_argument("--preset", help="preset name or YAML file laid under the config")
@@ -59,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("path", help="JSON, JSON Lines, .txt or datasets folder (with --dataset-dir: dataset names)")
     check.add_argument("--format", default="auto", help="record layout (default: detected); tuitune data check "
                                                         "names the layouts when a file matches none")
-    check.add_argument("--stage", choices=["sft", "pt", "rm", "dpo", "kto", "orpo"],
+    check.add_argument("--stage", choices=list(STAGES),
                        help="accept only the layouts this stage trains on, as training would")
     check.add_argument("--dataset-dir", metavar="DIR",
                        help="PATH names datasets of DIR/dataset_info.json (LLaMA-Factory), comma separated")
