@@ -37,7 +37,8 @@ from engine.recipes.saving import DiskFull
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 RECIPES = {"sft": "engine.recipes.sft", "pt": "engine.recipes.pt", "rm": "engine.recipes.rm",
-           "dpo": "engine.recipes.dpo", "kto": "engine.recipes.kto", "orpo": "engine.recipes.orpo"}
+           "dpo": "engine.recipes.dpo", "kto": "engine.recipes.kto", "orpo": "engine.recipes.orpo",
+           "grpo": "engine.recipes.grpo", "rloo": "engine.recipes.grpo"}
 """Training stage to the recipe module that trains it; each has ``train(run_dir, resume, events, flags)``."""
 MODEL_HINT = "check model.name_or_path: a local folder with config.json, a hub id (needs network) or an alias"
 
