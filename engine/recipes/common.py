@@ -27,6 +27,7 @@ from engine.models.loading import check_model, cuda_bf16, device_name, peak_memo
 from engine.models.tokenizer import load_tokenizer
 from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, PHASE, RUN_FINISHED, RUN_STARTED, RUN_STOPPED
 from engine.protocol import WARNING, read_events
+from engine.recipes import distributed
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.recipes.saving import check_room, copy_model_files, save_atomically, whole_run_loss
 
@@ -160,6 +161,7 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool, flat_ba
         # "non_padding" would then skip ids equal to the pad id, which is often the end-of-turn token.
         include_num_input_tokens_seen="all" if flat_batches else "non_padding",
         dataloader_pin_memory=torch.cuda.is_available(),
+        **distributed.trainer_arguments(config),
         **extra,
     )
 
