@@ -63,17 +63,11 @@ tokens, the loss's denominator), ``left_out``, ``truncated``, ``predicted``, ``m
 
 from __future__ import annotations
 
-import argparse
-import errno
 import json
 import logging
 import math
 import os
-import signal
-import sys
-import threading
 import time
-import traceback
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,33 +75,29 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-import transformers
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from engine.config import ConfigError, RunConfig, load_config
+from engine.config import RunConfig
 from engine.data.checks import CheckedRecord, check_paths
 from engine.data.encode import IGNORE_INDEX, Encoded, encode_conversations
 from engine.data.formats import with_system
 from engine.data.problems import DataError, Problem
 from engine.files import write_text_atomic
 from engine.jobs import similarity
+from engine.jobs.runner import JobError, StopFlag, Stopped, read_job_settings, read_run_config, run_job
 from engine.models.demo import resolve_model
 from engine.models.generation import ChatModel, Settings, answer, load_chat_model
-from engine.models.info import ModelError
 from engine.models.loading import check_model, cuda_bf16, device_name
-from engine.protocol import CONFIG_FILE, JOB_FAILED, JOB_FILE, JOB_FINISHED, JOB_STARTED, JOB_STOPPED, PHASE
-from engine.protocol import PROGRESS, WARNING, EventWriter, read_log_tail
+from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE
+from engine.protocol import PROGRESS, WARNING, EventWriter
 
 log = logging.getLogger("engine.jobs.eval")
 
-HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 PROGRESS_EVERY_S = 0.5
 """Least seconds between two progress events of a phase (its last one is always written)."""
 ENCODE_BATCH = 512
-MODEL_HINT = "check the run's model.name_or_path: the model it trained on must still be readable here"
 
 
 class EvalSettings(BaseModel):
@@ -125,34 +115,6 @@ class EvalSettings(BaseModel):
     """Longest prediction in tokens."""
     limit: int | None = Field(None, ge=1)
     """Evaluate only the first N usable records."""
-
-
-class JobError(Exception):
-    """The job cannot run as asked; ``cause`` is one line, ``errors`` locate each problem."""
-
-    def __init__(self, cause: str, errors: list[str] | None = None, hint: str | None = None) -> None:
-        super().__init__(cause)
-        self.cause, self.errors, self.hint = cause, errors or [], hint
-
-
-class Stopped(Exception):
-    """A stop was asked for; raised between records (or out of a generation)."""
-
-
-@dataclass
-class StopFlag:
-    """Set by SIGTERM/SIGINT, checked between records and, through ``event``, at every generated token."""
-
-    event: threading.Event = field(default_factory=threading.Event)
-
-    def request(self, *_: object) -> None:
-        """Signal handler: remember the stop; the job answers at the next check."""
-        self.event.set()
-
-    def check(self) -> None:
-        """Raise :class:`Stopped` when a stop was asked for."""
-        if self.event.is_set():
-            raise Stopped
 
 
 @dataclass
@@ -189,42 +151,25 @@ class Tally:
 
 def main(argv: list[str]) -> int:
     """``python -m engine eval --job-dir RUN/evals/NAME``."""
-    parser = argparse.ArgumentParser(prog="python -m engine eval", description="Evaluate a run's adapter.")
-    parser.add_argument("--job-dir", required=True, type=Path)
-    args = parser.parse_args(argv)
-    job_dir = args.job_dir.resolve()
-    flag = StopFlag()
-    for sig in HANDLED_SIGNALS:
-        signal.signal(sig, flag.request)
-    # The supervisor starts its child with these blocked, so a stop sent while torch imported waited here.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    transformers.utils.logging.disable_progress_bar()
     tally = Tally()
-    with EventWriter(job_dir) as events:
-        try:
-            evaluate(job_dir, events, flag, tally)
-            return 0
-        except Stopped:
-            written = write_metrics(job_dir, tally, complete=False)
-            events.emit(JOB_STOPPED, phase=tally.phase, done=tally.done, total=tally.total, killed=False,
-                        metrics_path=METRICS_FILE if written else None,
-                        predictions_path=PREDICTIONS_FILE if (job_dir / PREDICTIONS_FILE).exists() else None)
-            return 0
-        except BaseException as exc:  # noqa: BLE001 - every failure must become an event
-            traceback.print_exc()
-            sys.stderr.flush()
-            events.emit(JOB_FAILED, **describe_failure(exc), exit_code=1, signal=None,
-                        log_tail=read_log_tail(job_dir, lines=30))
-            return 1
+    return run_job(argv, "eval", "Evaluate a run's adapter.",
+                   work=lambda job_dir, events, flag: evaluate(job_dir, events, flag, tally),
+                   stopped=lambda job_dir: stop_report(job_dir, tally))
+
+
+def stop_report(job_dir: Path, tally: Tally) -> dict[str, Any]:
+    """What ``job_stopped`` says: where the job was, and metrics.json of what was done (written now)."""
+    written = write_metrics(job_dir, tally, complete=False)
+    return {"phase": tally.phase, "done": tally.done, "total": tally.total,
+            "metrics_path": METRICS_FILE if written else None,
+            "predictions_path": PREDICTIONS_FILE if (job_dir / PREDICTIONS_FILE).exists() else None}
 
 
 def evaluate(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> None:
     """Run the whole evaluation in ``job_dir`` (``RUN/evals/NAME``), writing events as it goes."""
     started = time.monotonic()
-    settings = read_settings(job_dir)
-    run_dir = job_dir.parent.parent
-    config = read_run_config(run_dir)
+    settings = read_job_settings(job_dir, EvalSettings)
+    run_dir, config = read_run_config(job_dir)
     adapter_dir = find_adapter(run_dir, settings.adapter, config)
 
     # ---- data: the same checks as training, before anything slow ------------------------
@@ -301,30 +246,6 @@ def evaluate(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -
     events.emit(JOB_FINISHED, metrics={side: metrics[side] for side in ("base", "tuned")},
                 records=metrics["records"], tokens=metrics["tokens"], metrics_path=METRICS_FILE,
                 predictions_path=PREDICTIONS_FILE, elapsed_s=round(time.monotonic() - started, 3))
-
-
-def read_settings(job_dir: Path) -> EvalSettings:
-    """The job's ``job.yaml``, validated.
-
-    Raises:
-        JobError: the file is missing, not YAML, or asks for something unknown or out of range.
-    """
-    path = job_dir / JOB_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return EvalSettings.model_validate(data)
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise JobError(f"cannot read {path}: {exc}") from exc
-    except ValidationError as exc:
-        errors = [f"{path} {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()]
-        raise JobError("the job's settings are invalid", errors) from exc
-
-
-def read_run_config(run_dir: Path) -> RunConfig:
-    """The run's resolved ``config.yaml`` (the job folder must be ``RUN/evals/NAME``)."""
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise JobError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); an evaluation lives in RUN/evals/NAME")
-    return load_config(run_dir / CONFIG_FILE)
 
 
 def find_adapter(run_dir: Path, adapter: str, config: RunConfig) -> Path:
@@ -511,28 +432,3 @@ def _exp(loss: float | None) -> float | None:
         return math.exp(loss)
     except OverflowError:
         return None
-
-
-def describe_failure(exc: BaseException) -> dict[str, Any]:
-    """``cause``, ``hint`` and ``errors`` for an exception that ended the job, by its type."""
-    if isinstance(exc, JobError):
-        return {"cause": exc.cause, "hint": exc.hint, "errors": exc.errors}
-    if isinstance(exc, ConfigError):
-        return {"cause": "the run's config.yaml is invalid", "hint": None, "errors": list(exc.problems)}
-    if isinstance(exc, DataError):
-        return {"cause": "the evaluation data has problems", "hint": "run `tuitune data check` on it",
-                "errors": [str(p) for p in exc.problems]}
-    if isinstance(exc, ModelError):
-        return {"cause": _first_line(exc), "hint": MODEL_HINT, "errors": []}
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return {"cause": f"no space left on the disk: {exc}", "hint": "free some space and evaluate again",
-                "errors": []}
-    if isinstance(exc, torch.OutOfMemoryError):
-        return {"cause": "out of GPU memory", "hint": "evaluate with a lower --max-new-tokens, or on a larger GPU",
-                "errors": []}
-    return {"cause": f"{type(exc).__name__}: {_first_line(exc)}", "hint": None, "errors": []}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -32,36 +32,29 @@ never overwritten: the job refuses before it starts.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import shutil
-import signal
-import sys
 import tempfile
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import transformers
-import yaml
-from pydantic import ValidationError
 
-from engine.config import RunConfig, load_config
 from engine.export import plan
 from engine.export.adapter import copy_adapter
 from engine.export.gguf_writer import GGUFError, Progress, write_gguf
 from engine.export.merge import load_merged, save_merged
 from engine.export.ollama import TemplateError, modelfile
 from engine.files import write_text_atomic
-from engine.jobs.eval import HANDLED_SIGNALS, JobError, StopFlag, Stopped, describe_failure
+from engine.jobs.runner import JobError, StopFlag, describe_failure, read_job_settings, read_run_config, run_job
 from engine.models.demo import resolve_model
 from engine.models.info import read_model_info
+from engine.models.loading import hub_kwargs
 from engine.models.tokenizer import load_tokenizer
-from engine.protocol import CONFIG_FILE, JOB_FAILED, JOB_FILE, JOB_FINISHED, JOB_STARTED, JOB_STOPPED, PHASE
-from engine.protocol import PROGRESS, EventWriter, read_log_tail
+from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE
+from engine.protocol import PROGRESS, EventWriter
 
 log = logging.getLogger("engine.jobs.export")
 PROGRESS_EVERY_S = 0.5
@@ -81,39 +74,19 @@ class Tally:
 
 def main(argv: list[str]) -> int:
     """``python -m engine export --job-dir RUN/exports/NAME``."""
-    parser = argparse.ArgumentParser(prog="python -m engine export", description="Export a run's model.")
-    parser.add_argument("--job-dir", required=True, type=Path)
-    args = parser.parse_args(argv)
-    job_dir = args.job_dir.resolve()
-    flag = StopFlag()
-    for sig in HANDLED_SIGNALS:
-        signal.signal(sig, flag.request)
-    # The supervisor starts its child with these blocked, so a stop sent while torch imported waited here.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    transformers.utils.logging.disable_progress_bar()
     tally = Tally()
-    with EventWriter(job_dir) as events:
-        try:
-            export(job_dir, events, flag, tally)
-            return 0
-        except Stopped:
-            events.emit(JOB_STOPPED, phase=tally.phase, output=tally.output, done=tally.done, total=tally.total,
-                        killed=False, outputs=tally.finished)
-            return 0
-        except BaseException as exc:  # noqa: BLE001 - every failure must become an event
-            traceback.print_exc()
-            sys.stderr.flush()
-            events.emit(JOB_FAILED, **failure(exc), exit_code=1, signal=None, log_tail=read_log_tail(job_dir, lines=30))
-            return 1
+    return run_job(argv, "export", "Export a run's model.",
+                   work=lambda job_dir, events, flag: export(job_dir, events, flag, tally),
+                   stopped=lambda _: {"phase": tally.phase, "output": tally.output, "done": tally.done,
+                                      "total": tally.total, "outputs": tally.finished},
+                   failure=failure)
 
 
 def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> None:
     """Run the whole export of ``job_dir`` (``RUN/exports/NAME``), writing events as it goes."""
     started = time.monotonic()
-    settings = read_settings(job_dir)
-    run_dir = job_dir.parent.parent
-    config = read_run_config(run_dir)
+    settings = read_job_settings(job_dir, plan.ExportSettings)
+    run_dir, config = read_run_config(job_dir)
     full = config.adapter.method == "full"
     weights = find_weights(run_dir, settings.weights, full)
     if full and settings.adapter_only:
@@ -248,29 +221,6 @@ class Reporter:
                          total=self.tally.total)
 
 
-def read_settings(job_dir: Path) -> plan.ExportSettings:
-    """The job's ``job.yaml``, validated.
-
-    Raises:
-        JobError: the file is missing, not YAML, or asks for something unknown or inconsistent.
-    """
-    path = job_dir / JOB_FILE
-    try:
-        return plan.ExportSettings.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise JobError(f"cannot read {path}: {exc}") from exc
-    except ValidationError as exc:
-        errors = [f"{path} {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}" for e in exc.errors()]
-        raise JobError("the job's settings are invalid", errors) from exc
-
-
-def read_run_config(run_dir: Path) -> RunConfig:
-    """The run's resolved ``config.yaml`` (the job folder must be ``RUN/exports/NAME``)."""
-    if not (run_dir / CONFIG_FILE).is_file():
-        raise JobError(f"{run_dir} is not a run folder (no {CONFIG_FILE}); an export lives in RUN/exports/NAME")
-    return load_config(run_dir / CONFIG_FILE)
-
-
 def find_weights(run_dir: Path, weights: str, full: bool) -> Path:
     """The adapter (or full weights) folder inside the run, checked to hold what it should."""
     folder = (run_dir / weights).resolve()
@@ -283,16 +233,6 @@ def find_weights(run_dir: Path, weights: str, full: bool) -> Path:
     return folder
 
 
-def hub_kwargs(config: RunConfig) -> dict[str, Any]:
-    """Revision and trust_remote_code for the base, passed only when set."""
-    kwargs: dict[str, Any] = {}
-    if config.model.revision:
-        kwargs["revision"] = config.model.revision
-    if config.model.trust_remote_code:
-        kwargs["trust_remote_code"] = True
-    return kwargs
-
-
 def describe_output(path: Path) -> dict[str, Any]:
     """An output for the events: its name, absolute path and size in bytes."""
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
@@ -303,6 +243,4 @@ def failure(exc: BaseException) -> dict[str, Any]:
     """``cause``, ``hint`` and ``errors`` of an export that failed (eval's, plus the GGUF writer's)."""
     if isinstance(exc, GGUFError):
         return {"cause": str(exc), "hint": "export the merged model instead (--merged)", "errors": []}
-    if isinstance(exc, FileExistsError):
-        return {"cause": str(exc), "hint": None, "errors": []}
     return describe_failure(exc)

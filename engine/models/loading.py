@@ -42,7 +42,7 @@ def pick_dtype(name: str, full_finetune: bool = False) -> torch.dtype:
     return torch.bfloat16 if cuda_bf16() and not full_finetune else torch.float32
 
 
-def _hub_kwargs(config: RunConfig) -> dict[str, Any]:
+def hub_kwargs(config: RunConfig) -> dict[str, Any]:
     """Revision and trust_remote_code, passed only when set (a plain load stays a plain load)."""
     kwargs: dict[str, Any] = {}
     if config.model.revision:
@@ -88,7 +88,7 @@ def load_model(config: RunConfig, path: str) -> PreTrainedModel:
     unquantized models are moved by the Trainer.
     """
     full = config.adapter.method == "full"
-    kwargs: dict[str, Any] = {"dtype": pick_dtype(config.model.dtype, full_finetune=full), **_hub_kwargs(config)}
+    kwargs: dict[str, Any] = {"dtype": pick_dtype(config.model.dtype, full_finetune=full), **hub_kwargs(config)}
     attention = attention_implementation(kwargs["dtype"] if config.quant.mode == "none"
                                          else pick_dtype(config.quant.compute_dtype))
     if attention:
