@@ -85,7 +85,7 @@ async def bench_screen(path: Path) -> None:
 
     started = time.perf_counter()
     app = BenchApp()
-    async with app.run_test(size=(120, 40)) as pilot:
+    async with app.run_test(size=(120, 40)):
         while first_cell(app) is None and time.perf_counter() - started < 30:
             await asyncio.sleep(0.002)
         print(f"first page in the Data screen (app start → rows in table): {(time.perf_counter() - started) * 1000:.0f} ms")
