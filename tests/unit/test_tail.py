@@ -65,3 +65,33 @@ def test_log_tail_keeps_last_lines_and_collapses_carriage_returns(tmp_path: Path
     tail = read_log_tail(tmp_path, lines=3)
     assert tail == ["line 98", "line 99", "100%"]
     assert read_log_tail(tmp_path, lines=500, max_bytes=64)[0].startswith("line ")
+
+
+def test_skim_of_a_long_history_keeps_the_alerts_and_attempt_starts_from_its_middle(tmp_path: Path) -> None:
+    from tuitune.runs.state import RunState, fold
+    from tuitune.runs.tail import SKIM_HEAD_BYTES, SKIM_TAIL_BYTES
+
+    def history(folder: Path, resumed_after_alert: bool) -> list[dict]:
+        with EventWriter(folder) as writer:
+            writer.emit("run_started", model={}, data={}, total_steps=30000)
+            for step in range(1, 20001):
+                writer.emit("log", step=step, loss=2.0, learning_rate=1e-4)
+                if step == 8000:
+                    writer.emit("alert", kind="spike", step=step, message="loss jumped", action="look")
+                if step == 12000 and resumed_after_alert:
+                    writer.emit("run_started", model={}, data={}, total_steps=30000, resumed_from_step=12000)
+        assert (folder / "events.jsonl").stat().st_size > 2 * (SKIM_HEAD_BYTES + SKIM_TAIL_BYTES)
+        return EventTail(folder).read_all()
+
+    whole = history(tmp_path / "a", resumed_after_alert=False)
+    skimmed = EventTail(tmp_path / "a").skim()
+    seqs = [e["seq"] for e in skimmed]
+    assert seqs == sorted(set(seqs)) and skimmed[-1] == whole[-1]
+    assert [e["step"] for e in skimmed if e["type"] == "alert"] == [8000]
+    assert len(skimmed) < len(whole) / 4  # the middle's logs were not parsed
+    tail_start = next(i for i, e in enumerate(skimmed) if e["type"] == "log" and e["step"] > 8000)
+    assert skimmed[tail_start]["seq"] + len(skimmed) - tail_start - 1 == whole[-1]["seq"]  # no tail event lost
+    assert [a["kind"] for a in fold(RunState(name="a"), skimmed).alerts] == ["spike"]
+
+    history(tmp_path / "b", resumed_after_alert=True)
+    assert fold(RunState(name="b"), EventTail(tmp_path / "b").skim()).alerts == ()  # an earlier attempt's alert

@@ -8,6 +8,7 @@ the next poll. A new tail starts at offset 0, so attaching brings back the whole
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ CHUNK_BYTES = 1 << 20
 SKIM_HEAD_BYTES = 64 << 10
 SKIM_TAIL_BYTES = 256 << 10
 """What a summary reads of a long history: its start (when and what began) and its end (where it is)."""
+SKIM_KEPT_TYPES = (b'"type": "alert"', b'"type": "run_started"')
+"""Events a summary still needs from the skipped middle: the watchdog's alerts, and the attempt starts
+that make earlier alerts history. Found by their bytes, so the middle is scanned, never parsed."""
 KEPT_BAD_LINES = 100
 
 
@@ -55,21 +59,46 @@ class EventTail:
         return result.events
 
     def skim(self) -> list[Event]:
-        """For a summary: the events at the start and at the end of the history, not those between.
+        """For a summary: the events at the start and at the end of the history, and from between
+        only the SKIM_KEPT_TYPES (alerts, attempt starts).
 
-        A history of hundreds of megabytes would take many seconds and gigabytes to read whole,
-        while a summary needs only when and how the run began and where it is now. Afterwards the
-        tail continues from the end, like any other.
+        A history of hundreds of megabytes would take many seconds and gigabytes to parse whole,
+        while a summary needs only when and how the run began, where it is now, and whether the
+        watchdog raised an alert in this attempt. Afterwards the tail continues from the end.
         """
         size = self._size()
         if size - self.offset <= SKIM_HEAD_BYTES + SKIM_TAIL_BYTES:
             return self.read_all()
         head = read_events_from(self.path, self.offset, SKIM_HEAD_BYTES)
-        start = size - SKIM_TAIL_BYTES
+        start = self._next_line_start(size - SKIM_TAIL_BYTES)
         tail = read_events_from(self.path, start, None)
-        events = tail.events[1:] if start > 0 else tail.events  # the first line may be cut in half
         self.offset, self.error = tail.offset, tail.error or head.error
-        return head.events + events
+        return head.events + self._kept_between(head.offset, start) + tail.events
+
+    def _next_line_start(self, position: int) -> int:
+        """The offset of the first line that begins at or after ``position``."""
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(position - 1)
+                return file.tell() + len(file.readline())
+        except OSError:
+            return position
+
+    def _kept_between(self, begin: int, end: int) -> list[Event]:
+        """The SKIM_KEPT_TYPES events of the whole lines in [begin, end), in file order."""
+        kept: list[Event | None] = []
+        try:
+            with open(self.path, "rb") as file:
+                file.seek(begin)
+                carry, position = b"", begin
+                while position < end and (chunk := file.read(min(CHUNK_BYTES, end - position))):
+                    position += len(chunk)
+                    lines = (carry + chunk).split(b"\n")
+                    carry = lines.pop()
+                    kept.extend(_parse(line) for line in lines if any(mark in line for mark in SKIM_KEPT_TYPES))
+        except OSError:
+            return []
+        return [event for event in kept if event is not None]
 
     def read_all(self) -> list[Event]:
         """Every complete event not read yet, in as many chunks as it takes."""
@@ -83,3 +112,11 @@ class EventTail:
             return self.path.stat().st_size
         except FileNotFoundError:
             return 0
+
+
+def _parse(line: bytes) -> Event | None:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) and "type" in event else None
