@@ -62,6 +62,57 @@ def prepare(run_dir: Path, events: Events, flags: RunFlags) -> Prepared:
     return Prepared(config, path, tokenizer)
 
 
+@dataclass
+class Loaded:
+    """What a preference or RL recipe trains: the prepared run, its model with the adapter, and its data."""
+
+    config: RunConfig
+    path: str
+    """The model folder or hub id loaded."""
+    tokenizer: Any
+    model: Any
+    facts: dict[str, Any]
+    """The ``model`` object of ``run_started``."""
+    built: Any
+    """The datasets (:class:`engine.recipes.datasets.Built` or a recipe's own of the same shape)."""
+
+
+def load_for_stage(run_dir: Path, events: Events, flags: RunFlags, stage: str | None = None,
+                   load: Callable[[RunConfig, str, Any], Any] | None = None,
+                   build: Callable[..., Any] | None = None) -> Loaded:
+    """Prepare, load the model with its adapter (lean where the loss allows), then build the stage's data.
+
+    Args:
+        stage: the data layouts to read (default: the config's stage).
+        load: ``(config, path, tokenizer) -> model`` with its adapter (default: the causal LM with
+            :func:`apply_adapter`).
+        build: ``(data, tokenizer, seed, stage=…) -> Built`` (default: :func:`build_datasets`).
+
+    A stop asked for while loading is answered after the model and after the data; every data
+    warning becomes a ``warning`` event.
+    """
+    from engine.models.loading import apply_adapter, load_model, model_facts
+    from engine.recipes.datasets import build_datasets
+
+    ready = prepare(run_dir, events, flags)
+    config, tokenizer = ready.config, ready.tokenizer
+    if load is None:
+        model = apply_adapter(load_model(config, ready.path), config)
+    else:
+        model = load(config, ready.path, tokenizer)
+    lean_for_preferences(model, config)
+    facts = model_facts(model, config, ready.path)
+    log.info("model: %s", facts)
+    flags.check_stop()
+
+    events.emit(PHASE, name="loading_data", message=f"tokenising {', '.join(config.data.train)}")
+    built = (build or build_datasets)(config.data, tokenizer, config.train.seed, stage=stage or config.stage)
+    for message in built.warnings:
+        events.emit(WARNING, message=message, code="data")
+    flags.check_stop()
+    return Loaded(config, ready.path, tokenizer, model, facts, built)
+
+
 def run_started_fields(run_dir: Path, config: RunConfig, facts: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
     """The fields of ``run_started`` known before training (the callback adds steps and the resume)."""
     return {

@@ -20,12 +20,9 @@ from typing import Any
 
 from trl import KTOConfig, KTOTrainer
 
-from engine.models.loading import apply_adapter, load_model, model_facts
-from engine.protocol import PHASE, WARNING
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.recipes.common import (
-    lean_for_preferences, prepare, resume_point, run_started_fields, train_and_save, training_arguments)
-from engine.recipes.datasets import build_datasets
+    load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments)
 from engine.recipes.dpo import drop_reference_copy
 
 log = logging.getLogger("engine.recipes.kto")
@@ -51,22 +48,9 @@ class PretokenizedKTOTrainer(KTOTrainer):
 
 def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     """Run one KTO training session for ``run_dir``; returns the process exit status."""
-    ready = prepare(run_dir, events, flags)
-    config, tokenizer = ready.config, ready.tokenizer
-
-    # ---- model --------------------------------------------------------------
-    model = apply_adapter(load_model(config, ready.path), config)
-    lean_for_preferences(model, config)
-    facts = model_facts(model, config, ready.path)
-    log.info("model: %s", facts)
-    flags.check_stop()
-
-    # ---- data ---------------------------------------------------------------
-    events.emit(PHASE, name="loading_data", message=f"tokenising {', '.join(config.data.train)}")
-    built = build_datasets(config.data, tokenizer, config.train.seed, stage="kto")
-    for message in built.warnings:
-        events.emit(WARNING, message=message, code="data")
-    flags.check_stop()
+    # ---- model and data ------------------------------------------------------
+    loaded = load_for_stage(run_dir, events, flags, stage="kto")
+    config, tokenizer, model, facts, built = loaded.config, loaded.tokenizer, loaded.model, loaded.facts, loaded.built
 
     # ---- trainer ------------------------------------------------------------
     pref = config.preference

@@ -19,12 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.encode import IGNORE_INDEX
-from engine.models.loading import apply_adapter, load_model, model_facts
-from engine.protocol import PHASE, WARNING
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.recipes.common import (
-    lean_for_preferences, prepare, resume_point, run_started_fields, train_and_save, training_arguments)
-from engine.recipes.datasets import build_datasets
+    load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments)
 
 with warnings.catch_warnings():  # TRL warns on import that the experimental API may change: said above
     warnings.simplefilter("ignore")
@@ -56,22 +53,9 @@ class PretokenizedORPOTrainer(ORPOTrainer):
 
 def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     """Run one ORPO training session for ``run_dir``; returns the process exit status."""
-    ready = prepare(run_dir, events, flags)
-    config, tokenizer = ready.config, ready.tokenizer
-
-    # ---- model --------------------------------------------------------------
-    model = apply_adapter(load_model(config, ready.path), config)
-    lean_for_preferences(model, config)
-    facts = model_facts(model, config, ready.path)
-    log.info("model: %s", facts)
-    flags.check_stop()
-
-    # ---- data ---------------------------------------------------------------
-    events.emit(PHASE, name="loading_data", message=f"tokenising {', '.join(config.data.train)}")
-    built = build_datasets(config.data, tokenizer, config.train.seed, stage="orpo")
-    for message in built.warnings:
-        events.emit(WARNING, message=message, code="data")
-    flags.check_stop()
+    # ---- model and data ------------------------------------------------------
+    loaded = load_for_stage(run_dir, events, flags, stage="orpo")
+    config, tokenizer, model, facts, built = loaded.config, loaded.tokenizer, loaded.model, loaded.facts, loaded.built
 
     # ---- trainer ------------------------------------------------------------
     args = training_arguments(config, run_dir, has_eval=built.eval is not None, args_class=ORPOConfig,

@@ -26,12 +26,10 @@ from trl import RewardConfig, RewardTrainer
 
 from engine.config import RunConfig
 from engine.models.info import ModelError
-from engine.models.loading import attention_implementation, model_facts, pick_dtype, quantization_config
-from engine.protocol import PHASE, WARNING
+from engine.models.loading import attention_implementation, pick_dtype, quantization_config
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.recipes.common import (
-    lean_for_preferences, prepare, resume_point, run_started_fields, train_and_save, training_arguments)
-from engine.recipes.datasets import build_datasets
+    load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments)
 
 log = logging.getLogger("engine.recipes.rm")
 
@@ -78,21 +76,11 @@ def load_reward_model(config: RunConfig, path: str, pad_token_id: int) -> Any:
 
 def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     """Run one reward-model training session for ``run_dir``; returns the process exit status."""
-    ready = prepare(run_dir, events, flags)
-    config, tokenizer = ready.config, ready.tokenizer
-
-    # ---- model --------------------------------------------------------------
-    model = load_reward_model(config, ready.path, tokenizer.pad_token_id)
-    lean_for_preferences(model, config)
-    facts = model_facts(model, config, ready.path)
-    log.info("model: %s", facts)
-    flags.check_stop()
-
-    # ---- data ---------------------------------------------------------------
-    events.emit(PHASE, name="loading_data", message=f"tokenising {', '.join(config.data.train)}")
-    built = build_datasets(config.data, tokenizer, config.train.seed, stage="rm")
-    for message in built.warnings:
-        events.emit(WARNING, message=message, code="data")
+    # ---- model and data ------------------------------------------------------
+    # the base with a one-output score head, the adapter on it (see load_reward_model)
+    loaded = load_for_stage(run_dir, events, flags, stage="rm",
+                            load=lambda config, path, tokenizer: load_reward_model(config, path, tokenizer.pad_token_id))
+    config, tokenizer, model, facts, built = loaded.config, loaded.tokenizer, loaded.model, loaded.facts, loaded.built
     train_set, eval_set = (_whole_sequences(d) if d is not None else None for d in (built.train, built.eval))
     flags.check_stop()
 
