@@ -29,9 +29,19 @@ as ``tuitune stop`` would (checkpoint and adapter saved).
 The child starts with SIGTERM/SIGINT/SIGUSR1 blocked; the trainer (engine.recipes.runner)
 unblocks them once its handlers are installed, so a stop sent while torch imports is not lost.
 
-Several GPUs are not a matter of swapping the child's command: under torchrun a signal to the
-process group never reaches the workers (they run in sessions of their own), so stop, save-now
-and kill need their own delivery; that is the multi-GPU issue's work, not a one-line change.
+Several processes (GPUs, ``distributed.nproc``, machines): when the run's config asks for more than
+one trainer process, the child is torchrun's elastic agent (``python -m torch.distributed.run …
+-m engine train``, see :func:`train_command`) and the workers are its children, each in a session
+of its own, so a signal to the process group never reaches them. The supervisor therefore delivers
+every request to each worker itself (it finds them among its descendants and lists them in
+pids.json): a stop is SIGINT to every worker (the ranks agree on it at the step end, save and
+finish); SIGTERM is left to the agent, which sends it to tear the workers down when one of them
+died, and they then go at once. A kill is SIGKILL to the agent and every worker. The supervisor is
+the children's subreaper, so a worker orphaned by a dead agent is still its own to end, and at the
+end of an attempt it kills whatever of the tree is left: no process of a run outlives it. When a
+worker dies, the agent ends the others and prints which rank failed first; the supervisor reads
+that and records ``run_failed`` naming the rank, its exit code and the tail of its log
+(``logs/rank-N.log``; rank 0's output is engine.log).
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import shlex
 import signal
 import socket
@@ -54,13 +65,14 @@ from typing import Any, Callable
 from engine.checkpoints import latest_checkpoint
 from engine.files import write_text_atomic
 from engine.locks import FolderLock
-from engine.protocol import (ALERT, CONTINUED, EVENTS_FILE, JOB_FAILED, JOB_STOPPED, LOG, PAUSED, PIDS_FILE, RUN_FAILED,
-                             RUN_STOPPED, TERMINAL_TYPES)
+from engine.protocol import (ALERT, CONTINUED, EVENTS_FILE, JOB_FAILED, JOB_STOPPED, LOG, LOG_FILE, NODE_FILE, PAUSED,
+                             PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES, rank_log)
 from engine.protocol import EventWriter, read_events_from, read_log_tail
 from engine.watchdog import STALL_FLOOR_S, Alert, Watchdog
 
 CHILD_BLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 _prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform.startswith("linux") else None
 WATCH_S = 1.0
 """Seconds between the supervisor's looks at the run's new events (and for a stall)."""
@@ -102,6 +114,82 @@ JOBS = {"train": Job("train", "--run-dir", RUN_STOPPED, RUN_FAILED)}
 ``job_finished``/``job_stopped``/``job_failed`` (see docs/run-folder.md)."""
 
 
+@dataclass(frozen=True)
+class Processes:
+    """How many trainer processes a run has, where, and on which GPUs (from its config)."""
+
+    nproc: int
+    """Trainer processes on this machine."""
+    nnodes: int = 1
+    node_rank: int = 0
+    master: str | None = None
+    """``ADDR:PORT`` of node 0 when ``nnodes`` > 1."""
+    gpus: tuple[int, ...] | None = None
+    """GPU indices this machine's processes use (CUDA_VISIBLE_DEVICES), or None for what is visible."""
+
+    @property
+    def world_size(self) -> int:
+        """Processes over every node."""
+        return self.nproc * self.nnodes
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the run goes through torchrun."""
+        return self.world_size > 1 or self.nnodes > 1
+
+
+SHUTDOWN_S = 10
+"""Seconds torchrun's agent gives workers to end after SIGTERM before SIGKILL (they end at once)."""
+
+
+def visible_gpus() -> int:
+    """NVIDIA GPUs this process may use, without NVML (the supervisor imports no GPU library):
+    ``CUDA_VISIBLE_DEVICES`` when set, else the driver's list in /proc (0 without a driver)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([part for part in visible.split(",") if part.strip() and part.strip() != "-1"])
+    try:
+        return len(os.listdir("/proc/driver/nvidia/gpus"))
+    except OSError:
+        return 0
+
+
+def processes(config: Any) -> Processes:
+    """The processes of a run from its config: ``train.gpus`` (a list, a count or all) and ``distributed``.
+
+    The app and ``tuitune train`` write ``train.gpus`` as the list of indices they checked against
+    NVML; a hand-written ``all`` counts what is visible here.
+    """
+    dist, setting = config.distributed, config.train.gpus
+    if isinstance(setting, list):
+        gpus: tuple[int, ...] | None = tuple(setting)
+    elif isinstance(setting, int):
+        gpus = tuple(range(setting))
+    else:
+        gpus = None
+    found = len(gpus) if gpus is not None else visible_gpus()
+    return Processes(nproc=dist.nproc or max(1, found), nnodes=dist.nnodes, node_rank=dist.node_rank,
+                     master=dist.master, gpus=gpus)
+
+
+def train_command(folder: Path, resume: bool, plan: Processes) -> tuple[list[str], dict[str, str]]:
+    """The trainer's command line and the environment it adds, for one process or torchrun's agent.
+
+    One node: torchrun's ``--standalone`` rendezvous on a free local port (two runs never collide).
+    Several: the static rendezvous at ``master`` with this node's rank, so global rank 0 (events,
+    checkpoints, adapter) is always on node 0. No restarts: a failed rank ends the run.
+    """
+    train = ["-m", "engine", "train", "--run-dir", str(folder), *(["--resume"] if resume else [])]
+    env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, plan.gpus))} if plan.gpus else {}
+    if not plan.distributed:
+        return [sys.executable, *train], env
+    where = ["--standalone"] if plan.nnodes == 1 else [
+        "--nnodes", str(plan.nnodes), "--node-rank", str(plan.node_rank),
+        "--master-addr", (plan.master or "").rpartition(":")[0], "--master-port", (plan.master or "").rpartition(":")[2]]
+    return [sys.executable, "-m", "torch.distributed.run", *where, "--nproc-per-node", str(plan.nproc),
+            "--max-restarts", "0", "--monitor-interval", "0.5", "--shutdown-timeout", str(SHUTDOWN_S), *train], env
+
+
 def job(kind: str) -> Job:
     """The job of ``kind``; a kind not in ``JOBS`` is supervised like one, ending in job events."""
     return JOBS.get(kind) or Job(kind, "--job-dir", JOB_STOPPED, JOB_FAILED)
@@ -112,11 +200,14 @@ def log(message: str) -> None:
     print(f"[supervisor {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def child_env() -> dict[str, str]:
-    """The child's environment: ours plus unbuffered output and the oneDNN ISA cap."""
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The child's environment: ours plus unbuffered output, the oneDNN ISA cap, ``extra``, and our pid
+    (a torchrun worker watches it: it cannot be told of our death as a direct child is)."""
     env = dict(os.environ)
     env.setdefault("ONEDNN_MAX_CPU_ISA", ONEDNN_ISA)
     env["PYTHONUNBUFFERED"] = "1"
+    env["TUITUNE_SUPERVISOR_PID"] = str(os.getpid())
+    env.update(extra or {})
     return env
 
 
@@ -158,12 +249,23 @@ class Supervisor:
         lock: The folder's lock, held; its file is handed to the child.
     """
 
-    def __init__(self, folder: Path, command: list[str], job: Job, lock: FolderLock) -> None:
+    def __init__(self, folder: Path, command: list[str], job: Job, lock: FolderLock,
+                 plan: Processes | None = None, env: dict[str, str] | None = None) -> None:
         self.folder = folder
         self.command = command
         self.job = job
         self.lock = lock
+        self.plan = plan or Processes(nproc=1)
+        """The run's processes: more than one means the child is torchrun's agent."""
+        self.extra_env = env or {}
         self.child: subprocess.Popen[bytes] | None = None
+        self.workers: dict[int, int] = {}
+        """torchrun's workers on this machine: pid → global rank."""
+        self._told_to_stop: set[int] = set()
+        self._no_workers_since: float | None = None
+        self.ended_before_workers = False
+        """A stop came before torchrun had started any worker (a rendezvous still waiting): the agent was ended."""
+        self._log_offset = 0
         self.stop_requested = False
         self.kill_requested = False
         self.paused = False
@@ -183,13 +285,102 @@ class Supervisor:
         if self.paused:
             self.on_continue()
         if self._running():
-            self.child.send_signal(signal.SIGTERM)
+            if self.plan.distributed:
+                self.stop_workers()
+            else:
+                self.child.send_signal(signal.SIGTERM)
+
+    def find_workers(self) -> dict[int, int]:
+        """torchrun's workers among our descendants, pid → global rank (read from each one's environment)."""
+        import psutil
+
+        found: dict[int, int] = {}
+        try:
+            descendants = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            return self.workers
+        for proc in descendants:
+            try:
+                words = proc.cmdline()
+                if "train" not in words or "torch.distributed.run" in words or proc.status() == psutil.STATUS_ZOMBIE:
+                    continue
+                found[proc.pid] = int(proc.environ().get("RANK", "-1"))
+            except (psutil.Error, ValueError):
+                continue
+        return found
+
+    def refresh_workers(self) -> dict[int, int]:
+        """Look for the workers again; pids.json lists them whenever they change."""
+        found = self.find_workers()
+        if found != self.workers:
+            self.workers = found
+            self.write_pids()
+        return found
+
+    def stop_workers(self) -> None:
+        """Ask every worker to stop (SIGINT: the ranks agree on the step, save and finish). Called again
+        while the run lives, so a worker that was not started yet is told too; a rendezvous still
+        waiting for its peers, with no worker at all after a few seconds, is ended."""
+        workers = self.refresh_workers()
+        for pid in workers.keys() - self._told_to_stop:
+            try:
+                os.kill(pid, signal.SIGINT)
+            except ProcessLookupError:
+                continue
+            self._told_to_stop.add(pid)
+        now = time.monotonic()
+        if workers:
+            self._no_workers_since = None
+        elif self._no_workers_since is None:
+            self._no_workers_since = now
+        elif now - self._no_workers_since > NO_WORKERS_S and self._running():
+            log("stopped before any worker started: ending torchrun's agent")
+            self.ended_before_workers = True
+            self.kill_tree()
+
+    def kill_tree(self) -> None:
+        """SIGKILL to every process below us: the child, torchrun's workers, anything orphaned to us."""
+        import psutil
+
+        try:
+            descendants = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            descendants = []
+        for proc in descendants:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+
+    def end_tree(self) -> None:
+        """After the child: kill and reap whatever of its tree is left, so nothing outlives the attempt."""
+        import psutil
+
+        try:
+            left = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            return
+        if left:
+            log(f"ending {len(left)} process(es) left behind: {', '.join(str(p.pid) for p in left)}")
+        for proc in left:
+            try:
+                proc.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(left, timeout=10)
+
+    def _tree(self) -> list[int]:
+        """The child and its workers (pause and continue reach them all)."""
+        if self.plan.distributed:
+            self.refresh_workers()
+        return [self.child.pid, *self.workers] if self.child is not None else []
 
     def on_pause(self, *_: object) -> None:
         """SIGTSTP (``tuitune pause``): stop the trainer where it is and record it."""
         if self.job.verb != "train" or self.paused or self.stop_requested or not self._running():
             return
-        os.kill(self.child.pid, signal.SIGSTOP)
+        for pid in self._tree():
+            _send(pid, signal.SIGSTOP)
         self.paused = True
         self.note(PAUSED)
         log("paused the trainer (SIGSTOP): the model stays loaded, the compute is free")
@@ -201,7 +392,8 @@ class Supervisor:
         self.note(CONTINUED)
         self.paused = False
         if self._running():
-            os.kill(self.child.pid, signal.SIGCONT)
+            for pid in reversed(self._tree()):
+                _send(pid, signal.SIGCONT)
         log("continued the trainer")
 
     def note(self, type: str, **fields: Any) -> None:
@@ -221,6 +413,8 @@ class Supervisor:
             stalled = dog.stalled(time.time())
             if stalled is not None:
                 self.alert(stalled)
+            if self.plan.distributed:
+                self.stop_workers() if self.stop_requested and not self.kill_requested else self.refresh_workers()
             time.sleep(WATCH_S)
 
     def alert(self, alert: Alert) -> None:
@@ -235,14 +429,26 @@ class Supervisor:
         """SIGUSR2 (``tuitune stop --kill``): kill the child at once, and record it as a kill on request."""
         self.kill_requested = self.stop_requested = True
         if self.child is not None and self.child.poll() is None:
-            self.child.kill()
+            self.kill_tree()
 
     def write_pids(self) -> None:
         """Record who is who (the child is null until it starts)."""
-        write_text_atomic(self.folder / PIDS_FILE, json.dumps({
+        pids: dict[str, Any] = {
             "supervisor": os.getpid(), "trainer": self.child.pid if self.child else None,
             "pgid": os.getpgid(0), "host": socket.gethostname(), "started": round(time.time(), 3),
-        }))
+        }
+        if self.plan.distributed:  # the trainer is torchrun's agent; the workers train
+            pids.update(workers=[{"pid": pid, "rank": rank} for pid, rank in sorted(self.workers.items())],
+                        node_rank=self.plan.node_rank, world_size=self.plan.world_size)
+        write_text_atomic(self.folder / PIDS_FILE, json.dumps(pids))
+
+    def write_node(self) -> None:
+        """``node.json``: which node of the run this folder is, and how many processes it holds."""
+        plan = self.plan
+        write_text_atomic(self.folder / NODE_FILE, json.dumps({
+            "node_rank": plan.node_rank, "nnodes": plan.nnodes, "nproc": plan.nproc, "world_size": plan.world_size,
+            "master": plan.master, "gpus": list(plan.gpus) if plan.gpus is not None else None,
+            "host": socket.gethostname(), "writes_events": plan.node_rank == 0}, indent=1))
 
     def run(self) -> int:
         """Start the child, wait for it and record a missing terminal event; returns its exit code."""
@@ -251,18 +457,23 @@ class Supervisor:
         self.write_pids()
         if self.stop_requested:
             return self.record(self.job.stopped, **self._nothing_saved())
+        if self.plan.distributed:
+            self.write_node()
         log(f"starting {self.job.verb}: {shlex.join(self.command)}")
+        log_path = self.folder / LOG_FILE
+        self._log_offset = log_path.stat().st_size if log_path.exists() else 0
         # The child holds the same open lock file: the folder stays locked while it lives, even
         # should this supervisor be killed first.
-        self.child = subprocess.Popen(self.command, env=child_env(), stdin=subprocess.DEVNULL,
+        self.child = subprocess.Popen(self.command, env=child_env(self.extra_env), stdin=subprocess.DEVNULL,
                                       preexec_fn=_child_setup(os.getpid()), pass_fds=(self.lock.fd,))
         self.write_pids()
         if self.stop_requested:
-            self.child.send_signal(signal.SIGTERM)
+            self.on_sigterm()
         if self.job.verb == "train":
             threading.Thread(target=self.watch, args=(offset,), name="watchdog", daemon=True).start()
         returncode = self.child.wait()
         log(f"{self.job.verb} exited with {describe_exit(returncode)}")
+        self.end_tree()
         if any(e["type"] in TERMINAL_TYPES for e in read_events_from(events_path, offset).events):
             return returncode
         return self.record_exit(returncode)
@@ -271,8 +482,12 @@ class Supervisor:
         """Append the terminal event the child could not write."""
         sig = _signal_name(-returncode) if returncode < 0 else None
         exit_code = 128 - returncode if returncode < 0 else returncode  # shell convention for signals
+        if self.ended_before_workers:
+            return self.record(self.job.stopped, **self._nothing_saved())
         if sig == "SIGKILL" and self.kill_requested:
             return self.record(self.job.stopped, **self._killed())
+        if self.plan.distributed and (failed := self.failed_rank()) is not None:
+            return self.record_rank_failure(*failed)
         if sig == "SIGTERM" and self.stop_requested:
             # Stopped before its handlers were installed: nothing was saved, but it was asked to end.
             return self.record(self.job.stopped, **self._nothing_saved())
@@ -281,6 +496,34 @@ class Supervisor:
         self.record(self.job.failed, cause=cause, exit_code=exit_code, signal=sig, hint=HINTS.get(sig or ""),
                     log_tail=read_log_tail(self.folder, lines=30), errors=[])
         return returncode if returncode > 0 else exit_code
+
+    def failed_rank(self) -> tuple[int, int, int, str] | None:
+        """The first rank that failed, as torchrun's agent printed it into engine.log: (rank, local rank,
+        exit code as Popen gives it, host), or None when the agent said nothing of one."""
+        try:
+            with open(self.folder / LOG_FILE, "rb") as file:
+                file.seek(self._log_offset)
+                text = file.read().decode("utf-8", "replace")[-65536:]
+        except OSError:
+            return None
+        found = ROOT_CAUSE.search(text)
+        if found is None:
+            return None
+        return int(found["rank"]), int(found["local"]), int(found["code"]), found["host"].strip()
+
+    def record_rank_failure(self, rank: int, local_rank: int, returncode: int, host: str) -> int:
+        """``run_failed`` naming the rank that failed first, its exit code and the tail of its own log."""
+        sig = _signal_name(-returncode) if returncode < 0 else None
+        exit_code = 128 - returncode if returncode < 0 else returncode
+        how = f"was killed by {sig}" if sig else f"exited with code {returncode}"
+        where = f"node {self.plan.node_rank}" if self.plan.nnodes > 1 else host
+        log_name = rank_log(rank)
+        tail = read_log_tail(self.folder, lines=30, name=log_name) or read_log_tail(self.folder, lines=30)
+        self.record(self.job.failed, cause=f"rank {rank} of {self.plan.world_size} (local rank {local_rank} on {where}) "
+                    f"{how}; torchrun ended the others", exit_code=exit_code, signal=sig, hint=HINTS.get(sig or ""),
+                    log_tail=tail, errors=[], rank=rank, local_rank=local_rank,
+                    log_path=log_name if (self.folder / log_name).exists() else LOG_FILE)
+        return exit_code or 1
 
     def record(self, type: str, **fields: Any) -> int:
         """Append one event (the child is gone, so the sequence numbers are ours)."""
@@ -304,6 +547,20 @@ class Supervisor:
             return {"step": None, "checkpoint_path": None, "adapter_path": None, "peak_memory_bytes": None,
                     "peak_memory_kind": None}
         return {}
+
+
+NO_WORKERS_S = 5.0
+"""Seconds a stop waits for torchrun to start its workers before it ends the agent instead."""
+ROOT_CAUSE = re.compile(r"Root Cause.*?host\s*:\s*(?P<host>[^\n]*)\n\s*rank\s*:\s*(?P<rank>\d+)\s*\(local_rank:\s*"
+                        r"(?P<local>\d+)\)\s*\n\s*exitcode\s*:\s*(?P<code>-?\d+)", re.S)
+"""The first failure in the summary torchrun's agent prints when a worker fails."""
+
+
+def _send(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _signal_name(number: int) -> str:
@@ -330,6 +587,16 @@ def watch_settings(run_dir: Path) -> tuple[frozenset[str], float]:
     return frozenset(train.stop_on), train.stall_after_s
 
 
+def run_processes(run_dir: Path) -> Processes:
+    """The run's processes from its config; one when it cannot be read (the trainer reports a broken config)."""
+    from engine.config import ConfigError, load_config
+
+    try:
+        return processes(load_config(run_dir / "config.yaml"))
+    except (ConfigError, OSError):
+        return Processes(nproc=1)
+
+
 def main(argv: list[str]) -> int:
     """``python -m engine launch --run-dir RUN [--resume]`` or ``--job KIND --job-dir DIR``."""
     parser = argparse.ArgumentParser(prog="python -m engine launch", description="Supervise one long job of a run.")
@@ -345,13 +612,21 @@ def main(argv: list[str]) -> int:
         parser.error("training takes --run-dir; another --job takes --job-dir")
     kind = job(args.job)
     folder = (args.run_dir or args.job_dir).resolve()
-    command = shlex.split(args.child_command) if args.child_command else [
-        sys.executable, "-m", "engine", kind.verb, kind.folder_flag, str(folder), *(["--resume"] if args.resume else [])]
+    plan, env = Processes(nproc=1), {}
+    if args.child_command:
+        command = shlex.split(args.child_command)
+    elif kind.verb == "train":
+        plan = run_processes(folder)
+        command, env = train_command(folder, args.resume, plan)
+    else:
+        command = [sys.executable, "-m", "engine", kind.verb, kind.folder_flag, str(folder)]
     lock = FolderLock(folder)
     if not lock.acquire():
         log(f"{folder} is locked by another attempt that is still running; this one does not start")
         return LOCKED
-    supervisor = Supervisor(folder, command, kind, lock)
+    if _prctl is not None:  # orphans of the tree (torchrun workers of a dead agent) come to us, to be ended
+        _prctl(PR_SET_CHILD_SUBREAPER, 1)
+    supervisor = Supervisor(folder, command, kind, lock, plan, env)
     if kind.verb == "train":
         supervisor.stop_on, supervisor.stall_after_s = watch_settings(folder)
     for sig in (signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):

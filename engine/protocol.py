@@ -28,6 +28,15 @@ JOB_FILE = "job.yaml"
 """What a job (evaluation, export) was asked to do, written into its folder before it starts."""
 CHECKPOINTS_DIR = "checkpoints"
 ADAPTER_DIR = "adapter"
+LOGS_DIR = "logs"
+"""Output of every trainer process but global rank 0 (whose output is engine.log), one file per rank."""
+NODE_FILE = "node.json"
+"""Which node of a several-machine run this folder belongs to (written by its supervisor)."""
+
+
+def rank_log(rank: int) -> str:
+    """The log of global rank ``rank``, relative to the run folder: ``engine.log`` for rank 0, else ``logs/rank-N.log``."""
+    return LOG_FILE if rank == 0 else f"{LOGS_DIR}/rank-{rank}.log"
 
 RUN_STARTED = "run_started"
 PHASE = "phase"

@@ -13,6 +13,28 @@ import importlib
 import sys
 
 
+def _gpus(text: str) -> str | list[int]:
+    from engine.machine.gpus import parse_gpus
+
+    try:
+        return parse_gpus(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--gpus {text!r}: ")) from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _master(text: str) -> str:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not ADDR:PORT (e.g. 10.0.0.1:29500)")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser, every subcommand included."""
     from engine.config import STAGES
@@ -36,6 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--force", action="store_true", help="start even when the memory estimate says it will not fit")
     train.add_argument("--dataset-dir", metavar="DIR",
                        help="--data names datasets of DIR/dataset_info.json (LLaMA-Factory); over the config's dataset_dir")
+    several = train.add_argument_group("several GPUs or machines (torchrun)")
+    several.add_argument("--gpus", type=_gpus, metavar="0,1|all",
+                         help="GPU indices to train on (train.gpus; default all): more than one runs under torchrun")
+    several.add_argument("--nproc", type=_positive, metavar="N",
+                         help="processes on this machine (distributed.nproc; default one per GPU; on a CPU, N over gloo)")
+    several.add_argument("--nnodes", type=_positive, metavar="N", help="machines taking part (distributed.nnodes)")
+    several.add_argument("--node-rank", type=int, metavar="R",
+                         help="this machine's place among them, 0 for the one at --master (distributed.node_rank)")
+    several.add_argument("--master", type=_master, metavar="ADDR:PORT",
+                         help="address and free port of node 0, reachable from every node (distributed.master)")
 
     import_lf = sub.add_parser("import-lf", help="write a LLaMA-Factory training YAML as a tuitune run config")
     import_lf.add_argument("config", help="LLaMA-Factory training YAML (paths in it are taken from the current folder)")

@@ -124,3 +124,71 @@ def _reason(pynvml: Any, exc: Exception) -> str:
     if isinstance(exc, getattr(pynvml, "NVMLError_NoPermission", ())):
         return "no permission to query the GPU (NVML)"
     return f"NVML unavailable: {exc}"
+
+
+class DeviceError(ValueError):
+    """``train.gpus`` or ``distributed`` asks for what this machine does not have; the message says what it has."""
+
+
+def parse_gpus(text: str) -> str | list[int]:
+    """``--gpus`` as the config holds it: ``all`` or GPU indices (``0,1``; a single ``1`` is GPU 1, not a count).
+
+    Raises:
+        ValueError: not ``all`` nor a comma-separated list of indices.
+    """
+    text = text.strip()
+    if text == "all":
+        return "all"
+    parts = [part.strip() for part in text.split(",")]
+    if not parts or not all(part.isdigit() for part in parts):
+        raise ValueError(f"--gpus {text!r}: give GPU indices like 0,1 (or all)")
+    if len(set(parts)) != len(parts):
+        raise ValueError(f"--gpus {text!r} names a GPU twice")
+    return [int(part) for part in parts]
+
+
+def resolve_devices(config: Any, found: list[Gpu], note: str = "") -> Any:
+    """``config`` with ``train.gpus`` as the list of indices it trains on here and ``distributed.nproc``
+    set, checked against the GPUs ``found`` (the supervisor then needs no GPU library).
+
+    ``all`` on a machine without GPUs stays ``all`` (the CPU; ``distributed.nproc`` says how many
+    processes, 1 unless given).
+
+    Raises:
+        DeviceError: a GPU asked for that is not here, GPUs asked for on a machine without any, or
+            ``distributed.nproc`` that is not one process per chosen GPU.
+    """
+    setting, indices = config.train.gpus, [gpu.index for gpu in found]
+    nproc = config.distributed.nproc
+    if not found:
+        if setting != "all":
+            raise DeviceError(f"train.gpus {_show(setting)}: this machine has no GPU ({note or 'NVML found none'}); "
+                              "leave train.gpus at all, or use --nproc N for N processes on the CPU")
+        return config
+    if setting == "all":
+        chosen = indices
+    elif isinstance(setting, int):
+        if setting > len(indices):
+            raise DeviceError(f"train.gpus {setting}: this machine has {len(indices)} GPU(s) ({_listed(indices)})")
+        chosen = indices[:setting]
+    else:
+        missing = [i for i in setting if i not in indices]
+        if missing:
+            raise DeviceError(f"GPU {', '.join(map(str, missing))} not found: this machine has {_listed(indices)}")
+        chosen = list(setting)
+    if not chosen:
+        raise DeviceError("train.gpus chooses no GPU: name at least one, or all")
+    if nproc is not None and nproc != len(chosen):
+        raise DeviceError(f"distributed.nproc {nproc} with {len(chosen)} GPU(s) chosen ({_listed(chosen)}): "
+                          "each process trains on one GPU; choose as many GPUs as processes, or leave nproc out")
+    train = config.train.model_copy(update={"gpus": chosen})
+    distributed = config.distributed.model_copy(update={"nproc": len(chosen)})
+    return config.model_copy(update={"train": train, "distributed": distributed})
+
+
+def _listed(indices: list[int]) -> str:
+    return "GPU " + ", ".join(map(str, indices)) if indices else "none"
+
+
+def _show(setting: Any) -> str:
+    return ",".join(map(str, setting)) if isinstance(setting, list) else str(setting)

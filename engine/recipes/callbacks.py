@@ -3,7 +3,9 @@
 ``EventsCallback`` turns the Trainer's hooks into ``run_started``, ``log``, ``eval`` and
 ``checkpoint`` events. ``RunFlags`` holds what signal handlers ask for (stop, save now);
 the callback answers at the next optimizer step end, the only place where stopping leaves
-a consistent checkpoint behind.
+a consistent checkpoint behind. With several processes the ranks first agree on the requests
+(one small all-reduce per step), so all stop or save at the same step, whichever of them was
+told first, and none waits in a collective for a rank that has left.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from engine.checkpoints import mark_complete
-from engine.protocol import CHECKPOINT, EVAL, LOG, RUN_STARTED, EventWriter
+from engine.protocol import CHECKPOINT, EVAL, LOG, PHASE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, RUN_STOPPED, WARNING
+from engine.protocol import EventWriter
 from engine.recipes.saving import check_room, folder_bytes
 
 
@@ -26,22 +29,47 @@ def is_rank_zero() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
+def node_rank() -> int:
+    """This machine's place among the run's nodes (torchrun's ``GROUP_RANK``; 0 when alone)."""
+    return int(os.environ.get("GROUP_RANK", "0"))
+
+
+def is_node_writer() -> bool:
+    """Whether this process writes the events of a node other than 0: its first process (local rank 0)."""
+    return node_rank() > 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
+NODE_TYPES = frozenset({PHASE, WARNING, RUN_STARTED, RUN_FINISHED, RUN_STOPPED, RUN_FAILED})
+"""What a node other than 0 writes into its own run folder: how far it got and how it ended, never the
+training's figures or files (those are rank 0's, on node 0)."""
+
+
 class Events:
     """A thread-safe ``emit`` over an EventWriter that only rank 0 actually writes.
 
     The system sampler thread and the training thread both emit; the lock keeps ``seq``
     strictly increasing and lines whole. Other ranks get a sink that drops everything, so
-    the recipe can call ``emit`` without asking who it is.
+    the recipe can call ``emit`` without asking who it is. On a node other than 0, its first
+    process keeps that node's folder readable: its phases, ``run_started`` and its end, marked
+    with ``node_rank`` and with no adapter or checkpoint (those are written on node 0).
     """
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         self.lock = threading.Lock()
-        self._writer = EventWriter(run_dir) if is_rank_zero() else None
+        self.node = node_rank()
+        self._writer = EventWriter(run_dir) if is_rank_zero() or is_node_writer() else None
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any] | None:
         """Write one event (rank 0 only); returns it as written, or None elsewhere."""
         if self._writer is None:
             return None
+        if self.node > 0:
+            if type not in NODE_TYPES:
+                return None
+            fields = {**fields, "node_rank": self.node}
+            for key in ("adapter_path", "checkpoint_path"):
+                if key in fields:
+                    fields[key] = None
         with self.lock:
             return self._writer.emit(type, **fields)
 
@@ -67,6 +95,16 @@ class RunFlags:
     def __init__(self) -> None:
         self.stop = False
         self.save = False
+
+    def agree(self) -> tuple[bool, bool]:
+        """The requests to act on at this step end: with several processes, those any rank has (an
+        all-reduce of the two flags, which every rank makes at every step end, so none waits on
+        another); alone, our own. A request that arrives during the all-reduce counts at the next step."""
+        from engine.recipes.distributed import agree
+
+        stop, save = agree(self.stop, self.save)
+        self.stop = self.stop or stop  # every rank ends with the same stop, for run_stopped vs run_finished
+        return stop, save
 
     def request_stop(self, *_: object) -> None:
         """Signal handler: stop at the next step end."""
@@ -123,16 +161,19 @@ class EventsCallback(TrainerCallback):
         model = kwargs.get("model")
         if model is not None:  # trained weights plus AdamW's two moments, before a real size is known
             self.checkpoint_bytes = 3 * sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-        if state.is_world_process_zero:
-            self.events.emit(RUN_STARTED, **self.started, total_steps=state.max_steps,
+        if state.is_local_process_zero:  # rank 0 for the run; the first process of another node for its folder
+            from engine.recipes.distributed import run_fields
+
+            self.events.emit(RUN_STARTED, **{**self.started, **run_fields()}, total_steps=state.max_steps,
                              resumed_from_step=state.global_step if self.resumed else None, pid=os.getpid())
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         """Turn pending stop/save requests into Trainer control flags; log the last step too."""
-        if self.flags.save:
+        stop, save = self.flags.agree()
+        if save:
             self.flags.save = False
             control.should_save = True
-        if self.flags.stop:
+        if stop:
             control.should_save = True
             control.should_training_stop = True
         if control.should_training_stop or state.global_step >= state.max_steps:

@@ -30,3 +30,31 @@ def trainer_arguments(config: RunConfig) -> dict[str, Any]:
         # cost a graph walk every step and warn each time.
         "ddp_find_unused_parameters": False,
     }
+
+
+def agree(stop: bool, save: bool) -> tuple[bool, bool]:
+    """``(stop, save)`` as any rank has them: one all-reduce (MAX) of two flags; unchanged when alone.
+
+    Every rank must call it at the same point (each step end), as with any collective.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return stop, save
+    # NCCL reduces only tensors on the GPU; gloo those in host memory.
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    flags = torch.tensor([int(stop), int(save)], dtype=torch.int32, device=device)
+    dist.all_reduce(flags, op=dist.ReduceOp.MAX)
+    agreed = flags.tolist()
+    return bool(agreed[0]), bool(agreed[1])
+
+
+def run_fields() -> dict[str, Any]:
+    """What ``run_started`` says about the run's processes: ``world_size``, ``nnodes``, ``node_rank``,
+    ``nproc`` (on this node) and ``gpus`` (the indices this node trains on; empty on CPU)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    gpus = [int(i) for i in visible.split(",") if i.strip().isdigit()][:count] if visible else list(range(count))
+    return {"world_size": world_size(), "nnodes": int(os.environ.get("GROUP_WORLD_SIZE", "1")),
+            "node_rank": int(os.environ.get("GROUP_RANK", "0")),
+            "nproc": int(os.environ.get("LOCAL_WORLD_SIZE", "1")), "gpus": gpus}

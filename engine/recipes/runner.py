@@ -10,6 +10,13 @@ SIGUSR1 for a checkpoint now. Both are answered at the end of the current optimi
 The supervisor starts us with those signals blocked, so one that arrives while torch is
 still importing waits here instead of killing us; ``main`` unblocks them once the handlers
 are in place.
+
+Under torchrun (one of several processes) the supervisor asks each worker to stop with SIGINT,
+and SIGTERM comes only from torchrun's agent tearing the run down after another rank died: a
+worker then ends at once (its peers are gone, a collective would only hang). Every rank but 0
+writes its output to ``RUN/logs/rank-N.log`` (rank 0's stays in engine.log), and each watches the
+supervisor, which is not its parent: should it be killed outright, the rank stops and saves as a
+lone trainer does when its parent dies.
 """
 
 from __future__ import annotations
@@ -18,8 +25,11 @@ import argparse
 import errno
 import importlib
 import logging
+import os
 import signal
 import sys
+import threading
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -31,7 +41,7 @@ from engine.config import ConfigError, load_config
 from engine.data.problems import DataError
 from engine.models.info import ModelError
 from engine.models.loading import peak_memory
-from engine.protocol import CONFIG_FILE, RUN_FAILED, RUN_STOPPED, read_log_tail
+from engine.protocol import CONFIG_FILE, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
 from engine.recipes.callbacks import Events, RunFlags, StopBeforeTraining
 from engine.recipes.saving import DiskFull
 
@@ -50,7 +60,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     flags = RunFlags()
-    signal.signal(signal.SIGTERM, flags.request_stop)
+    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if several:
+        rank_output(args.run_dir)
+        watch_supervisor(flags)
+    # Under torchrun SIGTERM is the agent's teardown: the default action, ending at once.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL if several else flags.request_stop)
     signal.signal(signal.SIGINT, flags.request_stop)
     signal.signal(signal.SIGUSR1, flags.request_save)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # see the module docstring
@@ -74,6 +89,45 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         events.close()
+
+
+def rank_output(run_dir: Path) -> None:
+    """Every rank but 0 writes stdout and stderr to ``RUN/logs/rank-N.log`` (appended, across attempts)."""
+    rank = int(os.environ.get("RANK", "0"))
+    if rank == 0:
+        return
+    path = run_dir / rank_log(rank)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    print(f"[rank {rank} {time.strftime('%H:%M:%S')}] pid {os.getpid()}, local rank "
+          f"{os.environ.get('LOCAL_RANK')}, node {os.environ.get('GROUP_RANK')}", file=sys.stderr, flush=True)
+
+
+def watch_supervisor(flags: RunFlags, every_s: float = 1.0) -> None:
+    """Ask for a stop when the supervisor (not our parent under torchrun) is gone."""
+    try:
+        supervisor = int(os.environ["TUITUNE_SUPERVISOR_PID"])
+    except (KeyError, ValueError):
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(every_s)
+            try:
+                os.kill(supervisor, 0)
+            except ProcessLookupError:
+                logging.getLogger("engine.recipes.runner").warning("the supervisor is gone: stopping, saving first")
+                flags.request_stop()
+                return
+            except PermissionError:
+                pass
+
+    threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
 
 
 def describe_failure(exc: BaseException) -> dict[str, Any]:

@@ -11,7 +11,10 @@ from engine.compose import Flags, compose_config
 from engine.config import RunConfig
 
 CONFIG_FLAGS = {"model": ("--model", "model.name_or_path"), "data": ("--data", "data.train"),
-                "max_steps": ("--max-steps", "train.max_steps")}
+                "max_steps": ("--max-steps", "train.max_steps"), "stage": ("--stage", "stage"),
+                "gpus": ("--gpus", "train.gpus"), "nproc": ("--nproc", "distributed.nproc"),
+                "nnodes": ("--nnodes", "distributed.nnodes"), "node_rank": ("--node-rank", "distributed.node_rank"),
+                "master": ("--master", "distributed.master")}
 """Command-line flags that set a config field: argparse dest to (flag, field)."""
 
 

@@ -1,7 +1,8 @@
 """``tuitune train``: start a run headless and follow it with a progress bar, or detach.
 
 The config is built in layers (engine.compose): defaults ← ``--preset`` ← CONFIG file ← flags
-(``--model``, ``--data``, ``--max-steps``, ``--stage``). The run itself is a detached engine process
+(``--model``, ``--data``, ``--max-steps``, ``--stage``; ``--gpus``, ``--nproc``, ``--nnodes``, ``--node-rank``,
+``--master`` for several GPUs or machines). The run itself is a detached engine process
 (tuitune.runs.launch), so this command only reads the run folder: Ctrl-C asks the run to
 stop (checkpoint, adapter, ``run_stopped``); a second Ctrl-C kills the trainer.
 """
@@ -44,9 +45,9 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
     if args.resume:
         if not args.run_dir:
             raise FileNotFoundError("--resume needs --run-dir (the run to continue)")
-        ignored = [flag for flag, value in (("CONFIG", args.config), ("--model", args.model), ("--data", args.data),
-                                            ("--preset", args.preset), ("--max-steps", args.max_steps),
-                                            ("--stage", getattr(args, "stage", None))) if value]
+        ignored = [flag for flag, value in (("CONFIG", args.config), ("--preset", args.preset),
+                                            *((flag, getattr(args, dest, None)) for dest, (flag, _) in CONFIG_FLAGS.items()))
+                   if value is not None and value is not False]
         if ignored:
             raise ValueError(f"--resume continues the run's own config.yaml; {', '.join(ignored)} cannot change it")
         run_dir = resolve_run(args.run_dir, runs_root)
@@ -81,8 +82,6 @@ def config_of(args: argparse.Namespace) -> RunConfig:
 
     flags = {flag: (field, getattr(args, dest)) for dest, (flag, field) in CONFIG_FLAGS.items()
              if getattr(args, dest, None) is not None}
-    if getattr(args, "stage", None):
-        flags["--stage"] = ("stage", args.stage)
     if args.preset is None and args.config is None:  # never a third, unnamed set of defaults: say which
         from tuitune.settings import default_preset, load_settings
 
@@ -120,13 +119,15 @@ def preflight(config: RunConfig, force: bool = False) -> None:
 
     from engine.data.checks import layout_problem
     from engine.estimate.fit import judge
-    from engine.machine.gpus import list_gpus
+    from engine.machine.gpus import list_gpus, resolve_devices
     from engine.units import fmt_bytes
 
     missing = [name for name in config.train.report_to if importlib.util.find_spec(name) is None]
     if missing:  # the packages are named like the trackers
         raise Refused(f"train.report_to: {', '.join(missing)} is not installed: pip install {' '.join(missing)}")
-    verdict = judge(config, list_gpus()[0])
+    gpus, note = list_gpus()
+    resolve_devices(config, gpus, note)  # a GPU that is not here, or GPUs on a machine without any
+    verdict = judge(config, gpus)
     if verdict.refusal:
         raise Refused(verdict.refusal)
     for path in config.data.train:

@@ -99,9 +99,13 @@ def _spawn(folder: Path, *launch_args: str) -> int:
 def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
     """Write ``config.yaml`` into ``run_dir`` and start training there; returns the supervisor's pid.
 
+    ``train.gpus`` is written as the GPU indices it means on this machine (``all`` and a count resolved
+    through NVML) with ``distributed.nproc`` one process per GPU, so the run folder says what ran where.
+
     Raises:
         FileExistsError: ``run_dir`` already holds a run (use ``resume_run``) or other files,
             which the run's checkpoints and adapter could overwrite.
+        engine.machine.gpus.DeviceError: a GPU the config names is not on this machine.
     """
     run_dir = Path(run_dir).resolve()
     if (run_dir / CONFIG_FILE).exists():
@@ -109,7 +113,9 @@ def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
     if run_dir.is_dir() and any(run_dir.iterdir()):
         raise FileExistsError(f"{run_dir} is not empty; a run needs a folder of its own (a new or empty one)")
     from engine.config import write_config
+    from engine.machine.gpus import list_gpus, resolve_devices
 
+    config = resolve_devices(config, *list_gpus())
     run_dir.mkdir(parents=True, exist_ok=True)
     write_config(config, run_dir / CONFIG_FILE)
     return _spawn(run_dir, "--run-dir", str(run_dir))
@@ -218,6 +224,11 @@ def stop_run(run_dir: str | os.PathLike[str], kill: bool = False) -> bool:
             else:
                 os.kill(supervisor, signal.SIGTERM)
             return True
+        workers = _workers(pids, run_dir)
+        if workers:  # the supervisor is gone: its torchrun workers are told (or killed) one by one
+            for pid in [*workers, *([trainer] if kill and _is_our_process(trainer, run_dir, "train") else [])]:
+                _send(pid, signal.SIGKILL if kill else signal.SIGINT)
+            return True
         if _is_our_process(trainer, run_dir, "train"):
             os.kill(trainer, signal.SIGKILL if kill else signal.SIGTERM)
             return True
@@ -257,8 +268,27 @@ def request_save(run_dir: str | os.PathLike[str]) -> bool:
     Returns whether the signal was sent (False when no trainer of this run is alive).
     """
     run_dir = Path(run_dir).resolve()
-    trainer = read_pids(run_dir).get("trainer")
-    if not _is_our_process(trainer, run_dir, "train"):
+    pids = read_pids(run_dir)
+    workers = _workers(pids, run_dir)
+    if workers:  # under torchrun every worker is asked; the ranks agree on the step
+        for pid in workers:
+            _send(pid, signal.SIGUSR1)
+        return True
+    trainer = pids.get("trainer")
+    if not _is_our_process(trainer, run_dir, "train") or "workers" in pids:
         return False
     os.kill(trainer, signal.SIGUSR1)
     return True
+
+
+def _workers(pids: dict[str, Any], run_dir: Path) -> list[int]:
+    """torchrun's workers that pids.json lists and that are still this run's trainers."""
+    listed = pids.get("workers") if isinstance(pids.get("workers"), list) else []
+    return [w["pid"] for w in listed if isinstance(w, dict) and _is_our_process(w.get("pid"), run_dir, "train")]
+
+
+def _send(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
