@@ -197,7 +197,7 @@ class TrainSection(Section):
     """GPUs the run trains on: all, a list of indices ([0, 1]) or a count (the first N). More than one runs under torchrun."""
 
 
-Stage = Literal["sft", "pt", "rm", "dpo", "kto", "orpo"]
+Stage = Literal["sft", "pt", "rm", "dpo", "kto", "orpo", "grpo", "rloo"]
 STAGES: dict[str, str] = {
     "sft": "supervised fine-tuning: learn the answers of instruction data",
     "pt": "continued pre-training: learn raw text, every token trained",
@@ -205,6 +205,8 @@ STAGES: dict[str, str] = {
     "dpo": "direct preference optimisation: prefer chosen over rejected answers, against a reference",
     "kto": "KTO: learn from answers marked desirable or undesirable, no pairs needed",
     "orpo": "ORPO: supervised fine-tuning and preference in one loss, no reference model",
+    "grpo": "GRPO: sample answers to prompts, score them with rewards, reinforce the better ones of each group",
+    "rloo": "RLOO: like grpo, each answer's reward against the mean of the other answers to its prompt",
 }
 """Each training stage with the one line the app and the CLI show for it."""
 
@@ -224,6 +226,80 @@ class PreferenceSection(Section):
     """KTO: loss weight of desirable examples; raise it when they are fewer than undesirable ones."""
     undesirable_weight: float = Field(1.0, gt=0)
     """KTO: loss weight of undesirable examples; raise it when they are fewer than desirable ones."""
+
+
+RL_STAGES = ("grpo", "rloo")
+"""Stages that learn from rewards of sampled answers (the ``rl`` section)."""
+REFERENCE_REWARDS = ("exact_match",)
+"""Reward kinds that need each prompt's reference answer."""
+
+
+class RewardSection(Section):
+    """One reward of an RL run; the run's reward is the weighted sum of its rewards."""
+
+    kind: Literal["exact_match", "contains", "regex", "length", "reward_model", "python"]
+    """exact_match: 1 when the answer equals the prompt's reference (case, spaces, punctuation ignored); contains: 1 when
+    it contains text (or the reference); regex: 1 when pattern matches; length: 0 up to max_words, down to -1 at twice;
+    reward_model: a tuitune rm run (or sequence-classification model folder) scores it; python: your function."""
+    weight: float = 1.0
+    """Weight of this reward in the sum (negative to penalise)."""
+    text: str | None = None
+    """contains: the text looked for (normalised like exact_match); default: the prompt's reference answer."""
+    pattern: str | None = None
+    """regex: a Python regular expression searched in the answer (use ^...$ to match it whole)."""
+    max_words: int | None = Field(None, ge=1)
+    """length: answers up to this many words are not penalised."""
+    path: str | None = None
+    """reward_model: a tuitune rm run folder (or its adapter folder), or a sequence-classification model folder."""
+    function: str | None = None
+    """python: FILE.py:FUNCTION, called as f(prompts, completions, references, **kw) -> list of floats (needs rl.allow_code)."""
+
+    @model_validator(mode="after")
+    def _needs_its_fields(self) -> "RewardSection":
+        needed = {"regex": "pattern", "length": "max_words", "reward_model": "path", "python": "function"}.get(self.kind)
+        if needed and getattr(self, needed) in (None, ""):
+            raise ValueError(f"a {self.kind} reward needs {needed}")
+        if self.kind == "regex":
+            try:
+                re.compile(self.pattern or "")
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regular expression: {exc}") from None
+        if self.kind == "python" and not re.fullmatch(r".+\.py:[A-Za-z_][A-Za-z0-9_]*", self.function or ""):
+            raise ValueError(f"function must be FILE.py:FUNCTION, got {self.function!r}")
+        return self
+
+    def label(self) -> str:
+        """A short name for this reward, which TRL logs it under (``rewards/<label>/mean``)."""
+        if self.kind == "python":
+            return "python_" + (self.function or "").rsplit(":", 1)[-1]
+        return self.kind
+
+
+class RLSection(Section):
+    """Reinforcement learning from rewards (stages grpo, rloo): sampling and the rewards."""
+
+    num_generations: int | None = Field(None, ge=2, le=256)
+    """Answers sampled per prompt and compared with each other; default: 4 on CPU, 8 on a GPU."""
+    max_completion_length: int | None = Field(None, ge=1, le=65536)
+    """Longest sampled answer in tokens; default: 32 on CPU, 256 on a GPU."""
+    temperature: float = Field(1.0, gt=0, le=10)
+    """Sampling temperature: higher = more varied answers, which is what the group comparison learns from."""
+    beta: float = Field(0.0, ge=0)
+    """KL weight keeping the model near the base (0: no reference pass, TRL's default; about 0.04 to hold it closer)."""
+    rewards: list[RewardSection] = Field(default_factory=list)
+    """The rewards, summed with their weights; none: exact_match against the prompts' reference answers."""
+    allow_code: bool = False
+    """Run the Python file a python reward names. Off unless you trust that file; never set by a preset."""
+    generation: Literal["auto", "trainer", "vllm"] = "auto"
+    """How answers are sampled: trainer (model.generate), vllm (needs vllm and a GPU); auto: vllm when both are there."""
+
+    @model_validator(mode="after")
+    def _code_only_when_allowed(self) -> "RLSection":
+        for n, reward in enumerate(self.rewards):
+            if reward.kind == "python" and not self.allow_code:
+                raise ValueError(f"rewards[{n}] runs your Python code ({reward.function}): set rl.allow_code: true "
+                                 "in the run's own config to allow it")
+        return self
 
 
 class DistributedSection(Section):
@@ -247,13 +323,15 @@ class RunConfig(Section):
     description: str = ""
     """One line saying what this preset is for."""
     stage: Stage = "sft"
-    """What is trained: sft (instruction answers), pt (raw text), rm (reward model), dpo, kto or orpo (preferences)."""
+    """What is trained: sft (instruction answers), pt (raw text), rm (reward model), dpo, kto or orpo (preferences),
+    grpo or rloo (rewards of sampled answers)."""
     model: ModelSection = Field(default_factory=ModelSection)
     quant: QuantSection = Field(default_factory=QuantSection)
     adapter: AdapterSection = Field(default_factory=AdapterSection)
     data: DataSection = Field(default_factory=DataSection)
     train: TrainSection = Field(default_factory=TrainSection)
     preference: PreferenceSection = Field(default_factory=PreferenceSection)
+    rl: RLSection = Field(default_factory=RLSection)
     distributed: DistributedSection = Field(default_factory=DistributedSection)
 
     @model_validator(mode="after")
@@ -360,7 +438,7 @@ def validate_config(node: yaml.Node | None, data: Any, source: str,
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([f"{source}:1:1: expected a mapping of sections (stage, model, quant, adapter, data, train, preference, distributed)"])
+        raise ConfigError([f"{source}:1:1: expected a mapping of sections (stage, model, quant, adapter, data, train, preference, rl, distributed)"])
     merged = deep_merge(base or {}, data)
     try:
         return RunConfig.model_validate(merged)

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from engine.data.formats import (
-    LAYOUTS, STAGE_KINDS, Example, accepted_layouts, detect_format, printable, to_example, to_messages, wrong_kind)
+    LAYOUTS, PROMPT_STAGES, STAGE_KINDS, Example, accepted_layouts, detect_format, printable, to_example, to_messages,
+    to_prompt, wrong_kind)
 from engine.data.problems import Problem, SourceError
 from engine.data.source import RawRecord, iter_records
 
@@ -117,19 +118,25 @@ def check_file(path: str, fmt: str = "auto", stage: str | None = "sft") -> Itera
             yield problem
             return
         seen: dict[int, tuple[int, int | None]] = {}  # content hash -> (record, line), not the record
+        prompts = stage in PROMPT_STAGES
         for raw in iter_records(path):
-            yield _check(path, raw, found, seen)
+            yield _check(path, raw, found, seen, prompts)
     except SourceError as exc:
         yield exc.problem
 
 
-def _check(path: str, raw: RawRecord, fmt: str | None, seen: dict[int, tuple[int, int | None]]) -> CheckedRecord:
+def _check(path: str, raw: RawRecord, fmt: str | None, seen: dict[int, tuple[int, int | None]],
+           prompts: bool = False) -> CheckedRecord:
+    """One record checked in layout ``fmt``; ``prompts``: read as a prompt of an RL stage (see :func:`to_prompt`)."""
     if raw.problem is not None:
         return CheckedRecord(raw.index, raw.line, None, [raw.problem], raw.value, path, raw.offset)
     if fmt is None:  # no record could be read to tell the format: only syntax problems remain
         return CheckedRecord(raw.index, raw.line, None, [], raw.value, path, raw.offset)
     example = None
-    if LAYOUTS[fmt] == "sft":
+    if prompts or LAYOUTS[fmt] == "prompts":
+        example, found = to_prompt(raw.value, fmt)
+        messages = example.conversation() if example is not None else None
+    elif LAYOUTS[fmt] == "sft":
         messages, found = to_messages(raw.value, fmt)
     else:
         example, found = to_example(raw.value, fmt)

@@ -18,10 +18,12 @@ PAIR_LAYOUTS = ("alpaca_pairs", "sharegpt_pairs", "trl_pairs")
 KTO_LAYOUTS = ("alpaca_kto", "sharegpt_kto", "trl_kto")
 """Single answers marked desirable or undesirable (stage kto)."""
 LAYOUTS: dict[str, str] = {**{name: "sft" for name in TRAINABLE}, **{name: "pairs" for name in PAIR_LAYOUTS},
-                           **{name: "kto" for name in KTO_LAYOUTS}, "text": "text"}
-"""Every record layout and its kind: sft, pairs, kto or text (raw text: JSON Lines/datasets ``text``, .txt files)."""
+                           **{name: "kto" for name in KTO_LAYOUTS}, "text": "text", "prompts": "prompts"}
+"""Every record layout and its kind: sft, pairs, kto, text (raw text: JSON Lines/datasets ``text``, .txt files) or
+prompts (``{prompt, answer}``: what an RL stage samples answers to, with an optional reference answer)."""
 STAGE_KINDS: dict[str, tuple[str, ...]] = {
     "sft": ("sft",), "pt": ("text",), "dpo": ("pairs",), "orpo": ("pairs",), "rm": ("pairs",), "kto": ("kto", "pairs"),
+    "grpo": ("prompts", "sft"), "rloo": ("prompts", "sft"),
 }
 """The kinds of data each stage trains on."""
 KIND_HELP = {
@@ -34,8 +36,13 @@ KIND_HELP = {
            "or alpaca_kto {instruction, input, output, kto_tag}",
     "text": "raw text: JSON Lines or a datasets folder with a 'text' field, or a .txt file (one document per "
             "blank-line-separated block)",
+    "prompts": "prompts: {prompt, answer} (prompt a string or a message list; answer, optional, the reference answer "
+               "rewards such as exact_match compare with)",
 }
-STAGE_FOR_KIND = {"sft": "sft", "pairs": "dpo, orpo or rm", "kto": "kto", "text": "pt"}
+STAGE_FOR_KIND = {"sft": "sft", "pairs": "dpo, orpo or rm", "kto": "kto",
+                  "text": "pt", "prompts": "grpo or rloo"}
+PROMPT_STAGES = ("grpo", "rloo")
+"""Stages that read every layout as prompts: instruction data's last answer becomes the prompt's reference."""
 
 
 def accepted_layouts(stage: str) -> str:
@@ -121,6 +128,8 @@ def detect_format(record: Any) -> str | None:
             return "openai" if key == "messages" else "sharegpt"
         if turns is not None:
             return "openai" if key == "messages" else "sharegpt"
+    if "prompt" in record:
+        return "prompts"
     if "instruction" in record or "output" in record:
         return "alpaca"
     if "text" in record:
@@ -302,11 +311,11 @@ class Example:
     """
 
     kind: str
-    """pairs, kto or text (see LAYOUTS)."""
+    """pairs, kto, text or prompts (see LAYOUTS)."""
     prompt: list[dict[str, str]] = field(default_factory=list)
     """The conversation before the answer; empty for text."""
     chosen: str | None = None
-    """pairs: the preferred answer; kto: the answer."""
+    """pairs: the preferred answer; kto: the answer; prompts: the reference answer (None when the record has none)."""
     rejected: str | None = None
     """pairs: the answer ranked below chosen."""
     label: bool | None = None
@@ -315,8 +324,10 @@ class Example:
     """text: the document."""
 
     def conversation(self, side: str = "chosen") -> list[dict[str, str]]:
-        """The prompt followed by the ``side`` answer (chosen or rejected) as an assistant turn."""
-        return [*self.prompt, {"role": "assistant", "content": getattr(self, side)}]
+        """The prompt followed by the ``side`` answer (chosen or rejected) as an assistant turn (a prompt without
+        a reference answer: the prompt alone)."""
+        answer = getattr(self, side)
+        return [*self.prompt] if answer is None else [*self.prompt, {"role": "assistant", "content": answer}]
 
     def to_dict(self) -> dict[str, Any]:
         """The example as JSON-ready data."""
@@ -540,3 +551,34 @@ def _sharegpt_kto(record: dict, problems: list[FieldProblem]) -> Example | None:
         problems.append((turns[-1][2], "the conversation must end with the assistant's answer, which kto_tag marks"))
         return None
     return _single(turns[:-1], ([], turns[-1][1]), label, problems)
+
+
+def to_prompt(record: Any, layout: str) -> tuple[Example | None, list[FieldProblem]]:
+    """One record read as a prompt for an RL stage (kind ``prompts``), with its reference answer when it has one.
+
+    ``prompts`` records give ``prompt`` (a string: one user turn; or a message list ending with a user turn) and
+    an optional ``answer``. Instruction data (alpaca, sharegpt, openai) gives its turns up to the last user turn
+    as the prompt and the answer after it, if any, as the reference.
+    """
+    if not isinstance(record, dict):
+        return None, [("", f"expected a JSON object (a record), got {json_type(record)}")]
+    problems: list[FieldProblem] = []
+    reference: str | None = None
+    if layout == "prompts":
+        turns = _trl_prompt(record, problems)
+        reference = _text(record, "answer", "answer", problems, required=False)
+    elif layout == "alpaca":
+        turns = _alpaca_prompt(record, problems)
+        reference = _text(record, "output", "output", problems, required=False)
+    elif layout in ("sharegpt", "openai"):
+        turns = _chat_prompt(record, problems)
+        if turns and turns[-1][0] == "assistant":
+            reference, turns = turns[-1][1], turns[:-1]
+    else:
+        return None, [("", f"a {layout} record is not a prompt")]
+    if turns is None or problems:
+        return None, problems
+    problems.extend(_prompt_problems(turns, "prompt"))
+    if reference is not None and not reference.strip():
+        reference = None
+    return (Example("prompts", _messages(turns), chosen=reference) if not problems else None), problems
