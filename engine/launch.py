@@ -506,10 +506,16 @@ class Supervisor:
                 text = file.read().decode("utf-8", "replace")[-65536:]
         except OSError:
             return None
-        found = ROOT_CAUSE.search(text)
-        if found is None:
+        summary = text[text.rfind("Failures:"):] if "Failures:" in text else text
+        failures = [(int(m["rank"]), int(m["local"]), int(m["code"]), m["host"].strip())
+                    for m in FAILURE.finditer(summary)]
+        if not failures:
             return None
-        return int(found["rank"]), int(found["local"]), int(found["code"]), found["host"].strip()
+        # The root cause comes last in the report; a rank that only lost its peer (PEER_LOST) or was
+        # ended by the agent's teardown (SIGTERM) is not the cause while another failed otherwise.
+        failures.insert(0, failures.pop())
+        caused = [f for f in failures if f[2] not in (PEER_LOST, -signal.SIGTERM)]
+        return (caused or failures)[0]
 
     def record_rank_failure(self, rank: int, local_rank: int, returncode: int, host: str) -> int:
         """``run_failed`` naming the rank that failed first, its exit code and the tail of its own log."""
@@ -551,9 +557,11 @@ class Supervisor:
 
 NO_WORKERS_S = 5.0
 """Seconds a stop waits for torchrun to start its workers before it ends the agent instead."""
-ROOT_CAUSE = re.compile(r"Root Cause.*?host\s*:\s*(?P<host>[^\n]*)\n\s*rank\s*:\s*(?P<rank>\d+)\s*\(local_rank:\s*"
-                        r"(?P<local>\d+)\)\s*\n\s*exitcode\s*:\s*(?P<code>-?\d+)", re.S)
-"""The first failure in the summary torchrun's agent prints when a worker fails."""
+FAILURE = re.compile(r"host\s*:\s*(?P<host>[^\n]*)\n\s*rank\s*:\s*(?P<rank>\d+)\s*\(local_rank:\s*"
+                     r"(?P<local>\d+)\)\s*\n\s*exitcode\s*:\s*(?P<code>-?\d+)")
+"""One failed worker in the report torchrun's agent prints when workers fail (the root cause last)."""
+PEER_LOST = 3
+"""A worker's exit status when its collective failed because another rank went away (engine.recipes.runner)."""
 
 
 def _send(pid: int, sig: signal.Signals) -> None:

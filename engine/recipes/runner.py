@@ -84,11 +84,28 @@ def main(argv: list[str]) -> int:
     except BaseException as exc:  # noqa: BLE001 - every failure must become an event
         traceback.print_exc()
         sys.stderr.flush()
+        if several and peer_lost(exc):
+            # Another rank went away (killed, crashed): the supervisor names it from torchrun's report.
+            return PEER_LOST
         events.emit(RUN_FAILED, **describe_failure(exc), exit_code=1, signal=None,
                     log_tail=read_log_tail(args.run_dir, lines=30))
         return 1
     finally:
         events.close()
+
+
+PEER_LOST = 3
+"""Exit status of a rank whose collective failed because another rank went away."""
+PEER_ERRORS = ("gloo", "nccl", "connection reset", "connection closed", "broken pipe", "socket timeout")
+
+
+def peer_lost(exc: BaseException) -> bool:
+    """Whether a collective failed for want of a peer (torch.distributed's errors, or gloo/NCCL's text)."""
+    import torch.distributed as dist
+
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    return isinstance(exc, RuntimeError) and any(word in str(exc).lower() for word in PEER_ERRORS)
 
 
 def rank_output(run_dir: Path) -> None:
