@@ -15,7 +15,7 @@ from pathlib import Path
 
 from textual.screen import Screen
 
-from engine.config import RunConfig
+from engine.config import RL_STAGES, RunConfig
 from engine.estimate.fit import Verdict, judge
 from engine.machine.gpus import Gpu
 from tuitune.dialogs.confirm import ConfirmDialog
@@ -35,6 +35,8 @@ class Findings:
     """Why the run must not start (data training would refuse)."""
     warnings: list[str] = field(default_factory=list)
     """What the user should know (a cutoff past the model's context)."""
+    danger: list[str] = field(default_factory=list)
+    """What runs code the user must trust (a python reward): shown in red, but the run may start."""
 
 
 def review_findings(config: RunConfig) -> Findings:
@@ -51,6 +53,9 @@ def review_findings(config: RunConfig) -> Findings:
         errors.append(f"data: {summary.errors} problem{'s' if summary.errors > 1 else ''} training refuses{more}")
         errors.extend(f"  {line}" for line in first)
     warnings: list[str] = []
+    danger: list[str] = []
+    if config.stage in RL_STAGES:
+        rl_findings(config, errors, warnings, danger, data_ok=not summary.errors)
     try:
         context = read_model_info(config.model.name_or_path).context_length
     except (ModelError, OSError):
@@ -58,7 +63,30 @@ def review_findings(config: RunConfig) -> Findings:
     if context and config.data.cutoff_len > context:
         warnings.append(f"cutoff {config.data.cutoff_len} is above the model's context of {context} tokens: "
                         f"longer records go where it was never trained")
-    return Findings(errors, warnings)
+    return Findings(errors, warnings, danger)
+
+
+def rl_findings(config: RunConfig, errors: list[str], warnings: list[str], danger: list[str], data_ok: bool) -> None:
+    """What an RL run's rewards need: references for exact_match (the default), their files, and trust for code."""
+    from engine.data.problems import DataError
+    from engine.data.prompts import read_prompts, reward_plan
+
+    for n, spec in enumerate(config.rl.rewards):
+        target = spec.function.rpartition(":")[0] if spec.kind == "python" and spec.function else spec.path
+        if target and not Path(target).expanduser().exists():
+            errors.append(f"rl.rewards[{n}] {spec.kind}: {target} does not exist")
+        if spec.kind == "python":
+            danger.append(f"rl.rewards[{n}] runs your Python code: {spec.function} (rl.allow_code: true); "
+                          "start only if you trust that file")
+    if not data_ok:
+        return
+    try:
+        plan = reward_plan(config.rl, read_prompts(config.data, config.stage), config.data.train)
+    except DataError as exc:
+        errors.extend(str(p) for p in exc.problems[:SHOWN_PROBLEMS])
+        return
+    if not config.rl.rewards:
+        warnings.append(plan)
 
 
 class RunStarter:
