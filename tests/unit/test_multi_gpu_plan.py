@@ -1,0 +1,70 @@
+"""Choosing processes and GPUs: the trainer's command (one process or torchrun), the GPUs a config means on a
+machine, and the command line's one-line refusals (exit 2) before a run folder exists."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.config import RunConfig
+from engine.launch import Processes, processes, train_command
+from engine.machine.gpus import DeviceError, Gpu, parse_gpus, resolve_devices
+
+REPO = Path(__file__).resolve().parents[2]
+TWO = [Gpu(0, "H100", 80 << 30, 80 << 30), Gpu(1, "H100", 80 << 30, 80 << 30)]
+
+
+def config(**sections: dict) -> RunConfig:
+    return RunConfig.model_validate(sections)
+
+
+def test_one_process_is_the_plain_trainer_and_more_go_through_torchrun(tmp_path: Path) -> None:
+    command, env = train_command(tmp_path, False, Processes(nproc=1))
+    assert command[1:] == ["-m", "engine", "train", "--run-dir", str(tmp_path)] and env == {}
+
+    command, env = train_command(tmp_path, True, processes(config(train={"gpus": [2, 3]})))
+    assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert command[command.index("--nproc-per-node") + 1] == "2" and command[-1] == "--resume"
+    assert env == {"CUDA_VISIBLE_DEVICES": "2,3"}
+
+    two_nodes = processes(config(distributed={"nproc": 1, "nnodes": 2, "node_rank": 1, "master": "10.0.0.1:29500"}))
+    command, _ = train_command(tmp_path, False, two_nodes)
+    assert "--standalone" not in command and two_nodes.world_size == 2
+    for flag, value in (("--nnodes", "2"), ("--node-rank", "1"), ("--master-addr", "10.0.0.1"),
+                        ("--master-port", "29500")):
+        assert command[command.index(flag) + 1] == value
+
+
+def test_the_gpus_a_config_means_are_checked_against_the_machine() -> None:
+    resolved = resolve_devices(config(), TWO)
+    assert (resolved.train.gpus, resolved.distributed.nproc) == ([0, 1], 2)
+    assert resolve_devices(config(train={"gpus": 1}), TWO).train.gpus == [0]
+    assert resolve_devices(config(), [], "no NVIDIA driver").train.gpus == "all"  # the CPU: nproc decides
+    with pytest.raises(DeviceError, match="GPU 5 not found: this machine has GPU 0, 1"):
+        resolve_devices(config(train={"gpus": [5]}), TWO)
+    with pytest.raises(DeviceError, match="no GPU"):
+        resolve_devices(config(train={"gpus": [0]}), [], "no NVIDIA driver")
+    with pytest.raises(DeviceError, match="nproc 3"):
+        resolve_devices(config(train={"gpus": [0, 1]}, distributed={"nproc": 3}), TWO)
+    assert parse_gpus("0,1") == [0, 1] and parse_gpus("all") == "all"
+    with pytest.raises(ValueError):
+        parse_gpus("0,0")
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--gpus", "0"], "no GPU"),  # this test machine has none (the GPU path is not taken here)
+    (["--nnodes", "2"], "needs distributed.master"),
+    (["--nnodes", "2", "--master", "nohost"], "not ADDR:PORT"),
+    (["--node-rank", "2", "--nnodes", "2", "--master", "127.0.0.1:29500"], "not below nnodes"),
+    (["--nproc", "0"], "at least 1"),
+])
+def test_bad_choices_are_one_clear_line_and_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TUITUNE_RUNS_DIR": str(tmp_path / "runs")}
+    done = subprocess.run([sys.executable, "-m", "tuitune", "train", *args, "--detach"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2 and says in done.stderr, done.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
