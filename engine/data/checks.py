@@ -177,6 +177,10 @@ class CheckSummary:
     """The first KEEP_PROBLEMS problems, in file order."""
     labels: Counter = field(default_factory=Counter)
     """Usable kto records by label: desirable, undesirable."""
+    prompts: int = 0
+    """Usable records read as prompts (stages grpo, rloo)."""
+    references: int = 0
+    """Of those, the ones with a reference answer."""
 
     def add_problem(self, problem: Problem) -> None:
         """Count ``problem`` and keep it while fewer than KEEP_PROBLEMS are kept."""
@@ -201,6 +205,9 @@ class CheckSummary:
             self.turns[sum(1 for m in item.messages if m["role"] != "system")] += 1
         if item.example is not None and item.example.label is not None:
             self.labels["desirable" if item.example.label else "undesirable"] += 1
+        if item.example is not None and item.example.kind == "prompts":
+            self.prompts += 1
+            self.references += item.example.chosen is not None
 
     @property
     def omitted(self) -> int:
@@ -217,7 +224,8 @@ class CheckSummary:
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (problems excluded; they are streamed one by one)."""
         return {"formats": self.formats, "records": self.records, "usable": self.usable,
-                "errors": self.errors, "warnings": self.warnings, "turns": self.turn_stats(), "labels": dict(self.labels)}
+                "errors": self.errors, "warnings": self.warnings, "turns": self.turn_stats(), "labels": dict(self.labels),
+                **({"prompts": {"records": self.prompts, "with_reference": self.references}} if self.prompts else {})}
 
 
 def check_paths(

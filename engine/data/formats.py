@@ -335,11 +335,13 @@ class Example:
 
 
 def to_example(record: Any, layout: str) -> tuple[Example | None, list[FieldProblem]]:
-    """Convert one record of a pairs, kto or text ``layout`` (see LAYOUTS), checking every field.
+    """Convert one record of a pairs, kto, text or prompts ``layout`` (see LAYOUTS), checking every field.
 
     Returns:
         The example (None when the record cannot be used) and every problem found, each with its field.
     """
+    if layout == "prompts":
+        return to_prompt(record, layout)
     if not isinstance(record, dict):
         return None, [("", f"expected a JSON object (a record), got {json_type(record)}")]
     problems: list[FieldProblem] = []

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterator
 
 from engine.data.checks import CheckedRecord, check_file, detect_file_format, kto_balance_problem
 from engine.data.encode import (
-    empty_after_cut, encode_completions, encode_conversation, encode_conversations, encode_pairs, encode_texts)
+    empty_after_cut, encode_completions, encode_conversation, encode_conversations, encode_pairs, encode_texts, render)
 from engine.data.formats import with_system
 from engine.data.problems import Problem, SourceError
 from engine.data.report_events import (
@@ -66,6 +66,11 @@ def summary_lines(checked: dict[str, Any] | None, tokens: dict[str, Any] | None)
         turns = checked["turns"]
         lines.append(f"records: {checked['records']:,} ({checked['usable']:,} usable); turns per record: "
                      f"min {turns['min']}, mean {turns['mean']:.1f}, max {turns['max']}")
+        prompts = checked.get("prompts") or {}
+        if prompts:
+            without = prompts["records"] - prompts["with_reference"]
+            lines.append(f"prompts: {prompts['with_reference']:,} with a reference answer, {without:,} without "
+                         "(exact_match, the default reward of grpo/rloo, compares with it)")
         labels = checked.get("labels") or {}
         if labels:
             lines.append(f"kto answers: {labels.get('desirable', 0):,} desirable, "
@@ -173,6 +178,7 @@ class Reporter:
         records = usable = 0
         turns: dict[int, int] = {}
         labels: dict[str, int] = {}
+        prompts: dict[str, int] = {}
         for item in self.records("check"):
             for p in [item] if isinstance(item, Problem) else item.problems:
                 self.problem(p)
@@ -185,13 +191,16 @@ class Reporter:
                 if item.example is not None and item.example.label is not None:
                     key = "desirable" if item.example.label else "undesirable"
                     labels[key] = labels.get(key, 0) + 1
+                if item.example is not None and item.example.kind == "prompts":
+                    prompts["records"] = prompts.get("records", 0) + 1
+                    prompts["with_reference"] = prompts.get("with_reference", 0) + (item.example.chosen is not None)
         if self.stage == "kto" and (problem := kto_balance_problem(self.paths, Counter(labels))) is not None:
             self.problem(problem)
         total = sum(turns.values())
         self.emit(Checked(type=CHECKED, records=records, usable=usable, errors=self.errors, warnings=self.warnings,
                           turns={"min": min(turns, default=0), "max": max(turns, default=0),
                                  "mean": sum(k * v for k, v in turns.items()) / total if total else 0.0},
-                          labels=labels))
+                          labels=labels, prompts=prompts))
         return usable
 
     def measure(self, tokenizer: Any, usable: int) -> None:
@@ -222,7 +231,7 @@ class Reporter:
             kinds.setdefault(item.example.kind if item.example is not None else "sft", []).append(item)
         for kind, items in kinds.items():
             measure = {"sft": self._measure, "pairs": self._measure_pairs, "kto": self._measure_kto,
-                       "text": self._measure_text}[kind]
+                       "text": self._measure_text, "prompts": self._measure_prompts}[kind]
             try:
                 measure(items, tokenizer, lengths, counts, sides) if kind != "sft" else \
                     measure(items, tokenizer, lengths, counts)
@@ -264,6 +273,20 @@ class Reporter:
             if enc.trained_tokens == 0:
                 counts["dropped"] += 1
                 self.problem(empty_after_cut(item.file, item.line, item.index, enc.full_length, self.cutoff))
+
+    def _measure_prompts(self, items: list[CheckedRecord], tokenizer: Any, lengths: list[int],
+                         counts: dict[str, int], sides: "Sides") -> None:
+        # An RL stage trains on answers it samples: the prompt (with the generation prompt) is what it
+        # reads, and the reference answer is only compared with; neither is a trained token.
+        for item in items:
+            prompt = with_system(item.example.prompt, self.system_prompt)
+            length = len(tokenizer(render(prompt, tokenizer, generation_prompt=True), add_special_tokens=False)
+                         ["input_ids"])
+            lengths.append(length)
+            sides.add("prompt", length, length >= self.cutoff, 0)
+            if item.example.chosen is not None:
+                reference = len(tokenizer(item.example.chosen, add_special_tokens=False)["input_ids"])
+                sides.add("reference", reference, False, 0)
 
     def _measure_text(self, items: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int],
                       sides: "Sides") -> None:

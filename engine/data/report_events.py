@@ -110,6 +110,8 @@ class Checked(TypedDict):
         warnings: warnings found so far.
         turns: turns per usable record (the prompt and chosen answer of a pair; none for raw text).
         labels: usable kto answers by label, ``{"desirable": N, "undesirable": M}``; empty for other data.
+        prompts: usable records read as prompts (stages grpo, rloo), ``{"records": N, "with_reference": M}``;
+            empty for other stages.
     """
 
     type: str
@@ -119,6 +121,7 @@ class Checked(TypedDict):
     warnings: int
     turns: Turns
     labels: dict[str, int]
+    prompts: dict[str, int]
 
 
 class Bin(TypedDict):

@@ -16,7 +16,7 @@ from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
-from engine.data.formats import LAYOUTS, TRAINABLE, to_example, to_messages
+from engine.data.formats import LAYOUTS, TRAINABLE, to_example, to_messages, to_prompt
 from engine.data.problems import Problem
 from engine.data.source import RawRecord
 from tuitune.widgets.data_stats import DataStats
@@ -94,10 +94,11 @@ class DataInspector(Vertical):
         problems = [raw.problem.message] if raw.problem else []
         dump = json.dumps(raw.value, ensure_ascii=False, indent=2) if raw.value is not None else ""
         if raw.problem is None and fmt in LAYOUTS and fmt not in TRAINABLE:
-            example, found = to_example(raw.value, fmt)
+            # a prompt of an RL stage has no trained tokens (its answers are sampled): no token view
+            example, found = to_prompt(raw.value, fmt) if LAYOUTS[fmt] == "prompts" else to_example(raw.value, fmt)
             problems = [f"{f}: {m}" if f else m for f, m in found]
             self.record_view.show_example(self.title_shown, example, problems, dump)
-            if example is None or problems:
+            if example is None or problems or example.kind == "prompts":
                 return None
             if example.kind == "text":
                 return {"text": example.text}

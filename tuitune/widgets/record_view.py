@@ -73,8 +73,8 @@ class RecordView(VerticalScroll):
         self.body_view.update(body)
 
     def show_example(self, title: str, example: Any, problems: list[str], raw: str = "") -> None:
-        """Show a pair's prompt and both answers side by side, a kto answer with its label, or a
-        document, before tokens arrive (``example`` None: the raw JSON and the problems)."""
+        """Show a pair's prompt and both answers side by side, a kto answer with its label, a prompt
+        with its reference answer, or a document, before tokens arrive (``example`` None: the raw JSON and the problems)."""
         self.encoded, self.trained_text = None, ""
         self.head_line.update(title)
         head = Text()
@@ -89,6 +89,10 @@ class RecordView(VerticalScroll):
         for message in example.prompt:
             head.append(f"{message['role']}\n", style="bold")
             head.append(message["content"] + "\n\n")
+        if example.kind == "prompts":  # what the model is asked; the reference is compared with, never trained
+            reference = example.chosen if example.chosen is not None else "(none: rewards without a reference score it)"
+            self.body_view.update(Text.assemble(head, ("reference answer\n", "bold"), (reference, "italic")))
+            return
         if example.kind == "kto":
             label = ("desirable ✓", "bold green") if example.label else ("undesirable ✗", "bold red")
             self.body_view.update(Text.assemble(head, ("assistant ", "bold"), label, "\n", (example.chosen or "", TRAINED)))
