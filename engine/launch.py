@@ -180,7 +180,8 @@ def train_command(folder: Path, resume: bool, plan: Processes) -> tuple[list[str
     checkpoints, adapter) is always on node 0. No restarts: a failed rank ends the run.
     """
     train = ["-m", "engine", "train", "--run-dir", str(folder), *(["--resume"] if resume else [])]
-    env = {"CUDA_VISIBLE_DEVICES": ",".join(map(str, plan.gpus))} if plan.gpus else {}
+    # Indices as nvidia-smi and NVML number the cards (CUDA's own default order is fastest first).
+    env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ",".join(map(str, plan.gpus))} if plan.gpus else {}
     if not plan.distributed:
         return [sys.executable, *train], env
     where = ["--standalone"] if plan.nnodes == 1 else [

@@ -2,7 +2,9 @@
 
 GPU figures come from NVML (:class:`engine.machine.gpus.GpuProbe`), process figures from
 psutil over the whole trainer process tree (dataloader workers included), host memory from
-:mod:`engine.machine.host`. None of them needs torch, so the sampler never touches the
+:mod:`engine.machine.host`. Under torchrun the tree is the agent's, so the figures cover every
+worker of this machine, and the GPUs are the run's own (``CUDA_VISIBLE_DEVICES``, which the
+supervisor sets in NVML's order), not every card of the machine. None of them needs torch, so the sampler never touches the
 training thread's CUDA context.
 """
 
@@ -52,12 +54,26 @@ class ProcessTree:
         return rss, round(cpu, 1)
 
 
-def system_sample(gpus: GpuProbe, tree: ProcessTree) -> dict[str, Any]:
-    """The fields of one ``system`` event."""
+def system_sample(gpus: GpuProbe, tree: ProcessTree, only: frozenset[int] | None = None) -> dict[str, Any]:
+    """The fields of one ``system`` event; ``only``: the GPU indices of the run (None: every GPU)."""
     rss, cpu = tree.sample()
     used, total = host_memory_used()
-    return {"gpus": gpus.sample(), "gpu_note": gpus.note, "rss_bytes": rss, "cpu_pct": cpu,
+    cards = [gpu for gpu in gpus.sample() if only is None or gpu["index"] in only]
+    return {"gpus": cards, "gpu_note": gpus.note, "rss_bytes": rss, "cpu_pct": cpu,
             "host_mem_used_bytes": used, "host_mem_total_bytes": total}
+
+
+def run_gpus() -> frozenset[int] | None:
+    """The GPU indices the run may use (``CUDA_VISIBLE_DEVICES`` as indices), None when every one."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None or not all(part.strip().isdigit() for part in visible.split(",") if part.strip()):
+        return None
+    return frozenset(int(part) for part in visible.split(",") if part.strip())
+
+
+def trainer_root() -> int:
+    """The process whose tree is the run's on this machine: torchrun's agent for a worker, else us."""
+    return os.getppid() if "TORCHELASTIC_RUN_ID" in os.environ else os.getpid()
 
 
 class SystemSampler:
@@ -74,7 +90,8 @@ class SystemSampler:
         self._interval = interval
         self._stop = threading.Event()
         self._gpus = GpuProbe()
-        self._tree = ProcessTree()
+        self._tree = ProcessTree(trainer_root())
+        self._only = run_gpus()
         self._thread = threading.Thread(target=self._run, name="system-sampler", daemon=True)
 
     def start(self) -> "SystemSampler":
@@ -92,6 +109,6 @@ class SystemSampler:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             try:
-                self._emit("system", **system_sample(self._gpus, self._tree))
+                self._emit("system", **system_sample(self._gpus, self._tree, self._only))
             except Exception:  # a failed sample must never take the run down
                 continue

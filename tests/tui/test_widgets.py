@@ -84,3 +84,14 @@ def test_state_keeps_lr_stage_metrics_and_resume_marks() -> None:
     assert state.lr_series == ((1.0, 1e-4), (2.0, 2e-4))
     assert state.metric_series == {"rewards/margins": ((1.0, 0.1), (2.0, 0.25))}
     assert state.resume_steps == (1,)
+
+
+def test_system_panel_gives_each_gpu_one_line_when_compact() -> None:
+    """Eight GPUs at 80x24: one line each, with memory, use and temperature."""
+    gpu = {"name": "NVIDIA H100", "mem_used_bytes": 61 * 2**30, "mem_total_bytes": 80 * 2**30, "util_pct": 97,
+           "temp_c": 71}
+    text = render_system({"gpus": [{**gpu, "index": i} for i in range(8)], "rss_bytes": 2**30, "cpu_pct": 9.0},
+                         width=30, compact=True).plain
+    lines = text.splitlines()
+    assert len(lines) == 10 and all(len(line) <= 30 for line in lines), text
+    assert lines[7].startswith("GPU7 ") and lines[7].endswith("61.0G/80.0G  97% 71°C")

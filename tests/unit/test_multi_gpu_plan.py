@@ -29,7 +29,7 @@ def test_one_process_is_the_plain_trainer_and_more_go_through_torchrun(tmp_path:
     command, env = train_command(tmp_path, True, processes(config(train={"gpus": [2, 3]})))
     assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
     assert command[command.index("--nproc-per-node") + 1] == "2" and command[-1] == "--resume"
-    assert env == {"CUDA_VISIBLE_DEVICES": "2,3"}
+    assert env == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "2,3"}
 
     two_nodes = processes(config(distributed={"nproc": 1, "nnodes": 2, "node_rank": 1, "master": "10.0.0.1:29500"}))
     command, _ = train_command(tmp_path, False, two_nodes)
