@@ -99,6 +99,8 @@ class RunState:
     """Whether the trainer is paused (``paused`` without a later ``continued``)."""
     alerts: tuple[Event, ...] = ()
     """The watchdog's ``alert`` events of the latest attempt, oldest first."""
+    samples: Event | None = None
+    """The latest ``samples`` event of an RL run (grpo, rloo): sampled answers with their rewards."""
     warnings_at_end: int = 0
     """How many warnings there were at the latest terminal event: later ones belong to the next attempt."""
     last_seq: int = 0
@@ -161,6 +163,8 @@ def fold(state: RunState, events: Iterable[Event]) -> RunState:
 # "finite" (a number that is not NaN or infinite: times and durations) or "str", an object's own field table, or a one-item list [kind] for an array of that kind.
 # null is allowed everywhere (it means "not known"); a field not listed is kept as it is.
 Kind = Union[str, dict[str, Any], list[Any]]
+SAMPLES = "samples"
+"""The RL stages' event of sampled answers and their rewards (docs/run-folder.md)."""
 COMMON_FIELDS: dict[str, Kind] = {"v": "int", "seq": "int", "t": "finite", "type": "str"}
 GPU_FIELDS: dict[str, Kind] = {"index": "int", "name": "str", "mem_used_bytes": "int", "mem_total_bytes": "int",
                                "util_pct": "num", "temp_c": "num"}
@@ -184,6 +188,7 @@ EVENT_FIELDS: dict[str, dict[str, Kind]] = {
     p.ALERT: {"kind": "str", "message": "str", "action": "str", "step": "int", "severity": "str"},
     p.RUN_FINISHED: TERMINAL_FIELDS,
     p.RUN_STOPPED: TERMINAL_FIELDS,
+    SAMPLES: {"step": "int", "samples": [{"prompt": "str", "completion": "str", "reward": "num", "advantage": "num"}]},
     p.RUN_FAILED: {**TERMINAL_FIELDS, "cause": "str", "exit_code": "int", "signal": "str", "hint": "str",
                    "log_tail": ["str"], "errors": ["str"]},
 }
@@ -395,6 +400,11 @@ def _float(value: int | float | None) -> float | None:
     return None if value is None else float(value)
 
 
+def _samples(acc: _Acc, e: Event) -> None:
+    if e.get("samples"):
+        acc.set(samples=e)
+
+
 def _alert(acc: _Acc, e: Event) -> None:
     if e.get("kind") and e.get("message"):
         acc.alerts.append(e)
@@ -404,6 +414,7 @@ _HANDLERS = {
     p.PAUSED: lambda acc, e: acc.set(paused=True),
     p.CONTINUED: lambda acc, e: acc.set(paused=False),
     p.ALERT: _alert,
+    SAMPLES: _samples,
     p.RUN_STARTED: _run_started,
     p.PHASE: _phase,
     p.LOG: _log,
