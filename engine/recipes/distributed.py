@@ -19,17 +19,35 @@ def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
+def strategy(config: RunConfig) -> str:
+    """``ddp`` or ``fsdp`` (``auto``: FSDP for full fine-tuning, DDP for adapters), as the estimate judges it."""
+    from engine.estimate.fit import strategy as chosen
+
+    return chosen(config)
+
+
 def trainer_arguments(config: RunConfig) -> dict[str, Any]:
-    """TrainingArguments fields for a run of several processes; none for a single one."""
+    """TrainingArguments fields for a run of several processes; none for a single one.
+
+    DDP (adapters): every process holds the whole model and the gradients are averaged. FSDP (full
+    fine-tuning, or ``distributed.strategy: fsdp``): accelerate's FSDP2 shards each decoder layer
+    (the model's ``_no_split_modules``) over the processes and gathers one at a time; checkpoints and
+    the saved model stay whole (``FULL_STATE_DICT``), so a resume and the adapter folder read as usual.
+    """
     if world_size() == 1:
         return {}
-    return {
+    arguments: dict[str, Any] = {
         # NCCL needs GPUs; on a CPU-only machine the workers talk over gloo.
         "ddp_backend": "nccl" if torch.cuda.is_available() else "gloo",
         # A LoRA model's frozen base never gets gradients: searching for unused parameters would
         # cost a graph walk every step and warn each time.
         "ddp_find_unused_parameters": False,
     }
+    if strategy(config) == "fsdp":
+        arguments.update(fsdp=True, fsdp_config={
+            "version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "reshard_after_forward": True,
+            "state_dict_type": "FULL_STATE_DICT"})
+    return arguments
 
 
 def agree(stop: bool, save: bool) -> tuple[bool, bool]:

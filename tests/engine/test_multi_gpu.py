@@ -189,3 +189,19 @@ def test_two_nodes_on_one_machine_finish_and_each_folder_says_which_node_it_is(e
     assert not any(e["type"] == "log" for e in other)  # the training's figures are node 0's
     assert (folders[0] / "adapter").is_dir() and not (folders[1] / "adapter").exists()
     assert [json.loads((folder / NODE_FILE).read_text())["node_rank"] for folder in folders] == [0, 1]
+
+
+def test_full_fine_tuning_is_sharded_with_fsdp_and_saved_whole(eng, tiny_model_dir: Path, tiny_data: Path,
+                                                              tmp_path: Path) -> None:
+    """strategy auto + method full → FSDP2 over the two processes; the model folder is whole and trained."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, adapter={"method": "full"}, distributed={"nproc": 2})
+    events = eng.run_to_end(run_dir)
+    assert events[-1]["type"] == RUN_FINISHED, events[-1]
+    args = torch.load(run_dir / "adapter" / "training_args.bin", weights_only=False)
+    assert args.fsdp and args.fsdp_config["version"] == 2
+    trained, base = (AutoModelForCausalLM.from_pretrained(p) for p in (run_dir / "adapter", tiny_model_dir))
+    moved = [(a - b).abs().max().item() for a, b in zip(trained.parameters(), base.parameters())]
+    assert len(moved) == len(list(base.parameters())) and max(moved) > 0

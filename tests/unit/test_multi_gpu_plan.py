@@ -68,3 +68,29 @@ def test_bad_choices_are_one_clear_line_and_exit_2(tmp_path: Path, args: list[st
                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and says in done.stderr, done.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_the_estimate_is_per_gpu_for_ddp_and_fsdp(tmp_path: Path) -> None:
+    """DDP: each GPU holds the whole run (and a copy of the gradients in DDP's buckets); FSDP: a share of the
+    weights, gradients and optimizer state, and a layer or two gathered whole; the verdict is per GPU."""
+    import importlib.util
+
+    from engine.estimate.fit import verdict
+    from engine.estimate.memory import estimate
+    from engine.models.info import read_model_info
+
+    spec = importlib.util.spec_from_file_location("builders", REPO / "tests/fixtures/models/builders.py")
+    builders = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builders)
+    info = read_model_info(str(builders.make_model(tmp_path / "tiny")))
+    full = config(adapter={"method": "full"})
+    alone = estimate(info, full, "cuda")
+
+    ddp = verdict(info, config(adapter={"method": "full"}, distributed={"strategy": "ddp"}), TWO)
+    assert ddp.estimate.total == alone.total + alone.gradients and "DDP over 2" in ddp.estimate.notes[-1]
+    fsdp = verdict(info, full, TWO)  # auto: full fine-tuning is sharded
+    assert fsdp.estimate.optimizer == alone.optimizer // 2 and fsdp.estimate.gradients == alone.gradients // 2
+    assert alone.weights // 2 < fsdp.estimate.weights <= alone.weights and "FSDP over 2" in fsdp.estimate.notes[-1]
+    assert fsdp.capacity.label == "GPU 0 H100 (each of 2 GPUs)"
+    one = verdict(info, config(adapter={"method": "full"}, train={"gpus": [1]}), TWO)
+    assert one.estimate.total == alone.total and one.capacity.label == "GPU 1 H100"
