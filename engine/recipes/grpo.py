@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,8 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     callback = EventsCallback(events, run_dir, flags, started, resumed=checkpoint is not None)
     trainer = trainer_class(model=model, reward_funcs=rewards, args=args, train_dataset=built.train,
                             eval_dataset=built.eval, processing_class=tokenizer, callbacks=[callback])
-    trainer.events = events
+    # samples events once the run-folder contract (engine.protocol.EVENT_TYPES) knows them
+    trainer.events = events if SAMPLES in EVENT_TYPES else None
     drop_reference_copy(trainer.model)
 
     # ---- train and save -----------------------------------------------------
@@ -175,25 +177,26 @@ def trl_classes(stage: str) -> tuple[type, type]:
             training = self.model.training
             super().log(logs, start_time)
             if training and "loss" in logs and self.events is not None and self.is_world_process_zero():
-                write_samples(self.events, self.state.global_step, self._logs)
+                write_samples(self.events, self.state.global_step, self._logs, self.reward_weights.tolist())
 
     return Config, SampledTrainer
 
 
-def write_samples(events: Events, step: int, logs: dict[str, Any]) -> None:
-    """A ``samples`` event from TRL's record of the latest generation batch (its newest SAMPLES_SHOWN answers)."""
-    if SAMPLES not in EVENT_TYPES:  # the run-folder contract does not know it yet (engine/protocol.py)
-        return
+def write_samples(events: Events, step: int, logs: dict[str, Any], weights: list[float]) -> None:
+    """A ``samples`` event from TRL's record of the latest generation batch (its newest SAMPLES_SHOWN answers),
+    each answer with its reward (the weighted sum) and each reward's score."""
     prompts, completions = list(logs["prompt"]), list(logs["completion"])
     rewards = {name: list(values) for name, values in logs["rewards"].items()}
     advantages = list(logs["advantages"])
     first = max(0, len(completions) - SAMPLES_SHOWN)
     samples = []
     for n in range(first, len(completions)):
+        scores = {name: values[n] for name, values in rewards.items() if n < len(values)}
+        total = sum(w * v for w, v in zip(weights, scores.values()) if not math.isnan(v))
         samples.append({
             "prompt": _last_user_turn(prompts[n])[-SAMPLE_CHARS:],
             "completion": answer_text(completions[n])[:SAMPLE_CHARS],
-            "rewards": {name: values[n] for name, values in rewards.items() if n < len(values)},
+            "reward": total, "rewards": scores,
             "advantage": advantages[n] if n < len(advantages) else None,
         })
     if samples:

@@ -34,6 +34,7 @@ from tuitune.runs.tail import EventTail
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.loss_chart import LossChart, stage_metrics
 from tuitune.widgets.run_stats import RunStats
+from tuitune.widgets.samples_panel import SamplesPanel
 from tuitune.widgets.system_panel import SystemPanel
 
 REFRESH_S = 1.0
@@ -150,6 +151,7 @@ class TrainScreen(AppScreen):
     log_view = getters.query_one("#log", Static)
     failure = getters.query_one("#failure", Static)
     alerts_view = getters.query_one("#alerts", Static)
+    samples = getters.query_one("#samples", SamplesPanel)
 
     has_checkpoint: var[bool] = var(False, bindings=True)
     """Whether the run folder holds a checkpoint to resume from (checked by the follower)."""
@@ -210,6 +212,8 @@ class TrainScreen(AppScreen):
                 yield SystemPanel(id="system")
             with Vertical(id="log-box"):
                 yield Static("", id="log", markup=False)
+            with VerticalScroll(id="samples-box"):
+                yield SamplesPanel(id="samples")
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -330,6 +334,7 @@ class TrainScreen(AppScreen):
         self.system.show(state.system, width=max(20, self.system.size.width or 40), live=run_status in LIVE)
         self._set_if_changed("failure", failure_text(state, run_status, self.run_dir), self.failure.update)
         self._set_if_changed("alerts", alerts_text(state), self._show_alerts)
+        self._set_if_changed("samples", state.samples, self._show_samples)
 
     def paint_chart(self) -> None:
         """Redraw the chart's view if its series changed (after a resume: the latest attempt's points)."""
@@ -365,6 +370,11 @@ class TrainScreen(AppScreen):
         self._shown[key] = value
         apply(value)
         return True
+
+    def _show_samples(self, event: dict | None) -> None:
+        """An RL run's latest sampled answers, in a panel beside the log once there are any."""
+        self.samples.show(event)
+        self.set_class(event is not None, "-rl")
 
     def _show_alerts(self, text: Text) -> None:
         self.alerts_view.update(text)

@@ -19,8 +19,8 @@ Point = tuple[float, float]
 
 SMOOTHING = 0.8
 """Weight of the past in the smoothed loss (TensorBoard's debiased moving average)."""
-STAGE_METRICS = ("rewards/margins", "rewards/accuracies", "margin", "accuracy", "reward", "kl", "rewards/chosen",
-                 "rewards/rejected")
+STAGE_METRICS = ("rewards/margins", "rewards/accuracies", "margin", "accuracy", "reward", "kl", "reward_std",
+                 "rewards/chosen", "rewards/rejected")
 """Stage metrics the stage view prefers, in this order (the first two found are drawn)."""
 COLOURS = ("bright_green", "bright_yellow", "bright_magenta")
 
