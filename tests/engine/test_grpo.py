@@ -166,3 +166,26 @@ def test_prompts_without_a_reward_or_a_reference_are_refused_before_training(eng
                                 "a reference answer for the default exact_match; add rl.rewards (exact_match, "
                                 "contains, regex, length, reward_model or python) or reference answers "
                                 "({prompt, answer})"], failed
+
+
+def test_a_samples_event_carries_the_newest_answers_with_their_weighted_reward() -> None:
+    from collections import deque
+
+    from engine.recipes.grpo import SAMPLES_SHOWN, write_samples
+
+    emitted: list[tuple[str, dict[str, Any]]] = []
+    events = type("Emitter", (), {"emit": lambda self, type, **fields: emitted.append((type, fields))})()
+    count = SAMPLES_SHOWN + 2  # TRL keeps the whole generation batch; the event holds the newest answers
+    prompts = deque([[{"role": "system", "content": "Be brief."}, {"role": "user", "content": f"q{n}"}]
+                     for n in range(count)])
+    completions = deque([[{"role": "assistant", "content": f"a{n}\n" + "x" * 1000}] for n in range(count)])
+    logs = {"prompt": prompts, "completion": completions, "advantages": deque(range(count)),
+            "rewards": {"exact_match": deque([1.0] * count), "length": deque([float("nan")] + [-0.5] * (count - 1))}}
+    write_samples(events, 7, logs, [2.0, 1.0])
+
+    [(kind, fields)] = emitted
+    assert kind == "samples" and fields["step"] == 7 and len(fields["samples"]) == SAMPLES_SHOWN
+    first = fields["samples"][0]
+    assert first["prompt"] == "q2" and first["completion"].startswith("a2\nxxx") and len(first["completion"]) == 600
+    assert first["rewards"] == {"exact_match": 1.0, "length": -0.5} and first["reward"] == 1.5
+    assert first["advantage"] == 2
