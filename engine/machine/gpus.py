@@ -21,6 +21,8 @@ class Gpu:
     name: str
     total_bytes: int
     free_bytes: int
+    processes: int = 0
+    """Compute processes on it now (another user's training, a server): a busy GPU is worth knowing of."""
 
 
 class GpuProbe:
@@ -62,7 +64,11 @@ class GpuProbe:
         nvml, gpus = self._nvml, []
         for index, handle in enumerate(self._handles):
             memory = nvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(Gpu(index, _text(nvml.nvmlDeviceGetName(handle)), int(memory.total), int(memory.free)))
+            try:
+                busy = len(nvml.nvmlDeviceGetComputeRunningProcesses(handle))
+            except nvml.NVMLError:
+                busy = 0
+            gpus.append(Gpu(index, _text(nvml.nvmlDeviceGetName(handle)), int(memory.total), int(memory.free), busy))
         return gpus
 
     def sample(self) -> list[dict[str, Any]]:

@@ -6,6 +6,10 @@ fit verdict of the resolved run (``engine.estimate.fit``, as on the models scree
 screen's ``RunStarter`` works out in a worker: a run that will not fit asks before it starts,
 and a model that cannot load is refused. Starting calls ``tuitune.runs.launch.start_run``,
 which detaches the engine and returns at once.
+
+The review step lists the GPUs found (name, memory in use, busy processes), all ticked; untick
+some and the run trains on the others (``train.gpus``), more than one under torchrun, and the
+estimate is per GPU. Without a GPU it says so: the run trains on the CPU.
 """
 
 from __future__ import annotations
@@ -19,13 +23,16 @@ from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import ContentSwitcher, Footer, Input, OptionList, Static, TextArea
+from textual.widgets import ContentSwitcher, Footer, Input, OptionList, SelectionList, Static, TextArea
 from textual.widgets.option_list import Option
+from textual.widgets.selection_list import Selection
 
 from engine.config import DEMO_DATA, DEMO_MODEL, STAGES, ConfigError, RunConfig, config_to_yaml
 from engine.data.formats import accepted_layouts
 from engine.presets import diff_from, preset_values
 from engine.estimate.fit import Verdict
+from engine.machine.gpus import Gpu
+from engine.units import fmt_bytes
 from tuitune.controllers.run_start import Findings, RunStarter
 from tuitune.dialogs.run_settings import describe_diff
 from tuitune.messages import RunStarted
@@ -66,6 +73,8 @@ class NewRunScreen(AppScreen):
     name_input = getters.query_one("#name", Input)
     max_steps_input = getters.query_one("#max_steps", Input)
     cutoff_input = getters.query_one("#cutoff", Input)
+    gpu_list = getters.query_one("#gpus", SelectionList)
+    gpu_note = getters.query_one("#gpu-note", Static)
 
     def __init__(self) -> None:
         super().__init__()
@@ -76,6 +85,8 @@ class NewRunScreen(AppScreen):
         self._preset_values: dict[str, dict[str, Any]] = {}
         self.starter = RunStarter(self, self.show_verdict, lambda: self.config, self._place)
         """Judges whether the reviewed run fits, and starts it."""
+        self.gpus: list[Gpu] = []
+        """The GPUs found on this machine (empty until listed, and on a machine without any)."""
 
     @property
     def draft(self) -> RunDraft:
@@ -109,6 +120,8 @@ class NewRunScreen(AppScreen):
                     with Horizontal(id="knobs"):
                         yield Input(id="max_steps", placeholder="from epochs", type="integer")
                         yield Input(id="cutoff", placeholder="preset's", type="integer")
+                    yield SelectionList[int](id="gpus")
+                    yield Static("GPUs: looking…", id="gpu-note")
                     yield Static("", id="folder")
                     yield Static("", id="edits", markup=False)
                     yield Static("", id="errors")
@@ -132,7 +145,10 @@ class NewRunScreen(AppScreen):
         self.stages.border_title = "stage"
         self._all_presets: list[tuple[str, str, str | None, str | None]] = []
         self.yaml_view.border_title = "resolved config"
+        self.gpu_list.border_title = "GPUs to train on (space ticks)"
+        self.gpu_list.display = False
         self.list_presets()
+        self.list_gpus()
         self.load_draft()
         self.show_step("model")
 
@@ -250,7 +266,11 @@ class NewRunScreen(AppScreen):
             self.config = None
             self.show_problems(exc.problems)
             return None
-        self.show_problems([])
+        self.config, problem = self._on_ticked_gpus(self.config)
+        self.show_problems([problem] if problem else [])
+        if problem:
+            self.config = None
+            return None
         if not self.draft.name:
             self.draft.name = default_run_name(self.config)
             self._fill(self.name_input, self.draft.name)
@@ -266,6 +286,47 @@ class NewRunScreen(AppScreen):
         self.folder_view.update(f"folder: {folder}{taken}")
         self.starter.check(self.config)
         return self.config
+
+    def _on_ticked_gpus(self, config: RunConfig) -> tuple[RunConfig, str | None]:
+        """``config`` on the GPUs ticked (all ticked keeps its own choice); a problem when none is."""
+        if not self.gpus:
+            return config, None
+        ticked = sorted(self.gpu_list.selected)
+        if not ticked:
+            return config, "tick at least one GPU to train on"
+        if len(ticked) == len(self.gpus):
+            return config, None
+        return config.model_copy(update={"train": config.train.model_copy(update={"gpus": ticked})}), None
+
+    @work(thread=True, exclusive=True, group="gpus", exit_on_error=False, description="listing GPUs")
+    def list_gpus(self) -> None:
+        """Ask NVML for the GPUs in the background (the engine's one reader)."""
+        from engine.machine import gpus
+
+        found, note = gpus.list_gpus()
+        self.app.call_from_thread(self._show_gpus, found, note)
+
+    def _show_gpus(self, found: list[Gpu], note: str) -> None:
+        """List the GPUs to tick, or say that the run trains on the CPU."""
+        self.gpus = found
+        self.gpu_list.clear_options()
+        for gpu in found:
+            busy = f"  {gpu.processes} process{'es' if gpu.processes != 1 else ''} on it" if gpu.processes else ""
+            used = fmt_bytes(gpu.total_bytes - gpu.free_bytes)
+            self.gpu_list.add_option(Selection(f"GPU {gpu.index} {gpu.name}  {used}/{fmt_bytes(gpu.total_bytes)} used"
+                                               f"{busy}", gpu.index, True))
+        self.gpu_list.display = bool(found)
+        several = "; more than one trains under torchrun, the estimate is per GPU" if len(found) > 1 else ""
+        self.gpu_note.update(f"{len(found)} GPU(s) found{several}" if found else
+                             f"GPUs: none found ({note or 'NVML found none'}): the run trains on the CPU")
+        if self.step == "review":
+            self.resolve()
+
+    @on(SelectionList.SelectedChanged, "#gpus")
+    def gpus_ticked(self) -> None:
+        """A GPU ticked or unticked: resolve and judge again."""
+        if self.step == "review":
+            self.resolve()
 
     def _base_config(self) -> RunConfig | None:
         """The run as the preset (or run config) makes it: without the edited settings, and without the
