@@ -205,3 +205,25 @@ def test_full_fine_tuning_is_sharded_with_fsdp_and_saved_whole(eng, tiny_model_d
     trained, base = (AutoModelForCausalLM.from_pretrained(p) for p in (run_dir / "adapter", tiny_model_dir))
     moved = [(a - b).abs().max().item() for a, b in zip(trained.parameters(), base.parameters())]
     assert len(moved) == len(list(base.parameters())) and max(moved) > 0
+
+
+def test_a_stop_on_node_0_ends_both_nodes_at_the_same_step(eng, tiny_model_dir: Path, tiny_data: Path,
+                                                           tmp_path: Path, leftovers: set[int]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folders = [eng.make_run(tmp_path, tiny_model_dir, tiny_data, name=f"node{rank}", train=LONG,
+                            distributed={"nproc": 1, "nnodes": 2, "node_rank": rank, "master": f"127.0.0.1:{port}"})
+               for rank in (0, 1)]
+    procs = [eng.launch(folder) for folder in folders]
+    eng.wait_for(folders[0], eng.first("log"), what="the first step")
+    for folder, proc in zip(folders, procs):
+        leftovers.update(run_pids(folder, proc.pid) | {w["pid"] for w in wait_workers(folder, 1)})
+
+    assert stop_run(folders[0])
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0
+    main, other = (read_events(folder)[-1] for folder in folders)
+    assert main["type"] == other["type"] == RUN_STOPPED and main["step"] == other["step"], (main, other)
+    assert other["node_rank"] == 1 and other["checkpoint_path"] is None
+    assert_all_gone(set(leftovers))
