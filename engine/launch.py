@@ -265,6 +265,8 @@ class Supervisor:
         self._told_to_stop: set[int] = set()
         self._no_workers_since: float | None = None
         self.ended_before_workers = False
+        self.ended_after_end = False
+        """Processes still there after the run's end was written were ended (a rank left waiting on a peer)."""
         """A stop came before torchrun had started any worker (a rendezvous still waiting): the agent was ended."""
         self._log_offset = 0
         self.stop_requested = False
@@ -405,12 +407,22 @@ class Supervisor:
     def watch(self, offset: int) -> None:
         """Feed the attempt's events to the watchdog until the child ends; write its alerts."""
         dog, path = Watchdog(self.stall_after_s), self.folder / EVENTS_FILE
+        ended: float | None = None
         while self._running():
             result = read_events_from(path, offset)
             offset = result.offset
             for event in result.events:
+                if event.get("type") in TERMINAL_TYPES:
+                    ended = time.monotonic()
                 for alert in dog.feed(event):
                     self.alert(alert)
+            if self.plan.distributed and ended is not None and time.monotonic() - ended > END_GRACE_S:
+                # The run's end is written (adapter saved): a rank still waiting in a collective for a peer
+                # that has left would wait for the process group's timeout (30 minutes).
+                log(f"the run ended {END_GRACE_S:.0f} s ago and some of its processes are still there: ending them")
+                self.ended_after_end = True
+                self.kill_tree()
+                return
             stalled = dog.stalled(time.time())
             if stalled is not None:
                 self.alert(stalled)
@@ -475,8 +487,10 @@ class Supervisor:
         returncode = self.child.wait()
         log(f"{self.job.verb} exited with {describe_exit(returncode)}")
         self.end_tree()
-        if any(e["type"] in TERMINAL_TYPES for e in read_events_from(events_path, offset).events):
-            return returncode
+        ends = [e for e in read_events_from(events_path, offset).events if e["type"] in TERMINAL_TYPES]
+        if ends:
+            # Processes ended after the run's end was written: the end is what counts, not how they went.
+            return (0 if ends[-1]["type"] != self.job.failed else 1) if self.ended_after_end else returncode
         return self.record_exit(returncode)
 
     def record_exit(self, returncode: int) -> int:
@@ -487,7 +501,11 @@ class Supervisor:
             return self.record(self.job.stopped, **self._nothing_saved())
         if sig == "SIGKILL" and self.kill_requested:
             return self.record(self.job.stopped, **self._killed())
-        if self.plan.distributed and (failed := self.failed_rank()) is not None:
+        failed = self.failed_rank() if self.plan.distributed else None
+        if self.stop_requested and self.plan.distributed and (failed is None or failed[2] in PEER_LOST_OR_ENDED):
+            # A rank that took the stop while still loading left; its peers could only fail to meet it.
+            return self.record(self.job.stopped, **self._nothing_saved())
+        if failed is not None:
             return self.record_rank_failure(*failed)
         if sig == "SIGTERM" and self.stop_requested:
             # Stopped before its handlers were installed: nothing was saved, but it was asked to end.
@@ -515,7 +533,7 @@ class Supervisor:
         # The root cause comes last in the report; a rank that only lost its peer (PEER_LOST) or was
         # ended by the agent's teardown (SIGTERM) is not the cause while another failed otherwise.
         failures.insert(0, failures.pop())
-        caused = [f for f in failures if f[2] not in (PEER_LOST, -signal.SIGTERM)]
+        caused = [f for f in failures if f[2] not in PEER_LOST_OR_ENDED]
         return (caused or failures)[0]
 
     def record_rank_failure(self, rank: int, local_rank: int, returncode: int, host: str) -> int:
@@ -556,6 +574,8 @@ class Supervisor:
         return {}
 
 
+END_GRACE_S = 30.0
+"""Seconds the processes of a several-process run may outlive its terminal event before they are ended."""
 NO_WORKERS_S = 5.0
 """Seconds a stop waits for torchrun to start its workers before it ends the agent instead."""
 FAILURE = re.compile(r"host\s*:\s*(?P<host>[^\n]*)\n\s*rank\s*:\s*(?P<rank>\d+)\s*\(local_rank:\s*"
@@ -563,6 +583,8 @@ FAILURE = re.compile(r"host\s*:\s*(?P<host>[^\n]*)\n\s*rank\s*:\s*(?P<rank>\d+)\
 """One failed worker in the report torchrun's agent prints when workers fail (the root cause last)."""
 PEER_LOST = 3
 """A worker's exit status when its collective failed because another rank went away (engine.recipes.runner)."""
+PEER_LOST_OR_ENDED = (0, PEER_LOST, -signal.SIGTERM)
+"""Worker exits that do not make a rank the cause of a failure: done, lost its peer, ended by the agent."""
 
 
 def _send(pid: int, sig: signal.Signals) -> None:

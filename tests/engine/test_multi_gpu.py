@@ -227,3 +227,19 @@ def test_a_stop_on_node_0_ends_both_nodes_at_the_same_step(eng, tiny_model_dir: 
     assert main["type"] == other["type"] == RUN_STOPPED and main["step"] == other["step"], (main, other)
     assert other["node_rank"] == 1 and other["checkpoint_path"] is None
     assert_all_gone(set(leftovers))
+
+
+def test_a_stop_while_the_ranks_load_ends_the_run_as_stopped(eng, tiny_model_dir: Path, tiny_data: Path,
+                                                             tmp_path: Path, leftovers: set[int]) -> None:
+    """Whichever rank hears the stop first, before or after its last check: stopped, and nothing left."""
+    run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train=LONG, distributed={"nproc": 2})
+    proc = eng.launch(run_dir)
+    workers = wait_workers(run_dir)
+    pids = run_pids(run_dir, proc.pid) | {w["pid"] for w in workers}
+    leftovers.update(pids)
+
+    assert stop_run(run_dir)
+    end = eng.wait_for(run_dir, eng.terminal(), timeout=120, what="the end")
+    assert end["type"] == RUN_STOPPED, end
+    assert proc.wait(timeout=60) == 0
+    assert_all_gone(pids)
