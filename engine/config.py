@@ -279,7 +279,7 @@ class RLSection(Section):
     """Reinforcement learning from rewards (stages grpo, rloo): sampling and the rewards."""
 
     num_generations: int | None = Field(None, ge=2, le=256)
-    """Answers sampled per prompt and compared with each other; default: 4 on CPU, 8 on a GPU."""
+    """Answers sampled per prompt and compared with each other (train.batch_size counts prompts); default: 4 on CPU, 8 on a GPU."""
     max_completion_length: int | None = Field(None, ge=1, le=65536)
     """Longest sampled answer in tokens; default: 32 on CPU, 256 on a GPU."""
     temperature: float = Field(1.0, gt=0, le=10)

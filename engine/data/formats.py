@@ -128,8 +128,8 @@ def detect_format(record: Any) -> str | None:
             return "openai" if key == "messages" else "sharegpt"
         if turns is not None:
             return "openai" if key == "messages" else "sharegpt"
-    if "prompt" in record:
-        return "prompts"
+    if "prompt" in record and not any(key in record for key in ("chosen", "rejected", "completion", "label")):
+        return "prompts"  # a pair or kto answer missing a field stays one, to be told which field
     if "instruction" in record or "output" in record:
         return "alpaca"
     if "text" in record:
