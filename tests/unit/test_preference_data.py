@@ -130,7 +130,7 @@ def test_kto_needs_two_answers_a_batch_and_label_smoothing_needs_robust() -> Non
         parse_config("stage: kto\ntrain: {batch_size: 1}\n")
     with pytest.raises(ConfigError, match="label_smoothing is used only by loss_type robust"):
         parse_config("stage: dpo\npreference: {label_smoothing: 0.1}\n")
-    with pytest.raises(ConfigError, match="stage: must be one of 'sft', 'pt', 'rm', 'dpo', 'kto' or 'orpo'"):
+    with pytest.raises(ConfigError, match="stage: must be one of 'sft', 'pt', 'rm', 'dpo', 'kto', 'orpo', 'grpo' or 'rloo'"):
         parse_config("stage: ppo\n", "p.yaml")
 
 
