@@ -64,8 +64,9 @@ class GpuProbe:
         nvml, gpus = self._nvml, []
         for index, handle in enumerate(self._handles):
             memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            running = getattr(nvml, "nvmlDeviceGetComputeRunningProcesses", None)  # old bindings lack it
             try:
-                busy = len(nvml.nvmlDeviceGetComputeRunningProcesses(handle))
+                busy = len(running(handle)) if running else 0
             except nvml.NVMLError:
                 busy = 0
             gpus.append(Gpu(index, _text(nvml.nvmlDeviceGetName(handle)), int(memory.total), int(memory.free), busy))

@@ -74,6 +74,8 @@ def main(argv: list[str]) -> int:
     events = Events(args.run_dir)
     try:
         stage = load_config(args.run_dir / CONFIG_FILE).stage  # the recipe reads it again, whole
+        if several and args.resume:
+            check_node_checkpoint(args.run_dir)
         recipe = importlib.import_module(RECIPES[stage])
         return recipe.train(args.run_dir, args.resume, events, flags)
     except StopBeforeTraining:
@@ -106,6 +108,21 @@ def peer_lost(exc: BaseException) -> bool:
     if isinstance(exc, getattr(dist, "DistError", ())):
         return True
     return isinstance(exc, RuntimeError) and any(word in str(exc).lower() for word in PEER_ERRORS)
+
+
+def check_node_checkpoint(run_dir: Path) -> None:
+    """On a node other than 0, a resume needs node 0's checkpoint here too: every rank loads it.
+
+    Raises:
+        FileNotFoundError: naming the folder to put it in (shared storage, or a copy from node 0).
+    """
+    from engine.checkpoints import latest_checkpoint
+
+    node = int(os.environ.get("GROUP_RANK", "0"))
+    if node > 0 and latest_checkpoint(run_dir) is None:
+        raise FileNotFoundError(f"node {node} has no complete checkpoint in {run_dir / 'checkpoints'} to resume from: "
+                                "every node loads node 0's checkpoint; put the run folder on storage all nodes "
+                                "share, or copy node 0's checkpoints/ folder here first")
 
 
 def rank_output(run_dir: Path) -> None:

@@ -183,6 +183,7 @@ class Follower:
             model = event.get("model") or {}
             self.progress.console.print(f"{model.get('name_or_path')}: {params_line(model, event.get('method'))}, "
                                         f"{(event.get('data') or {}).get('train_records')} records"
+                                        + processes_note(event)
                                         + (f", resumed from step {resumed}" if resumed is not None else ""))
         elif kind == "log":
             self.progress.update(self.task, completed=event["step"], total=event.get("total_steps"),
@@ -203,6 +204,16 @@ class Follower:
             return 0
         print_failure(end, self.run_dir)
         return 1
+
+
+def processes_note(started: dict[str, Any]) -> str:
+    """``, 2 processes on GPU 0, 1`` for a run of several processes (nothing for one)."""
+    world, nodes, gpus = started.get("world_size"), started.get("nnodes") or 1, started.get("gpus")
+    if not isinstance(world, int) or world < 2:
+        return ""
+    where = f" on {nodes} nodes" if nodes > 1 else ""
+    cards = f" on GPU {', '.join(map(str, gpus))}" if gpus else " on the CPU" if gpus == [] else ""
+    return f", {world} processes{where}{cards}"
 
 
 def format_log(event: dict[str, Any]) -> str:
