@@ -107,11 +107,13 @@ def test_a_stop_reaches_every_rank_at_the_same_step_and_a_resume_continues(eng, 
     pids = run_pids(run_dir, proc.pid) | {w["pid"] for w in wait_workers(run_dir)}
     leftovers.update(pids)
 
-    assert stop_run(run_dir)
-    stopped = eng.wait_for(run_dir, eng.terminal(), what="the end")
+    done = subprocess.run([sys.executable, "-m", "tuitune", "stop", str(run_dir)], cwd=eng.repo, env=eng.env(),
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert_all_gone(pids, timeout=1)  # tuitune stop returns once every process of the run is gone
+    stopped = read_events(run_dir)[-1]
     assert stopped["type"] == RUN_STOPPED and 0 < stopped["step"] < 2000, stopped
     assert proc.wait(timeout=GONE_S) == 0
-    assert_all_gone(pids)
     # Both ranks saved their RNG state into the one checkpoint of that step: they stopped together.
     checkpoint = run_dir / stopped["checkpoint_path"]
     assert checkpoint.name == f"checkpoint-{stopped['step']}"
@@ -159,8 +161,10 @@ def test_a_worker_killed_by_sigkill_fails_the_run_naming_its_rank(eng, tiny_mode
     pids = run_pids(run_dir, proc.pid) | {w["pid"] for w in workers}
     leftovers.update(pids)
 
+    killed_at = time.time()
     os.kill(next(w["pid"] for w in workers if w["rank"] == 1), signal.SIGKILL)
     failed = eng.wait_for(run_dir, eng.terminal(), timeout=60, what="the failure")
+    assert failed["t"] - killed_at < 15  # the others are taken down within seconds
     assert failed["type"] == RUN_FAILED, failed
     assert (failed["rank"], failed["exit_code"], failed["signal"]) == (1, 137, "SIGKILL")
     assert failed["cause"].startswith("rank 1 of 2") and failed["log_path"] == "logs/rank-1.log"
