@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from engine.protocol import NODE_FILE, PIDS_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, RUN_STOPPED, read_events
-from tuitune.runs.launch import request_save, stop_run
+from tuitune.runs.launch import continue_run, pause_run, request_save, stop_run
 
 LONG = {"max_steps": 2000, "save_steps": 1000}
 """A run that is still training when the test acts on it (a tiny step takes a few milliseconds)."""
@@ -132,7 +132,7 @@ def test_a_stop_reaches_every_rank_at_the_same_step_and_a_resume_continues(eng, 
     assert resumed.wait(timeout=GONE_S) == 0
 
 
-def test_save_now_reaches_every_rank_and_a_kill_on_request_leaves_no_process(eng, tiny_model_dir: Path,
+def test_pause_and_save_now_reach_every_rank_and_a_kill_on_request_leaves_no_process(eng, tiny_model_dir: Path,
                                                                              tiny_data: Path, tmp_path: Path,
                                                                              leftovers: set[int]) -> None:
     run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train=LONG, distributed={"nproc": 2})
@@ -140,6 +140,15 @@ def test_save_now_reaches_every_rank_and_a_kill_on_request_leaves_no_process(eng
     eng.wait_for(run_dir, eng.first("log"), what="the first step")
     pids = run_pids(run_dir, proc.pid) | {w["pid"] for w in wait_workers(run_dir)}
     leftovers.update(pids)
+
+    assert pause_run(run_dir)
+    eng.wait_for(run_dir, eng.first("paused"), what="the pause")
+    states = lambda: {psutil.Process(w).status() for w in pids - {proc.pid}}  # noqa: E731
+    # the agent and both workers hold where they are, then go on
+    eng.wait_for(run_dir, lambda _: states() == {psutil.STATUS_STOPPED}, timeout=5, what="every process stopped")
+    assert continue_run(run_dir)
+    eng.wait_for(run_dir, eng.first("continued"), what="the continue")
+    eng.wait_for(run_dir, lambda _: psutil.STATUS_STOPPED not in states(), timeout=5, what="every process going on")
 
     assert request_save(run_dir)
     saved = eng.wait_for(run_dir, eng.first("checkpoint"), what="the checkpoint asked for")
