@@ -256,3 +256,19 @@ def test_a_stop_while_the_ranks_load_ends_the_run_as_stopped(eng, tiny_model_dir
     assert end["type"] == RUN_STOPPED, end
     assert proc.wait(timeout=60) == 0
     assert_all_gone(pids)
+
+
+def test_a_killed_supervisor_leaves_no_rank_training_alone(eng, tiny_model_dir: Path, tiny_data: Path,
+                                                           tmp_path: Path, leftovers: set[int]) -> None:
+    """Its workers are not its children: each watches it, and they stop and save together once it is gone."""
+    run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train=LONG, distributed={"nproc": 2})
+    proc = eng.launch(run_dir)
+    eng.wait_for(run_dir, eng.first("log"), what="the first step")
+    pids = run_pids(run_dir, proc.pid) | {w["pid"] for w in wait_workers(run_dir)}
+    leftovers.update(pids)
+
+    proc.kill()
+    proc.wait()
+    end = eng.wait_for(run_dir, eng.terminal(), timeout=60, what="the end")
+    assert end["type"] == RUN_STOPPED and end["adapter_path"] == "adapter", end
+    assert_all_gone(pids, timeout=60)
