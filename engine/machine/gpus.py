@@ -159,7 +159,7 @@ def resolve_devices(config: Any, found: list[Gpu], note: str = "") -> Any:
     set, checked against the GPUs ``found`` (the supervisor then needs no GPU library).
 
     ``all`` on a machine without GPUs stays ``all`` (the CPU; ``distributed.nproc`` says how many
-    processes, 1 unless given).
+    processes, 1 unless given); ``all`` with ``distributed.nproc`` N is the first N GPUs.
 
     Raises:
         DeviceError: a GPU asked for that is not here, GPUs asked for on a machine without any, or
@@ -172,8 +172,11 @@ def resolve_devices(config: Any, found: list[Gpu], note: str = "") -> Any:
             raise DeviceError(f"train.gpus {_show(setting)}: this machine has no GPU ({note or 'NVML found none'}); "
                               "leave train.gpus at all, or use --nproc N for N processes on the CPU")
         return config
-    if setting == "all":
-        chosen = indices
+    if setting == "all":  # with --nproc N alone, the first N GPUs
+        if nproc is not None and nproc > len(indices):
+            raise DeviceError(f"distributed.nproc {nproc}: this machine has {len(indices)} GPU(s) ({_listed(indices)}); "
+                              "each process trains on one GPU")
+        chosen = indices[:nproc] if nproc is not None else indices
     elif isinstance(setting, int):
         if setting > len(indices):
             raise DeviceError(f"train.gpus {setting}: this machine has {len(indices)} GPU(s) ({_listed(indices)})")

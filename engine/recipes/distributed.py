@@ -44,6 +44,9 @@ def trainer_arguments(config: RunConfig) -> dict[str, Any]:
         "ddp_find_unused_parameters": False,
     }
     if strategy(config) == "fsdp":
+        if config.quant.mode != "none":
+            raise ValueError(f"distributed.strategy fsdp cannot shard quant.mode {config.quant.mode} weights "
+                             "(bitsandbytes): use strategy ddp, or quant.mode none")
         arguments.update(fsdp=True, fsdp_config={
             "version": 2, "auto_wrap_policy": "TRANSFORMER_BASED_WRAP", "reshard_after_forward": True,
             "state_dict_type": "FULL_STATE_DICT"})

@@ -48,6 +48,9 @@ def test_the_gpus_a_config_means_are_checked_against_the_machine() -> None:
         resolve_devices(config(train={"gpus": [5]}), TWO)
     with pytest.raises(DeviceError, match="no GPU"):
         resolve_devices(config(train={"gpus": [0]}), [], "no NVIDIA driver")
+    assert resolve_devices(config(distributed={"nproc": 1}), TWO).train.gpus == [0]  # --nproc 1 alone: GPU 0
+    with pytest.raises(DeviceError, match="nproc 3"):
+        resolve_devices(config(distributed={"nproc": 3}), TWO)
     with pytest.raises(DeviceError, match="nproc 3"):
         resolve_devices(config(train={"gpus": [0, 1]}, distributed={"nproc": 3}), TWO)
     assert parse_gpus("0,1") == [0, 1] and parse_gpus("all") == "all"

@@ -118,7 +118,7 @@ def preflight(config: RunConfig, force: bool = False) -> None:
     import importlib.util
 
     from engine.data.checks import layout_problem
-    from engine.estimate.fit import judge
+    from engine.estimate.fit import judge, strategy
     from engine.machine.gpus import list_gpus, resolve_devices
     from engine.units import fmt_bytes
 
@@ -126,7 +126,11 @@ def preflight(config: RunConfig, force: bool = False) -> None:
     if missing:  # the packages are named like the trackers
         raise Refused(f"train.report_to: {', '.join(missing)} is not installed: pip install {' '.join(missing)}")
     gpus, note = list_gpus()
-    resolve_devices(config, gpus, note)  # a GPU that is not here, or GPUs on a machine without any
+    resolved = resolve_devices(config, gpus, note)  # a GPU that is not here, or GPUs on a machine without any
+    several = (resolved.distributed.nproc or 1) * config.distributed.nnodes > 1
+    if several and config.quant.mode != "none" and strategy(config) == "fsdp":
+        raise Refused(f"distributed.strategy fsdp cannot shard quant.mode {config.quant.mode} weights (bitsandbytes): "
+                      "use strategy ddp, or quant.mode none")
     verdict = judge(config, gpus)
     if verdict.refusal:
         raise Refused(verdict.refusal)
