@@ -40,6 +40,7 @@ def fast_config(name: str, model: Path) -> dict[str, Any]:
         "model": {"name_or_path": str(model)},
         "data": {"cutoff_len": 64},
         "train": {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "logging_steps": 1},
+        "rl": {"max_completion_length": 16},  # the RL presets' sampling, short: the tiny model never stops by itself
     })
 
 
