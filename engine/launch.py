@@ -650,7 +650,8 @@ def main(argv: list[str]) -> int:
         plan = run_processes(folder)
         command, env = train_command(folder, args.resume, plan)
     else:
-        command = [sys.executable, "-m", "engine", kind.verb, kind.folder_flag, str(folder)]
+        command = [sys.executable, "-m", "engine", kind.verb, kind.folder_flag, str(folder),
+                   *(["--resume"] if args.resume else [])]
     lock = FolderLock(folder)
     if not lock.acquire():
         log(f"{folder} is locked by another attempt that is still running; this one does not start")
