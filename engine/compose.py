@@ -83,4 +83,7 @@ def _flag_problem(err: Any, names: dict[str, str]) -> str:
     """One pydantic error as ``--flag (section.field): message``, or ``section.field: message``."""
     field = ".".join(str(part) for part in err["loc"][:2])
     message = err["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    if not field:  # a rule across fields: name the flags whose fields it speaks of
+        flags = [flag for named, flag in names.items() if named in message]
+        return f"{', '.join(flags)}: {message}" if flags else message
     return f"{names[field]} ({field}): {message}" if field in names else f"{field}: {message}"

@@ -76,3 +76,12 @@ def test_the_parameter_line_counts_the_base_as_the_presets_screen_does() -> None
     assert params_line(model, "lora") == "4,884,480 parameters trained (lora) on a base of 134,515,008"
     assert params_line({"params_trainable": 10, "params_total": 10}, "full") == \
         "10 parameters trained (full) on a base of 10"
+
+
+def test_a_rule_across_fields_names_the_flags_it_speaks_of() -> None:
+    from engine.config import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        compose_config(None, None, {"--nnodes": ("distributed.nnodes", 2)})
+    assert refused.value.problems == ["--nnodes: distributed.nnodes above 1 needs distributed.master "
+                                      "(ADDR:PORT of node 0)"]
