@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from engine.config import DataSection, RLSection
+from engine.data.problems import DataError, Problem
 from engine.data.prompts import PromptSet, read_prompts, reward_plan, split
 from engine.protocol import EVENT_TYPES, PHASE, WARNING
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
@@ -131,11 +132,35 @@ def build_prompts(data: DataSection, tokenizer: Any, seed: int, stage: str) -> P
     from datasets import Dataset
 
     prompts = read_prompts(data, stage)
+    warnings = list(prompts.warnings)
+    lengths = prompt_lengths([row["prompt"] for row in prompts.rows], tokenizer)
+    # TRL never cuts a prompt (a cut one would ask something else): longer ones are left out, as SFT
+    # leaves out records with nothing left to train, and the rest keep data.cutoff_len's memory bound.
+    long = [n for n, length in enumerate(lengths) if length > data.cutoff_len]
+    if long:
+        if len(long) == len(lengths):
+            raise DataError([Problem(", ".join(data.train), None, None, None, f"every prompt is longer than "
+                                     f"cutoff_len {data.cutoff_len} tokens (the shortest has {min(lengths)}): "
+                                     "raise data.cutoff_len")])
+        first = prompts.rows[long[0]]["record"]
+        warnings.append(f"{len(long)} prompts longer than cutoff_len {data.cutoff_len} tokens left out (first: {first}, "
+                        f"{lengths[long[0]]} tokens)")
+        keep = [n for n in range(len(lengths)) if lengths[n] <= data.cutoff_len]
+        prompts.rows, prompts.places = [prompts.rows[n] for n in keep], [prompts.places[n] for n in keep]
+        lengths = [lengths[n] for n in keep]
     train_rows, held = split(prompts.rows, data.val_size, seed)
     stats = {"format": prompts.formats, "train_records": len(train_rows), "eval_records": len(held), "truncated": 0,
-             "train_tokens": None, "with_reference": sum(1 for row in train_rows if row["reference"])}
-    return Prompts(Dataset.from_list(train_rows), Dataset.from_list(held) if held else None, stats,
-                   list(prompts.warnings), prompts)
+             "dropped_long": len(long), "prompt_tokens": sum(lengths), "train_tokens": None,
+             "with_reference": sum(1 for row in train_rows if row["reference"])}
+    return Prompts(Dataset.from_list(train_rows), Dataset.from_list(held) if held else None, stats, warnings, prompts)
+
+
+def prompt_lengths(prompts: list[list[dict[str, str]]], tokenizer: Any) -> list[int]:
+    """Tokens of each prompt as the model reads it: chat template with the generation prompt."""
+    from engine.data.encode import render
+
+    texts = [render(prompt, tokenizer, generation_prompt=True) for prompt in prompts]
+    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def sampling_backend(rl: RLSection) -> tuple[bool, str]:

@@ -53,10 +53,13 @@ def test_grpo_reward_mean_rises_on_the_demo_model_and_the_adapter_loads_back(eng
                        rl={"max_completion_length": 24, "rewards": [{"kind": "length", "max_words": 8}]})
     events = eng.run_to_end(run_dir)
 
-    assert eng.kinds(events) == ["run_started"] + ["log"] * 6 + ["checkpoint", "run_finished"], events[-1]
+    # (the watchdog may call a GRPO loss near 0 a spike: that alert is no part of this test)
+    in_order = eng.kinds(events, skip=frozenset({"system", "phase", "warning", "alert"}))
+    assert in_order == ["run_started"] + ["log"] * 6 + ["checkpoint", "run_finished"], events[-1]
     rewards = [e["metrics"]["reward"] for e in logs(events)]
-    # Untrained, most answers run past 8 words (about -0.8); trained, they get shorter. Measured here: -0.72 over
-    # the first three steps, -0.38 over the last three (seed 7: -0.94, -0.50); 2 prompts a step were too noisy.
+    # Untrained, most answers run past 8 words (about -0.7); trained, they get shorter. Measured here: -0.62 over
+    # the first three steps, -0.28 over the last three (seed 7, earlier: -0.94, -0.50); 2 prompts a step were too
+    # noisy (seed 7: -0.70, -0.65).
     assert sum(rewards[3:]) / 3 > sum(rewards[:3]) / 3 + 0.1, rewards
     last = logs(events)[-1]["metrics"]
     for name in ("reward_std", "rewards/length/mean", "rewards/length/std", "completions/mean_length",
