@@ -39,7 +39,7 @@ import torch
 from engine.config import DataSection, RLSection
 from engine.data.problems import DataError, Problem
 from engine.data.prompts import PromptSet, read_prompts, reward_plan, split
-from engine.protocol import EVENT_TYPES, PHASE, WARNING
+from engine.protocol import PHASE, SAMPLES, WARNING
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.recipes.common import load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments
 from engine.recipes.dpo import drop_reference_copy
@@ -47,12 +47,6 @@ from engine.rewards import answer_text, build_rewards
 
 log = logging.getLogger("engine.recipes.grpo")
 
-CPU_GENERATIONS, GPU_GENERATIONS = 4, 8
-"""Answers per prompt when rl.num_generations is not set."""
-CPU_COMPLETION, GPU_COMPLETION = 32, 256
-"""Longest answer in tokens when rl.max_completion_length is not set."""
-SAMPLES = "samples"
-"""The event with the latest sampled answers and their rewards (see docs/run-folder.md)."""
 SAMPLES_SHOWN = 8
 """Answers a samples event carries: the newest of the latest generation batch."""
 SAMPLE_CHARS = 600
@@ -80,8 +74,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     flags.check_stop()
 
     # ---- trainer ------------------------------------------------------------
-    generations = rl.num_generations or (GPU_GENERATIONS if torch.cuda.is_available() else CPU_GENERATIONS)
-    completion = rl.max_completion_length or (GPU_COMPLETION if torch.cuda.is_available() else CPU_COMPLETION)
+    generations, completion = rl.generations(torch.cuda.is_available()), rl.completion_tokens(torch.cuda.is_available())
     use_vllm, how = sampling_backend(rl)
     events.emit(PHASE, name="loading_rewards", message=f"{how}; {generations} answers of up to {completion} tokens "
                                                        f"to each of {config.train.batch_size} prompts a step")
@@ -103,8 +96,7 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     callback = EventsCallback(events, run_dir, flags, started, resumed=checkpoint is not None)
     trainer = trainer_class(model=model, reward_funcs=rewards, args=args, train_dataset=built.train,
                             eval_dataset=built.eval, processing_class=tokenizer, callbacks=[callback])
-    # samples events once the run-folder contract (engine.protocol.EVENT_TYPES) knows them
-    trainer.events = events if SAMPLES in EVENT_TYPES else None
+    trainer.events = events
     drop_reference_copy(trainer.model)
 
     # ---- train and save -----------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from engine.protocol import EVENT_TYPES, read_events
+from engine.protocol import read_events
 from tuitune.runs.launch import is_alive, request_save, stop_run
 
 SHORT = {"batch_size": 2, "logging_steps": 1, "save_steps": 100, "warmup_ratio": 0.0, "scheduler": "constant"}
@@ -103,10 +103,9 @@ def test_grpo_scored_by_an_rm_runs_adapter_logs_that_reward_and_the_kl(eng, tiny
     assert "rewards: reward_model x1, exact_match x2" in [e["message"] for e in events if e["type"] == "phase"]
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
     assert not any(e["type"] == "warning" and e.get("code") == "default_reward" for e in events)
-    if "samples" in EVENT_TYPES:  # written once engine.protocol knows the type (see engine/recipes/grpo.py)
-        samples = [e for e in events if e["type"] == "samples"]
-        assert [e["step"] for e in samples] == [1, 2] and len(samples[-1]["samples"]) == 8
-        assert set(samples[-1]["samples"][0]["rewards"]) == {"reward_model", "exact_match"}
+    samples = [e for e in events if e["type"] == "samples"]
+    assert [e["step"] for e in samples] == [1, 2] and len(samples[-1]["samples"]) == 8
+    assert set(samples[-1]["samples"][0]["rewards"]) == {"reward_model", "exact_match"}
 
 
 REWARD_FILE = '''

@@ -163,8 +163,6 @@ def fold(state: RunState, events: Iterable[Event]) -> RunState:
 # "finite" (a number that is not NaN or infinite: times and durations) or "str", an object's own field table, or a one-item list [kind] for an array of that kind.
 # null is allowed everywhere (it means "not known"); a field not listed is kept as it is.
 Kind = Union[str, dict[str, Any], list[Any]]
-SAMPLES = "samples"
-"""The RL stages' event of sampled answers and their rewards (docs/run-folder.md)."""
 COMMON_FIELDS: dict[str, Kind] = {"v": "int", "seq": "int", "t": "finite", "type": "str"}
 GPU_FIELDS: dict[str, Kind] = {"index": "int", "name": "str", "mem_used_bytes": "int", "mem_total_bytes": "int",
                                "util_pct": "num", "temp_c": "num"}
@@ -188,7 +186,7 @@ EVENT_FIELDS: dict[str, dict[str, Kind]] = {
     p.ALERT: {"kind": "str", "message": "str", "action": "str", "step": "int", "severity": "str"},
     p.RUN_FINISHED: TERMINAL_FIELDS,
     p.RUN_STOPPED: TERMINAL_FIELDS,
-    SAMPLES: {"step": "int", "samples": [{"prompt": "str", "completion": "str", "reward": "num", "advantage": "num"}]},
+    p.SAMPLES: {"step": "int", "samples": [{"prompt": "str", "completion": "str", "reward": "num", "advantage": "num"}]},
     p.RUN_FAILED: {**TERMINAL_FIELDS, "cause": "str", "exit_code": "int", "signal": "str", "hint": "str",
                    "log_tail": ["str"], "errors": ["str"]},
 }
@@ -414,7 +412,7 @@ _HANDLERS = {
     p.PAUSED: lambda acc, e: acc.set(paused=True),
     p.CONTINUED: lambda acc, e: acc.set(paused=False),
     p.ALERT: _alert,
-    SAMPLES: _samples,
+    p.SAMPLES: _samples,
     p.RUN_STARTED: _run_started,
     p.PHASE: _phase,
     p.LOG: _log,
