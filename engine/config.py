@@ -275,6 +275,11 @@ class RewardSection(Section):
         return self.kind
 
 
+RL_DEFAULTS = {"cpu": (4, 32), "cuda": (8, 256)}
+"""(answers per prompt, longest answer in tokens) when rl leaves them unset: a CPU samples few and short answers,
+so a few steps of the demo model take about a minute; a GPU takes TRL's own defaults."""
+
+
 class RLSection(Section):
     """Reinforcement learning from rewards (stages grpo, rloo): sampling and the rewards."""
 
@@ -292,6 +297,14 @@ class RLSection(Section):
     """Run the Python file a python reward names. Off unless you trust that file; never set by a preset."""
     generation: Literal["auto", "trainer", "vllm"] = "auto"
     """How answers are sampled: trainer (model.generate), vllm (needs vllm and a GPU); auto: vllm when both are there."""
+
+    def generations(self, cuda: bool) -> int:
+        """Answers per prompt: num_generations, else RL_DEFAULTS for the device."""
+        return self.num_generations or RL_DEFAULTS["cuda" if cuda else "cpu"][0]
+
+    def completion_tokens(self, cuda: bool) -> int:
+        """Longest answer in tokens: max_completion_length, else RL_DEFAULTS for the device."""
+        return self.max_completion_length or RL_DEFAULTS["cuda" if cuda else "cpu"][1]
 
     @model_validator(mode="after")
     def _code_only_when_allowed(self) -> "RLSection":

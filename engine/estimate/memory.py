@@ -33,7 +33,9 @@ Sources for the formulas:
   base (its weights counted twice) unless precomputed. TRL computes dpo's and kto's log-probabilities
   through a chunked head (as the chunked loss); orpo's trainer keeps whole float32 logits (the plain
   loss); the reward model's head has one output instead of the vocabulary. Preference trainers turn
-  dropout off (TRL's default), so no dropout copies are kept.
+  dropout off (TRL's default), so no dropout copies are kept. The RL stages (grpo, rloo) train
+  ``b · num_generations`` sequences of ``cutoff_len + max_completion_length`` tokens (the worst
+  case; the sampling's KV cache and the reward model are not counted).
 * Overhead: on CUDA the context and cuBLAS workspaces (about 0.5 GiB, outside the allocator
   peak) plus 5% allocator slack; on CPU the resident size of Python with torch, transformers,
   peft and datasets imported (about 0.5 GiB, measured).
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 PREFERENCE_STAGES = ("dpo", "kto", "orpo", "rm")
+RL_STAGES = ("grpo", "rloo")
 SEQUENCES_PER_RECORD = {"dpo": 2, "orpo": 2, "rm": 2}
 """Sequences one record puts through the trained forward pass: a pair's chosen and rejected side."""
 CUDA_CONTEXT = 512 * 1024**2
@@ -133,6 +136,9 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     if method == "full" and stage in ("dpo", "kto") and config.preference.reference == "base":
         weights *= 2  # no adapter to switch off: TRL keeps a frozen copy of the base as the reference
     b, s = config.train.batch_size * SEQUENCES_PER_RECORD.get(stage, 1), config.data.cutoff_len
+    if stage in RL_STAGES:  # each prompt answered num_generations times, the answers trained together
+        b = config.train.batch_size * config.rl.generations(device == "cuda")
+        s = config.data.cutoff_len + config.rl.completion_tokens(device == "cuda")
     masks = 4 if device == "cpu" else 1  # peft's dropout masks: float on CPU, bool on CUDA
     chunked = config.train.chunked_loss if stage in ("sft", "pt") else stage != "orpo"
     lean = {"mask_bytes": masks, "fused_dropout": config.train.fused_lora_dropout, "chunked_loss": chunked,
@@ -306,6 +312,12 @@ def _notes(info: ModelInfo, config: RunConfig, device: str) -> tuple[str, ...]:
     if config.stage in SEQUENCES_PER_RECORD:
         notes.append(f"Stage {config.stage}: each pair runs its chosen and rejected answer together, so a batch of "
                      f"{config.train.batch_size} pairs holds {2 * config.train.batch_size} sequences.")
+    if config.stage in RL_STAGES:
+        cuda = device == "cuda"
+        notes.append(f"Stage {config.stage}: each of {config.train.batch_size} prompts is answered "
+                     f"{config.rl.generations(cuda)} times, so a step trains "
+                     f"{config.train.batch_size * config.rl.generations(cuda)} sequences of up to cutoff_len + "
+                     f"{config.rl.completion_tokens(cuda)} tokens (the worst case: prompts are usually shorter).")
     if config.stage in ("dpo", "kto"):
         notes.append("The reference pass runs without gradients: " + (
             "a frozen copy of the base (counted in the weights)." if config.adapter.method == "full"
