@@ -8,13 +8,16 @@ A prompt is the conversation up to its last user turn; its reference answer (``a
   with none at all the run is refused (there is nothing to reward);
 * ``exact_match`` (or ``contains`` without its own text): every prompt needs a reference.
 
-The app's review step, ``tuitune data check`` and the recipe all use :func:`reward_plan`, so they agree.
+The app's review step, ``tuitune data check``, ``tuitune train`` and the recipe all use :func:`reward_plan`,
+so they agree; the review and ``tuitune train`` also name reward files that are missing
+(:func:`missing_reward_files`) before a run folder exists.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from engine.config import DataSection, RLSection
@@ -81,6 +84,16 @@ def needs_reference(rl: RLSection) -> list[str]:
     """The configured rewards (labels) that compare with each prompt's reference answer."""
     return [spec.label() for spec in rl.rewards
             if spec.kind == "exact_match" or (spec.kind == "contains" and spec.text is None)]
+
+
+def missing_reward_files(rl: RLSection) -> list[str]:
+    """``rl.rewards[N] KIND: PATH does not exist`` for each reward whose file or folder is not there."""
+    missing = []
+    for n, spec in enumerate(rl.rewards):
+        target = spec.function.rpartition(":")[0] if spec.kind == "python" and spec.function else spec.path
+        if target and not Path(target).expanduser().exists():
+            missing.append(f"rl.rewards[{n}] {spec.kind}: {target} does not exist")
+    return missing
 
 
 def reward_plan(rl: RLSection, prompts: PromptSet, paths: list[str]) -> str:

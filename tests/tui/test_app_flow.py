@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 
+from engine.config import STAGES
 from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.dialogs.error import ErrorModal
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen
@@ -482,7 +483,7 @@ async def test_the_stage_step_explains_each_stage_and_filters_presets_and_data(m
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("n", "enter")
         flow = app.screen
-        assert flow.step == "stage" and flow.stages.option_count == 6
+        assert flow.step == "stage" and flow.stages.option_count == len(STAGES)
         assert "direct preference optimisation" in str(flow.stages.get_option("dpo").prompt)
         await wait_for(pilot, lambda: flow.presets.option_count > 1, what="the preset list")
         await pilot.press("down", "down", "down", "enter")  # sft, pt, rm, dpo
@@ -613,3 +614,25 @@ async def test_the_log_says_it_is_being_read_not_empty_and_shows_at_once(make_ap
         # at once, not on the big panels' next turn (3 s)
         await wait_for(pilot, lambda: "'loss': 1.374" in str(dash.log_view.render()), timeout=2.5,
                        what="the log right away")
+
+
+async def test_the_review_shows_a_python_reward_in_red_and_still_lets_the_run_start(
+        make_app, wait_for, runs_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "reward.py").write_text("def short(prompts, completions, **kw):\n"
+                                        "    return [-len(c) / 100 for c in completions]\n")
+    config = tmp_path / "rl.yaml"
+    config.write_text(f"stage: grpo\nrl:\n  allow_code: true\n  rewards:\n"
+                      f"    - {{kind: python, function: {tmp_path / 'reward.py'}:short}}\n")
+    app = make_app(runs_dir)
+    app.draft.start_from_config(config)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        flow = app.screen
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: flow.starter.verdict is not None, timeout=60, what="the review")
+        shown = flow.refusal_view.render()
+        line = f"rl.rewards[0] runs your Python code: {tmp_path / 'reward.py'}:short"
+        assert line in str(shown)
+        start = str(shown).index(line)
+        assert any(span.style == "red" and span.start <= start < span.end for span in shown.spans)
+        assert "bold red" not in {span.style for span in shown.spans}  # nothing refuses the start

@@ -85,3 +85,20 @@ def test_a_rule_across_fields_names_the_flags_it_speaks_of() -> None:
         compose_config(None, None, {"--nnodes": ("distributed.nnodes", 2)})
     assert refused.value.problems == ["--nnodes: distributed.nnodes above 1 needs distributed.master "
                                       "(ADDR:PORT of node 0)"]
+
+
+def test_an_rl_run_nothing_rewards_or_whose_reward_is_missing_is_refused_before_a_run_folder_exists(
+        tmp_path: Path) -> None:
+    """The engine refused these only after loading the model; the review already knew."""
+    (tmp_path / "p.jsonl").write_text('{"prompt": "What is 2 + 2?"}\n')
+    done = train(tmp_path, "--stage", "grpo", "--data", "p.jsonl")
+    assert done.returncode == 2 and "nothing rewards the answers" in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and done.stdout == ""
+    config = tmp_path / "code.yaml"
+    config.write_text(f"stage: grpo\ndata: {{train: [{tmp_path / 'p.jsonl'}]}}\nrl:\n  allow_code: true\n"
+                      f"  rewards:\n    - {{kind: python, function: {tmp_path / 'gone.py'}:f}}\n")
+    done = train(tmp_path, str(config))
+    assert done.returncode == 2, done.stderr
+    assert "warning: this run executes your Python code as a reward" in done.stderr
+    assert f"rl.rewards[0] python: {tmp_path / 'gone.py'} does not exist" in done.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.config import ConfigError, RunConfig
+from engine.config import RL_STAGES, ConfigError, RunConfig
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
 from engine.compose import compose_config
 from tuitune.cli.common import CONFIG_FLAGS, runs_root
@@ -59,6 +59,10 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
     if config.model.trust_remote_code:  # only a run config can say so (presets may not): say it loudly
         print(f"warning: this run executes Python code shipped with {config.model.name_or_path} "
               "(model.trust_remote_code: true in the run config)", file=sys.stderr)
+    for spec in config.rl.rewards if config.stage in RL_STAGES else []:
+        if spec.kind == "python":  # as loudly: only a run config with rl.allow_code can ask for it
+            print(f"warning: this run executes your Python code as a reward: {spec.function} "
+                  "(rl.allow_code: true in the run config)", file=sys.stderr)
     preflight(config, force=getattr(args, "force", False))
     from engine.lf.config import lf_output_dir
 
@@ -138,11 +142,28 @@ def preflight(config: RunConfig, force: bool = False) -> None:
         problem = layout_problem(path, config.data.format, config.stage)
         if problem is not None:
             raise Refused(f"data: {problem}")
+    if config.stage in RL_STAGES:
+        rewards_preflight(config)
     if not verdict.fits and not force and verdict.estimate is not None:
         tips = "".join(f"\n  - {tip}" for tip in verdict.tips)
         raise Refused(f"the run will not fit: it needs about {fmt_bytes(verdict.estimate.total)} and "
                       f"{verdict.capacity.label} has {fmt_bytes(verdict.capacity.bytes)}. Try:{tips}\n"
                       "or pass --force to start it anyway")
+
+
+def rewards_preflight(config: RunConfig) -> None:
+    """An RL run's rewards, refused before a run folder exists: a reward's file that is not there, or
+    prompts that nothing rewards (no reward and no reference answers, or a reward that needs them)."""
+    from engine.data.problems import DataError
+    from engine.data.prompts import missing_reward_files, read_prompts, reward_plan
+
+    if missing := missing_reward_files(config.rl):
+        raise Refused(missing[0])
+    try:
+        reward_plan(config.rl, read_prompts(config.data, config.stage), config.data.train)
+    except DataError as exc:
+        more = f" (and {len(exc.problems) - 1 + exc.omitted} more)" if len(exc.problems) > 1 or exc.omitted else ""
+        raise Refused(f"data: {exc.problems[0]}{more}") from None
 
 
 def params_line(model: dict[str, Any], method: str | None) -> str:

@@ -69,12 +69,10 @@ def review_findings(config: RunConfig) -> Findings:
 def rl_findings(config: RunConfig, errors: list[str], warnings: list[str], danger: list[str], data_ok: bool) -> None:
     """What an RL run's rewards need: references for exact_match (the default), their files, and trust for code."""
     from engine.data.problems import DataError
-    from engine.data.prompts import read_prompts, reward_plan
+    from engine.data.prompts import missing_reward_files, read_prompts, reward_plan
 
+    errors.extend(missing_reward_files(config.rl))
     for n, spec in enumerate(config.rl.rewards):
-        target = spec.function.rpartition(":")[0] if spec.kind == "python" and spec.function else spec.path
-        if target and not Path(target).expanduser().exists():
-            errors.append(f"rl.rewards[{n}] {spec.kind}: {target} does not exist")
         if spec.kind == "python":
             danger.append(f"rl.rewards[{n}] runs your Python code: {spec.function} (rl.allow_code: true); "
                           "start only if you trust that file")

@@ -426,6 +426,8 @@ class NewRunScreen(AppScreen):
             return
         self.memory.show(verdict, devices)
         text = Text("\n".join(filter(None, [verdict.refusal, *findings.errors])), style="bold red")
+        if findings.danger:  # code of the user's that the run will execute: allowed, but said in red
+            text.append(("\n" if text else "") + "\n".join(findings.danger), style="red")
         if findings.warnings:
             text.append(("\n" if text else "") + "\n".join(findings.warnings), style="yellow")
         self.refusal_view.update(text)
