@@ -34,6 +34,9 @@ GPU_TEMPERATURE_C = 85
 HOST_MEMORY_SHARE = 0.95
 REPEAT_STEPS = 50
 """An alert of a kind already raised is raised again only this many steps later (or once cleared)."""
+NO_SPIKE_STAGES = ("grpo", "rloo")
+"""Stages whose loss is no error to minimise: GRPO's and RLOO's sit near 0 and change sign as the policy
+moves, so a ratio to the recent median says nothing (the reward chart is what to watch)."""
 KINDS = ("nan", "spike", "grad_norm", "stall", "gpu_memory", "gpu_temperature", "host_memory")
 """Every kind of alert, as ``train.stop_on`` names them."""
 
@@ -73,12 +76,15 @@ class Watchdog:
         """Step at which each kind was last raised (-1: before any step)."""
         self.paused = False
         self.ended = False
+        self.spikes = True
+        """Whether a loss far above its recent median means something (not for the RL stages)."""
 
     def feed(self, event: dict[str, Any]) -> list[Alert]:
         """The alerts ``event`` gives rise to."""
         kind = event.get("type")
         if kind == p.RUN_STARTED:
             self.__init__(self.stall_after_s)  # a resumed attempt starts its own history
+            self.spikes = event.get("stage") not in NO_SPIKE_STAGES
             return []
         if kind in p.TERMINAL_TYPES:
             self.ended = True
@@ -126,7 +132,7 @@ class Watchdog:
                                     "lower train.learning_rate, check the data for empty or broken records; "
                                     "the last checkpoint before this step is good", step, "critical"))
             else:
-                if len(self.losses) >= LEAST_HISTORY:
+                if self.spikes and len(self.losses) >= LEAST_HISTORY:
                     median = statistics.median(self.losses)
                     if median > 0 and loss > SPIKE_FACTOR * median:
                         alerts.append(Alert("spike", f"loss {loss:.4g} at step {step} is {loss / median:.1f}x the "

@@ -31,6 +31,14 @@ def test_a_spike_against_the_recent_median_and_not_the_first_noisy_steps() -> No
     assert [a.kind for a in spike] == ["spike"] and "recent median" in spike[0].message
 
 
+def test_no_spike_for_an_rl_loss_that_sits_near_zero_and_changes_sign() -> None:
+    dog = Watchdog()
+    dog.feed({"type": "run_started", "stage": "grpo"})
+    assert logs(dog, [0.08, 0.05, 0.1, 0.07, 0.09, 0.19, 0.6]) == []
+    dog.feed({"type": "run_started", "stage": "dpo"})
+    assert [a.kind for a in logs(dog, [0.7, 0.69, 0.68, 0.68, 0.67, 3.0])] == ["spike"]
+
+
 def test_exploding_and_non_finite_gradient_norms() -> None:
     dog = Watchdog()
     assert logs(dog, [1.0] * 6, norms=[0.5] * 6) == []
