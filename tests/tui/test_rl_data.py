@@ -47,6 +47,8 @@ async def test_prompts_show_with_their_reference_answer(prompts_dir: Path) -> No
         body = str(screen.query_one("#record-body", Static).render())
         assert "What is 2 + 2?" in body and "reference answer\n4" in body
         assert str(screen.table.get_row_at(2)[3]) == "prompt: missing field"
+        previews = [str(cell) for cell in screen.table.get_row_at(0) + screen.table.get_row_at(1)]
+        assert "What is 2 + 2? → 4" in previews and "你好" in previews and not any("None" in p for p in previews)
         screen.table.move_cursor(row=1)
         await pilot.pause()
         await app.workers.wait_for_complete()

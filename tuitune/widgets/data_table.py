@@ -52,13 +52,15 @@ def record_cells(raw: RawRecord, fmt: str | None) -> tuple[str, str, Text, str]:
 
 
 def example_preview(example: Example) -> str:
-    """One line for a pair (prompt → chosen ≻ rejected), a kto answer (👍/👎) or a document."""
+    """One line for a pair (prompt → chosen ≻ rejected), a kto answer (+/-), a prompt (→ its reference) or a document."""
     if example.kind == "text":
         return example.text or ""
     users = [m["content"] for m in example.prompt if m["role"] == "user"]
     prompt = users[-1] if users else ""
     if example.kind == "kto":
         return f"{'+' if example.label else '-'} {prompt} → {example.chosen}"
+    if example.kind == "prompts":  # the reference answer, when the prompt has one
+        return f"{prompt} → {example.chosen}" if example.chosen is not None else prompt
     return f"{prompt} → {example.chosen} ≻ {example.rejected}"
 
 
