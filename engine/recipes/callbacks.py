@@ -19,7 +19,8 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from engine.checkpoints import mark_complete
-from engine.protocol import CHECKPOINT, EVAL, LOG, PHASE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, RUN_STOPPED, WARNING
+from engine.protocol import (CHECKPOINT, EVAL, LOG, PHASE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, RUN_STOPPED, SYSTEM,
+                             WARNING)
 from engine.protocol import EventWriter
 from engine.recipes.saving import check_room, folder_bytes
 
@@ -39,9 +40,9 @@ def is_node_writer() -> bool:
     return node_rank() > 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
 
 
-NODE_TYPES = frozenset({PHASE, WARNING, RUN_STARTED, RUN_FINISHED, RUN_STOPPED, RUN_FAILED})
-"""What a node other than 0 writes into its own run folder: how far it got and how it ended, never the
-training's figures or files (those are rank 0's, on node 0)."""
+NODE_TYPES = frozenset({PHASE, WARNING, SYSTEM, RUN_STARTED, RUN_FINISHED, RUN_STOPPED, RUN_FAILED})
+"""What a node other than 0 writes into its own run folder: how far it got, its own GPUs and host, and how it
+ended; never the training's figures or files (those are rank 0's, on node 0)."""
 
 
 class Events:
@@ -162,9 +163,7 @@ class EventsCallback(TrainerCallback):
         if model is not None:  # trained weights plus AdamW's two moments, before a real size is known
             self.checkpoint_bytes = 3 * sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
         if state.is_local_process_zero:  # rank 0 for the run; the first process of another node for its folder
-            from engine.recipes.distributed import run_fields
-
-            self.events.emit(RUN_STARTED, **{**self.started, **run_fields()}, total_steps=state.max_steps,
+            self.events.emit(RUN_STARTED, **self.started, total_steps=state.max_steps,
                              resumed_from_step=state.global_step if self.resumed else None, pid=os.getpid())
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):

@@ -119,7 +119,7 @@ def run_started_fields(run_dir: Path, config: RunConfig, facts: dict[str, Any], 
         "run_name": run_dir.name, "stage": config.stage, "model": facts, "method": config.adapter.method,
         "data": {key: stats.get(key) for key in ("train_records", "eval_records", "truncated", "train_tokens")},
         "epochs": config.train.epochs if config.train.max_steps is None else None,
-        "device": device_name(), "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "device": device_name(), **distributed.run_fields(),
     }
 
 
@@ -282,7 +282,8 @@ def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkp
         events.emit(RUN_FINISHED, step=done, train_loss=whole_run_loss(read_events(run_dir)),
                     adapter_path=ADAPTER_DIR, peak_memory_bytes=peak, peak_memory_kind=kind)
         return 0
-    sampler = SystemSampler(events.emit, interval=5.0) if trainer.is_world_process_zero() else None
+    # one sampler a node: its first process measures the node's GPUs and workers (node 0's go to the run's events)
+    sampler = SystemSampler(events.emit, interval=5.0) if int(os.environ.get("LOCAL_RANK", "0")) == 0 else None
     try:
         if sampler:
             sampler.start()
