@@ -31,12 +31,13 @@ from engine.config import ConfigError, RunConfig, load_yaml, locate, read_config
 from engine.files import write_text_atomic
 from engine.paths import shipped_presets_dir, user_presets_dir
 
-PRESET_SECTIONS = ("quant", "adapter", "data", "train", "preference")
+PRESET_SECTIONS = ("quant", "adapter", "data", "train", "preference", "rl")
 """The sections a preset sets; the model and the data files are chosen per run."""
 PRESET_TOP_FIELDS = ("description", "stage")
 """Top-level fields a preset holds: what it is for, and the stage it trains (a dpo preset is a dpo run)."""
-RUN_ONLY_FIELDS = frozenset({"data.train", "train.gpus"})
-"""Fields inside preset sections that belong to one run (its files, its machine's GPUs), so presets leave them out."""
+RUN_ONLY_FIELDS = frozenset({"data.train", "train.gpus", "rl.allow_code"})
+"""Fields inside preset sections that belong to one run (its files, its machine's GPUs, its trust in code), so presets
+leave them out."""
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 """Preset names: letters, digits, '.', '_', '-'; they become file names."""
 SUFFIXES = (".yaml", ".yml")

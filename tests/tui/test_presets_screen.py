@@ -307,3 +307,28 @@ async def test_quit_asks_before_dropping_unsaved_preset_edits(tmp_path: Path) ->
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert not app.is_running
+
+
+async def test_an_rl_presets_rewards_are_edited_as_yaml_and_kept_by_save_as() -> None:
+    """The rl section was neither shown nor saved: 'Save as' of grpo-lora dropped its rewards."""
+    async with PresetsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await highlight(pilot, "grpo-lora")
+        await settle(pilot)
+        form = pilot.app.screen.query_one(PresetForm)
+        assert "rewards" in form.values["rl"] and "allow_code" not in form.values["rl"]
+        await type_into(pilot, "field-rl-rewards", "[{kind: length, max_words: 20}, {kind: regex, pattern: '^A'}]")
+        await type_into(pilot, "field-rl-num_generations", "6")
+        assert form.values["rl"]["rewards"] == [{"kind": "length", "max_words": 20}, {"kind": "regex", "pattern": "^A"}]
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        pilot.app.screen.query_one("#name", Input).value = "my-grpo"
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        saved = resolve(load_preset("my-grpo"))
+        assert saved.stage == "grpo" and saved.rl.num_generations == 6
+        assert [(r.kind, r.max_words, r.pattern) for r in saved.rl.rewards] == [("length", 20, None), ("regex", None, "^A")]
+        await type_into(pilot, "field-rl-rewards", "[{kind: lengthy}]")
+        assert not form.query_one("#field-rl-rewards", Input).is_valid
+        assert form.values["rl"]["rewards"][0] == {"kind": "length", "max_words": 20}  # the last good value stays

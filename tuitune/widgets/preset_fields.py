@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
-from pydantic import TypeAdapter, ValidationError
+import yaml
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
 from engine.config import RunConfig
 from engine.presets import PRESET_SECTIONS, RUN_ONLY_FIELDS
 
-Kind = Literal["bool", "choice", "int", "float", "list", "text"]
+Kind = Literal["bool", "choice", "int", "float", "list", "yaml", "text"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class FieldSpec:
     description: str
     """Help text: the field's attribute docstring in engine/config.py."""
     kind: Kind
-    """Which control edits it: a switch, a choice list or a text box."""
+    """Which control edits it: a switch, a choice list or a text box (``yaml``: a list of sections, as flow YAML)."""
     choices: tuple[str, ...]
     """Allowed values of a choice (or of the words a list field also accepts)."""
     optional: bool
@@ -58,16 +59,27 @@ class FieldSpec:
         candidate: Any = text
         if self.kind == "list":
             candidate = text if text in self.choices else [part.strip() for part in text.split(",") if part.strip()]
+        elif self.kind == "yaml":
+            try:
+                candidate = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"not YAML: {str(exc).splitlines()[0]}") from None
         try:
-            return self.adapter.validate_python(candidate)
+            value = self.adapter.validate_python(candidate)
         except ValidationError as exc:
-            message = exc.errors()[0]["msg"]
-            raise ValueError(message.replace("Input should be", "must be")) from None
+            error = exc.errors()[0]
+            where = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+            raise ValueError(f"{where}: {message}" if self.kind == "yaml" and where else message) from None
+        # sections back to plain values, as a preset file holds them
+        return self.adapter.dump_python(value, mode="json", exclude_defaults=True) if self.kind == "yaml" else value
 
     def format(self, value: Any) -> str:
         """``value`` as the text a box shows."""
         if value is None:
             return ""
+        if self.kind == "yaml":
+            return yaml.safe_dump(value, default_flow_style=True, sort_keys=False, width=1 << 20).strip()
         if isinstance(value, list):
             return ", ".join(str(item) for item in value)
         return str(value)
@@ -91,6 +103,10 @@ def _members(annotation: Any) -> list[Any]:
     return [annotation]
 
 
+def _is_section(item: Any) -> bool:
+    return isinstance(item, type) and issubclass(item, BaseModel)
+
+
 def spec_for(dotted: str, field: FieldInfo) -> FieldSpec:
     """The FieldSpec of one schema field."""
     members = _members(field.annotation)
@@ -103,6 +119,8 @@ def spec_for(dotted: str, field: FieldInfo) -> FieldSpec:
         kind = "bool"
     elif not others:
         kind = "choice"
+    elif any(get_origin(m) is list and _is_section(get_args(m)[0]) for m in others):
+        kind = "yaml"
     elif any(get_origin(m) is list for m in others):
         kind = "list"
     elif others == [int]:

@@ -162,6 +162,8 @@ class PresetForm(VerticalScroll):
         extra = spec.bounds
         if spec.kind == "list":
             extra = f"{' or '.join(spec.choices)} or comma-separated names"
+        elif spec.kind == "yaml":
+            extra = "a YAML list, e.g. [{kind: length, max_words: 20}]"
         if spec.optional:
             extra = f"{extra}; empty = none" if extra else "empty = none"
         return f"{spec.description} ({extra})" if extra else spec.description
