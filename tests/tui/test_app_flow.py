@@ -634,5 +634,6 @@ async def test_the_review_shows_a_python_reward_in_red_and_still_lets_the_run_st
         line = f"rl.rewards[0] runs your Python code: {tmp_path / 'reward.py'}:short"
         assert line in str(shown)
         start = str(shown).index(line)
-        assert any(span.style == "red" and span.start <= start < span.end for span in shown.spans)
-        assert "bold red" not in {span.style for span in shown.spans}  # nothing refuses the start
+        (span,) = [span for span in shown.spans if span.start <= start < span.end]
+        assert span.style.foreground.ansi == 1  # red
+        assert not any(s.style.bold for s in shown.spans)  # bold red is what refuses the start: nothing does

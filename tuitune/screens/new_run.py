@@ -425,7 +425,9 @@ class NewRunScreen(AppScreen):
             self.refusal_view.display = False
             return
         self.memory.show(verdict, devices)
-        text = Text("\n".join(filter(None, [verdict.refusal, *findings.errors])), style="bold red")
+        text = Text()
+        if errors := "\n".join(filter(None, [verdict.refusal, *findings.errors])):
+            text.append(errors, style="bold red")
         if findings.danger:  # code of the user's that the run will execute: allowed, but said in red
             text.append(("\n" if text else "") + "\n".join(findings.danger), style="red")
         if findings.warnings:
