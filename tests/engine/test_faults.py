@@ -119,7 +119,8 @@ def test_a_resume_from_the_last_steps_checkpoint_finishes_without_training(eng, 
     new = eng.run_to_end(run_dir, "--resume")[len(first):]
     assert eng.kinds(new) == ["run_started", "run_finished"], new
     # the same run_started as any attempt's, processes included
-    assert {"world_size": 1, "nnodes": 1, "nproc": 1, "gpus": []}.items() <= new[0].items()
+    started = next(e for e in new if e["type"] == "run_started")
+    assert {"world_size": 1, "nnodes": 1, "nproc": 1, "gpus": []}.items() <= started.items()
     assert new[-1]["step"] == 3 and new[-1]["train_loss"] == pytest.approx(first[-1]["train_loss"])
     saved = (run_dir / "adapter" / "adapter_model.safetensors").read_bytes()
     assert saved == (run_dir / "adapter-first" / "adapter_model.safetensors").read_bytes()
