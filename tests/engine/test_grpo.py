@@ -57,7 +57,7 @@ def test_grpo_reward_mean_rises_on_the_demo_model_and_the_adapter_loads_back(eng
                        rl={"max_completion_length": 24, "rewards": [{"kind": "length", "max_words": 8}]})
     events = eng.run_to_end(run_dir)
 
-    assert eng.kinds(events, ANYTIME) == ["run_started"] + ["log"] * 6 + ["checkpoint", "run_finished"], events[-1]
+    assert eng.kinds(events, ANYTIME) == ["run_started"] + ["log", "samples"] * 6 + ["checkpoint", "run_finished"], events[-1]
     rewards = [e["metrics"]["reward"] for e in logs(events)]
     # Untrained, most answers run past 8 words (about -0.7); trained, they get shorter. Measured here: -0.62 over
     # the first three steps, -0.28 over the last three (seed 7, earlier: -0.94, -0.50); 2 prompts a step were too
@@ -92,7 +92,8 @@ def test_grpo_scored_by_an_rm_runs_adapter_logs_that_reward_and_the_kl(eng, tiny
                                        {"kind": "exact_match", "weight": 2.0}]})
     events = eng.run_to_end(run_dir)
 
-    assert eng.kinds(events, ANYTIME) == ["run_started", "log", "log", "checkpoint", "run_finished"], events[-1]
+    assert eng.kinds(events, ANYTIME) == ["run_started", "log", "samples", "log", "samples", "checkpoint",
+                                           "run_finished"], events[-1]
     for log in logs(events):
         metrics = log["metrics"]
         assert {"rewards/reward_model/mean", "rewards/exact_match/mean", "kl", "reward"} <= set(metrics), metrics
@@ -144,7 +145,7 @@ def test_rloo_with_a_python_reward_saves_now_stops_and_resumes_from_the_checkpoi
     config["train"]["max_steps"] = stopped["step"] + 1
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     after = [e for e in eng.run_to_end(run_dir, "--resume") if e["seq"] > stopped["seq"]]
-    assert eng.kinds(after, ANYTIME) == ["run_started", "log", "checkpoint", "run_finished"], after[-1]
+    assert eng.kinds(after, ANYTIME) == ["run_started", "log", "samples", "checkpoint", "run_finished"], after[-1]
     assert after[[e["type"] for e in after].index("run_started")]["resumed_from_step"] == stopped["step"]
     assert [e["step"] for e in logs(after)] == [stopped["step"] + 1]
 
