@@ -8,7 +8,6 @@ Free functions, called in order by the recipes (``engine/recipes/``): ``check_mo
 from __future__ import annotations
 
 import importlib.util
-import os
 import resource
 from typing import Any
 
@@ -18,6 +17,7 @@ from transformers import AutoModelForCausalLM, BitsAndBytesConfig, PreTrainedMod
 
 from engine.config import RunConfig
 from engine.models.info import ModelError, check_loadable, read_model_info
+from engine.place import place
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -97,7 +97,7 @@ def load_model(config: RunConfig, path: str) -> PreTrainedModel:
     if quant is not None:
         kwargs["quantization_config"] = quant
         if torch.cuda.is_available():  # this rank's GPU under torchrun/accelerate, else GPU 0
-            kwargs["device_map"] = {"": int(os.environ.get("LOCAL_RANK", "0"))}
+            kwargs["device_map"] = {"": place().local_rank}
     try:
         try:
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)

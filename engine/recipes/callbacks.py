@@ -19,25 +19,11 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from engine.checkpoints import mark_complete
+from engine.place import place
 from engine.protocol import (CHECKPOINT, EVAL, LOG, PHASE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, RUN_STOPPED, SYSTEM,
                              WARNING)
 from engine.protocol import EventWriter
 from engine.recipes.saving import check_room, folder_bytes
-
-
-def is_rank_zero() -> bool:
-    """Whether this process is the first of a torchrun/accelerate launch (or the only one)."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def node_rank() -> int:
-    """This machine's place among the run's nodes (torchrun's ``GROUP_RANK``; 0 when alone)."""
-    return int(os.environ.get("GROUP_RANK", "0"))
-
-
-def is_node_writer() -> bool:
-    """Whether this process writes the events of a node other than 0: its first process (local rank 0)."""
-    return node_rank() > 0 and int(os.environ.get("LOCAL_RANK", "0")) == 0
 
 
 NODE_TYPES = frozenset({PHASE, WARNING, SYSTEM, RUN_STARTED, RUN_FINISHED, RUN_STOPPED, RUN_FAILED})
@@ -57,8 +43,9 @@ class Events:
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
         self.lock = threading.Lock()
-        self.node = node_rank()
-        self._writer = EventWriter(run_dir) if is_rank_zero() or is_node_writer() else None
+        here = place()
+        self.node = here.node_rank
+        self._writer = EventWriter(run_dir) if here.is_rank_zero or here.is_node_writer else None
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any] | None:
         """Write one event (rank 0 only); returns it as written, or None elsewhere."""

@@ -25,6 +25,7 @@ from engine.machine.sampler import SystemSampler
 from engine.models.demo import ALIASES, is_prepared, resolve_model
 from engine.models.loading import check_model, cuda_bf16, device_name, peak_memory
 from engine.models.tokenizer import load_tokenizer
+from engine.place import place
 from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, PHASE, RUN_FINISHED, RUN_STARTED, RUN_STOPPED
 from engine.protocol import WARNING, read_events
 from engine.recipes import distributed
@@ -283,7 +284,7 @@ def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkp
                     adapter_path=ADAPTER_DIR, peak_memory_bytes=peak, peak_memory_kind=kind)
         return 0
     # one sampler a node: its first process measures the node's GPUs and workers (node 0's go to the run's events)
-    sampler = SystemSampler(events.emit, interval=5.0) if int(os.environ.get("LOCAL_RANK", "0")) == 0 else None
+    sampler = SystemSampler(events.emit, interval=5.0) if place().local_rank == 0 else None
     try:
         if sampler:
             sampler.start()

@@ -1,6 +1,6 @@
 """What a trainer does differently when torchrun started several of it: the Trainer's DDP/FSDP arguments.
 
-torchrun sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` in each worker; the Trainer (through accelerate)
+torchrun sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` in each worker (``engine.place`` reads them); the Trainer (through accelerate)
 then initialises the process group itself. This module only chooses what the Trainer cannot guess.
 """
 
@@ -12,11 +12,7 @@ from typing import Any
 import torch
 
 from engine.config import RunConfig
-
-
-def world_size() -> int:
-    """Processes of this run across every node (1 when not under torchrun)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
+from engine.place import place
 
 
 def strategy(config: RunConfig) -> str:
@@ -34,7 +30,7 @@ def trainer_arguments(config: RunConfig) -> dict[str, Any]:
     (the model's ``_no_split_modules``) over the processes and gathers one at a time; checkpoints and
     the saved model stay whole (``FULL_STATE_DICT``), so a resume and the adapter folder read as usual.
     """
-    if world_size() == 1:
+    if not place().several:
         return {}
     arguments: dict[str, Any] = {
         # NCCL needs GPUs; on a CPU-only machine the workers talk over gloo.
@@ -76,6 +72,6 @@ def run_fields() -> dict[str, Any]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     gpus = [int(i) for i in visible.split(",") if i.strip().isdigit()][:count] if visible else list(range(count))
-    return {"world_size": world_size(), "nnodes": int(os.environ.get("GROUP_WORLD_SIZE", "1")),
-            "node_rank": int(os.environ.get("GROUP_RANK", "0")),
-            "nproc": int(os.environ.get("LOCAL_WORLD_SIZE", "1")), "gpus": gpus}
+    here = place()
+    return {"world_size": here.world_size, "nnodes": here.nnodes, "node_rank": here.node_rank, "nproc": here.nproc,
+            "gpus": gpus}

@@ -41,6 +41,7 @@ from engine.config import ConfigError, load_config
 from engine.data.problems import DataError
 from engine.models.info import ModelError
 from engine.models.loading import peak_memory
+from engine.place import place
 from engine.protocol import CONFIG_FILE, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
 from engine.recipes.callbacks import Events, RunFlags, StopBeforeTraining
 from engine.recipes.saving import DiskFull
@@ -60,7 +61,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
     flags = RunFlags()
-    several = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    several = place().several
     if several:
         rank_output(args.run_dir)
         watch_supervisor(flags)
@@ -118,7 +119,7 @@ def check_node_checkpoint(run_dir: Path) -> None:
     """
     from engine.checkpoints import latest_checkpoint
 
-    node = int(os.environ.get("GROUP_RANK", "0"))
+    node = place().node_rank
     if node > 0 and latest_checkpoint(run_dir) is None:
         raise FileNotFoundError(f"node {node} has no complete checkpoint in {run_dir / 'checkpoints'} to resume from: "
                                 "every node loads node 0's checkpoint; put the run folder on storage all nodes "
@@ -127,7 +128,8 @@ def check_node_checkpoint(run_dir: Path) -> None:
 
 def rank_output(run_dir: Path) -> None:
     """Every rank but 0 writes stdout and stderr to ``RUN/logs/rank-N.log`` (appended, across attempts)."""
-    rank = int(os.environ.get("RANK", "0"))
+    here = place()
+    rank = here.rank
     if rank == 0:
         return
     path = run_dir / rank_log(rank)
@@ -139,7 +141,7 @@ def rank_output(run_dir: Path) -> None:
     os.dup2(fd, 2)
     os.close(fd)
     print(f"[rank {rank} {time.strftime('%H:%M:%S')}] pid {os.getpid()}, local rank "
-          f"{os.environ.get('LOCAL_RANK')}, node {os.environ.get('GROUP_RANK')}", file=sys.stderr, flush=True)
+          f"{here.local_rank}, node {here.node_rank}", file=sys.stderr, flush=True)
 
 
 def watch_supervisor(flags: RunFlags, every_s: float = 1.0) -> None:
