@@ -277,13 +277,13 @@ def _order_problems(turns: list[Turn]) -> list[FieldProblem]:
     problems: list[FieldProblem] = []
     body = turns[1:] if turns and turns[0][0] == "system" else turns
     expected = "user"
-    for role, _, field in body:
+    for role, _, where in body:
         if role == "system":
-            problems.append((field, "a system turn may only come first"))
+            problems.append((where, "a system turn may only come first"))
             return problems
         if role != expected:
             article = "an" if expected == "assistant" else "a"
-            problems.append((field, f"expected {article} {expected} turn here (user and assistant must "
+            problems.append((where, f"expected {article} {expected} turn here (user and assistant must "
                                     f"alternate, starting with user), got {role}"))
             return problems
         expected = "assistant" if role == "user" else "user"
@@ -300,6 +300,12 @@ def with_system(messages: list[dict[str, str]], system_prompt: str | None) -> li
     if not system_prompt or (messages and messages[0]["role"] == "system"):
         return messages
     return [{"role": "system", "content": system_prompt}, *messages]
+
+
+def last_user_turn(messages: list[dict[str, str]]) -> str:
+    """The text of a conversation's last user turn (empty when it has none)."""
+    users = [turn.get("content", "") for turn in messages if isinstance(turn, dict) and turn.get("role") == "user"]
+    return str(users[-1]) if users else ""
 
 
 @dataclass

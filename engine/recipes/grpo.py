@@ -37,6 +37,7 @@ from typing import Any
 import torch
 
 from engine.config import DataSection, RLSection
+from engine.data.formats import last_user_turn
 from engine.data.problems import DataError, Problem
 from engine.data.prompts import PromptSet, read_prompts, reward_plan, split
 from engine.protocol import PHASE, SAMPLES, WARNING
@@ -211,17 +212,10 @@ def write_samples(events: Events, step: int, logs: dict[str, Any], weights: list
         scores = {name: values[n] for name, values in rewards.items() if n < len(values)}
         total = sum(w * v for w, v in zip(weights, scores.values()) if not math.isnan(v))
         samples.append({
-            "prompt": _last_user_turn(prompts[n])[-SAMPLE_CHARS:],
+            "prompt": (last_user_turn(prompts[n]) if isinstance(prompts[n], list) else str(prompts[n]))[-SAMPLE_CHARS:],
             "completion": answer_text(completions[n])[:SAMPLE_CHARS],
             "reward": total, "rewards": scores,
             "advantage": advantages[n] if n < len(advantages) else None,
         })
     if samples:
         events.emit(SAMPLES, step=step, samples=samples)
-
-
-def _last_user_turn(prompt: Any) -> str:
-    if isinstance(prompt, list):
-        users = [turn.get("content", "") for turn in prompt if isinstance(turn, dict) and turn.get("role") == "user"]
-        return str(users[-1]) if users else ""
-    return str(prompt)

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import DataTable
 
-from engine.data.formats import LAYOUTS, TRAINABLE, Example, to_example, to_messages
+from engine.data.formats import LAYOUTS, TRAINABLE, Example, last_user_turn, to_example, to_messages
 from engine.data.source import RawRecord
 
 PREVIEW = 72
@@ -55,8 +55,7 @@ def example_preview(example: Example) -> str:
     """One line for a pair (prompt → chosen ≻ rejected), a kto answer (+/-), a prompt (→ its reference) or a document."""
     if example.kind == "text":
         return example.text or ""
-    users = [m["content"] for m in example.prompt if m["role"] == "user"]
-    prompt = users[-1] if users else ""
+    prompt = last_user_turn(example.prompt)
     if example.kind == "kto":
         return f"{'+' if example.label else '-'} {prompt} → {example.chosen}"
     if example.kind == "prompts":  # the reference answer, when the prompt has one
