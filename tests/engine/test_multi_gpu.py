@@ -85,6 +85,7 @@ def test_tuitune_train_nproc_2_trains_to_the_end_and_the_adapter_loads_back(eng,
     done = subprocess.run([sys.executable, "-m", "tuitune", "train", str(config), "--nproc", "2", "--run-dir",
                            str(run_dir)], cwd=eng.repo, env=eng.env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 processes on the CPU" in done.stdout
     events = read_events(run_dir)
     started = next(e for e in events if e["type"] == RUN_STARTED)
     assert (started["world_size"], started["nnodes"], started["nproc"], started["gpus"]) == (2, 1, 2, [])

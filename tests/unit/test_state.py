@@ -228,3 +228,15 @@ def test_describe_end_roots_paths_at_the_run_folder() -> None:
     assert describe_end(end, Path("/runs/r1")) == \
         "stopped at step 40; checkpoint /runs/r1/checkpoints/checkpoint-40, adapter /runs/r1/adapter"
     assert describe_end(end) == "stopped at step 40; checkpoint checkpoints/checkpoint-40, adapter adapter"
+
+
+def test_a_run_of_several_processes_says_how_many_where_in_the_dashboard_title() -> None:
+    from tuitune.screens.train import title_text
+
+    alone = apply(RunState(), STARTED)
+    two_gpus = apply(RunState(), {**STARTED, "world_size": 2, "nnodes": 1, "gpus": [0, 1]})
+    two_nodes = apply(RunState(), {**STARTED, "world_size": 4, "nnodes": 2, "gpus": []})
+    assert alone.processes == "" and "processes" not in title_text(alone, RUNNING).plain
+    assert two_gpus.processes == "2 processes on GPU 0, 1"
+    assert two_nodes.processes == "4 processes on 2 nodes on the CPU"
+    assert "m · lora · 2 processes on GPU 0, 1" in title_text(two_gpus, RUNNING).plain

@@ -21,7 +21,7 @@ from tuitune.cli.common import CONFIG_FLAGS, runs_root
 from tuitune.cli.follow import follow_to_end, print_failure
 from tuitune.runs.launch import default_run_name, new_run_dir, resume_run, start_run
 from tuitune.runs.folder import resolve_run
-from tuitune.runs.state import describe_end
+from tuitune.runs.state import describe_end, describe_processes
 
 def run(args: argparse.Namespace) -> int:
     """Start (or resume) the run, then detach or follow it to its end."""
@@ -208,7 +208,7 @@ class Follower:
             model = event.get("model") or {}
             self.progress.console.print(f"{model.get('name_or_path')}: {params_line(model, event.get('method'))}, "
                                         f"{(event.get('data') or {}).get('train_records')} records"
-                                        + processes_note(event)
+                                        + (f", {processes}" if (processes := describe_processes(event)) else "")
                                         + (f", resumed from step {resumed}" if resumed is not None else ""))
         elif kind == "log":
             self.progress.update(self.task, completed=event["step"], total=event.get("total_steps"),
@@ -229,16 +229,6 @@ class Follower:
             return 0
         print_failure(end, self.run_dir)
         return 1
-
-
-def processes_note(started: dict[str, Any]) -> str:
-    """``, 2 processes on GPU 0, 1`` for a run of several processes (nothing for one)."""
-    world, nodes, gpus = started.get("world_size"), started.get("nnodes") or 1, started.get("gpus")
-    if not isinstance(world, int) or world < 2:
-        return ""
-    where = f" on {nodes} nodes" if nodes > 1 else ""
-    cards = f" on GPU {', '.join(map(str, gpus))}" if gpus else " on the CPU" if gpus == [] else ""
-    return f", {world} processes{where}{cards}"
 
 
 def format_log(event: dict[str, Any]) -> str:

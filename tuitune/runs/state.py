@@ -43,6 +43,8 @@ class RunState:
     """lora, dora or full."""
     device: str = ""
     """Where the trainer runs (cuda, cpu …)."""
+    processes: str = ""
+    """``2 processes on GPU 0, 1`` for a run of several processes (see :func:`describe_processes`); empty for one."""
     params_trainable: int | None = None
     """Trainable parameters."""
     params_total: int | None = None
@@ -170,7 +172,7 @@ TERMINAL_FIELDS: dict[str, Kind] = {"step": "int", "train_loss": "num", "adapter
                                     "checkpoint_path": "str", "peak_memory_bytes": "int", "peak_memory_kind": "str"}
 EVENT_FIELDS: dict[str, dict[str, Kind]] = {
     p.RUN_STARTED: {"run_name": "str", "method": "str", "device": "str", "total_steps": "int", "epochs": "num",
-                    "world_size": "int", "resumed_from_step": "int", "pid": "int",
+                    "world_size": "int", "nnodes": "int", "resumed_from_step": "int", "pid": "int",
                     "model": {"name_or_path": "str", "resolved_path": "str", "architecture": "str", "dtype": "str",
                               "params_total": "int", "params_trainable": "int"},
                     "data": {"train_records": "int", "eval_records": "int", "truncated": "int",
@@ -311,6 +313,7 @@ def _run_started(acc: _Acc, e: Event) -> None:
         model=model.get("name_or_path") or acc.get("model"),
         method=e.get("method") or acc.get("method"),
         device=e.get("device") or "",
+        processes=describe_processes(e),
         params_trainable=model.get("params_trainable", acc.get("params_trainable")),
         params_total=model.get("params_total", acc.get("params_total")),
         train_records=data.get("train_records", acc.get("train_records")),
@@ -424,6 +427,17 @@ _HANDLERS = {
     p.RUN_STOPPED: _terminal,
     p.RUN_FAILED: _terminal,
 }
+
+
+def describe_processes(started: Event) -> str:
+    """``2 processes on GPU 0, 1`` (``… on 2 nodes …``) from a ``run_started``; empty for a single process."""
+    world, nodes, gpus = started.get("world_size"), started.get("nnodes"), started.get("gpus")
+    if not isinstance(world, int) or world < 2:
+        return ""
+    where = f" on {nodes} nodes" if isinstance(nodes, int) and nodes > 1 else ""
+    cards = (f" on GPU {', '.join(map(str, gpus))}" if isinstance(gpus, list) and gpus
+             else " on the CPU" if gpus == [] else "")
+    return f"{world} processes{where}{cards}"
 
 
 def describe_end(event: Event, run_dir: str | os.PathLike[str] | None = None) -> str:

@@ -76,6 +76,8 @@ def title_text(state: RunState, run_status: str, doing: str = "", source: str = 
     if source:
         out.append(f"[{source}, read-only] ", style="italic")
     out.append(f" {state.model or '?'} · {state.method or '?'}")
+    if state.processes:
+        out.append(f" · {state.processes}")
     if doing == "stopping":
         out.append(f"  finishing step {(state.step or 0) + 1}, then saving", style="italic")
     elif doing == "resuming":
