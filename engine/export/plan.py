@@ -37,7 +37,38 @@ BYTES_PER_WEIGHT = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32}
 """Q8_0 stores 32 weights in 34 bytes (an fp16 scale and 32 int8)."""
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 STAGING_PREFIX = ".tuitune-export-"
-"""Name prefix of the temporary folder an export writes into, inside the destination."""
+"""Name prefix of the temporary folder an export writes into, inside the destination; the job's pid follows
+(``.tuitune-export-PID-XXXX``), so a later export can tell a folder left by a killed job from a live one's."""
+
+
+def staging_prefix() -> str:
+    """The temporary folder's name prefix for this process."""
+    return f"{STAGING_PREFIX}{os.getpid()}-"
+
+
+def remove_stale_staging(destination: Path) -> list[Path]:
+    """Remove the temporary folders that exports killed outright left in ``destination``; return them.
+
+    A folder is stale when the pid in its name is no longer a running process; folders of running
+    exports (and names without a pid) are left alone.
+    """
+    removed = []
+    for folder in destination.glob(f"{STAGING_PREFIX}*"):
+        pid = folder.name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
+        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 class ExportSettings(BaseModel):

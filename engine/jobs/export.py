@@ -11,7 +11,8 @@ type (:mod:`engine.export.gguf_writer`) → ``Modelfile`` → ``job_finished``.
 **Atomic outputs**: everything is written inside a temporary folder ``.tuitune-export-XXXX`` in the
 destination and renamed into place when complete (``merged/`` whole, each GGUF whole), then the
 temporary folder is removed, on a stop or a failure too. So an output name that exists is a
-finished output; a SIGKILL leaves at most the hidden temporary folder. Existing outputs are
+finished output; a SIGKILL leaves at most the hidden temporary folder, which the next export to that
+destination removes (its name carries the killed job's pid). Existing outputs are
 never overwritten: the job refuses before it starts.
 
 **Events** (``RUN/exports/NAME/events.jsonl``):
@@ -102,6 +103,8 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
         raise JobError(problem)  # (a model not on this machine yet is checked once loaded, by the writer)
     needed = sum(plan.needed_bytes(settings.merged, settings.gguf, info.params_total or 0, info.dtype).values())
     destination.mkdir(parents=True, exist_ok=True)
+    for folder in plan.remove_stale_staging(destination):  # a killed export's partial files count against the room
+        log.info("removed %s, left by an export that was killed", folder)
     if problem := plan.room_problem(destination, needed):
         raise JobError(problem, hint="free some space, or export to another disk with --to DIR")
     events.emit(JOB_STARTED, kind="export", run_name=run_dir.name, weights=settings.weights,
@@ -135,7 +138,7 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
                                                                            dtype).values())):
             raise JobError(problem, hint="free some space, or export to another disk with --to DIR")
     flag.check()
-    staging = Path(tempfile.mkdtemp(dir=destination, prefix=plan.STAGING_PREFIX))
+    staging = Path(tempfile.mkdtemp(dir=destination, prefix=plan.staging_prefix()))
     try:
         tokenizer_dir = write_merged(model, tokenizer, base_path, hub, staging, destination, settings, events, tally)
         flag.check()

@@ -221,7 +221,8 @@ def test_exported_adapter_names_the_chosen_base_and_leaves_training_state(export
 
 
 @pytest.mark.slow
-def test_a_stop_during_export_leaves_no_finished_looking_output_and_a_rerun_completes(demo_run: Path) -> None:
+def test_a_stop_during_export_leaves_no_finished_looking_output_and_a_rerun_clears_a_killed_exports_folder(
+        demo_run: Path) -> None:
     proc = tuitune(demo_run.parent, "export", demo_run.name, "--gguf", "q8_0", "--name", "stopped")
     job_dir = demo_run / "exports" / "stopped"
     try:
@@ -241,12 +242,23 @@ def test_a_stop_during_export_leaves_no_finished_looking_output_and_a_rerun_comp
     assert not list(job_dir.glob("*.gguf")) and not list(job_dir.glob(".tuitune-export-*"))
     assert not is_locked(job_dir)
 
-    again = tuitune(demo_run.parent, "export", demo_run.name, "--gguf", "q8_0", "--name", "again")
+    # The rerun goes to a folder where an export killed outright left its temporary folder (a dead pid in
+    # its name) and where a running one is writing (this test's pid): the first is removed, the second kept.
+    destination = demo_run / "exports" / "elsewhere"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    killed, live = destination / f".tuitune-export-{gone.pid}-k1ll", destination / f".tuitune-export-{os.getpid()}-l1ve"
+    for folder in (killed, live):
+        folder.mkdir(parents=True)
+        (folder / "demo-q8_0.gguf").write_bytes(b"partial")
+    again = tuitune(demo_run.parent, "export", demo_run.name, "--gguf", "q8_0", "--name", "again", "--to", str(destination))
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-3000:]
     from gguf import GGUFReader
 
-    assert len(GGUFReader(demo_run / "exports" / "again" / "demo-q8_0.gguf").tensors) == 272
+    assert len(GGUFReader(destination / "demo-q8_0.gguf").tensors) == 272
+    assert not killed.exists() and (live / "demo-q8_0.gguf").read_bytes() == b"partial"
+    assert sorted(p.name for p in destination.glob(".tuitune-export-*")) == [live.name]
 
 
 def chat_renderer(tokenizer):
