@@ -18,6 +18,7 @@ from typing import Any, Callable
 
 import torch
 from transformers import TrainingArguments, set_seed
+from transformers.trainer_callback import PrinterCallback
 
 from engine.checkpoints import TRAINER_STATE, list_checkpoints
 from engine.config import RunConfig, load_config
@@ -289,6 +290,8 @@ def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkp
         if sampler:
             sampler.start()
         events.emit(PHASE, name="training", message="training")
+        # Each log is an event already; the Trainer's printed copy would bury engine.log's own lines.
+        trainer.remove_callback(PrinterCallback)
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         if sampler:
