@@ -181,29 +181,11 @@ Turn = tuple[str, str, str]
 
 def _alpaca(record: dict) -> tuple[list[Turn] | None, list[FieldProblem]]:
     problems: list[FieldProblem] = []
-    instruction = _text(record, "instruction", "instruction", problems, required=True)
-    extra = _text(record, "input", "input", problems, required=False)
+    turns = _alpaca_prompt(record, problems)
     output = _text(record, "output", "output", problems, required=True)
-    system = _text(record, "system", "system", problems, required=False)
-    turns: list[Turn] = [("system", system, "system")] if system and system.strip() else []
-    history = record.get("history")
-    if history is not None and not isinstance(history, list):
-        problems.append(("history", f"expected an array of [instruction, answer] pairs, got {json_type(history)}"))
-    for i, pair in enumerate(history if isinstance(history, list) else []):
-        if not (isinstance(pair, list) and len(pair) == 2):
-            problems.append((f"history[{i}]", "expected an [instruction, answer] pair of two strings"))
-            continue
-        for j, role in enumerate(("user", "assistant")):
-            if not isinstance(pair[j], str) or not pair[j].strip() or not_text(pair[j]):
-                what = (f"expected a string, got {json_type(pair[j])}" if not isinstance(pair[j], str)
-                        else not_text(pair[j]) or "empty text")
-                problems.append((f"history[{i}][{j}]", what))
-            else:
-                turns.append((role, pair[j], f"history[{i}][{j}]"))
-    if instruction is None or output is None or problems:
+    if output is None or problems:
         return None, problems
-    prompt = f"{instruction}\n{extra}" if extra and extra.strip() else instruction
-    return turns + [("user", prompt, "instruction"), ("assistant", output, "output")], problems
+    return [*turns, ("assistant", output, "output")], problems
 
 
 def _turn_list(record: dict, keys: tuple[str, str], problems: list[FieldProblem]) -> tuple[str, list] | None:

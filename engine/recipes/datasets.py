@@ -76,16 +76,7 @@ def build_datasets(data: DataSection, tokenizer: Any, seed: int, stage: str = "s
         return _build_stage(data, tokenizer, seed, stage)
     items, warnings, fmt = _checked(data)
     encode_records(items, tokenizer, data.cutoff_len, data.system_prompt)
-    truncated = sum(1 for it in items if it.encoded.truncated)
-    if truncated:
-        warnings.append(f"{truncated} records truncated at cutoff_len {data.cutoff_len}")
-    empty = [it for it in items if it.encoded.trained_tokens == 0]
-    if empty:
-        warnings.append(_empty_warning(empty, data.cutoff_len))
-    items = [it for it in items if it.encoded.trained_tokens > 0]
-    if not items:
-        raise DataError([_empty_problem(it, data.cutoff_len) for it in empty] or [
-            Problem(", ".join(data.train), None, None, None, "no usable records")])
+    items, truncated, dropped = _trained(items, data, warnings)
     if not getattr(tokenizer, "chat_template", None):
         warnings.append("the model has no chat template; a plain 'role: text' layout is used")
     train, held = _split(items, data.val_size, seed)
@@ -95,7 +86,7 @@ def build_datasets(data: DataSection, tokenizer: Any, seed: int, stage: str = "s
         "train_records": len(train),
         "eval_records": len(held),
         "truncated": truncated,
-        "dropped_empty": len(empty),
+        "dropped_empty": dropped,
         "duplicates": sum(1 for it in items for p in it.where.problems if p.message.startswith("duplicate")),
         "train_tokens": sum(len(ids) for ids in rows["input_ids"]),
         "trained_tokens": sum(it.encoded.trained_tokens for it in train),
@@ -189,6 +180,26 @@ def _template_problems(chunk: list[_Item], conversations: list[list[dict[str, st
     return problems
 
 
+def _trained(items: list[_Item], data: DataSection, warnings: list[str]) -> tuple[list[_Item], int, int]:
+    """The encoded records that train at least one token, with how many were truncated and how many
+    dropped (nothing left to train after truncation); warns of both.
+
+    Raises:
+        DataError: no record trains anything (each empty one named).
+    """
+    truncated = sum(1 for it in items if it.encoded.truncated)
+    if truncated:
+        warnings.append(f"{truncated} records truncated at cutoff_len {data.cutoff_len}")
+    empty = [it for it in items if it.encoded.trained_tokens == 0]
+    if empty:
+        warnings.append(_empty_warning(empty, data.cutoff_len))
+    kept = [it for it in items if it.encoded.trained_tokens > 0]
+    if not kept:
+        raise DataError([_empty_problem(it, data.cutoff_len) for it in empty] or [
+            Problem(", ".join(data.train), None, None, None, "no usable records")])
+    return kept, truncated, len(empty)
+
+
 def _empty_problem(item: _Item, cutoff_len: int) -> Problem:
     where = item.where
     return empty_after_cut(where.file, where.line, where.index, item.encoded.full_length, cutoff_len)
@@ -267,22 +278,13 @@ def _build_stage(data: DataSection, tokenizer: Any, seed: int, stage: str) -> Bu
         items = _unpaired(items)
     encode = _encode_kto if stage == "kto" else _encode_pairs
     _encode_in_chunks(items, lambda chunk: encode(chunk, tokenizer, data), tokenizer)
-    truncated = sum(1 for it in items if it.encoded.truncated)
-    if truncated:
-        warnings.append(f"{truncated} records truncated at cutoff_len {data.cutoff_len}")
-    empty = [it for it in items if it.encoded.trained_tokens == 0]
-    if empty:
-        warnings.append(_empty_warning(empty, data.cutoff_len))
-    items = [it for it in items if it.encoded.trained_tokens > 0]
-    if not items:
-        raise DataError([_empty_problem(it, data.cutoff_len) for it in empty] or [
-            Problem(", ".join(data.train), None, None, None, "no usable records")])
+    items, truncated, dropped = _trained(items, data, warnings)
     train, held = _split(items, data.val_size, seed)
     rows = _stage_rows([it.encoded for it in train], stage, [getattr(it, 'label', None) for it in train])
     answers = [n for key in ("chosen_ids", "rejected_ids", "completion_ids") for n in map(len, rows.get(key, []))]
     stats = {
         "format": fmt, "train_records": len(train), "eval_records": len(held), "truncated": truncated,
-        "dropped_empty": len(empty),
+        "dropped_empty": dropped,
         "duplicates": sum(1 for it in items for p in it.where.problems if p.message.startswith("duplicate")),
         "train_tokens": sum(answers) + sum(len(p) for p in rows["prompt_ids"]) * (1 if stage == "kto" else 2),
         "trained_tokens": sum(answers),
