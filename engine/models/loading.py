@@ -7,6 +7,7 @@ Free functions, called in order by the recipes (``engine/recipes/``): ``check_mo
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import resource
 from typing import Any
@@ -109,7 +110,31 @@ def load_model(config: RunConfig, path: str) -> PreTrainedModel:
         raise ModelError.not_found(config.model.name_or_path, exc) from exc
     # The KV cache is useless in training and conflicts with gradient checkpointing.
     model.config.use_cache = False
+    if quant is not None:
+        release_weights_file(model)
     return model
+
+
+def release_weights_file(model: PreTrainedModel) -> int:
+    """Copy a quantized model's unquantized CPU tensors out of the weights file; returns how many.
+
+    transformers maps each safetensors file into memory and hands out its full-precision tensors
+    without a copy. Once bitsandbytes has packed the linear weights, the embeddings and norms still
+    point into that mapping, which keeps the whole file resident: on SmolLM2-135M in 4-bit on CPU the
+    513 MiB file stayed in the training process for 108 MiB of embeddings. With those copied, the
+    mapping is released (on GPU they were copied to the device already).
+    """
+    seen: set[int] = set()
+    copied = 0
+    for module in model.modules():
+        for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
+            if id(tensor) in seen or tensor.device.type != "cpu" or type(tensor).__name__ in ("Params4bit", "Int8Params"):
+                continue
+            seen.add(id(tensor))  # tied weights (embeddings and LM head) are one tensor, copied once
+            tensor.data = tensor.data.clone()
+            copied += 1
+    gc.collect()  # the mapping goes with the last tensor into it
+    return copied
 
 
 def attention_implementation(dtype: torch.dtype) -> str | None:

@@ -229,3 +229,21 @@ def test_dropout_mask_packed_to_bits_comes_back_whole() -> None:
         packed = pack_mask(mask)
         assert packed.dtype == torch.uint8 and packed.numel() == -(-mask.numel() // 8)
         assert torch.equal(unpack_mask(packed, mask.shape), mask)
+
+
+def test_a_quantized_model_lets_go_of_its_weights_file(tiny_model_dir: Path) -> None:
+    """The embeddings and norms no longer point into the mapped safetensors file, so the file's pages
+    (the full-precision weights bitsandbytes has packed) leave the process; their values are unchanged."""
+    from safetensors.torch import load_file
+
+    from engine.config import RunConfig
+    from engine.models.loading import load_model
+
+    weights = next(tiny_model_dir.glob("*.safetensors")).resolve()
+    config = RunConfig.model_validate({"model": {"name_or_path": str(tiny_model_dir)}, "quant": {"mode": "4bit"}})
+    model = load_model(config, str(tiny_model_dir))
+    assert any(type(p).__name__ == "Params4bit" for p in model.parameters())
+    assert str(weights) not in Path("/proc/self/maps").read_text()
+    stored = load_file(weights)
+    assert torch.equal(model.get_input_embeddings().weight, stored["model.embed_tokens.weight"])
+    assert torch.equal(model.model.norm.weight, stored["model.norm.weight"])
