@@ -22,6 +22,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.locks import LOCK_FILE, is_locked
+
 GGUF_TYPES = ("f16", "bf16", "q8_0")
 """GGUF types an export writes. Q4_K_M is not among them: the ``gguf`` library cannot write
 K-quants, and a writer of our own could not be verified against llama.cpp's."""
@@ -37,38 +39,23 @@ BYTES_PER_WEIGHT = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32}
 """Q8_0 stores 32 weights in 34 bytes (an fp16 scale and 32 int8)."""
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
 STAGING_PREFIX = ".tuitune-export-"
-"""Name prefix of the temporary folder an export writes into, inside the destination; the job's pid follows
-(``.tuitune-export-PID-XXXX``), so a later export can tell a folder left by a killed job from a live one's."""
-
-
-def staging_prefix() -> str:
-    """The temporary folder's name prefix for this process."""
-    return f"{STAGING_PREFIX}{os.getpid()}-"
+"""Name prefix of the temporary folder an export writes into, inside the destination. The export holds the
+folder's lock (:class:`engine.locks.FolderLock`) while it writes, so a later export can tell a folder left by a
+killed job (lock file, lock free) from a live one's."""
 
 
 def remove_stale_staging(destination: Path) -> list[Path]:
     """Remove the temporary folders that exports killed outright left in ``destination``; return them.
 
-    A folder is stale when the pid in its name is no longer a running process; folders of running
-    exports (and names without a pid) are left alone.
+    A folder is stale when it has a lock file that no process holds; folders of running exports (and
+    folders without a lock file, which no export of this kind wrote) are left alone.
     """
     removed = []
     for folder in destination.glob(f"{STAGING_PREFIX}*"):
-        pid = folder.name.removeprefix(STAGING_PREFIX).split("-", 1)[0]
-        if folder.is_dir() and pid.isdigit() and not _alive(int(pid)):
+        if folder.is_dir() and (folder / LOCK_FILE).is_file() and not is_locked(folder):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 class ExportSettings(BaseModel):

@@ -12,7 +12,7 @@ type (:mod:`engine.export.gguf_writer`) → ``Modelfile`` → ``job_finished``.
 destination and renamed into place when complete (``merged/`` whole, each GGUF whole), then the
 temporary folder is removed, on a stop or a failure too. So an output name that exists is a
 finished output; a SIGKILL leaves at most the hidden temporary folder, which the next export to that
-destination removes (its name carries the killed job's pid). Existing outputs are
+destination removes (its lock is free). Existing outputs are
 never overwritten: the job refuses before it starts.
 
 **Events** (``RUN/exports/NAME/events.jsonl``):
@@ -50,6 +50,7 @@ from engine.export.merge import load_merged, save_merged
 from engine.export.ollama import TemplateError, modelfile
 from engine.files import write_text_atomic
 from engine.jobs.runner import JobError, StopFlag, describe_failure, read_job_settings, read_run_config, run_job
+from engine.locks import FolderLock
 from engine.models.demo import resolve_model
 from engine.models.info import read_model_info
 from engine.models.loading import hub_kwargs
@@ -138,7 +139,9 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
                                                                            dtype).values())):
             raise JobError(problem, hint="free some space, or export to another disk with --to DIR")
     flag.check()
-    staging = Path(tempfile.mkdtemp(dir=destination, prefix=plan.staging_prefix()))
+    staging = Path(tempfile.mkdtemp(dir=destination, prefix=plan.STAGING_PREFIX))
+    staging_lock = FolderLock(staging)  # held while writing: a later export leaves this folder alone
+    staging_lock.acquire()
     try:
         tokenizer_dir = write_merged(model, tokenizer, base_path, hub, staging, destination, settings, events, tally)
         flag.check()
@@ -156,6 +159,7 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
             tally.finished.append(describe_output(destination / plan.MODELFILE))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        staging_lock.release()
     finish(events, tally, destination, started)
 
 

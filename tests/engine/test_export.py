@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.locks import is_locked
+from engine.locks import LOCK_FILE, FolderLock, is_locked
 from engine.protocol import read_events
 
 REPO = Path(__file__).resolve().parents[2]
@@ -242,15 +242,16 @@ def test_a_stop_during_export_leaves_no_finished_looking_output_and_a_rerun_clea
     assert not list(job_dir.glob("*.gguf")) and not list(job_dir.glob(".tuitune-export-*"))
     assert not is_locked(job_dir)
 
-    # The rerun goes to a folder where an export killed outright left its temporary folder (a dead pid in
-    # its name) and where a running one is writing (this test's pid): the first is removed, the second kept.
+    # The rerun goes to a folder where an export killed outright left its temporary folder (its lock free)
+    # and where a running one is writing (this test holds its lock): the first is removed, the second kept.
     destination = demo_run / "exports" / "elsewhere"
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    killed, live = destination / f".tuitune-export-{gone.pid}-k1ll", destination / f".tuitune-export-{os.getpid()}-l1ve"
+    killed, live = destination / ".tuitune-export-k1ll", destination / ".tuitune-export-l1ve"
     for folder in (killed, live):
         folder.mkdir(parents=True)
         (folder / "demo-q8_0.gguf").write_bytes(b"partial")
+    (killed / LOCK_FILE).touch()
+    writing = FolderLock(live)
+    assert writing.acquire()
     again = tuitune(demo_run.parent, "export", demo_run.name, "--gguf", "q8_0", "--name", "again", "--to", str(destination))
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-3000:]
@@ -259,6 +260,7 @@ def test_a_stop_during_export_leaves_no_finished_looking_output_and_a_rerun_clea
     assert len(GGUFReader(destination / "demo-q8_0.gguf").tensors) == 272
     assert not killed.exists() and (live / "demo-q8_0.gguf").read_bytes() == b"partial"
     assert sorted(p.name for p in destination.glob(".tuitune-export-*")) == [live.name]
+    writing.release()
 
 
 def chat_renderer(tokenizer):

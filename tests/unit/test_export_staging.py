@@ -1,22 +1,23 @@
-"""An export's temporary folder carries its pid; only folders of processes that are gone are swept."""
+"""An export holds its temporary folder's lock; only folders whose lock no process holds are swept."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from engine.export import plan
+from engine.locks import LOCK_FILE, FolderLock
 
 
-def test_only_folders_of_gone_processes_are_removed(tmp_path: Path) -> None:
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    dead = tmp_path / f"{plan.STAGING_PREFIX}{gone.pid}-abcd"
-    mine = tmp_path / f"{plan.staging_prefix()}efgh"
-    unnamed = tmp_path / f"{plan.STAGING_PREFIX}ijkl"  # no pid in the name: whose it is cannot be told
-    for folder in (dead, mine, unnamed):
+def test_only_folders_whose_lock_is_free_are_removed(tmp_path: Path) -> None:
+    killed = tmp_path / f"{plan.STAGING_PREFIX}abcd"  # an export killed outright: its lock file, nobody holding it
+    live = tmp_path / f"{plan.STAGING_PREFIX}efgh"  # an export writing now
+    unlocked = tmp_path / f"{plan.STAGING_PREFIX}ijkl"  # no lock file: not a folder an export left
+    for folder in (killed, live, unlocked):
         folder.mkdir()
         (folder / "part.gguf").write_bytes(b"x")
-    assert plan.staging_prefix() == f".tuitune-export-{os.getpid()}-"
-    assert plan.remove_stale_staging(tmp_path) == [dead]
-    assert not dead.exists() and mine.is_dir() and unnamed.is_dir()
+    (killed / LOCK_FILE).touch()
+    held = FolderLock(live)
+    assert held.acquire()
+    try:
+        assert plan.remove_stale_staging(tmp_path) == [killed]
+        assert not killed.exists() and live.is_dir() and unlocked.is_dir()
+    finally:
+        held.release()
