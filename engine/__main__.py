@@ -15,7 +15,7 @@ import importlib
 import sys
 
 COMMANDS = {
-    "launch": "engine.launch",
+    "launch": "engine.supervisor.launch",
     "train": "engine.recipes.runner",
     "eval": "engine.jobs.eval",
     "export": "engine.jobs.export",

@@ -30,12 +30,8 @@ from pydantic import (
 
 from engine.files import FileTooLarge, NotARegularFile, read_regular, write_text_atomic
 from engine.paths import DEMO_MODEL
+from engine.stages import DEFAULT_STAGE, DEMO_DATA, STAGES
 
-DEMO_DATA = "builtin:identity"
-DEMO_DATA_BY_STAGE = {"pt": "builtin:identity_text", "rm": "builtin:identity_pairs", "dpo": "builtin:identity_pairs",
-                      "kto": "builtin:identity_pairs", "orpo": "builtin:identity_pairs"}
-"""The shipped demo set in each stage's own layout: builtin:identity under a stage other than sft means these
-(the same identity answers as preference pairs, chosen over the base model's own, or as raw text)."""
 MAX_CONFIG_BYTES = 1 << 20
 """Largest config or preset file read (1 MiB; real ones are under 4 KiB). A YAML file of tens
 of megabytes takes minutes and gigabytes to load."""
@@ -197,18 +193,8 @@ class TrainSection(Section):
     """GPUs the run trains on: all, a list of indices ([0, 1]) or a count (the first N). More than one runs under torchrun."""
 
 
-Stage = Literal["sft", "pt", "rm", "dpo", "kto", "orpo", "grpo", "rloo"]
-STAGES: dict[str, str] = {
-    "sft": "supervised fine-tuning: learn the answers of instruction data",
-    "pt": "continued pre-training: learn raw text, every token trained",
-    "rm": "reward model: a scalar score head trained to rank chosen above rejected",
-    "dpo": "direct preference optimisation: prefer chosen over rejected answers, against a reference",
-    "kto": "KTO: learn from answers marked desirable or undesirable, no pairs needed",
-    "orpo": "ORPO: supervised fine-tuning and preference in one loss, no reference model",
-    "grpo": "GRPO: sample answers to prompts, score them with rewards, reinforce the better ones of each group",
-    "rloo": "RLOO: like grpo, each answer's reward against the mean of the other answers to its prompt",
-}
-"""Each training stage with the one line the app and the CLI show for it."""
+StageName = Literal[tuple(STAGES)]  # type: ignore[valid-type]
+"""The name of a training stage (the rows of engine.stages.STAGES)."""
 
 
 class PreferenceSection(Section):
@@ -226,12 +212,6 @@ class PreferenceSection(Section):
     """KTO: loss weight of desirable examples; raise it when they are fewer than undesirable ones."""
     undesirable_weight: float = Field(1.0, gt=0)
     """KTO: loss weight of undesirable examples; raise it when they are fewer than desirable ones."""
-
-
-RL_STAGES = ("grpo", "rloo")
-"""Stages that learn from rewards of sampled answers (the ``rl`` section)."""
-REFERENCE_REWARDS = ("exact_match",)
-"""Reward kinds that need each prompt's reference answer."""
 
 
 class RewardSection(Section):
@@ -335,7 +315,7 @@ class RunConfig(Section):
 
     description: str = ""
     """One line saying what this preset is for."""
-    stage: Stage = "sft"
+    stage: StageName = DEFAULT_STAGE
     """What is trained: sft (instruction answers), pt (raw text), rm (reward model), dpo, kto or orpo (preferences),
     grpo or rloo (rewards of sampled answers)."""
     model: ModelSection = Field(default_factory=ModelSection)
@@ -349,13 +329,14 @@ class RunConfig(Section):
 
     @model_validator(mode="after")
     def _check_combinations(self) -> "RunConfig":
-        if self.data.train == [DEMO_DATA] and self.stage in DEMO_DATA_BY_STAGE:
-            self.data.train = [DEMO_DATA_BY_STAGE[self.stage]]
+        row = STAGES[self.stage]
+        if self.data.train == [DEMO_DATA]:
+            self.data.train = [row.demo_data]
         if self.adapter.method == "full" and self.quant.mode != "none":
             raise ValueError("adapter.method full cannot train quantized weights: set quant.mode to none")
-        if self.stage == "kto" and self.train.batch_size < 2:
-            raise ValueError("stage kto needs train.batch_size of at least 2: its KL term pairs each answer with "
-                             "another prompt of the same batch")
+        if self.train.batch_size < row.least_batch:
+            raise ValueError(f"stage {self.stage} needs train.batch_size of at least {row.least_batch}: "
+                             f"{row.least_batch_why}")
         if self.preference.label_smoothing and self.preference.loss_type != "robust":
             raise ValueError("preference.label_smoothing is used only by loss_type robust: set it to 0 or use robust")
         if self.distributed.node_rank >= self.distributed.nnodes:

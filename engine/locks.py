@@ -19,6 +19,8 @@ from pathlib import Path
 
 LOCK_FILE = "lock"
 """The lock's file in a run or job folder (empty; only its lock matters)."""
+LOCKED = 75
+"""Exit status of a supervisor that found its folder locked by another attempt (EX_TEMPFAIL)."""
 
 
 class FolderLock:

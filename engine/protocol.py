@@ -32,6 +32,9 @@ LOGS_DIR = "logs"
 """Output of every trainer process but global rank 0 (whose output is engine.log), one file per rank."""
 NODE_FILE = "node.json"
 """Which node of a several-machine run this folder belongs to (written by its supervisor)."""
+PEER_LOST = 3
+"""Exit status of a trainer rank whose collective failed because another rank went away: the supervisor
+does not name such a rank as the cause of a failure."""
 
 
 def rank_log(rank: int) -> str:

@@ -37,7 +37,7 @@ def _master(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser, every subcommand included."""
-    from engine.config import STAGES
+    from engine.stages import STAGES
 
     parser = argparse.ArgumentParser(prog="tuitune", description="Fine-tune LLMs with LoRA/QLoRA from the terminal.")
     parser.add_argument("--runs-dir", help="folder holding run folders (over $TUITUNE_RUNS_DIR, the settings file "

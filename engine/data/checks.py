@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
 from engine.data.formats import (
-    LAYOUTS, PROMPT_STAGES, STAGE_KINDS, Example, accepted_layouts, detect_format, printable, to_example, to_messages,
+    LAYOUTS, Example, accepted_layouts, detect_format, printable, to_example, to_messages,
     to_prompt, wrong_kind)
 from engine.data.problems import Problem, SourceError
 from engine.data.source import RawRecord, iter_records
+from engine.stages import DEFAULT_STAGE, STAGES
 
 DETECT_SCAN = 20
 """Records looked at to recognise a file's format (the first recognisable one decides)."""
@@ -55,18 +56,18 @@ class CheckedRecord:
         return self.messages is not None or self.example is not None
 
 
-def detect_file_format(path: str, fmt: str = "auto", stage: str | None = "sft") -> tuple[str | None, Problem | None]:
+def detect_file_format(path: str, fmt: str = "auto", stage: str | None = DEFAULT_STAGE) -> tuple[str | None, Problem | None]:
     """The layout of a file: ``fmt`` unless it is ``auto``, else recognised from its first records.
 
     Args:
         stage: the training stage the file is for; its layout must be of a kind the stage trains on
-            (STAGE_KINDS). None accepts every layout (``tuitune data check`` without a stage).
+            (its ``reads`` in engine.stages). None accepts every layout (``tuitune data check`` without a stage).
 
     Returns:
         (layout, problem): layout is a name of LAYOUTS or None; problem is set when the file cannot be
         trained on by ``stage`` as it is (unknown layout, or data of another stage, naming what it accepts).
     """
-    kinds = STAGE_KINDS[stage] if stage else tuple(set(LAYOUTS.values()))
+    kinds = STAGES[stage].reads if stage else tuple(set(LAYOUTS.values()))
     if fmt != "auto":
         return fmt, None if LAYOUTS[fmt] in kinds else Problem(path, None, None, None, wrong_kind(fmt, stage))
     first: RawRecord | None = None
@@ -84,13 +85,13 @@ def detect_file_format(path: str, fmt: str = "auto", stage: str | None = "sft") 
     if first is None:
         return None, None
     keys = printable(", ".join(list(first.value)[:8])) or "none"
-    expected = FORMAT_HELP if stage == "sft" else f"{accepted_layouts(stage)}; or choose data.format" if stage else \
+    expected = FORMAT_HELP if kinds == ("sft",) else f"{accepted_layouts(stage)}; or choose data.format" if stage else \
         "expected instruction data, preference pairs, kto answers or raw text; or choose the format"
     return None, Problem(path, first.line, first.index, None,
                          f"cannot tell the format from the record's keys ({keys}): {expected}")
 
 
-def layout_problem(path: str, fmt: str = "auto", stage: str | None = "sft") -> Problem | None:
+def layout_problem(path: str, fmt: str = "auto", stage: str | None = DEFAULT_STAGE) -> Problem | None:
     """Why ``path`` cannot be trained or evaluated on as a whole, from its first records, or None.
 
     The quick check commands make before they start a job (the job checks every record): a path
@@ -105,7 +106,7 @@ def layout_problem(path: str, fmt: str = "auto", stage: str | None = "sft") -> P
     return problem
 
 
-def check_file(path: str, fmt: str = "auto", stage: str | None = "sft") -> Iterator[CheckedRecord | Problem]:
+def check_file(path: str, fmt: str = "auto", stage: str | None = DEFAULT_STAGE) -> Iterator[CheckedRecord | Problem]:
     """Every record of ``path`` checked, preceded by any whole-file problem (then nothing else).
 
     Yields:
@@ -118,7 +119,7 @@ def check_file(path: str, fmt: str = "auto", stage: str | None = "sft") -> Itera
             yield problem
             return
         seen: dict[int, tuple[int, int | None]] = {}  # content hash -> (record, line), not the record
-        prompts = stage in PROMPT_STAGES
+        prompts = stage is not None and STAGES[stage].kind == "prompts"
         for raw in iter_records(path):
             yield _check(path, raw, found, seen, prompts)
     except SourceError as exc:
@@ -178,7 +179,7 @@ class CheckSummary:
     labels: Counter = field(default_factory=Counter)
     """Usable kto records by label: desirable, undesirable."""
     prompts: int = 0
-    """Usable records read as prompts (stages grpo, rloo)."""
+    """Usable records read as prompts (the stages that sample answers)."""
     references: int = 0
     """Of those, the ones with a reference answer."""
 
@@ -232,7 +233,7 @@ def check_paths(
     paths: list[str],
     fmt: str = "auto",
     on_record: Callable[[CheckedRecord], None] | None = None,
-    stage: str | None = "sft",
+    stage: str | None = DEFAULT_STAGE,
 ) -> CheckSummary:
     """Check every file of ``paths`` for ``stage``; ``on_record`` sees each checked record (e.g. to keep it)."""
     summary = CheckSummary()

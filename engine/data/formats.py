@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.stages import STAGES, training
+
 TRAINABLE = ("alpaca", "sharegpt", "openai")
 """Formats supervised fine-tuning can train on (conversations with answers)."""
 PAIR_LAYOUTS = ("alpaca_pairs", "sharegpt_pairs", "trl_pairs")
@@ -21,11 +23,6 @@ LAYOUTS: dict[str, str] = {**{name: "sft" for name in TRAINABLE}, **{name: "pair
                            **{name: "kto" for name in KTO_LAYOUTS}, "text": "text", "prompts": "prompts"}
 """Every record layout and its kind: sft, pairs, kto, text (raw text: JSON Lines/datasets ``text``, .txt files) or
 prompts (``{prompt, answer}``: what an RL stage samples answers to, with an optional reference answer)."""
-STAGE_KINDS: dict[str, tuple[str, ...]] = {
-    "sft": ("sft",), "pt": ("text",), "dpo": ("pairs",), "orpo": ("pairs",), "rm": ("pairs",), "kto": ("kto", "pairs"),
-    "grpo": ("prompts", "sft"), "rloo": ("prompts", "sft"),
-}
-"""The kinds of data each stage trains on."""
 KIND_HELP = {
     "sft": "instruction data: alpaca {instruction, input, output}, sharegpt {conversations: [{from, value}]} or "
            "openai {messages: [{role, content}]}",
@@ -39,22 +36,24 @@ KIND_HELP = {
     "prompts": "prompts: {prompt, answer} (prompt a string or a message list; answer, optional, the reference answer "
                "rewards such as exact_match compare with)",
 }
-STAGE_FOR_KIND = {"sft": "sft", "pairs": "dpo, orpo or rm", "kto": "kto",
-                  "text": "pt", "prompts": "grpo or rloo"}
-PROMPT_STAGES = ("grpo", "rloo")
-"""Stages that read every layout as prompts: instruction data's last answer becomes the prompt's reference."""
+
+
+def stages_for(kind: str) -> str:
+    """The stages that train on data of ``kind``, for messages: ``dpo, orpo or rm``."""
+    names = training(kind)
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else names[0]
 
 
 def accepted_layouts(stage: str) -> str:
     """What ``stage`` trains on, for messages: ``dpo trains on preference pairs: …``."""
-    return f"stage {stage} trains on " + "; or ".join(KIND_HELP[kind] for kind in STAGE_KINDS[stage])
+    return f"stage {stage} trains on " + "; or ".join(KIND_HELP[kind] for kind in STAGES[stage].reads)
 
 
 def wrong_kind(layout: str, stage: str) -> str:
     """Why a file of ``layout`` cannot be trained by ``stage``, naming what it accepts and which stage fits."""
     kind = LAYOUTS[layout]
     return (f"this file holds {KIND_HELP[kind].split(':')[0]} ({layout}), which stage {stage} cannot train: "
-            f"{accepted_layouts(stage)}. This layout is for stage {STAGE_FOR_KIND[kind]}")
+            f"{accepted_layouts(stage)}. This layout is for stage {stages_for(kind)}")
 
 
 OPENAI_ROLES = ("system", "user", "assistant")

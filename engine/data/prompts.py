@@ -15,7 +15,6 @@ so they agree; the review and ``tuitune train`` also name reward files that are 
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,15 +117,3 @@ def reward_plan(rl: RLSection, prompts: PromptSet, paths: list[str]) -> str:
         return (f"no reward configured: exact_match against the reference answers ({prompts.with_reference:,} "
                 "prompts), 1 when an answer equals its reference (case, spaces and punctuation ignored)")
     return "rewards: " + ", ".join(f"{spec.label()} x{spec.weight:g}" for spec in rl.rewards)
-
-
-def split(rows: list[Any], val_size: float, seed: int) -> tuple[list[Any], list[Any]]:
-    """Seeded held-out choice of ``val_size`` (a share below 1, a count from 1); training keeps file order."""
-    if val_size <= 0:
-        return rows, []
-    count = max(1, round(len(rows) * val_size)) if val_size < 1 else int(val_size)
-    if count >= len(rows):
-        raise DataError([Problem("data.val_size", None, None, None, f"val_size {val_size:g} holds out {count} of "
-                                 f"{len(rows)} prompts, leaving none to train on")])
-    held = set(random.Random(seed).sample(range(len(rows)), count))
-    return [r for i, r in enumerate(rows) if i not in held], [r for i, r in enumerate(rows) if i in held]

@@ -15,9 +15,7 @@ from collections import Counter
 from typing import Any, Callable, Iterator
 
 from engine.data.checks import CheckedRecord, check_file, detect_file_format, kto_balance_problem
-from engine.data.encode import (
-    empty_after_cut, encode_completions, encode_conversation, encode_conversations, encode_pairs, encode_texts, render)
-from engine.data.formats import with_system
+from engine.data.prepare import Item, empty_problem, encode
 from engine.data.problems import Problem, SourceError
 from engine.data.report_events import (
     CHECKED, DONE, FAILED, FORMAT, PROBLEM, PROGRESS, STARTED, TOKEN_STATS, Checked, Done, Failed, Format, Started)
@@ -225,31 +223,36 @@ class Reporter:
 
     def _measure_all(self, batch: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int],
                      sides: "Sides") -> None:
-        """Measure a batch, each kind of record as training encodes it."""
-        kinds: dict[str, list[CheckedRecord]] = {}
-        for item in batch:
-            kinds.setdefault(item.example.kind if item.example is not None else "sft", []).append(item)
+        """Measure a batch, each kind of record encoded as training encodes it (engine.data.prepare)."""
+        kinds: dict[str, list[Item]] = {}
+        for record in batch:
+            kinds.setdefault(record.example.kind if record.example is not None else "sft", []).append(Item(record))
         for kind, items in kinds.items():
+            for problem in encode(items, kind, tokenizer, self.cutoff, self.system_prompt):
+                self.problem(problem)
             measure = {"sft": self._measure, "pairs": self._measure_pairs, "kto": self._measure_kto,
                        "text": self._measure_text, "prompts": self._measure_prompts}[kind]
-            try:
-                measure(items, tokenizer, lengths, counts, sides) if kind != "sft" else \
-                    measure(items, tokenizer, lengths, counts)
-            except Exception:  # a template that rejects a record: name each one
-                for item in items:
-                    try:
-                        measure([item], tokenizer, [], dict.fromkeys(counts, 0), Sides(self.cutoff)) \
-                            if kind != "sft" else measure([item], tokenizer, [], dict.fromkeys(counts, 0))
-                    except Exception as exc:
-                        self.problem(Problem(item.file, item.line, item.index, None, f"the chat template failed: {exc}"))
+            measure([it for it in items if it.encoded is not None], tokenizer, lengths, counts, sides)
 
-    def _conversation(self, item: CheckedRecord, side: str) -> list[dict[str, str]]:
-        return with_system(item.example.conversation(side), self.system_prompt)
+    def _left_out(self, item: Item, counts: dict[str, int]) -> None:
+        """Count and report a record the cutoff left with nothing to train."""
+        counts["dropped"] += 1
+        self.problem(empty_problem(item, self.cutoff))
 
-    def _measure_pairs(self, items: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int],
+    def _measure(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
+                 sides: "Sides") -> None:
+        for item in items:
+            enc = item.encoded
+            lengths.append(enc.full_length)
+            counts["truncated"] += enc.truncated
+            counts["trained"] += enc.trained_tokens
+            if enc.trained_tokens == 0:
+                self._left_out(item, counts)
+
+    def _measure_pairs(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
                        sides: "Sides") -> None:
-        pairs = [(self._conversation(it, "chosen"), self._conversation(it, "rejected")) for it in items]
-        for item, enc in zip(items, encode_pairs(pairs, tokenizer, self.cutoff)):
+        for item in items:
+            enc = item.encoded
             lengths.append(enc.full_length)
             counts["truncated"] += enc.truncated
             counts["trained"] += len(enc.chosen_ids) + len(enc.rejected_ids)
@@ -258,66 +261,38 @@ class Reporter:
             sides.add("rejected", enc.rejected_length, len(enc.rejected_ids) < enc.rejected_length,
                       len(enc.rejected_ids))
             if enc.trained_tokens == 0:
-                counts["dropped"] += 1
-                self.problem(empty_after_cut(item.file, item.line, item.index, enc.full_length, self.cutoff))
+                self._left_out(item, counts)
 
-    def _measure_kto(self, items: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int],
+    def _measure_kto(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
                      sides: "Sides") -> None:
-        conversations = [self._conversation(it, "chosen") for it in items]
-        for item, enc in zip(items, encode_completions(conversations, tokenizer, self.cutoff)):
+        for item in items:
+            enc = item.encoded
             lengths.append(enc.full_length)
             counts["truncated"] += enc.truncated
             counts["trained"] += enc.trained_tokens
-            sides.add("desirable" if item.example.label else "undesirable", enc.full_length, enc.truncated,
+            sides.add("desirable" if item.record.example.label else "undesirable", enc.full_length, enc.truncated,
                       enc.trained_tokens)
             if enc.trained_tokens == 0:
-                counts["dropped"] += 1
-                self.problem(empty_after_cut(item.file, item.line, item.index, enc.full_length, self.cutoff))
+                self._left_out(item, counts)
 
-    def _measure_prompts(self, items: list[CheckedRecord], tokenizer: Any, lengths: list[int],
-                         counts: dict[str, int], sides: "Sides") -> None:
+    def _measure_prompts(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
+                         sides: "Sides") -> None:
         # An RL stage trains on answers it samples: the prompt (with the generation prompt) is what it
         # reads, and the reference answer is only compared with; neither is a trained token.
         for item in items:
-            prompt = with_system(item.example.prompt, self.system_prompt)
-            length = len(tokenizer(render(prompt, tokenizer, generation_prompt=True), add_special_tokens=False)
-                         ["input_ids"])
+            length = len(item.encoded)
             lengths.append(length)
             sides.add("prompt", length, length >= self.cutoff, 0)
-            if item.example.chosen is not None:
-                reference = len(tokenizer(item.example.chosen, add_special_tokens=False)["input_ids"])
+            if item.record.example.chosen is not None:
+                reference = len(tokenizer(item.record.example.chosen, add_special_tokens=False)["input_ids"])
                 sides.add("reference", reference, False, 0)
 
-    def _measure_text(self, items: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int],
+    def _measure_text(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
                       sides: "Sides") -> None:
         # Raw text is cut into cutoff_len pieces, never truncated: every token is trained.
-        for pieces in encode_texts([it.example.text for it in items], tokenizer, self.cutoff):
-            lengths.append(pieces[0].full_length)
-            counts["trained"] += pieces[0].full_length
-
-    def _measure(self, batch: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int]) -> None:
-        """Encode records as training would, counting lengths, truncation and trained tokens."""
-        conversations = [with_system(item.messages, self.system_prompt) for item in batch]
-        try:
-            encoded = encode_conversations(conversations, tokenizer, self.cutoff)
-        except Exception:  # a template that rejects a record: find it one by one below
-            encoded = [self._encode_one(item, conv, tokenizer) for item, conv in zip(batch, conversations)]
-        for item, enc in zip(batch, encoded):
-            if enc is None:
-                continue
-            lengths.append(enc.full_length)
-            counts["truncated"] += enc.truncated
-            counts["trained"] += enc.trained_tokens
-            if enc.trained_tokens == 0:
-                counts["dropped"] += 1
-                self.problem(empty_after_cut(item.file, item.line, item.index, enc.full_length, self.cutoff))
-
-    def _encode_one(self, item: CheckedRecord, conversation: list[dict[str, str]], tokenizer: Any) -> Any:
-        try:
-            return encode_conversation(conversation, tokenizer, self.cutoff)
-        except Exception as exc:  # reported with its place, never a traceback
-            self.problem(Problem(item.file, item.line, item.index, None, f"the chat template failed: {exc}"))
-            return None
+        for item in items:
+            lengths.append(item.encoded[0].full_length)
+            counts["trained"] += item.encoded[0].full_length
 
     def run(self, load_tokenizer: Callable[[], Any] | None = None) -> int:
         """The whole report; returns the exit status (0 clean, 1 errors, 2 tokenizer not loadable)."""

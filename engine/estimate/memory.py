@@ -49,16 +49,13 @@ from math import prod
 from typing import TYPE_CHECKING, Any
 
 from engine.estimate.trainable import as_dict, is_linear, named_linears, trainable_shapes
+from engine.stages import STAGES
 
 if TYPE_CHECKING:
     from engine.config import AdapterSection, RunConfig
     from engine.models.info import ModelInfo
 
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
-PREFERENCE_STAGES = ("dpo", "kto", "orpo", "rm")
-RL_STAGES = ("grpo", "rloo")
-SEQUENCES_PER_RECORD = {"dpo": 2, "orpo": 2, "rm": 2}
-"""Sequences one record puts through the trained forward pass: a pair's chosen and rejected side."""
 CUDA_CONTEXT = 512 * 1024**2
 CPU_RUNTIME = 512 * 1024**2
 ALLOCATOR_SLACK = 0.05
@@ -121,26 +118,26 @@ def estimate(info: ModelInfo, config: RunConfig, device: str = "cuda") -> Estima
     if not info.known or not info.shapes:
         raise ValueError(f"{info.name_or_path}: architecture unknown until the model is downloaded")
     quant, method = config.quant.mode if not info.quantization else _stored_quant(info), config.adapter.method
-    stage = config.stage
+    stage = STAGES[config.stage]
     adapter: Any = config.adapter
-    if stage in PREFERENCE_STAGES:  # TRL's preference trainers turn dropout off
+    if not stage.dropout:  # TRL's preference trainers turn dropout off
         adapter = {**as_dict(config.adapter), "dropout": 0.0}
-    act_info = replace(info, vocab_size=1) if stage == "rm" else info  # a one-output score head
+    act_info = replace(info, vocab_size=1) if stage.score_head else info  # a one-output score head
     dtype = load_dtype(config, device)
     d = DTYPE_BYTES[dtype]
     a = activation_bytes(config, device)
-    trainable = trainable_shapes(info, config.adapter, stage)
+    trainable = trainable_shapes(info, config.adapter, config.stage)
     n_train = sum(prod(s) for s in trainable)
     train_bytes = d if method == "full" else 4
     weights = _weights(info, quant, config.quant.double_quant, d)
-    if method == "full" and stage in ("dpo", "kto") and config.preference.reference == "base":
+    if method == "full" and stage.reference and config.preference.reference == "base":
         weights *= 2  # no adapter to switch off: TRL keeps a frozen copy of the base as the reference
-    b, s = config.train.batch_size * SEQUENCES_PER_RECORD.get(stage, 1), config.data.cutoff_len
-    if stage in RL_STAGES:  # each prompt answered num_generations times, the answers trained together
+    b, s = config.train.batch_size * stage.sequences_per_record, config.data.cutoff_len
+    if stage.samples:  # each prompt answered num_generations times, the answers trained together
         b = config.train.batch_size * config.rl.generations(device == "cuda")
         s = config.data.cutoff_len + config.rl.completion_tokens(device == "cuda")
     masks = 4 if device == "cpu" else 1  # peft's dropout masks: float on CPU, bool on CUDA
-    chunked = config.train.chunked_loss if stage in ("sft", "pt") else stage != "orpo"
+    chunked = config.train.chunked_loss if stage.trainer == "engine" else stage.trl_logits == "chunked"
     lean = {"mask_bytes": masks, "fused_dropout": config.train.fused_lora_dropout, "chunked_loss": chunked,
             "lean_mlp": config.train.lean_mlp}
     act_on = activations(act_info, adapter, b, s, a, checkpointing=True, **lean)
@@ -309,16 +306,17 @@ def _notes(info: ModelInfo, config: RunConfig, device: str) -> tuple[str, ...]:
                      "quant.mode says, and only adapters can be trained on it.")
     if device == "cpu":
         notes.append("No GPU: figures are for CPU training (float32), compared with process memory (RSS).")
-    if config.stage in SEQUENCES_PER_RECORD:
+    stage = STAGES[config.stage]
+    if stage.sequences_per_record == 2:
         notes.append(f"Stage {config.stage}: each pair runs its chosen and rejected answer together, so a batch of "
                      f"{config.train.batch_size} pairs holds {2 * config.train.batch_size} sequences.")
-    if config.stage in RL_STAGES:
+    if stage.samples:
         cuda = device == "cuda"
         notes.append(f"Stage {config.stage}: each of {config.train.batch_size} prompts is answered "
                      f"{config.rl.generations(cuda)} times, so a step trains "
                      f"{config.train.batch_size * config.rl.generations(cuda)} sequences of up to cutoff_len + "
                      f"{config.rl.completion_tokens(cuda)} tokens (the worst case: prompts are usually shorter).")
-    if config.stage in ("dpo", "kto"):
+    if stage.reference:
         notes.append("The reference pass runs without gradients: " + (
             "a frozen copy of the base (counted in the weights)." if config.adapter.method == "full"
             and config.preference.reference == "base" else "the base with the adapter off, no second copy."))

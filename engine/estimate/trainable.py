@@ -11,6 +11,8 @@ from __future__ import annotations
 from math import prod
 from typing import TYPE_CHECKING, Any
 
+from engine.stages import DEFAULT_STAGE, STAGES
+
 if TYPE_CHECKING:
     from engine.config import AdapterSection
     from engine.models.info import ModelInfo
@@ -19,23 +21,23 @@ EMBEDDING_WORDS = ("embed", "wte", "wpe", "lm_head", "embed_out", "word_embeddin
 """Name parts of embeddings and output heads: 2-D weights that are not adapted linear layers."""
 
 
-def trainable_params(info: ModelInfo, adapter: AdapterSection | dict[str, Any], stage: str = "sft") -> int:
+def trainable_params(info: ModelInfo, adapter: AdapterSection | dict[str, Any], stage: str = DEFAULT_STAGE) -> int:
     """Parameters peft (or full fine-tuning) will train: equals ``model.get_nb_trainable_parameters()[0]``.
 
     LoRA adds ``r·(in + out)`` per targeted linear layer (A is r×in, B is out×r); DoRA adds a
-    magnitude vector of ``out``; full trains every parameter (tied embeddings once). A reward model
-    (stage ``rm``) also trains its new one-output score head whole (``hidden`` weights).
+    magnitude vector of ``out``; full trains every parameter (tied embeddings once). A stage with a score
+    head (a reward model) also trains its new one-output head whole (``hidden`` weights).
     """
     return sum(prod(shape) for shape in trainable_shapes(info, adapter, stage))
 
 
 def trainable_shapes(info: ModelInfo, adapter: AdapterSection | dict[str, Any],
-                     stage: str = "sft") -> list[tuple[int, ...]]:
+                     stage: str = DEFAULT_STAGE) -> list[tuple[int, ...]]:
     """Shapes of every trainable tensor: the adapter's A, B (and DoRA magnitude), or all weights,
     and a reward model's score head."""
     get = as_dict(adapter).get
     method, r = get("method", "lora"), int(get("r", 16))
-    head = [(1, info.hidden_size or 0)] if stage == "rm" else []
+    head = [(1, info.hidden_size or 0)] if STAGES[stage].score_head else []
     if method == "full":
         tied = info.tie_word_embeddings and any(n.split(".")[-1] == "embed_tokens" for n, _ in info.shapes)
         body = [s for n, s in info.shapes if not (tied and n.split(".")[-1] == "lm_head")]

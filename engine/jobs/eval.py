@@ -19,9 +19,9 @@ folder's own ``events.jsonl``, so the run's stream stays the training's.
 it; the base's figures are taken with the adapter switched off (``disable_adapter``) around each
 whole forward pass or generation, never with a second copy in memory.
 
-**The loss** is masked exactly as in training (:func:`engine.data.encode.encode_conversations`
-with the run's ``cutoff_len`` and ``system_prompt``: only assistant tokens count, cut at the
-cutoff) and shifted as a causal LM's loss is. ``loss`` is **per token over the whole set**: the
+**The loss** is masked exactly as in training (the records are encoded by :mod:`engine.data.prepare`,
+as the trainer encodes them, with the run's ``cutoff_len`` and ``system_prompt``: only assistant tokens
+count, cut at the cutoff) and shifted as a causal LM's loss is. ``loss`` is **per token over the whole set**: the
 summed negative log-likelihood of every labelled token divided by their number, which is what the
 Trainer's ``evaluate()`` reports when the whole set is one batch (its ``eval_loss`` is the mean
 of per-batch token means, weighted by batch size). ``perplexity`` is ``exp(loss)``.
@@ -79,8 +79,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.config import RunConfig
 from engine.data.checks import CheckedRecord, check_paths
-from engine.data.encode import IGNORE_INDEX, Encoded, encode_conversations
+from engine.data.encode import IGNORE_INDEX, Encoded
 from engine.data.formats import with_system
+from engine.data.prepare import Item, cut, cut_warnings, encode_or_refuse
 from engine.data.problems import DataError, Problem
 from engine.files import write_text_atomic
 from engine.jobs import similarity
@@ -97,7 +98,6 @@ METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.jsonl"
 PROGRESS_EVERY_S = 0.5
 """Least seconds between two progress events of a phase (its last one is always written)."""
-ENCODE_BATCH = 512
 
 
 class EvalSettings(BaseModel):
@@ -118,13 +118,9 @@ class EvalSettings(BaseModel):
 
 
 @dataclass
-class Item:
-    """One evaluated record: where it is, its conversation, its tokens and what was measured."""
+class Scored(Item):
+    """One evaluated record: the record as training encodes it, and its loss."""
 
-    where: CheckedRecord
-    messages: list[dict[str, str]]
-    """The conversation with the run's system prompt added as in training."""
-    encoded: Encoded | None = None
     loss: dict[str, float] = field(default_factory=dict)
     """Token-mean loss of the record, by side (base, tuned)."""
 
@@ -192,10 +188,12 @@ def evaluate(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -
 
     # ---- encode: exactly as training does (labels, cutoff, system prompt) --------------
     events.emit(PHASE, name="loading_data", message=f"tokenising {len(chosen)} records")
-    items = encode_items(chosen, tokenizer, config)
-    for message in data_warnings(items, config.data.cutoff_len):
+    encoded: list[Scored] = [Scored(record) for record in chosen]
+    encode_or_refuse(encoded, "sft", tokenizer, config.data.cutoff_len, config.data.system_prompt)
+    result = cut(encoded)
+    for message in cut_warnings(result, config.data.cutoff_len):
         events.emit(WARNING, message=message, code="data")
-    items = [it for it in items if it.encoded.trained_tokens > 0]
+    items: list[Scored] = result.kept  # type: ignore[assignment]
     if not items:
         raise JobError("no record keeps a labelled token after truncation at cutoff_len "
                        f"{config.data.cutoff_len}", hint="evaluate records whose answers start within the cutoff")
@@ -224,12 +222,13 @@ def evaluate(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -
     with open(job_dir / PREDICTIONS_FILE, "w", encoding="utf-8") as out:
         for item in items:
             flag.check()
-            prompt = item.messages[:-1]
+            messages = with_system(item.record.messages, config.data.system_prompt)
+            prompt = messages[:-1]
             answers = {side: predict(chat, prompt, side, settings.max_new_tokens, flag) for side in ("base", "tuned")}
-            reference = item.messages[-1]["content"]
+            reference = messages[-1]["content"]
             scores = {side: similarity.scores(answers[side][0], reference) for side in answers}
             out.write(json.dumps({
-                "index": item.where.index, "file": item.where.file, "line": item.where.line, "prompt": prompt,
+                "index": item.record.index, "file": item.record.file, "line": item.record.line, "prompt": prompt,
                 "reference": reference, "base": answers["base"][0], "tuned": answers["tuned"][0],
                 "base_tokens": answers["base"][1], "tuned_tokens": answers["tuned"][1],
                 "base_loss": round(item.loss["base"], 6), "tuned_loss": round(item.loss["tuned"], 6),
@@ -299,49 +298,6 @@ def autocast(config: RunConfig) -> Any:
 def side_of(model: Any, side: str) -> Any:
     """A context in which ``model`` is the base (adapter off) or the tuned model (adapter on)."""
     return model.disable_adapter() if side == "base" else nullcontext()
-
-
-def encode_items(records: list[CheckedRecord], tokenizer: Any, config: RunConfig) -> list[Item]:
-    """Each record encoded with the run's system prompt and cutoff, as training encodes it.
-
-    Raises:
-        DataError: naming every record the chat template fails on.
-    """
-    items = [Item(r, with_system(r.messages, config.data.system_prompt)) for r in records]
-    for first in range(0, len(items), ENCODE_BATCH):
-        chunk = items[first:first + ENCODE_BATCH]
-        try:
-            encoded = encode_conversations([it.messages for it in chunk], tokenizer, config.data.cutoff_len)
-        except Exception:  # a chat template that rejects some record: name each one
-            raise DataError(template_problems(chunk, tokenizer, config.data.cutoff_len)) from None
-        for item, one in zip(chunk, encoded):
-            item.encoded = one
-    return items
-
-
-def template_problems(chunk: list[Item], tokenizer: Any, cutoff_len: int) -> list[Problem]:
-    """A located problem for every record of ``chunk`` that the chat template fails on."""
-    problems = []
-    for item in chunk:
-        try:
-            encode_conversations([item.messages], tokenizer, cutoff_len)
-        except Exception as exc:
-            where = item.where
-            problems.append(Problem(where.file, where.line, where.index, None, f"the chat template failed: {exc}"))
-    return problems
-
-
-def data_warnings(items: list[Item], cutoff_len: int) -> list[str]:
-    """What the user should know about truncation, as training says it."""
-    warnings = []
-    truncated = sum(1 for it in items if it.encoded.truncated)
-    if truncated:
-        warnings.append(f"{truncated} records truncated at cutoff_len {cutoff_len}")
-    empty = [it for it in items if it.encoded.trained_tokens == 0]
-    if empty:
-        warnings.append(f"{len(empty)} records left out: no labelled token left after truncation at cutoff_len "
-                        f"{cutoff_len} (first: {empty[0].where.file} record {empty[0].where.index})")
-    return warnings
 
 
 @torch.inference_mode()

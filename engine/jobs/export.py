@@ -5,8 +5,8 @@ job.yaml (:class:`engine.export.plan.ExportSettings`) → the run's config.yaml 
 architecture the GGUF writer does not know, not enough disk) → ``job_started`` → the adapter
 copy (``adapter_only``) → tokenizer → an Ollama template derived from the chat template (checked
 now, so a template Ollama cannot follow fails before minutes of work) → the base loaded
-unquantized with the adapter merged in (:mod:`engine.export.merge`) → ``merged/`` → one GGUF per
-type (:mod:`engine.export.gguf_writer`) → ``Modelfile`` → ``job_finished``.
+unquantized with the adapter merged in (:mod:`engine.jobs.merge`) → ``merged/`` → one GGUF per
+type (:mod:`engine.jobs.gguf_writer`) → ``Modelfile`` → ``job_finished``.
 
 **Atomic outputs**: everything is written inside a temporary folder ``.tuitune-export-XXXX`` in the
 destination and renamed into place when complete (``merged/`` whole, each GGUF whole), then the
@@ -45,11 +45,11 @@ from typing import Any
 
 from engine.export import plan
 from engine.export.adapter import copy_adapter
-from engine.export.gguf_writer import GGUFError, Progress, write_gguf
-from engine.export.merge import load_merged, save_merged
+from engine.jobs.gguf_writer import GGUFError, Progress, write_gguf
+from engine.jobs.merge import load_merged, save_merged
 from engine.export.ollama import TemplateError, modelfile
 from engine.files import write_text_atomic
-from engine.jobs.runner import JobError, StopFlag, describe_failure, read_job_settings, read_run_config, run_job
+from engine.jobs.runner import JobError, StopFlag, job_failure, read_job_settings, read_run_config, run_job
 from engine.locks import FolderLock
 from engine.models.demo import resolve_model
 from engine.models.info import read_model_info
@@ -131,7 +131,7 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
     # ---- the merged model, unquantized -------------------------------------------------
     if not full:
         events.emit(PHASE, name="merging", message="merging the adapter into the full-precision base")
-    model = load_merged(base_path, weights, full, hub)
+    model = load_merged(config, base_path, weights, tokenizer.pad_token_id)
     if not info.params_total:  # the model was not on this machine before: its size is known now
         params = sum(p.numel() for p in model.parameters())
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
@@ -250,4 +250,4 @@ def failure(exc: BaseException) -> dict[str, Any]:
     """``cause``, ``hint`` and ``errors`` of an export that failed (eval's, plus the GGUF writer's)."""
     if isinstance(exc, GGUFError):
         return {"cause": str(exc), "hint": "export the merged model instead (--merged)", "errors": []}
-    return describe_failure(exc)
+    return job_failure(exc)

@@ -10,7 +10,6 @@ the cause, hint, located errors and the log's tail for any exception.
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import signal
 import sys
@@ -20,27 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-import torch
 import transformers
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from engine.config import ConfigError, RunConfig, load_config
-from engine.data.problems import DataError
-from engine.models.info import ModelError
+from engine.config import RunConfig, load_config
 from engine.protocol import CONFIG_FILE, JOB_FAILED, JOB_FILE, JOB_STOPPED, EventWriter, read_log_tail
+from engine.supervisor.failures import JOB, Failure, describe_failure
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-MODEL_HINT = "check the run's model.name_or_path: the model it trained on must still be readable here"
 Settings = TypeVar("Settings", bound=BaseModel)
 
 
-class JobError(Exception):
+class JobError(Failure):
     """The job cannot run as asked; ``cause`` is one line, ``errors`` locate each problem."""
-
-    def __init__(self, cause: str, errors: list[str] | None = None, hint: str | None = None) -> None:
-        super().__init__(cause)
-        self.cause, self.errors, self.hint = cause, errors or [], hint
 
 
 class Stopped(Exception):
@@ -72,7 +64,7 @@ def run_job(argv: list[str], kind: str, description: str,
     Args:
         work: the whole job; it writes ``job_started``, its progress and ``job_finished`` itself.
         stopped: the fields of ``job_stopped`` (besides ``killed``), from what the job has done so far.
-        failure: ``cause``, ``hint`` and ``errors`` of an exception (default :func:`describe_failure`).
+        failure: ``cause``, ``hint`` and ``errors`` of an exception (default :func:`job_failure`).
     Returns:
         The process exit code: 0 when finished or stopped, 1 when failed.
     """
@@ -96,7 +88,7 @@ def run_job(argv: list[str], kind: str, description: str,
         except BaseException as exc:  # noqa: BLE001 - every failure must become an event
             traceback.print_exc()
             sys.stderr.flush()
-            events.emit(JOB_FAILED, **(failure or describe_failure)(exc), exit_code=1, signal=None,
+            events.emit(JOB_FAILED, **(failure or job_failure)(exc), exit_code=1, signal=None,
                         log_tail=read_log_tail(job_dir, lines=30))
             return 1
 
@@ -126,27 +118,6 @@ def read_run_config(job_dir: Path) -> tuple[Path, RunConfig]:
     return run_dir, load_config(run_dir / CONFIG_FILE)
 
 
-def describe_failure(exc: BaseException) -> dict[str, Any]:
-    """``cause``, ``hint`` and ``errors`` for an exception that ended a job, by its type."""
-    if isinstance(exc, JobError):
-        return {"cause": exc.cause, "hint": exc.hint, "errors": exc.errors}
-    if isinstance(exc, ConfigError):
-        return {"cause": "the run's config.yaml is invalid", "hint": None, "errors": list(exc.problems)}
-    if isinstance(exc, DataError):
-        return {"cause": "the data has problems", "hint": "run `tuitune data check` on it",
-                "errors": [str(p) for p in exc.problems]}
-    if isinstance(exc, ModelError):
-        return {"cause": _first_line(exc), "hint": MODEL_HINT, "errors": []}
-    if isinstance(exc, FileExistsError):
-        return {"cause": str(exc), "hint": None, "errors": []}
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
-        return {"cause": f"no space left on the disk: {exc}", "hint": "free some space and start the job again",
-                "errors": []}
-    if isinstance(exc, torch.OutOfMemoryError):
-        return {"cause": "out of GPU memory", "hint": "run the job on a larger GPU, or ask it for less", "errors": []}
-    return {"cause": f"{type(exc).__name__}: {_first_line(exc)}", "hint": None, "errors": []}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def job_failure(exc: BaseException) -> dict[str, Any]:
+    """``cause``, ``hint`` and ``errors`` for an exception that ended a job, in a job's words."""
+    return describe_failure(exc, JOB)

@@ -32,11 +32,15 @@ import yaml
 from pydantic import ValidationError
 
 from engine.compose import Flags, absolute, compose_config
-from engine.config import STAGES, ConfigError, RunConfig, deep_merge, load_yaml, read_config_text
+from engine.config import ConfigError, RunConfig, deep_merge, load_yaml, read_config_text
 from engine.lf.dataset_info import resolve as resolve_datasets
 from engine.paths import DEMO_MODEL, demo_model_dir
+from engine.stages import DEFAULT_STAGE
 
 NoteKind = Literal["mapped", "default", "ignored", "warning"]
+
+LF_STAGES = ("pt", "sft", "rm", "dpo", "kto")
+"""LLaMA-Factory's stages that tuitune trains under the same name (its ppo is refused)."""
 
 
 @dataclass(frozen=True)
@@ -438,7 +442,7 @@ class _Import:
             self.note("dataset_dir", "default", f"not set: LLaMA-Factory's default folder data/ → {base}")
         max_samples = data.get("max_samples")
         try:
-            resolved = resolve_datasets(names, base, self.values.get("stage", "sft"), max_samples, cache)
+            resolved = resolve_datasets(names, base, self.values.get("stage", DEFAULT_STAGE), max_samples, cache)
         except ConfigError as exc:
             line = self.lines.get("dataset")
             self.problems.extend(f"{self.source}:{line} dataset: {p}" for p in exc.problems)
@@ -498,7 +502,7 @@ def _model(ctx: _Import, key: str, value: Any) -> None:
 def _stage(ctx: _Import, key: str, value: Any) -> None:
     if value == "ppo":
         ctx.refuse(key, "PPO is not supported; GRPO is coming. Train a reward model (stage rm) or use dpo/kto")
-    elif value in STAGES and value != "orpo":
+    elif value in LF_STAGES:
         ctx.set(key, "stage", value)
     else:
         ctx.refuse(key, f"{value!r} is not a LLaMA-Factory stage tuitune trains; it trains pt, sft, rm, dpo, kto")

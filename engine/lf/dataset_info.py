@@ -39,6 +39,7 @@ from engine.data.problems import SourceError
 from engine.data.source import RawRecord, iter_records
 from engine.files import FileTooLarge, NotARegularFile, read_regular, write_text_atomic
 from engine.paths import cache_dir
+from engine.stages import DEFAULT_STAGE, STAGES
 
 DATA_CONFIG = "dataset_info.json"
 MAX_INFO_BYTES = 8 << 20
@@ -85,7 +86,7 @@ class Entry:
 
     def layout(self, stage: str) -> str:
         """The tuitune layout (data.format) its records take once mapped, for ``stage``."""
-        if stage == "pt":
+        if STAGES[stage].kind == "text":
             return "text"
         chat = self.formatting in ("sharegpt", "openai")
         if self.ranking:
@@ -98,7 +99,7 @@ class Entry:
 
     def identity(self, stage: str) -> bool:
         """Whether its files already use our layouts' field names, so they train as they are."""
-        if stage == "pt":
+        if STAGES[stage].kind == "text":
             return self.columns.get("prompt") == "text"
         if self.formatting == "alpaca":
             return all(self.columns.get(role) in (None, ours) for role, ours in ALPACA_COLUMNS.items())
@@ -229,7 +230,7 @@ def _files(path: Path) -> tuple[list[Path], str]:
     return [path], ""
 
 
-def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = "sft",
+def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = DEFAULT_STAGE,
             max_samples: int | None = None, cache: Path | None = None) -> Resolved:
     """The data paths and format for LLaMA-Factory dataset ``names`` of ``dataset_dir``, converting
     (into ``cache``, by default tuitune's cache folder) the files whose fields need mapping.
@@ -276,7 +277,7 @@ def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = 
     return Resolved(paths, fmt, notes)
 
 
-def iter_mapped(found: Entry, file: Path, stage: str = "sft") -> Iterator[RawRecord]:
+def iter_mapped(found: Entry, file: Path, stage: str = DEFAULT_STAGE) -> Iterator[RawRecord]:
     """The records of ``file`` with ``found``'s column mapping applied, each at its own line.
 
     Records that cannot be read keep their problem (file and line are the user's).
@@ -287,7 +288,7 @@ def iter_mapped(found: Entry, file: Path, stage: str = "sft") -> Iterator[RawRec
         yield raw
 
 
-def map_record(record: Any, found: Entry, stage: str = "sft") -> Any:
+def map_record(record: Any, found: Entry, stage: str = DEFAULT_STAGE) -> Any:
     """One record with LLaMA-Factory's columns and tags renamed to our layouts' fields.
 
     Anything that is not as expected (not an object, a turn that is not an object) is passed on
@@ -296,7 +297,7 @@ def map_record(record: Any, found: Entry, stage: str = "sft") -> Any:
     if not isinstance(record, dict):
         return record
     cols = found.columns
-    if stage == "pt":
+    if STAGES[stage].kind == "text":
         return {"text": record.get(cols.get("prompt", "instruction"))}
     out: dict[str, Any] = {}
     if found.formatting == "alpaca":
@@ -359,7 +360,7 @@ def _key_line(text: str, name: str) -> int | None:
     return text.count("\n", 0, match.start()) + 1 if match else None
 
 
-def data_flags(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = "sft",
+def data_flags(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = DEFAULT_STAGE,
                cache: Path | None = None) -> dict[str, tuple[str, Any]]:
     """``--data NAME… --dataset-dir DIR`` as compose_config flags: data.train and data.format.
 

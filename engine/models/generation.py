@@ -22,7 +22,7 @@ from engine.config import load_config
 from engine.data.encode import render
 from engine.data.formats import with_system
 from engine.models.demo import resolve_model
-from engine.models.loading import load_model
+from engine.models.loading import device, load_model
 from engine.models.tokenizer import load_tokenizer
 from engine.protocol import CONFIG_FILE
 
@@ -68,16 +68,13 @@ def load_chat_model(run_dir: Path, adapter: Path, phase: Callable[[str], None] =
     tokenizer = load_tokenizer(path, config.model.revision, config.model.trust_remote_code)
     phase("loading the model")
     # A full fine-tune saved whole weights instead of an adapter: they are the tuned model.
-    model = load_model(config, str(adapter) if full else path)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if config.quant.mode == "none":  # quantized weights were placed on their device as they loaded
-        model = model.to(device)
+    model = load_model(config, str(adapter) if full else path, pad_token_id=tokenizer.pad_token_id, on_device=True)
     model.config.use_cache = True  # off for training; generation needs it
     if not full:
         phase("loading the adapter")
         model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
-    return ChatModel(model, tokenizer, config.model.name_or_path, adapter, device, not full,
+    return ChatModel(model, tokenizer, config.model.name_or_path, adapter, str(device()), not full,
                      config.data.system_prompt, stop_ids(tokenizer, model))
 
 

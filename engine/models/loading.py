@@ -1,8 +1,9 @@
-"""Loading the base model (full precision, 4-bit or 8-bit) and putting an adapter on it.
+"""Loading the base model (full precision, 4-bit or 8-bit) and putting an adapter on it: the one loader.
 
-Free functions, called in order by the recipes (``engine/recipes/``): ``check_model`` →
-``load_model`` → ``apply_adapter`` → ``model_facts``. The tokenizer comes from
-:mod:`engine.models.tokenizer`.
+Every process that loads a model loads it here: each stage's recipe, the evaluation and export jobs, the
+chat service and an RL run's reward model. Free functions, called in order by the recipes
+(``engine/recipes/``): ``check_model`` → ``load_model`` → ``apply_adapter`` → ``model_facts``. The
+tokenizer comes from :mod:`engine.models.tokenizer`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any
 
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
-from transformers import AutoModelForCausalLM, BitsAndBytesConfig, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, BitsAndBytesConfig, PreTrainedModel
 
 from engine.config import RunConfig
+from engine.machine.place import place
 from engine.models.info import ModelError, check_loadable, read_model_info
-from engine.place import place
+from engine.stages import STAGES
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -81,37 +83,57 @@ def quantization_config(config: RunConfig) -> BitsAndBytesConfig | None:
     return None
 
 
-def load_model(config: RunConfig, path: str) -> PreTrainedModel:
-    """The base model, quantized as configured, on this process's device.
+def device() -> torch.device:
+    """This process's device: its rank's GPU under torchrun (GPU 0 alone), else the CPU."""
+    return torch.device("cuda", place().local_rank) if torch.cuda.is_available() else torch.device("cpu")
 
-    Quantized weights must be placed at load time (bitsandbytes packs them as they land on the
-    GPU), so a quantized load on CUDA gets a ``device_map`` pinning it to this rank's GPU;
-    unquantized models are moved by the Trainer.
+
+def load_model(config: RunConfig, path: str, *, pad_token_id: int | None = None, on_device: bool = False,
+               full_precision: bool = False) -> PreTrainedModel:
+    """The base model as ``config``'s stage trains it, quantized as configured, on this process's device.
+
+    The head is the stage's (engine.stages): a language model's, or a one-output score head for a stage
+    that trains one, whose score is read at each sequence's last token that is not ``pad_token_id``.
+    Quantized weights must be placed at load time (bitsandbytes packs them as they land on the GPU), so
+    a quantized load on CUDA gets a ``device_map`` pinning it to this rank's GPU; unquantized models are
+    moved by the Trainer, or here with ``on_device`` (a model that answers or scores instead of training).
+
+    Args:
+        full_precision: the base as its files store it (their dtype, never quantized, on the CPU)
+            whatever the run's quant and dtype: what a merge needs, so that an export rounds once.
     """
-    full = config.adapter.method == "full"
-    kwargs: dict[str, Any] = {"dtype": pick_dtype(config.model.dtype, full_finetune=full), **hub_kwargs(config)}
-    attention = attention_implementation(kwargs["dtype"] if config.quant.mode == "none"
-                                         else pick_dtype(config.quant.compute_dtype))
-    if attention:
-        kwargs["attn_implementation"] = attention
-    quant = quantization_config(config)
+    score_head = STAGES[config.stage].score_head
+    kwargs: dict[str, Any] = {**hub_kwargs(config), **({"num_labels": 1} if score_head else {})}
+    quant = None if full_precision else quantization_config(config)
+    if full_precision:
+        kwargs["dtype"] = "auto"
+    else:
+        kwargs["dtype"] = pick_dtype(config.model.dtype, full_finetune=config.adapter.method == "full")
+        attention = attention_implementation(kwargs["dtype"] if quant is None else pick_dtype(config.quant.compute_dtype))
+        if attention:
+            kwargs["attn_implementation"] = attention
     if quant is not None:
         kwargs["quantization_config"] = quant
         if torch.cuda.is_available():  # this rank's GPU under torchrun/accelerate, else GPU 0
             kwargs["device_map"] = {"": place().local_rank}
+    auto = AutoModelForSequenceClassification if score_head else AutoModelForCausalLM
     try:
         try:
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            model = auto.from_pretrained(path, **kwargs)
         except (ValueError, ImportError):  # flash-attention refused (architecture, dtype or build): sdpa
             if kwargs.pop("attn_implementation", None) is None:
                 raise
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            model = auto.from_pretrained(path, **kwargs)
     except OSError as exc:  # transformers' way of saying "not found" (hub, network or files)
         raise ModelError.not_found(config.model.name_or_path, exc) from exc
+    if score_head:
+        model.config.pad_token_id = pad_token_id
     # The KV cache is useless in training and conflicts with gradient checkpointing.
     model.config.use_cache = False
     if quant is not None:
         release_weights_file(model)
+    elif on_device:
+        model = model.to(device())
     return model
 
 
@@ -168,7 +190,8 @@ def apply_adapter(model: PreTrainedModel, config: RunConfig) -> PreTrainedModel:
             param.requires_grad_(True)
         return model
     lora = LoraConfig(
-        task_type="CAUSAL_LM",
+        # A score head (SEQ_CLS) is new and randomly initialised: peft trains and saves it whole (modules_to_save).
+        task_type="SEQ_CLS" if STAGES[config.stage].score_head else "CAUSAL_LM",
         r=adapter.r,
         lora_alpha=adapter.alpha,
         lora_dropout=adapter.dropout,

@@ -19,7 +19,7 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from engine.checkpoints import mark_complete
-from engine.place import place
+from engine.machine.place import place
 from engine.protocol import (CHECKPOINT, EVAL, LOG, PHASE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, RUN_STOPPED, SYSTEM,
                              WARNING)
 from engine.protocol import EventWriter

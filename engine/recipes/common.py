@@ -26,7 +26,7 @@ from engine.machine.sampler import SystemSampler
 from engine.models.demo import ALIASES, is_prepared, resolve_model
 from engine.models.loading import check_model, cuda_bf16, device_name, peak_memory
 from engine.models.tokenizer import load_tokenizer
-from engine.place import place
+from engine.machine.place import place
 from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, PHASE, RUN_FINISHED, RUN_STARTED, RUN_STOPPED
 from engine.protocol import WARNING, read_events
 from engine.recipes import distributed
@@ -66,7 +66,7 @@ def prepare(run_dir: Path, events: Events, flags: RunFlags) -> Prepared:
 
 @dataclass
 class Loaded:
-    """What a preference or RL recipe trains: the prepared run, its model with the adapter, and its data."""
+    """What a recipe trains: the prepared run, its model with the adapter, and its data."""
 
     config: RunConfig
     path: str
@@ -79,15 +79,10 @@ class Loaded:
     """The datasets (:class:`engine.recipes.datasets.Built` or a recipe's own of the same shape)."""
 
 
-def load_for_stage(run_dir: Path, events: Events, flags: RunFlags, stage: str | None = None,
-                   load: Callable[[RunConfig, str, Any], Any] | None = None,
-                   build: Callable[..., Any] | None = None) -> Loaded:
-    """Prepare, load the model with its adapter (lean where the loss allows), then build the stage's data.
+def load_for_stage(run_dir: Path, events: Events, flags: RunFlags, build: Callable[..., Any] | None = None) -> Loaded:
+    """Prepare, load the model with its adapter and the stage's techniques, then build the stage's data.
 
     Args:
-        stage: the data layouts to read (default: the config's stage).
-        load: ``(config, path, tokenizer) -> model`` with its adapter (default: the causal LM with
-            :func:`apply_adapter`).
         build: ``(data, tokenizer, seed, stage=…) -> Built`` (default: :func:`build_datasets`).
 
     A stop asked for while loading is answered after the model and after the data; every data
@@ -95,20 +90,26 @@ def load_for_stage(run_dir: Path, events: Events, flags: RunFlags, stage: str | 
     """
     from engine.models.loading import apply_adapter, load_model, model_facts
     from engine.recipes.datasets import build_datasets
+    from engine.recipes.techniques import apply_techniques
 
     ready = prepare(run_dir, events, flags)
     config, tokenizer = ready.config, ready.tokenizer
-    if load is None:
-        model = apply_adapter(load_model(config, ready.path), config)
-    else:
-        model = load(config, ready.path, tokenizer)
-    lean_for_preferences(model, config)
+    # Weights: bf16 on GPUs that do it natively (half the memory of fp32, same exponent range
+    # so no loss scaling), fp32 everywhere else. With quant.mode 4bit/8bit, bitsandbytes packs
+    # the frozen linear weights as they load and dequantises them tile by tile in every
+    # matmul (compute_dtype), so QLoRA is slower per step than LoRA and trades speed for
+    # memory. Quantized weights cannot be trained (config refuses full + quant), and the
+    # rounding is permanent for this run: the adapter learns on top of the quantized base.
+    # LoRA/DoRA matrices are created in fp32 by peft (autocast_adapter_dtype) whatever the base
+    # dtype: the optimizer's small updates would vanish in bf16 rounding.
+    model = apply_adapter(load_model(config, ready.path, pad_token_id=tokenizer.pad_token_id), config)
+    apply_techniques(model, config)
     facts = model_facts(model, config, ready.path)
     log.info("model: %s", facts)
     flags.check_stop()
 
     events.emit(PHASE, name="loading_data", message=f"tokenising {', '.join(config.data.train)}")
-    built = (build or build_datasets)(config.data, tokenizer, config.train.seed, stage=stage or config.stage)
+    built = (build or build_datasets)(config.data, tokenizer, config.train.seed, stage=config.stage)
     for message in built.warnings:
         events.emit(WARNING, message=message, code="data")
     flags.check_stop()
@@ -243,26 +244,6 @@ def finished_step(checkpoint: Path | None) -> int | None:
     return step if isinstance(step, int) and isinstance(last, int) and 0 < last <= step else None
 
 
-def lean_for_preferences(model: Any, config: RunConfig) -> list[str]:
-    """The techniques of :mod:`engine.recipes.techniques` that hold whatever the loss: freed activation memory
-    given back to the system on CPU (glibc), and the SwiGLU MLP keeping gate and up only (bit-identical).
-
-    The others are SFT's own: TRL's preference trainers compute their log-probabilities through a chunked
-    head of their own, pad their batches themselves and turn dropout off.
-    """
-    from engine.recipes.allocator import return_freed_memory
-    from engine.recipes.mlp import use_lean_mlp
-    from engine.recipes.techniques import lean_mlp
-
-    done = []
-    if lean_mlp(config) and (lean := use_lean_mlp(model)):
-        done.append(f"SwiGLU keeping gate and up only in {lean} layers")
-    if not torch.cuda.is_available() and return_freed_memory():
-        done.append("freed memory returned (glibc mmap threshold)")
-    log.info("techniques: %s", ", ".join(done) or "none")
-    return done
-
-
 def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkpoint: Path | None, tokenizer: Any,
                    events: Events, flags: RunFlags, save: Callable[[Path], None] | None = None) -> int:
     """Train (from ``checkpoint`` when resuming), save the adapter into RUN/adapter, write the terminal event.
@@ -313,3 +294,11 @@ def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkp
         events.emit(RUN_FINISHED, step=step, train_loss=whole_run_loss(read_events(run_dir)), adapter_path=ADAPTER_DIR,
                     peak_memory_bytes=peak, peak_memory_kind=kind)
     return 0
+
+
+def drop_reference_copy(model: Any) -> None:
+    """Remove the frozen ``ref`` adapter TRL copies from a fresh adapter: the base with the adapter off is the
+    same reference without the copy (its memory, its matmuls in every reference pass, its files in checkpoints)."""
+    if "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")
+        model.set_adapter("default")

@@ -1,12 +1,11 @@
 """Instruction data to training datasets: check, load, encode, split, pack.
 
-``build_datasets`` is what the recipes (``engine/recipes/sft.py``) call. It runs the same
-structural checks as the app and ``tuitune data check`` (:mod:`engine.data.checks`) and refuses
-with their messages; only
-then are the files loaded through ``datasets`` (``load_dataset("json")`` or ``load_from_disk``),
-whose own errors are too generic to show first. Every conversation is encoded with
-:func:`engine.data.encode.encode_conversations` (the batched form of ``encode_conversation``,
-same code) — the one place labels are made.
+``build_datasets`` is what the recipes call (through :func:`engine.recipes.common.load_for_stage`). It
+runs the same structural checks as the app and ``tuitune data check`` (:mod:`engine.data.checks`) and
+refuses with their messages; only then are SFT files loaded through ``datasets``
+(``load_dataset("json")`` or ``load_from_disk``), whose own errors are too generic to show first. Every
+record is encoded by :mod:`engine.data.prepare`, as the evaluation job and the data report encode it,
+whose encoders (:mod:`engine.data.encode`) are the one place labels are made.
 
 Batches are made padding-free by :class:`FlatCollator` (the default, ``data.padding_free``): the
 records of a batch are laid end to end in one row with position ids that restart at 0 for each
@@ -19,21 +18,17 @@ ids, restarting at every record they hold, so packing keeps records apart the sa
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import DataSection
-from engine.data.checks import CheckedRecord, check_paths
-from engine.data.checks import kto_balance_problem
-from engine.data.encode import (
-    IGNORE_INDEX, Encoded, empty_after_cut, encode_completions, encode_conversations, encode_pairs, encode_texts)
-from engine.data.formats import to_messages, with_system
+from engine.data.checks import CheckedRecord, check_paths, kto_balance_problem
+from engine.data.encode import IGNORE_INDEX, Encoded
+from engine.data.formats import to_messages
+from engine.data.prepare import Item, cut, cut_warnings, empty_problem, encode_or_refuse, split
 from engine.data.problems import DataError, Problem
 from engine.data.source import resolve_path
-
-BATCH = 512
-"""Conversations tokenised together."""
+from engine.stages import DEFAULT_STAGE, STAGES
 
 
 @dataclass
@@ -51,20 +46,12 @@ class Built:
     """Things the user should know but that do not stop training."""
 
 
-@dataclass
-class _Item:
-    """A usable record with its place, kept for messages about it."""
+def build_datasets(data: DataSection, tokenizer: Any, seed: int, stage: str = DEFAULT_STAGE) -> Built:
+    """Check, encode, split and (optionally) pack the data of a run of ``stage``, by the kind it trains on.
 
-    where: CheckedRecord
-    encoded: Encoded | None = None
-
-
-def build_datasets(data: DataSection, tokenizer: Any, seed: int, stage: str = "sft") -> Built:
-    """Check, encode, split and (optionally) pack the data of a run of ``stage``.
-
-    sft: conversations with their answers trained; pt: raw text, every token trained, packed;
-    dpo/orpo/rm: preference pairs as ``prompt_ids``, ``chosen_ids``, ``rejected_ids``; kto: answers
-    as ``prompt_ids``, ``completion_ids``, ``label`` (pairs are unpaired into one of each).
+    sft: conversations with their answers trained; text (pt): raw text, every token trained, packed;
+    pairs (dpo, orpo, rm): preference pairs as ``prompt_ids``, ``chosen_ids``, ``rejected_ids``; kto:
+    answers as ``prompt_ids``, ``completion_ids``, ``label`` (pairs are unpaired into one of each).
 
     Raises:
         DataError: when any record has an error, when no record keeps a trained token, when the
@@ -72,60 +59,60 @@ def build_datasets(data: DataSection, tokenizer: Any, seed: int, stage: str = "s
     """
     from datasets import Dataset
 
-    if stage != "sft":
-        return _build_stage(data, tokenizer, seed, stage)
-    items, warnings, fmt = _checked(data)
-    encode_records(items, tokenizer, data.cutoff_len, data.system_prompt)
-    items, truncated, dropped = _trained(items, data, warnings)
+    kind = STAGES[stage].kind
+    items, warnings, fmt = _checked(data, stage)
+    if kind == "text":
+        return _build_text(items, data, seed, tokenizer, warnings, fmt)
+    if kind == "kto":
+        items = _unpaired(items)
+    encode_or_refuse(items, kind, tokenizer, data.cutoff_len, data.system_prompt)
+    result = cut(items)
+    warnings += cut_warnings(result, data.cutoff_len)
+    if not result.kept:
+        raise DataError([empty_problem(it, data.cutoff_len) for it in result.empty] or [
+            Problem(", ".join(data.train), None, None, None, "no usable records")])
     if not getattr(tokenizer, "chat_template", None):
         warnings.append("the model has no chat template; a plain 'role: text' layout is used")
-    train, held = _split(items, data.val_size, seed)
-    rows = _rows([it.encoded for it in train], data)
-    stats = {
-        "format": fmt,
-        "train_records": len(train),
-        "eval_records": len(held),
-        "truncated": truncated,
-        "dropped_empty": dropped,
-        "duplicates": sum(1 for it in items for p in it.where.problems if p.message.startswith("duplicate")),
-        "train_tokens": sum(len(ids) for ids in rows["input_ids"]),
-        "trained_tokens": sum(it.encoded.trained_tokens for it in train),
-        "train_sequences": len(rows["input_ids"]),
-    }
-    eval_set = Dataset.from_dict(_rows([it.encoded for it in held], data)) if held else None
+    train, held = split(result.kept, data.val_size, seed)
+    rows = _rows(train, kind, data)
+    stats = {"format": fmt, "train_records": len(train), "eval_records": len(held), "truncated": result.truncated,
+             "dropped_empty": len(result.empty),
+             "duplicates": sum(1 for it in result.kept for p in it.record.problems if p.message.startswith("duplicate")),
+             **_token_stats(rows, kind, train)}
+    eval_set = Dataset.from_dict(_rows(held, kind, data)) if held else None
     return Built(Dataset.from_dict(rows), eval_set, stats, warnings)
 
 
-def _checked(data: DataSection, stage: str = "sft") -> tuple[list[_Item], list[str], str]:
+def _checked(data: DataSection, stage: str) -> tuple[list[Item], list[str], str]:
     """The usable records of every file, or DataError with every error found."""
-    items: list[_Item] = []
+    items: list[Item] = []
 
     def keep(record: CheckedRecord) -> None:
         if record.usable:
             record.raw = None  # the messages are all training needs; halves the memory of big files
-            items.append(_Item(record))
+            items.append(Item(record))
 
     summary = check_paths(data.train, data.format, on_record=keep, stage=stage)
     errors = [p for p in summary.problems if p.severity == "error"]
     if errors:
         raise DataError(errors, omitted=summary.errors - len(errors))
-    if stage == "kto" and (problem := kto_balance_problem(data.train, summary.labels)) is not None:
+    if STAGES[stage].kind == "kto" and (problem := kto_balance_problem(data.train, summary.labels)) is not None:
         raise DataError([problem])
     warnings = []
     dup = [p for p in summary.problems if p.message.startswith("duplicate")]
     if dup:
         warnings.append(f"{len(dup)} duplicate records (kept), first: {dup[0]}")
     formats = sorted({f for f in summary.formats.values() if f})
-    if stage != "sft":  # the checked examples are used as read (.txt files are no JSON for datasets)
+    if STAGES[stage].kind != "sft":  # the checked examples are used as read (.txt files are no JSON for datasets)
         return items, warnings, "+".join(formats)
     for path in data.train:
-        note = _load_through_datasets(path, [it for it in items if it.where.file == path], summary.formats[path])
+        note = _load_through_datasets(path, [it for it in items if it.record.file == path], summary.formats[path])
         if note:
             warnings.append(note)
     return items, warnings, "+".join(formats)
 
 
-def _load_through_datasets(path: str, items: list[_Item], fmt: str) -> str:
+def _load_through_datasets(path: str, items: list[Item], fmt: str) -> str:
     """Replace the checked messages of ``path`` with those of its rows loaded through ``datasets``.
 
     The checks read every record already; this keeps ``datasets``' reading (arrow types, folders)
@@ -143,90 +130,38 @@ def _load_through_datasets(path: str, items: list[_Item], fmt: str) -> str:
             rows = load_dataset("json", data_files=str(real), split="train")
     except Exception as exc:  # e.g. one field of mixed types that the JSON builder cannot unify
         return f"{path}: datasets could not load it ({type(exc).__name__}: {exc}); its checked records are used"
-    by_index = {it.where.index: it for it in items}
+    by_index = {it.record.index: it for it in items}
     if len(rows) < max(by_index, default=-1) + 1:
         return f"{path}: datasets read {len(rows)} records, the checks {max(by_index) + 1}; checked records are used"
     for index, row in enumerate(rows):
         item = by_index.get(index)
         messages = to_messages(row, fmt)[0] if item is not None else None
         if messages is not None:
-            item.where.messages = messages
+            item.record.messages = messages
     return ""
 
 
-def encode_records(items: list[_Item], tokenizer: Any, cutoff_len: int, system_prompt: str | None) -> None:
-    """Encode each item's messages in place (system prompt added where the record has none)."""
-    for first in range(0, len(items), BATCH):
-        chunk = items[first:first + BATCH]
-        conversations = [with_system(item.where.messages, system_prompt) for item in chunk]
-        try:
-            encoded = encode_conversations(conversations, tokenizer, cutoff_len)
-        except Exception:  # a chat template that rejects some record: name each one
-            raise DataError(_template_problems(chunk, conversations, tokenizer, cutoff_len)) from None
-        for item, one in zip(chunk, encoded):
-            item.encoded = one
+def _unpaired(items: list[Item]) -> list[Item]:
+    """KTO answers of kto records as they are, and of pairs one desirable (chosen) and one undesirable."""
+    out: list[Item] = []
+    for item in items:
+        example = item.record.example
+        if example.kind == "pairs":
+            out += [Item(item.record, label=True), Item(item.record, side="rejected", label=False)]
+        else:
+            out.append(Item(item.record, label=example.label))
+    return out
 
 
-def _template_problems(chunk: list[_Item], conversations: list[list[dict[str, str]]], tokenizer: Any,
-                       cutoff_len: int) -> list[Problem]:
-    """A located problem for every record of ``chunk`` the chat template fails on."""
-    problems = []
-    for item, conversation in zip(chunk, conversations):
-        try:
-            encode_conversations([conversation], tokenizer, cutoff_len)
-        except Exception as exc:
-            where = item.where
-            problems.append(Problem(where.file, where.line, where.index, None, f"the chat template failed: {exc}"))
-    return problems
-
-
-def _trained(items: list[_Item], data: DataSection, warnings: list[str]) -> tuple[list[_Item], int, int]:
-    """The encoded records that train at least one token, with how many were truncated and how many
-    dropped (nothing left to train after truncation); warns of both.
-
-    Raises:
-        DataError: no record trains anything (each empty one named).
-    """
-    truncated = sum(1 for it in items if it.encoded.truncated)
-    if truncated:
-        warnings.append(f"{truncated} records truncated at cutoff_len {data.cutoff_len}")
-    empty = [it for it in items if it.encoded.trained_tokens == 0]
-    if empty:
-        warnings.append(_empty_warning(empty, data.cutoff_len))
-    kept = [it for it in items if it.encoded.trained_tokens > 0]
-    if not kept:
-        raise DataError([_empty_problem(it, data.cutoff_len) for it in empty] or [
-            Problem(", ".join(data.train), None, None, None, "no usable records")])
-    return kept, truncated, len(empty)
-
-
-def _empty_problem(item: _Item, cutoff_len: int) -> Problem:
-    where = item.where
-    return empty_after_cut(where.file, where.line, where.index, item.encoded.full_length, cutoff_len)
-
-
-def _empty_warning(empty: list[_Item], cutoff_len: int) -> str:
-    shown = "; ".join(str(_empty_problem(it, cutoff_len)).split(": no trained")[0] for it in empty[:5])
-    more = f" and {len(empty) - 5} more" if len(empty) > 5 else ""
-    return (f"{len(empty)} records left out: no trained token left after truncation at cutoff_len "
-            f"{cutoff_len} ({shown}{more})")
-
-
-def _split(items: list[_Item], val_size: float, seed: int) -> tuple[list[_Item], list[_Item]]:
-    """Shuffle-free split: a seeded random choice of held-out records; training keeps file order."""
-    if val_size <= 0:
-        return items, []
-    count = max(1, round(len(items) * val_size)) if val_size < 1 else int(val_size)
-    if count >= len(items):
-        raise DataError([Problem("data.val_size", None, None, None,
-                                 f"val_size {val_size:g} holds out {count} of {len(items)} usable records, "
-                                 "leaving none to train on")])
-    held = set(random.Random(seed).sample(range(len(items)), count))
-    return [it for i, it in enumerate(items) if i not in held], [it for i, it in enumerate(items) if i in held]
-
-
-def _rows(encoded: list[Encoded], data: DataSection) -> dict[str, list[list[int]]]:
-    """Columns for a Dataset, packed into cutoff_len sequences when data.packing is on."""
+def _rows(items: list[Item], kind: str, data: DataSection) -> dict[str, list[Any]]:
+    """The Dataset's columns for encoded items of ``kind``."""
+    encoded = [it.encoded for it in items]
+    if kind == "kto":
+        return {"prompt_ids": [e.prompt_ids for e in encoded], "completion_ids": [e.completion_ids for e in encoded],
+                "label": [it.label for it in items]}
+    if kind == "pairs":
+        return {"prompt_ids": [e.prompt_ids for e in encoded], "chosen_ids": [e.chosen_ids for e in encoded],
+                "rejected_ids": [e.rejected_ids for e in encoded]}
     if data.packing:
         return pack_records(encoded, data.cutoff_len)
     return {
@@ -234,6 +169,21 @@ def _rows(encoded: list[Encoded], data: DataSection) -> dict[str, list[list[int]
         "labels": [e.labels for e in encoded],
         "attention_mask": [[1] * len(e.input_ids) for e in encoded],
     }
+
+
+def _token_stats(rows: dict[str, list[Any]], kind: str, train: list[Item]) -> dict[str, Any]:
+    """Tokens the training set puts through the model, those trained, and its sequences."""
+    if kind == "sft":
+        return {"train_tokens": sum(len(ids) for ids in rows["input_ids"]),
+                "trained_tokens": sum(it.encoded.trained_tokens for it in train),
+                "train_sequences": len(rows["input_ids"])}
+    answers = [n for key in ("chosen_ids", "rejected_ids", "completion_ids") for n in map(len, rows.get(key, []))]
+    prompts = sum(len(p) for p in rows["prompt_ids"]) * (1 if kind == "kto" else 2)  # a pair reads its prompt twice
+    stats = {"train_tokens": sum(answers) + prompts, "trained_tokens": sum(answers), "train_sequences": len(answers)}
+    if kind == "kto":
+        stats["desirable"] = sum(rows["label"])
+        stats["undesirable"] = len(rows["label"]) - stats["desirable"]
+    return stats
 
 
 def pack_records(encoded: list[Encoded], cutoff_len: int) -> dict[str, list[list[int]]]:
@@ -267,110 +217,18 @@ def _add_row(rows: dict[str, list[list[int]]], ids: list[int], labels: list[int]
     rows["position_ids"].append(positions)
 
 
-def _build_stage(data: DataSection, tokenizer: Any, seed: int, stage: str) -> Built:
-    """:func:`build_datasets` for every stage but sft."""
-    from datasets import Dataset
-
-    items, warnings, fmt = _checked(data, stage)
-    if stage == "pt":
-        return _build_text(items, data, seed, tokenizer, warnings, fmt)
-    if stage == "kto":
-        items = _unpaired(items)
-    encode = _encode_kto if stage == "kto" else _encode_pairs
-    _encode_in_chunks(items, lambda chunk: encode(chunk, tokenizer, data), tokenizer)
-    items, truncated, dropped = _trained(items, data, warnings)
-    train, held = _split(items, data.val_size, seed)
-    rows = _stage_rows([it.encoded for it in train], stage, [getattr(it, 'label', None) for it in train])
-    answers = [n for key in ("chosen_ids", "rejected_ids", "completion_ids") for n in map(len, rows.get(key, []))]
-    stats = {
-        "format": fmt, "train_records": len(train), "eval_records": len(held), "truncated": truncated,
-        "dropped_empty": dropped,
-        "duplicates": sum(1 for it in items for p in it.where.problems if p.message.startswith("duplicate")),
-        "train_tokens": sum(answers) + sum(len(p) for p in rows["prompt_ids"]) * (1 if stage == "kto" else 2),
-        "trained_tokens": sum(answers),
-        "train_sequences": len(answers),
-    }
-    if stage == "kto":
-        stats["desirable"] = sum(rows["label"])
-        stats["undesirable"] = len(rows["label"]) - stats["desirable"]
-    eval_set = Dataset.from_dict(_stage_rows([it.encoded for it in held], stage, [getattr(it, 'label', None) for it in held])) \
-        if held else None
-    return Built(Dataset.from_dict(rows), eval_set, stats, warnings)
-
-
-@dataclass
-class _Answer(_Item):
-    """A kto answer: one record, or one side of a pair (``label`` False for its rejected side)."""
-
-    label: bool | None = None
-    side: str = "chosen"
-
-
-def _unpaired(items: list[_Item]) -> list[_Item]:
-    """KTO answers of kto records as they are, and of pairs one desirable (chosen) and one undesirable."""
-    out: list[_Item] = []
-    for item in items:
-        example = item.where.example
-        if example.kind == "pairs":
-            out += [_Answer(item.where, label=True), _Answer(item.where, label=False, side="rejected")]
-        else:
-            out.append(_Answer(item.where, label=example.label))
-    return out
-
-
-def _encode_pairs(chunk: list[_Item], tokenizer: Any, data: DataSection) -> list[Any]:
-    pairs = [tuple(with_system(it.where.example.conversation(side), data.system_prompt)
-                   for side in ("chosen", "rejected")) for it in chunk]
-    return encode_pairs(pairs, tokenizer, data.cutoff_len)
-
-
-def _encode_kto(chunk: list[_Item], tokenizer: Any, data: DataSection) -> list[Any]:
-    conversations = [with_system(it.where.example.conversation(it.side), data.system_prompt) for it in chunk]
-    return encode_completions(conversations, tokenizer, data.cutoff_len)
-
-
-def _encode_in_chunks(items: list[_Item], encode: Any, tokenizer: Any) -> None:
-    """``item.encoded = encode(chunk)[i]`` for every item, naming each record a chat template fails on."""
-    for first in range(0, len(items), BATCH):
-        chunk = items[first:first + BATCH]
-        try:
-            encoded = encode(chunk)
-        except Exception:
-            problems = []
-            for item in chunk:
-                try:
-                    encode([item])
-                except Exception as exc:
-                    where = item.where
-                    problems.append(Problem(where.file, where.line, where.index, None,
-                                            f"the chat template failed: {exc}"))
-            raise DataError(problems) from None
-        for item, one in zip(chunk, encoded):
-            item.encoded = one
-
-
-def _stage_rows(encoded: list[Any], stage: str, labels: list[bool | None]) -> dict[str, list[Any]]:
-    """Columns of a preference (prompt_ids, chosen_ids, rejected_ids) or kto (…, completion_ids, label) Dataset."""
-    if stage == "kto":
-        return {"prompt_ids": [e.prompt_ids for e in encoded], "completion_ids": [e.completion_ids for e in encoded],
-                "label": list(labels)}
-    return {"prompt_ids": [e.prompt_ids for e in encoded], "chosen_ids": [e.chosen_ids for e in encoded],
-            "rejected_ids": [e.rejected_ids for e in encoded]}
-
-
-def _build_text(items: list[_Item], data: DataSection, seed: int, tokenizer: Any, warnings: list[str],
+def _build_text(items: list[Item], data: DataSection, seed: int, tokenizer: Any, warnings: list[str],
                 fmt: str) -> Built:
     """Continued pre-training: documents cut into cutoff_len pieces, every token trained, packed."""
     from datasets import Dataset
 
     if not items:
         raise DataError([Problem(", ".join(data.train), None, None, None, "no usable records")])
-    train, held = _split(items, data.val_size, seed)
+    train, held = split(items, data.val_size, seed)
 
-    def pieces(chosen: list[_Item]) -> list[Encoded]:
-        texts = [it.where.example.text for it in chosen]
-        return [piece for first in range(0, len(texts), BATCH)
-                for doc in encode_texts(texts[first:first + BATCH], tokenizer, data.cutoff_len) for piece in doc]
+    def pieces(chosen: list[Item]) -> list[Encoded]:
+        encode_or_refuse(chosen, "text", tokenizer, data.cutoff_len, data.system_prompt)
+        return [piece for item in chosen for piece in item.encoded]
 
     train_pieces = pieces(train)
     rows = pack_records(train_pieces, data.cutoff_len)  # always packed: pieces of raw text have no turns to keep

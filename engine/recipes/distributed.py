@@ -1,6 +1,6 @@
 """What a trainer does differently when torchrun started several of it: the Trainer's DDP/FSDP arguments.
 
-torchrun sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` in each worker (``engine.place`` reads them); the Trainer (through accelerate)
+torchrun sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` in each worker (``engine.machine.place`` reads them); the Trainer (through accelerate)
 then initialises the process group itself. This module only chooses what the Trainer cannot guess.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from engine.config import RunConfig
-from engine.place import place
+from engine.machine.place import place
 
 
 def strategy(config: RunConfig) -> str:

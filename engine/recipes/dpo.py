@@ -31,7 +31,7 @@ from trl import DPOConfig, DPOTrainer
 
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.recipes.common import (
-    load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments)
+    drop_reference_copy, load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments)
 
 log = logging.getLogger("engine.recipes.dpo")
 
@@ -46,7 +46,7 @@ class PretokenizedDPOTrainer(DPOTrainer):
 def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     """Run one DPO training session for ``run_dir``; returns the process exit status."""
     # ---- model and data ------------------------------------------------------
-    loaded = load_for_stage(run_dir, events, flags, stage="dpo")
+    loaded = load_for_stage(run_dir, events, flags)
     config, tokenizer, model, facts, built = loaded.config, loaded.tokenizer, loaded.model, loaded.facts, loaded.built
 
     # ---- trainer ------------------------------------------------------------
@@ -67,10 +67,3 @@ def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     # ---- train and save -----------------------------------------------------
     return train_and_save(trainer, callback, run_dir, checkpoint, tokenizer, events, flags)
 
-
-def drop_reference_copy(model: Any) -> None:
-    """Remove the frozen ``ref`` adapter TRL copies from a fresh adapter: the base with the adapter off is the
-    same reference without the copy (its memory, its matmuls in every reference pass, its files in checkpoints)."""
-    if "ref" in getattr(model, "peft_config", {}):
-        model.delete_adapter("ref")
-        model.set_adapter("default")

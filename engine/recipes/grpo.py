@@ -1,7 +1,7 @@
 """Reinforcement learning from rewards (stages ``grpo`` and ``rloo``), top to bottom, on TRL's trainers.
 
 config.yaml → tokenizer → model (bitsandbytes) → adapter (peft) → prompts (:mod:`engine.data.prompts`,
-the same reading ``tuitune data check`` does) → rewards (:mod:`engine.rewards`) → ``GRPOTrainer`` or
+the same reading ``tuitune data check`` does) → rewards (:mod:`engine.recipes.rewards`) → ``GRPOTrainer`` or
 ``RLOOTrainer`` with the EventsCallback → train → adapter → run_finished.
 
 Each step samples ``rl.num_generations`` answers to each prompt, scores them with the rewards (their
@@ -39,12 +39,14 @@ import torch
 from engine.config import DataSection, RLSection
 from engine.data.formats import last_user_turn
 from engine.data.problems import DataError, Problem
-from engine.data.prompts import PromptSet, read_prompts, reward_plan, split
+from engine.data.prepare import Item, encode_or_refuse, split
+from engine.data.prompts import PromptSet, read_prompts, reward_plan
 from engine.protocol import PHASE, SAMPLES, WARNING
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
-from engine.recipes.common import load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments
-from engine.recipes.dpo import drop_reference_copy
-from engine.rewards import answer_text, build_rewards
+from engine.recipes.common import (
+    drop_reference_copy, load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments)
+from engine.recipes.rewards import answer_text, build_rewards
+from engine.stages import STAGES
 
 log = logging.getLogger("engine.recipes.grpo")
 
@@ -126,7 +128,9 @@ def build_prompts(data: DataSection, tokenizer: Any, seed: int, stage: str) -> P
 
     prompts = read_prompts(data, stage)
     warnings = list(prompts.warnings)
-    lengths = prompt_lengths([row["prompt"] for row in prompts.rows], tokenizer)
+    items = [Item(record) for record in prompts.places]
+    encode_or_refuse(items, "prompts", tokenizer, data.cutoff_len, data.system_prompt)
+    lengths = [len(item.encoded) for item in items]
     # TRL never cuts a prompt (a cut one would ask something else): longer ones are left out, as SFT
     # leaves out records with nothing left to train, and the rest keep data.cutoff_len's memory bound.
     long = [n for n, length in enumerate(lengths) if length > data.cutoff_len]
@@ -141,19 +145,11 @@ def build_prompts(data: DataSection, tokenizer: Any, seed: int, stage: str) -> P
         keep = [n for n in range(len(lengths)) if lengths[n] <= data.cutoff_len]
         prompts.rows, prompts.places = [prompts.rows[n] for n in keep], [prompts.places[n] for n in keep]
         lengths = [lengths[n] for n in keep]
-    train_rows, held = split(prompts.rows, data.val_size, seed)
+    train_rows, held = split(prompts.rows, data.val_size, seed, what="prompts")
     stats = {"format": prompts.formats, "train_records": len(train_rows), "eval_records": len(held), "truncated": 0,
              "dropped_long": len(long), "prompt_tokens": sum(lengths), "train_tokens": None,
              "with_reference": sum(1 for row in train_rows if row["reference"])}
     return Prompts(Dataset.from_list(train_rows), Dataset.from_list(held) if held else None, stats, warnings, prompts)
-
-
-def prompt_lengths(prompts: list[list[dict[str, str]]], tokenizer: Any) -> list[int]:
-    """Tokens of each prompt as the model reads it: chat template with the generation prompt."""
-    from engine.data.encode import render
-
-    texts = [render(prompt, tokenizer, generation_prompt=True) for prompt in prompts]
-    return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
 def sampling_backend(rl: RLSection) -> tuple[bool, str]:
@@ -180,8 +176,9 @@ def sampling_backend(rl: RLSection) -> tuple[bool, str]:
 
 
 def trl_classes(stage: str) -> tuple[type, type]:
-    """TRL's config and trainer for ``stage``, the trainer writing a samples event after each log."""
-    if stage == "rloo":
+    """TRL's config and trainer for ``stage`` (by its baseline: RLOO's leave-one-out mean of the other answers,
+    or GRPO's group), the trainer writing a samples event after each log."""
+    if STAGES[stage].baseline == "others":
         from trl import RLOOConfig as Config, RLOOTrainer as Trainer
     else:
         from trl import GRPOConfig as Config, GRPOTrainer as Trainer

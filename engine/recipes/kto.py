@@ -22,8 +22,7 @@ from trl import KTOConfig, KTOTrainer
 
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.recipes.common import (
-    load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments)
-from engine.recipes.dpo import drop_reference_copy
+    drop_reference_copy, load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments)
 
 log = logging.getLogger("engine.recipes.kto")
 
@@ -49,7 +48,7 @@ class PretokenizedKTOTrainer(KTOTrainer):
 def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     """Run one KTO training session for ``run_dir``; returns the process exit status."""
     # ---- model and data ------------------------------------------------------
-    loaded = load_for_stage(run_dir, events, flags, stage="kto")
+    loaded = load_for_stage(run_dir, events, flags)
     config, tokenizer, model, facts, built = loaded.config, loaded.tokenizer, loaded.model, loaded.facts, loaded.built
 
     # ---- trainer ------------------------------------------------------------

@@ -54,7 +54,7 @@ class PretokenizedORPOTrainer(ORPOTrainer):
 def train(run_dir: Path, resume: bool, events: Events, flags: RunFlags) -> int:
     """Run one ORPO training session for ``run_dir``; returns the process exit status."""
     # ---- model and data ------------------------------------------------------
-    loaded = load_for_stage(run_dir, events, flags, stage="orpo")
+    loaded = load_for_stage(run_dir, events, flags)
     config, tokenizer, model, facts, built = loaded.config, loaded.tokenizer, loaded.model, loaded.facts, loaded.built
 
     # ---- trainer ------------------------------------------------------------

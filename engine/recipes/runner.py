@@ -1,6 +1,6 @@
 """The trainer process of every stage: ``python -m engine train --run-dir RUN [--resume]``.
 
-It installs the signal handlers, picks the run's recipe by stage (``RECIPES``), and turns
+It installs the signal handlers, picks the run's recipe by stage (the stage table, engine.stages), and turns
 whatever ends the recipe into the run's terminal event: ``run_stopped`` for a stop that came
 before training, ``run_failed`` with a cause, hint and located errors for any failure. A
 recipe only trains and reports; this module is the process around it.
@@ -22,7 +22,6 @@ lone trainer does when its parent dies.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
 import os
@@ -34,24 +33,17 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-import torch
 import transformers
 
-from engine.config import ConfigError, load_config
-from engine.data.problems import DataError
-from engine.models.info import ModelError
+from engine.config import load_config
 from engine.models.loading import peak_memory
-from engine.place import place
-from engine.protocol import CONFIG_FILE, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
+from engine.machine.place import place
+from engine.protocol import CONFIG_FILE, PEER_LOST, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
 from engine.recipes.callbacks import Events, RunFlags, StopBeforeTraining
-from engine.recipes.saving import DiskFull
+from engine.stages import STAGES
+from engine.supervisor.failures import TRAINING, describe_failure
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
-RECIPES = {"sft": "engine.recipes.sft", "pt": "engine.recipes.pt", "rm": "engine.recipes.rm",
-           "dpo": "engine.recipes.dpo", "kto": "engine.recipes.kto", "orpo": "engine.recipes.orpo",
-           "grpo": "engine.recipes.grpo", "rloo": "engine.recipes.grpo"}
-"""Training stage to the recipe module that trains it; each has ``train(run_dir, resume, events, flags)``."""
-MODEL_HINT = "check model.name_or_path: a local folder with config.json, a hub id (needs network) or an alias"
 
 
 def main(argv: list[str]) -> int:
@@ -77,7 +69,7 @@ def main(argv: list[str]) -> int:
         stage = load_config(args.run_dir / CONFIG_FILE).stage  # the recipe reads it again, whole
         if several and args.resume:
             check_node_checkpoint(args.run_dir)
-        recipe = importlib.import_module(RECIPES[stage])
+        recipe = importlib.import_module(STAGES[stage].recipe)
         return recipe.train(args.run_dir, args.resume, events, flags)
     except StopBeforeTraining:
         peak, kind = peak_memory()
@@ -90,15 +82,13 @@ def main(argv: list[str]) -> int:
         if several and peer_lost(exc):
             # Another rank went away (killed, crashed): the supervisor names it from torchrun's report.
             return PEER_LOST
-        events.emit(RUN_FAILED, **describe_failure(exc), exit_code=1, signal=None,
+        events.emit(RUN_FAILED, **describe_failure(exc, TRAINING), exit_code=1, signal=None,
                     log_tail=read_log_tail(args.run_dir, lines=30))
         return 1
     finally:
         events.close()
 
 
-PEER_LOST = 3
-"""Exit status of a rank whose collective failed because another rank went away."""
 PEER_ERRORS = ("gloo", "nccl", "connection reset", "connection closed", "broken pipe", "socket timeout")
 
 
@@ -164,27 +154,3 @@ def watch_supervisor(flags: RunFlags, every_s: float = 1.0) -> None:
                 pass
 
     threading.Thread(target=watch, name="supervisor-watch", daemon=True).start()
-
-
-def describe_failure(exc: BaseException) -> dict[str, Any]:
-    """``cause``, ``hint`` and ``errors`` for an exception that ended the run, by its type."""
-    if isinstance(exc, ConfigError):
-        return {"cause": "the run config is invalid", "hint": None, "errors": list(exc.problems)}
-    if isinstance(exc, DataError):
-        return {"cause": "the training data has problems", "hint": None, "errors": [str(p) for p in exc.problems]}
-    if isinstance(exc, ModelError):
-        return {"cause": _first_line(exc), "hint": MODEL_HINT, "errors": []}
-    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or isinstance(exc, DiskFull):
-        return {"cause": str(exc) if isinstance(exc, DiskFull) else f"no space left on the disk: {exc}", "errors": [],
-                "hint": "free some space (or move the runs folder with --runs-dir), then resume: the last "
-                        "complete checkpoint is kept"}
-    if isinstance(exc, torch.OutOfMemoryError):
-        return {"cause": "out of GPU memory", "errors": [],
-                "hint": "lower train.batch_size or data.cutoff_len, turn on gradient_checkpointing, "
-                        "or use quant.mode 4bit"}
-    return {"cause": f"{type(exc).__name__}: {_first_line(exc)}", "hint": None, "errors": []}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

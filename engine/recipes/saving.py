@@ -22,16 +22,13 @@ from typing import Any, Callable
 from engine.checkpoints import MARKER, OPTIMIZER, TRAINER_STATE
 from engine.export.adapter import name_chosen_base
 from engine.protocol import LOG, RUN_STARTED
+from engine.supervisor.failures import DiskFull
 
 RESERVE = 16 * 1024**2
 """Bytes always left free so the run's last events and logs can still be written."""
 MB = 1024**2
 TRAINING_STATE_FILES = frozenset({OPTIMIZER, TRAINER_STATE, MARKER, "scheduler.pt", "rng_state.pth", "scaler.pt"})
 """Files of a checkpoint that only a resume needs; the rest is the model (or adapter) itself."""
-
-
-class DiskFull(OSError):
-    """A save that would not fit on the disk; the message says where, how much is free and needed."""
 
 
 def mount_point(path: Path) -> Path:

@@ -12,6 +12,10 @@ the plain path in tests/engine/test_speed_techniques.py — and removes work or 
 * on CPU, glibc's malloc gives freed activation memory back (:mod:`engine.recipes.allocator`):
   the peak RSS follows what is live instead of the heap's high-water mark. Not a change to the
   computation at all.
+
+A stage trained by a TRL trainer (its row in engine.stages) gets only the last two, which hold
+whatever the loss: TRL computes its log-probabilities through a head of its own, pads its batches
+itself and turns dropout off where the stage needs it.
 """
 
 from __future__ import annotations
@@ -29,12 +33,29 @@ from engine.recipes.datasets import FlatCollator, PadCollator
 from engine.recipes.lora_dropout import fuse_lora_dropout
 from engine.recipes.loss import use_chunked_loss
 from engine.recipes.mlp import use_lean_mlp
+from engine.stages import STAGES
 
 log = logging.getLogger("engine.recipes.techniques")
 
 
 def apply_techniques(model: Any, config: RunConfig) -> list[str]:
-    """Put the configured techniques on ``model`` (in place); returns what was turned on, for the log."""
+    """Put the configured techniques the stage allows on ``model`` (in place); returns what was turned on,
+    for the log."""
+    done = []
+    if STAGES[config.stage].trainer == "engine":
+        done += _loss_and_batch_techniques(model, config)
+    if lean_mlp(config):
+        lean = use_lean_mlp(model)
+        if lean:
+            done.append(f"SwiGLU keeping gate and up only in {lean} layers")
+    if not torch.cuda.is_available() and return_freed_memory():
+        done.append("freed memory returned (glibc mmap threshold)")
+    log.info("techniques: %s", ", ".join(done) or "none")
+    return done
+
+
+def _loss_and_batch_techniques(model: Any, config: RunConfig) -> list[str]:
+    """The techniques that change how the engine's own Trainer computes its loss and lays out batches."""
     done = []
     if config.train.fused_lora_dropout and config.adapter.method != "full":
         fused = fuse_lora_dropout(model)
@@ -44,13 +65,6 @@ def apply_techniques(model: Any, config: RunConfig) -> list[str]:
         done.append("chunked loss")
     if padding_free(model, config):
         done.append("padding-free batches" + (", attention per record" if use_record_attention(model) else ""))
-    if lean_mlp(config):
-        lean = use_lean_mlp(model)
-        if lean:
-            done.append(f"SwiGLU keeping gate and up only in {lean} layers")
-    if not torch.cuda.is_available() and return_freed_memory():
-        done.append("freed memory returned (glibc mmap threshold)")
-    log.info("techniques: %s", ", ".join(done) or "none")
     return done
 
 

@@ -12,7 +12,8 @@ import sys
 from typing import Any, Mapping
 
 from engine.data.encode import IGNORE_INDEX, encode_completions, encode_conversation
-from engine.data.formats import LAYOUTS, STAGE_KINDS, with_system
+from engine.data.formats import LAYOUTS, with_system
+from engine.stages import STAGES
 from engine.data.report import Reporter
 from engine.models.tokenizer import load_tokenizer
 from engine.services import jsonlines
@@ -112,7 +113,7 @@ def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m engine data", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="*", help="JSON, JSON Lines or datasets folders (builtin:NAME too)")
     parser.add_argument("--format", default="auto", choices=["auto", *LAYOUTS])
-    parser.add_argument("--stage", choices=list(STAGE_KINDS),
+    parser.add_argument("--stage", choices=list(STAGES),
                         help="check for this training stage (its layouts only); default: any layout")
     parser.add_argument("--model", help="tokenise with this model's chat template")
     parser.add_argument("--cutoff", type=int, default=512, help="cutoff length in tokens")

@@ -175,7 +175,7 @@ def test_gguf_writer_agrees_with_llama_cpps_conversion_of_the_demo_model(demo_mo
     from gguf.quants import dequantize
     from safetensors.torch import load_file
 
-    from engine.export.gguf_writer import write_gguf
+    from engine.jobs.gguf_writer import write_gguf
     from engine.models.demo import gguf_path
 
     out = tmp_path / "base-f16.gguf"
@@ -383,7 +383,7 @@ def test_export_refuses_a_gguf_of_an_architecture_it_does_not_know(eng, tiny_mod
                                                                   tmp_path: Path, capsys) -> None:
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
-    from engine.export.gguf_writer import GGUFError, gguf_architecture
+    from engine.jobs.gguf_writer import GGUFError, gguf_architecture
     from tuitune.__main__ import main
 
     model_dir = tmp_path / "tiny-gpt2"
@@ -426,7 +426,7 @@ def test_gguf_of_each_supported_family_loads_back_with_its_weights(family: str, 
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer, MistralConfig, Qwen2Config, Qwen3Config
 
-    from engine.export.gguf_writer import write_gguf
+    from engine.jobs.gguf_writer import write_gguf
 
     tokenizer = AutoTokenizer.from_pretrained(demo_model_dir)
     shape = {"vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,

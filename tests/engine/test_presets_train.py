@@ -7,7 +7,7 @@ gradient checkpointing, learning rate); only the model, the steps and their size
 batch 2 x 64 tokens, no accumulation) are overridden: a step of the 49k-word vocabulary's logits
 costs seconds on a shared CPU.
 On CPU: the 4-bit and 8-bit presets run through bitsandbytes' CPU backend (the supervisor
-sets ONEDNN_MAX_CPU_ISA, see engine/launch.py); paged_adamw_8bit falls back to unpaged on CPU.
+sets ONEDNN_MAX_CPU_ISA, see engine/supervisor/launch.py); paged_adamw_8bit falls back to unpaged on CPU.
 """
 
 from __future__ import annotations

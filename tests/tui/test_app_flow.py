@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from engine.config import STAGES
+from engine.stages import STAGES
 from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.dialogs.error import ErrorModal
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig
-from engine.launch import Processes, processes, train_command
+from engine.supervisor.launch import Processes, processes, train_command
 from engine.machine.gpus import DeviceError, Gpu, parse_gpus, resolve_devices
 
 REPO = Path(__file__).resolve().parents[2]

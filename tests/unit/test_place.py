@@ -1,6 +1,6 @@
-"""engine.place reads torchrun's variables in one place; alone it is rank 0 of 1."""
+"""engine.machine.place reads torchrun's variables in one place; alone it is rank 0 of 1."""
 
-from engine.place import place
+from engine.machine.place import place
 
 TORCHRUN = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE")
 

@@ -14,8 +14,8 @@ from engine.data.formats import detect_format, to_prompt
 from engine.data.problems import DataError
 from engine.data.prompts import read_prompts, reward_plan
 from engine.presets import load_preset
-from engine.rewards import Reward, RewardError, build_rewards, contains, exact_match, length, load_function, normalise
-from engine.rewards import regex
+from engine.recipes.rewards import Reward, RewardError, build_rewards, contains, exact_match, length, load_function, normalise
+from engine.recipes.rewards import regex
 
 
 def test_exact_match_ignores_case_spaces_and_punctuation_and_scores_nothing_without_a_reference() -> None:

@@ -117,10 +117,11 @@ def run(args: Any) -> int:
     if getattr(args, "dataset_dir", None):
         from engine.config import ConfigError
         from engine.lf.dataset_info import resolve
+        from engine.stages import DEFAULT_STAGE
 
         try:
             resolved = resolve([name.strip() for name in args.path.split(",")], args.dataset_dir,
-                               getattr(args, "stage", None) or "sft")
+                               getattr(args, "stage", None) or DEFAULT_STAGE)
         except ConfigError as exc:
             for problem in exc.problems:
                 print(f"error: {problem}", file=sys.stderr)

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.config import RL_STAGES, ConfigError, RunConfig
+from engine.config import ConfigError, RunConfig
+from engine.stages import STAGES
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
 from engine.compose import compose_config
 from tuitune.cli.common import CONFIG_FLAGS, runs_root
@@ -59,7 +60,7 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
     if config.model.trust_remote_code:  # only a run config can say so (presets may not): say it loudly
         print(f"warning: this run executes Python code shipped with {config.model.name_or_path} "
               "(model.trust_remote_code: true in the run config)", file=sys.stderr)
-    for spec in config.rl.rewards if config.stage in RL_STAGES else []:
+    for spec in config.rl.rewards if STAGES[config.stage].samples else []:
         if spec.kind == "python":  # as loudly: only a run config with rl.allow_code can ask for it
             print(f"warning: this run executes your Python code as a reward: {spec.function} "
                   "(rl.allow_code: true in the run config)", file=sys.stderr)
@@ -142,7 +143,7 @@ def preflight(config: RunConfig, force: bool = False) -> None:
         problem = layout_problem(path, config.data.format, config.stage)
         if problem is not None:
             raise Refused(f"data: {problem}")
-    if config.stage in RL_STAGES:
+    if STAGES[config.stage].samples:
         rewards_preflight(config)
     if not verdict.fits and not force and verdict.estimate is not None:
         tips = "".join(f"\n  - {tip}" for tip in verdict.tips)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from textual.screen import Screen
 
-from engine.config import RL_STAGES, RunConfig
+from engine.config import RunConfig
+from engine.stages import STAGES
 from engine.estimate.fit import Verdict, judge
 from engine.machine.gpus import Gpu
 from tuitune.dialogs.confirm import ConfirmDialog
@@ -54,7 +55,7 @@ def review_findings(config: RunConfig) -> Findings:
         errors.extend(f"  {line}" for line in first)
     warnings: list[str] = []
     danger: list[str] = []
-    if config.stage in RL_STAGES:
+    if STAGES[config.stage].samples:
         rl_findings(config, errors, warnings, danger, data_ok=not summary.errors)
     try:
         context = read_model_info(config.model.name_or_path).context_length

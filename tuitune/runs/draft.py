@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.compose import Flags, compose_config
-from engine.config import DEMO_DATA, DEMO_MODEL, ConfigError, RunConfig
+from engine.config import DEMO_MODEL, ConfigError, RunConfig
+from engine.stages import DEFAULT_STAGE, DEMO_DATA
 
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 """A run's name is its folder's name: letters, digits, '.', '_', '-', starting with a letter or digit."""
@@ -32,8 +33,8 @@ class RunDraft:
 
     model: str = DEMO_MODEL
     """Model alias, folder or hub id."""
-    stage: str = "sft"
-    """Training stage (sft, pt, rm, dpo, kto, orpo)."""
+    stage: str = DEFAULT_STAGE
+    """Training stage (a name of engine.stages.STAGES)."""
     data: list[str] = field(default_factory=lambda: [DEMO_DATA])
     """Training data paths."""
     format: str = "auto"
@@ -151,9 +152,10 @@ def load_presets() -> list[tuple[str, str, str | None, str | None]]:
 def presets_for_stage(presets: list[tuple[str, str, str | None, str | None]],
                       stage: str) -> list[tuple[str, str, str | None, str | None]]:
     """The presets offered for ``stage``: those made for it first, then those that name no stage
-    (sft's, which suit any stage); presets made for another stage are left out."""
-    return [p for p in presets if p[3] == stage] + [p for p in presets if p[3] is None and stage != "sft"] \
-        if stage != "sft" else [p for p in presets if p[3] in (None, "sft")]
+    (the default stage's, which suit any stage); presets made for another stage are left out."""
+    if stage == DEFAULT_STAGE:
+        return [p for p in presets if p[3] in (None, DEFAULT_STAGE)]
+    return [p for p in presets if p[3] == stage] + [p for p in presets if p[3] is None]
 
 
 def load_preset_values(name: str) -> dict[str, Any]:

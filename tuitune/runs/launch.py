@@ -1,6 +1,6 @@
 """Start, resume, stop and probe training runs. No Textual and no ML stack here.
 
-A run is a detached ``python -m engine launch`` supervisor (engine/launch.py) in its own
+A run is a detached ``python -m engine launch`` supervisor (engine/supervisor/launch.py) in its own
 session, with stdin from /dev/null and its output appended to ``RUN/engine.log``: it
 survives the app, the SSH session and the terminal. Everything else goes through the run
 folder: its lock (engine.locks) says whether an attempt lives, ``pids.json`` says who to
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import engine
-from engine.launch import LOCKED
+from engine.locks import LOCKED
+from engine.stages import DEFAULT_STAGE
 from engine.locks import is_locked
 from engine.files import write_text_atomic
 from engine.protocol import CONFIG_FILE, JOB_FILE, JOB_FOLDERS, LOG_FILE, PIDS_FILE
@@ -40,12 +41,11 @@ def _reap() -> None:
 
 def default_run_name(config: RunConfig, now: float | None = None) -> str:
     """A readable name saying what and when: ``smollm2-135m-instruct-lora-nov25-1541``
-    (``…-dpo-lora-…`` for a stage other than sft). The list sorts by start time, not by name."""
+    (``…-dpo-lora-…`` for a stage other than the default). The list sorts by start time, not by name."""
     model = Path(config.model.name_or_path.rstrip("/")).name or "model"
-    stage = getattr(config, "stage", "sft")
     when = time.localtime(now)
     month = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")[when.tm_mon - 1]
-    kind = config.adapter.method if stage == "sft" else f"{stage}-{config.adapter.method}"
+    kind = config.adapter.method if config.stage == DEFAULT_STAGE else f"{config.stage}-{config.adapter.method}"
     return f"{model}-{kind}-{month}{when.tm_mday:02d}-{time.strftime('%H%M', when)}"
 
 

@@ -26,7 +26,7 @@ from textual.worker import get_current_worker
 
 from engine.config import DEMO_MODEL, DataSection
 from engine.data.checks import detect_file_format
-from engine.data.formats import LAYOUTS, STAGE_FOR_KIND
+from engine.data.formats import LAYOUTS, stages_for
 from engine.data.index import RecordIndex
 from engine.data.problems import SourceError
 from engine.data.source import RawRecord
@@ -208,7 +208,7 @@ class DataScreen(AppScreen):
         self.fmt, self.opened = message.fmt, True
         self.table.show_page(message.rows, message.fmt)
         chosen = "chosen" if self.format_select.value != "auto" else "detected"
-        stages = f" · for stage {STAGE_FOR_KIND[LAYOUTS[message.fmt]]}" if message.fmt in LAYOUTS else ""
+        stages = f" · for stage {stages_for(LAYOUTS[message.fmt])}" if message.fmt in LAYOUTS else ""
         self.info_line.update(message.error or f"{message.path} · format {message.fmt} ({chosen}){stages}")
         self._update_page_label()
         if message.rows:
@@ -305,8 +305,9 @@ class DataScreen(AppScreen):
         """Resolve the dataset (a mapped copy in the cache when its fields differ) and open that."""
         from engine.config import ConfigError
         from engine.lf.dataset_info import resolve
+        from engine.stages import DEFAULT_STAGE
 
-        stage = getattr(getattr(self.app, "draft", None), "stage", "sft")
+        stage = getattr(getattr(self.app, "draft", None), "stage", DEFAULT_STAGE)
         try:
             resolved = resolve([name], dataset_dir, stage)
         except ConfigError as exc:

@@ -27,9 +27,10 @@ from textual.widgets import ContentSwitcher, Footer, Input, OptionList, Selectio
 from textual.widgets.option_list import Option
 from textual.widgets.selection_list import Selection
 
-from engine.config import DEMO_DATA, DEMO_MODEL, STAGES, ConfigError, RunConfig, config_to_yaml
+from engine.config import DEMO_MODEL, ConfigError, RunConfig, config_to_yaml
 from engine.data.formats import accepted_layouts
 from engine.presets import diff_from, preset_values
+from engine.stages import DEMO_DATA, STAGES
 from engine.estimate.fit import Verdict
 from engine.machine.gpus import Gpu
 from engine.units import fmt_bytes
@@ -108,8 +109,8 @@ class NewRunScreen(AppScreen):
                     yield Input(placeholder=DEMO_MODEL, id="model")
                     yield Static("Built-in alias, a local model folder or a Hugging Face hub id.", classes="help")
                 with Vertical(id="page-stage"):
-                    yield OptionList(*[Option(Text.assemble((f"{name:<6}", "bold"), (line, "dim")), id=name)
-                                       for name, line in STAGES.items()], id="stages")
+                    yield OptionList(*[Option(Text.assemble((f"{name:<6}", "bold"), (row.summary, "dim")), id=name)
+                                       for name, row in STAGES.items()], id="stages")
                 with Vertical(id="page-data"):
                     yield Input(placeholder=DEMO_DATA, id="data")
                     yield Static("", id="data-help", classes="help")

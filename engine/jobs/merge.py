@@ -18,23 +18,25 @@ from typing import Any
 
 import torch
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, GenerationConfig
+from transformers import GenerationConfig
+
+from engine.config import RunConfig
+from engine.models.loading import load_model
 
 SHARD_SIZE = "2GB"
 """Largest safetensors shard of the merged folder (transformers' sharding, with its index)."""
 
 
-def load_merged(base_path: str, weights: Path, full: bool, hub: dict[str, Any]) -> Any:
+def load_merged(config: RunConfig, base_path: str, weights: Path, pad_token_id: int | None) -> Any:
     """The tuned model with no adapter left in it, on the CPU, in the base's stored dtype.
 
     Args:
+        config: The run's config (its model's revision and remote code, its stage's head).
         base_path: The base model's folder or hub id (the demo alias already resolved).
-        weights: The adapter folder, or a full fine-tune's weights folder.
-        full: Whether ``weights`` is a whole model (method ``full``).
-        hub: ``revision`` / ``trust_remote_code`` for the base, as the run loaded it.
+        weights: The adapter folder, or a full fine-tune's weights folder (method ``full``).
     """
-    source = str(weights) if full else base_path
-    model = AutoModelForCausalLM.from_pretrained(source, dtype="auto", **hub)
+    full = config.adapter.method == "full"
+    model = load_model(config, str(weights) if full else base_path, pad_token_id=pad_token_id, full_precision=True)
     if not full:
         model = PeftModel.from_pretrained(model, str(weights)).merge_and_unload()
     model.eval()

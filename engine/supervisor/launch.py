@@ -22,7 +22,7 @@ SIGSTOP to it, the model stays loaded and the compute is free) and SIGCONT conti
 (``tuitune continue``); the supervisor writes the ``paused`` and ``continued`` events, since the
 trainer cannot while it is stopped. A stop of a paused run continues it first, so it can save.
 
-While a trainer runs, the supervisor also watches its events (:mod:`engine.watchdog`) and writes
+While a trainer runs, the supervisor also watches its events (:mod:`engine.supervisor.watchdog`) and writes
 ``alert`` events: a loss that is not a number or spikes, exploding gradients, a stall, GPU
 memory or temperature, host memory. An alert whose kind ``train.stop_on`` names stops the run
 as ``tuitune stop`` would (checkpoint and adapter saved).
@@ -64,11 +64,12 @@ from typing import Any, Callable
 
 from engine.checkpoints import latest_checkpoint
 from engine.files import write_text_atomic
-from engine.locks import FolderLock
+from engine.locks import LOCKED, FolderLock
 from engine.protocol import (ALERT, CONTINUED, EVENTS_FILE, JOB_FAILED, JOB_STOPPED, LOG, LOG_FILE, NODE_FILE, PAUSED,
-                             PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES, rank_log)
+                             PEER_LOST, PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES, rank_log)
 from engine.protocol import EventWriter, read_events_from, read_log_tail
-from engine.watchdog import STALL_FLOOR_S, Alert, Watchdog
+from engine.supervisor.failures import ONEDNN_ISA, SIGNAL_HINTS, describe_exit, signal_name
+from engine.supervisor.watchdog import STALL_FLOOR_S, Alert, Watchdog
 
 CHILD_BLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 PR_SET_PDEATHSIG = 1
@@ -76,24 +77,6 @@ PR_SET_CHILD_SUBREAPER = 36
 _prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform.startswith("linux") else None
 WATCH_S = 1.0
 """Seconds between the supervisor's looks at the run's new events (and for a stall)."""
-LOCKED = 75
-"""Exit status of a supervisor that found its folder locked by another attempt (EX_TEMPFAIL)."""
-ONEDNN_ISA = "AVX512_CORE_BF16"
-"""oneDNN ISA cap set for the child when the user has not set one: without it, a bf16
-matmul on some CPUs (those advertising AMX/AVX512-FP16 paths oneDNN mis-dispatches) dies
-with SIGILL instead of running."""
-
-HINTS = {
-    "SIGILL": f"illegal CPU instruction, usually a bf16 matmul on a CPU without support: set "
-              f"ONEDNN_MAX_CPU_ISA={ONEDNN_ISA} (or lower) or use train.precision fp32",
-    "SIGKILL": "killed with SIGKILL: most likely out of memory (the kernel's OOM killer; see `dmesg`) "
-               "or killed by hand (tuitune stop --kill)",
-    "SIGSEGV": "the trainer crashed (segmentation fault), often in a native kernel (CUDA, bitsandbytes)",
-    "SIGBUS": "bus error: often /dev/shm or the disk ran out of space",
-    "SIGTERM": "terminated by SIGTERM before it could save",
-}
-
-
 @dataclass(frozen=True)
 class Job:
     """A kind of long job the supervisor can run: its command and the events that end it."""
@@ -109,9 +92,10 @@ class Job:
 
 
 JOBS = {"train": Job("train", "--run-dir", RUN_STOPPED, RUN_FAILED)}
-"""Every kind of long job, by name. Training runs in the run folder itself; a new kind
-(evaluation, export) adds its verb here, lives in ``RUN/<kind>s/NAME/`` and ends with
-``job_finished``/``job_stopped``/``job_failed`` (see docs/run-folder.md)."""
+"""The kinds of long job that differ from the rest: training, which runs in the run folder itself and ends
+with run events. Every other kind (evaluation, export: ``python -m engine KIND``) is supervised alike by
+:func:`job`: it lives in ``RUN/<kind>s/NAME/`` and ends with ``job_finished``/``job_stopped``/``job_failed``
+(see docs/run-folder.md)."""
 
 
 @dataclass(frozen=True)
@@ -495,7 +479,7 @@ class Supervisor:
 
     def record_exit(self, returncode: int) -> int:
         """Append the terminal event the child could not write."""
-        sig = _signal_name(-returncode) if returncode < 0 else None
+        sig = signal_name(-returncode) if returncode < 0 else None
         exit_code = 128 - returncode if returncode < 0 else returncode  # shell convention for signals
         if self.ended_before_workers:
             return self.record(self.job.stopped, **self._nothing_saved())
@@ -512,7 +496,7 @@ class Supervisor:
             return self.record(self.job.stopped, **self._nothing_saved())
         what = "the trainer" if self.job.verb == "train" else f"the {self.job.verb} job"
         cause = f"{what} was killed by {sig}" if sig else f"{what} exited with code {returncode} without finishing"
-        self.record(self.job.failed, cause=cause, exit_code=exit_code, signal=sig, hint=HINTS.get(sig or ""),
+        self.record(self.job.failed, cause=cause, exit_code=exit_code, signal=sig, hint=SIGNAL_HINTS.get(sig or ""),
                     log_tail=read_log_tail(self.folder, lines=30), errors=[])
         return returncode if returncode > 0 else exit_code
 
@@ -538,14 +522,14 @@ class Supervisor:
 
     def record_rank_failure(self, rank: int, local_rank: int, returncode: int, host: str) -> int:
         """``run_failed`` naming the rank that failed first, its exit code and the tail of its own log."""
-        sig = _signal_name(-returncode) if returncode < 0 else None
+        sig = signal_name(-returncode) if returncode < 0 else None
         exit_code = 128 - returncode if returncode < 0 else returncode
         how = f"was killed by {sig}" if sig else f"exited with code {returncode}"
         where = f"node {self.plan.node_rank}" if self.plan.nnodes > 1 else host
         log_name = rank_log(rank)
         tail = read_log_tail(self.folder, lines=30, name=log_name) or read_log_tail(self.folder, lines=30)
         self.record(self.job.failed, cause=f"rank {rank} of {self.plan.world_size} (local rank {local_rank} on {where}) "
-                    f"{how}; torchrun ended the others", exit_code=exit_code, signal=sig, hint=HINTS.get(sig or ""),
+                    f"{how}; torchrun ended the others", exit_code=exit_code, signal=sig, hint=SIGNAL_HINTS.get(sig or ""),
                     log_tail=tail, errors=[], rank=rank, local_rank=local_rank,
                     log_path=log_name if (self.folder / log_name).exists() else LOG_FILE)
         return exit_code or 1
@@ -581,8 +565,6 @@ NO_WORKERS_S = 5.0
 FAILURE = re.compile(r"host\s*:\s*(?P<host>[^\n]*)\n\s*rank\s*:\s*(?P<rank>\d+)\s*\(local_rank:\s*"
                      r"(?P<local>\d+)\)\s*\n\s*exitcode\s*:\s*(?P<code>-?\d+)")
 """One failed worker in the report torchrun's agent prints when workers fail (the root cause last)."""
-PEER_LOST = 3
-"""A worker's exit status when its collective failed because another rank went away (engine.recipes.runner)."""
 PEER_LOST_OR_ENDED = (0, PEER_LOST, -signal.SIGTERM)
 """Worker exits that do not make a rank the cause of a failure: done, lost its peer, ended by the agent."""
 
@@ -592,18 +574,6 @@ def _send(pid: int, sig: signal.Signals) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def describe_exit(returncode: int) -> str:
-    """``code 1`` or ``signal SIGKILL`` for a Popen return code."""
-    return f"signal {_signal_name(-returncode)}" if returncode < 0 else f"code {returncode}"
 
 
 def watch_settings(run_dir: Path) -> tuple[frozenset[str], float]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import protocol as p
+from engine.stages import STAGES
 
 WINDOW = 20
 """Recent steps a loss or gradient norm is compared with."""
@@ -34,9 +35,6 @@ GPU_TEMPERATURE_C = 85
 HOST_MEMORY_SHARE = 0.95
 REPEAT_STEPS = 50
 """An alert of a kind already raised is raised again only this many steps later (or once cleared)."""
-NO_SPIKE_STAGES = ("grpo", "rloo")
-"""Stages whose loss is no error to minimise: GRPO's and RLOO's sit near 0 and change sign as the policy
-moves, so a ratio to the recent median says nothing (the reward chart is what to watch)."""
 KINDS = ("nan", "spike", "grad_norm", "stall", "gpu_memory", "gpu_temperature", "host_memory")
 """Every kind of alert, as ``train.stop_on`` names them."""
 
@@ -84,7 +82,10 @@ class Watchdog:
         kind = event.get("type")
         if kind == p.RUN_STARTED:
             self.__init__(self.stall_after_s)  # a resumed attempt starts its own history
-            self.spikes = event.get("stage") not in NO_SPIKE_STAGES
+            # An RL loss is no error to minimise: it sits near 0 and changes sign as the policy moves, so a
+            # ratio to its recent median says nothing (the reward chart is what to watch there).
+            row = STAGES.get(event.get("stage"))  # type: ignore[arg-type]
+            self.spikes = row is None or row.loss_spikes
             return []
         if kind in p.TERMINAL_TYPES:
             self.ended = True

@@ -151,7 +151,7 @@ def _reward(spec: RewardSection, name: str, rl: RLSection) -> Reward:
     if spec.kind == "python":
         function = load_function(spec.function or "", rl.allow_code)
         return Reward(name, lambda p, a, r, kw: function(prompts=p, completions=a, references=r, **kw))
-    from engine.rl_model import RewardModel  # torch: only for a run with a reward model
+    from engine.recipes.reward_model import RewardModel  # torch: only for a run with a reward model
 
     model = RewardModel(spec.path or "")
     return Reward(name, lambda p, a, r, kw: model.score(p, a))
