@@ -35,6 +35,30 @@ def _master(text: str) -> str:
     return text
 
 
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """What composes a run's config (tuitune.cli.common.config_from_args), for train and estimate alike."""
+    from engine.stages import STAGES
+
+    parser.add_argument("config", nargs="?", help="run config YAML, tuitune's or LLaMA-Factory's (default: the demo run)")
+    parser.add_argument("--model", help="model alias, local folder or hub id")
+    parser.add_argument("--stage", choices=list(STAGES), help="training stage (default: the config's, else sft)")
+    parser.add_argument("--data", action="append", help="training data file or folder (repeatable)")
+    parser.add_argument("--preset", help="preset name or YAML file laid under the config")
+    parser.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
+    parser.add_argument("--dataset-dir", metavar="DIR", help="--data names datasets of DIR/dataset_info.json "
+                                                             "(LLaMA-Factory); over the config's dataset_dir")
+    several = parser.add_argument_group("several GPUs or machines (torchrun)")
+    several.add_argument("--gpus", type=_gpus, metavar="0,1|all",
+                         help="GPU indices to train on (train.gpus; default all): more than one runs under torchrun")
+    several.add_argument("--nproc", type=_positive, metavar="N",
+                         help="processes on this machine (distributed.nproc; default one per GPU; on a CPU, N over gloo)")
+    several.add_argument("--nnodes", type=_positive, metavar="N", help="machines taking part (distributed.nnodes)")
+    several.add_argument("--node-rank", type=int, metavar="R",
+                         help="this machine's place among them, 0 for the one at --master (distributed.node_rank)")
+    several.add_argument("--master", type=_master, metavar="ADDR:PORT",
+                         help="address and free port of node 0, reachable from every node (distributed.master)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole argument parser, every subcommand included."""
     from engine.stages import STAGES
@@ -45,29 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
 
     train = sub.add_parser("train", help="train headless (progress bar, or --detach)")
-    train.add_argument("config", nargs="?", help="run config YAML (default: the demo run)")
-    train.add_argument("--model", help="model alias, local folder or hub id")
-    train.add_argument("--stage", choices=list(STAGES),
-                       help="training stage (default: the config's, else sft)")
-    train.add_argument("--data", action="append", help="training data file or folder (repeatable)")
-    train.add_argument("--preset", help="preset name or YAML file laid under the config")
+    add_config_arguments(train)
     train.add_argument("--run-dir", help="run folder (default: a new one in the runs folder)")
-    train.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
     train.add_argument("--resume", action="store_true", help="continue --run-dir from its latest checkpoint")
     train.add_argument("--detach", action="store_true", help="start in the background, print the run folder, return")
     train.add_argument("--force", action="store_true", help="start even when the memory estimate says it will not fit")
-    train.add_argument("--dataset-dir", metavar="DIR",
-                       help="--data names datasets of DIR/dataset_info.json (LLaMA-Factory); over the config's dataset_dir")
-    several = train.add_argument_group("several GPUs or machines (torchrun)")
-    several.add_argument("--gpus", type=_gpus, metavar="0,1|all",
-                         help="GPU indices to train on (train.gpus; default all): more than one runs under torchrun")
-    several.add_argument("--nproc", type=_positive, metavar="N",
-                         help="processes on this machine (distributed.nproc; default one per GPU; on a CPU, N over gloo)")
-    several.add_argument("--nnodes", type=_positive, metavar="N", help="machines taking part (distributed.nnodes)")
-    several.add_argument("--node-rank", type=int, metavar="R",
-                         help="this machine's place among them, 0 for the one at --master (distributed.node_rank)")
-    several.add_argument("--master", type=_master, metavar="ADDR:PORT",
-                         help="address and free port of node 0, reachable from every node (distributed.master)")
 
     import_lf = sub.add_parser("import-lf", help="write a LLaMA-Factory training YAML as a tuitune run config")
     import_lf.add_argument("config", help="LLaMA-Factory training YAML (paths in it are taken from the current folder)")
@@ -131,10 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", help="name of the export's folder in RUN/exports/ (default: a time stamp)")
     export.add_argument("--detach", action="store_true", help="start in the background, print its folder, return")
 
-    estimate = sub.add_parser("estimate", help="estimate the memory a run needs")
-    estimate.add_argument("--model", help="model alias, local folder or hub id (default: the demo model)")
-    estimate.add_argument("--preset", help="preset name or YAML file")
-    estimate.add_argument("config", nargs="?", help="run config YAML")
+    estimate = sub.add_parser("estimate", help="estimate the memory a run needs and check it as train would")
+    add_config_arguments(estimate)
     return parser
 
 

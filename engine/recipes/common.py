@@ -128,7 +128,6 @@ def run_started_fields(run_dir: Path, config: RunConfig, facts: dict[str, Any], 
 
 TRACKERS_DIR = "trackers"
 """Where a run's experiment trackers write, inside the run folder."""
-TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 
 
 def trackers_to(run_dir: Path, trackers: list[str]) -> None:
@@ -137,12 +136,10 @@ def trackers_to(run_dir: Path, trackers: list[str]) -> None:
     Raises:
         ValueError: a tracker's package is not installed (naming the extra that brings it).
     """
-    import importlib.util
+    from engine.estimate.prestart import missing_trackers
 
-    missing = [name for name in trackers if importlib.util.find_spec(TRACKER_PACKAGES[name]) is None]
-    if missing:
-        raise ValueError(f"train.report_to: {', '.join(missing)} is not installed: pip install "
-                         f"{' '.join(TRACKER_PACKAGES[name] for name in missing)} (or tuitune[trackers])")
+    if missing := missing_trackers(trackers):
+        raise ValueError(missing)
     folder = run_dir / TRACKERS_DIR
     if "tensorboard" in trackers:
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(folder / "tensorboard")

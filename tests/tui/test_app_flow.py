@@ -631,7 +631,7 @@ async def test_the_review_shows_a_python_reward_in_red_and_still_lets_the_run_st
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: flow.starter.verdict is not None, timeout=60, what="the review")
         shown = flow.refusal_view.render()
-        line = f"rl.rewards[0] runs your Python code: {tmp_path / 'reward.py'}:short"
+        line = f"this run executes your Python code as a reward: rl.rewards[0] {tmp_path / 'reward.py'}:short"
         assert line in str(shown)
         start = str(shown).index(line)
         (span,) = [span for span in shown.spans if span.start <= start < span.end]

@@ -129,13 +129,13 @@ async def test_start_pressed_before_the_estimate_waits_for_it(
 
     model = builders.make_model(tmp_path / "llama-7b", SEVEN_B, weights=False)
     gate = threading.Event()
-    real = run_start.judge
+    real = run_start.check_run
 
     def slow_check(*args):
         gate.wait(10)
         return real(*args)
 
-    monkeypatch.setattr(run_start, "judge", slow_check)
+    monkeypatch.setattr(run_start, "check_run", slow_check)
     app = make_app(runs_dir)
     async with app.run_test(size=(120, 40)) as pilot:
         app.draft.model = str(model)

@@ -131,20 +131,23 @@ def test_which_rewards_the_prompts_allow(tmp_path: Path) -> None:
 
 
 def test_the_review_says_the_default_reward_refuses_what_nothing_rewards_and_marks_code(tmp_path: Path) -> None:
-    from tuitune.controllers.run_start import review_findings
+    from engine.estimate.prestart import check_run
+
+    def review_findings(config):  # the review step's check, as every door makes it
+        return check_run(config, [], "")
 
     prompts = tmp_path / "p.jsonl"
     prompts.write_text(json.dumps({"prompt": "hi"}) + "\n")
     reviewed = review_findings(parse_config("stage: grpo\n"))  # builtin:identity: instruction data, answers as references
-    assert reviewed.errors == [] and reviewed.danger == []
+    assert reviewed.refusals == [] and reviewed.dangers == []
     assert reviewed.warnings == ["no reward configured: exact_match against the reference answers (66 prompts), 1 when "
                                  "an answer equals its reference (case, spaces and punctuation ignored)"]
     reviewed = review_findings(parse_config(f"stage: grpo\ndata: {{train: [{prompts}]}}\n"))
-    assert len(reviewed.errors) == 1 and "nothing rewards the answers" in reviewed.errors[0]
+    assert len(reviewed.refusals) == 1 and "nothing rewards the answers" in reviewed.refusals[0]
     (tmp_path / "r.py").write_text("def f(prompts, completions, references, **kw):\n    return [0.0] * len(prompts)\n")
     reviewed = review_findings(parse_config(
         f"stage: rloo\ndata: {{train: [{prompts}]}}\nrl:\n  allow_code: true\n  rewards:\n"
         f"    - {{kind: python, function: {tmp_path / 'r.py'}:f}}\n    - {{kind: reward_model, path: {tmp_path / 'no'}}}\n"))
-    assert reviewed.errors == [f"rl.rewards[1] reward_model: {tmp_path / 'no'} does not exist"]
-    assert reviewed.danger == [f"rl.rewards[0] runs your Python code: {tmp_path / 'r.py'}:f (rl.allow_code: true); "
-                               "start only if you trust that file"]
+    assert reviewed.refusals == [f"rl.rewards[1] reward_model: {tmp_path / 'no'} does not exist"]
+    assert reviewed.dangers == [f"this run executes your Python code as a reward: rl.rewards[0] {tmp_path / 'r.py'}:f "
+                                "(rl.allow_code: true); start it only if you trust that file"]

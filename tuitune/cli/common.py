@@ -29,11 +29,40 @@ def runs_root(args: argparse.Namespace) -> Path:
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """defaults ← ``--preset`` ← CONFIG ← the flags of ``CONFIG_FLAGS`` that were given.
+    """The run config of ``tuitune train`` and ``tuitune estimate``: defaults ← ``--preset`` ← CONFIG
+    (tuitune's or a LLaMA-Factory training YAML) ← the flags of ``CONFIG_FLAGS`` that were given, ``--stage``
+    among them; with ``--dataset-dir DIR``, ``--data`` names datasets of DIR/dataset_info.json.
+
+    With neither a preset nor a config named, the preset is the settings file's, else this machine's
+    (``args.preset`` is set to it and ``args.preset_chosen_for_you`` to True, for the command to say so):
+    never a third, unnamed set of defaults. A LLaMA-Factory file's notes that need a look are printed.
 
     Raises:
         ConfigError: naming the file, line and field (or the flag) that is wrong.
     """
+    from engine.lf.config import compose_lf, load_lf_or_none
+    from engine.lf.dataset_info import data_flags
+
     flags: Flags = {flag: (field, getattr(args, dest)) for dest, (flag, field) in CONFIG_FLAGS.items()
                     if getattr(args, dest, None) is not None}
-    return compose_config(args.preset, args.config, flags)
+    args.preset_chosen_for_you = False
+    if args.preset is None and args.config is None:
+        from tuitune.settings import default_preset, load_settings
+
+        args.preset, args.preset_chosen_for_you = default_preset(load_settings()), True
+    dataset_dir = getattr(args, "dataset_dir", None)
+    imported = load_lf_or_none(args.config, dataset_dir=dataset_dir) if args.config else None
+    for warning in imported.warnings() if imported else []:
+        print(f"warning: {warning}", file=sys.stderr)
+
+    def compose(given: Flags) -> RunConfig:
+        return compose_lf(imported, args.preset, given) if imported else compose_config(args.preset, args.config, given)
+
+    if dataset_dir and getattr(args, "data", None):  # the stage (file, preset or --stage) decides the layout
+        stage = compose({flag: value for flag, value in flags.items() if flag != "--data"}).stage
+        flags.update(data_flags(args.data, dataset_dir, stage))
+    return compose(flags)
+
+
+PRESET_CHOSEN = "none named: the settings file's, else this machine's; --preset NAME chooses"
+"""Why a command used the preset it names, when the user named none."""

@@ -1,8 +1,10 @@
 """``tuitune estimate``: the memory a run will need, term by term, against the GPUs found.
 
-The config is built as for ``tuitune train``: defaults ← ``--preset`` ← CONFIG ← ``--model``,
-and judged by the same verdict as the app's (engine.estimate.fit).
-Exit status: 0 when it fits, 3 when it will not fit, 1 when the model or config is unusable.
+The config is built as for ``tuitune train`` (:func:`tuitune.cli.common.config_from_args`: its preset,
+a tuitune or LLaMA-Factory CONFIG and the same flags) and checked as every door checks it before a run
+starts (engine.estimate.prestart): the same refusals, warnings and fit verdict as ``tuitune train`` and
+the app's review. Exit status: 0 when it fits, 3 when it will not fit, 1 when the model or config is
+unusable or the run would be refused.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import sys
 
 from engine.config import ConfigError, RunConfig
 from engine.estimate.advice import breakdown
-from engine.estimate.fit import Verdict, verdict
+from engine.estimate.fit import Verdict
 from engine.machine.gpus import Gpu, list_gpus
-from engine.models.info import ModelError, ModelInfo, check_loadable, read_model_info
+from engine.models.info import ModelInfo, read_model_info
 from engine.units import fmt_bytes
-from tuitune.cli.common import config_from_args
+from tuitune.cli.common import PRESET_CHOSEN, config_from_args
 
 DOES_NOT_FIT = 3
 
@@ -48,18 +50,28 @@ def report(info: ModelInfo, config: RunConfig, result: Verdict, gpus: list[Gpu],
 
 def run(args: argparse.Namespace) -> int:
     """Print the estimate for ``args``; see the module docstring for the exit status."""
+    from engine.estimate.prestart import check_run
+
     try:
         config = config_from_args(args)
-        info = read_model_info(config.model.name_or_path)
-        check_loadable(info, config.model.trust_remote_code)
-    except (ConfigError, ModelError) as exc:
+    except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if not info.known:
-        print(f"{info.name_or_path}: {' '.join(info.notes)} Its size is unknown until then, so there is no "
-              "estimate; download it first (huggingface-cli download) to see one.", file=sys.stderr)
-        return 1
+    if args.preset_chosen_for_you:
+        print(f"preset    {args.preset} ({PRESET_CHOSEN})")
     gpus, note = list_gpus()
-    result = verdict(info, config, gpus)
-    print("\n".join(report(info, config, result, gpus, note)))
+    checked = check_run(config, gpus, note)
+    result = checked.verdict
+    if result.estimate is not None:
+        print("\n".join(report(read_model_info(config.model.name_or_path), config, result, gpus, note)))
+    for line in (*checked.dangers, *checked.warnings):
+        print(f"warning: {line}", file=sys.stderr)
+    for line in checked.refusals:
+        print(f"error: {line}", file=sys.stderr)
+    if checked.refusals:
+        return 1
+    if result.estimate is None:
+        print(f"{config.model.name_or_path}: no estimate: its size is unknown until it is downloaded; download it "
+              "first (huggingface-cli download) to see one", file=sys.stderr)
+        return 1
     return 0 if result.fits else DOES_NOT_FIT

@@ -1,10 +1,11 @@
 """``tuitune train``: start a run headless and follow it with a progress bar, or detach.
 
-The config is built in layers (engine.compose): defaults ← ``--preset`` ← CONFIG file ← flags
-(``--model``, ``--data``, ``--max-steps``, ``--stage``; ``--gpus``, ``--nproc``, ``--nnodes``, ``--node-rank``,
-``--master`` for several GPUs or machines). The run itself is a detached engine process
-(tuitune.runs.launch), so this command only reads the run folder: Ctrl-C asks the run to
-stop (checkpoint, adapter, ``run_stopped``); a second Ctrl-C kills the trainer.
+The config is built in layers (:func:`tuitune.cli.common.config_from_args`, as ``tuitune estimate`` builds
+it): defaults ← ``--preset`` ← CONFIG file ← flags (``--model``, ``--data``, ``--max-steps``, ``--stage``;
+``--gpus``, ``--nproc``, ``--nnodes``, ``--node-rank``, ``--master`` for several GPUs or machines), and
+checked as every door checks it (engine.estimate.prestart) before a run folder exists. The run itself
+is a detached engine process (tuitune.runs.launch), so this command only reads the run folder: Ctrl-C
+asks the run to stop (checkpoint, adapter, ``run_stopped``); a second Ctrl-C kills the trainer.
 """
 
 from __future__ import annotations
@@ -15,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, RunConfig
-from engine.stages import STAGES
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
-from engine.compose import compose_config
-from tuitune.cli.common import CONFIG_FLAGS, runs_root
+from tuitune.cli.common import CONFIG_FLAGS, PRESET_CHOSEN, config_from_args, runs_root
 from tuitune.cli.follow import follow_to_end, print_failure
 from tuitune.runs.launch import default_run_name, new_run_dir, resume_run, start_run
 from tuitune.runs.folder import resolve_run
 from tuitune.runs.state import describe_end, describe_processes
+
 
 def run(args: argparse.Namespace) -> int:
     """Start (or resume) the run, then detach or follow it to its end."""
@@ -30,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
         run_dir, offset = _start(args, runs_root(args))
     except ConfigError as exc:
         print("error: the run config is invalid:", *exc.problems, sep="\n  ", file=sys.stderr)
+        return 2
+    except Refused as exc:
+        for line in exc.lines:
+            print(f"error: {line}", file=sys.stderr)
         return 2
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -56,14 +60,7 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
         offset = events.stat().st_size if events.exists() else 0
         resume_run(run_dir)
         return run_dir, offset
-    config = config_of(args)
-    if config.model.trust_remote_code:  # only a run config can say so (presets may not): say it loudly
-        print(f"warning: this run executes Python code shipped with {config.model.name_or_path} "
-              "(model.trust_remote_code: true in the run config)", file=sys.stderr)
-    for spec in config.rl.rewards if STAGES[config.stage].samples else []:
-        if spec.kind == "python":  # as loudly: only a run config with rl.allow_code can ask for it
-            print(f"warning: this run executes your Python code as a reward: {spec.function} "
-                  "(rl.allow_code: true in the run config)", file=sys.stderr)
+    config = config_from_args(args)
     preflight(config, force=getattr(args, "force", False))
     from engine.lf.config import lf_output_dir
 
@@ -73,98 +70,42 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
     else:
         run_dir = new_run_dir(runs_root, default_run_name(config))
     start_run(run_dir, config)
-    if getattr(args, "preset_chosen_for_you", False):  # said once the run started, so errors stay one line
-        print(f"preset: {args.preset} (none named: the settings file's, else this machine's; "
-              "--preset NAME chooses)", file=sys.stderr)
+    if args.preset_chosen_for_you:  # said once the run started, so errors stay one line
+        print(f"preset: {args.preset} ({PRESET_CHOSEN})", file=sys.stderr)
     return run_dir, 0
 
 
-def config_of(args: argparse.Namespace) -> RunConfig:
-    """defaults ← ``--preset`` ← CONFIG (tuitune's or a LLaMA-Factory training YAML) ← the flags given,
-    ``--stage`` among them; with ``--dataset-dir DIR``, ``--data`` names datasets of DIR/dataset_info.json."""
-    from engine.lf.config import compose_lf, load_lf_or_none
-    from engine.lf.dataset_info import data_flags
-
-    flags = {flag: (field, getattr(args, dest)) for dest, (flag, field) in CONFIG_FLAGS.items()
-             if getattr(args, dest, None) is not None}
-    if args.preset is None and args.config is None:  # never a third, unnamed set of defaults: say which
-        from tuitune.settings import default_preset, load_settings
-
-        args.preset, args.preset_chosen_for_you = default_preset(load_settings()), True
-    dataset_dir = getattr(args, "dataset_dir", None)
-    imported = load_lf_or_none(args.config, dataset_dir=dataset_dir) if args.config else None
-    for warning in imported.warnings() if imported else []:
-        print(f"warning: {warning}", file=sys.stderr)
-
-    def compose(given: dict) -> RunConfig:
-        return compose_lf(imported, args.preset, given) if imported else compose_config(args.preset, args.config, given)
-
-    if dataset_dir and args.data:  # the stage (file, preset or --stage) decides the layout the names resolve to
-        stage = compose({flag: value for flag, value in flags.items() if flag != "--data"}).stage
-        flags.update(data_flags(args.data, dataset_dir, stage))
-    return compose(flags)
-
-
 class Refused(ValueError):
-    """The run must not start as it is; the message says why and what to do."""
+    """The run must not start as it is; ``lines`` say why and what to do, one problem each."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
 
 
 def preflight(config: RunConfig, force: bool = False) -> None:
-    """What ``estimate`` and ``data check`` would refuse, refused before a run folder exists.
-
-    The model must be readable and allowed (the same verdict as ``tuitune estimate`` and the app's
-    review), the run must fit unless ``force``, and every data path must exist and hold a layout
-    the stage trains on (its first records are read; the trainer checks every record): data of
-    another stage is refused naming the layouts this stage accepts.
+    """The pre-start check every door makes (engine.estimate.prestart), before a run folder exists: its
+    dangers and warnings said on stderr, its refusals raised, and a run that will not fit refused unless
+    ``force``.
 
     Raises:
-        Refused: naming the model, the data file or the shortfall.
+        Refused: naming the model, the data file, the setting or the shortfall.
     """
-    import importlib.util
-
-    from engine.data.checks import layout_problem
-    from engine.estimate.fit import judge, strategy
-    from engine.machine.gpus import list_gpus, resolve_devices
+    from engine.estimate.prestart import check_run
+    from engine.machine.gpus import list_gpus
     from engine.units import fmt_bytes
 
-    missing = [name for name in config.train.report_to if importlib.util.find_spec(name) is None]
-    if missing:  # the packages are named like the trackers
-        raise Refused(f"train.report_to: {', '.join(missing)} is not installed: pip install {' '.join(missing)}")
-    gpus, note = list_gpus()
-    resolved = resolve_devices(config, gpus, note)  # a GPU that is not here, or GPUs on a machine without any
-    several = (resolved.distributed.nproc or 1) * config.distributed.nnodes > 1
-    if several and config.quant.mode != "none" and strategy(config) == "fsdp":
-        raise Refused(f"distributed.strategy fsdp cannot shard quant.mode {config.quant.mode} weights (bitsandbytes): "
-                      "use strategy ddp, or quant.mode none")
-    verdict = judge(config, gpus)
-    if verdict.refusal:
-        raise Refused(verdict.refusal)
-    for path in config.data.train:
-        problem = layout_problem(path, config.data.format, config.stage)
-        if problem is not None:
-            raise Refused(f"data: {problem}")
-    if STAGES[config.stage].samples:
-        rewards_preflight(config)
+    checked = check_run(config, *list_gpus())
+    for line in (*checked.dangers, *checked.warnings):
+        print(f"warning: {line}", file=sys.stderr)
+    if checked.refusals:
+        raise Refused(checked.refusals)
+    verdict = checked.verdict
     if not verdict.fits and not force and verdict.estimate is not None:
         tips = "".join(f"\n  - {tip}" for tip in verdict.tips)
-        raise Refused(f"the run will not fit: it needs about {fmt_bytes(verdict.estimate.total)} and "
-                      f"{verdict.capacity.label} has {fmt_bytes(verdict.capacity.bytes)}. Try:{tips}\n"
-                      "or pass --force to start it anyway")
-
-
-def rewards_preflight(config: RunConfig) -> None:
-    """An RL run's rewards, refused before a run folder exists: a reward's file that is not there, or
-    prompts that nothing rewards (no reward and no reference answers, or a reward that needs them)."""
-    from engine.data.problems import DataError
-    from engine.data.prompts import missing_reward_files, read_prompts, reward_plan
-
-    if missing := missing_reward_files(config.rl):
-        raise Refused(missing[0])
-    try:
-        reward_plan(config.rl, read_prompts(config.data, config.stage), config.data.train)
-    except DataError as exc:
-        more = f" (and {len(exc.problems) - 1 + exc.omitted} more)" if len(exc.problems) > 1 or exc.omitted else ""
-        raise Refused(f"data: {exc.problems[0]}{more}") from None
+        raise Refused([f"the run will not fit: it needs about {fmt_bytes(verdict.estimate.total)} and "
+                       f"{verdict.capacity.label} has {fmt_bytes(verdict.capacity.bytes)}. Try:{tips}\n"
+                       "or pass --force to start it anyway"])
 
 
 def params_line(model: dict[str, Any], method: str | None) -> str:

@@ -32,9 +32,10 @@ from engine.data.formats import accepted_layouts
 from engine.presets import diff_from, preset_values
 from engine.stages import DEMO_DATA, STAGES
 from engine.estimate.fit import Verdict
+from engine.estimate.prestart import Prestart
 from engine.machine.gpus import Gpu
 from engine.units import fmt_bytes
-from tuitune.controllers.run_start import Findings, RunStarter
+from tuitune.controllers.run_start import RunStarter
 from tuitune.dialogs.run_settings import describe_diff
 from tuitune.messages import RunStarted
 from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, presets_for_stage, resolve_draft
@@ -418,21 +419,21 @@ class NewRunScreen(AppScreen):
         """The runs folder and the name a run of ``config`` starts as."""
         return self.tuitune_app.runs_dir, self.draft.name or default_run_name(config)
 
-    def show_verdict(self, verdict: Verdict | None, devices: str, findings: Findings) -> None:
-        """Show the memory panel, the refusal for ``verdict`` (None: being estimated) and what the
-        review found in the data and the cutoff."""
-        if verdict is None:
+    def show_verdict(self, verdict: Verdict | None, devices: str, checked: Prestart | None) -> None:
+        """Show the memory panel for ``verdict`` (None: being checked) and what the check before a start
+        found: its refusals in bold red, code the run executes in red, warnings in yellow."""
+        if verdict is None or checked is None:
             self.memory.show(None, note="Estimating memory and checking the data…")
             self.refusal_view.display = False
             return
         self.memory.show(verdict, devices)
         text = Text()
-        if errors := "\n".join(filter(None, [verdict.refusal, *findings.errors])):
-            text.append(errors, style="bold red")
-        if findings.danger:  # code of the user's that the run will execute: allowed, but said in red
-            text.append(("\n" if text else "") + "\n".join(findings.danger), style="red")
-        if findings.warnings:
-            text.append(("\n" if text else "") + "\n".join(findings.warnings), style="yellow")
+        if checked.refusals:
+            text.append("\n".join(checked.refusals), style="bold red")
+        if checked.dangers:  # code the run will execute: allowed, but said in red
+            text.append(("\n" if text else "") + "\n".join(checked.dangers), style="red")
+        if checked.warnings:
+            text.append(("\n" if text else "") + "\n".join(checked.warnings), style="yellow")
         self.refusal_view.update(text)
         self.refusal_view.display = bool(text)
 
