@@ -38,7 +38,8 @@ does not name such a rank as the cause of a failure."""
 
 
 def rank_log(rank: int) -> str:
-    """The log of global rank ``rank``, relative to the run folder: ``engine.log`` for rank 0, else ``logs/rank-N.log``."""
+    """The log of global rank ``rank``, relative to the run folder: ``engine.log`` for rank 0, else
+    ``logs/rank-N.log``."""
     return LOG_FILE if rank == 0 else f"{LOGS_DIR}/rank-{rank}.log"
 
 RUN_STARTED = "run_started"
@@ -61,14 +62,130 @@ PAUSED = "paused"
 CONTINUED = "continued"
 SAMPLES = "samples"
 
-EVENT_TYPES = frozenset(
-    {RUN_STARTED, PHASE, LOG, EVAL, CHECKPOINT, SYSTEM, WARNING, RUN_FINISHED, RUN_STOPPED, RUN_FAILED,
-     JOB_STARTED, PROGRESS, JOB_FINISHED, JOB_STOPPED, JOB_FAILED, ALERT, PAUSED, CONTINUED, SAMPLES}
-)
+Kind = str | dict[str, Any] | list[Any]
+"""A field's type: ``int`` (a 64-bit integer), ``num`` (a number a float holds), ``finite`` (a number that is
+not NaN or infinite: times), ``str``, ``bool``, an object's own field table (``{"*": kind}``: any keys, every
+value of that kind), or a one-item list ``[kind]`` for an array of that kind. null is allowed everywhere
+(it means "not known"); a field a table does not list is not checked."""
+COMMON_FIELDS: dict[str, Kind] = {"v": "int", "seq": "int", "t": "finite", "type": "str"}
+NUMBERS: dict[str, Kind] = {"*": "num"}
+"""A map of named figures (TRL's metrics)."""
+GPU_FIELDS: dict[str, Kind] = {"index": "int", "name": "str", "mem_used_bytes": "int", "mem_total_bytes": "int",
+                               "util_pct": "num", "temp_c": "num"}
+TERMINAL_FIELDS: dict[str, Kind] = {"step": "int", "train_loss": "num", "adapter_path": "str", "checkpoint_path": "str",
+                                    "peak_memory_bytes": "int", "peak_memory_kind": "str", "killed": "bool",
+                                    "node_rank": "int"}
+FAILURE_FIELDS: dict[str, Kind] = {"cause": "str", "hint": "str", "errors": ["str"], "exit_code": "int",
+                                   "signal": "str", "log_tail": ["str"], "rank": "int", "local_rank": "int",
+                                   "log_path": "str"}
+OUTPUT_FIELDS: dict[str, Kind] = {"name": "str", "path": "str", "bytes": "int"}
+EVENT_FIELDS: dict[str, dict[str, Kind]] = {
+    RUN_STARTED: {"run_name": "str", "stage": "str", "method": "str", "device": "str", "total_steps": "int",
+                  "epochs": "num", "world_size": "int", "nnodes": "int", "node_rank": "int", "nproc": "int",
+                  "gpus": ["int"], "resumed_from_step": "int", "pid": "int",
+                  "model": {"name_or_path": "str", "resolved_path": "str", "architecture": "str", "dtype": "str",
+                            "params_total": "int", "params_trainable": "int", "quant": "str"},
+                  "data": {"train_records": "int", "eval_records": "int", "truncated": "int", "train_tokens": "int"}},
+    PHASE: {"name": "str", "message": "str", "node_rank": "int"},
+    LOG: {"step": "int", "total_steps": "int", "epoch": "num", "loss": "num", "lr": "num", "grad_norm": "num",
+          "tokens_per_s": "num", "elapsed_s": "finite", "eta_s": "finite", "metrics": NUMBERS},
+    EVAL: {"step": "int", "epoch": "num", "eval_loss": "num", "metrics": NUMBERS},
+    CHECKPOINT: {"step": "int", "path": "str"},
+    SYSTEM: {"gpus": [GPU_FIELDS], "gpu_note": "str", "rss_bytes": "int", "cpu_pct": "num",
+             "host_mem_used_bytes": "int", "host_mem_total_bytes": "int"},
+    WARNING: {"message": "str", "code": "str", "node_rank": "int"},
+    ALERT: {"kind": "str", "message": "str", "action": "str", "step": "int", "severity": "str", "stops": "bool"},
+    SAMPLES: {"step": "int", "samples": [{"prompt": "str", "completion": "str", "reward": "num", "rewards": NUMBERS,
+                                          "advantage": "num"}]},
+    PAUSED: {},
+    CONTINUED: {},
+    RUN_FINISHED: TERMINAL_FIELDS,
+    RUN_STOPPED: TERMINAL_FIELDS,
+    RUN_FAILED: {**TERMINAL_FIELDS, **FAILURE_FIELDS},
+    JOB_STARTED: {"kind": "str", "run_name": "str", "adapter": "str", "weights": "str", "device": "str", "pid": "int",
+                  "model": {"name_or_path": "str", "quant": "str", "dtype": "str", "architecture": "str",
+                            "method": "str"},
+                  "data": {"paths": ["str"], "format": "str", "records": "int", "evaluated": "int"},
+                  "max_new_tokens": "int", "limit": "int", "destination": "str", "outputs": ["str"],
+                  "needed_bytes": "int", "free_bytes": "int"},
+    PROGRESS: {"phase": "str", "output": "str", "done": "int", "total": "int"},
+    JOB_FINISHED: {"metrics": {"base": NUMBERS, "tuned": NUMBERS}, "records": "int", "tokens": "int",
+                   "metrics_path": "str", "predictions_path": "str", "elapsed_s": "finite", "destination": "str",
+                   "outputs": [OUTPUT_FIELDS]},
+    JOB_STOPPED: {"phase": "str", "output": "str", "done": "int", "total": "int", "killed": "bool",
+                  "metrics_path": "str", "predictions_path": "str", "outputs": [OUTPUT_FIELDS]},
+    JOB_FAILED: FAILURE_FIELDS,
+}
+"""Every event type and the types of its fields (docs/run-folder.md describes them): the writer refuses a
+field of the wrong type, the app's reader drops one (a file anyone can edit must not take it down)."""
+EVENT_TYPES = frozenset(EVENT_FIELDS)
 TERMINAL_TYPES = frozenset({RUN_FINISHED, RUN_STOPPED, RUN_FAILED, JOB_FINISHED, JOB_STOPPED, JOB_FAILED})
 """Events that end an attempt (of training in the run folder, of a job in its own folder)."""
 JOB_FOLDERS = {"eval": "evals", "export": "exports"}
 """Where each kind of job of a run keeps its folders: ``RUN/evals/NAME/``, ``RUN/exports/NAME/``."""
+
+
+class EventFieldError(ValueError):
+    """An event a writer was about to write has a field of the wrong type (a bug in the writer)."""
+
+
+def checked_fields(event: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """``event`` without its fields of the wrong type (objects and arrays cleaned inside), and where each was:
+    ``log.step``, ``system.gpus[0].index``. Common fields are checked for every event; the rest by its type."""
+    out, bad = _checked_object(event, COMMON_FIELDS, "")
+    kind = out.get("type")
+    if isinstance(kind, str) and kind in EVENT_FIELDS:
+        out, more = _checked_object(out, EVENT_FIELDS[kind], kind + ".")
+        bad += more
+    return out, bad
+
+
+def _checked_object(obj: dict[str, Any], fields: dict[str, Kind], where: str) -> tuple[dict[str, Any], list[str]]:
+    out, bad = dict(obj), []
+    for key in list(out) if "*" in fields else [key for key in fields if key in out]:
+        value, wrong = _checked(out[key], fields.get(key, fields.get("*")), f"{where}{key}")
+        bad += wrong
+        if value is _MISSING:
+            del out[key]
+        else:
+            out[key] = value
+    return out, bad
+
+
+def _checked(value: Any, kind: Kind, where: str) -> tuple[Any, list[str]]:
+    """``value`` if it is of ``kind`` (cleaned inside), else _MISSING; and where it or its parts were wrong."""
+    if value is None:
+        return value, []
+    if isinstance(kind, dict):
+        return _checked_object(value, kind, where + ".") if isinstance(value, dict) else (_MISSING, [where])
+    if isinstance(kind, list):
+        if not isinstance(value, list):
+            return _MISSING, [where]
+        items = [_checked(item, kind[0], f"{where}[{n}]") if item is not None else (_MISSING, [f"{where}[{n}]"])
+                 for n, item in enumerate(value)]
+        return [v for v, _ in items if v is not _MISSING], [w for _, wrong in items for w in wrong]
+    return (value, []) if _is_kind(value, kind) else (_MISSING, [where])
+
+
+def _is_kind(value: Any, kind: str) -> bool:
+    """Whether ``value`` is a JSON string, boolean, int (a 64-bit one) or number (one a float can hold; finite if
+    asked). Booleans are neither ints nor numbers here, though Python counts them as ints."""
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if kind == "int":
+        return isinstance(value, int) and -(2**63) <= value < 2**63
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer too large for a float
+        return False
+    return kind == "num" or math.isfinite(number)
+
+
+_MISSING = object()
 
 
 class EventWriter:
@@ -94,15 +211,23 @@ class EventWriter:
         """The file's size after our last line: larger later means another writer wrote."""
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any]:
-        """Write one event of ``type`` with ``fields`` and return it as written."""
+        """Write one event of ``type`` with ``fields`` and return it as written.
+
+        Raises:
+            ValueError: an unknown type; :class:`EventFieldError`, a field of the wrong type (nothing written).
+        """
         if type not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type!r}")
         if os.fstat(self._file.fileno()).st_size != self._end:
             self._seq = max(self._seq, _tail_seq(self.path))
         self._seq += 1
-        event = {"v": SCHEMA_VERSION, "seq": self._seq, "t": round(time.time(), 3), "type": type, **fields}
-        event = _finite(event)
-        self._file.write(json.dumps(event, default=_jsonable, allow_nan=False) + "\n")
+        event = _finite({"v": SCHEMA_VERSION, "seq": self._seq, "t": round(time.time(), 3), "type": type, **fields})
+        line = json.dumps(event, default=_jsonable, allow_nan=False)
+        _, wrong = checked_fields(json.loads(line))  # what a reader will see: the JSON, not the Python values
+        if wrong:
+            self._seq -= 1
+            raise EventFieldError(f"{type} event: wrong type for {', '.join(wrong)} (see engine.protocol.EVENT_FIELDS)")
+        self._file.write(line + "\n")
         self._file.flush()
         self._end = os.fstat(self._file.fileno()).st_size
         return event
@@ -111,7 +236,7 @@ class EventWriter:
         """Close the file; further ``emit`` calls fail."""
         self._file.close()
 
-    def __enter__(self) -> "EventWriter":
+    def __enter__(self) -> EventWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

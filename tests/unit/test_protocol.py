@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from engine.protocol import (
+    EVENT_FIELDS,
     EVENTS_FILE,
+    EventFieldError,
     EventWriter,
     last_seq,
     read_events,
@@ -37,6 +39,27 @@ def test_a_second_writer_continues_the_sequence(tmp_path: Path) -> None:
 def test_unknown_type_is_refused(tmp_path: Path) -> None:
     with EventWriter(tmp_path) as writer, pytest.raises(ValueError, match="unknown event type"):
         writer.emit("lgo", step=1)
+
+
+def test_a_field_of_the_wrong_type_is_refused_by_the_writer_and_nothing_is_written(tmp_path: Path) -> None:
+    """The field types are declared once (engine.protocol.EVENT_FIELDS): writers built dicts by hand and only the
+    app's reader knew them, so a writer could emit a step as text and the dashboard dropped it unseen."""
+    with EventWriter(tmp_path) as writer:
+        with pytest.raises(EventFieldError, match=r"log event: wrong type for log\.step"):
+            writer.emit("log", step="3", loss=1.0)
+        with pytest.raises(EventFieldError, match=r"system\.gpus\[0\]\.index, system\.gpus\[1\]"):
+            writer.emit("system", gpus=[{"index": "0"}, 7], rss_bytes=1)
+        with pytest.raises(EventFieldError, match=r"run_stopped\.killed"):
+            writer.emit("run_stopped", step=3, killed="yes")
+        with pytest.raises(EventFieldError, match=r"samples\.samples\[0\]\.rewards\.exact_match"):
+            writer.emit("samples", step=1, samples=[{"prompt": "p", "rewards": {"exact_match": "high"}}])
+        event = writer.emit("log", step=3, loss=1.0, metrics={"rewards/margins": 0.5}, tokens_per_s=None)
+    assert [e["seq"] for e in read_events(tmp_path)] == [event["seq"]] == [1]
+
+
+def test_every_event_type_is_described_in_the_run_folder_contract() -> None:
+    contract = (Path(__file__).resolve().parents[2] / "docs" / "run-folder.md").read_text(encoding="utf-8")
+    assert [kind for kind in EVENT_FIELDS if f"| `{kind}`" not in contract and f"`{kind}`, " not in contract] == []
 
 
 def test_torn_last_line_is_held_back_until_complete(tmp_path: Path) -> None:

@@ -6,8 +6,9 @@ so the dashboard can replay a whole history or add one batch the same way.
 
 Folding never raises on a JSON object: ``events.jsonl`` is a file anyone can edit, and one
 line with a field of the wrong type (``"step": "abc"``, ``"type": ["log"]``) must not take
-the runs list down. Each event is checked against the field types of docs/run-folder.md
-first; a field of the wrong type is dropped (and counted in ``bad_fields``), the rest kept.
+the runs list down. Each event is checked against the field types the engine writes them with
+(``engine.protocol.EVENT_FIELDS``) first; a field of the wrong type is dropped (and counted in
+``bad_fields``), the rest kept.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Any
 
 from engine import protocol as p
 
@@ -161,86 +163,6 @@ def fold(state: RunState, events: Iterable[Event]) -> RunState:
     return acc.build()
 
 
-# Field types of docs/run-folder.md, for the fields the app reads. A kind is "int", "num",
-# "finite" (a number that is not NaN or infinite: times and durations) or "str", an object's own field table, or a one-item list [kind] for an array of that kind.
-# null is allowed everywhere (it means "not known"); a field not listed is kept as it is.
-Kind = Union[str, dict[str, Any], list[Any]]
-COMMON_FIELDS: dict[str, Kind] = {"v": "int", "seq": "int", "t": "finite", "type": "str"}
-GPU_FIELDS: dict[str, Kind] = {"index": "int", "name": "str", "mem_used_bytes": "int", "mem_total_bytes": "int",
-                               "util_pct": "num", "temp_c": "num"}
-TERMINAL_FIELDS: dict[str, Kind] = {"step": "int", "train_loss": "num", "adapter_path": "str",
-                                    "checkpoint_path": "str", "peak_memory_bytes": "int", "peak_memory_kind": "str"}
-EVENT_FIELDS: dict[str, dict[str, Kind]] = {
-    p.RUN_STARTED: {"run_name": "str", "method": "str", "device": "str", "total_steps": "int", "epochs": "num",
-                    "world_size": "int", "nnodes": "int", "resumed_from_step": "int", "pid": "int",
-                    "model": {"name_or_path": "str", "resolved_path": "str", "architecture": "str", "dtype": "str",
-                              "params_total": "int", "params_trainable": "int"},
-                    "data": {"train_records": "int", "eval_records": "int", "truncated": "int",
-                             "train_tokens": "int"}},
-    p.PHASE: {"name": "str", "message": "str"},
-    p.LOG: {"step": "int", "total_steps": "int", "epoch": "num", "loss": "num", "lr": "num", "grad_norm": "num",
-            "tokens_per_s": "num", "elapsed_s": "finite", "eta_s": "finite"},
-    p.EVAL: {"step": "int", "epoch": "num", "eval_loss": "num"},
-    p.CHECKPOINT: {"step": "int", "path": "str"},
-    p.SYSTEM: {"gpus": [GPU_FIELDS], "gpu_note": "str", "rss_bytes": "int", "cpu_pct": "num",
-               "host_mem_used_bytes": "int", "host_mem_total_bytes": "int"},
-    p.WARNING: {"message": "str", "code": "str"},
-    p.ALERT: {"kind": "str", "message": "str", "action": "str", "step": "int", "severity": "str"},
-    p.RUN_FINISHED: TERMINAL_FIELDS,
-    p.RUN_STOPPED: TERMINAL_FIELDS,
-    p.SAMPLES: {"step": "int", "samples": [{"prompt": "str", "completion": "str", "reward": "num", "advantage": "num"}]},
-    p.RUN_FAILED: {**TERMINAL_FIELDS, "cause": "str", "exit_code": "int", "signal": "str", "hint": "str",
-                   "log_tail": ["str"], "errors": ["str"]},
-}
-_MISSING = object()
-
-
-def _checked(value: Any, kind: Kind) -> tuple[Any, int]:
-    """``value`` if it is of ``kind`` (objects and arrays cleaned inside), else _MISSING; and the bad count."""
-    if value is None:
-        return value, 0
-    if isinstance(kind, dict):
-        return _checked_object(value, kind) if isinstance(value, dict) else (_MISSING, 1)
-    if isinstance(kind, list):
-        if not isinstance(value, list):
-            return _MISSING, 1
-        items = [_checked(item, kind[0]) if item is not None else (_MISSING, 1) for item in value]
-        return [v for v, _ in items if v is not _MISSING], sum(n for _, n in items)
-    return (value, 0) if _is_kind(value, kind) else (_MISSING, 1)
-
-
-def _checked_object(obj: dict[str, Any], fields: dict[str, Kind]) -> tuple[dict[str, Any], int]:
-    """A copy of ``obj`` without its fields of the wrong type, and how many there were."""
-    out, bad = dict(obj), 0
-    for key, kind in fields.items():
-        if key in out:
-            value, n = _checked(out[key], kind)
-            bad += n
-            if value is _MISSING:
-                del out[key]
-            else:
-                out[key] = value
-    return out, bad
-
-
-def _is_kind(value: Any, kind: str) -> bool:
-    """Whether ``value`` is a JSON string, int (a 64-bit one) or number (one a float can hold; finite if asked).
-
-    Booleans are neither ints nor numbers here, though Python counts them as ints.
-    """
-    if kind == "str":
-        return isinstance(value, str)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return False
-    if kind == "int":
-        return isinstance(value, int) and -(2**63) <= value < 2**63
-    try:
-        number = float(value)
-    except OverflowError:  # a JSON integer too large for a float
-        return False
-    return kind == "num" or math.isfinite(number)
-
-
 class _Acc:
     """A mutable copy of a RunState used while folding one batch (lists appended in place)."""
 
@@ -263,11 +185,8 @@ class _Acc:
         if not isinstance(event, dict):
             self.bad += 1
             return {}
-        event, bad = _checked_object(event, COMMON_FIELDS)
-        if isinstance(event.get("type"), str) and event["type"] in EVENT_FIELDS:
-            event, more = _checked_object(event, EVENT_FIELDS[event["type"]])
-            bad += more
-        self.bad += bad
+        event, wrong = p.checked_fields(event)
+        self.bad += len(wrong)
         return event
 
     def get(self, name: str) -> Any:
