@@ -42,3 +42,25 @@ def test_every_tuitune_module_leaves_the_ml_stack_out() -> None:
 @pytest.mark.parametrize("module", ["engine.config", "engine.protocol", "engine.paths"])
 def test_engine_light_modules_load_neither_textual_nor_torch(module: str) -> None:
     assert loaded_after(f"import {module}", ["textual", *ML_STACK]) == []
+
+
+MOST_TOP_LEVEL = 12
+"""The contract core stays small enough to read (``__init__`` and ``__main__`` counted): what a thirteenth
+module holds belongs in a subpackage named for it."""
+
+
+def test_the_engine_keeps_at_most_twelve_top_level_modules() -> None:
+    top = sorted(path.name for path in (REPO / "engine").glob("*.py"))
+    assert len(top) <= MOST_TOP_LEVEL, f"engine/ has {len(top)} top-level modules: {top}"
+
+
+def test_every_engine_module_belongs_to_a_layer_of_the_import_contracts() -> None:
+    """The layers contract only constrains the modules it names: one left out could import anything."""
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    (engine_layers,) = [c for c in contracts if c["type"] == "layers" and c.get("containers") == ["engine"]]
+    named = {part.strip() for layer in engine_layers["layers"] for part in layer.replace("|", ":").split(":")}
+    modules = {path.stem if path.is_file() else path.name for path in (REPO / "engine").iterdir()
+               if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()}
+    assert sorted(modules - named) == []

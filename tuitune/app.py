@@ -15,8 +15,8 @@ from engine import paths
 from tuitune import signals
 from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.messages import DataChosen, ModelChosen, PresetChosen
+from tuitune.screens import modes
 from tuitune.screens.base import binding_commands
-from tuitune.screens.modes import available_modes
 from tuitune.settings import Settings, default_preset, load_settings
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class TuituneApp(App[None]):
 
     CSS_PATH = "theme.tcss"
     TITLE = "tuitune"
-    MODES = available_modes()
+    MODES = modes.MODES
     SCREENS_KEYS = Binding.Group("screens ", compact=True)  # 1234 runs, models, data, presets
     BINDINGS = [
         Binding("1", "switch_mode('runs')", "Runs", group=SCREENS_KEYS),

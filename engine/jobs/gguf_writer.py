@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import gguf
 import numpy as np
@@ -310,10 +310,3 @@ def bpe_vocab(tokenizer: Any, vocab_size: int) -> tuple[list[str], list[int], st
         tokens.append(token)
     return tokens, types, pre
 
-
-def file_size(path: Path) -> int:
-    """Bytes of ``path`` (0 when missing)."""
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0

@@ -1,8 +1,9 @@
 """Every shipped preset trains: two steps on the tiny model, through the real engine.
 
 The runs start the way the app starts them (``tuitune.runs.launch.start_run``: a detached
-supervisor that runs ``python -m engine train``), all six at once so the process start-up,
-mostly importing torch, overlaps. Each preset keeps its own knobs (quantization, optimizer,
+supervisor that runs ``python -m engine train``), every preset's run at once so the process
+start-up, mostly importing torch, overlaps (one torch thread each, see RUN_ENV). Each preset keeps
+its own knobs (quantization, optimizer,
 gradient checkpointing, learning rate); only the model, the steps and their size (max_steps 2,
 batch 2 x 64 tokens, no accumulation) are overridden: a step of the 49k-word vocabulary's logits
 costs seconds on a shared CPU.
@@ -29,9 +30,9 @@ from tuitune.runs.launch import start_run
 
 PRESETS = sorted(path.stem for path in shipped_presets_dir().glob("*.yaml"))
 TIMEOUT_S = 300.0
-"""Generous: six trainers share a 2-core machine that other tests also use."""
+"""Generous: a trainer per shipped preset shares a 2-core machine that other tests also use."""
 RUN_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-"""Offline, and one torch thread per run: six runs on two cores go faster without oversubscription."""
+"""Offline, and one torch thread per run: a dozen runs on two cores go faster without oversubscription."""
 
 
 def fast_config(name: str, model: Path) -> dict[str, Any]:
