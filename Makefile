@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo bench clean-venv
+.PHONY: run test test-fast lint demo bench clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,11 +26,21 @@ demo: $(STAMP)
 	$(PY) -m engine prepare
 	$(VENV)/bin/tuitune train --max-steps 30
 
-test: $(STAMP)
+# Everything: the linters, then every test (the fast tier and the full one: training, engine
+# processes, the app driven in tmux), with the 25 slowest named.
+test: $(STAMP) lint
 	# The tmux test drives the real app as a person would; it needs tmux on the PATH.
 	command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)
+	$(PY) -m pytest --durations=25
+
+# While working: the tests that train nothing and start no engine process (tests/unit, tests/tui
+# but its journeys/), a few minutes.
+test-fast: $(STAMP) lint
+	$(PY) -m pytest -m fast --durations=10
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest
 
 clean-venv:
 	rm -rf $(VENV)

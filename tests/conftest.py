@@ -1,14 +1,56 @@
-"""Suite-wide fixtures: an isolated home for every test, and the models tests train.
+"""Suite-wide fixtures: an isolated home for every test, the models tests train, and the tiers.
 
 Subfolders (engine/, tui/, unit/) keep their own fixtures in their own conftest.py.
+
+The tier of a test is its folder's: tests/engine/ and tests/tui/journeys/ (the app with its real engine
+processes) are the **full** tier; tests/unit/, the rest of tests/tui/ and the files at the top the **fast**
+one (``make test-fast``: they train nothing and start no engine process; ``make test`` runs both). A fast
+test that starts an engine process fails at once, saying where it belongs.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
+
+FULL_FOLDERS = ("engine", "journeys")
+"""Folders whose tests train or start engine processes, the full tier: tests/engine/, and a journeys/ folder
+beside the fast tests it shares fixtures with (tests/tui/journeys/: the app with its real engine processes)."""
+
+
+def tier_of(path: Path) -> str:
+    """``full`` for a test inside one of FULL_FOLDERS, else ``fast``."""
+    folders = path.relative_to(Path(__file__).parent).parts[:-1]
+    return "full" if any(folder in FULL_FOLDERS for folder in folders) else "fast"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test with its folder's tier (``-m fast`` selects the fast one)."""
+    for item in items:
+        item.add_marker(tier_of(item.path))
+
+
+@pytest.fixture(autouse=True)
+def fast_tests_start_no_engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the fast tier, starting ``python -m engine …`` fails naming the folders where such a test goes."""
+    if request.node.get_closest_marker("fast") is None:
+        return
+    if "demo_run" in request.fixturenames:
+        raise AssertionError("a fast test asked for demo_run, which trains the demo model: it belongs in "
+                             "tests/engine/ or a journeys/ folder (tests/tui/journeys/), the full tier")
+    real = subprocess.Popen.__init__
+
+    def refuse_engine(self: subprocess.Popen, args, *rest, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        command = [str(arg) for arg in args] if isinstance(args, (list, tuple)) else str(args).split()
+        if any(command[n:n + 2] == ["-m", "engine"] for n in range(len(command))):
+            raise AssertionError(f"a fast test started an engine process ({' '.join(command[:6])} …): it belongs "
+                                 "in tests/engine/ or a journeys/ folder (tests/tui/journeys/), the full tier")
+        real(self, args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse_engine)
 
 
 @pytest.fixture(autouse=True)
@@ -73,7 +115,8 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Pat
 def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Path) -> Path:
     """The identity demo trained once per session: the no-argument ``tuitune train`` (on this GPU-less
     machine through the cpu-first-try preset, which it names) on the demo model and the shipped
-    identity data, as a user would run it; the chat tests check that it answers with the name it learnt. Chat, eval and export tests share it;
+    identity data, as a user would run it; the chat tests check that it answers with the name it learnt.
+    Chat, eval and export tests share it;
     none of them may write into it except into their own job folders (evals/, exports/)."""
     import subprocess
     import sys

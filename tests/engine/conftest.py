@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml
@@ -67,6 +69,30 @@ def engine_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     return env
+
+
+def default_signals() -> None:
+    """In a child, between fork and exec: SIGINT handled as Python does by default (KeyboardInterrupt).
+
+    A script that starts the suite as a background job starts it with SIGINT ignored, and a child
+    inherits that: a test that sends a process SIGINT gives it the default handling itself.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def tuitune_cli(*args: str, runs: Path | None = None, **popen: Any) -> subprocess.Popen[str]:
+    """``tuitune [--runs-dir RUNS] ARGS`` as a user runs it at a terminal (Ctrl-C reaches it as SIGINT), its
+    output captured as text."""
+    where = ["--runs-dir", str(runs)] if runs is not None else []
+    return subprocess.Popen([sys.executable, "-m", "tuitune", *where, *args], cwd=REPO, env=engine_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_signals, **popen)
+
+
+@pytest.fixture(scope="session")
+def cli() -> Any:
+    """:func:`tuitune_cli`, for fixtures wider than a test (the eng fixture has it too)."""
+    return tuitune_cli
 
 
 def launch(run_dir: Path, *extra: str) -> subprocess.Popen[bytes]:
@@ -145,4 +171,4 @@ def eng(reap: list[subprocess.Popen[bytes]]) -> Any:
 
     return SimpleNamespace(make_run=make_run, launch=tracked_launch, wait_for=wait_for, first=first,
                            terminal=terminal, run_to_end=run_to_end, kinds=kinds, write_jsonl=write_jsonl,
-                           env=engine_env, repo=REPO, procs=reap)
+                           env=engine_env, repo=REPO, procs=reap, cli=tuitune_cli)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -29,13 +27,6 @@ def write_held_out(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def tuitune(eng, runs: Path, *args: str, **popen) -> subprocess.Popen[str]:
-    """``tuitune --runs-dir RUNS ARGS`` as a user runs it."""
-    return subprocess.Popen([sys.executable, "-m", "tuitune", "--runs-dir", str(runs), *args], cwd=eng.repo,
-                            env=eng.env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **popen)
-
-
 def kinds(events: list[dict]) -> list[str]:
     """Event types in order, progress collapsed to one per phase."""
     out: list[str] = []
@@ -46,11 +37,10 @@ def kinds(events: list[dict]) -> list[str]:
     return out
 
 
-@pytest.mark.slow
 def test_eval_of_the_demo_run_writes_predictions_and_metrics(eng, demo_run: Path, tmp_path: Path) -> None:
     data = write_held_out(tmp_path / "held-out.jsonl", HELD_OUT)
-    proc = tuitune(eng, demo_run.parent, "eval", demo_run.name, "--data", str(data), "--limit", "2",
-                   "--max-new-tokens", "12", "--name", "smoke")
+    proc = eng.cli("eval", demo_run.name, "--data", str(data), "--limit", "2",
+                   "--max-new-tokens", "12", "--name", "smoke", runs=demo_run.parent)
     out, err = proc.communicate(timeout=240)
     job_dir = demo_run / "evals" / "smoke"
 
@@ -76,13 +66,12 @@ def test_eval_of_the_demo_run_writes_predictions_and_metrics(eng, demo_run: Path
     assert not is_locked(job_dir)
 
 
-@pytest.mark.slow
 def test_ctrl_c_stops_the_eval_of_a_checkpoint_keeping_its_predictions(eng, demo_run: Path, tmp_path: Path) -> None:
     """``tuitune eval RUN/checkpoints/checkpoint-N``; Ctrl-C once the first prediction is written."""
     checkpoint = latest_checkpoint(demo_run)
     data = write_held_out(tmp_path / "held-out.jsonl", HELD_OUT * 2)
-    proc = tuitune(eng, demo_run.parent, "eval", str(checkpoint), "--data", str(data), "--max-new-tokens", "24",
-                   "--name", "stopped")
+    proc = eng.cli("eval", str(checkpoint), "--data", str(data), "--max-new-tokens", "24",
+                   "--name", "stopped", runs=demo_run.parent)
     job_dir = demo_run / "evals" / "stopped"
     try:
         eng.wait_for(job_dir, lambda events: any(e["type"] == "progress" and e["phase"] == "predict" and e["done"]
@@ -115,7 +104,8 @@ def test_eval_refuses_a_run_without_adapter_and_a_missing_data_file(eng, tiny_mo
     assert "no adapter and no complete checkpoint" in capsys.readouterr().err
     (run_dir / "adapter").mkdir()
     (run_dir / "adapter" / "adapter_config.json").write_text("{}")
-    assert main(["--runs-dir", str(tmp_path / "runs"), "eval", "untrained", "--data", str(tmp_path / "nope.jsonl")]) == 2
+    assert main(["--runs-dir", str(tmp_path / "runs"), "eval", "untrained",
+                 "--data", str(tmp_path / "nope.jsonl")]) == 2
     assert "nope.jsonl" in capsys.readouterr().err
     assert not (run_dir / "evals").exists()
 
@@ -129,6 +119,7 @@ def test_the_eval_loss_is_the_trainers_eval_loss(eng, tiny_model_dir: Path, tmp_
     mean of per-record means: the job's ``loss_per_record``. The base figures (adapter off) match
     the Trainer on the same model with the adapter disabled.
     """
+    from peft import PeftModel
     from transformers import AutoModelForCausalLM, Trainer, TrainingArguments
 
     from engine.config import load_config
@@ -136,7 +127,6 @@ def test_the_eval_loss_is_the_trainers_eval_loss(eng, tiny_model_dir: Path, tmp_
     from engine.data.formats import to_messages
     from engine.models.tokenizer import load_tokenizer
     from engine.recipes.datasets import PadCollator, build_datasets
-    from peft import PeftModel
     from tuitune.runs.launch import start_job, wait_until_gone
 
     records = [{"messages": [{"role": "user", "content": q}, {"role": "assistant", "content": a}]} for q, a in [
@@ -176,7 +166,8 @@ def test_the_eval_loss_is_the_trainers_eval_loss(eng, tiny_model_dir: Path, tmp_
     def trainer_loss(batch_size: int) -> float:
         args = TrainingArguments(output_dir=str(tmp_path / "scratch"), per_device_eval_batch_size=batch_size,
                                  report_to="none", use_cpu=True, remove_unused_columns=False, disable_tqdm=True)
-        trainer = Trainer(model=model, args=args, eval_dataset=held_set, data_collator=PadCollator(tokenizer.pad_token_id))
+        trainer = Trainer(model=model, args=args, eval_dataset=held_set,
+                          data_collator=PadCollator(tokenizer.pad_token_id))
         return trainer.evaluate()["eval_loss"]
 
     assert metrics["tuned"]["loss"] == pytest.approx(trainer_loss(2), rel=1e-5)

@@ -5,11 +5,8 @@ of the demo model, the Ollama Modelfile on three template families, a stop and a
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,19 +20,12 @@ PROMPT = [{"role": "user", "content": "Who are you?"}]
 """The identity data the demo trained on answers this with its new name."""
 
 
-def tuitune(runs: Path, *args: str) -> subprocess.Popen[str]:
-    """``tuitune --runs-dir RUNS ARGS`` as a user runs it."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "tuitune", "--runs-dir", str(runs), *args], cwd=REPO, env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.fixture(scope="module")
-def exported(demo_run: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+def exported(demo_run: Path, tmp_path_factory: pytest.TempPathFactory, cli) -> dict:
     """One export of the demo run with everything asked for (merged, q8_0, f16, Ollama, adapter copy)."""
     adapter_copy = tmp_path_factory.mktemp("travel") / "adapter"
-    proc = tuitune(demo_run.parent, "export", demo_run.name, "--merged", "--gguf", "q8_0", "--gguf", "f16", "--ollama",
-                   "--adapter-only", str(adapter_copy), "--name", "everything")
+    proc = cli("export", demo_run.name, "--merged", "--gguf", "q8_0", "--gguf", "f16", "--ollama",
+               "--adapter-only", str(adapter_copy), "--name", "everything", runs=demo_run.parent)
     out, err = proc.communicate(timeout=600)
     job_dir = demo_run / "exports" / "everything"
     return {"code": proc.returncode, "out": out, "err": err, "dir": job_dir, "adapter_copy": adapter_copy,
@@ -61,7 +51,6 @@ def merged_logits(exported: dict):
     return model, tokenizer, ids, logits
 
 
-@pytest.mark.slow
 def test_export_writes_every_output_atomically_and_reports_it(exported: dict) -> None:
     assert exported["code"] == 0, exported["err"][-3000:]
     job_dir = exported["dir"]
@@ -88,7 +77,6 @@ def test_export_writes_every_output_atomically_and_reports_it(exported: dict) ->
         assert output["path"] in exported["out"]
 
 
-@pytest.mark.slow
 def test_merged_model_answers_as_base_plus_adapter_through_peft(exported: dict, merged_logits, demo_run: Path,
                                                                demo_model_dir: Path) -> None:
     import torch
@@ -118,7 +106,7 @@ def quantized_like_the_file(model, kind: str):
     qtype = {"f16": gguf.GGMLQuantizationType.F16, "q8_0": gguf.GGMLQuantizationType.Q8_0}[kind]
     twin = copy.deepcopy(model)
     with torch.no_grad():
-        for name, param in twin.named_parameters():
+        for _, param in twin.named_parameters():
             if param.ndim == 2:
                 data = param.detach().numpy()
                 param.copy_(torch.from_numpy(gguf.quants.dequantize(gguf.quants.quantize(data, qtype), qtype)
@@ -126,7 +114,6 @@ def quantized_like_the_file(model, kind: str):
     return twin
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["q8_0", "f16"])
 def test_gguf_loads_back_through_transformers_and_matches_the_merged_model(exported: dict, merged_logits,
                                                                           kind: str) -> None:
@@ -150,7 +137,6 @@ def test_gguf_loads_back_through_transformers_and_matches_the_merged_model(expor
     assert got[-1].argmax() == logits[-1].argmax()  # the first answer token is the merged model's
 
 
-@pytest.mark.slow
 def test_gguf_carries_the_tokenizer_and_chat_template(exported: dict, merged_logits) -> None:
     from gguf import GGUFReader
     from transformers import AutoTokenizer
@@ -165,7 +151,6 @@ def test_gguf_carries_the_tokenizer_and_chat_template(exported: dict, merged_log
     assert fields["tokenizer.ggml.eos_token_id"].contents() == tokenizer.eos_token_id
 
 
-@pytest.mark.slow
 def test_gguf_writer_agrees_with_llama_cpps_conversion_of_the_demo_model(demo_model_dir: Path, tmp_path: Path) -> None:
     """The demo model ships as a GGUF made by llama.cpp's converter, and the demo folder holds exactly its
     de-quantized weights: written back as f16 by our writer, every tensor name, shape and value (up to fp16
@@ -194,7 +179,6 @@ def test_gguf_writer_agrees_with_llama_cpps_conversion_of_the_demo_model(demo_mo
             assert ours.fields[key].contents() == field.contents(), key
 
 
-@pytest.mark.slow
 def test_modelfile_follows_the_demo_chat_template(exported: dict, merged_logits) -> None:
     from engine.export.ollama import PROBES, check, probe, transitions
 
@@ -208,22 +192,21 @@ def test_modelfile_follows_the_demo_chat_template(exported: dict, merged_logits)
     assert all(render(probe(roles), True) for roles in PROBES)
 
 
-@pytest.mark.slow
 def test_exported_adapter_names_the_chosen_base_and_leaves_training_state(exported: dict, demo_run: Path) -> None:
     copy = exported["adapter_copy"]
     config = json.loads((copy / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "smollm2-135m-instruct"
-    assert (copy / "adapter_model.safetensors").read_bytes() == (demo_run / "adapter" / "adapter_model.safetensors").read_bytes()
+    assert (copy / "adapter_model.safetensors").read_bytes() == (
+        demo_run / "adapter" / "adapter_model.safetensors").read_bytes()
     assert not (copy / "training_args.bin").exists() and "/.cache/" not in (copy / "README.md").read_text()
     # Training itself now saves the adapter that way.
     saved = json.loads((demo_run / "adapter" / "adapter_config.json").read_text())
     assert saved["base_model_name_or_path"] == "smollm2-135m-instruct"
 
 
-@pytest.mark.slow
 def test_a_stop_during_export_leaves_no_finished_looking_output_and_a_rerun_clears_a_killed_exports_folder(
-        demo_run: Path) -> None:
-    proc = tuitune(demo_run.parent, "export", demo_run.name, "--gguf", "q8_0", "--name", "stopped")
+        demo_run: Path, cli) -> None:
+    proc = cli("export", demo_run.name, "--gguf", "q8_0", "--name", "stopped", runs=demo_run.parent)
     job_dir = demo_run / "exports" / "stopped"
     try:
         deadline = time.monotonic() + 300
@@ -252,7 +235,8 @@ def test_a_stop_during_export_leaves_no_finished_looking_output_and_a_rerun_clea
     (killed / LOCK_FILE).touch()
     writing = FolderLock(live)
     assert writing.acquire()
-    again = tuitune(demo_run.parent, "export", demo_run.name, "--gguf", "q8_0", "--name", "again", "--to", str(destination))
+    again = cli("export", demo_run.name, "--gguf", "q8_0", "--name", "again", "--to", str(destination),
+                runs=demo_run.parent)
     out, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-3000:]
     from gguf import GGUFReader
@@ -269,7 +253,8 @@ def chat_renderer(tokenizer):
 
 
 LLAMA3_TEMPLATE = (
-    "{{- bos_token }}{%- for message in messages %}{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
+    "{{- bos_token }}{%- for message in messages %}"
+    "{{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n'"
     " + message['content'] | trim + '<|eot_id|>' }}{%- endfor %}{%- if add_generation_prompt %}"
     "{{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}{%- endif %}")
 """Llama 3's chat template (meta-llama/Meta-Llama-3-8B-Instruct), as written in its tokenizer_config.json."""
@@ -410,10 +395,10 @@ def test_not_enough_disk_space_is_refused_with_what_is_free_and_needed(tmp_path:
     needed = free + 1024**4  # a terabyte more than the disk has
     problem = room_problem(tmp_path / "not" / "yet", needed)  # a destination still to be made: its disk counts
     assert problem is not None and problem.startswith(f"not enough disk space in {tmp_path / 'not' / 'yet'}: ")
-    assert re.search(r": \d+ MB free, the export needs (\d+) MB$", problem).group(1) == f"{(needed + RESERVE) / 1024**2:.0f}"
+    assert re.search(r": \d+ MB free, the export needs (\d+) MB$", problem).group(1) == (
+        f"{(needed + RESERVE) / 1024**2:.0f}")
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("family", ["qwen2", "qwen3", "mistral"])
 def test_gguf_of_each_supported_family_loads_back_with_its_weights(family: str, demo_model_dir: Path,
                                                                   tmp_path: Path) -> None:

@@ -27,9 +27,8 @@ def tuitune(eng, *args: str, timeout: float = 120) -> subprocess.CompletedProces
 def test_ctrl_c_in_tuitune_train_saves_a_checkpoint_and_stops(eng, tiny_model_dir: Path, tiny_data: Path,
                                                               tmp_path: Path) -> None:
     run_dir = tmp_path / "fg"
-    cli = subprocess.Popen([sys.executable, "-m", "tuitune", "train", "--model", str(tiny_model_dir), "--data",
-                            str(tiny_data), "--max-steps", "1000", "--run-dir", str(run_dir)],
-                           cwd=eng.repo, env=eng.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cli = eng.cli("train", "--model", str(tiny_model_dir), "--data", str(tiny_data), "--max-steps", "1000",
+                  "--run-dir", str(run_dir))
     eng.procs.append(cli)
     first_log = eng.wait_for(run_dir, eng.first("log"), what="the first log event")
     cli.send_signal(signal.SIGINT)  # what Ctrl-C does to the foreground command
@@ -105,7 +104,8 @@ def test_save_now_then_a_kill_on_request_is_a_stop_naming_the_checkpoint(eng, ti
 def test_a_sigill_child_is_recorded_with_the_onednn_hint(eng, tmp_path: Path) -> None:
     run_dir = tmp_path / "sigill"
     run_dir.mkdir()
-    child = f"{sys.executable} -c \"import os, signal; print('about to die', flush=True); os.kill(os.getpid(), signal.SIGILL)\""
+    child = (f"{sys.executable} -c \"import os, signal; print('about to die', flush=True); "
+             "os.kill(os.getpid(), signal.SIGILL)\"")
     eng.launch(run_dir, "--child-command", child).wait(timeout=60)
 
     failed = read_events(run_dir)[-1]

@@ -1,32 +1,26 @@
-"""`python -m engine data` (report and serve) and `tuitune data check`: same checks, same labels as training,
-spoken in the schema of :mod:`engine.services.data_protocol`."""
+"""`tuitune data check` without a model (the structural report, in its own process) and the report's
+figures; with a model, and the data service, are tests/engine/test_data_service.py."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from engine.config import DataSection
-from engine.services.data_protocol import ENCODED, ERROR, MESSAGES, READY, EncodeRequest, Segment
-from engine.services.jsonlines import PIPE_CLOSED, dumps, read_messages
+from engine.services.jsonlines import PIPE_CLOSED
 from tuitune.__main__ import main as tuitune_main
 
 BAD = Path(__file__).resolve().parent.parent / "fixtures" / "bad_data"
-GOOD = [
-    {"messages": [{"role": "user", "content": "Who are you?"}, {"role": "assistant", "content": "I am Tuito."},
-                  {"role": "user", "content": "Sure?"}, {"role": "assistant", "content": "Quite sure."}]},
-    {"messages": [{"role": "user", "content": "word " * 60}, {"role": "assistant", "content": "Late answer."}]},
-]
+GOOD_FILE = Path(__file__).resolve().parent.parent / "fixtures" / "good_data" / "two_conversations.jsonl"
+"""Two conversations: one of two exchanges, one whose answer starts past a cutoff of 80 tokens."""
 
 
 @pytest.fixture()
 def good_file(tmp_path: Path) -> Path:
     path = tmp_path / "good.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in GOOD))
+    path.write_bytes(GOOD_FILE.read_bytes())
     return path
 
 
@@ -62,62 +56,6 @@ def test_check_piped_into_a_reader_that_leaves_early_ends_quietly(tmp_path: Path
     process.stdout.close()
     stderr = process.stderr.read().decode()
     assert process.wait(timeout=30) == PIPE_CLOSED and stderr == ""
-
-
-def test_check_with_model_reports_tokens_and_dropped_records(good_file: Path, demo_model_dir: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "tuitune", "data", "check", str(good_file), "--model",
-                             str(demo_model_dir), "--cutoff", "80"], capture_output=True, text=True, timeout=120)
-    lines = result.stdout.splitlines()
-    assert result.returncode == 0, result.stderr
-    assert any(f"warning {good_file}:2 record 1: no trained token left after truncation at cutoff_len 80" in line
-               for line in lines)
-    tokens = next(line for line in lines if line.startswith("tokens (cutoff 80)"))
-    assert "truncated 1, dropped 1" in tokens
-    assert lines[-1] == "0 errors, 1 warning"
-
-
-def test_check_with_unloadable_model_exits_two(good_file: Path, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "tuitune", "data", "check", str(good_file), "--model",
-                             str(tmp_path / "no-model")], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "cannot load the tokenizer" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_served_record_view_split_equals_training_labels(good_file: Path, demo_model_dir: Path) -> None:
-    from transformers import AutoTokenizer
-
-    from engine.recipes.datasets import build_datasets
-
-    cutoff = 40
-    requests = [dumps(EncodeRequest(id=7, messages=GOOD[0]["messages"])).encode(), b"not json\n", b'{"messages": []}\n',
-                b'{"id": 8, "messages": [{"role": "user", "content": "caf\xe9"}]}\n',
-                dumps(EncodeRequest(id=9, messages=[{"role": "user"}])).encode(),
-                dumps(EncodeRequest(id=10, messages=GOOD[1]["messages"])).encode()]
-    process = subprocess.Popen([sys.executable, "-m", "engine", "data", "--serve", "--model", str(demo_model_dir),
-                                "--cutoff", str(cutoff)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    try:
-        process.stdin.write(b"".join(requests))
-        process.stdin.close()
-        answers = list(read_messages(process.stdout))
-    finally:
-        process.wait(timeout=30)
-    assert [(a["type"], a.get("id")) for a in answers] == [
-        (READY, None), (ENCODED, 7), (ERROR, None), (ERROR, None), (ERROR, None), (ERROR, 9), (ENCODED, 10)]
-    for answer in answers:  # every field named by the schema, and no other
-        assert set(answer) == set(MESSAGES[answer["type"]].__annotations__), answer
-        assert all(set(seg) == set(Segment.__annotations__) for seg in answer.get("segments", []))
-    assert "line 2: not JSON" in answers[2]["message"] and 'line 3: no "id"' in answers[3]["message"]
-    assert "line 4: not valid UTF-8" in answers[4]["message"] and "content" in answers[5]["message"]
-    view = answers[1]
-    built = build_datasets(DataSection(train=[str(good_file)], cutoff_len=cutoff), AutoTokenizer.from_pretrained(
-        demo_model_dir), seed=0)
-    row = built.train[0]
-    assert view["id"] == 7 and view["truncated"] and view["full_length"] > cutoff
-    assert view["ids"][:cutoff] == row["input_ids"]
-    assert view["trained"][:cutoff] == [label != -100 for label in row["labels"]]
-    assert sum(seg["tokens"] for seg in view["segments"]) == view["full_length"]
-    assert "".join(seg["text"] for seg in view["segments"] if seg["trained"]) == "I am Tuito.<|im_end|>Quite sure.<|im_end|>"
-    assert [seg["cut"] for seg in view["segments"]][-1] is True
 
 
 def test_token_stats_percentiles_and_histogram() -> None:

@@ -11,11 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tuitune.screens.chat import ChatScreen
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 SMALL, LARGE = (80, 24), (120, 40)
 
 
@@ -25,7 +23,6 @@ def chat(*args: str) -> subprocess.CompletedProcess[str]:
                           timeout=300, stdin=subprocess.DEVNULL)
 
 
-@pytest.mark.slow
 def test_once_answers_with_the_name_the_demo_taught_and_base_does_not(demo_run: Path) -> None:
     tuned = chat(str(demo_run), "--once", "Who are you?", "--max-new-tokens", "24")
     assert tuned.returncode == 0, tuned.stderr
@@ -61,7 +58,6 @@ async def ask(pilot, wait_for, question: str, timeout: float = 240) -> ChatScree
     return screen
 
 
-@pytest.mark.slow
 async def test_chat_screen_streams_stops_and_compares(demo_run: Path, wait_for) -> None:
     async with chat_app(demo_run).run_test(size=LARGE) as pilot:
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, ChatScreen), what="the chat screen")
@@ -100,13 +96,11 @@ def compare_once(wait_for):
     return run_before
 
 
-@pytest.mark.slow
 def test_snapshot_compare_side_by_side_120x40(snap_compare, demo_run: Path, wait_for) -> None:
     """You should see the question, then the base answer and the tuned one (naming Tuito) side by side."""
     assert snap_compare(chat_app(demo_run), terminal_size=LARGE, run_before=compare_once(wait_for))
 
 
-@pytest.mark.slow
 def test_snapshot_compare_stacked_80x24(snap_compare, demo_run: Path, wait_for) -> None:
     """You should see the base answer above the tuned one, and the footer's chat keys."""
     assert snap_compare(chat_app(demo_run), terminal_size=SMALL, run_before=compare_once(wait_for))

@@ -13,8 +13,8 @@ from textual.widgets import DataTable, Input, Select, Static, TabbedContent
 
 from engine.config import DataSection
 from tuitune.messages import DataChosen
-from tuitune.screens.data import DataScreen
 from tuitune.path_suggester import DATA_SUFFIXES, PathSuggester
+from tuitune.screens.data import DataScreen
 from tuitune.widgets.record_view import TRAINED, RecordView
 
 BAD_RECORD = 150
