@@ -134,7 +134,7 @@ async def bench_ingest(tmp: Path) -> None:
             series = [(float(i), 2.0 / (1 + i / 500)) for i in range(1, points + 1)]
             evals = series[:: max(1, points // 10)]
             draw, frame = [], []
-            for k in range(7):
+            for _ in range(7):
                 chart._shown = (0, 0, None, None)
                 start = time.perf_counter()
                 chart.set_series(series, evals)
@@ -142,7 +142,7 @@ async def bench_ingest(tmp: Path) -> None:
                 draw.append(time.perf_counter() - start)
                 plot.refresh()
                 for canvas in plot.query("Canvas"):
-                    canvas._render_cache = None  # noqa: SLF001 - measure a real re-render
+                    canvas._render_cache = None
                 app.screen._compositor.update_widgets(set(plot.query("*")))
                 app.screen._compositor.render_update(full=True)  # the whole 120x40 frame, chart included
                 frame.append(time.perf_counter() - start)

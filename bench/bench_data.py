@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.data.checks import check_paths  # noqa: E402
-from engine.data.index import RecordIndex  # noqa: E402
+from engine.data.checks import check_paths
+from engine.data.index import RecordIndex
 
 WORDS = "the model learns to answer questions about data training tokens with care and good style".split()
 
@@ -88,7 +88,8 @@ async def bench_screen(path: Path) -> None:
     async with app.run_test(size=(120, 40)):
         while first_cell(app) is None and time.perf_counter() - started < 30:
             await asyncio.sleep(0.002)
-        print(f"first page in the Data screen (app start → rows in table): {(time.perf_counter() - started) * 1000:.0f} ms")
+        print("first page in the Data screen (app start → rows in table): "
+              f"{(time.perf_counter() - started) * 1000:.0f} ms")
         await asyncio.sleep(3)  # let the index get past the next page
         for page in ("100", "200", "300"):
             started = time.perf_counter()
@@ -140,7 +141,7 @@ def main() -> None:
     path = Path(args.dir) / f"tuitune_bench_{args.records}.jsonl"
     made = generate(path, args.records)
     print(f"file: {path} ({path.stat().st_size / 1e9:.2f} GB, {args.records:,} records; "
-          f"{'generated in %.1f s' % made if made else 'reused'})")
+          f"{f'generated in {made:.1f} s' if made else 'reused'})")
     bench_index(path)
     asyncio.run(bench_screen(path))
     bench_check(path, args.check_records)

@@ -122,8 +122,9 @@ def run_tuitune(model_dir: str, data: Path, work: Path, n: int) -> dict[str, flo
               "adapter": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
               "data": {"train": [str(data)], "cutoff_len": CUTOFF},
               "preference": {"beta": BETA, "loss_type": "sigmoid"},
-              "train": {"max_steps": STEPS, "batch_size": BATCH, "learning_rate": LEARNING_RATE, "scheduler": "constant",
-                        "warmup_ratio": 0.0, "logging_steps": 1, "save_steps": 10_000, "seed": 42}}
+              "train": {"max_steps": STEPS, "batch_size": BATCH, "learning_rate": LEARNING_RATE,
+                        "scheduler": "constant", "warmup_ratio": 0.0, "logging_steps": 1, "save_steps": 10_000,
+                        "seed": 42}}
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     with open(run_dir / "engine.log", "ab") as log:
         subprocess.run([sys.executable, "-m", "engine", "launch", "--run-dir", str(run_dir)], cwd=REPO,

@@ -21,13 +21,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.config import RunConfig  # noqa: E402
-from engine.estimate.memory import estimate  # noqa: E402
-from engine.units import fmt_bytes  # noqa: E402
-from engine.machine.gpus import list_gpus  # noqa: E402
-from engine.models.info import read_model_info  # noqa: E402
-from engine.protocol import TERMINAL_TYPES, read_events_from  # noqa: E402
-from tuitune.runs.launch import is_alive, start_run, stop_run  # noqa: E402
+from engine.config import RunConfig
+from engine.estimate.memory import estimate
+from engine.machine.gpus import list_gpus
+from engine.models.info import read_model_info
+from engine.protocol import TERMINAL_TYPES, read_events_from
+from engine.units import fmt_bytes
+from tuitune.runs.launch import is_alive, start_run, stop_run
 
 METHODS = {
     "lora": {},

@@ -171,8 +171,9 @@ def engine_config(data: Path, qlora: bool) -> dict:
     """The bench's hyperparameters and nothing else: every other setting is tuitune's default."""
     config = {"adapter": LORA,
               "data": {"train": [str(data)], "cutoff_len": CUTOFF},
-              "train": {"max_steps": SETTINGS["steps"], "batch_size": BATCH, "grad_accum": 1, "learning_rate": LEARNING_RATE,
-                        "scheduler": "linear", "warmup_ratio": 0.0, "logging_steps": 1, "save_steps": 10_000}}
+              "train": {"max_steps": SETTINGS["steps"], "batch_size": BATCH, "grad_accum": 1,
+                        "learning_rate": LEARNING_RATE, "scheduler": "linear", "warmup_ratio": 0.0, "logging_steps": 1,
+                        "save_steps": 10_000}}
     if qlora:
         config["quant"] = QLORA
     if SETTINGS["model"]:

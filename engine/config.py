@@ -235,8 +235,9 @@ class RewardSection(Section):
     """python: FILE.py:FUNCTION, called as f(prompts, completions, references, **kw) -> list of floats (needs rl.allow_code)."""
 
     @model_validator(mode="after")
-    def _needs_its_fields(self) -> "RewardSection":
-        needed = {"regex": "pattern", "length": "max_words", "reward_model": "path", "python": "function"}.get(self.kind)
+    def _needs_its_fields(self) -> RewardSection:
+        needed = {"regex": "pattern", "length": "max_words", "reward_model": "path",
+                  "python": "function"}.get(self.kind)
         if needed and getattr(self, needed) in (None, ""):
             raise ValueError(f"a {self.kind} reward needs {needed}")
         if self.kind == "regex":
@@ -287,7 +288,7 @@ class RLSection(Section):
         return self.max_completion_length or RL_DEFAULTS["cuda" if cuda else "cpu"][1]
 
     @model_validator(mode="after")
-    def _code_only_when_allowed(self) -> "RLSection":
+    def _code_only_when_allowed(self) -> RLSection:
         for n, reward in enumerate(self.rewards):
             if reward.kind == "python" and not self.allow_code:
                 raise ValueError(f"rewards[{n}] runs your Python code ({reward.function}): set rl.allow_code: true "
@@ -328,7 +329,7 @@ class RunConfig(Section):
     distributed: DistributedSection = Field(default_factory=DistributedSection)
 
     @model_validator(mode="after")
-    def _check_combinations(self) -> "RunConfig":
+    def _check_combinations(self) -> RunConfig:
         row = STAGES[self.stage]
         if self.data.train == [DEMO_DATA]:
             self.data.train = [row.demo_data]
@@ -432,7 +433,8 @@ def validate_config(node: yaml.Node | None, data: Any, source: str,
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError([f"{source}:1:1: expected a mapping of sections (stage, model, quant, adapter, data, train, preference, rl, distributed)"])
+        raise ConfigError([f"{source}:1:1: expected a mapping of sections (stage, model, quant, adapter, data, train, "
+                           "preference, rl, distributed)"])
     merged = deep_merge(base or {}, data)
     try:
         return RunConfig.model_validate(merged)

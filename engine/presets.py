@@ -43,8 +43,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 SUFFIXES = (".yaml", ".yml")
 NOT_IN_PRESETS = {"model.trust_remote_code": "a preset may not set this; only the run's own config file may turn "
                                             "on remote code",
-                  "rl.allow_code": "a preset may not set this; only the run's own config file may allow a python reward "
-                                   "to run its code"}
+                  "rl.allow_code": "a preset may not set this; only the run's own config file may allow a python "
+                                   "reward to run its code"}
 """Fields a preset may not set, whatever the value, and why."""
 
 

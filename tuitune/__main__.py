@@ -39,7 +39,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     """What composes a run's config (tuitune.cli.common.config_from_args), for train and estimate alike."""
     from engine.stages import STAGES
 
-    parser.add_argument("config", nargs="?", help="run config YAML, tuitune's or LLaMA-Factory's (default: the demo run)")
+    parser.add_argument("config", nargs="?",
+                        help="run config YAML, tuitune's or LLaMA-Factory's (default: the demo run)")
     parser.add_argument("--model", help="model alias, local folder or hub id")
     parser.add_argument("--stage", choices=list(STAGES), help="training stage (default: the config's, else sft)")
     parser.add_argument("--data", action="append", help="training data file or folder (repeatable)")
@@ -51,7 +52,8 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     several.add_argument("--gpus", type=_gpus, metavar="0,1|all",
                          help="GPU indices to train on (train.gpus; default all): more than one runs under torchrun")
     several.add_argument("--nproc", type=_positive, metavar="N",
-                         help="processes on this machine (distributed.nproc; default one per GPU; on a CPU, N over gloo)")
+                         help="processes on this machine (distributed.nproc; default one per GPU; "
+                              "on a CPU, N over gloo)")
     several.add_argument("--nnodes", type=_positive, metavar="N", help="machines taking part (distributed.nnodes)")
     several.add_argument("--node-rank", type=int, metavar="R",
                          help="this machine's place among them, 0 for the one at --master (distributed.node_rank)")
@@ -79,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     import_lf.add_argument("config", help="LLaMA-Factory training YAML (paths in it are taken from the current folder)")
     import_lf.add_argument("-o", "--output", required=True, help="the tuitune run config to write")
     import_lf.add_argument("--force", action="store_true", help="replace --output if it exists")
-    import_lf.add_argument("--dataset-dir", metavar="DIR", help="read dataset_info.json from DIR (over the file's dataset_dir)")
+    import_lf.add_argument("--dataset-dir", metavar="DIR",
+                           help="read dataset_info.json from DIR (over the file's dataset_dir)")
 
     attach = sub.add_parser("attach", help="open the app on a run's dashboard")
     attach.add_argument("run", help="run folder or run name")
@@ -131,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", help="run folder or run name, or a checkpoint folder of a run")
     export.add_argument("--to", metavar="DIR", help="where the files go (default: RUN/exports/NAME/)")
     export.add_argument("--merged", action="store_true", help="the adapter merged into the full-precision base")
-    export.add_argument("--gguf", action="append", metavar="TYPE", help="a GGUF file of TYPE (f16, bf16, q8_0; repeatable)")
+    export.add_argument("--gguf", action="append", metavar="TYPE",
+                        help="a GGUF file of TYPE (f16, bf16, q8_0; repeatable)")
     export.add_argument("--ollama", action="store_true", help="a Modelfile next to the GGUF for `ollama create`")
     export.add_argument("--adapter-only", metavar="DIR", help="copy a clean PEFT adapter folder to DIR")
     export.add_argument("--name", help="name of the export's folder in RUN/exports/ (default: a time stamp)")

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from engine.services import jsonlines
 from engine.services.data_protocol import bad_line_error

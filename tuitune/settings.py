@@ -78,7 +78,8 @@ def load_settings(path: Path | None = None) -> Settings:
         elif key == "data" and isinstance(value, (str, list)):
             settings.data = [value] if isinstance(value, str) else [str(v) for v in value]
         elif key == "llamafactory_dirs" and isinstance(value, (str, list)):
-            settings.llamafactory_dirs = [Path(str(v)).expanduser() for v in ([value] if isinstance(value, str) else value)]
+            folders = [value] if isinstance(value, str) else value
+            settings.llamafactory_dirs = [Path(str(v)).expanduser() for v in folders]
         else:
             problems.append(f"{path}: {key}: unknown key or wrong type")
     settings.problem = "; ".join(problems) or None

@@ -12,7 +12,7 @@ import asyncio
 import os
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 HANGUP_GRACE_S = 2.0
 """Seconds an orderly exit gets after SIGHUP before the process ends regardless."""

@@ -9,12 +9,21 @@ records left with no trained token) need the tokenizer and live in :mod:`engine.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from engine.data.formats import (
-    LAYOUTS, Example, accepted_layouts, detect_format, printable, to_example, to_messages,
-    to_prompt, wrong_kind)
+    LAYOUTS,
+    Example,
+    accepted_layouts,
+    detect_format,
+    printable,
+    to_example,
+    to_messages,
+    to_prompt,
+    wrong_kind,
+)
 from engine.data.problems import Problem, SourceError
 from engine.data.source import RawRecord, iter_records
 from engine.stages import DEFAULT_STAGE, STAGES
@@ -56,7 +65,8 @@ class CheckedRecord:
         return self.messages is not None or self.example is not None
 
 
-def detect_file_format(path: str, fmt: str = "auto", stage: str | None = DEFAULT_STAGE) -> tuple[str | None, Problem | None]:
+def detect_file_format(path: str, fmt: str = "auto",
+                       stage: str | None = DEFAULT_STAGE) -> tuple[str | None, Problem | None]:
     """The layout of a file: ``fmt`` unless it is ``auto``, else recognised from its first records.
 
     Args:
@@ -225,7 +235,8 @@ class CheckSummary:
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (problems excluded; they are streamed one by one)."""
         return {"formats": self.formats, "records": self.records, "usable": self.usable,
-                "errors": self.errors, "warnings": self.warnings, "turns": self.turn_stats(), "labels": dict(self.labels),
+                "errors": self.errors, "warnings": self.warnings, "turns": self.turn_stats(),
+                "labels": dict(self.labels),
                 **({"prompts": {"records": self.prompts, "with_reference": self.references}} if self.prompts else {})}
 
 

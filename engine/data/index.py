@@ -10,7 +10,7 @@ ever held in memory. JSON arrays and datasets folders are read whole by :func:`i
 from __future__ import annotations
 
 from array import array
-from typing import Callable
+from collections.abc import Callable
 
 from engine.data.problems import Problem, SourceError
 from engine.data.source import BOM, RawRecord, iter_records, parse_line, resolve_path, source_kind

@@ -15,12 +15,19 @@ agree on the tokens and on what they say about them:
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from engine.data.checks import CheckedRecord
 from engine.data.encode import (
-    empty_after_cut, encode_completions, encode_conversations, encode_pairs, encode_texts, render)
+    empty_after_cut,
+    encode_completions,
+    encode_conversations,
+    encode_pairs,
+    encode_texts,
+    render,
+)
 from engine.data.formats import with_system
 from engine.data.problems import DataError, Problem
 
@@ -85,12 +92,12 @@ def encode(items: list[Item], kind: str, tokenizer: Any, cutoff_len: int, system
         chunk = items[first:first + BATCH]
         try:
             results = encoder(chunk, tokenizer, cutoff_len, system_prompt)
-        except Exception:  # noqa: BLE001 - a template that rejects some record: find and name each one
+        except Exception:
             results = []
             for item in chunk:
                 try:
                     results.append(encoder([item], tokenizer, cutoff_len, system_prompt)[0])
-                except Exception as exc:  # noqa: BLE001 - the template's own message says why
+                except Exception as exc:
                     problems.append(template_problem(item.record, exc))
                     results.append(None)
         for item, result in zip(chunk, results):

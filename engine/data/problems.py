@@ -55,7 +55,7 @@ class Problem:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Problem":
+    def from_dict(cls, data: dict[str, Any]) -> Problem:
         """The inverse of :meth:`to_dict`; unknown keys are ignored."""
         return cls(**{k: data.get(k) for k in cls.__dataclass_fields__ if k in data})
 

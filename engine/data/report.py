@@ -12,13 +12,27 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from engine.data.checks import CheckedRecord, check_file, detect_file_format, kto_balance_problem
 from engine.data.prepare import Item, empty_problem, encode
 from engine.data.problems import Problem, SourceError
 from engine.data.report_events import (
-    CHECKED, DONE, FAILED, FORMAT, PROBLEM, PROGRESS, STARTED, TOKEN_STATS, Checked, Done, Failed, Format, Started)
+    CHECKED,
+    DONE,
+    FAILED,
+    FORMAT,
+    PROBLEM,
+    PROGRESS,
+    STARTED,
+    TOKEN_STATS,
+    Checked,
+    Done,
+    Failed,
+    Format,
+    Started,
+)
 from engine.data.source import resolve_path
 
 PROGRESS_EVERY_S = 0.1
@@ -222,7 +236,7 @@ class Reporter:
                                                         counts["dropped"], counts["trained"], sides.stats())})
 
     def _measure_all(self, batch: list[CheckedRecord], tokenizer: Any, lengths: list[int], counts: dict[str, int],
-                     sides: "Sides") -> None:
+                     sides: Sides) -> None:
         """Measure a batch, each kind of record encoded as training encodes it (engine.data.prepare)."""
         kinds: dict[str, list[Item]] = {}
         for record in batch:
@@ -240,7 +254,7 @@ class Reporter:
         self.problem(empty_problem(item, self.cutoff))
 
     def _measure(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
-                 sides: "Sides") -> None:
+                 sides: Sides) -> None:
         for item in items:
             enc = item.encoded
             lengths.append(enc.full_length)
@@ -250,7 +264,7 @@ class Reporter:
                 self._left_out(item, counts)
 
     def _measure_pairs(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
-                       sides: "Sides") -> None:
+                       sides: Sides) -> None:
         for item in items:
             enc = item.encoded
             lengths.append(enc.full_length)
@@ -264,7 +278,7 @@ class Reporter:
                 self._left_out(item, counts)
 
     def _measure_kto(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
-                     sides: "Sides") -> None:
+                     sides: Sides) -> None:
         for item in items:
             enc = item.encoded
             lengths.append(enc.full_length)
@@ -276,7 +290,7 @@ class Reporter:
                 self._left_out(item, counts)
 
     def _measure_prompts(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
-                         sides: "Sides") -> None:
+                         sides: Sides) -> None:
         # An RL stage trains on answers it samples: the prompt (with the generation prompt) is what it
         # reads, and the reference answer is only compared with; neither is a trained token.
         for item in items:
@@ -288,7 +302,7 @@ class Reporter:
                 sides.add("reference", reference, False, 0)
 
     def _measure_text(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
-                      sides: "Sides") -> None:
+                      sides: Sides) -> None:
         # Raw text is cut into cutoff_len pieces, never truncated: every token is trained.
         for item in items:
             lengths.append(item.encoded[0].full_length)

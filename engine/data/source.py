@@ -18,9 +18,10 @@ import json
 import os
 import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from engine.data.problems import Problem, SourceError
 from engine.files import file_kind
@@ -60,7 +61,8 @@ def resolve_path(path: str) -> Path:
         found = SAMPLE_DATA_DIR / f"{name}.jsonl"
         if not found.is_file():
             names = ", ".join(sorted(p.stem for p in SAMPLE_DATA_DIR.glob("*.jsonl"))) or "none"
-            raise SourceError(Problem(path, None, None, None, f"unknown built-in data set {name!r}; available: {names}"))
+            raise SourceError(Problem(path, None, None, None,
+                                      f"unknown built-in data set {name!r}; available: {names}"))
         return found
     return Path(path).expanduser()
 
@@ -251,7 +253,8 @@ def _iter_json_array(path: Path, name: str) -> Iterator[RawRecord]:
                 yield RawRecord(index, None, problem=_syntax_at(text, pos, name, None, "trailing comma before ']'"))
                 return
         elif pos < len(text) and text[pos] != "]":
-            yield RawRecord(index, None, problem=_syntax_at(text, pos, name, index, "expected ',' or ']' after a record"))
+            yield RawRecord(index, None,
+                            problem=_syntax_at(text, pos, name, index, "expected ',' or ']' after a record"))
             return
     if pos >= len(text):
         yield RawRecord(index, None, problem=_syntax_at(text, pos, name, None, "the array is not closed with ']'"))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from engine.estimate.memory import Estimate
 from engine.units import fmt_bytes
@@ -30,7 +31,8 @@ def what_to_change(est: Estimate, config: RunConfig, available: int,
                            {"train": {"batch_size": train.batch_size // 2, "grad_accum": train.grad_accum * 2}}))
     if config.data.cutoff_len > 256:
         candidates.append((f"data.cutoff_len: {config.data.cutoff_len // 2} (or your data's longest record: "
-                           "tuitune data check --model M shows it)", {"data": {"cutoff_len": config.data.cutoff_len // 2}}))
+                           "tuitune data check --model M shows it)",
+                           {"data": {"cutoff_len": config.data.cutoff_len // 2}}))
     if on_gpu and config.quant.mode != "4bit" and config.adapter.method != "full":
         candidates.append(("quant.mode: 4bit (QLoRA) stores the base weights in about a quarter of the memory",
                            {"quant": {"mode": "4bit"}}))
@@ -38,7 +40,8 @@ def what_to_change(est: Estimate, config: RunConfig, available: int,
         candidates.append(("adapter.method: lora trains a few million parameters instead of all of them",
                            {"adapter": {"method": "lora"}}))
     if on_gpu and train.optimizer == "adamw_torch":
-        candidates.append(("train.optimizer: adamw_8bit cuts optimizer state by 75%", {"train": {"optimizer": "adamw_8bit"}}))
+        candidates.append(("train.optimizer: adamw_8bit cuts optimizer state by 75%",
+                           {"train": {"optimizer": "adamw_8bit"}}))
     tips: list[tuple[int, str]] = []
     for tip, change in candidates:
         after = _needs(config, change, estimate_of)
@@ -100,6 +103,8 @@ def breakdown(est: Estimate, config: RunConfig) -> list[tuple[str, int, str]]:
         ("gradients", est.gradients, f"+ {fmt_bytes(est.step_temp)} in the optimizer step; "
                                      "shares the peak with activations"),
         ("optimizer", est.optimizer, config.train.optimizer),
-        ("activations", est.activations, f"{fmt_bytes(est.activations_other)} " + ("without checkpointing" if gc else "checkpointed")),
-        ("overhead", est.overhead, "CUDA context, allocator slack" if est.device == "cuda" else "Python + torch runtime"),
+        ("activations", est.activations,
+         f"{fmt_bytes(est.activations_other)} " + ("without checkpointing" if gc else "checkpointed")),
+        ("overhead", est.overhead,
+         "CUDA context, allocator slack" if est.device == "cuda" else "Python + torch runtime"),
     ]

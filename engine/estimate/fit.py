@@ -6,9 +6,9 @@ or the host's physical memory when there is no GPU; the estimate is
 :func:`engine.estimate.memory.estimate` for that device. A run on several GPUs is judged per GPU,
 against the smallest GPU it uses, for its strategy (:func:`per_gpu`): under DDP every GPU holds
 the whole run plus DDP's gradient buckets; under FSDP the weights, gradients and optimizer state
-are sharded over every process of the run, and each GPU gathers one layer at a time. Reading the model's files is the slow
-part (config.json and safetensors headers), so callers in the app run :func:`judge` in a
-worker thread.
+are sharded over every process of the run, and each GPU gathers one layer at a time. Reading the
+model's files is the slow part (config.json and safetensors headers), so callers in the app run
+:func:`judge` in a worker thread.
 """
 
 from __future__ import annotations
@@ -136,7 +136,8 @@ def verdict(info: ModelInfo, config: RunConfig, gpus: list[Gpu]) -> Verdict:
     (per process) when the run has several."""
     room = capacity(gpus, config)
     if not info.known:
-        return Verdict(config, room, reason="No estimate until the engine downloads the model: its size is unknown here.")
+        return Verdict(config, room,
+                       reason="No estimate until the engine downloads the model: its size is unknown here.")
     world = world_size(config, gpus)
 
     def one_gpu(changed: RunConfig) -> Estimate:

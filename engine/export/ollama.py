@@ -22,7 +22,7 @@ words are the special tokens the template puts right after an assistant's answer
 from __future__ import annotations
 
 import json
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 Render = Callable[[list[dict[str, str]], bool], str]
 """``render(messages, add_generation_prompt)``: the model's chat template as text."""

@@ -77,7 +77,7 @@ class ExportSettings(BaseModel):
     """A folder to copy a clean PEFT adapter into (absolute), or None."""
 
     @model_validator(mode="after")
-    def _something(self) -> "ExportSettings":
+    def _something(self) -> ExportSettings:
         if not (self.merged or self.gguf or self.adapter_only):
             raise ValueError("nothing to export: ask for merged, a gguf type or adapter_only")
         if self.ollama and not self.gguf:

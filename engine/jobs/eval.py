@@ -89,8 +89,7 @@ from engine.jobs.runner import JobError, StopFlag, Stopped, read_job_settings, r
 from engine.models.demo import resolve_model
 from engine.models.generation import ChatModel, Settings, answer, load_chat_model
 from engine.models.loading import check_model, cuda_bf16, device_name
-from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE
-from engine.protocol import PROGRESS, WARNING, EventWriter
+from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE, PROGRESS, WARNING, EventWriter
 
 log = logging.getLogger("engine.jobs.eval")
 

@@ -42,21 +42,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 from engine.export import plan
 from engine.export.adapter import copy_adapter
-from engine.jobs.gguf_writer import GGUFError, Progress, write_gguf
-from engine.jobs.merge import load_merged, save_merged
 from engine.export.ollama import TemplateError, modelfile
 from engine.files import write_text_atomic
+from engine.jobs.gguf_writer import GGUFError, Progress, write_gguf
+from engine.jobs.merge import load_merged, save_merged
 from engine.jobs.runner import JobError, StopFlag, job_failure, read_job_settings, read_run_config, run_job
 from engine.locks import FolderLock
 from engine.models.demo import resolve_model
 from engine.models.info import read_model_info
 from engine.models.loading import hub_kwargs
 from engine.models.tokenizer import load_tokenizer
-from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE
-from engine.protocol import PROGRESS, EventWriter
+from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE, PROGRESS, EventWriter
 
 log = logging.getLogger("engine.jobs.export")
 PROGRESS_EVERY_S = 0.5
@@ -204,7 +202,8 @@ def ollama_modelfile(tokenizer: Any, gguf_name: str) -> str:
         return modelfile(gguf_name, render, tokenizer.all_special_tokens, tokenizer.eos_token, tokenizer.bos_token,
                          adds_bos)
     except TemplateError as exc:
-        raise JobError(f"Ollama: {exc}", hint="export without --ollama and write the Modelfile's TEMPLATE by hand") from None
+        raise JobError(f"Ollama: {exc}",
+                       hint="export without --ollama and write the Modelfile's TEMPLATE by hand") from None
 
 
 class Reporter:

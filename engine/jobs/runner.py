@@ -15,9 +15,10 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import transformers
 import yaml
@@ -85,7 +86,7 @@ def run_job(argv: list[str], kind: str, description: str,
         except Stopped:
             events.emit(JOB_STOPPED, **stopped(job_dir), killed=False)
             return 0
-        except BaseException as exc:  # noqa: BLE001 - every failure must become an event
+        except BaseException as exc:
             traceback.print_exc()
             sys.stderr.flush()
             events.emit(JOB_FAILED, **(failure or job_failure)(exc), exit_code=1, signal=None,

@@ -174,8 +174,8 @@ def resolve_devices(config: Any, found: list[Gpu], note: str = "") -> Any:
         return config
     if setting == "all":  # with --nproc N alone, the first N GPUs
         if nproc is not None and nproc > len(indices):
-            raise DeviceError(f"distributed.nproc {nproc}: this machine has {len(indices)} GPU(s) ({_listed(indices)}); "
-                              "each process trains on one GPU")
+            raise DeviceError(f"distributed.nproc {nproc}: this machine has {len(indices)} GPU(s) "
+                              f"({_listed(indices)}); each process trains on one GPU")
         chosen = indices[:nproc] if nproc is not None else indices
     elif isinstance(setting, int):
         if setting > len(indices):

@@ -4,15 +4,16 @@ GPU figures come from NVML (:class:`engine.machine.gpus.GpuProbe`), process figu
 psutil over the whole trainer process tree (dataloader workers included), host memory from
 :mod:`engine.machine.host`. Under torchrun the tree is the agent's, so the figures cover every
 worker of this machine, and the GPUs are the run's own (``CUDA_VISIBLE_DEVICES``, which the
-supervisor sets in NVML's order), not every card of the machine. None of them needs torch, so the sampler never touches the
-training thread's CUDA context.
+supervisor sets in NVML's order), not every card of the machine. None of them needs torch, so the
+sampler never touches the training thread's CUDA context.
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import psutil
 
@@ -94,7 +95,7 @@ class SystemSampler:
         self._only = run_gpus()
         self._thread = threading.Thread(target=self._run, name="system-sampler", daemon=True)
 
-    def start(self) -> "SystemSampler":
+    def start(self) -> SystemSampler:
         """Start sampling; the first event comes after one interval."""
         self._thread.start()
         return self

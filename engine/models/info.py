@@ -16,8 +16,8 @@ from math import prod
 from pathlib import Path
 
 from engine.models import hf_cache
-from engine.paths import DEMO_MODEL, demo_model_dir
 from engine.models.safetensors_header import ModelError, Shapes, read_safetensors_header, read_safetensors_shapes
+from engine.paths import DEMO_MODEL, demo_model_dir
 
 __all__ = ["ModelError", "ModelInfo", "read_model_info", "read_folder", "check_loadable",
            "read_safetensors_header", "read_safetensors_shapes", "shapes_from_config", "count_params"]
@@ -120,7 +120,8 @@ def read_folder(path: Path, name_or_path: str | None = None, source: str = "fold
         if derived:
             shapes, params_source = derived, "config.json"
         elif quant and header_shapes:
-            notes.append("Already quantized and not Llama-like: the parameter count from packed weights is approximate.")
+            notes.append("Already quantized and not Llama-like: the parameter count from packed weights is "
+                         "approximate.")
         if not header_shapes and not derived:
             notes.append("No safetensors weights and an unfamiliar layout: parameter count unknown.")
     if not any(path.glob("*.safetensors")) and any(path.glob("*.bin")):

@@ -109,7 +109,8 @@ def load_model(config: RunConfig, path: str, *, pad_token_id: int | None = None,
         kwargs["dtype"] = "auto"
     else:
         kwargs["dtype"] = pick_dtype(config.model.dtype, full_finetune=config.adapter.method == "full")
-        attention = attention_implementation(kwargs["dtype"] if quant is None else pick_dtype(config.quant.compute_dtype))
+        computing = kwargs["dtype"] if quant is None else pick_dtype(config.quant.compute_dtype)
+        attention = attention_implementation(computing)
         if attention:
             kwargs["attn_implementation"] = attention
     if quant is not None:
@@ -150,7 +151,8 @@ def release_weights_file(model: PreTrainedModel) -> int:
     copied = 0
     for module in model.modules():
         for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
-            if id(tensor) in seen or tensor.device.type != "cpu" or type(tensor).__name__ in ("Params4bit", "Int8Params"):
+            packed = type(tensor).__name__ in ("Params4bit", "Int8Params")
+            if id(tensor) in seen or tensor.device.type != "cpu" or packed:
                 continue
             seen.add(id(tensor))  # tied weights (embeddings and LM head) are one tensor, copied once
             tensor.data = tensor.data.clone()

@@ -24,7 +24,7 @@ class ModelError(ValueError):
     """A model tuitune cannot use; the message says what is wrong and what to do."""
 
     @classmethod
-    def not_found(cls, name_or_path: str, exc: OSError) -> "ModelError":
+    def not_found(cls, name_or_path: str, exc: OSError) -> ModelError:
         """transformers' OSError for a model it cannot find (hub, network or files), said plainly."""
         detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return cls(f"model not found: {name_or_path}: {detail}")

@@ -20,11 +20,20 @@ from transformers import TrainerCallback, TrainerControl, TrainerState, Training
 
 from engine.checkpoints import mark_complete
 from engine.machine.place import place
-from engine.protocol import (CHECKPOINT, EVAL, LOG, PHASE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, RUN_STOPPED, SYSTEM,
-                             WARNING)
-from engine.protocol import EventWriter
+from engine.protocol import (
+    CHECKPOINT,
+    EVAL,
+    LOG,
+    PHASE,
+    RUN_FAILED,
+    RUN_FINISHED,
+    RUN_STARTED,
+    RUN_STOPPED,
+    SYSTEM,
+    WARNING,
+    EventWriter,
+)
 from engine.recipes.saving import check_room, folder_bytes
-
 
 NODE_TYPES = frozenset({PHASE, WARNING, SYSTEM, RUN_STARTED, RUN_FINISHED, RUN_STOPPED, RUN_FAILED})
 """What a node other than 0 writes into its own run folder: how far it got, its own GPUs and host, and how it

@@ -12,9 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from transformers import TrainingArguments, set_seed
@@ -22,13 +23,22 @@ from transformers.trainer_callback import PrinterCallback
 
 from engine.checkpoints import TRAINER_STATE, list_checkpoints
 from engine.config import RunConfig, load_config
+from engine.machine.place import place
 from engine.machine.sampler import SystemSampler
 from engine.models.demo import ALIASES, is_prepared, resolve_model
 from engine.models.loading import check_model, cuda_bf16, device_name, peak_memory
 from engine.models.tokenizer import load_tokenizer
-from engine.machine.place import place
-from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, PHASE, RUN_FINISHED, RUN_STARTED, RUN_STOPPED
-from engine.protocol import WARNING, read_events
+from engine.protocol import (
+    ADAPTER_DIR,
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    PHASE,
+    RUN_FINISHED,
+    RUN_STARTED,
+    RUN_STOPPED,
+    WARNING,
+    read_events,
+)
 from engine.recipes import distributed
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.recipes.saving import check_room, copy_model_files, save_atomically, whole_run_loss
@@ -116,7 +126,8 @@ def load_for_stage(run_dir: Path, events: Events, flags: RunFlags, build: Callab
     return Loaded(config, ready.path, tokenizer, model, facts, built)
 
 
-def run_started_fields(run_dir: Path, config: RunConfig, facts: dict[str, Any], stats: dict[str, Any]) -> dict[str, Any]:
+def run_started_fields(run_dir: Path, config: RunConfig, facts: dict[str, Any],
+                       stats: dict[str, Any]) -> dict[str, Any]:
     """The fields of ``run_started`` known before training (the callback adds steps and the resume)."""
     return {
         "run_name": run_dir.name, "stage": config.stage, "model": facts, "method": config.adapter.method,

@@ -77,7 +77,7 @@ def build_datasets(data: DataSection, tokenizer: Any, seed: int, stage: str = DE
     rows = _rows(train, kind, data)
     stats = {"format": fmt, "train_records": len(train), "eval_records": len(held), "truncated": result.truncated,
              "dropped_empty": len(result.empty),
-             "duplicates": sum(1 for it in result.kept for p in it.record.problems if p.message.startswith("duplicate")),
+             "duplicates": sum(p.message.startswith("duplicate") for it in result.kept for p in it.record.problems),
              **_token_stats(rows, kind, train)}
     eval_set = Dataset.from_dict(_rows(held, kind, data)) if held else None
     return Built(Dataset.from_dict(rows), eval_set, stats, warnings)

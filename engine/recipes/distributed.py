@@ -1,7 +1,8 @@
 """What a trainer does differently when torchrun started several of it: the Trainer's DDP/FSDP arguments.
 
-torchrun sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` in each worker (``engine.machine.place`` reads them); the Trainer (through accelerate)
-then initialises the process group itself. This module only chooses what the Trainer cannot guess.
+torchrun sets ``WORLD_SIZE``/``RANK``/``LOCAL_RANK`` in each worker (``engine.machine.place`` reads them);
+the Trainer (through accelerate) then initialises the process group itself. This module only chooses
+what the Trainer cannot guess.
 """
 
 from __future__ import annotations

@@ -31,7 +31,13 @@ from trl import DPOConfig, DPOTrainer
 
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.recipes.common import (
-    drop_reference_copy, load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments)
+    drop_reference_copy,
+    load_for_stage,
+    resume_point,
+    run_started_fields,
+    train_and_save,
+    training_arguments,
+)
 
 log = logging.getLogger("engine.recipes.dpo")
 

@@ -38,13 +38,19 @@ import torch
 
 from engine.config import DataSection, RLSection
 from engine.data.formats import last_user_turn
-from engine.data.problems import DataError, Problem
 from engine.data.prepare import Item, encode_or_refuse, split
+from engine.data.problems import DataError, Problem
 from engine.data.prompts import PromptSet, read_prompts, reward_plan
 from engine.protocol import PHASE, SAMPLES, WARNING
 from engine.recipes.callbacks import Events, EventsCallback, RunFlags
 from engine.recipes.common import (
-    drop_reference_copy, load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments)
+    drop_reference_copy,
+    load_for_stage,
+    resume_point,
+    run_started_fields,
+    train_and_save,
+    training_arguments,
+)
 from engine.recipes.rewards import answer_text, build_rewards
 from engine.stages import STAGES
 
@@ -140,8 +146,8 @@ def build_prompts(data: DataSection, tokenizer: Any, seed: int, stage: str) -> P
                                      f"cutoff_len {data.cutoff_len} tokens (the shortest has {min(lengths)}): "
                                      "raise data.cutoff_len")])
         first = prompts.rows[long[0]]["record"]
-        warnings.append(f"{len(long)} prompts longer than cutoff_len {data.cutoff_len} tokens left out (first: {first}, "
-                        f"{lengths[long[0]]} tokens)")
+        warnings.append(f"{len(long)} prompts longer than cutoff_len {data.cutoff_len} tokens left out "
+                        f"(first: {first}, {lengths[long[0]]} tokens)")
         keep = [n for n in range(len(lengths)) if lengths[n] <= data.cutoff_len]
         prompts.rows, prompts.places = [prompts.rows[n] for n in keep], [prompts.places[n] for n in keep]
         lengths = [lengths[n] for n in keep]
@@ -179,9 +185,11 @@ def trl_classes(stage: str) -> tuple[type, type]:
     """TRL's config and trainer for ``stage`` (by its baseline: RLOO's leave-one-out mean of the other answers,
     or GRPO's group), the trainer writing a samples event after each log."""
     if STAGES[stage].baseline == "others":
-        from trl import RLOOConfig as Config, RLOOTrainer as Trainer
+        from trl import RLOOConfig as Config
+        from trl import RLOOTrainer as Trainer
     else:
-        from trl import GRPOConfig as Config, GRPOTrainer as Trainer
+        from trl import GRPOConfig as Config
+        from trl import GRPOTrainer as Trainer
 
     class SampledTrainer(Trainer):  # type: ignore[misc, valid-type]
         """TRL's trainer that also writes the latest answers and their rewards as a samples event."""

@@ -34,8 +34,9 @@ def locate(path: str) -> tuple[RunConfig, str, str | None]:
     from engine.models.demo import resolve_model
 
     folder = Path(path).expanduser()
+    in_run = (folder.parent / CONFIG_FILE).is_file() and (folder / "adapter_config.json").is_file()  # RUN/adapter
     run = folder if (folder / CONFIG_FILE).is_file() and (folder / ADAPTER_DIR).is_dir() else \
-        folder.parent if (folder.parent / CONFIG_FILE).is_file() and (folder / "adapter_config.json").is_file() else None
+        folder.parent if in_run else None
     if run is not None:
         config = load_config(run / CONFIG_FILE)
         if not STAGES[config.stage].score_head:

@@ -29,8 +29,9 @@ import re
 import sys
 import traceback
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.config import RewardSection, RLSection
 
@@ -95,7 +96,7 @@ class Reward:
         records = kwargs.pop(RECORD_FIELD, [None] * len(answers))
         try:
             scores = list(self.score(prompts, answers, references, kwargs))
-        except Exception as exc:  # noqa: BLE001 - every failure names its record
+        except Exception as exc:
             raise RewardError(self._describe(exc, self._failing_record(prompts, answers, references, records, kwargs,
                                                                        exc))) from exc
         if len(scores) != len(answers):
@@ -115,7 +116,7 @@ class Reward:
                    for key, value in kwargs.items()}
             try:
                 self.score(prompts[n:n + 1], answers[n:n + 1], references[n:n + 1], one)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 return records[n], exc
         return "a batch of " + ", ".join(dict.fromkeys(str(r) for r in records)), first
 
@@ -178,7 +179,7 @@ def load_function(spec: str, allowed: bool) -> Callable[..., list]:
     sys.modules[module_name] = module
     try:
         loader.loader.exec_module(module)
-    except Exception as exc:  # noqa: BLE001 - shown as one located line
+    except Exception as exc:
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         raise ValueError(f"rl.rewards python: importing {file} failed: {last}") from exc
     function = getattr(module, name, None)

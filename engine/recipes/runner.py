@@ -31,13 +31,12 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any
 
 import transformers
 
 from engine.config import load_config
-from engine.models.loading import peak_memory
 from engine.machine.place import place
+from engine.models.loading import peak_memory
 from engine.protocol import CONFIG_FILE, PEER_LOST, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
 from engine.recipes.callbacks import Events, RunFlags, StopBeforeTraining
 from engine.stages import STAGES
@@ -76,7 +75,7 @@ def main(argv: list[str]) -> int:
         events.emit(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
                     peak_memory_bytes=peak, peak_memory_kind=kind)
         return 0
-    except BaseException as exc:  # noqa: BLE001 - every failure must become an event
+    except BaseException as exc:
         traceback.print_exc()
         sys.stderr.flush()
         if several and peer_lost(exc):

@@ -16,8 +16,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.checkpoints import MARKER, OPTIMIZER, TRAINER_STATE
 from engine.export.adapter import name_chosen_base

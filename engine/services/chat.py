@@ -19,7 +19,21 @@ from typing import Any
 from engine.models.generation import ChatModel, Settings, answer, load_chat_model
 from engine.services import jsonlines
 from engine.services.chat_protocol import (
-    DONE, ERROR, FAILED, GENERATE, LOADING, READY, SIDES, STOP, TOKEN, Done, Error, Ready, Token, bad_line_error)
+    DONE,
+    ERROR,
+    FAILED,
+    GENERATE,
+    LOADING,
+    READY,
+    SIDES,
+    STOP,
+    TOKEN,
+    Done,
+    Error,
+    Ready,
+    Token,
+    bad_line_error,
+)
 
 
 class Service:

@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from engine.data.encode import IGNORE_INDEX, encode_completions, encode_conversation
 from engine.data.formats import LAYOUTS, with_system
-from engine.stages import STAGES
 from engine.data.report import Reporter
 from engine.models.tokenizer import load_tokenizer
 from engine.services import jsonlines
 from engine.services.data_protocol import (
-    ENCODED, ERROR, FAILED, READY, REQUEST_KEY, Encoded, Error, Failed, Ready, Segment, Side, bad_line_error)
+    ENCODED,
+    ERROR,
+    FAILED,
+    READY,
+    REQUEST_KEY,
+    Encoded,
+    Error,
+    Failed,
+    Ready,
+    Segment,
+    Side,
+    bad_line_error,
+)
+from engine.stages import STAGES
 
 UNLIMITED = 1 << 40
 """Cutoff used to encode a record whole, so the view can show what lies past the real cutoff."""

@@ -38,14 +38,33 @@ from __future__ import annotations
 from typing import Any, TypedDict
 
 from engine.data.report_events import (
-    CHECKED, DONE, FAILED, FORMAT, PROBLEM, PROGRESS, REPORT_EVENTS, STARTED, TOKEN_STATS, Bin, Checked, Done, Failed,
-    Format, ProblemEvent, Progress, Started, TokenStats, Turns)
+    CHECKED,
+    DONE,
+    FAILED,
+    FORMAT,
+    PROBLEM,
+    PROGRESS,
+    REPORT_EVENTS,
+    STARTED,
+    TOKEN_STATS,
+    Bin,
+    Checked,
+    Done,
+    Failed,
+    Format,
+    ProblemEvent,
+    Progress,
+    Started,
+    TokenStats,
+    Turns,
+)
 from engine.services.jsonlines import BadLine
 
 __all__ = [
     "CHECKED", "DONE", "ENCODED", "ERROR", "FAILED", "FORMAT", "MESSAGES", "PROBLEM", "PROGRESS", "READY",
     "REPORT_EVENTS", "REQUEST_KEY", "STARTED", "TOKEN_STATS", "Bin", "Checked", "Done", "EncodeRequest", "Encoded",
-    "Error", "Failed", "Format", "ProblemEvent", "Progress", "Ready", "Segment", "Side", "Started", "TokenStats", "Turns",
+    "Error", "Failed", "Format", "ProblemEvent", "Progress", "Ready", "Segment", "Side", "Started", "TokenStats",
+    "Turns",
     "bad_line_error",
 ]
 

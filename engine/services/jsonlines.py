@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, TextIO
+from typing import Any, TextIO
 
 Message = dict[str, Any]
 """One decoded message: a JSON object."""

@@ -58,16 +58,34 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.checkpoints import latest_checkpoint
 from engine.files import write_text_atomic
 from engine.locks import LOCKED, FolderLock
-from engine.protocol import (ALERT, CONTINUED, EVENTS_FILE, JOB_FAILED, JOB_STOPPED, LOG, LOG_FILE, NODE_FILE, PAUSED,
-                             PEER_LOST, PIDS_FILE, RUN_FAILED, RUN_STOPPED, TERMINAL_TYPES, rank_log)
-from engine.protocol import EventWriter, read_events_from, read_log_tail
+from engine.protocol import (
+    ALERT,
+    CONTINUED,
+    EVENTS_FILE,
+    JOB_FAILED,
+    JOB_STOPPED,
+    LOG,
+    LOG_FILE,
+    NODE_FILE,
+    PAUSED,
+    PEER_LOST,
+    PIDS_FILE,
+    RUN_FAILED,
+    RUN_STOPPED,
+    TERMINAL_TYPES,
+    EventWriter,
+    rank_log,
+    read_events_from,
+    read_log_tail,
+)
 from engine.supervisor.failures import ONEDNN_ISA, SIGNAL_HINTS, describe_exit, signal_name
 from engine.supervisor.watchdog import STALL_FLOOR_S, Alert, Watchdog
 
@@ -165,12 +183,14 @@ def train_command(folder: Path, resume: bool, plan: Processes) -> tuple[list[str
     """
     train = ["-m", "engine", "train", "--run-dir", str(folder), *(["--resume"] if resume else [])]
     # Indices as nvidia-smi and NVML number the cards (CUDA's own default order is fastest first).
-    env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": ",".join(map(str, plan.gpus))} if plan.gpus else {}
+    env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID",
+           "CUDA_VISIBLE_DEVICES": ",".join(map(str, plan.gpus))} if plan.gpus else {}
     if not plan.distributed:
         return [sys.executable, *train], env
     where = ["--standalone"] if plan.nnodes == 1 else [
         "--nnodes", str(plan.nnodes), "--node-rank", str(plan.node_rank),
-        "--master-addr", (plan.master or "").rpartition(":")[0], "--master-port", (plan.master or "").rpartition(":")[2]]
+        "--master-addr", (plan.master or "").rpartition(":")[0],
+        "--master-port", (plan.master or "").rpartition(":")[2]]
     return [sys.executable, "-m", "torch.distributed.run", *where, "--nproc-per-node", str(plan.nproc),
             "--max-restarts", "0", "--monitor-interval", "0.5", "--shutdown-timeout", str(SHUTDOWN_S), *train], env
 
@@ -528,9 +548,9 @@ class Supervisor:
         where = f"node {self.plan.node_rank}" if self.plan.nnodes > 1 else host
         log_name = rank_log(rank)
         tail = read_log_tail(self.folder, lines=30, name=log_name) or read_log_tail(self.folder, lines=30)
-        self.record(self.job.failed, cause=f"rank {rank} of {self.plan.world_size} (local rank {local_rank} on {where}) "
-                    f"{how}; torchrun ended the others", exit_code=exit_code, signal=sig, hint=SIGNAL_HINTS.get(sig or ""),
-                    log_tail=tail, errors=[], rank=rank, local_rank=local_rank,
+        self.record(self.job.failed, cause=f"rank {rank} of {self.plan.world_size} (local rank {local_rank} on "
+                    f"{where}) {how}; torchrun ended the others", exit_code=exit_code, signal=sig,
+                    hint=SIGNAL_HINTS.get(sig or ""), log_tail=tail, errors=[], rank=rank, local_rank=local_rank,
                     log_path=log_name if (self.folder / log_name).exists() else LOG_FILE)
         return exit_code or 1
 

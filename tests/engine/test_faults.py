@@ -62,7 +62,7 @@ def test_of_two_resumes_at_once_exactly_one_starts(eng, tiny_model_dir: Path, ti
         outcomes: list[object] = []
         barrier = threading.Barrier(2)
 
-        def resume() -> None:
+        def resume(barrier: threading.Barrier = barrier, outcomes: list[object] = outcomes) -> None:
             barrier.wait()
             try:
                 outcomes.append(resume_run(run_dir))

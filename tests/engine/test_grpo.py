@@ -48,7 +48,6 @@ def logs(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e["type"] == "log"]
 
 
-@pytest.mark.slow
 def test_grpo_reward_mean_rises_on_the_demo_model_and_the_adapter_loads_back(eng, demo_model_dir: Path,
                                                                              tmp_path: Path) -> None:
     # builtin:identity (instruction data) read as prompts; the length reward needs no reference answer
@@ -57,7 +56,8 @@ def test_grpo_reward_mean_rises_on_the_demo_model_and_the_adapter_loads_back(eng
                        rl={"max_completion_length": 24, "rewards": [{"kind": "length", "max_words": 8}]})
     events = eng.run_to_end(run_dir)
 
-    assert eng.kinds(events, ANYTIME) == ["run_started"] + ["log", "samples"] * 6 + ["checkpoint", "run_finished"], events[-1]
+    assert eng.kinds(events, ANYTIME) == (["run_started"] + ["log", "samples"] * 6
+                                          + ["checkpoint", "run_finished"]), events[-1]
     rewards = [e["metrics"]["reward"] for e in logs(events)]
     # Untrained, most answers run past 8 words (about -0.7); trained, they get shorter. Measured here: -0.62 over
     # the first three steps, -0.28 over the last three (seed 7, earlier: -0.94, -0.50); 2 prompts a step were too

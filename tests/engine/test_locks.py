@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig, write_config
-from engine.locks import LOCKED
-from engine.locks import FolderLock, is_locked
+from engine.locks import LOCKED, FolderLock, is_locked
 from engine.protocol import JOB_FAILED, read_events
 from tuitune.runs.launch import is_alive, read_pids, resume_run, wait_until_gone
 

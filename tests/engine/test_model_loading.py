@@ -72,8 +72,9 @@ def test_a_quantized_load_lands_on_the_gpu_of_its_rank(tiny_model_dir: Path, mon
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(AutoModelForSequenceClassification, "from_pretrained", from_pretrained)
-    config = RunConfig.model_validate({"stage": "rm", "model": {"name_or_path": str(tiny_model_dir), "dtype": "float32"},
-                                      "quant": {"mode": "4bit", "compute_dtype": "float32"}})
+    config = RunConfig.model_validate({"stage": "rm",
+                                       "model": {"name_or_path": str(tiny_model_dir), "dtype": "float32"},
+                                       "quant": {"mode": "4bit", "compute_dtype": "float32"}})
     with pytest.raises(Placed):
         loading.load_model(config, str(tiny_model_dir), pad_token_id=0)
     assert asked[0]["device_map"] == {"": 1} and asked[0]["num_labels"] == 1

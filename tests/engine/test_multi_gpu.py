@@ -144,7 +144,9 @@ def test_pause_and_save_now_reach_every_rank_and_a_kill_on_request_leaves_no_pro
 
     assert pause_run(run_dir)
     eng.wait_for(run_dir, eng.first("paused"), what="the pause")
-    states = lambda: {psutil.Process(w).status() for w in pids - {proc.pid}}
+    def states() -> set[str]:
+        return {psutil.Process(w).status() for w in pids - {proc.pid}}
+
     # the agent and both workers hold where they are, then go on
     eng.wait_for(run_dir, lambda _: states() == {psutil.STATUS_STOPPED}, timeout=5, what="every process stopped")
     assert continue_run(run_dir)

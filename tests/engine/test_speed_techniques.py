@@ -48,7 +48,8 @@ def _lora(tiny_model_dir: Path, dropout: float = 0.0, method: str = "lora", atte
         return model.requires_grad_(True).train()
     torch.manual_seed(0)
     config = LoraConfig(task_type="CAUSAL_LM", r=4, lora_alpha=8, lora_dropout=dropout, target_modules="all-linear",
-                        init_lora_weights=False, use_dora=method == "dora")  # random B too, so every adapter weight has a gradient
+                        init_lora_weights=False,  # random B too, so every adapter weight has a gradient
+                        use_dora=method == "dora")
     return get_peft_model(model, config).train()
 
 
@@ -78,7 +79,8 @@ def test_padding_free_batch_equals_padded_batch(tiny_model_dir: Path, attention:
     flat = FlatCollator()(_features(_records()))
     assert flat["input_ids"].shape == (1, sum(n for n, _ in LENGTHS)) and "attention_mask" not in flat
     assert flat["position_ids"][0, :12].tolist() == list(range(11)) + [0]
-    assert int((flat["labels"][..., 1:] != IGNORE_INDEX).sum()) == int((padded["labels"][..., 1:] != IGNORE_INDEX).sum())
+    assert int((flat["labels"][..., 1:] != IGNORE_INDEX).sum()) == int(
+        (padded["labels"][..., 1:] != IGNORE_INDEX).sum())
     _assert_same(_step(model, padded), _step(model, flat))
 
 
@@ -166,7 +168,8 @@ def test_models_not_known_to_keep_records_apart_get_padded_batches() -> None:
     config = RunConfig()
     known = SimpleNamespace(config=SimpleNamespace(model_type="qwen2", _attn_implementation="sdpa"))
     remote = SimpleNamespace(config=SimpleNamespace(model_type="my_remote_arch", _attn_implementation="sdpa"))
-    flash = SimpleNamespace(config=SimpleNamespace(model_type="my_remote_arch", _attn_implementation="flash_attention_2"))
+    flash = SimpleNamespace(config=SimpleNamespace(model_type="my_remote_arch",
+                                                   _attn_implementation="flash_attention_2"))
     assert isinstance(collator(known, config, 0, cuda=False), FlatCollator)
     assert isinstance(collator(flash, config, 0, cuda=False), FlatCollator)
     assert isinstance(collator(remote, config, 0, cuda=False), PadCollator)

@@ -67,7 +67,6 @@ def trained_lora_b(model: Any) -> float:
     return max(float(p.abs().max()) for name, p in model.named_parameters() if "lora_B" in name)
 
 
-@pytest.mark.slow
 def test_dpo_reward_margin_rises_and_the_adapter_loads_back(eng, demo_model_dir: Path, tmp_path: Path) -> None:
     run_dir = make_run(eng, tmp_path, "smollm2-135m-instruct", trl_pairs(tmp_path / "pairs.jsonl"),
                            stage="dpo", train={**SHORT, "max_steps": 4, "learning_rate": 5e-4})
@@ -100,7 +99,6 @@ PT_TEXT = ("The Eiffel Tower stands in Paris.\nIt was finished in 1889.\n\n"
            "Rivers carry water from the mountains to the sea. " * 6)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("stage", "data", "metric"), [
     ("kto", SHAREGPT_KTO, "kl"),
     ("rm", SHAREGPT_RANKING, "accuracy"),
@@ -151,7 +149,8 @@ def test_bad_preference_data_is_refused_before_training_with_record_locations(
     assert failed["cause"] == "the training data has problems"
     assert failed["errors"] == [
         f"{bad}:2 record 1 field chosen: empty text",
-        f"{bad}:3 record 2 field rejected: identical to chosen: the pair teaches no preference; drop it or fix one side",
+        f"{bad}:3 record 2 field rejected: identical to chosen: the pair teaches no preference; "
+        "drop it or fix one side",
         f"{bad}:4 record 3 field chosen: missing field",
         f"{bad}:5 record 4 field rejected: the prompt differs between the sides: the turns before the rejected "
         "answer are not those before the chosen one",

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     ("quant", "expected"),
     [({"mode": "none"}, "none"), ({"mode": "4bit", "quant_type": "nf4", "double_quant": True}, "4bit-nf4")],

@@ -175,8 +175,9 @@ async def test_new_run_flow_defaults_review_and_choices_from_other_screens(make_
         assert isinstance(app.screen, RunsScreen)
 
 
-async def test_engine_signals_ask_first_and_worker_errors_open_a_modal(make_app, wait_for, runs_dir: Path, alive_runs: set[str],
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_engine_signals_ask_first_and_worker_errors_open_a_modal(make_app, wait_for, runs_dir: Path,
+                                                                       alive_runs: set[str],
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from tuitune.runs import launch
 
     alive_runs.add("running")

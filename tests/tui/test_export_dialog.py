@@ -76,7 +76,8 @@ async def test_an_export_larger_than_the_free_space_cannot_be_started(tmp_path: 
     async with app.run_test(size=(80, 24)) as pilot:
         space = app.dialog.query_one("#space", Static)
         assert "not enough disk space" in str(space.render()) and space.has_class("-short")
-        assert f"{free_bytes(tmp_path) / 1024**3:.1f} GiB free" in str(space.render()) or "TiB free" in str(space.render())
+        assert (f"{free_bytes(tmp_path) / 1024**3:.1f} GiB free" in str(space.render())
+                or "TiB free" in str(space.render()))
         assert app.dialog.query_one("#export", Button).disabled
         await pilot.press("escape")
         await pilot.pause()

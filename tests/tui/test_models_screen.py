@@ -19,7 +19,8 @@ from tuitune.screens.models import ModelsScreen
 from tuitune.widgets.model_details import ModelDetails
 from tuitune.widgets.model_memory import ModelMemory
 
-_spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
+_spec = importlib.util.spec_from_file_location("model_builders",
+                                               Path(__file__).parents[1] / "fixtures/models/builders.py")
 builders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(builders)
 

@@ -19,7 +19,8 @@ from engine.models.info import read_model_info
 from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.screens.new_run import NewRunScreen
 
-_spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
+_spec = importlib.util.spec_from_file_location("model_builders",
+                                               Path(__file__).parents[1] / "fixtures/models/builders.py")
 builders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(builders)
 
@@ -74,7 +75,8 @@ async def review(pilot, wait_for, model: str) -> NewRunScreen:
     await pilot.press("enter", "enter", "enter")  # model, stage (sft), data
     await wait_for(pilot, lambda: flow.query_one("#presets").option_count > 1, what="the preset list")
     await pilot.press("enter")
-    await wait_for(pilot, lambda: flow.starter.verdict is not None and flow.starter.verdict.config == flow.config, what="the memory verdict")
+    await wait_for(pilot, lambda: flow.starter.verdict is not None and flow.starter.verdict.config == flow.config,
+                   what="the memory verdict")
     return flow
 
 

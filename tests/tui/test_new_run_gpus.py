@@ -13,7 +13,8 @@ import pytest
 from engine.machine import gpus as gpus_mod
 from tuitune.screens.new_run import NewRunScreen
 
-_spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
+_spec = importlib.util.spec_from_file_location("model_builders",
+                                               Path(__file__).parents[1] / "fixtures/models/builders.py")
 builders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(builders)
 GIB = 1024**3

@@ -330,7 +330,8 @@ async def test_an_rl_presets_rewards_are_edited_as_yaml_and_kept_by_save_as() ->
         await settle(pilot)
         saved = resolve(load_preset("my-grpo"))
         assert saved.stage == "grpo" and saved.rl.num_generations == 6
-        assert [(r.kind, r.max_words, r.pattern) for r in saved.rl.rewards] == [("length", 20, None), ("regex", None, "^A")]
+        assert [(r.kind, r.max_words, r.pattern) for r in saved.rl.rewards] == [
+            ("length", 20, None), ("regex", None, "^A")]
         rewards.value = "[{kind: lengthy}]"
         await pilot.pause()
         assert not form.query_one("#field-rl-rewards", Input).is_valid

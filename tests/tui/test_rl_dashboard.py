@@ -13,8 +13,8 @@ from tuitune.widgets.loss_chart import LossChart
 from tuitune.widgets.samples_panel import SamplesPanel, samples_text
 
 SAMPLES = {"type": "samples", "step": 60, "samples": [
-    {"prompt": "Who are you?", "completion": "I am Tuito.", "reward": 1.0, "rewards": {"exact_match": 1.0, "length": 0.0},
-     "advantage": 0.87},
+    {"prompt": "Who are you?", "completion": "I am Tuito.", "reward": 1.0,
+     "rewards": {"exact_match": 1.0, "length": 0.0}, "advantage": 0.87},
     {"prompt": "Who are you?", "completion": "I'm an AI assistant\ndeveloped by Hugging Face to help you with many "
      "tasks.", "reward": -0.5, "rewards": {"exact_match": 0.0, "length": -0.5}, "advantage": -0.87},
     {"prompt": "你是谁？", "completion": "我是 Tuito。", "reward": 0.0, "rewards": {"exact_match": 0.0, "length": 0.0},

@@ -44,7 +44,8 @@ def test_wrong_choice_lists_the_allowed_values() -> None:
 
 def test_out_of_range_and_wrong_type_are_reported_in_file_order() -> None:
     problems = problems_of("adapter:\n  r: 0\ntrain:\n  learning_rate: fast\n")
-    assert [p.split(" ")[0:2] for p in problems] == [["p.yaml:2:6", "adapter.r:"], ["p.yaml:4:18", "train.learning_rate:"]]
+    assert [p.split(" ")[0:2] for p in problems] == [["p.yaml:2:6", "adapter.r:"],
+                                                     ["p.yaml:4:18", "train.learning_rate:"]]
     assert problems[0].endswith("adapter.r: must be greater than or equal to 1")
 
 
@@ -108,7 +109,8 @@ def test_deep_merge_keeps_sibling_keys() -> None:
 def test_bad_target_modules_get_one_message(value: str) -> None:
     [problem] = problems_of(f"adapter:\n  target_modules: {value}\n")
     assert problem == (
-        "p.yaml:2:19 adapter.target_modules: must be all-linear or a non-empty list of module names such as [q_proj, v_proj]"
+        "p.yaml:2:19 adapter.target_modules: must be all-linear or a non-empty list of module names such as "
+        "[q_proj, v_proj]"
     )
 
 

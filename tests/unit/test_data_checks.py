@@ -19,7 +19,8 @@ CORPUS = {
     "unclosed_array.json": "unclosed_array.json:4:1: JSON syntax error: the array is not closed with ']'",
     "single_object.json": "single_object.json:1: the file holds a single JSON object; expected a JSON array of "
     "records or JSON Lines (one record per line) (the records seem to be under key 'data': keep just that array)",
-    "invalid_utf8.jsonl": "invalid_utf8.jsonl:2:21 record 1: text is not valid UTF-8 (byte 0xe9); save the file as UTF-8",
+    "invalid_utf8.jsonl": "invalid_utf8.jsonl:2:21 record 1: text is not valid UTF-8 (byte 0xe9); save the file "
+    "as UTF-8",
     "empty.jsonl": "empty.jsonl: the file is empty: no records",
     "empty_array.json": "empty_array.json: the array is empty: no records",
     "not_an_object.jsonl": "not_an_object.jsonl:2 record 1: expected a JSON object (a record), got array",
@@ -40,7 +41,8 @@ CORPUS = {
     "[instruction, answer] pair of two strings",
     "sharegpt_unknown_role.jsonl": "sharegpt_unknown_role.jsonl:2 record 1 field conversations[1].from: "
     "unknown role 'bot'; allowed: human, user, gpt, assistant, chatgpt, model, system",
-    "sharegpt_missing_value.json": "sharegpt_missing_value.json:14 record 1 field conversations[1].value: missing field",
+    "sharegpt_missing_value.json": "sharegpt_missing_value.json:14 record 1 field conversations[1].value: "
+    "missing field",
     "openai_unknown_role.jsonl": "openai_unknown_role.jsonl:14 record 13 field messages[2].role: unknown role "
     "'bot'; allowed: system, user, assistant",
     "openai_broken_order.jsonl": "openai_broken_order.jsonl:1 record 0 field messages[1].role: expected an "
@@ -78,7 +80,8 @@ def test_each_bad_file_has_its_own_located_message(name: str) -> None:
     first = summary.problems[0]
     assert str(first) == f"{BAD}/{CORPUS[name]}"
     assert first.severity == ("warning" if name == "duplicates.jsonl" else "error")
-    assert summary.errors == (0 if name == "duplicates.jsonl" else len([p for p in summary.problems if p.severity == "error"]))
+    assert summary.errors == (0 if name == "duplicates.jsonl"
+                              else len([p for p in summary.problems if p.severity == "error"]))
 
 
 RECORDS = {
@@ -211,7 +214,8 @@ def test_a_record_over_the_limit_in_a_json_array_is_refused(tmp_path: Path, monk
     monkeypatch.setattr(source, "MAX_RECORD_BYTES", 1 << 20)
     path = tmp_path / "long.json"
     path.write_text(json.dumps([RECORDS["alpaca"], {"instruction": "x" * (2 << 20), "output": "y"}], indent=1))
-    assert first_problem(path) == f"{path}:7 record 1: the record is 2.0 MiB long; one record (line) may be at most 1 MiB"
+    assert first_problem(path) == (f"{path}:7 record 1: the record is 2.0 MiB long; "
+                                   "one record (line) may be at most 1 MiB")
 
 
 @pytest.mark.parametrize("record, field", [

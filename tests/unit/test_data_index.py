@@ -35,7 +35,8 @@ def test_jsonl_pages_match_a_full_read(tmp_path: Path, monkeypatch: pytest.Monke
     everything = list(iter_records(str(path)))
     for start in (0, 3, 100, 245):
         page = index.page(start, 10)
-        assert [(r.index, r.line, r.value) for r in page] == [(r.index, r.line, r.value) for r in everything[start:start + 10]]
+        assert [(r.index, r.line, r.value) for r in page] == [(r.index, r.line, r.value)
+                                                              for r in everything[start:start + 10]]
     assert index.page(250, 10) == []
 
 

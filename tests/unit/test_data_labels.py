@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from engine.config import DataSection
+from engine.data.encode import IGNORE_INDEX, encode_conversation
 from engine.data.problems import DataError
 from engine.recipes.datasets import PadCollator, build_datasets, pack_records
-from engine.data.encode import IGNORE_INDEX, encode_conversation
 
 EOT = "<|im_end|>"
 
@@ -173,7 +173,8 @@ def test_datasets_folder_and_mixed_json_load_through_datasets(tokenizer, tmp_pat
     built = build_datasets(DataSection(train=[str(tmp_path / "folder"), mixed]), tokenizer, seed=0)
     assert built.stats["train_records"] == 4 and built.stats["format"] == "openai+sharegpt"
     runs = [trained_runs(tokenizer, row["input_ids"], row["labels"]) for row in built.train]
-    assert runs == [["Hello, friend!" + EOT]] * 2 + [["4" + EOT], ["First answer." + EOT, "Second answer, longer." + EOT]]
+    assert runs == [["Hello, friend!" + EOT]] * 2 + [["4" + EOT],
+                                                     ["First answer." + EOT, "Second answer, longer." + EOT]]
     assert built.warnings == [f"1 duplicate records (kept), first: {tmp_path}/folder record 1: duplicate of record 0"]
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig
+from engine.estimate.advice import what_to_change
 from engine.estimate.memory import estimate, method_label
 from engine.estimate.trainable import trainable_params
-from engine.estimate.advice import what_to_change
 from engine.models.info import read_folder, read_model_info
 
-_spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
+_spec = importlib.util.spec_from_file_location("model_builders",
+                                               Path(__file__).parents[1] / "fixtures/models/builders.py")
 builders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(builders)
 
@@ -302,7 +303,8 @@ def test_cli_prints_breakdown_and_verdict(tmp_path: Path, capsys: pytest.Capture
 def test_cli_says_when_it_will_not_fit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from tuitune.__main__ import main
 
-    config = dict(builders.TINY_LLAMA, vocab_size=4_000_000)  # a huge vocabulary (the chunked loss never holds it whole)
+    # a huge vocabulary (the chunked loss never holds it whole)
+    config = dict(builders.TINY_LLAMA, vocab_size=4_000_000)
     folder = builders.make_model(tmp_path / "big", config, weights=False)
     run = tmp_path / "run.yaml"
     run.write_text("data:\n  cutoff_len: 1000000\ntrain:\n  batch_size: 1024\n")  # activations alone need TiBs

@@ -36,7 +36,8 @@ def fake_nvml(cards: list[tuple[str, int, int]], init_error: Exception | None = 
 
 
 def test_cards_listed_with_memory(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml([("NVIDIA H100", 80 << 30, 79 << 30), ("NVIDIA L4", 24 << 30, 1)]))
+    monkeypatch.setitem(sys.modules, "pynvml",
+                        fake_nvml([("NVIDIA H100", 80 << 30, 79 << 30), ("NVIDIA L4", 24 << 30, 1)]))
     gpus, note = list_gpus()
     assert note == ""
     assert [(g.index, g.name, g.total_bytes, g.free_bytes) for g in gpus] == [

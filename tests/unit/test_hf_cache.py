@@ -9,7 +9,8 @@ import pytest
 
 from engine.models import hf_cache
 
-_spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
+_spec = importlib.util.spec_from_file_location("model_builders",
+                                               Path(__file__).parents[1] / "fixtures/models/builders.py")
 builders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(builders)
 
@@ -39,7 +40,8 @@ def test_refs_main_preferred_then_newest_complete(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("env", "expected"),
-    [({"HF_HUB_CACHE": "/x/hub"}, "/x/hub"), ({"HF_HOME": "/y"}, "/y/hub"), ({"XDG_CACHE_HOME": "/z"}, "/z/huggingface/hub")],
+    [({"HF_HUB_CACHE": "/x/hub"}, "/x/hub"), ({"HF_HOME": "/y"}, "/y/hub"),
+     ({"XDG_CACHE_HOME": "/z"}, "/z/huggingface/hub")],
 )
 def test_cache_dir_follows_the_hub_variables(monkeypatch: pytest.MonkeyPatch, env: dict, expected: str) -> None:
     for name in ("HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME"):

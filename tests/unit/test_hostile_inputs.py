@@ -13,8 +13,8 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 
@@ -98,7 +98,8 @@ def test_a_fifo_as_data_is_one_problem_and_never_opened(tmp_path: Path, make_fif
 def test_a_device_as_data_is_refused() -> None:
     summary = check_paths(["/dev/zero"])
     assert [str(p) for p in summary.problems] == [
-        "/dev/zero: not a regular file (a character device); give a JSON or JSON Lines file, or a folder saved by datasets"]
+        "/dev/zero: not a regular file (a character device); give a JSON or JSON Lines file, or a folder saved by "
+        "datasets"]
 
 
 def test_tuitune_data_check_on_a_fifo_and_a_device_answers_at_once(tmp_path: Path, make_fifo) -> None:

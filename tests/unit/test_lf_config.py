@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import ConfigError, parse_config
-from engine.lf.config import (
-    compose_lf, is_lf_config, load_lf_or_none, template_family, template_verdict, to_yaml)
+from engine.lf.config import compose_lf, is_lf_config, load_lf_or_none, template_family, template_verdict, to_yaml
 
 CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
           "'<|im_end|>' + '\\n'}}{% endfor %}")

@@ -12,7 +12,8 @@ import pytest
 from engine.models.info import ModelError, check_loadable, read_model_info
 from engine.paths import DEMO_MODEL
 
-_spec = importlib.util.spec_from_file_location("model_builders", Path(__file__).parents[1] / "fixtures/models/builders.py")
+_spec = importlib.util.spec_from_file_location("model_builders",
+                                               Path(__file__).parents[1] / "fixtures/models/builders.py")
 builders = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(builders)
 
@@ -26,7 +27,8 @@ def test_tiny_folder_details(tmp_path: Path) -> None:
     info = read_model_info(str(builders.make_model(tmp_path / "tiny")))
     assert TINY_PARAMS == 1704
     assert (info.params_total, info.params_source) == (TINY_PARAMS, "safetensors headers")
-    assert (info.architecture, info.model_type, info.num_layers, info.hidden_size) == ("LlamaForCausalLM", "llama", 2, 8)
+    assert (info.architecture, info.model_type, info.num_layers, info.hidden_size) == (
+        "LlamaForCausalLM", "llama", 2, 8)
     assert (info.num_heads, info.num_kv_heads, info.head_dim, info.intermediate_size) == (2, 1, 4, 16)
     assert (info.vocab_size, info.context_length, info.dtype) == (32, 64, "bfloat16")
     assert info.has_chat_template and not info.needs_remote_code and info.quantization is None
@@ -133,7 +135,8 @@ def test_error_neither_path_nor_hub_id() -> None:
 
 
 def test_hub_id_not_downloaded_and_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(builders.make_hf_cache(tmp_path / "hub", {"org/cached": True, "gpt2": True})))
+    monkeypatch.setenv("HF_HUB_CACHE",
+                       str(builders.make_hf_cache(tmp_path / "hub", {"org/cached": True, "gpt2": True})))
     remote = read_model_info("org/elsewhere")
     assert remote.source == "hub" and not remote.known and "downloads it" in remote.notes[0]
     cached = read_model_info("org/cached")
@@ -157,7 +160,8 @@ def test_demo_after_conversion_matches_known_facts(demo_model_dir: Path) -> None
 def test_module_stays_free_of_the_ml_stack() -> None:
     import subprocess
 
-    code = "import engine.models.info, engine.estimate.memory, engine.estimate.advice, engine.estimate.trainable, engine.models.hf_cache, engine.machine.gpus, sys; print(sorted(m for m in " \
-           "('torch','transformers','peft','textual','pydantic') if m in sys.modules))"
+    code = ("import engine.models.info, engine.estimate.memory, engine.estimate.advice, engine.estimate.trainable, "
+            "engine.models.hf_cache, engine.machine.gpus, sys; print(sorted(m for m in "
+            "('torch','transformers','peft','textual','pydantic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

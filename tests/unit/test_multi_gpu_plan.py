@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig
-from engine.supervisor.launch import Processes, processes, train_command
 from engine.machine.gpus import DeviceError, Gpu, parse_gpus, resolve_devices
+from engine.supervisor.launch import Processes, processes, train_command
 
 REPO = Path(__file__).resolve().parents[2]
 TWO = [Gpu(0, "H100", 80 << 30, 80 << 30), Gpu(1, "H100", 80 << 30, 80 << 30)]

@@ -87,7 +87,8 @@ def test_problems_are_located_by_file_line_record_and_field(tmp_path: Path) -> N
     summary = check_paths([path], stage="dpo")
     assert summary.formats == {path: "trl_pairs"} and summary.usable == 1
     assert [str(p) for p in summary.problems] == [
-        f"{path}:2 record 1 field rejected: identical to chosen: the pair teaches no preference; drop it or fix one side"]
+        f"{path}:2 record 1 field rejected: identical to chosen: the pair teaches no preference; "
+        "drop it or fix one side"]
 
 
 def test_a_stage_refuses_another_stage_s_data_naming_what_it_accepts(tmp_path: Path) -> None:
@@ -130,11 +131,11 @@ def test_kto_needs_two_answers_a_batch_and_label_smoothing_needs_robust() -> Non
         parse_config("stage: kto\ntrain: {batch_size: 1}\n")
     with pytest.raises(ConfigError, match="label_smoothing is used only by loss_type robust"):
         parse_config("stage: dpo\npreference: {label_smoothing: 0.1}\n")
-    with pytest.raises(ConfigError, match="stage: must be one of 'sft', 'pt', 'rm', 'dpo', 'kto', 'orpo', 'grpo' or 'rloo'"):
+    with pytest.raises(ConfigError,
+                       match="stage: must be one of 'sft', 'pt', 'rm', 'dpo', 'kto', 'orpo', 'grpo' or 'rloo'"):
         parse_config("stage: ppo\n", "p.yaml")
 
 
-@pytest.mark.slow
 def test_the_encoder_splits_prompt_and_answers_and_cuts_at_the_cutoff(demo_model_dir: Path) -> None:
     from engine.data.encode import encode_completions, encode_pairs, encode_texts
     from engine.models.tokenizer import load_tokenizer
@@ -154,7 +155,8 @@ def test_the_encoder_splits_prompt_and_answers_and_cuts_at_the_cutoff(demo_model
     # Only the last assistant turn is the answer; earlier ones belong to the prompt.
     history = [*Q, {"role": "assistant", "content": "Hello!"}, *ZH, {"role": "assistant", "content": "你好！"}]
     [answer] = encode_completions([history], tokenizer, 1024)
-    assert tokenizer.decode(answer.completion_ids) == "你好！<|im_end|>" and "Hello!" in tokenizer.decode(answer.prompt_ids)
+    assert (tokenizer.decode(answer.completion_ids) == "你好！<|im_end|>"
+            and "Hello!" in tokenizer.decode(answer.prompt_ids))
     # Raw text: an end-of-sequence token after each document, cut into pieces, nothing dropped.
     [pieces] = encode_texts(["The Eiffel Tower stands in Paris. 长城很长。"], tokenizer, 8)
     ids = [t for p in pieces for t in p.input_ids]

@@ -146,7 +146,8 @@ def test_diff_from_lists_changed_leaves_in_order() -> None:
 @pytest.mark.parametrize("value", ["true", "false"])
 def test_a_preset_may_not_set_trust_remote_code(value: str) -> None:
     """A shared preset could turn on remote code for whatever model the run names (even with --model)."""
-    path = write_user("remote", f"description: looks harmless\nmodel:\n  trust_remote_code: {value}\nadapter:\n  r: 8\n")
+    path = write_user("remote",
+                      f"description: looks harmless\nmodel:\n  trust_remote_code: {value}\nadapter:\n  r: 8\n")
     with pytest.raises(ConfigError) as err:
         load_preset("remote")
     assert err.value.problems == [

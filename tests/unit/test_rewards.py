@@ -14,8 +14,17 @@ from engine.data.formats import detect_format, to_prompt
 from engine.data.problems import DataError
 from engine.data.prompts import read_prompts, reward_plan
 from engine.presets import load_preset
-from engine.recipes.rewards import Reward, RewardError, build_rewards, contains, exact_match, length, load_function, normalise
-from engine.recipes.rewards import regex
+from engine.recipes.rewards import (
+    Reward,
+    RewardError,
+    build_rewards,
+    contains,
+    exact_match,
+    length,
+    load_function,
+    normalise,
+    regex,
+)
 
 
 def test_exact_match_ignores_case_spaces_and_punctuation_and_scores_nothing_without_a_reference() -> None:
@@ -55,8 +64,8 @@ def test_a_reward_that_raises_names_its_last_line_its_code_line_and_the_record()
         reward(prompts=["q1", "q2"], completions=["long one", "abc"], reference=["", ""],
                record=["d.jsonl:1 (record 0)", "d.jsonl:2 (record 1)"])
     line = picky.__code__.co_firstlineno + 1
-    assert str(raised.value) == (f"reward picky raised ZeroDivisionError: division by zero (test_rewards.py line {line}, "
-                                 "in <listcomp>) on the answer to d.jsonl:2 (record 1)")
+    assert str(raised.value) == (f"reward picky raised ZeroDivisionError: division by zero (test_rewards.py "
+                                 f"line {line}, in <listcomp>) on the answer to d.jsonl:2 (record 1)")
     wrong = Reward("wrong", lambda p, a, r, kw: ["high"] * len(a))
     with pytest.raises(RewardError, match="returned str for the answer to x: it must return numbers"):
         wrong(prompts=["q"], completions=["a"], record=["x"])
@@ -112,7 +121,8 @@ def test_which_rewards_the_prompts_allow(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in [{"prompt": "a", "answer": "1"}, {"prompt": "b"}]))
     data = parse_config(f"stage: grpo\ndata: {{train: [{path}]}}\n").data
     prompts = read_prompts(data, "grpo")
-    assert prompts.rows[1] == {"prompt": [{"role": "user", "content": "b"}], "reference": "", "record": f"{path}:2 (record 1)"}
+    assert prompts.rows[1] == {"prompt": [{"role": "user", "content": "b"}], "reference": "",
+                               "record": f"{path}:2 (record 1)"}
     summary = check_paths([str(path)], stage="grpo")
     assert (summary.prompts, summary.references) == (2, 1)
     # the default exact_match needs every reference ...
@@ -122,7 +132,8 @@ def test_which_rewards_the_prompts_allow(tmp_path: Path) -> None:
         f"{path}:2 record 1: no reference answer, which exact_match (the default) compares with: add one or drop "
         "the record"]
     # ... a regex needs none; exact_match among the rewards does
-    assert reward_plan(RLSection(rewards=[{"kind": "regex", "pattern": "x"}]), prompts, data.train) == "rewards: regex x1"
+    assert reward_plan(RLSection(rewards=[{"kind": "regex", "pattern": "x"}]), prompts, data.train) == (
+        "rewards: regex x1")
     with pytest.raises(DataError):
         reward_plan(RLSection(rewards=[{"kind": "exact_match"}]), prompts, data.train)
     path.write_text(json.dumps({"prompt": "a", "answer": "1"}) + "\n")
@@ -138,7 +149,8 @@ def test_the_review_says_the_default_reward_refuses_what_nothing_rewards_and_mar
 
     prompts = tmp_path / "p.jsonl"
     prompts.write_text(json.dumps({"prompt": "hi"}) + "\n")
-    reviewed = review_findings(parse_config("stage: grpo\n"))  # builtin:identity: instruction data, answers as references
+    # builtin:identity: instruction data, answers as references
+    reviewed = review_findings(parse_config("stage: grpo\n"))
     assert reviewed.refusals == [] and reviewed.dangers == []
     assert reviewed.warnings == ["no reward configured: exact_match against the reference answers (66 prompts), 1 when "
                                  "an answer equals its reference (case, spaces and punctuation ignored)"]
@@ -147,7 +159,8 @@ def test_the_review_says_the_default_reward_refuses_what_nothing_rewards_and_mar
     (tmp_path / "r.py").write_text("def f(prompts, completions, references, **kw):\n    return [0.0] * len(prompts)\n")
     reviewed = review_findings(parse_config(
         f"stage: rloo\ndata: {{train: [{prompts}]}}\nrl:\n  allow_code: true\n  rewards:\n"
-        f"    - {{kind: python, function: {tmp_path / 'r.py'}:f}}\n    - {{kind: reward_model, path: {tmp_path / 'no'}}}\n"))
+        f"    - {{kind: python, function: {tmp_path / 'r.py'}:f}}\n"
+        f"    - {{kind: reward_model, path: {tmp_path / 'no'}}}\n"))
     assert reviewed.refusals == [f"rl.rewards[1] reward_model: {tmp_path / 'no'} does not exist"]
     assert reviewed.dangers == [f"this run executes your Python code as a reward: rl.rewards[0] {tmp_path / 'r.py'}:f "
                                 "(rl.allow_code: true); start it only if you trust that file"]

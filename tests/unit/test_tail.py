@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.protocol import EventWriter
-from engine.protocol import read_log_tail
+from engine.protocol import EventWriter, read_log_tail
 from tuitune.runs.tail import EventTail
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from engine.config import DataSection
 from engine.data.problems import Problem

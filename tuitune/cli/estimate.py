@@ -35,7 +35,8 @@ def report(info: ModelInfo, config: RunConfig, result: Verdict, gpus: list[Gpu],
     rows = breakdown(est, config)
     lines += [f"  {name:<12}{fmt_bytes(value):>10}  {why}".rstrip() for name, value, why in rows]
     lines += [f"  {'total':<12}{fmt_bytes(est.total):>10}", ""]
-    lines += [f"GPU {g.index}     {g.name}: {fmt_bytes(g.total_bytes)} total, {fmt_bytes(g.free_bytes)} free" for g in gpus]
+    lines += [f"GPU {g.index}     {g.name}: {fmt_bytes(g.total_bytes)} total, {fmt_bytes(g.free_bytes)} free"
+              for g in gpus]
     if not gpus:
         lines.append(f"GPUs      none ({gpu_note}); figures are for CPU training")
     room = result.capacity

@@ -26,6 +26,7 @@ from tuitune.runs.evals import PREDICTIONS_FILE, describe_job_end, read_metrics,
 from tuitune.runs.folder import read_meta, resolve_trained
 from tuitune.runs.launch import start_job
 
+
 def run(args: argparse.Namespace) -> int:
     """Start the evaluation, then detach or follow it to its end."""
     if args.max_new_tokens < 1 or (args.limit is not None and args.limit < 1):

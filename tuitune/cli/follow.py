@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from engine.protocol import JOB_STARTED, LOG_FILE, PHASE, PROGRESS, TERMINAL_TYPES, WARNING
 from tuitune.runs.launch import is_alive, stop_run, wait_until_gone

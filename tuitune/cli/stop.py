@@ -2,9 +2,9 @@
 
 Without ``--kill`` the run saves a checkpoint and its adapter at the end of the current step
 and records ``run_stopped``; with ``--kill`` the trainer dies at once, nothing is saved, and the
-supervisor records ``run_stopped`` with ``killed: true`` and the checkpoint a resume would use. Either way this waits for that terminal event, then
-for every process of the run to be gone (its folder's lock free), so the folder can be resumed,
-moved or deleted as soon as this returns.
+supervisor records ``run_stopped`` with ``killed: true`` and the checkpoint a resume would use.
+Either way this waits for that terminal event, then for every process of the run to be gone (its
+folder's lock free), so the folder can be resumed, moved or deleted as soon as this returns.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Any
 
 from engine.protocol import EVENTS_FILE, RUN_STOPPED, TERMINAL_TYPES, terminal_event
 from tuitune.cli.common import runs_root
-from tuitune.runs.state import describe_end
-from tuitune.runs.launch import is_alive, read_pids, stop_run, wait_until_gone
-from tuitune.runs.tail import EventTail
 from tuitune.runs.folder import resolve_run
+from tuitune.runs.launch import is_alive, read_pids, stop_run, wait_until_gone
+from tuitune.runs.state import describe_end
+from tuitune.runs.tail import EventTail
 
 WAIT_S = 600.0
 """How long to wait for the terminal event: saving a large model's checkpoint takes a while."""

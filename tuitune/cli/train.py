@@ -19,8 +19,8 @@ from engine.config import ConfigError, RunConfig
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
 from tuitune.cli.common import CONFIG_FLAGS, PRESET_CHOSEN, config_from_args, runs_root
 from tuitune.cli.follow import follow_to_end, print_failure
-from tuitune.runs.launch import default_run_name, new_run_dir, resume_run, start_run
 from tuitune.runs.folder import resolve_run
+from tuitune.runs.launch import default_run_name, new_run_dir, resume_run, start_run
 from tuitune.runs.state import describe_end, describe_processes
 
 
@@ -50,9 +50,9 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
     if args.resume:
         if not args.run_dir:
             raise FileNotFoundError("--resume needs --run-dir (the run to continue)")
-        ignored = [flag for flag, value in (("CONFIG", args.config), ("--preset", args.preset),
-                                            *((flag, getattr(args, dest, None)) for dest, (flag, _) in CONFIG_FLAGS.items()))
-                   if value is not None and value is not False]
+        given = [("CONFIG", args.config), ("--preset", args.preset),
+                 *((flag, getattr(args, dest, None)) for dest, (flag, _) in CONFIG_FLAGS.items())]
+        ignored = [flag for flag, value in given if value is not None and value is not False]
         if ignored:
             raise ValueError(f"--resume continues the run's own config.yaml; {', '.join(ignored)} cannot change it")
         run_dir = resolve_run(args.run_dir, runs_root)
@@ -178,8 +178,8 @@ def format_log(event: dict[str, Any]) -> str:
     eta = event.get("eta_s")
     eta_text = f"{int(eta) // 60}:{int(eta) % 60:02d}" if eta is not None else "?"
     lr = event.get("lr")
-    return (f"loss {_num(event.get('loss'))}  lr {lr:.1e}  " if lr is not None else f"loss {_num(event.get('loss'))}  ") + \
-        f"{event.get('tokens_per_s') or 0:.0f} tok/s  ETA {eta_text}"
+    rate = f"lr {lr:.1e}  " if lr is not None else ""
+    return f"loss {_num(event.get('loss'))}  {rate}{event.get('tokens_per_s') or 0:.0f} tok/s  ETA {eta_text}"
 
 
 def _num(value: Any) -> str:

@@ -3,9 +3,10 @@ disk space it needs against what is free there."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from textual import getters, on
 from textual.app import ComposeResult
@@ -121,7 +122,8 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
         """Bytes the choice needs, or None when the model's size is unknown."""
         if not self.params:
             return None
-        return sum(plan.needed_bytes(request.merged, list(request.gguf), self.params, self.dtype).values()) + plan.RESERVE
+        needed = plan.needed_bytes(request.merged, list(request.gguf), self.params, self.dtype)
+        return sum(needed.values()) + plan.RESERVE
 
     def _refresh_space(self) -> None:
         """Update the space line and whether Export can be pressed."""

@@ -42,7 +42,9 @@ class RunSettingsDialog(ModalScreen[dict[str, Any] | None]):
 
     DEFAULT_CSS = """
     RunSettingsDialog { align: center middle; }
-    RunSettingsDialog > Vertical { width: 100; max-width: 100%; height: 90%; border: thick $primary; background: $surface; }
+    RunSettingsDialog > Vertical {
+        width: 100; max-width: 100%; height: 90%; border: thick $primary; background: $surface;
+    }
     RunSettingsDialog #settings-title { text-style: bold; padding: 0 1; }
     RunSettingsDialog #settings-diff { height: auto; max-height: 3; padding: 0 1; color: $warning; }
     """

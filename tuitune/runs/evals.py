@@ -16,8 +16,7 @@ from typing import Any
 
 from engine.files import FileTooLarge, NotARegularFile, read_regular
 from engine.locks import is_locked
-from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_FOLDERS, JOB_STARTED, JOB_STOPPED
-from engine.protocol import PROGRESS, TERMINAL_TYPES
+from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_FOLDERS, JOB_STARTED, JOB_STOPPED, PROGRESS, TERMINAL_TYPES
 from tuitune.runs.tail import EventTail
 
 EVALS_DIR = JOB_FOLDERS["eval"]
@@ -160,7 +159,8 @@ def describe_job_end(event: dict[str, Any]) -> str:
     if kind == JOB_STOPPED:
         if event.get("killed"):
             return "killed on request"
-        return f"stopped during {event.get('phase') or 'start'} at {event.get('done') or 0} of {event.get('total') or 0}"
+        return (f"stopped during {event.get('phase') or 'start'} at {event.get('done') or 0} of "
+                f"{event.get('total') or 0}")
     return f"failed: {event.get('cause')}"
 
 

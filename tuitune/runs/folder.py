@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from engine.files import FileTooLarge, NotARegularFile, read_regular
 from engine.checkpoints import latest_checkpoint
 from engine.checkpoints import problem as checkpoint_problem
+from engine.files import FileTooLarge, NotARegularFile, read_regular
 from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, EVENTS_FILE
 from tuitune.runs.lf_folder import LFTail, find_lf_folders, is_lf_folder, still_writing
 from tuitune.runs.state import RunState, fold, status

@@ -20,11 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import engine
-from engine.locks import LOCKED
-from engine.stages import DEFAULT_STAGE
-from engine.locks import is_locked
 from engine.files import write_text_atomic
+from engine.locks import LOCKED, is_locked
 from engine.protocol import CONFIG_FILE, JOB_FILE, JOB_FOLDERS, LOG_FILE, PIDS_FILE
+from engine.stages import DEFAULT_STAGE
 
 if TYPE_CHECKING:  # pydantic costs about 0.15 s to import, and liveness checks need none of it
     from engine.config import RunConfig

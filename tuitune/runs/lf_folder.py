@@ -32,9 +32,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 import re
 import stat
+import time
 from pathlib import Path
 from typing import Any
 

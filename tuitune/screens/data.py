@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from textual import getters, on, work
@@ -287,7 +287,8 @@ class DataScreen(AppScreen):
         if self.path:
             self.open(self.path)
 
-    @work(thread=True, exclusive=True, group="data-datasets", exit_on_error=False, description="reading dataset_info.json")
+    @work(thread=True, exclusive=True, group="data-datasets", exit_on_error=False,
+          description="reading dataset_info.json")
     def _pick_dataset(self, dataset_dir: str) -> None:
         from engine.config import ConfigError
         from engine.lf.dataset_info import list_datasets

@@ -26,8 +26,18 @@ from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 from textual.worker import get_current_worker
 
-from tuitune.runs.evals import COLUMNS, EVALS_DIR, PREDICTIONS_FILE, EvalJob, Predictions, describe_job_end, figure
-from tuitune.runs.evals import list_jobs, read_predictions, summary_rows
+from tuitune.runs.evals import (
+    COLUMNS,
+    EVALS_DIR,
+    PREDICTIONS_FILE,
+    EvalJob,
+    Predictions,
+    describe_job_end,
+    figure,
+    list_jobs,
+    read_predictions,
+    summary_rows,
+)
 from tuitune.runs.launch import stop_run
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.prediction_view import PredictionView

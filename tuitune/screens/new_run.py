@@ -29,11 +29,11 @@ from textual.widgets.selection_list import Selection
 
 from engine.config import DEMO_MODEL, ConfigError, RunConfig, config_to_yaml
 from engine.data.formats import accepted_layouts
-from engine.presets import diff_from, preset_values
-from engine.stages import DEMO_DATA, STAGES
 from engine.estimate.fit import Verdict
 from engine.estimate.prestart import Prestart
 from engine.machine.gpus import Gpu
+from engine.presets import diff_from, preset_values
+from engine.stages import DEMO_DATA, STAGES
 from engine.units import fmt_bytes
 from tuitune.controllers.run_start import RunStarter
 from tuitune.dialogs.run_settings import describe_diff

@@ -18,14 +18,14 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from tuitune.runs.folder import RunsIndex, RunSummary
-from tuitune.runs.state import describe_end
-from tuitune.controllers.export_start import ExportStarter
-from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
-from tuitune.screens.base import AppScreen
 from engine.config import ConfigError
 from engine.units import fmt_bytes
 from tuitune import fmt
+from tuitune.controllers.export_start import ExportStarter
+from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
+from tuitune.runs.folder import RunsIndex, RunSummary
+from tuitune.runs.state import describe_end
+from tuitune.screens.base import AppScreen
 
 COLUMNS = ("name", "model", "method", "state", "step", "loss", "started", "duration")
 COMPACT_COLUMNS = ("name", "state", "step", "loss")
@@ -36,7 +36,8 @@ DROP_FIRST = ("model", "method", "duration")
 MODEL_WIDTH = 24
 """Longest model cell (the end of a hub id says the most: ``…a/Llama-3.2-1B-Instruct``)."""
 STATE_STYLE = {
-    "running": "bold green", "paused": "bold blue", "finished": "cyan", "stopped": "yellow", "failed": "bold red", "lost": "magenta",
+    "running": "bold green", "paused": "bold blue", "finished": "cyan", "stopped": "yellow", "failed": "bold red",
+    "lost": "magenta",
 }
 SCAN_INTERVAL = 2.0
 """Seconds between rescans of the runs folder."""
@@ -331,8 +332,8 @@ class RunsScreen(AppScreen):
 
     def action_delete(self) -> None:
         """Ask, then delete the highlighted run's folder (refused while any process of it runs)."""
-        from tuitune.dialogs.confirm import ConfirmDialog
         from engine.models.info import folder_size
+        from tuitune.dialogs.confirm import ConfirmDialog
         from tuitune.runs.manage import busy
 
         key = self._selected_key()

@@ -28,8 +28,8 @@ from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.messages import EngineExited, LogLinesRead, RunEventsRead
 from tuitune.runs import folder
 from tuitune.runs.folder import initial_state, read_meta
-from tuitune.runs.state import LIVE, PAUSED, RUNNING, RunState, describe_end, fold, status
 from tuitune.runs.lf_folder import LFTail, is_lf_folder, log_file, still_writing
+from tuitune.runs.state import LIVE, PAUSED, RUNNING, RunState, describe_end, fold, status
 from tuitune.runs.tail import EventTail
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.loss_chart import LossChart, stage_metrics
@@ -60,7 +60,8 @@ def wall_clock() -> float:
     return time.time()
 
 
-STATUS_STYLE = {"running": "green", "paused": "blue", "finished": "cyan", "stopped": "yellow", "failed": "red", "lost": "magenta"}
+STATUS_STYLE = {"running": "green", "paused": "blue", "finished": "cyan", "stopped": "yellow", "failed": "red",
+                "lost": "magenta"}
 """Colour of each status badge."""
 
 

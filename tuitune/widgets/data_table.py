@@ -37,7 +37,8 @@ def record_cells(raw: RawRecord, fmt: str | None) -> tuple[str, str, Text, str]:
         example, problems = to_example(raw.value, fmt)
         if problems or example is None:
             field, message = problems[0] if problems else ("", "not usable")
-            return str(raw.index), line, Text("✗", style="bold red"), one_line(f"{field}: {message}" if field else message)
+            shown = one_line(f"{field}: {message}" if field else message)
+            return str(raw.index), line, Text("✗", style="bold red"), shown
         return str(raw.index), line, Text("✓", style="green"), one_line(example_preview(example))
     if fmt not in TRAINABLE:
         return str(raw.index), line, Text("·"), one_line(json.dumps(raw.value, ensure_ascii=False))
@@ -52,7 +53,8 @@ def record_cells(raw: RawRecord, fmt: str | None) -> tuple[str, str, Text, str]:
 
 
 def example_preview(example: Example) -> str:
-    """One line for a pair (prompt → chosen ≻ rejected), a kto answer (+/-), a prompt (→ its reference) or a document."""
+    """One line for a pair (prompt → chosen ≻ rejected), a kto answer (+/-), a prompt (→ its reference) or a
+    document."""
     if example.kind == "text":
         return example.text or ""
     prompt = last_user_turn(example.prompt)

@@ -8,8 +8,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from engine.units import fmt_bytes
 from engine.models.info import ModelInfo
+from engine.units import fmt_bytes
 
 SOURCES = {"demo": "built-in demo model", "folder": "local folder", "hf-cache": "Hugging Face cache",
            "hub": "Hugging Face hub (not downloaded)"}

@@ -32,7 +32,8 @@ class ModelMemory(Static):
     """
 
     def show(self, verdict: Verdict | None, devices: str = "", note: str = "") -> None:
-        """Display ``verdict`` with the ``devices`` line, or ``note`` (or the verdict's reason) when there is no estimate."""
+        """Display ``verdict`` with the ``devices`` line, or ``note`` (or the verdict's reason) when there is no
+        estimate."""
         self._shown = (verdict, devices, note)
         self.set_class(verdict is not None and not verdict.fits, "-overflow")
         self.refresh(layout=True)

@@ -10,8 +10,8 @@ import types
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
-from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 import yaml
+from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
 
@@ -129,9 +129,10 @@ def spec_for(dotted: str, field: FieldInfo) -> FieldSpec:
         kind = "float"
     else:
         kind = "text"
-    inner = Union[tuple(members)] if len(members) > 1 else members[0]
+    inner = Union[tuple(members)] if len(members) > 1 else members[0]  # noqa: UP007 - made from a list at run time
     adapter = TypeAdapter(Annotated[(inner, *field.metadata)]) if field.metadata else TypeAdapter(inner)
-    return FieldSpec(dotted, field.description or "", kind, literals, optional, _describe_bounds(field.metadata), adapter)
+    return FieldSpec(dotted, field.description or "", kind, literals, optional, _describe_bounds(field.metadata),
+                     adapter)
 
 
 def preset_fields() -> list[FieldSpec]:

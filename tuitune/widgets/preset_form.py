@@ -76,7 +76,8 @@ class PresetForm(VerticalScroll):
             """The form that changed (for ``@on(PresetForm.Changed, "#id")``)."""
             return self.form
 
-    def __init__(self, base: dict[str, Any] | None = None, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, base: dict[str, Any] | None = None, *, id: str | None = None,
+                 classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self._specs = preset_fields()
         self._by_id = {spec.widget_id: spec for spec in self._specs}

@@ -74,7 +74,8 @@ class RecordView(VerticalScroll):
 
     def show_example(self, title: str, example: Any, problems: list[str], raw: str = "") -> None:
         """Show a pair's prompt and both answers side by side, a kto answer with its label, a prompt
-        with its reference answer, or a document, before tokens arrive (``example`` None: the raw JSON and the problems)."""
+        with its reference answer, or a document, before tokens arrive (``example`` None: the raw JSON and the
+        problems)."""
         self.encoded, self.trained_text = None, ""
         self.head_line.update(title)
         head = Text()
@@ -95,7 +96,8 @@ class RecordView(VerticalScroll):
             return
         if example.kind == "kto":
             label = ("desirable ✓", "bold green") if example.label else ("undesirable ✗", "bold red")
-            self.body_view.update(Text.assemble(head, ("assistant ", "bold"), label, "\n", (example.chosen or "", TRAINED)))
+            self.body_view.update(Text.assemble(head, ("assistant ", "bold"), label, "\n",
+                                                (example.chosen or "", TRAINED)))
             return
         self.body_view.update(Group(head, _side_by_side(Text(example.chosen or "", TRAINED),
                                                         Text(example.rejected or "", TRAINED))))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
-from tuitune.runs.state import RunState
 from tuitune import fmt
+from tuitune.runs.state import RunState
 
 
 class RunStats(Static):
