@@ -26,17 +26,22 @@ demo: $(STAMP)
 	$(PY) -m engine prepare
 	$(VENV)/bin/tuitune train --max-steps 30
 
+# Test workers: each engine process then trains on one thread (tests/conftest.py), so two workers
+# keep two cores busy without their threads spinning against each other. WORKERS=0: one process.
+WORKERS ?= 2
+PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadgroup
+
 # Everything: the linters, then every test (the fast tier and the full one: training, engine
 # processes, the app driven in tmux), with the 25 slowest named.
 test: $(STAMP) lint
 	# The tmux test drives the real app as a person would; it needs tmux on the PATH.
 	command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)
-	$(PY) -m pytest --durations=25
+	$(PYTEST) --durations=25
 
 # While working: the tests that train nothing and start no engine process (tests/unit, tests/tui
 # but its journeys/), a few minutes.
 test-fast: $(STAMP) lint
-	$(PY) -m pytest -m fast --durations=10
+	$(PYTEST) -m fast --durations=10
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

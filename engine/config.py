@@ -262,7 +262,7 @@ so a few steps of the demo model take about a minute; a GPU takes TRL's own defa
 
 
 class RLSection(Section):
-    """Reinforcement learning from rewards (stages grpo, rloo): sampling and the rewards."""
+    """Reinforcement learning from rewards (the stages that sample answers): sampling and the rewards."""
 
     num_generations: int | None = Field(None, ge=2, le=256)
     """Answers sampled per prompt and compared with each other (train.batch_size counts prompts); default: 4 on CPU, 8 on a GPU."""

@@ -16,6 +16,12 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Workers share the cores (make test runs two): every engine process they start, and torch in the worker,
+    # use one thread each, or their OpenMP threads spin against each other's (two trainers at once on two
+    # cores slowed each other 10-20x).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 FULL_FOLDERS = ("engine", "journeys")
 """Folders whose tests train or start engine processes, the full tier: tests/engine/, and a journeys/ folder
 beside the fast tests it shares fixtures with (tests/tui/journeys/: the app with its real engine processes)."""
@@ -27,10 +33,18 @@ def tier_of(path: Path) -> str:
     return "full" if any(folder in FULL_FOLDERS for folder in folders) else "fast"
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test with its folder's tier (``-m fast`` selects the fast one)."""
+    """Mark every test with its folder's tier (``-m fast`` selects the fast one), and keep on one worker of
+    a parallel run (``--dist loadgroup``) the tests that share what is costly to make: the trained demo run,
+    a module's own fixture (every shipped preset's runs, the demo run's exports)."""
     for item in items:
         item.add_marker(tier_of(item.path))
+        defs = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        if "demo_run" in defs:
+            item.add_marker(pytest.mark.xdist_group("demo_run"))
+        elif any(fixture.scope == "module" for fixtures in defs.values() for fixture in fixtures):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
 
 
 @pytest.fixture(autouse=True)

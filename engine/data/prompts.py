@@ -1,4 +1,4 @@
-"""Prompts for the RL stages (grpo, rloo): read, checked, and matched against the rewards. Standard library only.
+"""Prompts for the stages that sample answers: read, checked, and matched against the rewards. Standard library only.
 
 A prompt is the conversation up to its last user turn; its reference answer (``answer`` of a
 ``{prompt, answer}`` record, or the answer of an instruction record) is what ``exact_match`` and

@@ -34,6 +34,7 @@ from engine.data.report_events import (
     Started,
 )
 from engine.data.source import resolve_path
+from engine.stages import STAGES
 
 PROGRESS_EVERY_S = 0.1
 BATCH = 256
@@ -82,7 +83,7 @@ def summary_lines(checked: dict[str, Any] | None, tokens: dict[str, Any] | None)
         if prompts:
             without = prompts["records"] - prompts["with_reference"]
             lines.append(f"prompts: {prompts['with_reference']:,} with a reference answer, {without:,} without "
-                         "(exact_match, the default reward of grpo/rloo, compares with it)")
+                         "(exact_match, the default reward of the RL stages, compares with it)")
         labels = checked.get("labels") or {}
         if labels:
             lines.append(f"kto answers: {labels.get('desirable', 0):,} desirable, "
@@ -206,7 +207,8 @@ class Reporter:
                 if item.example is not None and item.example.kind == "prompts":
                     prompts["records"] = prompts.get("records", 0) + 1
                     prompts["with_reference"] = prompts.get("with_reference", 0) + (item.example.chosen is not None)
-        if self.stage == "kto" and (problem := kto_balance_problem(self.paths, Counter(labels))) is not None:
+        kto = self.stage is not None and STAGES[self.stage].kind == "kto"
+        if kto and (problem := kto_balance_problem(self.paths, Counter(labels))) is not None:
             self.problem(problem)
         total = sum(turns.values())
         self.emit(Checked(type=CHECKED, records=records, usable=usable, errors=self.errors, warnings=self.warnings,
@@ -248,46 +250,39 @@ class Reporter:
                        "text": self._measure_text, "prompts": self._measure_prompts}[kind]
             measure([it for it in items if it.encoded is not None], tokenizer, lengths, counts, sides)
 
-    def _left_out(self, item: Item, counts: dict[str, int]) -> None:
-        """Count and report a record the cutoff left with nothing to train."""
-        counts["dropped"] += 1
-        self.problem(empty_problem(item, self.cutoff))
+    def _count(self, item: Item, trained: int, lengths: list[int], counts: dict[str, int]) -> None:
+        """Count one encoded record's length, cut and ``trained`` tokens; report it when the cutoff left it
+        with nothing to train."""
+        enc = item.encoded
+        lengths.append(enc.full_length)
+        counts["truncated"] += enc.truncated
+        counts["trained"] += trained
+        if enc.trained_tokens == 0:
+            counts["dropped"] += 1
+            self.problem(empty_problem(item, self.cutoff))
 
     def _measure(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
                  sides: Sides) -> None:
         for item in items:
-            enc = item.encoded
-            lengths.append(enc.full_length)
-            counts["truncated"] += enc.truncated
-            counts["trained"] += enc.trained_tokens
-            if enc.trained_tokens == 0:
-                self._left_out(item, counts)
+            self._count(item, item.encoded.trained_tokens, lengths, counts)
 
     def _measure_pairs(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
                        sides: Sides) -> None:
         for item in items:
             enc = item.encoded
-            lengths.append(enc.full_length)
-            counts["truncated"] += enc.truncated
-            counts["trained"] += len(enc.chosen_ids) + len(enc.rejected_ids)
+            self._count(item, len(enc.chosen_ids) + len(enc.rejected_ids), lengths, counts)
             sides.add("prompt", len(enc.prompt_ids), len(enc.prompt_ids) >= self.cutoff, 0)
             sides.add("chosen", enc.chosen_length, len(enc.chosen_ids) < enc.chosen_length, len(enc.chosen_ids))
             sides.add("rejected", enc.rejected_length, len(enc.rejected_ids) < enc.rejected_length,
                       len(enc.rejected_ids))
-            if enc.trained_tokens == 0:
-                self._left_out(item, counts)
 
     def _measure_kto(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
                      sides: Sides) -> None:
         for item in items:
             enc = item.encoded
-            lengths.append(enc.full_length)
-            counts["truncated"] += enc.truncated
-            counts["trained"] += enc.trained_tokens
+            self._count(item, enc.trained_tokens, lengths, counts)
             sides.add("desirable" if item.record.example.label else "undesirable", enc.full_length, enc.truncated,
                       enc.trained_tokens)
-            if enc.trained_tokens == 0:
-                self._left_out(item, counts)
 
     def _measure_prompts(self, items: list[Item], tokenizer: Any, lengths: list[int], counts: dict[str, int],
                          sides: Sides) -> None:

@@ -110,8 +110,8 @@ class Checked(TypedDict):
         warnings: warnings found so far.
         turns: turns per usable record (the prompt and chosen answer of a pair; none for raw text).
         labels: usable kto answers by label, ``{"desirable": N, "undesirable": M}``; empty for other data.
-        prompts: usable records read as prompts (stages grpo, rloo), ``{"records": N, "with_reference": M}``;
-            empty for other stages.
+        prompts: usable records read as prompts (the stages that sample answers),
+            ``{"records": N, "with_reference": M}``; empty for other stages.
     """
 
     type: str

@@ -33,7 +33,7 @@ Sources for the formulas:
   base (its weights counted twice) unless precomputed. TRL computes dpo's and kto's log-probabilities
   through a chunked head (as the chunked loss); orpo's trainer keeps whole float32 logits (the plain
   loss); the reward model's head has one output instead of the vocabulary. Preference trainers turn
-  dropout off (TRL's default), so no dropout copies are kept. The RL stages (grpo, rloo) train
+  dropout off (TRL's default), so no dropout copies are kept. The stages that sample answers train
   ``b · num_generations`` sequences of ``cutoff_len + max_completion_length`` tokens (the worst
   case; the sampling's KV cache and the reward model are not counted).
 * Overhead: on CUDA the context and cuBLAS workspaces (about 0.5 GiB, outside the allocator

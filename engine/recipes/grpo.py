@@ -1,4 +1,4 @@
-"""Reinforcement learning from rewards (stages ``grpo`` and ``rloo``), top to bottom, on TRL's trainers.
+"""Reinforcement learning from rewards (the stages that sample answers: GRPO and RLOO), top to bottom, on TRL.
 
 config.yaml → tokenizer → model (bitsandbytes) → adapter (peft) → prompts (:mod:`engine.data.prompts`,
 the same reading ``tuitune data check`` does) → rewards (:mod:`engine.recipes.rewards`) → ``GRPOTrainer`` or

@@ -1,4 +1,4 @@
-"""The rewards of the RL stages (grpo, rloo): rule rewards, a reward model, a user's Python function.
+"""The rewards of the stages that sample answers: rule rewards, a reward model, a user's Python function.
 
 Each reward is a :class:`Reward`: a callable of TRL's reward-function form,
 ``reward(prompts=…, completions=…, completion_ids=…, reference=[…], record=[…], **kw) -> list[float]``,

@@ -104,7 +104,7 @@ class RunState:
     alerts: tuple[Event, ...] = ()
     """The watchdog's ``alert`` events of the latest attempt, oldest first."""
     samples: Event | None = None
-    """The latest ``samples`` event of an RL run (grpo, rloo): sampled answers with their rewards."""
+    """The latest ``samples`` event of a run that samples answers: the answers with their rewards."""
     warnings_at_end: int = 0
     """How many warnings there were at the latest terminal event: later ones belong to the next attempt."""
     last_seq: int = 0

@@ -286,3 +286,37 @@ async def test_a_dataset_info_json_lists_its_datasets_and_opens_one_with_its_map
         await until(pilot, lambda: isinstance(screen, DataScreen) and screen.table.row_count == 2)
         assert screen.fmt == "alpaca" and str(screen.table.get_row_at(0)[3]) == "Who are you? → I am Tuito."
         screen.engine.stop_all()
+
+
+@pytest.fixture()
+def prompts_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    records = [{"prompt": "What is 2 + 2?", "answer": "4"},
+               {"prompt": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "你好"}]},
+               {"answer": "orphan"}]
+    (tmp_path / "prompts.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+async def test_prompts_show_with_their_reference_answer(prompts_dir: Path) -> None:
+    """Prompts for the RL stages ({prompt, answer}): the layout is recognised, and a record shows its prompt
+    with its reference answer, or says that it has none."""
+    app = DataApp(path="prompts.jsonl", model=None, cutoff=64)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        while not (screen.report_done and screen.opened):
+            await pilot.pause(0.05)
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert screen.fmt == "prompts"
+        body = str(screen.query_one("#record-body", Static).render())
+        assert "What is 2 + 2?" in body and "reference answer\n4" in body
+        assert str(screen.table.get_row_at(2)[3]) == "prompt: missing field"
+        previews = [str(cell) for cell in screen.table.get_row_at(0) + screen.table.get_row_at(1)]
+        assert "What is 2 + 2? → 4" in previews and "你好" in previews and not any("None" in p for p in previews)
+        screen.table.move_cursor(row=1)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        body = str(screen.query_one("#record-body", Static).render())
+        assert "Be brief." in body and "你好" in body and "(none: rewards without a reference score it)" in body
