@@ -1,8 +1,8 @@
 """The bridge from transformers' Trainer to the run folder: events, and stop/save requests.
 
 ``EventsCallback`` turns the Trainer's hooks into ``run_started``, ``log``, ``eval`` and
-``checkpoint`` events. ``RunFlags`` holds what signal handlers ask for (stop, save now);
-the callback answers at the next optimizer step end, the only place where stopping leaves
+``checkpoint`` events. ``RunFlags`` (engine.recipes.attempt) holds what signal handlers ask for
+(stop, save now); the callback answers at the next optimizer step end, the only place where stopping leaves
 a consistent checkpoint behind. With several processes the ranks first agree on the requests
 (one small all-reduce per step), so all stop or save at the same step, whichever of them was
 told first, and none waits in a collective for a rank that has left.
@@ -11,7 +11,6 @@ told first, and none waits in a collective for a rank that has left.
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,106 +18,14 @@ from typing import Any
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 
 from engine.checkpoints import mark_complete
-from engine.machine.place import place
 from engine.protocol import (
     CHECKPOINT,
     EVAL,
     LOG,
-    PHASE,
-    RUN_FAILED,
-    RUN_FINISHED,
     RUN_STARTED,
-    RUN_STOPPED,
-    SYSTEM,
-    WARNING,
-    EventWriter,
 )
+from engine.recipes.attempt import Events, RunFlags
 from engine.recipes.saving import check_room, folder_bytes
-
-NODE_TYPES = frozenset({PHASE, WARNING, SYSTEM, RUN_STARTED, RUN_FINISHED, RUN_STOPPED, RUN_FAILED})
-"""What a node other than 0 writes into its own run folder: how far it got, its own GPUs and host, and how it
-ended; never the training's figures or files (those are rank 0's, on node 0)."""
-
-
-class Events:
-    """A thread-safe ``emit`` over an EventWriter that only rank 0 actually writes.
-
-    The system sampler thread and the training thread both emit; the lock keeps ``seq``
-    strictly increasing and lines whole. Other ranks get a sink that drops everything, so
-    the recipe can call ``emit`` without asking who it is. On a node other than 0, its first
-    process keeps that node's folder readable: its phases, ``run_started`` and its end, marked
-    with ``node_rank`` and with no adapter or checkpoint (those are written on node 0).
-    """
-
-    def __init__(self, run_dir: str | os.PathLike[str]) -> None:
-        self.lock = threading.Lock()
-        here = place()
-        self.node = here.node_rank
-        self._writer = EventWriter(run_dir) if here.is_rank_zero or here.is_node_writer else None
-
-    def emit(self, type: str, **fields: Any) -> dict[str, Any] | None:
-        """Write one event (rank 0 only); returns it as written, or None elsewhere."""
-        if self._writer is None:
-            return None
-        if self.node > 0:
-            if type not in NODE_TYPES:
-                return None
-            fields = {**fields, "node_rank": self.node}
-            for key in ("adapter_path", "checkpoint_path"):
-                if key in fields:
-                    fields[key] = None
-        with self.lock:
-            return self._writer.emit(type, **fields)
-
-    def close(self) -> None:
-        """Close the file."""
-        if self._writer is not None:
-            with self.lock:
-                self._writer.close()
-
-
-class StopBeforeTraining(Exception):
-    """A stop request arrived while the model or data was still loading."""
-
-
-class RunFlags:
-    """Requests raised by signal handlers and read by the callback at the next step end.
-
-    Attributes:
-        stop: SIGTERM/SIGINT arrived: checkpoint, then end training (run_stopped).
-        save: SIGUSR1 arrived: write a checkpoint now and go on.
-    """
-
-    def __init__(self) -> None:
-        self.stop = False
-        self.save = False
-
-    def agree(self) -> tuple[bool, bool]:
-        """The requests to act on at this step end: with several processes, those any rank has (an
-        all-reduce of the two flags, which every rank makes at every step end, so none waits on
-        another); alone, our own. A request that arrives during the all-reduce counts at the next step."""
-        from engine.recipes.distributed import agree
-
-        stop, save = agree(self.stop, self.save)
-        self.stop = self.stop or stop  # every rank ends with the same stop, for run_stopped vs run_finished
-        return stop, save
-
-    def request_stop(self, *_: object) -> None:
-        """Signal handler: stop at the next step end."""
-        self.stop = True
-
-    def request_save(self, *_: object) -> None:
-        """Signal handler: checkpoint at the next step end."""
-        self.save = True
-
-    def check_stop(self) -> None:
-        """Between the slow steps before training: end now if a stop was asked for.
-
-        Raises:
-            StopBeforeTraining: a stop request is pending.
-        """
-        if self.stop:
-            raise StopBeforeTraining()
 
 
 class EventsCallback(TrainerCallback):

@@ -40,7 +40,8 @@ from engine.protocol import (
     read_events,
 )
 from engine.recipes import distributed
-from engine.recipes.callbacks import Events, EventsCallback, RunFlags
+from engine.recipes.attempt import Events, RunFlags
+from engine.recipes.callbacks import EventsCallback
 from engine.recipes.saving import check_room, copy_model_files, save_atomically, whole_run_loss
 
 log = logging.getLogger("engine.recipes.common")

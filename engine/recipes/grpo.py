@@ -42,7 +42,8 @@ from engine.data.prepare import Item, encode_or_refuse, split
 from engine.data.problems import DataError, Problem
 from engine.data.prompts import PromptSet, read_prompts, reward_plan
 from engine.protocol import PHASE, SAMPLES, WARNING
-from engine.recipes.callbacks import Events, EventsCallback, RunFlags
+from engine.recipes.attempt import Events, RunFlags
+from engine.recipes.callbacks import EventsCallback
 from engine.recipes.common import (
     drop_reference_copy,
     load_for_stage,

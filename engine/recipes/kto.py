@@ -20,7 +20,8 @@ from typing import Any
 
 from trl import KTOConfig, KTOTrainer
 
-from engine.recipes.callbacks import Events, EventsCallback, RunFlags
+from engine.recipes.attempt import Events, RunFlags
+from engine.recipes.callbacks import EventsCallback
 from engine.recipes.common import (
     drop_reference_copy,
     load_for_stage,

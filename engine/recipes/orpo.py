@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.data.encode import IGNORE_INDEX
-from engine.recipes.callbacks import Events, EventsCallback, RunFlags
+from engine.recipes.attempt import Events, RunFlags
+from engine.recipes.callbacks import EventsCallback
 from engine.recipes.common import load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments
 
 with warnings.catch_warnings():  # TRL warns on import that the experimental API may change: said above

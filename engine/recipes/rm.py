@@ -23,7 +23,8 @@ from typing import Any
 
 from trl import RewardConfig, RewardTrainer
 
-from engine.recipes.callbacks import Events, EventsCallback, RunFlags
+from engine.recipes.attempt import Events, RunFlags
+from engine.recipes.callbacks import EventsCallback
 from engine.recipes.common import load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments
 
 log = logging.getLogger("engine.recipes.rm")

@@ -1,6 +1,8 @@
 """The trainer process of every stage: ``python -m engine train --run-dir RUN [--resume]``.
 
-It installs the signal handlers, picks the run's recipe by stage (the stage table, engine.stages), and turns
+It installs the signal handlers, refuses what it can before the ML stack loads (an invalid config, a
+model that cannot be read or needs code the run did not allow: in a second, not after the imports'
+several), picks the run's recipe by stage (the stage table, engine.stages), and turns
 whatever ends the recipe into the run's terminal event: ``run_stopped`` for a stop that came
 before training, ``run_failed`` with a cause, hint and located errors for any failure. A
 recipe only trains and reports; this module is the process around it.
@@ -32,13 +34,11 @@ import time
 import traceback
 from pathlib import Path
 
-import transformers
-
 from engine.config import load_config
 from engine.machine.place import place
-from engine.models.loading import peak_memory
+from engine.models.info import check_loadable, read_model_info
 from engine.protocol import CONFIG_FILE, PEER_LOST, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
-from engine.recipes.callbacks import Events, RunFlags, StopBeforeTraining
+from engine.recipes.attempt import Events, RunFlags, StopBeforeTraining
 from engine.stages import STAGES
 from engine.supervisor.failures import TRAINING, describe_failure
 
@@ -62,15 +62,22 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGUSR1, flags.request_save)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # see the module docstring
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
-    transformers.utils.logging.disable_progress_bar()
     events = Events(args.run_dir)
     try:
-        stage = load_config(args.run_dir / CONFIG_FILE).stage  # the recipe reads it again, whole
+        # What can be refused without the ML stack is refused before it loads (seconds): a config that is
+        # invalid, a model that cannot be read or runs code the run did not allow. The recipe reads both again.
+        config = load_config(args.run_dir / CONFIG_FILE)
+        check_loadable(read_model_info(config.model.name_or_path), config.model.trust_remote_code)
         if several and args.resume:
             check_node_checkpoint(args.run_dir)
-        recipe = importlib.import_module(STAGES[stage].recipe)
+        import transformers
+
+        transformers.utils.logging.disable_progress_bar()
+        recipe = importlib.import_module(STAGES[config.stage].recipe)
         return recipe.train(args.run_dir, args.resume, events, flags)
     except StopBeforeTraining:
+        from engine.models.loading import peak_memory
+
         peak, kind = peak_memory()
         events.emit(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
                     peak_memory_bytes=peak, peak_memory_kind=kind)

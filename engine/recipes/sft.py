@@ -21,7 +21,8 @@ from pathlib import Path
 import torch
 from transformers import Trainer
 
-from engine.recipes.callbacks import Events, EventsCallback, RunFlags
+from engine.recipes.attempt import Events, RunFlags
+from engine.recipes.callbacks import EventsCallback
 from engine.recipes.common import load_for_stage, resume_point, run_started_fields, train_and_save, training_arguments
 from engine.recipes.datasets import FlatCollator
 from engine.recipes.techniques import collator as batch_collator

@@ -23,7 +23,7 @@ def test_a_reward_model_run_trains_what_the_one_loader_loads(tiny_model_dir: Pat
     from engine.models import loading
     from engine.protocol import read_events
     from engine.recipes import rm
-    from engine.recipes.callbacks import Events, RunFlags
+    from engine.recipes.attempt import Events, RunFlags
 
     weights = str(next(tiny_model_dir.glob("*.safetensors")).resolve())
     loads: list[dict[str, Any]] = []

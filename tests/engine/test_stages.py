@@ -1,9 +1,10 @@
 """Training stages beyond SFT on the real engine processes: DPO, KTO, reward model, PT and ORPO.
 
-Each stage trains the demo model (SmolLM2-135M) for a few steps on Chinese and English records
-written here and leaves an adapter that loads back; DPO's reward margin rises on a toy set where it
-must; bad or wrong data is refused before training with located, actionable messages; stop,
-save-now and resume work for DPO as for SFT (on the tiny model, whose steps are fast).
+Each stage trains the tiny model (the demo's tokenizer, so the Chinese and English records written
+here are read as a real run reads them) for a few steps, logs its own metric and leaves an adapter
+that loads back; DPO's reward margin rises on the demo model (SmolLM2-135M) on a toy set where it must;
+bad or wrong data is refused before training with located, actionable messages; stop, save-now and
+resume work for DPO as for SFT.
 """
 
 from __future__ import annotations
@@ -105,14 +106,14 @@ PT_TEXT = ("The Eiffel Tower stands in Paris.\nIt was finished in 1889.\n\n"
     ("orpo", ALPACA_PAIRS, "log_odds_ratio"),
     ("pt", None, None),
 ], ids=["kto-sharegpt-kto_tag", "rm-sharegpt-ranking", "orpo-alpaca-pairs", "pt-txt"])
-def test_each_stage_trains_the_demo_model_and_its_adapter_loads_back(
-        eng, demo_model_dir: Path, tmp_path: Path, stage: str, data: Any, metric: str | None) -> None:
+def test_each_stage_trains_and_its_adapter_loads_back(
+        eng, tiny_model_dir: Path, tmp_path: Path, stage: str, data: Any, metric: str | None) -> None:
     if data is None:
         path = tmp_path / "corpus.txt"
         path.write_text(PT_TEXT, encoding="utf-8")
     else:
         path = write_lines(tmp_path / "data.jsonl", data)
-    run_dir = make_run(eng, tmp_path, "smollm2-135m-instruct", path, stage=stage, train={**SHORT, "max_steps": 2})
+    run_dir = make_run(eng, tmp_path, tiny_model_dir, path, stage=stage, train={**SHORT, "max_steps": 2})
     events = eng.run_to_end(run_dir)
 
     assert eng.kinds(events) == ["run_started", "log", "log", "checkpoint", "run_finished"], events[-1]
@@ -120,7 +121,7 @@ def test_each_stage_trains_the_demo_model_and_its_adapter_loads_back(
     assert all(0 < e["loss"] < 20 for e in logs) and logs[-1]["tokens_per_s"] > 0
     if metric:
         assert metric in logs[-1]["metrics"], logs[-1]["metrics"]
-    model = load_adapter(demo_model_dir, run_dir / "adapter", head=stage == "rm")
+    model = load_adapter(tiny_model_dir, run_dir / "adapter", head=stage == "rm")
     assert trained_lora_b(model) > 0
     if stage == "rm":  # the score head was trained and saved with the adapter, and loads back as trained
         from safetensors.torch import load_file
