@@ -276,6 +276,8 @@ class Supervisor:
         self.stop_requested = False
         self.kill_requested = False
         self.paused = False
+        self.sitter: subprocess.Popen[bytes] | None = None
+        """While paused: the process that continues the trainer should this supervisor die (see on_pause)."""
         self._writer_lock = threading.RLock()
         self.stop_on: frozenset[str] = frozenset()
         """Alert kinds that stop the run (``train.stop_on``)."""
@@ -383,11 +385,19 @@ class Supervisor:
         return [self.child.pid, *self.workers] if self.child is not None else []
 
     def on_pause(self, *_: object) -> None:
-        """SIGTSTP (``tuitune pause``): stop the trainer where it is and record it."""
+        """SIGTSTP (``tuitune pause``): stop the trainer where it is and record it.
+
+        A sitter process waits for the end of the pause: should this supervisor die meanwhile (killed
+        outright), it continues the trainer, which then hears the SIGTERM its parent's death sent it, saves
+        and ends as a stop, instead of staying stopped for good with the folder locked.
+        """
         if self.job.verb != "train" or self.paused or self.stop_requested or not self._running():
             return
-        for pid in self._tree():
+        tree = self._tree()
+        for pid in tree:
             _send(pid, signal.SIGSTOP)
+        self.sitter = subprocess.Popen([sys.executable, "-c", SITTER, *map(str, reversed(tree))],
+                                       stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, start_new_session=True)
         self.paused = True
         self.note(PAUSED)
         log("paused the trainer (SIGSTOP): the model stays loaded, the compute is free")
@@ -401,6 +411,10 @@ class Supervisor:
         if self._running():
             for pid in reversed(self._tree()):
                 _send(pid, signal.SIGCONT)
+        if self.sitter is not None:  # the pause is over: the sitter continues them again (no matter) and ends
+            self.sitter.stdin.close()
+            self.sitter.wait(timeout=10)
+            self.sitter = None
         log("continued the trainer")
 
     def note(self, type: str, **fields: Any) -> None:
@@ -587,6 +601,16 @@ FAILURE = re.compile(r"host\s*:\s*(?P<host>[^\n]*)\n\s*rank\s*:\s*(?P<rank>\d+)\
 """One failed worker in the report torchrun's agent prints when workers fail (the root cause last)."""
 PEER_LOST_OR_ENDED = (0, PEER_LOST, -signal.SIGTERM)
 """Worker exits that do not make a rank the cause of a failure: done, lost its peer, ended by the agent."""
+
+
+SITTER = ("import os, signal, sys\n"
+          "sys.stdin.buffer.read()\n"  # until the supervisor ends the pause, or dies and its end of the pipe closes
+          "for pid in map(int, sys.argv[1:]):\n"
+          "    try:\n"
+          "        os.kill(pid, signal.SIGCONT)\n"
+          "    except ProcessLookupError:\n"
+          "        pass\n")
+"""What a pause's sitter runs (``python -c``): wait for the end of the pipe, then continue the given processes."""
 
 
 def _send(pid: int, sig: signal.Signals) -> None:

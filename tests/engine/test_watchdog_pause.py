@@ -60,6 +60,31 @@ def test_pause_holds_the_trainer_and_continue_lets_it_go_on(eng, tiny_model_dir:
     assert seqs == sorted(set(seqs)), "two writers gave the same sequence number"
 
 
+def test_a_paused_trainer_whose_supervisor_is_killed_goes_on_saves_and_ends_as_stopped(
+        eng, tiny_model_dir: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """Paused, then the supervisor SIGKILLed: the trainer stayed stopped for good, holding its memory and the
+    folder's lock, so tuitune stop never returned and the steps since the last checkpoint were lost."""
+    run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train=LONG)
+    supervisor = eng.launch(run_dir)
+    eng.wait_for(run_dir, lambda events: len(logs(events)) >= 2, what="two steps")
+    assert pause_run(run_dir)
+    eng.wait_for(run_dir, eng.first("paused"), what="the paused event")
+    os.kill(supervisor.pid, signal.SIGKILL)
+    supervisor.wait(timeout=30)
+    end = eng.wait_for(run_dir, eng.terminal(), timeout=120, what="the trainer's own end")
+    assert end["type"] == "run_stopped" and end["adapter_path"] == "adapter", end
+    checkpoint = [e for e in read_events(run_dir) if e["type"] == "checkpoint"][-1]
+    assert checkpoint["step"] == end["step"] >= 2 and (run_dir / checkpoint["path"]).is_dir()
+    from engine.locks import is_locked
+
+    deadline = time.monotonic() + 60
+    while is_locked(run_dir) and time.monotonic() < deadline:  # the trainer, its end written, exits
+        time.sleep(0.1)
+    assert not is_locked(run_dir)  # nothing of the attempt is left holding the folder
+    said = eng.cli("stop", str(run_dir)).communicate(timeout=60)  # returns: there is nothing left to stop
+    assert "stopping" not in said[0], said
+
+
 def test_the_watchdog_alerts_on_a_spike_a_stall_and_a_nan_which_stop_on_turns_into_a_saved_stop(
         eng, tiny_model_dir: Path, tiny_data: Path, tmp_path: Path) -> None:
     run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train={**LONG, "stop_on": ["nan"],
