@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from engine.config import ConfigError, RunConfig, load_yaml, locate, read_config_text, validate_config
 from engine.files import write_text_atomic
 from engine.paths import shipped_presets_dir, user_presets_dir
+from engine.stages import DEFAULT_STAGE
 
 PRESET_SECTIONS = ("quant", "adapter", "data", "train", "preference", "rl")
 """The sections a preset sets; the model and the data files are chosen per run."""
@@ -70,8 +71,9 @@ class PresetInfo:
     """shipped presets are read-only; user presets live in the XDG config folder."""
     error: str | None = None
     """Why the preset cannot be used (file:line:col field: message lines), or None."""
-    stage: str = "sft"
-    """The stage the preset trains (its ``stage``, sft when it sets none): the new-run flow filters by it."""
+    stage: str = DEFAULT_STAGE
+    """The stage the preset trains (its ``stage``, the default stage when it sets none): the new-run flow filters
+    by it."""
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -84,7 +86,7 @@ def _yaml_files(folder: Path) -> list[Path]:
 
 def _inspect(path: Path, source: Literal["shipped", "user"], error: str | None = None) -> PresetInfo:
     """Read and validate one preset file into a PresetInfo, capturing any problem."""
-    description, stage = "", "sft"
+    description, stage = "", DEFAULT_STAGE
     try:
         data = load_yaml(read_config_text(path), str(path))[1]
         if isinstance(data, dict) and isinstance(data.get("description"), str):

@@ -98,18 +98,6 @@ DEFAULT_STAGE = "sft"
 """The stage of a config that names none; presets that name none are made for it."""
 
 
-def stage(name: str) -> Stage:
-    """The row of stage ``name``.
-
-    Raises:
-        KeyError: naming the stages there are.
-    """
-    try:
-        return STAGES[name]
-    except KeyError:
-        raise KeyError(f"unknown stage {name!r}: one of {', '.join(STAGES)}") from None
-
-
 def training(kind: str) -> list[str]:
     """The stages that train on data of ``kind`` as their own, by name in alphabetical order."""
     return sorted(name for name, row in STAGES.items() if row.kind == kind)

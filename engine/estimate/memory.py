@@ -307,9 +307,10 @@ def _notes(info: ModelInfo, config: RunConfig, device: str) -> tuple[str, ...]:
     if device == "cpu":
         notes.append("No GPU: figures are for CPU training (float32), compared with process memory (RSS).")
     stage = STAGES[config.stage]
-    if stage.sequences_per_record == 2:
+    if stage.sequences_per_record > 1:
         notes.append(f"Stage {config.stage}: each pair runs its chosen and rejected answer together, so a batch of "
-                     f"{config.train.batch_size} pairs holds {2 * config.train.batch_size} sequences.")
+                     f"{config.train.batch_size} pairs holds {stage.sequences_per_record * config.train.batch_size} "
+                     "sequences.")
     if stage.samples:
         cuda = device == "cuda"
         notes.append(f"Stage {config.stage}: each of {config.train.batch_size} prompts is answered "

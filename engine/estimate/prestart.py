@@ -12,7 +12,7 @@ config gets the same refusals, warnings and dangers from each:
 * the **fit verdict** (:mod:`engine.estimate.fit`), which each door answers its own way: ``tuitune train``
   refuses a run that will not fit unless ``--force``, the review asks, ``tuitune estimate`` exits 3.
 
-It reads the model's files and every data record, so the app runs it in a worker thread. Stdlib only.
+It reads the model's files and every data record, so the app runs it in a worker thread. No ML stack.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ from engine.models.info import read_model_info
 from engine.models.loading import hub_kwargs
 from engine.models.tokenizer import load_tokenizer
 from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE, PROGRESS, EventWriter
+from engine.stages import STAGES
 
 log = logging.getLogger("engine.jobs.export")
 PROGRESS_EVERY_S = 0.5
@@ -91,6 +92,9 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
     weights = find_weights(run_dir, settings.weights, full)
     if full and settings.adapter_only:
         raise JobError("a full fine-tune has no adapter to copy (adapter_only)")
+    if STAGES[config.stage].score_head and (settings.gguf or settings.ollama):
+        raise JobError(f"{run_dir.name} trained a reward model (stage {config.stage}): it scores answers and does not "
+                       "generate, so it has no GGUF or Ollama form; export it --merged or --adapter-only")
     destination = Path(settings.to).resolve() if settings.to else job_dir
     names = plan.outputs(settings, run_dir.name)
     if existing := plan.taken(destination, names):

@@ -46,7 +46,8 @@ def load_merged(config: RunConfig, base_path: str, weights: Path, pad_token_id: 
 
 def save_merged(model: Any, tokenizer: Any, base_path: str, into: Path, hub: dict[str, Any]) -> None:
     """Write the merged model into ``into``: sharded safetensors, config, generation config and the
-    tokenizer with its chat template, loadable by ``AutoModelForCausalLM.from_pretrained``."""
+    tokenizer with its chat template, loadable by ``AutoModelForCausalLM.from_pretrained`` (a reward
+    model's by ``AutoModelForSequenceClassification``: its stage's head)."""
     try:  # the base's own sampling defaults travel with it
         model.generation_config = GenerationConfig.from_pretrained(base_path, **hub)
     except (OSError, ValueError):

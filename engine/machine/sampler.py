@@ -82,7 +82,7 @@ class SystemSampler:
 
     Args:
         emit: ``emit(type, **fields)``, called from this thread: it must be thread-safe
-            (``engine.callbacks.Events.emit`` is).
+            (``engine.recipes.attempt.Events.emit`` is).
         interval: Seconds between samples.
     """
 

@@ -26,6 +26,7 @@ from engine.models.demo import resolve_model
 from engine.models.loading import device, load_model
 from engine.models.tokenizer import load_tokenizer
 from engine.protocol import CONFIG_FILE
+from engine.stages import STAGES
 
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
 """End-of-turn markers of the common chat templates; those in the vocabulary end an answer."""
@@ -63,6 +64,9 @@ def load_chat_model(run_dir: Path, adapter: Path, phase: Callable[[str], None] =
     """The run's base model loaded as the run was trained (quantized when it was, on the GPU when
     there is one) with ``adapter`` on it; ``phase`` hears what is loading."""
     config = load_config(run_dir / CONFIG_FILE)
+    if STAGES[config.stage].score_head:
+        raise ValueError(f"{run_dir.name} trained a reward model (stage {config.stage}): it scores answers and does "
+                         "not generate them; use it as an RL run's reward (rl.rewards reward_model)")
     full = config.adapter.method == "full"
     phase("loading the tokenizer")
     path = resolve_model(config.model.name_or_path)

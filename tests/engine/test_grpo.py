@@ -107,6 +107,12 @@ def test_grpo_scored_by_an_rm_runs_adapter_logs_that_reward_and_the_kl(eng, tiny
     samples = [e for e in events if e["type"] == "samples"]
     assert [e["step"] for e in samples] == [1, 2] and len(samples[-1]["samples"]) == 8
     assert set(samples[-1]["samples"][0]["rewards"]) == {"reward_model", "exact_match"}
+    # A reward model scores answers: it is refused where a model must generate (chat), or be served (GGUF).
+    out, err = eng.cli("chat", str(rm_dir), "--once", "Hi").communicate(timeout=120)
+    assert "trained a reward model (stage rm): it scores answers and does not generate" in out + err, (out, err)
+    exported = eng.cli("export", str(rm_dir), "--gguf", "q8_0", "--to", str(tmp_path / "gguf"))
+    out, err = exported.communicate(timeout=120)
+    assert exported.returncode != 0 and "has no GGUF or Ollama form" in out + err, (out, err)
 
 
 REWARD_FILE = '''
