@@ -94,3 +94,12 @@ def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
 def _step(path: Path) -> int:
     suffix = path.name.rsplit("-", 1)[-1]
     return int(suffix) if suffix.isdigit() else -1
+
+
+def finished_step(checkpoint: Path | None) -> int | None:
+    """The checkpoint's step when it is the run's last (its trainer state says max_steps was reached)."""
+    if checkpoint is None:
+        return None
+    state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
+    step, last = state.get("global_step"), state.get("max_steps")
+    return step if isinstance(step, int) and isinstance(last, int) and 0 < last <= step else None

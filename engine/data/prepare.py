@@ -92,12 +92,12 @@ def encode(items: list[Item], kind: str, tokenizer: Any, cutoff_len: int, system
         chunk = items[first:first + BATCH]
         try:
             results = encoder(chunk, tokenizer, cutoff_len, system_prompt)
-        except Exception:
+        except Exception:  # a template that rejects some record: find and name each one
             results = []
             for item in chunk:
                 try:
                     results.append(encoder([item], tokenizer, cutoff_len, system_prompt)[0])
-                except Exception as exc:
+                except Exception as exc:  # the template's own message says why
                     problems.append(template_problem(item.record, exc))
                     results.append(None)
         for item, result in zip(chunk, results):

@@ -86,7 +86,7 @@ def run_job(argv: list[str], kind: str, description: str,
         except Stopped:
             events.emit(JOB_STOPPED, **stopped(job_dir), killed=False)
             return 0
-        except BaseException as exc:
+        except BaseException as exc:  # every failure must become an event
             traceback.print_exc()
             sys.stderr.flush()
             events.emit(JOB_FAILED, **(failure or job_failure)(exc), exit_code=1, signal=None,

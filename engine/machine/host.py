@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 
 
 def host_memory() -> int:
@@ -23,3 +24,8 @@ def host_memory_used() -> tuple[int, int]:
     except (OSError, KeyError, ValueError):
         return 0, total
     return max(0, total - available), total
+
+
+def peak_rss() -> int:
+    """The peak resident memory of this process in bytes (Linux reports it in KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import resource
 from typing import Any
 
 import torch
@@ -18,6 +17,7 @@ from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, BitsAndBytesConfig, PreTrainedModel
 
 from engine.config import RunConfig
+from engine.machine.host import peak_rss
 from engine.machine.place import place
 from engine.models.info import ModelError, check_loadable, read_model_info
 from engine.stages import STAGES
@@ -241,7 +241,7 @@ def peak_memory() -> tuple[int, str]:
     """Peak memory of this run: the CUDA allocator's peak on GPU, else peak process RSS."""
     if torch.cuda.is_available():
         return int(torch.cuda.max_memory_allocated()), "cuda"
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024, "rss"  # Linux reports KiB
+    return peak_rss(), "rss"
 
 
 def device_name() -> str:

@@ -70,6 +70,9 @@ class RunFlags:
     def __init__(self) -> None:
         self.stop = False
         self.save = False
+        self.loading = True
+        """Until training starts, a stop ends the attempt at once (nothing is lost yet, and loading a large
+        model takes minutes): the signal handler raises :class:`StopBeforeTraining` where the main thread is."""
 
     def agree(self) -> tuple[bool, bool]:
         """The requests to act on at this step end: with several processes, those any rank has (an
@@ -81,9 +84,12 @@ class RunFlags:
         self.stop = self.stop or stop  # every rank ends with the same stop, for run_stopped vs run_finished
         return stop, save
 
-    def request_stop(self, *_: object) -> None:
-        """Signal handler: stop at the next step end."""
+    def request_stop(self, signum: int | None = None, frame: object = None) -> None:
+        """Signal handler: stop at the next step end, or at once while loading. Called from another thread
+        (without a signal number) it only asks: the main thread answers at its next check."""
         self.stop = True
+        if self.loading and signum is not None:
+            raise StopBeforeTraining()
 
     def request_save(self, *_: object) -> None:
         """Signal handler: checkpoint at the next step end."""

@@ -9,7 +9,6 @@ therefore behave the same in every stage.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable
@@ -21,7 +20,7 @@ import torch
 from transformers import TrainingArguments, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from engine.checkpoints import TRAINER_STATE, list_checkpoints
+from engine.checkpoints import finished_step, list_checkpoints
 from engine.config import RunConfig, load_config
 from engine.machine.place import place
 from engine.machine.sampler import SystemSampler
@@ -34,7 +33,6 @@ from engine.protocol import (
     CONFIG_FILE,
     PHASE,
     RUN_FINISHED,
-    RUN_STARTED,
     RUN_STOPPED,
     WARNING,
     read_events,
@@ -42,7 +40,7 @@ from engine.protocol import (
 from engine.recipes import distributed
 from engine.recipes.attempt import Events, RunFlags
 from engine.recipes.callbacks import EventsCallback
-from engine.recipes.saving import check_room, copy_model_files, save_atomically, whole_run_loss
+from engine.recipes.saving import check_room, finish_from_checkpoint, save_atomically, whole_run_loss
 
 log = logging.getLogger("engine.recipes.common")
 
@@ -244,15 +242,6 @@ def resume_point(run_dir: Path, events: Events) -> Path | None:
     return chosen.path if chosen else None
 
 
-def finished_step(checkpoint: Path | None) -> int | None:
-    """The checkpoint's step when it is the run's last (its trainer state says max_steps was reached)."""
-    if checkpoint is None:
-        return None
-    state = json.loads((checkpoint / TRAINER_STATE).read_text(encoding="utf-8"))
-    step, last = state.get("global_step"), state.get("max_steps")
-    return step if isinstance(step, int) and isinstance(last, int) and 0 < last <= step else None
-
-
 def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkpoint: Path | None, tokenizer: Any,
                    events: Events, flags: RunFlags, save: Callable[[Path], None] | None = None) -> int:
     """Train (from ``checkpoint`` when resuming), save the adapter into RUN/adapter, write the terminal event.
@@ -264,15 +253,8 @@ def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkp
     adapter_dir = run_dir / ADAPTER_DIR
     save = save or (lambda folder: trainer.save_model(str(folder)))
     done = finished_step(checkpoint)
-    if done is not None:
-        # The checkpoint is the last step already (a stop or a crash came during the final save):
-        # the Trainer would train one step past max_steps, so the adapter is taken from it as is.
-        events.emit(RUN_STARTED, **callback.started, total_steps=done, resumed_from_step=done, pid=os.getpid())
-        events.emit(PHASE, name="saving", message="the checkpoint is the last step: saving it as the adapter")
-        save_atomically(adapter_dir, lambda tmp: (copy_model_files(checkpoint, tmp), tokenizer.save_pretrained(tmp)))
-        peak, kind = peak_memory()
-        events.emit(RUN_FINISHED, step=done, train_loss=whole_run_loss(read_events(run_dir)),
-                    adapter_path=ADAPTER_DIR, peak_memory_bytes=peak, peak_memory_kind=kind)
+    if done is not None:  # a stop or a crash came during the final save (the trainer of one process never gets here)
+        finish_from_checkpoint(run_dir, checkpoint, done, callback.started, events.emit, peak_memory())
         return 0
     # one sampler a node: its first process measures the node's GPUs and workers (node 0's go to the run's events)
     sampler = SystemSampler(events.emit, interval=5.0) if place().local_rank == 0 else None
@@ -282,6 +264,7 @@ def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkp
         events.emit(PHASE, name="training", message="training")
         # Each log is an event already; the Trainer's printed copy would bury engine.log's own lines.
         trainer.remove_callback(PrinterCallback)
+        flags.loading = False  # from here a stop is answered at a step's end, with a checkpoint
         trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     finally:
         if sampler:

@@ -96,7 +96,7 @@ class Reward:
         records = kwargs.pop(RECORD_FIELD, [None] * len(answers))
         try:
             scores = list(self.score(prompts, answers, references, kwargs))
-        except Exception as exc:
+        except Exception as exc:  # every failure names its record
             raise RewardError(self._describe(exc, self._failing_record(prompts, answers, references, records, kwargs,
                                                                        exc))) from exc
         if len(scores) != len(answers):
@@ -179,7 +179,7 @@ def load_function(spec: str, allowed: bool) -> Callable[..., list]:
     sys.modules[module_name] = module
     try:
         loader.loader.exec_module(module)
-    except Exception as exc:
+    except Exception as exc:  # shown as one located line
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         raise ValueError(f"rl.rewards python: importing {file} failed: {last}") from exc
     function = getattr(module, name, None)

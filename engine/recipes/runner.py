@@ -8,7 +8,8 @@ before training, ``run_failed`` with a cause, hint and located errors for any fa
 recipe only trains and reports; this module is the process around it.
 
 Signals: SIGTERM/SIGINT ask for a stop (checkpoint + adapter, then run_stopped) and
-SIGUSR1 for a checkpoint now. Both are answered at the end of the current optimizer step.
+SIGUSR1 for a checkpoint now. Both are answered at the end of the current optimizer step; a stop
+that comes before training has started ends the attempt at once (``run_stopped`` with no step).
 The supervisor starts us with those signals blocked, so one that arrives while torch is
 still importing waits here instead of killing us; ``main`` unblocks them once the handlers
 are in place.
@@ -33,12 +34,15 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 from engine.config import load_config
+from engine.machine.host import peak_rss
 from engine.machine.place import place
 from engine.models.info import check_loadable, read_model_info
 from engine.protocol import CONFIG_FILE, PEER_LOST, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
 from engine.recipes.attempt import Events, RunFlags, StopBeforeTraining
+from engine.recipes.saving import finish_from_checkpoint
 from engine.stages import STAGES
 from engine.supervisor.failures import TRAINING, describe_failure
 
@@ -60,29 +64,31 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_DFL if several else flags.request_stop)
     signal.signal(signal.SIGINT, flags.request_stop)
     signal.signal(signal.SIGUSR1, flags.request_save)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # see the module docstring
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     events = Events(args.run_dir)
     try:
+        # A stop that came already (it waited, blocked) or comes while loading raises StopBeforeTraining here.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # see the module docstring
         # What can be refused without the ML stack is refused before it loads (seconds): a config that is
         # invalid, a model that cannot be read or runs code the run did not allow. The recipe reads both again.
         config = load_config(args.run_dir / CONFIG_FILE)
         check_loadable(read_model_info(config.model.name_or_path), config.model.trust_remote_code)
         if several and args.resume:
             check_node_checkpoint(args.run_dir)
+        elif args.resume and (last := last_step_checkpoint(args.run_dir)) is not None:
+            finish_from_checkpoint(args.run_dir, *last, events.emit, (peak_rss(), "rss"))  # nothing to load or train
+            return 0
         import transformers
 
         transformers.utils.logging.disable_progress_bar()
         recipe = importlib.import_module(STAGES[config.stage].recipe)
         return recipe.train(args.run_dir, args.resume, events, flags)
     except StopBeforeTraining:
-        from engine.models.loading import peak_memory
-
-        peak, kind = peak_memory()
+        peak, kind = attempt_peak()
         events.emit(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
                     peak_memory_bytes=peak, peak_memory_kind=kind)
         return 0
-    except BaseException as exc:
+    except BaseException as exc:  # every failure must become an event
         traceback.print_exc()
         sys.stderr.flush()
         if several and peer_lost(exc):
@@ -93,6 +99,31 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         events.close()
+
+
+def attempt_peak() -> tuple[int, str]:
+    """The attempt's peak memory: the CUDA allocator's once torch is loaded and has a GPU, else the RSS."""
+    try:
+        from engine.models.loading import peak_memory
+
+        return peak_memory()
+    except Exception:  # a stop that interrupted torch's import leaves it half loaded
+        return peak_rss(), "rss"
+
+
+def last_step_checkpoint(run_dir: Path) -> tuple[Path, int, dict[str, Any]] | None:
+    """``(checkpoint, step, run_started fields)`` when the newest complete checkpoint is the run's last step and an
+    earlier attempt said how the run started: a resume then has nothing to train, and needs no model."""
+    from engine.checkpoints import finished_step, latest_checkpoint
+    from engine.protocol import RUN_STARTED, read_events
+
+    checkpoint = latest_checkpoint(run_dir)
+    step = finished_step(checkpoint)
+    started = [e for e in read_events(run_dir) if e.get("type") == RUN_STARTED]
+    if checkpoint is None or step is None or not started:
+        return None
+    per_attempt = {"v", "seq", "t", "type", "total_steps", "resumed_from_step", "pid"}
+    return checkpoint, step, {key: value for key, value in started[-1].items() if key not in per_attempt}
 
 
 PEER_ERRORS = ("gloo", "nccl", "connection reset", "connection closed", "broken pipe", "socket timeout")

@@ -22,7 +22,7 @@ from typing import Any
 
 from engine.checkpoints import MARKER, OPTIMIZER, TRAINER_STATE
 from engine.export.adapter import name_chosen_base
-from engine.protocol import LOG, RUN_STARTED
+from engine.protocol import ADAPTER_DIR, LOG, PHASE, RUN_FINISHED, RUN_STARTED, read_events
 from engine.supervisor.failures import DiskFull
 
 RESERVE = 16 * 1024**2
@@ -99,3 +99,21 @@ def whole_run_loss(events: list[dict[str, Any]]) -> float | None:
                 previous = step
     steps = sum(n for n, _ in windows.values())
     return sum(n * loss for n, loss in windows.values()) / steps if steps else None
+
+
+def finish_from_checkpoint(run_dir: Path, checkpoint: Path, step: int, started: dict[str, Any],
+                           emit: Callable[..., Any], peak: tuple[int, str]) -> None:
+    """End a resumed attempt whose checkpoint is the run's last step: nothing is left to train (the Trainer
+    would train one step past max_steps), so the checkpoint's model files (and the tokenizer it was saved
+    with) become the adapter as they are, and the attempt is started and finished at that step.
+
+    Args:
+        started: the fields of the attempt's ``run_started`` known before training.
+        emit: ``emit(type, **fields)``, the attempt's event writer.
+        peak: the attempt's peak memory and its kind (``rss`` or ``cuda``).
+    """
+    emit(RUN_STARTED, **started, total_steps=step, resumed_from_step=step, pid=os.getpid())
+    emit(PHASE, name="saving", message="the checkpoint is the last step: saving it as the adapter")
+    save_atomically(run_dir / ADAPTER_DIR, lambda tmp: copy_model_files(checkpoint, tmp))
+    emit(RUN_FINISHED, step=step, train_loss=whole_run_loss(read_events(run_dir)), adapter_path=ADAPTER_DIR,
+         peak_memory_bytes=peak[0], peak_memory_kind=peak[1])

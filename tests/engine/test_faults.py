@@ -110,7 +110,7 @@ def test_a_checkpoint_torn_by_a_kill_is_skipped_and_the_resume_says_so(eng, tiny
 
 def test_a_resume_from_the_last_steps_checkpoint_finishes_without_training(eng, tiny_model_dir: Path,
                                                                           tiny_data: Path, tmp_path: Path) -> None:
-    """It trained one step past the end (4/3)."""
+    """It trained one step past the end (4/3); then it loaded the model only to say there was nothing to train."""
     run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train={"max_steps": 3, "save_steps": 3})
     first = eng.run_to_end(run_dir)
     assert first[-1]["type"] == "run_finished"
@@ -118,6 +118,7 @@ def test_a_resume_from_the_last_steps_checkpoint_finishes_without_training(eng, 
 
     new = eng.run_to_end(run_dir, "--resume")[len(first):]
     assert eng.kinds(new) == ["run_started", "run_finished"], new
+    assert [e["name"] for e in new if e["type"] == "phase"] == ["saving"]  # no model, no data was loaded
     # the same run_started as any attempt's, processes included
     started = next(e for e in new if e["type"] == "run_started")
     assert {"world_size": 1, "nnodes": 1, "nproc": 1, "gpus": []}.items() <= started.items()

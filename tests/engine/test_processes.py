@@ -177,3 +177,16 @@ def test_a_stop_while_the_model_loads_ends_the_run_as_stopped(eng, tiny_model_di
     assert stopped["peak_memory_kind"] == "rss"  # written by the trainer itself, not by the supervisor
     assert "run_started" not in eng.kinds(read_events(run_dir))
     assert supervisor.wait(timeout=60) == 0
+
+
+def test_a_stop_while_a_model_loads_ends_the_attempt_at_once(eng, demo_model_dir: Path, tmp_path: Path) -> None:
+    """A stop was answered only once the model had loaded (22 s on the demo model here, minutes for a large one):
+    nothing is lost before training, so it now ends the attempt where it is."""
+    run_dir = eng.make_run(tmp_path, "smollm2-135m-instruct", "builtin:identity", train=LONG)
+    supervisor = eng.launch(run_dir)
+    eng.wait_for(run_dir, lambda events: any(e.get("name") == "loading_model" for e in events), what="the loading")
+    assert stop_run(run_dir)
+    stopped = eng.wait_for(run_dir, eng.terminal(), what="the terminal event")
+    assert stopped["type"] == "run_stopped" and stopped["step"] is None, stopped
+    assert supervisor.wait(timeout=60) == 0
+    assert "model: {" not in (run_dir / "engine.log").read_text()  # the load was cut short: it never said what loaded
