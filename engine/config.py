@@ -30,6 +30,7 @@ from pydantic import (
 
 from engine.files import FileTooLarge, NotARegularFile, read_regular, write_text_atomic
 from engine.paths import DEMO_MODEL
+from engine.protocol import ALERT_KINDS
 from engine.stages import DEFAULT_STAGE, DEMO_DATA, STAGES
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -182,8 +183,7 @@ class TrainSection(Section):
     """Steps between checkpoints; a checkpoint is what a resume starts from."""
     save_total_limit: int = Field(3, ge=1)
     """Checkpoints kept; older ones are deleted."""
-    stop_on: list[Literal["nan", "spike", "grad_norm", "stall", "gpu_memory", "gpu_temperature", "host_memory"]] = \
-        Field(default_factory=list)
+    stop_on: list[Literal[ALERT_KINDS]] = Field(default_factory=list)  # type: ignore[valid-type]
     """Watchdog alerts that stop the run, saving a checkpoint and the adapter first (e.g. nan)."""
     stall_after_s: float = Field(120.0, gt=0)
     """Seconds without a step (and at least ten usual steps) before the watchdog calls it a stall."""
@@ -274,6 +274,8 @@ class RLSection(Section):
     """KL weight keeping the model near the base (0: no reference pass, TRL's default; about 0.04 to hold it closer)."""
     rewards: list[RewardSection] = Field(default_factory=list)
     """The rewards, summed with their weights; none: exact_match against the prompts' reference answers."""
+    reward_time_limit_s: float = Field(60.0, gt=0)
+    """Seconds a reward may take over one batch of answers; longer (a hung python reward, a runaway regex) fails the run."""
     allow_code: bool = False
     """Run the Python file a python reward names. Off unless you trust that file; never set by a preset."""
     generation: Literal["auto", "trainer", "vllm"] = "auto"

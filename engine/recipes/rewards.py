@@ -5,7 +5,10 @@ Each reward is a :class:`Reward`: a callable of TRL's reward-function form,
 named as TRL logs it (``rewards/<name>/mean``). The run's reward is their weighted sum (TRL's
 ``reward_weights``). A reward that raises stops the run with :class:`RewardError`, whose message names
 the reward, the exception (the traceback's last line), where in the reward's code it was raised and the
-record (file, line) whose answer it was scoring.
+record (file, line) whose answer it was scoring; so does one that runs past ``rl.reward_time_limit_s``
+over a batch (a python reward that never returns, a regex that backtracks without end: SIGALRM in the
+trainer's main thread, where TRL calls the rewards) and one that returns a score that is not a finite
+number (NaN would train nothing while the run looked fine).
 
 Rule rewards need only the standard library; the reward model imports torch when it is built.
 
@@ -24,12 +27,16 @@ sets ``rl.allow_code: true``.
 from __future__ import annotations
 
 import importlib.util
+import math
 import numbers
 import re
+import signal
 import sys
+import threading
 import traceback
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +50,30 @@ RECORD_FIELD = "record"
 
 class RewardError(RuntimeError):
     """A reward failed on an answer; the message says which reward, why, and on which record."""
+
+
+class RewardTimeout(BaseException):
+    """A reward ran past its time limit. A BaseException, so that a reward's own ``except Exception`` cannot
+    swallow it (and it is raised again every second until the reward gives control back)."""
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """Raise :class:`RewardTimeout` in the main thread once ``seconds`` have passed (signals reach no other)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(*_: object) -> None:
+        raise RewardTimeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def normalise(text: str) -> str:
@@ -84,21 +115,23 @@ class Reward:
     """One configured reward as TRL calls it, turning any failure into a located :class:`RewardError`."""
 
     def __init__(self, name: str, score: Callable[[list[Any], list[str], list[str | None], dict[str, Any]], list],
-                 batch: bool = True) -> None:
+                 time_limit_s: float = 60.0) -> None:
         self.__name__ = name
         self.score = score
         """(prompts, answers, references, other kwargs) -> one score per answer."""
-        self.batch = batch
+        self.time_limit_s = time_limit_s
+        """Seconds the reward may take over one batch (``rl.reward_time_limit_s``)."""
 
     def __call__(self, prompts: list[Any], completions: list[Any], **kwargs: Any) -> list[float | None]:
         answers = [answer_text(c) for c in completions]
         references = [ref or None for ref in kwargs.pop(REFERENCE_FIELD, [None] * len(answers))]
         records = kwargs.pop(RECORD_FIELD, [None] * len(answers))
         try:
-            scores = list(self.score(prompts, answers, references, kwargs))
-        except Exception as exc:  # every failure names its record
+            with time_limit(self.time_limit_s):
+                scores = list(self.score(prompts, answers, references, kwargs))
+        except (Exception, RewardTimeout) as exc:  # every failure names its record
             raise RewardError(self._describe(exc, self._failing_record(prompts, answers, references, records, kwargs,
-                                                                       exc))) from exc
+                                                                       exc))) from None
         if len(scores) != len(answers):
             raise RewardError(f"reward {self.__name__} returned {len(scores)} scores for {len(answers)} answers: "
                               "it must return one per answer")
@@ -106,22 +139,31 @@ class Reward:
             if value is not None and not isinstance(value, numbers.Real):
                 raise RewardError(f"reward {self.__name__} returned {type(value).__name__} for the answer to "
                                   f"{records[n]}: it must return numbers (or None)")
+            if value is not None and not math.isfinite(value):
+                raise RewardError(f"reward {self.__name__} returned {value} for the answer to {records[n]}: a score "
+                                  "must be a finite number (or None to leave the answer unscored)")
         return [None if v is None else float(v) for v in scores]
 
     def _failing_record(self, prompts: list[Any], answers: list[str], references: list[str | None],
                         records: list[Any], kwargs: dict[str, Any], first: BaseException) -> tuple[Any, BaseException]:
-        """The record whose answer the reward fails on alone (scored one at a time), with that failure."""
+        """The record whose answer the reward fails on alone (scored one at a time, each with its share of the time
+        limit), with that failure."""
+        share = max(1.0, self.time_limit_s / max(1, len(answers)))
         for n in range(len(answers)):
             one = {key: [value[n]] if isinstance(value, list) and len(value) == len(answers) else value
                    for key, value in kwargs.items()}
             try:
-                self.score(prompts[n:n + 1], answers[n:n + 1], references[n:n + 1], one)
-            except Exception as exc:
+                with time_limit(share):
+                    self.score(prompts[n:n + 1], answers[n:n + 1], references[n:n + 1], one)
+            except (Exception, RewardTimeout) as exc:
                 return records[n], exc
         return "a batch of " + ", ".join(dict.fromkeys(str(r) for r in records)), first
 
     def _describe(self, exc: BaseException, found: tuple[Any, BaseException]) -> str:
         record, exc = found
+        if isinstance(exc, RewardTimeout):
+            return (f"reward {self.__name__} took longer than rl.reward_time_limit_s ({self.time_limit_s:g} s) "
+                    f"scoring the answer to {record}")
         last = traceback.format_exception_only(type(exc), exc)[-1].strip()
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" ({Path(frames[-1].filename).name} line {frames[-1].lineno}, in {frames[-1].name})" if frames else ""
@@ -141,21 +183,27 @@ def build_rewards(rl: RLSection) -> tuple[list[Reward], list[float]]:
 
 def _reward(spec: RewardSection, name: str, rl: RLSection) -> Reward:
     """The :class:`Reward` of one configured reward."""
+    return Reward(name, _scorer(spec, rl), rl.reward_time_limit_s)
+
+
+def _scorer(spec: RewardSection, rl: RLSection) -> Callable[[list[Any], list[str], list[str | None], dict[str, Any]],
+                                                             list]:
+    """``(prompts, answers, references, other kwargs) -> scores`` of one configured reward."""
     if spec.kind == "exact_match":
-        return Reward(name, lambda p, a, r, kw: exact_match(a, r))
+        return lambda p, a, r, kw: exact_match(a, r)
     if spec.kind == "contains":
-        return Reward(name, lambda p, a, r, kw: contains(a, r, spec.text))
+        return lambda p, a, r, kw: contains(a, r, spec.text)
     if spec.kind == "regex":
-        return Reward(name, lambda p, a, r, kw: regex(a, spec.pattern or ""))
+        return lambda p, a, r, kw: regex(a, spec.pattern or "")
     if spec.kind == "length":
-        return Reward(name, lambda p, a, r, kw: length(a, spec.max_words or 1))
+        return lambda p, a, r, kw: length(a, spec.max_words or 1)
     if spec.kind == "python":
         function = load_function(spec.function or "", rl.allow_code)
-        return Reward(name, lambda p, a, r, kw: function(prompts=p, completions=a, references=r, **kw))
+        return lambda p, a, r, kw: function(prompts=p, completions=a, references=r, **kw)
     from engine.recipes.reward_model import RewardModel  # torch: only for a run with a reward model
 
     model = RewardModel(spec.path or "")
-    return Reward(name, lambda p, a, r, kw: model.score(p, a))
+    return lambda p, a, r, kw: model.score(p, a)
 
 
 def load_function(spec: str, allowed: bool) -> Callable[..., list]:

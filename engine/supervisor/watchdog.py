@@ -35,8 +35,9 @@ GPU_TEMPERATURE_C = 85
 HOST_MEMORY_SHARE = 0.95
 REPEAT_STEPS = 50
 """An alert of a kind already raised is raised again only this many steps later (or once cleared)."""
-KINDS = ("nan", "spike", "grad_norm", "stall", "gpu_memory", "gpu_temperature", "host_memory")
-"""Every kind of alert, as ``train.stop_on`` names them."""
+NO_SIGNAL_LOGS = 3
+"""Logged steps in a row in which every sampled answer of every prompt scored alike (TRL's
+``frac_reward_zero_std`` 1) before the run is told it learns nothing: its advantages are all zero."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class Watchdog:
         """Seconds per step between recent logs."""
         self.last_log: tuple[float, int] | None = None
         """(time, step) of the latest log event."""
+        self.flat_logs = 0
+        """Logs in a row whose sampled answers all scored alike within each prompt."""
         self.raised: dict[str, int] = {}
         """Step at which each kind was last raised (-1: before any step)."""
         self.paused = False
@@ -142,6 +145,16 @@ class Watchdog:
                                             "a one-off is often one odd batch; if it keeps rising, lower "
                                             "train.learning_rate or raise warmup", step))
                 self.losses.append(float(loss))
+        flat = (event.get("metrics") or {}).get("frac_reward_zero_std")
+        if isinstance(flat, (int, float)):
+            self.flat_logs = self.flat_logs + 1 if flat >= 1 else 0
+            if self.flat_logs >= NO_SIGNAL_LOGS:
+                alerts.append(Alert("no_signal", f"nothing is being learned: for {self.flat_logs} logged steps every "
+                                    "answer of every prompt scored alike (frac_reward_zero_std 1), so each answer's "
+                                    "advantage, and the loss, is 0",
+                                    "check that the rewards tell answers apart (rl.rewards, and the prompts' reference "
+                                    "answers for exact_match); more answers per prompt (rl.num_generations) or a "
+                                    "higher rl.temperature make differing answers likelier", step, "critical"))
         norm = event.get("grad_norm")
         if norm is not None:
             if not isinstance(norm, (int, float)) or not math.isfinite(norm):

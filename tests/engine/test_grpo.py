@@ -123,6 +123,20 @@ def short(prompts, completions, references, **kw):
 
 def picky(prompts, completions, references, **kw):
     return [1 / 0 if "color" in p[-1]["content"] else 0.0 for p in prompts]
+
+
+def hangs(prompts, completions, references, **kw):
+    import time
+    while True:
+        time.sleep(1)
+
+
+def nan(prompts, completions, references, **kw):
+    return [float("nan")] * len(completions)
+
+
+def flat(prompts, completions, references, **kw):
+    return [0.0] * len(completions)
 '''
 
 
@@ -169,6 +183,32 @@ def test_a_python_reward_that_raises_fails_the_run_with_its_last_line_and_the_re
     assert failed["type"] == "run_failed", failed
     assert failed["cause"] == (f"RewardError: reward python_picky raised ZeroDivisionError: division by zero "
                                f"(reward.py line 8, in <listcomp>) on the answer to {data}:2 (record 1)"), failed
+
+
+def test_a_reward_that_hangs_or_is_not_a_number_fails_the_run_and_answers_all_alike_raise_an_alert(
+        eng, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A python reward that never returned hung the run for ever with no alert; one that returned NaN let the run
+    'finish' having trained nothing; rewards all alike (all 0: loss 0, grad norm 0) said nothing either. Three runs
+    at once, one torch thread each."""
+    (tmp_path / "reward.py").write_text(REWARD_FILE, encoding="utf-8")
+    data = write_lines(tmp_path / "prompts.jsonl", PROMPTS)
+    runs = {name: make_run(eng, tmp_path, tiny_model_dir, data, stage="grpo", name=name,
+                           train={**SHORT, "max_steps": 4},
+                           rl={"max_completion_length": 4, "num_generations": 2, "allow_code": True,
+                               "reward_time_limit_s": 2,
+                               "rewards": [{"kind": "python", "function": f"{tmp_path / 'reward.py'}:{name}"}]})
+            for name in ("hangs", "nan", "flat")}
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for proc in [eng.launch(run_dir) for run_dir in runs.values()]:
+        proc.wait(timeout=240)
+    hung, nan, flat = (read_events(run_dir)[-1] for run_dir in runs.values())
+    assert hung["type"] == "run_failed" and hung["cause"].startswith(
+        f"RewardError: reward python_hangs took longer than rl.reward_time_limit_s (2 s) scoring the answer to {data}:"
+    ), hung
+    assert nan["type"] == "run_failed" and "reward python_nan returned nan for the answer to" in nan["cause"], nan
+    assert flat["type"] == "run_finished", flat
+    alerts = [e for e in read_events(runs["flat"]) if e["type"] == "alert"]
+    assert [(a["kind"], a["step"]) for a in alerts] == [("no_signal", 3)], alerts
 
 
 def test_prompts_without_a_reward_or_a_reference_are_refused_before_training(eng, tiny_model_dir: Path,

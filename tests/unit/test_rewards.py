@@ -71,6 +71,41 @@ def test_a_reward_that_raises_names_its_last_line_its_code_line_and_the_record()
         wrong(prompts=["q"], completions=["a"], record=["x"])
 
 
+def test_a_reward_that_hangs_or_backtracks_runs_out_of_time_naming_the_record() -> None:
+    """A python reward that never returned hung the run for ever with no alert; so did a regex that backtracks
+    ((a+)+$: 40 s on 27 characters)."""
+    import time
+
+    def hangs_on_b(p, answers, refs, kw):
+        while any("b" in a for a in answers):
+            try:
+                time.sleep(10)
+            except Exception:  # a reward that swallows every Exception still ends
+                pass
+        return [1.0] * len(answers)
+
+    records = ["d.jsonl:1 (record 0)", "d.jsonl:2 (record 1)"]
+    started = time.monotonic()
+    with pytest.raises(RewardError) as raised:
+        Reward("python_hangs", hangs_on_b, time_limit_s=0.3)(prompts=["q1", "q2"], completions=["a", "b"],
+                                                             record=records)
+    assert str(raised.value) == ("reward python_hangs took longer than rl.reward_time_limit_s (0.3 s) scoring the "
+                                 "answer to d.jsonl:2 (record 1)")
+    runaway = build_rewards(RLSection(rewards=[{"kind": "regex", "pattern": "(a+)+$"}], reward_time_limit_s=0.3))[0][0]
+    with pytest.raises(RewardError, match=r"reward regex took longer than .* scoring the answer to d.jsonl:1"):
+        runaway(prompts=["q1"], completions=["a" * 40 + "!"], record=records[:1])
+    assert time.monotonic() - started < 10
+
+
+def test_a_reward_that_is_not_a_finite_number_fails_naming_the_record() -> None:
+    """NaN for every answer: the run finished having trained nothing (loss 0, grad norm 0) and said nothing."""
+    nan = Reward("python_nan", lambda p, a, r, kw: [0.5, float("nan")])
+    with pytest.raises(RewardError, match=r"reward python_nan returned nan for the answer to y: a score must be a "
+                                          r"finite number \(or None to leave the answer unscored\)"):
+        nan(prompts=["q", "q"], completions=["a", "b"], record=["x", "y"])
+    assert Reward("unscored", lambda p, a, r, kw: [None, 1])(prompts=["q", "q"], completions=["a", "b"]) == [None, 1.0]
+
+
 def test_a_python_reward_runs_only_when_the_run_config_allows_code(tmp_path: Path) -> None:
     text = "stage: grpo\nrl:\n  rewards:\n    - kind: python\n      function: r.py:score\n"
     with pytest.raises(ConfigError) as refused:

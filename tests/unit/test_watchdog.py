@@ -67,3 +67,19 @@ def test_gpu_memory_temperature_and_host_memory() -> None:
     assert dog.feed({"type": "system", "gpus": [gpu]}) == []  # still the same: not said again
     dog.feed({"type": "system", "gpus": [{**gpu, "mem_used_bytes": 10, "temp_c": 50}]})
     assert [a.kind for a in dog.feed({"type": "system", "gpus": [gpu]})] == ["gpu_memory", "gpu_temperature"]
+
+
+def test_an_rl_run_whose_answers_all_score_alike_is_told_it_learns_nothing() -> None:
+    """Rewards all 0, loss 0 and grad norm 0 for three steps, and no word: a new user thought it was training."""
+    dog = Watchdog()
+    dog.feed({"type": "run_started", "stage": "grpo"})
+
+    def flat(step: int, share: float) -> list:
+        return dog.feed({"type": "log", "step": step, "t": 1000.0 + step, "loss": 0.0, "grad_norm": 0.0,
+                         "metrics": {"frac_reward_zero_std": share, "reward": 0.0}})
+
+    assert flat(1, 1.0) + flat(2, 1.0) + flat(3, 0.5) + flat(4, 1.0) + flat(5, 1.0) == []  # a step with signal resets
+    [alert] = flat(6, 1.0)
+    assert (alert.kind, alert.step, alert.severity) == ("no_signal", 6, "critical")
+    assert "every answer of every prompt scored alike" in alert.message and "rl.rewards" in alert.action
+    assert flat(7, 1.0) == []  # said once, not at every step
