@@ -2,6 +2,11 @@
 light model facts only: the command line and the Export dialog ask here before a job starts, and
 the job asks again before it writes.
 
+**Where an export may write**: a folder (never a file) outside the run or inside ``RUN/exports/`` (never
+beside the run's adapter and checkpoints), that this user can write, and that no other export is writing:
+an export holds its destination's lock (:class:`engine.locks.FolderLock` on the folder itself, taken by
+the supervisor before the job starts, see ``JOBS`` in :mod:`engine.supervisor.launch`) for its life.
+
 **job.yaml** of an export (``RUN/exports/NAME/job.yaml``, written by ``tuitune export``)::
 
     weights: adapter          # the adapter (or full weights) folder, relative to the run
@@ -22,7 +27,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from engine.locks import LOCK_FILE, is_locked
+from engine.locks import LOCK_FILE, held_elsewhere, is_locked
+from engine.models.safetensors_header import safetensors_damage
+from engine.protocol import JOB_FOLDERS
 
 GGUF_TYPES = ("f16", "bf16", "q8_0")
 """GGUF types an export writes. Q4_K_M is not among them: the ``gguf`` library cannot write
@@ -42,6 +49,59 @@ STAGING_PREFIX = ".tuitune-export-"
 """Name prefix of the temporary folder an export writes into, inside the destination. The export holds the
 folder's lock (:class:`engine.locks.FolderLock`) while it writes, so a later export can tell a folder left by a
 killed job (lock file, lock free) from a live one's."""
+
+
+def request_problem(run_dir: Path, weights: Path, settings: ExportSettings, holding: bool = False) -> str | None:
+    """What refuses an export before it starts, in one line naming what and where, or None: a destination
+    (``to`` or ``adapter_only``) that cannot take it (:func:`destination_problem`), a ``to`` another export is
+    writing (:func:`busy_problem`), or damaged weights (:func:`weights_problem`). Reads no model.
+
+    Args:
+        holding: Asked by the job itself, whose supervisor holds the destination's lock (not asked then).
+    """
+    for folder in (settings.to, settings.adapter_only):
+        if folder and (problem := destination_problem(Path(folder), run_dir)):
+            return problem
+    if settings.to and not holding and (problem := busy_problem(Path(settings.to))):
+        return problem
+    return weights_problem(weights)
+
+
+def destination_problem(destination: Path, run_dir: Path) -> str | None:
+    """Why an export cannot write into the folder ``destination``, or None: it (or a folder above it) is a
+    file, it is inside the run but not in ``RUN/exports/``, or this user cannot write it (or, while it does
+    not exist, the nearest folder above it, where it would be made)."""
+    destination = Path(destination).absolute()
+    nearest = destination
+    while not os.path.lexists(nearest) and nearest != nearest.parent:
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        return f"{nearest} is a file, not a folder: exports go into a folder; choose another destination"
+    run = Path(run_dir).resolve()
+    where = destination.resolve()
+    exports = run / JOB_FOLDERS["export"]
+    if where.is_relative_to(run) and not where.is_relative_to(exports):
+        return (f"{destination} is inside the run {run}, beside its adapter and checkpoints: exports go outside "
+                f"the run or into {exports}")
+    if not os.access(nearest, os.W_OK | os.X_OK):
+        if nearest == destination:
+            return f"{destination} is read-only to this user; choose another destination"
+        return f"{destination} cannot be made: {nearest} is read-only to this user; choose another destination"
+    return None
+
+
+def busy_problem(destination: Path) -> str | None:
+    """Why ``destination`` cannot be exported into now, or None: another export holds its lock."""
+    return held_elsewhere(destination, "export") if is_locked(destination, lock_file=None) else None
+
+
+def weights_problem(weights: Path) -> str | None:
+    """Why the weights folder cannot be exported, or None: a ``.safetensors`` file in it that is not whole
+    (a header that does not parse, or shorter than its header says). Reads the headers only."""
+    for file in sorted(Path(weights).glob("*.safetensors")):
+        if damage := safetensors_damage(file):
+            return f"the weights file {file} {damage}; export one of the run's checkpoints, or train it again"
+    return None
 
 
 def remove_stale_staging(destination: Path) -> list[Path]:

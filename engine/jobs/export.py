@@ -1,8 +1,9 @@
 """An export job of a run: ``python -m engine export --job-dir RUN/exports/NAME``, top to bottom.
 
 job.yaml (:class:`engine.export.plan.ExportSettings`) → the run's config.yaml → the weights
-(adapter, checkpoint or full weights) → refusals before anything slow (outputs that exist, an
-architecture the GGUF writer does not know, not enough disk) → ``job_started`` → the adapter
+(adapter, checkpoint or full weights) → refusals before anything slow (damaged weights, a destination
+that is a file, inside the run or read-only, outputs that exist, an architecture the GGUF writer does not
+know, not enough disk) → ``job_started`` → the adapter
 copy (``adapter_only``) → tokenizer → an Ollama template derived from the chat template (checked
 now, so a template Ollama cannot follow fails before minutes of work) → the base loaded
 unquantized with the adapter merged in (:mod:`engine.jobs.merge`) → ``merged/`` → one GGUF per
@@ -13,7 +14,8 @@ destination and renamed into place when complete (``merged/`` whole, each GGUF w
 temporary folder is removed, on a stop or a failure too. So an output name that exists is a
 finished output; a SIGKILL leaves at most the hidden temporary folder, which the next export to that
 destination removes (its lock is free). Existing outputs are
-never overwritten: the job refuses before it starts.
+never overwritten: the job refuses before it starts. The destination itself is locked for the job's life
+(by its supervisor, ``JOBS`` in :mod:`engine.supervisor.launch`): a second export to it is refused.
 
 **Events** (``RUN/exports/NAME/events.jsonl``):
 
@@ -95,6 +97,8 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
     if STAGES[config.stage].score_head and (settings.gguf or settings.ollama):
         raise JobError(f"{run_dir.name} trained a reward model (stage {config.stage}): it scores answers and does not "
                        "generate, so it has no GGUF or Ollama form; export it --merged or --adapter-only")
+    if problem := plan.request_problem(run_dir, weights, settings, holding=True):
+        raise JobError(problem)
     destination = Path(settings.to).resolve() if settings.to else job_dir
     names = plan.outputs(settings, run_dir.name)
     if existing := plan.taken(destination, names):

@@ -48,11 +48,39 @@ def read_safetensors_shapes(folder: Path) -> tuple[Shapes, str | None]:
 def read_safetensors_header(file: Path) -> dict:
     """The JSON header of one safetensors file (8-byte little-endian length, then JSON)."""
     try:
-        with open(file, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > MAX_HEADER:
-                raise ValueError(f"header length {length} is implausible")
-            return json.loads(handle.read(length))
+        return _header(file)[1]
     except (OSError, ValueError, struct.error) as exc:
         raise ModelError(f"{file}: not a readable safetensors file ({exc}). The download may be incomplete: "
                          "delete the file and download the model again.") from None
+
+
+def safetensors_damage(file: Path) -> str | None:
+    """How ``file`` is not a whole safetensors file, or None when it is: a header that does not parse, or
+    fewer bytes than the header says the tensors take (a save or a copy cut short). Reads the header only."""
+    try:
+        length, header = _header(file)
+        end = max((int(entry["data_offsets"][1]) for name, entry in header.items() if name != "__metadata__"),
+                  default=0)
+        size = file.stat().st_size
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except (ValueError, struct.error, KeyError, TypeError, IndexError) as exc:
+        return f"has a header that does not parse ({exc})"
+    if size < 8 + length + end:
+        return f"is cut short: {size:,} bytes where its header says {8 + length + end:,}"
+    return None
+
+
+def _header(file: Path) -> tuple[int, dict]:
+    """The header's length and the header (raises OSError, ValueError or struct.error)."""
+    with open(file, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        if length > MAX_HEADER:
+            raise ValueError(f"header length {length} is implausible")
+        text = handle.read(length)
+    if len(text) < length:
+        raise ValueError(f"the file ends inside its {length}-byte header")
+    header = json.loads(text)
+    if not isinstance(header, dict):
+        raise ValueError("the header is not a JSON object")
+    return length, header

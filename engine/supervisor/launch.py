@@ -65,12 +65,13 @@ from typing import Any
 
 from engine.checkpoints import latest_checkpoint
 from engine.files import write_text_atomic
-from engine.locks import LOCKED, FolderLock
+from engine.locks import LOCKED, FolderLock, held_elsewhere
 from engine.protocol import (
     ALERT,
     CONTINUED,
     EVENTS_FILE,
     JOB_FAILED,
+    JOB_FILE,
     JOB_STOPPED,
     LOG,
     LOG_FILE,
@@ -107,13 +108,19 @@ class Job:
     """Event type for a stop that came before the child could answer it."""
     failed: str
     """Event type the supervisor writes when the child dies without a terminal event."""
+    holds: str | None = None
+    """The job.yaml key naming the folder the job writes its outputs into (its own folder when the key is
+    null). The supervisor locks that folder itself (:class:`engine.locks.FolderLock`, ``lock_file=None``)
+    before the child starts and hands the lock to it, so two jobs never write one folder at once: a second
+    one is refused before it starts."""
 
 
-JOBS = {"train": Job("train", "--run-dir", RUN_STOPPED, RUN_FAILED)}
+JOBS = {"train": Job("train", "--run-dir", RUN_STOPPED, RUN_FAILED),
+        "export": Job("export", "--job-dir", JOB_STOPPED, JOB_FAILED, holds="to")}
 """The kinds of long job that differ from the rest: training, which runs in the run folder itself and ends
-with run events. Every other kind (evaluation, export: ``python -m engine KIND``) is supervised alike by
-:func:`job`: it lives in ``RUN/<kind>s/NAME/`` and ends with ``job_finished``/``job_stopped``/``job_failed``
-(see docs/run-folder.md)."""
+with run events, and export, which holds its destination. Every other kind (evaluation: ``python -m engine
+KIND``) is supervised alike by :func:`job`: it lives in ``RUN/<kind>s/NAME/`` and ends with
+``job_finished``/``job_stopped``/``job_failed`` (see docs/run-folder.md)."""
 
 
 @dataclass(frozen=True)
@@ -252,14 +259,17 @@ class Supervisor:
         command: The child's command line.
         job: What kind of job it is (which events end it).
         lock: The folder's lock, held; its file is handed to the child.
+        held: Locks of other folders the job writes into (``Job.holds``), held; handed to the child too.
     """
 
     def __init__(self, folder: Path, command: list[str], job: Job, lock: FolderLock,
-                 plan: Processes | None = None, env: dict[str, str] | None = None) -> None:
+                 plan: Processes | None = None, env: dict[str, str] | None = None,
+                 held: tuple[FolderLock, ...] = ()) -> None:
         self.folder = folder
         self.command = command
         self.job = job
         self.lock = lock
+        self.held = held
         self.plan = plan or Processes(nproc=1)
         """The run's processes: more than one means the child is torchrun's agent."""
         self.extra_env = env or {}
@@ -496,7 +506,8 @@ class Supervisor:
         # The child holds the same open lock file: the folder stays locked while it lives, even
         # should this supervisor be killed first.
         self.child = subprocess.Popen(self.command, env=child_env(self.extra_env), stdin=subprocess.DEVNULL,
-                                      preexec_fn=_child_setup(os.getpid()), pass_fds=(self.lock.fd,))
+                                      preexec_fn=_child_setup(os.getpid()),
+                                      pass_fds=(self.lock.fd, *(lock.fd for lock in self.held)))
         self.write_pids()
         if self.stop_requested:
             self.on_sigterm()
@@ -642,6 +653,32 @@ def run_processes(run_dir: Path) -> Processes:
         return Processes(nproc=1)
 
 
+def hold_destination(folder: Path, kind: Job) -> tuple[tuple[FolderLock, ...], str | None]:
+    """The lock of the folder the job writes into (``Job.holds``), taken; or why the job must not start.
+
+    The folder is made when it does not exist yet. A job.yaml that cannot be read holds nothing: the job
+    itself reports it.
+    """
+    if kind.holds is None:
+        return (), None
+    import yaml
+
+    try:
+        settings = yaml.safe_load((folder / JOB_FILE).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return (), None
+    named = settings.get(kind.holds) if isinstance(settings, dict) else None
+    destination = Path(named) if isinstance(named, str) and named else folder
+    lock = FolderLock(destination, lock_file=None)
+    try:
+        destination.mkdir(parents=True, exist_ok=True)
+        if lock.acquire():
+            return (lock,), None
+    except OSError as exc:
+        return (), f"{destination} cannot be used: {exc.strerror or exc}; choose another destination"
+    return (), held_elsewhere(destination, kind.verb)
+
+
 def main(argv: list[str]) -> int:
     """``python -m engine launch --run-dir RUN [--resume]`` or ``--job KIND --job-dir DIR``."""
     parser = argparse.ArgumentParser(prog="python -m engine launch", description="Supervise one long job of a run.")
@@ -670,9 +707,13 @@ def main(argv: list[str]) -> int:
     if not lock.acquire():
         log(f"{folder} is locked by another attempt that is still running; this one does not start")
         return LOCKED
+    held, refusal = hold_destination(folder, kind)
+    if refusal is not None:
+        log(refusal)
+        return Supervisor(folder, command, kind, lock).record(kind.failed, cause=refusal, errors=[])
     if _prctl is not None:  # orphans of the tree (torchrun workers of a dead agent) come to us, to be ended
         _prctl(PR_SET_CHILD_SUBREAPER, 1)
-    supervisor = Supervisor(folder, command, kind, lock, plan, env)
+    supervisor = Supervisor(folder, command, kind, lock, plan, env, held)
     if kind.verb == "train":
         supervisor.stop_on, supervisor.stall_after_s = watch_settings(folder)
     for sig in (signal.SIGINT, signal.SIGUSR1, signal.SIGHUP):

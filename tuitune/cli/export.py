@@ -8,14 +8,16 @@ for Ollama next to the first GGUF (``--ollama``; q8_0 when no type is given), an
 folder or name, or a checkpoint folder of a run; a run without ``adapter/`` is exported at its
 newest complete checkpoint (``resolve_trained``, as chat and eval).
 
-The files go to ``--to DIR`` or the job's own folder ``RUN/exports/NAME/``. The export is a long
-job of the run (``python -m engine export`` under the supervisor, see docs/run-folder.md, Jobs):
-this command checks what it can at once (the weights, the GGUF architecture, outputs that exist,
-free disk space), starts it and follows its events. Ctrl-C stops it (finished outputs are kept,
-a half-written one never appears); a second Ctrl-C kills it. ``--adapter-only`` alone needs no
-job: the copy is made here. Exit status: 0 when the export finished, 1 when it stopped, failed or
-was lost, or the run has nothing to export or no room for it; 2 for bad arguments or when it
-could not start.
+The files go to ``--to DIR`` (a folder outside the run or inside ``RUN/exports/``) or the job's own
+folder ``RUN/exports/NAME/``. The export is a long job of the run (``python -m engine export`` under
+the supervisor, see docs/run-folder.md, Jobs), which holds its destination's lock while it lives:
+this command checks what it can at once (the weights whole, the destination, the GGUF architecture,
+outputs that exist, free disk space), starts it and follows its events. Ctrl-C stops it (finished
+outputs are kept, a half-written one never appears); a second Ctrl-C kills it. ``--adapter-only``
+alone needs no job: the copy is made here. Exit status: 0 when the export finished, 1 when it
+stopped, failed or was lost, or the run has nothing to export or no room for it; 2 for bad
+arguments, a destination that is a file, inside the run, read-only or being written by another
+export, damaged weights, or when it could not start.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ def checked_request(args: argparse.Namespace) -> tuple[Path, Path, plan.ExportSe
     """The run, its weights and the job's settings, once everything that can be checked here is.
 
     Raises:
-        Refused: saying what is wrong, with exit status 2 for bad arguments and 1 for the run's state.
+        Refused: saying what is wrong, with exit status 2 for bad arguments and what refuses the export before
+            it starts (:func:`engine.export.plan.request_problem`), and 1 for the run's state.
     """
     kinds = [kind.lower() for kind in args.gguf or []]
     for kind in kinds:
@@ -98,6 +101,8 @@ def checked_request(args: argparse.Namespace) -> tuple[Path, Path, plan.ExportSe
     settings = plan.ExportSettings(weights=str(weights.relative_to(run_dir)), merged=args.merged,
                                    gguf=list(dict.fromkeys(kinds)), ollama=args.ollama, to=to,
                                    adapter_only=adapter_only)
+    if problem := plan.request_problem(run_dir, weights, settings):
+        raise Refused(problem, 2)
     check_model_and_room(run_dir, meta.model, settings)
     return run_dir, weights, settings
 

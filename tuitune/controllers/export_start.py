@@ -13,6 +13,7 @@ from pathlib import Path
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
+from engine.export import plan
 from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE, TERMINAL_TYPES
 from tuitune.dialogs.export import ExportDialog, ExportRequest
 from tuitune.runs.folder import read_meta, resolve_trained
@@ -57,11 +58,21 @@ class ExportStarter:
                                exit_on_error=False, description="starting the export")
 
     def _run(self, run_dir: Path, weights: Path, request: ExportRequest) -> None:
-        """Start the job, then say what it does until it ends."""
+        """Refuse what ``tuitune export`` refuses before it starts, in its words; else start the job, then say
+        what it does until it ends."""
         from tuitune.runs.launch import start_job
 
         app, worker = self.screen.app, get_current_worker()
-        job_dir, _ = start_job(run_dir, "export", request.settings(str(weights.relative_to(run_dir))))
+        settings = request.settings(str(weights.relative_to(run_dir)))
+        problem = plan.request_problem(run_dir, weights, plan.ExportSettings(**settings))
+        if problem is None:
+            try:
+                job_dir, _ = start_job(run_dir, "export", settings)
+            except (OSError, RuntimeError) as exc:  # the supervisor's refusal: the destination taken meanwhile
+                problem = str(exc)
+        if problem is not None:
+            app.call_from_thread(app.notify, problem, title="export refused", severity="error", timeout=15)
+            return
         app.call_from_thread(app.notify, f"export started: {job_dir} (tuitune stop {job_dir} stops it)")
         tail = EventTail(job_dir)
         while not worker.is_cancelled:

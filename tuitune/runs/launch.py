@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import engine
 from engine.files import write_text_atomic
 from engine.locks import LOCKED, is_locked
-from engine.protocol import CONFIG_FILE, JOB_FILE, JOB_FOLDERS, LOG_FILE, PIDS_FILE
+from engine.protocol import CONFIG_FILE, JOB_FILE, JOB_FOLDERS, LOG_FILE, PIDS_FILE, TERMINAL_TYPES, read_events
 from engine.stages import DEFAULT_STAGE
 
 if TYPE_CHECKING:  # pydantic costs about 0.15 s to import, and liveness checks need none of it
@@ -88,11 +88,17 @@ def _spawn(folder: Path, *launch_args: str) -> int:
         if code == LOCKED:
             raise RuntimeError(f"{folder} is still running (another attempt holds its lock)")
         if code is not None:
-            raise RuntimeError(f"the engine stopped at once with {code}; see {folder / LOG_FILE}")
+            raise RuntimeError(_refusal(folder) or f"the engine stopped at once with {code}; see {folder / LOG_FILE}")
         if read_pids(folder).get("supervisor") == child.pid and is_locked(folder):
             return child.pid
         time.sleep(0.02)
     raise RuntimeError(f"the engine did not start within {SPAWN_WAIT_S:.0f} s; see {folder / LOG_FILE}")
+
+
+def _refusal(folder: Path) -> str | None:
+    """The cause a supervisor recorded when it refused to start the child (a job's destination held elsewhere)."""
+    ends = [event for event in read_events(folder) if event["type"] in TERMINAL_TYPES]
+    return str(ends[-1]["cause"]) if ends and ends[-1].get("cause") else None
 
 
 def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
