@@ -48,11 +48,44 @@ def read_safetensors_shapes(folder: Path) -> tuple[Shapes, str | None]:
 def read_safetensors_header(file: Path) -> dict:
     """The JSON header of one safetensors file (8-byte little-endian length, then JSON)."""
     try:
-        with open(file, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            if length > MAX_HEADER:
-                raise ValueError(f"header length {length} is implausible")
-            return json.loads(handle.read(length))
+        return _read_header(file)[0]
     except (OSError, ValueError, struct.error) as exc:
         raise ModelError(f"{file}: not a readable safetensors file ({exc}). The download may be incomplete: "
                          "delete the file and download the model again.") from None
+
+
+def weights_problem(folder: Path) -> str | None:
+    """Why a folder of weights a run saved (its adapter, a checkpoint, a full fine-tune's model) cannot be
+    loaded, as far as the files tell without loading them: ``FILE: WHAT`` for the first safetensors file
+    whose header does not parse or whose size is not what its header says (a copy or a save cut short).
+    None when every file is whole."""
+    for file in sorted(folder.glob("*.safetensors")):
+        try:
+            header, length = _read_header(file)
+            end = max((_data_end(entry) for name, entry in header.items() if name != "__metadata__"), default=0)
+            size = file.stat().st_size
+        except (OSError, ValueError, struct.error) as exc:
+            return f"{file}: not a readable safetensors file ({exc})"
+        if size != 8 + length + end:
+            return f"{file}: {size:,} bytes where its header says {8 + length + end:,}: it was not written whole"
+    return None
+
+
+def _read_header(file: Path) -> tuple[dict, int]:
+    """The header of a safetensors file and its length in bytes."""
+    with open(file, "rb") as handle:
+        (length,) = struct.unpack("<Q", handle.read(8))
+        if length > MAX_HEADER:
+            raise ValueError(f"header length {length} is implausible")
+        header = json.loads(handle.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("its header is not a JSON object")
+    return header, length
+
+
+def _data_end(entry: object) -> int:
+    """Where a tensor's bytes end after the header, from its ``data_offsets``."""
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)):
+        raise ValueError(f"a tensor without data_offsets in its header: {str(entry)[:80]}")
+    return offsets[1]
