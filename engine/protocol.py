@@ -166,10 +166,10 @@ def _checked(value: Any, kind: Kind, where: str) -> tuple[Any, list[str]]:
         items = [_checked(item, kind[0], f"{where}[{n}]") if item is not None else (_MISSING, [f"{where}[{n}]"])
                  for n, item in enumerate(value)]
         return [v for v, _ in items if v is not _MISSING], [w for _, wrong in items for w in wrong]
-    return (value, []) if _is_kind(value, kind) else (_MISSING, [where])
+    return (value, []) if is_kind(value, kind) else (_MISSING, [where])
 
 
-def _is_kind(value: Any, kind: str) -> bool:
+def is_kind(value: Any, kind: str) -> bool:
     """Whether ``value`` is a JSON string, boolean, int (a 64-bit one) or number (one a float can hold; finite if
     asked). Booleans are neither ints nor numbers here, though Python counts them as ints."""
     if kind == "str":

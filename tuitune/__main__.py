@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from collections.abc import Callable
 
 
 def _gpus(text: str) -> str | list[int]:
@@ -26,6 +27,24 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
     return int(text)
+
+
+def _chat_setting(name: str) -> Callable[[str], int | float]:
+    """An argparse ``type`` for the generation setting ``name``, checked as the chat service checks it."""
+    from engine.services.chat_protocol import SETTINGS, setting_problem
+
+    kind, _test, words = SETTINGS[name]
+
+    def parse(text: str) -> int | float:
+        try:
+            value = int(text) if kind == "int" else float(text)
+        except ValueError:
+            value = None
+        if value is None or setting_problem(name, value):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {words}")
+        return value
+
+    return parse
 
 
 def _master(text: str) -> str:
@@ -111,15 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     chat = sub.add_parser("chat", help="talk to a run's tuned model (the app's Chat screen, or --once)")
     chat.add_argument("run", help="run folder or run name, or a checkpoint folder of a run")
-    chat.add_argument("--once", metavar="QUESTION", help="print the answer to QUESTION and exit (no app)")
+    chat.add_argument("--once", metavar="QUESTION",
+                      help="print the answer to QUESTION and exit (no app); - reads the question from stdin")
     side = chat.add_mutually_exclusive_group()
     side.add_argument("--base", action="store_true", help="with --once: answer with the adapter off (the base model)")
     side.add_argument("--compare", action="store_true", help="with --once: print the base and the tuned answers")
-    chat.add_argument("--max-new-tokens", type=int, default=256, help="longest answer in tokens (default 256)")
-    chat.add_argument("--temperature", type=float, default=0.0, help="0 (default) answers greedily: reproducible")
-    chat.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling when temperature > 0")
-    chat.add_argument("--repetition-penalty", type=float, default=1.0, help="above 1 discourages repeats")
-    chat.add_argument("--seed", type=int, default=0, help="seed for sampling")
+    chat.add_argument("--max-new-tokens", type=_chat_setting("max_new_tokens"), default=256,
+                      help="longest answer in tokens, at least 1 (default 256)")
+    chat.add_argument("--temperature", type=_chat_setting("temperature"), default=0.0,
+                      help="0 (default) answers greedily: reproducible; above 0 samples")
+    chat.add_argument("--top-p", type=_chat_setting("top_p"), default=1.0,
+                      help="nucleus sampling when temperature > 0 (above 0, at most 1)")
+    chat.add_argument("--repetition-penalty", type=_chat_setting("repetition_penalty"), default=1.0,
+                      help="above 1 discourages repeats (above 0)")
+    chat.add_argument("--seed", type=_chat_setting("seed"), default=0, help="seed for sampling (0 or more)")
     chat.add_argument("--system", help="system prompt (default: the run's data.system_prompt)")
 
     evaluate = sub.add_parser("eval", help="loss, perplexity and predictions of base and tuned on held-out data")

@@ -89,6 +89,28 @@ def json_type(value: Any) -> str:
     return type(value).__name__
 
 
+def messages_problem(value: Any, field: str = "messages") -> str | None:
+    """Why ``value`` is not a conversation in the one chat form (a non-empty array of ``{"role", "content"}`` turns,
+    roles among :data:`OPENAI_ROLES`, contents text) as ``FIELD: what`` (``messages[1].role: unknown role 'x';
+    allowed: system, user, assistant``), or None when it is one. For conversations a process is sent; a data
+    file's records are checked, with their lines, by :func:`to_messages`."""
+    if not isinstance(value, list) or not value:
+        got = "an empty one" if value == [] else json_type(value)
+        return f"{field}: expected a non-empty array of turns, got {got}"
+    for n, turn in enumerate(value):
+        where = f"{field}[{n}]"
+        if not isinstance(turn, dict):
+            return f"{where}: expected an object with role and content, got {json_type(turn)}"
+        role, content = turn.get("role"), turn.get("content")
+        if role not in OPENAI_ROLES:
+            return f"{where}.role: unknown role {role!r}; allowed: {', '.join(OPENAI_ROLES)}"
+        if not isinstance(content, str):
+            return f"{where}.content: expected a string, got {json_type(content)}"
+        if problem := not_text(content):
+            return f"{where}.content: {problem}"
+    return None
+
+
 def not_text(value: str) -> str | None:
     """Why ``value`` is not valid Unicode text (a lone surrogate, which JSON escapes such as
     ``"\\ud800"`` can make and no tokenizer can encode), or None when it is."""

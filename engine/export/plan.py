@@ -28,7 +28,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.locks import LOCK_FILE, held_elsewhere, is_locked
-from engine.models.safetensors_header import safetensors_damage
+from engine.models.safetensors_header import weights_problem as damaged_weights
 from engine.protocol import JOB_FOLDERS
 
 GGUF_TYPES = ("f16", "bf16", "q8_0")
@@ -98,9 +98,8 @@ def busy_problem(destination: Path) -> str | None:
 def weights_problem(weights: Path) -> str | None:
     """Why the weights folder cannot be exported, or None: a ``.safetensors`` file in it that is not whole
     (a header that does not parse, or shorter than its header says). Reads the headers only."""
-    for file in sorted(Path(weights).glob("*.safetensors")):
-        if damage := safetensors_damage(file):
-            return f"the weights file {file} {damage}; export one of the run's checkpoints, or train it again"
+    if damage := damaged_weights(Path(weights)):
+        return f"the weights file {damage}; export one of the run's checkpoints, or train it again"
     return None
 
 

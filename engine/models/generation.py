@@ -23,7 +23,9 @@ from engine.config import load_config
 from engine.data.encode import render
 from engine.data.formats import with_system
 from engine.models.demo import resolve_model
+from engine.models.info import ModelError, context_length_of
 from engine.models.loading import device, load_model
+from engine.models.safetensors_header import weights_problem
 from engine.models.tokenizer import load_tokenizer
 from engine.protocol import CONFIG_FILE
 from engine.stages import STAGES
@@ -47,6 +49,12 @@ class ChatModel:
     """Whether there is an adapter to switch off (not for full fine-tuning)."""
     system_prompt: str | None
     stop_ids: list[int]
+    context: int | None
+    """The most tokens the model reads, question and answer together (None: its config does not say)."""
+
+
+class CannotAnswer(ValueError):
+    """A question the model cannot answer as asked; the message says why, for people."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,13 @@ class Settings:
 
 def load_chat_model(run_dir: Path, adapter: Path, phase: Callable[[str], None] = lambda _: None) -> ChatModel:
     """The run's base model loaded as the run was trained (quantized when it was, on the GPU when
-    there is one) with ``adapter`` on it; ``phase`` hears what is loading."""
+    there is one) with ``adapter`` on it; ``phase`` hears what is loading.
+
+    Raises:
+        ModelError: ``adapter`` holds a weights file that is not whole (told from the file, before anything loads).
+    """
+    if problem := weights_problem(adapter):
+        raise ModelError(problem)
     config = load_config(run_dir / CONFIG_FILE)
     if STAGES[config.stage].score_head:
         raise ValueError(f"{run_dir.name} trained a reward model (stage {config.stage}): it scores answers and does "
@@ -80,7 +94,7 @@ def load_chat_model(run_dir: Path, adapter: Path, phase: Callable[[str], None] =
         model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
     return ChatModel(model, tokenizer, config.model.name_or_path, adapter, str(device()), not full,
-                     config.data.system_prompt, stop_ids(tokenizer, model))
+                     config.data.system_prompt, stop_ids(tokenizer, model), context_length_of(model.config.to_dict()))
 
 
 def stop_ids(tokenizer: Any, model: Any) -> list[int]:
@@ -122,19 +136,29 @@ def answer(chat: ChatModel, messages: list[dict[str, str]], side: str, settings:
     """Answer the conversation from ``side`` (``base`` or ``tuned``), streaming pieces to ``on_text``.
 
     The conversation is rendered with the run's own chat template exactly as training rendered it
-    (engine.data.encode.render), with the run's system prompt where it has none.
+    (engine.data.encode.render), with the run's system prompt where it has none. The answer ends at the
+    end of the model's context if ``max_new_tokens`` would run past it.
 
     Returns:
         ``(reason, tokens, seconds)``: reason is ``eos``, ``length`` or ``stopped``.
+
+    Raises:
+        CannotAnswer: ``base`` of a full fine-tune, or a conversation that fills the model's context (the
+            message gives both in tokens).
     """
     if side == "base" and not chat.can_compare:
-        raise ValueError("a full fine-tune has no adapter to switch off: there is no base side to ask")
+        raise CannotAnswer("a full fine-tune has no adapter to switch off: there is no base side to ask")
     text = render(with_system(messages, chat.system_prompt), chat.tokenizer, generation_prompt=True)
     inputs = chat.tokenizer(text, add_special_tokens=False, return_tensors="pt").to(chat.device)
+    prompt = inputs["input_ids"].shape[1]
+    room = settings.max_new_tokens if chat.context is None else min(settings.max_new_tokens, chat.context - prompt)
+    if room < 1:  # past its context a model's positions are untrained, and its attention grows without bound
+        raise CannotAnswer(f"the conversation is {prompt:,} tokens and the model reads at most {chat.context:,} "
+                           "(its context): shorten it, or start a new one")
     sampling = settings.temperature > 0
     if sampling:
         torch.manual_seed(settings.seed)
-    options: dict[str, Any] = {"max_new_tokens": settings.max_new_tokens, "do_sample": sampling,
+    options: dict[str, Any] = {"max_new_tokens": room, "do_sample": sampling,
                                "repetition_penalty": settings.repetition_penalty, "eos_token_id": chat.stop_ids,
                                "pad_token_id": chat.tokenizer.pad_token_id}
     if sampling:

@@ -20,7 +20,8 @@ from engine.models.safetensors_header import ModelError, Shapes, read_safetensor
 from engine.paths import DEMO_MODEL, demo_model_dir
 
 __all__ = ["ModelError", "ModelInfo", "read_model_info", "read_folder", "check_loadable",
-           "read_safetensors_header", "read_safetensors_shapes", "shapes_from_config", "count_params"]
+           "read_safetensors_header", "read_safetensors_shapes", "shapes_from_config", "count_params",
+           "context_length_of"]
 
 # The demo model's config.json, so that its details and estimate show before it is converted.
 DEMO_CONFIG = {
@@ -246,6 +247,15 @@ def _quantization(config: dict) -> str | None:
     return f"{method} {bits}" if bits else str(method)
 
 
+CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+"""The names model families give their context length in config.json."""
+
+
+def context_length_of(config: dict) -> int | None:
+    """The context length a model's config.json (as a dict) gives, in tokens, whatever its family calls it."""
+    return _pick(config, *CONTEXT_KEYS)
+
+
 def _pick(config: dict, *keys: str) -> int | None:
     return next((config[k] for k in keys if isinstance(config.get(k), int)), None)
 
@@ -267,7 +277,7 @@ def _from_config(config: dict, name: str, source: str, path: Path | None, arch: 
         head_dim=_pick(config, "head_dim") or (hidden // heads if hidden and heads else None),
         intermediate_size=_pick(config, "intermediate_size", "n_inner", "ffn_dim") or (4 * hidden if hidden else None),
         vocab_size=_pick(config, "vocab_size"),
-        context_length=_pick(config, "max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"),
+        context_length=context_length_of(config),
         tie_word_embeddings=tied, dtype=dtype, size_bytes=found["size"], has_chat_template=found["chat"],
         quantization=found["quant"], needs_remote_code="auto_map" in config, notes=tuple(notes), shapes=shapes)
 

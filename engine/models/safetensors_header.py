@@ -59,15 +59,24 @@ def safetensors_damage(file: Path) -> str | None:
     fewer bytes than the header says the tensors take (a save or a copy cut short). Reads the header only."""
     try:
         length, header = _header(file)
-        end = max((int(entry["data_offsets"][1]) for name, entry in header.items() if name != "__metadata__"),
-                  default=0)
+        end = max((_data_end(entry) for name, entry in header.items() if name != "__metadata__"), default=0)
         size = file.stat().st_size
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
-    except (ValueError, struct.error, KeyError, TypeError, IndexError) as exc:
+    except (ValueError, struct.error) as exc:
         return f"has a header that does not parse ({exc})"
     if size < 8 + length + end:
         return f"is cut short: {size:,} bytes where its header says {8 + length + end:,}"
+    return None
+
+
+def weights_problem(folder: Path) -> str | None:
+    """Why a folder of weights a run saved (its adapter, a checkpoint, a full fine-tune's model) cannot be
+    loaded, as far as its files tell without loading them: ``FILE DAMAGE`` (:func:`safetensors_damage`) for the
+    first safetensors file that is not whole; None when every one is."""
+    for file in sorted(Path(folder).glob("*.safetensors")):
+        if damage := safetensors_damage(file):
+            return f"{file} {damage}"
     return None
 
 
@@ -84,3 +93,11 @@ def _header(file: Path) -> tuple[int, dict]:
     if not isinstance(header, dict):
         raise ValueError("the header is not a JSON object")
     return length, header
+
+
+def _data_end(entry: object) -> int:
+    """Where a tensor's bytes end after the header, from its ``data_offsets``."""
+    offsets = entry.get("data_offsets") if isinstance(entry, dict) else None
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(isinstance(n, int) for n in offsets)):
+        raise ValueError(f"a tensor without data_offsets in its header: {str(entry)[:80]}")
+    return offsets[1]

@@ -22,14 +22,30 @@ App to service::
 ``sides`` are answered one after the other, each fully (``done``) before the next, from the same
 ``messages`` (the Chat screen sends one side a request, so each side keeps its own conversation);
 ``base`` switches the adapter off around the whole generation, so there is one model in memory.
-``reason`` is ``eos`` (the model ended its turn), ``length`` (``max_new_tokens``) or ``stopped``.
-The service ends when its stdin closes.
+``reason`` is ``eos`` (the model ended its turn), ``length`` (``max_new_tokens``, or the end of the
+model's context) or ``stopped``.
+
+What the service promises:
+
+* Every request is answered: a ``generate`` by a ``done`` per side, or by one ``error`` naming the
+  request's ``id`` and what is wrong with it (the field, :func:`generate_problem`; a conversation
+  longer than the model's context, with its tokens and the context). A line that is no request gets
+  an ``error`` too, with no ``id``.
+* A request line longer than :data:`engine.services.jsonlines.MAX_REQUEST_BYTES` (4 MiB) is refused
+  as soon as that much of it has come, unread past it, with an ``error`` carrying the ``id`` it began
+  with; the service reads on.
+* It ends when its stdin closes (the app's end of the pipe goes with the app): the answer being
+  written stops at its next token and the requests still waiting are answered ``stopped``.
 """
 
 from __future__ import annotations
 
-from typing import Literal, TypedDict
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, TypedDict
 
+from engine.data.formats import messages_problem
+from engine.protocol import is_kind
 from engine.services.jsonlines import BadLine
 
 LOADING = "loading"
@@ -43,6 +59,18 @@ STOP = "stop"
 
 Side = Literal["base", "tuned"]
 SIDES: tuple[Side, ...] = ("base", "tuned")
+DEFAULT_SIDES: list[Side] = ["tuned"]
+"""The sides a ``generate`` without ``sides`` is answered from."""
+
+SETTINGS: dict[str, tuple[str, Callable[[Any], bool], str]] = {
+    "max_new_tokens": ("int", lambda n: n >= 1, "a whole number of at least 1"),
+    "temperature": ("finite", lambda x: x >= 0, "a number of at least 0 (0 answers greedily)"),
+    "top_p": ("finite", lambda x: 0 < x <= 1, "a number above 0 and at most 1"),
+    "repetition_penalty": ("finite", lambda x: x > 0, "a number above 0"),
+    "seed": ("int", lambda n: n >= 0, "a whole number of at least 0"),
+}
+"""The settings a ``generate`` may carry (each optional): its JSON kind (:data:`engine.protocol.Kind`), the
+test a value must pass, and that test in words. ``tuitune chat`` checks its flags against the same table."""
 
 
 class Generate(TypedDict):
@@ -112,6 +140,45 @@ def generate(request_id: int, messages: list[dict[str, str]], sides: list[Side],
                     temperature=temperature, top_p=top_p, repetition_penalty=repetition_penalty, seed=seed)
 
 
+def setting_problem(name: str, value: Any) -> str | None:
+    """Why ``value`` cannot be the setting ``name`` of :data:`SETTINGS` (``expected a whole number of at least 1,
+    got "lots"``), or None when it can."""
+    kind, test, words = SETTINGS[name]
+    return None if is_kind(value, kind) and test(value) else f"expected {words}, got {_shown(value)}"
+
+
+def generate_problem(request: Mapping[str, Any]) -> str | None:
+    """What is wrong with a ``generate`` request as ``FIELD: what`` (``sides[0]: expected base or tuned, got
+    "evil"``), or None when it can be answered as it stands."""
+    if not is_kind(request.get("id"), "int"):
+        return f"id: expected a whole number, got {_shown(request.get('id'))}"
+    if problem := messages_problem(request.get("messages")):
+        return problem
+    sides = sides_of(request)
+    if not isinstance(sides, list) or not sides:
+        return f"sides: expected an array of one or both of {', '.join(SIDES)}, got {_shown(sides)}"
+    for n, side in enumerate(sides):
+        if side not in SIDES or side in sides[:n]:
+            return f"sides[{n}]: expected {' or '.join(SIDES)}, each once, got {_shown(side)}"
+    for name in SETTINGS:
+        if name in request and (problem := setting_problem(name, request[name])):
+            return f"{name}: {problem}"
+    return None
+
+
+def sides_of(request: Mapping[str, Any]) -> list[Side]:
+    """The sides a ``generate`` request asks to be answered from (:data:`DEFAULT_SIDES` when it names none)."""
+    sides = request.get("sides")
+    return DEFAULT_SIDES if sides is None else sides
+
+
+def _shown(value: Any) -> str:
+    """``value`` as JSON, cut short, for a message."""
+    shown = json.dumps(value, ensure_ascii=False) if value is not None else "nothing"
+    return shown if len(shown) <= 40 else shown[:40] + "…"
+
+
 def bad_line_error(bad: BadLine, sender: str) -> Error:
-    """An :class:`Error` telling people that ``sender`` wrote ``bad`` (a line that is no message)."""
-    return Error(type=ERROR, id=None, message=f"{sender} wrote a line that is not a message: {bad}")
+    """An :class:`Error` telling people that ``sender`` wrote ``bad`` (a line that is no message); it carries
+    the request's id when a line too long to read began with one."""
+    return Error(type=ERROR, id=bad.request_id, message=f"{sender} wrote a line that is not a message: {bad}")

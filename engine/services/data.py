@@ -30,6 +30,7 @@ from engine.services.data_protocol import (
     Segment,
     Side,
     bad_line_error,
+    encode_problem,
 )
 from engine.stages import STAGES
 
@@ -93,11 +94,15 @@ def _side(ids: list[int], trained: list[bool], cutoff: int, tokenizer: Any, trai
 
 
 def serve(tokenizer: Any, cutoff: int, system_prompt: str | None) -> int:
-    """Answer encode requests from stdin until it closes; a bad line or request gets an ``error``."""
+    """Answer encode requests from stdin until it closes; a bad line or request gets an ``error``, a line longer
+    than :data:`engine.services.jsonlines.MAX_REQUEST_BYTES` one at once, unread past it."""
     emit(Ready(type=READY, cutoff=cutoff, chat_template=bool(getattr(tokenizer, "chat_template", None))))
-    for request in jsonlines.read_messages(sys.stdin.buffer, key=REQUEST_KEY):
+    for request in jsonlines.read_requests(sys.stdin.buffer, key=REQUEST_KEY):
         if isinstance(request, jsonlines.BadLine):
             emit(bad_line_error(request, "the app"))
+            continue
+        if problem := encode_problem(request):
+            emit(Error(type=ERROR, id=request[REQUEST_KEY], message=f"encode request: {problem}"))
             continue
         try:
             if "text" in request:

@@ -25,9 +25,13 @@ tokenizer cannot be loaded (a ``failed`` event says why), 141 when the reader cl
 
 Serve mode, ``python -m engine data --serve --model M --cutoff N``, prints :class:`Ready`, then
 answers each request line (:class:`EncodeRequest`, ``{"id": 1, "messages": [...]}``) on stdin
-with :class:`Encoded` or, for a request it cannot encode or a line that is not a request, with
-:class:`Error`. If the tokenizer cannot be loaded it prints ``failed`` and exits with 2. Both
-modes make labels with :func:`engine.data.encode.encode_conversation`, as training does.
+with :class:`Encoded` or, for a request it cannot encode (the field that is wrong named,
+:func:`encode_problem`) or a line that is not a request, with :class:`Error`. A request line longer
+than :data:`engine.services.jsonlines.MAX_REQUEST_BYTES` (4 MiB) is refused as soon as that much of
+it has come, unread past it, with an :class:`Error` carrying the ``id`` it began with. It ends when
+its stdin closes, once it has answered what it read. If the tokenizer cannot be loaded it prints
+``failed`` and exits with 2. Both modes make labels with
+:func:`engine.data.encode.encode_conversation`, as training does.
 
 A new service gets a module like this one beside it (``chat_protocol.py``), and its ends read
 and write through :mod:`engine.services.jsonlines` as these do.
@@ -35,8 +39,10 @@ and write through :mod:`engine.services.jsonlines` as these do.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
+from engine.data.formats import json_type, messages_problem
 from engine.data.report_events import (
     CHECKED,
     DONE,
@@ -65,7 +71,7 @@ __all__ = [
     "REPORT_EVENTS", "REQUEST_KEY", "STARTED", "TOKEN_STATS", "Bin", "Checked", "Done", "EncodeRequest", "Encoded",
     "Error", "Failed", "Format", "ProblemEvent", "Progress", "Ready", "Segment", "Side", "Started", "TokenStats",
     "Turns",
-    "bad_line_error",
+    "bad_line_error", "encode_problem",
 ]
 
 READY = "ready"
@@ -188,6 +194,23 @@ MESSAGES: dict[str, Any] = {**REPORT_EVENTS, READY: Ready, ENCODED: Encoded, ERR
 """Each message type the service writes and the TypedDict of its fields."""
 
 
+def encode_problem(request: Mapping[str, Any]) -> str | None:
+    """What is wrong with an :class:`EncodeRequest` as ``FIELD: what`` (``messages[0].content: expected a string,
+    got number``), or None when it can be encoded as it stands."""
+    if "text" in request:
+        text = request["text"]
+        return None if isinstance(text, str) else f"text: expected a string, got {json_type(text)}"
+    if problem := messages_problem(request.get("messages")):
+        return problem
+    if request.get("rejected") is not None and (problem := messages_problem(request["rejected"], "rejected")):
+        return problem
+    answer_only = request.get("answer_only")
+    if answer_only is not None and not isinstance(answer_only, bool):
+        return f"answer_only: expected a boolean, got {json_type(answer_only)}"
+    return None
+
+
 def bad_line_error(bad: BadLine, sender: str) -> Error:
-    """An :class:`Error` telling people that ``sender`` wrote ``bad`` (a line that is no message)."""
-    return Error(type=ERROR, id=None, message=f"{sender} wrote a line that is not a message: {bad}")
+    """An :class:`Error` telling people that ``sender`` wrote ``bad`` (a line that is no message); it carries
+    the request's id when a line too long to read began with one."""
+    return Error(type=ERROR, id=bad.request_id, message=f"{sender} wrote a line that is not a message: {bad}")

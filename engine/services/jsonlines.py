@@ -10,16 +10,24 @@ key that says what it is, or is not valid UTF-8 comes back as a :class:`BadLine`
 messages, so the reader can say so and carry on. Give :func:`read_messages` bytes, or text decoded
 with ``errors="surrogateescape"`` (a strict decoder raises on the first bad byte, before the
 reader sees the line).
+
+A service reads its requests with :func:`read_requests`, which never holds more than
+:data:`MAX_REQUEST_BYTES` of a line: a longer one is a :class:`BadLine` as soon as that much of
+it has come, carrying the fields it began with (its ``id``) so that the refusal can name the
+request, and the rest of it is skipped unread.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any, TextIO
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, TextIO
+
+from engine.units import fmt_bytes
 
 Message = dict[str, Any]
 """One decoded message: a JSON object."""
@@ -30,6 +38,13 @@ SHOWN_CHARS = 80
 PIPE_CLOSED = 141
 """Exit status when stdout's reader left early: 128 + SIGPIPE, what a shell shows for ``cat``."""
 
+MAX_REQUEST_BYTES = 4 * 1024**2
+"""The longest request line a service reads, newline included. It bounds the work one request can cost
+(tokenising 4 MiB takes a few seconds) and the memory its reading takes; a 1 MB question fits."""
+
+SKIP_CHUNK = 1024**2
+"""Bytes read at a time while the rest of a line too long to read is skipped."""
+
 
 @dataclass(frozen=True)
 class BadLine:
@@ -38,16 +53,31 @@ class BadLine:
     Attributes:
         number: 1-based line number in the stream.
         reason: what is wrong, e.g. ``not JSON (Expecting value)`` or ``no "type"``.
-        text: the line without its newline; bytes that are not UTF-8 shown as ``\\xNN``.
+        text: the line without its newline; bytes that are not UTF-8 shown as ``\\xNN``. Of a line
+            too long to read, only its beginning.
+        start: of a line too long to read, the top-level fields it began with that were whole within
+            the part read (``{"type": "generate", "id": 3}``); empty for any other bad line.
     """
 
     number: int
     reason: str
     text: str
+    start: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def request_id(self) -> int | None:
+        """The ``id`` a line too long to read began with, for the refusal to carry (None for any other)."""
+        return request_id(self.start)
 
     def __str__(self) -> str:
         shown = self.text if len(self.text) <= SHOWN_CHARS else self.text[:SHOWN_CHARS] + "…"
         return f"line {self.number}: {self.reason}: {shown!r}"
+
+
+def request_id(request: Mapping[str, Any]) -> int | None:
+    """The ``id`` of a request, which its reply carries back, when it is one: a whole number (not a boolean)."""
+    value = request.get("id")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def dumps(message: Mapping[str, Any]) -> str:
@@ -92,6 +122,48 @@ def read_messages(lines: Iterable[str | bytes], key: str = "type") -> Iterator[M
     """Every line of ``lines`` (a stream, say) as a message or a :class:`BadLine`, until it ends."""
     for number, line in enumerate(lines, 1):
         yield parse_line(line, number, key)
+
+
+def read_requests(stream: BinaryIO, key: str = "type",
+                  max_bytes: int = MAX_REQUEST_BYTES) -> Iterator[Message | BadLine]:
+    """Every line of the binary ``stream`` as a message or a :class:`BadLine`, until it ends, holding at most
+    ``max_bytes`` of a line: a longer one comes back as a :class:`BadLine` as soon as that much has been
+    read (what a service answers at once), and the rest of it is skipped when the next line is asked for."""
+    number = 0
+    while line := stream.readline(max_bytes + 1):
+        number += 1
+        if len(line) <= max_bytes or line.endswith(b"\n"):
+            yield parse_line(line, number, key)
+            continue
+        prefix = line.decode("utf-8", "replace")
+        yield BadLine(number, f"longer than {fmt_bytes(max_bytes)}, the most a request may be",
+                      prefix[:2 * SHOWN_CHARS], leading_fields(prefix))
+        while (rest := stream.readline(SKIP_CHUNK)) and not rest.endswith(b"\n"):
+            pass
+
+
+def leading_fields(prefix: str) -> dict[str, Any]:
+    """The top-level fields a JSON object cut short begins with, as far as each is whole
+    (``'{"id": 3, "messages": [{"ro'`` gives ``{"id": 3}``); empty when it is no object."""
+    decoder = json.JSONDecoder()
+    fields: dict[str, Any] = {}
+    at = _SEPARATOR["{"].match(prefix)
+    try:
+        while at is not None:
+            key, end = decoder.raw_decode(prefix, at.end())
+            colon = _SEPARATOR[":"].match(prefix, end)
+            if not isinstance(key, str) or colon is None:
+                break
+            value, end = decoder.raw_decode(prefix, colon.end())
+            at = _SEPARATOR[","].match(prefix, end)
+            if at is not None:  # whole only when another field follows: the cut may fall inside a number
+                fields[key] = value
+    except (ValueError, RecursionError):  # the field the line was cut in
+        pass
+    return fields
+
+
+_SEPARATOR = {char: re.compile(rf"\s*{re.escape(char)}\s*") for char in "{:,"}
 
 
 def discard_stdout() -> None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,9 +86,10 @@ def tuitune_cli(*args: str, runs: Path | None = None, **popen: Any) -> subproces
     """``tuitune [--runs-dir RUNS] ARGS`` as a user runs it at a terminal (Ctrl-C reaches it as SIGINT), its
     output captured as text."""
     where = ["--runs-dir", str(runs)] if runs is not None else []
+    popen = {"stdin": subprocess.DEVNULL, **popen}  # a test that pipes a question in says stdin=PIPE
     return subprocess.Popen([sys.executable, "-m", "tuitune", *where, *args], cwd=REPO, env=engine_env(),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=default_signals, **popen)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_signals,
+                            **popen)
 
 
 @pytest.fixture(scope="session")
@@ -172,3 +175,77 @@ def eng(reap: list[subprocess.Popen[bytes]]) -> Any:
     return SimpleNamespace(make_run=make_run, launch=tracked_launch, wait_for=wait_for, first=first,
                            terminal=terminal, run_to_end=run_to_end, kinds=kinds, write_jsonl=write_jsonl,
                            env=engine_env, repo=REPO, procs=reap, cli=tuitune_cli)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """A run of the tiny model trained one step, its adapter saved: what the chat tests talk to (read-only)."""
+    parent = tmp_path_factory.mktemp("tiny-run")
+    run_dir = make_run(parent, tiny_model_dir, write_jsonl(parent / "tiny.jsonl", TINY_RECORDS),
+                       train={"max_steps": 1})
+    events = run_to_end(run_dir)
+    assert events[-1]["type"] == "run_finished", events[-1]
+    return run_dir
+
+
+class JsonLinesService:
+    """An engine service (``python -m engine chat|data …``) as the app drives it: requests written to its stdin,
+    its stdout read on a thread so that a test waits for replies with a deadline and never hangs."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "engine", *args], cwd=REPO, env=engine_env(),
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.lines: queue.Queue[bytes] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def send(self, *requests: dict[str, Any] | bytes) -> None:
+        """Write each request (a message, or raw bytes as they are) on a thread: a long one fills the pipe."""
+        data = b"".join(r if isinstance(r, bytes) else (json.dumps(r) + "\n").encode() for r in requests)
+
+        def write() -> None:
+            try:
+                self.process.stdin.write(data)
+                self.process.stdin.flush()
+            except (BrokenPipeError, ValueError):  # the service ended, or the test closed stdin: the test says
+                pass
+
+        threading.Thread(target=write, daemon=True).start()
+
+    def replies(self, until: Callable[[dict[str, Any]], bool], timeout: float = 120) -> list[dict[str, Any]]:
+        """Every message up to and including the first for which ``until`` is true."""
+        got: list[dict[str, Any]] = []
+        deadline = time.monotonic() + timeout
+        while not got or not until(got[-1]):
+            try:
+                got.append(json.loads(self.lines.get(timeout=max(0.0, deadline - time.monotonic()))))
+            except queue.Empty:
+                raise AssertionError(f"no reply for which the test waits within {timeout} s; got {got}") from None
+        return got
+
+    def close(self, timeout: float = 60) -> int:
+        """Close its stdin, as the app does when it goes; the exit status once it has ended."""
+        self.process.stdin.close()
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the service did not end within {timeout} s of its stdin closing") from None
+
+
+@pytest.fixture
+def service() -> Iterator[Callable[..., JsonLinesService]]:
+    """Starts ``python -m engine ARGS`` as a :class:`JsonLinesService`; each is killed when the test ends."""
+    started: list[JsonLinesService] = []
+
+    def start(*args: str) -> JsonLinesService:
+        started.append(JsonLinesService(*args))
+        return started[-1]
+
+    yield start
+    for one in started:
+        if one.process.poll() is None:
+            one.process.kill()
+        one.process.wait(timeout=30)

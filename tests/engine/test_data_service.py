@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,22 @@ def test_served_record_view_split_equals_training_labels(good_file: Path, demo_m
     assert "".join(seg["text"] for seg in view["segments"] if seg["trained"]) == (
         "I am Tuito.<|im_end|>Quite sure.<|im_end|>")
     assert [seg["cut"] for seg in view["segments"]][-1] is True
+
+
+def test_a_line_over_the_limit_is_refused_at_once_and_the_service_ends_with_stdin(service,
+                                                                                 tiny_model_dir: Path) -> None:
+    encoder = service("data", "--serve", "--model", str(tiny_model_dir))
+    assert encoder.replies(lambda m: True, timeout=120)[0]["type"] == READY
+    huge = EncodeRequest(id=5, messages=[{"role": "user", "content": "x " * 25_000_000},  # 50 MB
+                                         {"role": "assistant", "content": "y"}])
+    started = time.monotonic()
+    encoder.send(huge, EncodeRequest(id=6, messages=GOOD[0]["messages"]), {"id": 7, "text": 7},
+                 {"id": 8, "messages": GOOD[0]["messages"], "rejected": [{"role": "judge", "content": "no"}]})
+    replies = encoder.replies(lambda m: m["id"] == 8, timeout=60)
+    assert time.monotonic() - started < 30, "the refusal took as long as encoding the line"
+    assert [(m["type"], m["id"]) for m in replies] == [(ERROR, 5), (ENCODED, 6), (ERROR, 7), (ERROR, 8)]
+    assert "line 1: longer than 4 MiB, the most a request may be" in replies[0]["message"]
+    assert replies[2]["message"] == "encode request: text: expected a string, got number"
+    assert replies[3]["message"] == ("encode request: rejected[0].role: unknown role 'judge'; allowed: system, user, "
+                                     "assistant")
+    assert encoder.close(timeout=30) == 0

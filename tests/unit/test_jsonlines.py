@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
-from engine.services.jsonlines import BadLine, dumps, read_messages, write_message
+from engine.services.jsonlines import BadLine, dumps, leading_fields, read_messages, read_requests, write_message
 
 GOOD_FIRST = b'{"type": "ready", "cutoff": 512}\n'
 MALFORMED = [
@@ -64,3 +65,23 @@ def test_written_messages_are_one_flushed_line_each_and_read_back() -> None:
         write_message(out, message)
     assert out.flushed == [dumps(messages[0]), dumps(messages[0]) + dumps(messages[1])]
     assert list(read_messages(io.StringIO(out.getvalue()))) == messages
+
+
+def test_a_request_line_over_the_limit_is_refused_by_its_beginning_and_reading_goes_on() -> None:
+    at_limit = b'{"type": "stop", "pad": "' + b"x" * 36 + b'"}\n'  # 64 bytes with its newline
+    over = b'{"type": "generate", "id": 3, "messages": [{"role": "user", "content": "' + b"y" * 500 + b'"}]}\n'
+    read = list(read_requests(io.BytesIO(at_limit + over + b'{"type": "stop"}\n'), max_bytes=len(at_limit)))
+    assert read[0] == json.loads(at_limit) and read[2] == {"type": "stop"}
+    bad = read[1]
+    assert isinstance(bad, BadLine) and (bad.number, bad.reason) == (2, "longer than 64 B, the most a request may be")
+    assert bad.start == {"type": "generate", "id": 3} and bad.request_id == 3 and bad.text.startswith('{"type"')
+
+
+@pytest.mark.parametrize(("prefix", "fields"), [
+    ('{"id": 3, "messages": [{"ro', {"id": 3}),
+    ('{"id": 12', {}),  # the cut may fall inside a number: only a field followed by another is whole
+    ('{"a": [1, {"b": "}"}], "id": 5, "t', {"a": [1, {"b": "}"}], "id": 5}),
+    ("Loading...", {}),
+])
+def test_the_fields_a_cut_line_begins_with(prefix: str, fields: dict) -> None:
+    assert leading_fields(prefix) == fields

@@ -61,7 +61,8 @@ class EngineLink:
         """Ask the encoder for the tokens of one record (an ``EncodeRequest`` without its id: ``messages``,
         ``rejected``, ``answer_only`` or ``text``); its answer is the only one ``is_answer`` takes."""
         self.request += 1
-        self.processes.send("encoder", {**request, "id": self.request})
+        # the id first: a request too long for the encoder to read is refused with the id it begins with
+        self.processes.send("encoder", {"id": self.request, **request})
 
     def is_answer(self, event: dict[str, Any]) -> bool:
         """Whether ``event`` answers the latest encode request."""
