@@ -62,10 +62,15 @@ class FolderLock:
 
 
 def is_locked(folder: str | os.PathLike[str]) -> bool:
-    """Whether an attempt holds ``folder``'s lock now (no lock file: no attempt ever started)."""
+    """Whether an attempt holds ``folder``'s lock now (no lock file: no attempt ever started).
+
+    Raises:
+        OSError: the lock file is there but cannot be opened (no permission): whether it is held cannot
+            be told, and must not read as free.
+    """
     try:
         fd = os.open(Path(folder) / LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
