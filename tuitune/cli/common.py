@@ -4,6 +4,7 @@ command refuses before it starts (:class:`Refusal`: one line, exit 2)."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,13 +31,20 @@ class Refusal(Exception):
 
 
 def runs_root(args: argparse.Namespace) -> Path:
-    """The runs folder: ``--runs-dir`` over ``$TUITUNE_RUNS_DIR`` over the settings file over XDG data."""
-    from tuitune.settings import load_settings
+    """The runs folder: ``--runs-dir`` over ``$TUITUNE_RUNS_DIR`` over the settings file over XDG data.
+
+    Raises:
+        Refusal: it is a file (or anything else that is not a folder), naming which of the four chose it.
+    """
+    from tuitune.settings import load_settings, settings_path
 
     settings = load_settings()
     if settings.problem:
         print(f"warning: settings ignored: {settings.problem}", file=sys.stderr)
-    return paths.runs_dir(getattr(args, "runs_dir", None), settings.runs_dir)
+    root, origin = paths.choose_runs_dir(getattr(args, "runs_dir", None), settings.runs_dir, str(settings_path()))
+    if os.path.lexists(root) and not os.path.isdir(root):
+        raise Refusal(f"{origin}: {root} is not a folder (it should hold run folders)")
+    return root
 
 
 def find_run(args: argparse.Namespace) -> Path:
