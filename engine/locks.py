@@ -72,10 +72,15 @@ class FolderLock:
 
 def is_locked(folder: str | os.PathLike[str], lock_file: str | None = LOCK_FILE) -> bool:
     """Whether an attempt holds ``folder``'s lock now (no lock file: no attempt ever started); ``lock_file``
-    as for :class:`FolderLock`."""
+    as for :class:`FolderLock`.
+
+    Raises:
+        OSError: the lock file is there but cannot be opened (no permission): whether it is held cannot
+            be told, and must not read as free.
+    """
     try:
         fd = os.open(Path(folder) / lock_file if lock_file else Path(folder), os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    except (FileNotFoundError, NotADirectoryError):
         return False
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)

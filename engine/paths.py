@@ -37,11 +37,50 @@ def runs_dir(given: str | os.PathLike[str] | None = None, configured: str | os.P
     ``--runs-dir`` (``given``) over ``$TUITUNE_RUNS_DIR`` over ``runs_dir`` in the settings file
     (``configured``) over ``$XDG_DATA_HOME/tuitune/runs``. Returned absolute, ``~`` expanded.
     """
+    return choose_runs_dir(given, configured)[0]
+
+
+def choose_runs_dir(given: str | os.PathLike[str] | None = None, configured: str | os.PathLike[str] | None = None,
+                    configured_in: str = "the settings file") -> tuple[Path, str]:
+    """:func:`runs_dir` and what chose it, for a message to name: ``--runs-dir``, ``$TUITUNE_RUNS_DIR``,
+    ``runs_dir in <configured_in>`` or ``the default runs folder``."""
     env = os.environ.get("TUITUNE_RUNS_DIR")
-    for choice in (given, env, configured):
+    choices = ((given, "--runs-dir"), (env, "$TUITUNE_RUNS_DIR"), (configured, f"runs_dir in {configured_in}"))
+    for choice, origin in choices:
         if choice:
-            return Path(choice).expanduser().resolve()
-    return (_xdg("XDG_DATA_HOME", ".local/share") / APP_NAME / "runs").resolve()
+            return Path(choice).expanduser().resolve(), origin
+    return (_xdg("XDG_DATA_HOME", ".local/share") / APP_NAME / "runs").resolve(), "the default runs folder"
+
+
+SYSTEM_FOLDERS = ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media", "/mnt", "/opt",
+                  "/proc", "/root", "/run", "/sbin", "/srv", "/sys", "/tmp", "/usr", "/var")
+"""Folders of the system itself: never a run folder."""
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/sbin", "/sys", "/usr")
+"""Folders whose whole tree is the system's own files: no run folder inside them either."""
+
+
+def run_dir_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why ``path`` cannot be a new run's folder, or None.
+
+    Refused: a control character in it (a newline would split every line that names the run), a system
+    folder or one inside the system's own files (``/etc``, ``/usr/lib/x``), something that is not a folder,
+    and a place this user cannot write. A folder that already holds files is refused when the run starts.
+    """
+    text = os.fspath(path)
+    if any(ord(char) < 32 or ord(char) == 127 for char in text):
+        return f"{text!r} holds a control character: a run folder's path must print on one line"
+    folder = Path(text).expanduser().resolve()
+    systems = {Path(name).resolve() for name in SYSTEM_FOLDERS}
+    trees = {Path(name).resolve() for name in SYSTEM_TREES}
+    if folder in systems or any(tree in folder.parents for tree in trees):
+        return f"{folder} is a system folder; a run needs a folder of its own"
+    if os.path.lexists(folder) and not os.path.isdir(folder):
+        return f"{folder} exists and is not a folder"
+    existing = next(parent for parent in (folder, *folder.parents) if os.path.isdir(parent))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        made = "" if existing == folder else f", so {folder} cannot be made"
+        return f"{existing} is not writable by this user{made}"
+    return None
 
 
 def demo_model_dir() -> Path:

@@ -39,7 +39,7 @@ PRESET_TOP_FIELDS = ("description", "stage")
 RUN_ONLY_FIELDS = frozenset({"data.train", "train.gpus", "rl.allow_code"})
 """Fields inside preset sections that belong to one run (its files, its machine's GPUs, its trust in code), so presets
 leave them out."""
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: $ would let a final newline through
 """Preset names: letters, digits, '.', '_', '-'; they become file names."""
 SUFFIXES = (".yaml", ".yml")
 NOT_IN_PRESETS = {"model.trust_remote_code": "a preset may not set this; only the run's own config file may turn "

@@ -246,20 +246,26 @@ class EventWriter:
 
 
 def _tail_seq(path: Path, window: int = 65536) -> int:
-    """The highest ``seq`` among the complete lines in the last ``window`` bytes of ``path``."""
+    """The highest ``seq`` among the complete lines at the end of ``path``: its last ``window`` bytes, or more
+    when they hold no whole event. Sequence numbers only grow, so the end has the highest, and a history of
+    hundreds of megabytes is never parsed to continue it."""
     with open(path, "rb") as file:
-        file.seek(0, os.SEEK_END)
-        file.seek(max(0, file.tell() - window))
-        lines = file.read().split(b"\n")[1:-1]  # the first may be cut; the last is empty or torn
-    seqs = []
-    for line in lines:
-        try:
-            seq = json.loads(line).get("seq")
-        except (ValueError, AttributeError):
-            continue
-        if isinstance(seq, int):
-            seqs.append(seq)
-    return max(seqs, default=0)
+        size = file.seek(0, os.SEEK_END)
+        while True:
+            start = max(0, size - window)
+            file.seek(start)
+            lines = file.read(size - start).split(b"\n")[1 if start else 0:-1]  # cut first line; empty or torn last
+            seqs = []
+            for line in lines:
+                try:
+                    seq = json.loads(line).get("seq")
+                except (ValueError, AttributeError, RecursionError):
+                    continue
+                if isinstance(seq, int):
+                    seqs.append(seq)
+            if seqs or start == 0:
+                return max(seqs, default=0)
+            window *= 4
 
 
 def _ends_torn(path: Path) -> bool:
@@ -346,9 +352,11 @@ def read_events(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
 
 
 def last_seq(path: str | os.PathLike[str]) -> int:
-    """The highest ``seq`` in an events file, 0 when it is missing or empty."""
-    events = read_events_from(path).events
-    return max((e["seq"] for e in events if isinstance(e.get("seq"), int)), default=0)
+    """The highest ``seq`` in an events file, 0 when it is missing, empty or not a file (read from its end)."""
+    try:
+        return _tail_seq(Path(path)) if stat.S_ISREG(os.stat(path).st_mode) else 0
+    except OSError:
+        return 0
 
 
 def terminal_event(events: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -187,11 +187,18 @@ HANDLERS = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and run the chosen subcommand; returns the exit status."""
+    """Parse ``argv`` and run the chosen subcommand; returns the exit status (2 for a refusal before it starts,
+    said in one line)."""
+    from tuitune.cli.common import Refusal
+
     args = build_parser().parse_args(argv)
     args.command = args.command or "app"
     handler = importlib.import_module(HANDLERS[args.command])
-    return int(handler.run(args) or 0)
+    try:
+        return int(handler.run(args) or 0)
+    except Refusal as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -111,7 +111,11 @@ def remove_stale_staging(destination: Path) -> list[Path]:
     """
     removed = []
     for folder in destination.glob(f"{STAGING_PREFIX}*"):
-        if folder.is_dir() and (folder / LOCK_FILE).is_file() and not is_locked(folder):
+        try:
+            stale = folder.is_dir() and (folder / LOCK_FILE).is_file() and not is_locked(folder)
+        except OSError:  # a lock that cannot be asked may be held
+            continue
+        if stale:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed

@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from engine.compose import Flags, absolute, compose_config
 from engine.config import ConfigError, RunConfig, deep_merge, load_yaml, read_config_text
 from engine.lf.dataset_info import resolve as resolve_datasets
-from engine.paths import DEMO_MODEL, demo_model_dir
+from engine.paths import DEMO_MODEL, demo_model_dir, run_dir_problem
 from engine.stages import DEFAULT_STAGE
 
 NoteKind = Literal["mapped", "default", "ignored", "warning"]
@@ -652,9 +652,18 @@ def _output_dir(ctx: _Import, key: str, value: Any) -> None:
     if not isinstance(value, str) or not value:
         ctx.refuse(key, "must be a folder")
         return
-    folder = Path(value).expanduser()
-    ctx.run_dir = str((folder if folder.is_absolute() else ctx.cwd / folder).resolve())
+    folder = _run_folder(value, ctx.cwd)
+    if (problem := run_dir_problem(folder)) is not None:  # said, never suggested; train refuses it
+        ctx.note(key, "warning", f"{problem}: it cannot be the run folder; give tuitune train --run-dir DIR")
+        return
+    ctx.run_dir = folder
     ctx.note(key, "mapped", f"→ the run folder {ctx.run_dir} (--run-dir wins over it)")
+
+
+def _run_folder(value: str, cwd: Path) -> str:
+    """``output_dir`` as the absolute folder it names, relative paths taken from ``cwd`` as LLaMA-Factory does."""
+    folder = Path(value).expanduser()
+    return str((folder if folder.is_absolute() else cwd / folder).resolve())
 
 
 def _save_limit(ctx: _Import, key: str, value: Any) -> None:
@@ -878,11 +887,15 @@ def lf_output_dir(path: str | os.PathLike[str], cwd: Path | None = None) -> str 
     ``path`` is not a LLaMA-Factory config or has no usable ``output_dir``. Reads only the YAML.
 
     Raises:
-        ConfigError: for a file that cannot be read or is not valid YAML.
+        ConfigError: for a file that cannot be read or is not valid YAML, and for an ``output_dir`` that cannot
+            be a run folder (engine.paths.run_dir_problem), located: ``lf.yaml:35 output_dir: /etc is a system
+            folder…``.
     """
-    _, data = load_yaml(read_config_text(path), str(path))
+    node, data = load_yaml(read_config_text(path), str(path))
     value = data.get("output_dir") if is_lf_config(data) else None
     if not isinstance(value, str) or not value:
         return None
-    folder = Path(value).expanduser()
-    return str((folder if folder.is_absolute() else (cwd or Path.cwd()) / folder).resolve())
+    folder = _run_folder(value, cwd or Path.cwd())
+    if (problem := run_dir_problem(folder)) is not None:
+        raise ConfigError([f"{path}:{_key_lines(node).get('output_dir')} output_dir: {problem}"])
+    return folder

@@ -5,6 +5,8 @@ and records ``run_stopped``; with ``--kill`` the trainer dies at once, nothing i
 supervisor records ``run_stopped`` with ``killed: true`` and the checkpoint a resume would use.
 Either way this waits for that terminal event, then for every process of the run to be gone (its
 folder's lock free), so the folder can be resumed, moved or deleted as soon as this returns.
+Whether the run is running at all is its folder's lock, as for ``tuitune pause`` and ``continue``
+(:func:`tuitune.cli.common.running_attempt`), which say the same line when it is not.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import EVENTS_FILE, RUN_STOPPED, TERMINAL_TYPES, terminal_event
-from tuitune.cli.common import runs_root
-from tuitune.runs.folder import resolve_run
-from tuitune.runs.launch import is_alive, read_pids, stop_run, wait_until_gone
+from engine.protocol import LOG_FILE, PIDS_FILE, RUN_STOPPED, TERMINAL_TYPES
+from tuitune.cli.common import running_attempt
+from tuitune.runs.launch import is_alive, stop_run, wait_until_gone
 from tuitune.runs.state import describe_end
 from tuitune.runs.tail import EventTail
 
@@ -44,29 +45,26 @@ def wait_for_terminal(run_dir: Path, offset: int, timeout: float) -> dict[str, A
 
 
 def run(args: argparse.Namespace) -> int:
-    """Stop the run; 0 when its end was recorded, 1 otherwise."""
-    try:
-        run_dir = resolve_run(args.run, runs_root(args))
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    """Stop the run; 0 when it stopped as asked, 1 when it was not running or ended otherwise.
+
+    Raises:
+        tuitune.cli.common.Refusal: no such run, or its folder cannot be read (exit 2).
+    """
+    attempt = running_attempt(args)
+    if attempt is None:
         return 1
-    events_path = run_dir / EVENTS_FILE
-    offset = events_path.stat().st_size if events_path.exists() else 0
-    last = terminal_event(EventTail(run_dir).read_all())
-    # An end recorded after the current supervisor started means this attempt is over, even if
-    # that supervisor has not quite exited yet; an older end belongs to the attempt before a resume.
-    ended_now = last is not None and last.get("t", 0) >= (read_pids(run_dir).get("started") or 0)
-    if ended_now or not stop_run(run_dir, kill=args.kill):
-        ended = f" (it ended: {describe_end(last, run_dir)})" if last else ""
-        print(f"{run_dir} is not running{ended}", file=sys.stderr)
+    run_dir = attempt.run_dir
+    if not stop_run(run_dir, kill=args.kill):
+        print(f"{run_dir} is running, but none of its processes could be signalled; see {run_dir / PIDS_FILE}",
+              file=sys.stderr)
         return 1
     print(("killing" if args.kill else "stopping (saving a checkpoint and the adapter)") + f": {run_dir}")
-    end = wait_for_terminal(run_dir, offset, WAIT_S)
+    end = wait_for_terminal(run_dir, attempt.offset, WAIT_S)
     if end is None:
-        print("no terminal event came; see engine.log", file=sys.stderr)
+        print(f"no terminal event came; see {run_dir / LOG_FILE}", file=sys.stderr)
         return 1
     if not wait_until_gone(run_dir):
-        print(f"the run ended but some of its processes are still alive; see {run_dir / 'pids.json'}", file=sys.stderr)
+        print(f"the run ended but some of its processes are still alive; see {run_dir / PIDS_FILE}", file=sys.stderr)
         return 1
     print(describe_end(end, run_dir))
     return 0 if end["type"] == RUN_STOPPED else 1

@@ -17,7 +17,7 @@ from typing import Any
 
 from engine.config import ConfigError, RunConfig
 from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
-from tuitune.cli.common import CONFIG_FLAGS, PRESET_CHOSEN, config_from_args, runs_root
+from tuitune.cli.common import CONFIG_FLAGS, PRESET_CHOSEN, Refusal, config_from_args, runs_root
 from tuitune.cli.follow import follow_to_end, print_failure
 from tuitune.runs.folder import resolve_run
 from tuitune.runs.launch import default_run_name, new_run_dir, resume_run, start_run
@@ -60,19 +60,35 @@ def _start(args: argparse.Namespace, runs_root: Path) -> tuple[Path, int]:
         offset = events.stat().st_size if events.exists() else 0
         resume_run(run_dir)
         return run_dir, offset
+    named = named_run_dir(args)
     config = config_from_args(args)
     preflight(config, force=getattr(args, "force", False))
-    from engine.lf.config import lf_output_dir
-
-    lf_dir = lf_output_dir(args.config) if args.config and not args.run_dir else None
-    if args.run_dir or lf_dir:  # --run-dir over a LLaMA-Factory config's output_dir
-        run_dir = Path(args.run_dir or lf_dir).expanduser().resolve()
-    else:
-        run_dir = new_run_dir(runs_root, default_run_name(config))
+    run_dir = named or new_run_dir(runs_root, default_run_name(config))
     start_run(run_dir, config)
     if args.preset_chosen_for_you:  # said once the run started, so errors stay one line
         print(f"preset: {args.preset} ({PRESET_CHOSEN})", file=sys.stderr)
     return run_dir, 0
+
+
+def named_run_dir(args: argparse.Namespace) -> Path | None:
+    """The folder a new run was given, checked before anything else is done: ``--run-dir``, else a LLaMA-Factory
+    config's ``output_dir``; None when neither names one (a new folder in the runs folder).
+
+    Raises:
+        Refusal: it cannot be a run folder (engine.paths.run_dir_problem), in one line saying where it was named.
+    """
+    from engine.lf.config import lf_output_dir
+    from engine.paths import run_dir_problem
+
+    if args.run_dir:
+        if (problem := run_dir_problem(args.run_dir)) is not None:
+            raise Refusal(f"--run-dir: {problem}")
+        return Path(args.run_dir).expanduser().resolve()
+    try:
+        folder = lf_output_dir(args.config) if args.config else None
+    except ConfigError as exc:
+        raise Refusal("; ".join(exc.problems)) from None
+    return Path(folder) if folder else None
 
 
 class Refused(ValueError):

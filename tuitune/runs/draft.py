@@ -15,7 +15,7 @@ from engine.compose import Flags, compose_config
 from engine.config import DEMO_MODEL, ConfigError, RunConfig
 from engine.stages import DEFAULT_STAGE, DEMO_DATA
 
-RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")  # \Z: $ would let a final newline through
 """A run's name is its folder's name: letters, digits, '.', '_', '-', starting with a letter or digit."""
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.files import FileTooLarge, NotARegularFile, read_regular
-from engine.locks import is_locked
 from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_FOLDERS, JOB_STARTED, JOB_STOPPED, PROGRESS, TERMINAL_TYPES
+from tuitune.runs.folder import engine_alive
 from tuitune.runs.tail import EventTail
 
 EVALS_DIR = JOB_FOLDERS["eval"]
@@ -84,7 +84,7 @@ def read_job(job_dir: str | os.PathLike[str]) -> EvalJob:
             job.progress = event
         elif kind in TERMINAL_TYPES:
             job.end = event
-    job.alive = is_locked(job.path)
+    job.alive = engine_alive(job.path)
     job.metrics, problem = read_metrics(job.path)
     job.problem = tail.error or problem
     return job

@@ -2,7 +2,7 @@
 
 A folder in the runs folder is a run when it holds ``config.yaml`` or ``events.jsonl``.
 Everything is read from the folder alone; whether the engine is alive comes from
-``tuitune.runs.launch.is_alive`` (its ``pids.json``).
+``tuitune.runs.launch.is_alive`` (its lock).
 """
 
 from __future__ import annotations
@@ -205,7 +205,8 @@ class RunsIndex:
 
 
 def engine_alive(run_dir: Path) -> bool:
-    """Whether the run's supervisor is alive (False when it cannot be told)."""
+    """Whether an attempt of the run (or job) lives, its folder's lock held; False when that cannot be told
+    (a list shows such a folder as not running rather than fail)."""
     from tuitune.runs.launch import is_alive
 
     try:

@@ -16,14 +16,17 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import engine
 from engine.files import write_text_atomic
-from engine.locks import LOCKED, is_locked
+from engine.locks import LOCK_FILE, LOCKED, is_locked
 from engine.protocol import CONFIG_FILE, JOB_FILE, JOB_FOLDERS, LOG_FILE, PIDS_FILE, TERMINAL_TYPES, read_events
 from engine.stages import DEFAULT_STAGE
+from tuitune.runs.state import Event, RunState, describe_end, fold
+from tuitune.runs.tail import EventTail
 
 if TYPE_CHECKING:  # pydantic costs about 0.15 s to import, and liveness checks need none of it
     from engine.config import RunConfig
@@ -156,11 +159,20 @@ def resume_run(run_dir: str | os.PathLike[str]) -> int:
     return _spawn(run_dir, "--run-dir", str(run_dir), "--resume")
 
 
-def read_pids(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """``pids.json`` as a dict (empty when missing or unreadable)."""
+def read_pids(run_dir: str | os.PathLike[str], strict: bool = False) -> dict[str, Any]:
+    """``pids.json`` as a dict (empty when missing or not JSON, and when unreadable unless ``strict``).
+
+    Raises:
+        OSError: with ``strict``, the file is there but cannot be read (``PATH: cannot read: why``).
+    """
+    path = Path(run_dir) / PIDS_FILE
     try:
-        data = json.loads((Path(run_dir) / PIDS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return {}
+    except OSError as exc:
+        if strict:
+            raise OSError(f"{path}: cannot read: {exc.strerror or exc}") from None
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -194,6 +206,62 @@ def _is_our_process(pid: Any, run_dir: Path, role: str) -> bool:
 def is_alive(run_dir: str | os.PathLike[str]) -> bool:
     """Whether an attempt of this run (or job) still lives: its folder's lock is held."""
     return is_locked(run_dir)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A run's latest attempt as the commands that signal it see it (``tuitune stop``, ``pause``, ``continue``):
+    whether it lives from its folder's lock alone, the rest from the tail of its events."""
+
+    run_dir: Path
+    """The run folder."""
+    live: bool
+    """Whether a process of the attempt holds the folder's lock (engine.locks): the one test of running."""
+    end: Event | None
+    """The attempt's terminal event once recorded (a live attempt with one is finishing), else None."""
+    paused: bool
+    """Whether its trainer is paused: a ``paused`` event with no ``continued`` (nor end) after it."""
+    ever_started: bool
+    """Whether any attempt left a trace (an event, pids.json)."""
+    offset: int
+    """Where the complete events read end: what the attempt records next starts here."""
+
+    def not_running(self) -> str:
+        """The one line every command says of a run that is not running, with how its latest attempt ended."""
+        if self.end is not None and self.live:
+            how = (f"it ended: {describe_end(self.end, self.run_dir)}; some of its processes are still "
+                   f"there, see {self.run_dir / PIDS_FILE}")
+        elif self.end is not None:
+            how = f"it ended: {describe_end(self.end, self.run_dir)}"
+        elif self.ever_started:
+            how = f"its processes are gone and its end was not recorded; see {self.run_dir / LOG_FILE}"
+        else:
+            how = "it never started"
+        return f"{self.run_dir} is not running ({how})"
+
+
+def look(run_dir: str | os.PathLike[str]) -> Attempt:
+    """What the run's latest attempt is doing now; reads the lock, pids.json and the end of events.jsonl.
+
+    Raises:
+        OSError: the lock, pids.json or events.jsonl cannot be read (a permission, a FIFO or a folder in
+            its place), saying which: whether the run lives, and what it did, cannot be told.
+    """
+    run_dir = Path(run_dir)
+    try:
+        live = is_locked(run_dir)
+    except OSError as exc:
+        raise OSError(f"{run_dir / LOCK_FILE}: cannot read: {exc.strerror or exc}") from None
+    pids = read_pids(run_dir, strict=True)
+    tail = EventTail(run_dir)
+    state = fold(RunState(), tail.read_last())
+    if tail.error:
+        raise OSError(tail.error)
+    end, started = state.terminal, pids.get("started")
+    if live and end is not None and not (isinstance(started, (int, float)) and end.get("t", 0) >= started):
+        end = None  # the end of the attempt before this one: a resume still loading, before its run_started
+    return Attempt(run_dir, live, end, state.paused and end is None, state.events_seen > 0 or bool(pids),
+                   tail.offset)
 
 
 def wait_until_gone(run_dir: str | os.PathLike[str], timeout: float = 60.0) -> bool:

@@ -75,6 +75,15 @@ class EventTail:
         self.offset, self.error = tail.offset, tail.error or head.error
         return head.events + self._kept_between(head.offset, start) + tail.events
 
+    def read_last(self, max_bytes: int = SKIM_TAIL_BYTES) -> list[Event]:
+        """Only the complete events in the last ``max_bytes`` of the history not read yet (all of it when
+        shorter): where a run is now, for a reader that needs no more (a history of hundreds of megabytes
+        would take many seconds to parse). Afterwards the tail continues from the end."""
+        position = self._size() - max_bytes
+        if position > self.offset:
+            self.offset = self._next_line_start(position)
+        return self.read_all()
+
     def _next_line_start(self, position: int) -> int:
         """The offset of the first line that begins at or after ``position``."""
         try:
@@ -110,7 +119,7 @@ class EventTail:
     def _size(self) -> int:
         try:
             return self.path.stat().st_size
-        except FileNotFoundError:
+        except OSError:  # missing, or unreadable: the next read says which in ``error``
             return 0
 
 
