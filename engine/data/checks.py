@@ -32,6 +32,8 @@ DETECT_SCAN = 20
 """Records looked at to recognise a file's format (the first recognisable one decides)."""
 KEEP_PROBLEMS = 1000
 """Problems kept in a summary; the rest are counted."""
+SHOWN_PROBLEMS = 3
+"""Problems named in a refusal (its first line says how many there are)."""
 FORMAT_HELP = ("expected instruction/output (alpaca), conversations of from/value (sharegpt) "
                "or messages of role/content (openai); or choose the format")
 """What an unrecognised SFT file should look like (other stages name their own layouts)."""
@@ -260,6 +262,22 @@ def check_paths(
             pass
         summary.formats[path] = found if found in LAYOUTS else None
     return summary
+
+
+def refusal_lines(paths: list[str], fmt: str = "auto", stage: str | None = DEFAULT_STAGE,
+                  job: str = "training") -> list[str]:
+    """Why ``job`` must not start on ``paths``, one line each, from every record checked as the job checks
+    them (empty: it may): how many problems there are, then the first few, located; a file without a
+    single record, said as such once nothing else is wrong with it."""
+    summary = check_paths(paths, fmt, stage=stage)
+    if not summary.errors:
+        return [f"data: {problem}" for path in paths
+                if (problem := layout_problem(path, fmt, stage)) is not None]
+    first = [str(p) for p in summary.problems if p.severity == "error"][:SHOWN_PROBLEMS]
+    more = f" (and {summary.errors - len(first)} more: tuitune data check lists them)" \
+        if summary.errors > len(first) else ""
+    return [f"data: {summary.errors} problem{'s' if summary.errors > 1 else ''} {job} refuses{more}",
+            *(f"data: {line}" for line in first)]
 
 
 def kto_balance_problem(paths: list[str], labels: Counter) -> Problem | None:

@@ -25,8 +25,6 @@ from engine.estimate.fit import Verdict, judge, strategy
 from engine.machine.gpus import DeviceError, Gpu, resolve_devices
 from engine.stages import STAGES
 
-SHOWN_PROBLEMS = 3
-"""Data problems named in the refusal (the count says how many there are)."""
 TRACKER_PACKAGES = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}
 """The package each experiment tracker of ``train.report_to`` needs."""
 
@@ -84,23 +82,10 @@ def missing_trackers(trackers: list[str]) -> str | None:
 
 
 def data_problems(config: RunConfig) -> list[str]:
-    """The refusal of data training would refuse: a file that cannot be used as a whole (missing, without
-    records, of a layout the stage does not train on), one line each; else how many records have problems,
-    then the first few, each line its own."""
-    from engine.data.checks import check_paths, layout_problem
+    """The refusal of data training would refuse (:func:`engine.data.checks.refusal_lines`)."""
+    from engine.data.checks import refusal_lines
 
-    whole = [f"data: {problem}" for path in config.data.train
-             if (problem := layout_problem(path, config.data.format, config.stage)) is not None]
-    if whole:
-        return whole
-    summary = check_paths(config.data.train, config.data.format, stage=config.stage)
-    if not summary.errors:
-        return []
-    first = [str(p) for p in summary.problems if p.severity == "error"][:SHOWN_PROBLEMS]
-    more = f" (and {summary.errors - len(first)} more: tuitune data check lists them)" \
-        if summary.errors > len(first) else ""
-    return [f"data: {summary.errors} problem{'s' if summary.errors > 1 else ''} training refuses{more}",
-            *(f"data: {line}" for line in first)]
+    return refusal_lines(config.data.train, config.data.format, config.stage)
 
 
 def executed_code(config: RunConfig) -> list[str]:

@@ -61,11 +61,53 @@ def test_remote_code_is_said_loudly_and_only_a_run_config_can_ask_for_it(tmp_pat
 
 
 def test_a_data_file_without_records_is_refused_before_a_run_folder_exists(tmp_path: Path) -> None:
-    """The same quick layout check as tuitune eval's: an empty file used to reach the trainer."""
+    """An empty file used to reach the trainer; it is said as data check says it."""
     (tmp_path / "empty.jsonl").write_text("\n")
     done = train(tmp_path, "--data", "empty.jsonl")
-    assert done.returncode == 2 and "empty.jsonl: no records" in done.stderr, done.stderr
+    assert done.returncode == 2 and "empty.jsonl: the file is empty: no records" in done.stderr, done.stderr
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+PARTLY_BAD = '{"instruction": "q", "output": "a"}\n{"instruction": 3, "output": "a"}\n{broken\n'
+KTO_LABELS = "".join(f'{{"prompt": "q", "completion": "a", "label": {label}}}\n'
+                     for label in ("true", "false", '"yes"'))
+
+
+@pytest.mark.parametrize("name, content, says", [
+    ("partly.jsonl", PARTLY_BAD, ["2 problems training refuses", "partly.jsonl:2 record 1 field instruction",
+                                  "partly.jsonl:3:2 record 2: JSON syntax error"]),
+    ("random.jsonl", bytes(range(128, 256)) * 8, ["random.jsonl:1:1 record 0: text is not valid UTF-8"]),
+    ("deep.json", "[" * 200_000 + "]" * 200_000, ["deep.json:1 record 0: JSON nested more than 100 levels"]),
+    ("long.jsonl", '{"instruction": "' + "x" * (17 << 20) + '", "output": "a"}\n',
+     ["long.jsonl:1 record 0: the record is 17.0 MiB long"]),
+    ("kto.jsonl", KTO_LABELS, ["kto.jsonl:3 record 2 field label: expected true (desirable) or false"]),
+], ids=["partly-bad", "random-bytes", "deep-json", "17-MiB-line", "kto-labels"])
+def test_data_training_would_refuse_is_refused_as_data_check_locates_it(
+        tmp_path: Path, name: str, content: str | bytes, says: list[str]) -> None:
+    """Partly bad data made a run folder and failed 25-30 s later at loading_data; data holding no
+    usable record was refused as only "no records"."""
+    data = tmp_path / name
+    data.write_bytes(content if isinstance(content, bytes) else content.encode())
+    done = train(tmp_path, *(["--stage", "kto"] if name == "kto.jsonl" else []), "--data", name)
+    assert done.returncode == 2 and all(line in done.stderr for line in says), done.stderr
+    assert "no records" not in done.stderr
+    assert done.stdout == "" and (not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()))
+
+
+def test_eval_checks_its_held_out_data_record_by_record_before_the_job(tmp_path: Path) -> None:
+    """Only the first records' layout was checked: partly bad held-out data started the job, which loaded
+    the model and then failed on the records data check already knew."""
+    run_dir = tmp_path / "runs" / "tuned"
+    (run_dir / "adapter").mkdir(parents=True)
+    (run_dir / "adapter" / "adapter_config.json").write_text("{}")
+    (run_dir / "config.yaml").write_text("stage: sft\n")
+    (tmp_path / "held_out.jsonl").write_text(PARTLY_BAD)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TUITUNE_RUNS_DIR": str(tmp_path / "runs")}
+    done = subprocess.run([sys.executable, "-m", "tuitune", "eval", "tuned", "--data", "held_out.jsonl", "--detach"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 2, done.stderr
+    assert "error: data: 2 problems evaluation refuses" in done.stderr and "held_out.jsonl:2 record 1" in done.stderr
+    assert done.stdout == "" and not (run_dir / "evals").exists()
 
 
 def test_the_parameter_line_counts_the_base_as_the_presets_screen_does() -> None:

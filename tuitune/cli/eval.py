@@ -9,7 +9,8 @@ The evaluation is a long job of the run (``python -m engine eval`` under the sup
 docs/run-folder.md, Jobs): this command only starts it and follows its ``events.jsonl``. Ctrl-C
 asks it to stop (the predictions so far are kept); a second Ctrl-C kills it. Exit status: 0 when
 the job finished, 1 when it stopped, failed or was lost, or the run has nothing to evaluate; 2
-when it could not start (bad data path, bad arguments).
+when it could not start (data the evaluation would refuse, checked record by record as
+``tuitune data check`` does, or bad arguments).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.data.checks import refusal_lines
 from engine.protocol import JOB_FAILED, JOB_FINISHED, LOG_FILE, TERMINAL_TYPES
 from tuitune.cli.common import runs_root
 from tuitune.cli.follow import JobProgress, print_failure
@@ -42,8 +44,11 @@ def run(args: argparse.Namespace) -> int:
               "and the tuned model loaded side by side)", file=sys.stderr)
         return 1
     adapter = str(weights.relative_to(run_dir))
+    data = str(Path(args.data).expanduser().resolve())
+    if refused := refusal_lines([data], job="evaluation"):
+        print(*(f"error: {line}" for line in refused), sep="\n", file=sys.stderr)
+        return 2
     try:
-        data = checked_data_path(args.data)
         settings = {"data": [data], "format": "auto", "adapter": adapter, "max_new_tokens": args.max_new_tokens,
                     "limit": args.limit}
         job_dir, _ = start_job(run_dir, "eval", settings, args.name)
@@ -55,21 +60,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"evaluating {run_dir.name} ({adapter}) in {job_dir}  (engine log: {job_dir / LOG_FILE})")
     return JobFollower(job_dir).follow()
-
-
-def checked_data_path(path: str) -> str:
-    """``path`` made absolute once its first records show a layout the evaluation can read.
-
-    Raises:
-        ValueError: naming the file and what is wrong with it (the job checks every record).
-    """
-    from engine.data.checks import layout_problem
-
-    absolute = str(Path(path).expanduser().resolve())
-    problem = layout_problem(absolute)
-    if problem is not None:
-        raise ValueError(f"data: {problem}")
-    return absolute
 
 
 class JobFollower(JobProgress):
