@@ -102,13 +102,14 @@ def main(argv: list[str]) -> int:
 
 
 def attempt_peak() -> tuple[int, str]:
-    """The attempt's peak memory: the CUDA allocator's once torch is loaded and has a GPU, else the RSS."""
-    try:
-        from engine.models.loading import peak_memory
+    """The attempt's peak memory: the CUDA allocator's once the loader (and torch) imported whole, else the RSS.
 
-        return peak_memory()
-    except Exception:  # a stop that interrupted torch's import leaves it half loaded
-        return peak_rss(), "rss"
+    A stop can interrupt ``import torch`` halfway; importing it again then fails or crashes the process
+    (SIGSEGV), so the loader is used only when it is already there: a module whose import was interrupted
+    is not left in ``sys.modules``.
+    """
+    loading = sys.modules.get("engine.models.loading")
+    return loading.peak_memory() if loading is not None else (peak_rss(), "rss")
 
 
 def last_step_checkpoint(run_dir: Path) -> tuple[Path, int, dict[str, Any]] | None:
