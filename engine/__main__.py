@@ -7,6 +7,7 @@ export   an export job, for a job folder RUN/exports/NAME holding job.yaml
 prepare  convert the embedded demo model once into the user's cache
 data     tokenise instruction data and report statistics and problems as JSON lines
 chat     answer chat requests with a run's base and tuned model, as JSON lines
+torchrun torchrun for a run of several processes, its one-machine rendezvous on loopback only
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ COMMANDS = {
     "prepare": "engine.models.demo",
     "data": "engine.services.data",
     "chat": "engine.services.chat",
+    "torchrun": "engine.recipes.torchrun",
 }
 
 

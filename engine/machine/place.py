@@ -8,6 +8,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+LOOPBACK_RENDEZVOUS = "tuitune-loopback"
+"""torchrun's rendezvous backend for a run on one machine (``--rdzv-backend``): the supervisor names it,
+``python -m engine torchrun`` (engine.recipes.torchrun) provides it."""
+
 
 @dataclass(frozen=True)
 class Place:

@@ -30,7 +30,7 @@ The child starts with SIGTERM/SIGINT/SIGUSR1 blocked; the trainer (engine.recipe
 unblocks them once its handlers are installed, so a stop sent while torch imports is not lost.
 
 Several processes (GPUs, ``distributed.nproc``, machines): when the run's config asks for more than
-one trainer process, the child is torchrun's elastic agent (``python -m torch.distributed.run …
+one trainer process, the child is torchrun's elastic agent (``python -m engine torchrun …
 -m engine train``, see :func:`train_command`) and the workers are its children, each in a session
 of its own, so a signal to the process group never reaches them. The supervisor therefore delivers
 every request to each worker itself (it finds them among its descendants and lists them in
@@ -66,6 +66,7 @@ from typing import Any
 from engine.checkpoints import latest_checkpoint
 from engine.files import write_text_atomic
 from engine.locks import LOCKED, FolderLock, held_elsewhere
+from engine.machine.place import LOOPBACK_RENDEZVOUS
 from engine.protocol import (
     ALERT,
     CONTINUED,
@@ -184,9 +185,11 @@ def processes(config: Any) -> Processes:
 def train_command(folder: Path, resume: bool, plan: Processes) -> tuple[list[str], dict[str, str]]:
     """The trainer's command line and the environment it adds, for one process or torchrun's agent.
 
-    One node: torchrun's ``--standalone`` rendezvous on a free local port (two runs never collide).
-    Several: the static rendezvous at ``master`` with this node's rank, so global rank 0 (events,
-    checkpoints, adapter) is always on node 0. No restarts: a failed rank ends the run.
+    One node: the loopback rendezvous of :mod:`engine.recipes.torchrun` on a free port of 127.0.0.1 (two
+    runs never collide), and the workers' gloo or NCCL traffic on the loopback interface: nothing of
+    the run listens beyond loopback. Several: torchrun's static rendezvous at ``master`` with this
+    node's rank, so global rank 0 (events, checkpoints, adapter) is always on node 0. No restarts: a
+    failed rank ends the run.
     """
     train = ["-m", "engine", "train", "--run-dir", str(folder), *(["--resume"] if resume else [])]
     # Indices as nvidia-smi and NVML number the cards (CUDA's own default order is fastest first).
@@ -194,11 +197,14 @@ def train_command(folder: Path, resume: bool, plan: Processes) -> tuple[list[str
            "CUDA_VISIBLE_DEVICES": ",".join(map(str, plan.gpus))} if plan.gpus else {}
     if not plan.distributed:
         return [sys.executable, *train], env
-    where = ["--standalone"] if plan.nnodes == 1 else [
-        "--nnodes", str(plan.nnodes), "--node-rank", str(plan.node_rank),
-        "--master-addr", (plan.master or "").rpartition(":")[0],
-        "--master-port", (plan.master or "").rpartition(":")[2]]
-    return [sys.executable, "-m", "torch.distributed.run", *where, "--nproc-per-node", str(plan.nproc),
+    if plan.nnodes == 1:
+        where = ["--nnodes", "1", "--rdzv-backend", LOOPBACK_RENDEZVOUS, "--rdzv-endpoint", "127.0.0.1:0"]
+        env |= {"GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}
+    else:
+        where = ["--nnodes", str(plan.nnodes), "--node-rank", str(plan.node_rank),
+                 "--master-addr", (plan.master or "").rpartition(":")[0],
+                 "--master-port", (plan.master or "").rpartition(":")[2]]
+    return [sys.executable, "-m", "engine", "torchrun", *where, "--nproc-per-node", str(plan.nproc),
             "--max-restarts", "0", "--monitor-interval", "0.5", "--shutdown-timeout", str(SHUTDOWN_S), *train], env
 
 
@@ -314,6 +320,7 @@ class Supervisor:
         import psutil
 
         found: dict[int, int] = {}
+        agent = self.child.pid if self.child is not None else None
         try:
             descendants = psutil.Process().children(recursive=True)
         except psutil.Error:
@@ -321,7 +328,7 @@ class Supervisor:
         for proc in descendants:
             try:
                 words = proc.cmdline()
-                if "train" not in words or "torch.distributed.run" in words or proc.status() == psutil.STATUS_ZOMBIE:
+                if proc.pid == agent or "train" not in words or proc.status() == psutil.STATUS_ZOMBIE:
                     continue
                 found[proc.pid] = int(proc.environ().get("RANK", "-1"))
             except (psutil.Error, ValueError):

@@ -77,6 +77,16 @@ def wait_workers(run_dir: Path, count: int = 2, timeout: float = 120.0) -> list[
     raise AssertionError(f"pids.json never listed {count} workers: {(run_dir / PIDS_FILE).read_text()}")
 
 
+def listening(pids: set[int]) -> list[tuple[int, str, int]]:
+    """The TCP sockets the processes ``pids`` listen on: (pid, address, port)."""
+    found = []
+    for pid in pids:
+        proc = psutil.Process(pid)
+        sockets = proc.net_connections(kind="inet") if hasattr(proc, "net_connections") else proc.connections("inet")
+        found += [(pid, s.laddr.ip, s.laddr.port) for s in sockets if s.status == psutil.CONN_LISTEN]
+    return found
+
+
 def test_tuitune_train_nproc_2_trains_to_the_end_and_the_adapter_loads_back(eng, tiny_model_dir: Path,
                                                                               tiny_data: Path, tmp_path: Path) -> None:
     """The command line a user types: two processes over gloo, world_size 2, one adapter from rank 0."""
@@ -107,6 +117,10 @@ def test_a_stop_reaches_every_rank_at_the_same_step_and_a_resume_continues(eng, 
     eng.wait_for(run_dir, eng.first("log"), what="the first step")
     pids = run_pids(run_dir, proc.pid) | {w["pid"] for w in wait_workers(run_dir)}
     leftovers.update(pids)
+    # torchrun's --standalone stores listened on every interface (*:39911, *:36909) of a box facing the
+    # internet: the rendezvous store and the workers' gloo sockets are on loopback only.
+    sockets = listening(pids)
+    assert sockets and all(address == "127.0.0.1" for _, address, _ in sockets), sockets
 
     done = subprocess.run([sys.executable, "-m", "tuitune", "stop", str(run_dir)], cwd=eng.repo, env=eng.env(),
                           capture_output=True, text=True, timeout=120)

@@ -27,13 +27,15 @@ def test_one_process_is_the_plain_trainer_and_more_go_through_torchrun(tmp_path:
     assert command[1:] == ["-m", "engine", "train", "--run-dir", str(tmp_path)] and env == {}
 
     command, env = train_command(tmp_path, True, processes(config(train={"gpus": [2, 3]})))
-    assert command[1:4] == ["-m", "torch.distributed.run", "--standalone"]
+    assert command[1:4] == ["-m", "engine", "torchrun"]  # one machine: the rendezvous listens on loopback only
+    assert command[command.index("--rdzv-backend") + 1] == "tuitune-loopback"
     assert command[command.index("--nproc-per-node") + 1] == "2" and command[-1] == "--resume"
-    assert env == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "2,3"}
+    assert env == {"CUDA_DEVICE_ORDER": "PCI_BUS_ID", "CUDA_VISIBLE_DEVICES": "2,3",
+                   "GLOO_SOCKET_IFNAME": "lo", "NCCL_SOCKET_IFNAME": "lo"}
 
     two_nodes = processes(config(distributed={"nproc": 1, "nnodes": 2, "node_rank": 1, "master": "10.0.0.1:29500"}))
-    command, _ = train_command(tmp_path, False, two_nodes)
-    assert "--standalone" not in command and two_nodes.world_size == 2
+    command, env = train_command(tmp_path, False, two_nodes)
+    assert "--rdzv-backend" not in command and "GLOO_SOCKET_IFNAME" not in env and two_nodes.world_size == 2
     for flag, value in (("--nnodes", "2"), ("--node-rank", "1"), ("--master-addr", "10.0.0.1"),
                         ("--master-port", "29500")):
         assert command[command.index(flag) + 1] == value
