@@ -7,7 +7,8 @@ config gets the same refusals, warnings and dangers from each:
   here, FSDP over quantized weights, a model that cannot be read or runs code it is not allowed to, data
   that training would refuse (every record is checked, as ``tuitune data check`` checks it), an RL run's
   reward files that are missing or prompts that nothing rewards;
-* **warnings**: a cutoff beyond the model's context, the default reward of an RL run;
+* **warnings**: a cutoff beyond the model's context, the default reward of an RL run, the ports a run over
+  several machines opens;
 * **dangers**: code of the user's or of the model's author that the run will execute (allowed, but said);
 * the **fit verdict** (:mod:`engine.estimate.fit`), which each door answers its own way: ``tuitune train``
   refuses a run that will not fit unless ``--force``, the review asks, ``tuitune estimate`` exits 3.
@@ -66,6 +67,10 @@ def check_run(config: RunConfig, gpus: list[Gpu], gpu_note: str = "") -> Prestar
     dangers = executed_code(config)
     if STAGES[config.stage].samples:
         rewards(config, refusals, warnings, data_ok=not data_refusals)
+    if config.distributed.nnodes > 1:
+        warnings.append(f"while the run lasts, node 0 listens on {config.distributed.master} and every node on "
+                        "ports gloo/NCCL pick, on every interface and unauthenticated: keep the nodes on a private "
+                        "network or firewall those ports to them")
     if (context := context_length(config)) and config.data.cutoff_len > context:
         warnings.append(f"cutoff {config.data.cutoff_len} is above the model's context of {context} tokens: "
                         "longer records go where it was never trained")

@@ -99,3 +99,13 @@ def test_the_estimate_is_per_gpu_for_ddp_and_fsdp(tmp_path: Path) -> None:
     assert fsdp.capacity.label == "GPU 0 H100 (each of 2 GPUs)"
     one = verdict(info, config(adapter={"method": "full"}, train={"gpus": [1]}), TWO)
     assert one.estimate.total == alone.total and one.capacity.label == "GPU 1 H100"
+
+
+def test_a_run_over_several_machines_is_told_the_ports_it_opens_and_one_machine_is_not() -> None:
+    """One machine listens on loopback only (tests/engine/test_multi_gpu.py); several cannot, so every door says so."""
+    from engine.estimate.prestart import check_run
+
+    two_nodes = config(distributed={"nproc": 1, "nnodes": 2, "master": "10.0.0.1:29500"})
+    said = [line for line in check_run(two_nodes, []).warnings if "listens on" in line]
+    assert said and "10.0.0.1:29500" in said[0] and "unauthenticated" in said[0]
+    assert not [line for line in check_run(config(distributed={"nproc": 2}), []).warnings if "listens on" in line]
