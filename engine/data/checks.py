@@ -267,17 +267,18 @@ def check_paths(
 def refusal_lines(paths: list[str], fmt: str = "auto", stage: str | None = DEFAULT_STAGE,
                   job: str = "training") -> list[str]:
     """Why ``job`` must not start on ``paths``, one line each, from every record checked as the job checks
-    them (empty: it may): how many problems there are, then the first few, located; a file without a
-    single record, said as such once nothing else is wrong with it."""
+    them (empty: it may): the one problem, located, or how many there are and the first few; a file
+    without a single record, said as such once nothing else is wrong with it."""
     summary = check_paths(paths, fmt, stage=stage)
     if not summary.errors:
         return [f"data: {problem}" for path in paths
                 if (problem := layout_problem(path, fmt, stage)) is not None]
-    first = [str(p) for p in summary.problems if p.severity == "error"][:SHOWN_PROBLEMS]
+    first = [f"data: {p}" for p in summary.problems if p.severity == "error"][:SHOWN_PROBLEMS]
+    if summary.errors == 1:
+        return first
     more = f" (and {summary.errors - len(first)} more: tuitune data check lists them)" \
         if summary.errors > len(first) else ""
-    return [f"data: {summary.errors} problem{'s' if summary.errors > 1 else ''} {job} refuses{more}",
-            *(f"data: {line}" for line in first)]
+    return [f"data: {summary.errors} problems {job} refuses{more}", *first]
 
 
 def kto_balance_problem(paths: list[str], labels: Counter) -> Problem | None:

@@ -403,7 +403,7 @@ async def test_review_step_checks_the_data_and_the_cutoff_before_a_run_folder_ex
         assert flow.query_one("#max_steps", Input).placeholder == "30 (preset)"
         await wait_for(pilot, lambda: flow.starter.verdict is not None, timeout=60, what="the review")
         refusal = str(flow.refusal_view.render())
-        assert "data: 1 problem training refuses" in refusal and f"{bad}:2" in refusal
+        assert f"data: {bad}:2" in refusal and "problems training refuses" not in refusal  # one problem: one line
         runs_before = sorted(p.name for p in runs_dir.iterdir())
         await pilot.press("ctrl+s")
         await pilot.pause()
