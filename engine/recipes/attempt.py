@@ -89,6 +89,7 @@ class RunFlags:
         (without a signal number) it only asks: the main thread answers at its next check."""
         self.stop = True
         if self.loading and signum is not None:
+            self.loading = False  # once: a second stop must not raise out of the answer to the first
             raise StopBeforeTraining()
 
     def request_save(self, *_: object) -> None:

@@ -84,6 +84,9 @@ def main(argv: list[str]) -> int:
         recipe = importlib.import_module(STAGES[config.stage].recipe)
         return recipe.train(args.run_dir, args.resume, events, flags)
     except StopBeforeTraining:
+        # Nothing is left to do but say so: further stops wait, blocked, and die with the process (one arriving
+        # as Python finalizes would meet the default action and end it by SIGTERM).
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         peak, kind = attempt_peak()
         events.emit(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
                     peak_memory_bytes=peak, peak_memory_kind=kind)

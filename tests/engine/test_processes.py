@@ -179,6 +179,33 @@ def test_a_stop_while_the_model_loads_ends_the_run_as_stopped(eng, tiny_model_di
     assert supervisor.wait(timeout=60) == 0
 
 
+def test_stops_that_keep_coming_while_the_first_is_answered_still_end_the_run_as_stopped(
+        eng, tiny_model_dir: Path, tiny_data: Path, tmp_path: Path) -> None:
+    """A second SIGTERM while the trainer wrote run_stopped for the first raised out of the handler: exit 1, and
+    the supervisor recorded run_failed (seen when two stops met a resume in test_faults)."""
+    import os
+    import time
+
+    import psutil
+
+    def running(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    run_dir = eng.make_run(tmp_path, tiny_model_dir, tiny_data, train=LONG)
+    supervisor = eng.launch(run_dir)
+    trainer = eng.wait_for(run_dir, lambda _: read_pids(run_dir).get("trainer"), what="the trainer to start")
+    deadline = time.monotonic() + 60
+    while supervisor.poll() is None and time.monotonic() < deadline and running(trainer):
+        os.kill(trainer, signal.SIGTERM)  # until the trainer is gone (a zombie takes signals too)
+        time.sleep(0.0005)
+    stopped = eng.wait_for(run_dir, eng.terminal(), what="the terminal event")
+    assert stopped["type"] == "run_stopped" and stopped["step"] is None, stopped
+    assert supervisor.wait(timeout=60) == 0
+
+
 def test_a_stop_while_a_model_loads_ends_the_attempt_at_once(eng, demo_model_dir: Path, tmp_path: Path) -> None:
     """A stop was answered only once the model had loaded (22 s on the demo model here, minutes for a large one):
     nothing is lost before training, so it now ends the attempt where it is."""
