@@ -10,9 +10,13 @@ test that starts an engine process fails at once, saying where it belongs.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -84,6 +88,23 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     if os.environ.get("TUITUNE_TEST_CACHE"):
         monkeypatch.setenv("XDG_CACHE_HOME", os.environ["TUITUNE_TEST_CACHE"])
     return home
+
+
+@pytest.fixture
+def fake_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A Hugging Face Hub on 127.0.0.1 (tests/fixtures/hub/server.py) with this test's environment pointed at
+    it: HF_ENDPOINT, a fresh HF_HOME (its cache), no token, not offline. huggingface_hub reads HF_ENDPOINT
+    when it is imported, so a test drives the client in a process started after this fixture."""
+    spec = importlib.util.spec_from_file_location("fake_hub_server", Path(__file__).parent / "fixtures/hub/server.py")
+    server = sys.modules.setdefault("fake_hub_server", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(server)
+    with server.FakeHub() as hub:
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_TOKEN", "HF_HUB_CACHE"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in hub.env().items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("HF_HOME", str(tmp_path_factory.mktemp("hf-home")))
+        yield hub
 
 
 @pytest.fixture(scope="session")

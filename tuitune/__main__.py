@@ -163,7 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--ollama", action="store_true", help="a Modelfile next to the GGUF for `ollama create`")
     export.add_argument("--adapter-only", metavar="DIR", help="copy a clean PEFT adapter folder to DIR")
     export.add_argument("--name", help="name of the export's folder in RUN/exports/ (default: a time stamp)")
+    export.add_argument("--push", metavar="ORG/NAME",
+                        help="upload what the export wrote (or the adapter) to this Hub repo, with a model card")
+    export.add_argument("--private", action="store_true", help="with --push: create the repo private")
     export.add_argument("--detach", action="store_true", help="start in the background, print its folder, return")
+
+    pull = sub.add_parser("pull", help="download a model from the Hugging Face Hub into its cache, with progress")
+    pull.add_argument("repo", metavar="ORG/NAME", help="the model's hub id")
+    pull.add_argument("--revision", help="branch, tag or commit (default: main)")
+    pull.add_argument("--detach", action="store_true", help="start in the background, print its folder, return")
 
     estimate = sub.add_parser("estimate", help="estimate the memory a run needs and check it as train would")
     add_config_arguments(estimate)
@@ -183,6 +191,7 @@ HANDLERS = {
     "eval": "tuitune.cli.eval",
     "export": "tuitune.cli.export",
     "import-lf": "tuitune.cli.import_lf",
+    "pull": "tuitune.cli.pull",
 }
 
 
