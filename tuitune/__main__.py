@@ -173,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     pull.add_argument("--revision", help="branch, tag or commit (default: main)")
     pull.add_argument("--detach", action="store_true", help="start in the background, print its folder, return")
 
+    queue = sub.add_parser("queue", help="runs that start one after another, unattended (no subcommand: list it)")
+    queue_sub = queue.add_subparsers(dest="queue_command")
+    queue_add = queue_sub.add_parser("add", help="add a run, or with --sweep one run per combination of values")
+    add_config_arguments(queue_add)
+    queue_add.add_argument("--sweep", action="append", metavar="KEY=V1,V2",
+                           help="a dotted config key and its values (repeatable: every combination)")
+    queue_add.add_argument("--name", help="the run's name (a sweep appends its values)")
+    queue_rm = queue_sub.add_parser("rm", help="remove a queued run")
+    queue_rm.add_argument("name", help="the queued run's name")
+    queue_sub.add_parser("pause", help="start no further run (the one running goes on)")
+    queue_sub.add_parser("resume", help="start the queue again (after a pause or a reboot)")
+
     estimate = sub.add_parser("estimate", help="estimate the memory a run needs and check it as train would")
     add_config_arguments(estimate)
     return parser
@@ -192,6 +204,7 @@ HANDLERS = {
     "export": "tuitune.cli.export",
     "import-lf": "tuitune.cli.import_lf",
     "pull": "tuitune.cli.pull",
+    "queue": "tuitune.cli.queue",
 }
 
 
