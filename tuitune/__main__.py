@@ -185,6 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     queue_sub.add_parser("pause", help="start no further run (the one running goes on)")
     queue_sub.add_parser("resume", help="start the queue again (after a pause or a reboot)")
 
+    serve = sub.add_parser("serve", help="serve the app to a browser on loopback, behind a one-time access token")
+    serve.add_argument("--port", type=_positive, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default 127.0.0.1; anything else is reachable from outside)")
+
     estimate = sub.add_parser("estimate", help="estimate the memory a run needs and check it as train would")
     add_config_arguments(estimate)
     return parser
@@ -205,6 +210,7 @@ HANDLERS = {
     "import-lf": "tuitune.cli.import_lf",
     "pull": "tuitune.cli.pull",
     "queue": "tuitune.cli.queue",
+    "serve": "tuitune.cli.serve",
 }
 
 
