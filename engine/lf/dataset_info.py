@@ -104,13 +104,15 @@ class Entry:
             return self.columns.get("prompt") == "text"
         if self.formatting == "alpaca":
             return all(self.columns.get(role) in (None, ours) for role, ours in ALPACA_COLUMNS.items())
+        # every column is looked at, whichever turn style: a kto_tag kept under another name needs the copy
+        same_columns = all(self.columns.get(role) in (None, role)
+                           for role in ("system", "chosen", "rejected", "kto_tag"))
         if self._openai_as_is():
-            return self.columns.get("system") in (None, "system") and not self.ranking
+            return same_columns and not self.ranking
         plain = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
                  "system_tag": "system"}
         return (self.columns.get("messages") in ("conversations", "messages")
-                and all(self.tags.get(k) == v for k, v in plain.items())
-                and all(self.columns.get(role) in (None, role) for role in ("system", "chosen", "rejected", "kto_tag")))
+                and all(self.tags.get(k) == v for k, v in plain.items()) and same_columns)
 
     def _openai_as_is(self) -> bool:
         """Turns of ``{role, content}`` with role names user/assistant/system under ``messages``."""
