@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError
+from engine.data.formats import MEDIA_FIELDS
 from engine.data.problems import SourceError
 from engine.data.source import RawRecord, iter_records
 from engine.files import FileTooLarge, NotARegularFile, read_regular, write_text_atomic
@@ -58,7 +59,7 @@ LF_DEFAULT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "huma
 """LLaMA-Factory's sharegpt tags when ``tags`` leaves them out."""
 KNOWN_KEYS = {"file_name", "formatting", "ranking", "columns", "tags", "subset", "split", "folder", "num_samples",
               "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name", "file_sha1", "load_from"}
-UNSUPPORTED_COLUMNS = {"tools": "tool calls", "images": "images", "videos": "videos", "audios": "audio"}
+UNSUPPORTED_COLUMNS = {"tools": "tool calls", **MEDIA_FIELDS}
 """Columns tuitune cannot train yet, and what they hold."""
 
 

@@ -87,3 +87,29 @@ def test_data_check_reads_datasets_of_a_dataset_info_json(tmp_path: Path, capsys
     assert "loads from the Hugging Face hub" in capsys.readouterr().err
     assert main(["data", "check", str(tmp_path / "t.json"), "--format", "bogus"]) == 2
     assert "is not a layout tuitune knows" in capsys.readouterr().err
+
+
+def test_data_check_refuses_multimodal_records_given_by_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """LLaMA-Factory's mllm_demo layout (messages with <image> markers and an images column) given by path:
+    every record with media is an error naming its field, never trained as text with the markers left in."""
+    import json
+
+    from engine.data.formats import to_example, to_messages
+    from tuitune.__main__ import main
+
+    turns = [{"role": "user", "content": "<image>Who are they?"}, {"role": "assistant", "content": "Players."}]
+    records = [{"messages": turns, "images": ["mllm_demo_data/1.jpg"]},
+               {"messages": turns, "videos": ["mllm_demo_data/1.mp4"]},
+               {"messages": turns, "audios": ["mllm_demo_data/1.mp3"]},
+               {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+                "images": []}]
+    path = tmp_path / "mllm_demo.json"
+    path.write_text(json.dumps(records, indent=2))
+    assert main(["data", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "records: 4 (1 usable)" in out, out
+    for n, field in enumerate(("images", "videos", "audios")):
+        assert f"record {n} field {field}: " in out and "multimodal" in out
+    pair = {"conversations": [{"from": "human", "value": "<image>Hi"}], "chosen": {"from": "gpt", "value": "a"},
+            "rejected": {"from": "gpt", "value": "b"}, "images": ["x.jpg"]}
+    assert to_example(pair, "sharegpt_pairs")[0] is None and to_messages(records[0], "openai")[0] is None
