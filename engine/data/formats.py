@@ -32,7 +32,7 @@ KIND_HELP = {
     "kto": "answers marked good or bad: trl_kto {prompt, completion, label}, sharegpt_kto {conversations, kto_tag} "
            "or alpaca_kto {instruction, input, output, kto_tag}",
     "text": "raw text: JSON Lines or a datasets folder with a 'text' field, or a .txt file (one document per "
-            "blank-line-separated block)",
+            "blank-line-separated block; one per line through a dataset_info.json)",
     "prompts": "prompts: {prompt, answer} (prompt a string or a message list; answer, optional, the reference answer "
                "rewards such as exact_match compare with)",
 }

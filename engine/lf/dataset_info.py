@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError
-from engine.data.formats import MEDIA_FIELDS
+from engine.data.formats import MEDIA_FIELDS, stages_for
 from engine.data.problems import SourceError
-from engine.data.source import RawRecord, iter_records
+from engine.data.source import TEXT_LINES, RawRecord, iter_records, iter_text_lines
 from engine.files import FileTooLarge, NotARegularFile, read_regular, write_text_atomic
 from engine.paths import cache_dir
 from engine.stages import DEFAULT_STAGE, STAGES
@@ -260,7 +260,13 @@ def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = 
             continue
         layouts.append(found.layout(stage))
         for file in found.files:
-            if found.identity(stage) and max_samples is None:
+            plain_text = file.suffix.lower() == ".txt"
+            if plain_text and STAGES[stage].kind != "text":
+                problems.append(f"{name}: {file}: a .txt file holds raw text ({TEXT_LINES}), which stage {stage} "
+                                f"cannot train: it is pretraining data, for stage {stages_for('text')} "
+                                f"(--stage {stages_for('text')}, or stage: {stages_for('text')} in the YAML)")
+                continue
+            if found.identity(stage) and max_samples is None and not plain_text:
                 paths.append(str(file.resolve()))
                 continue
             try:
@@ -269,7 +275,7 @@ def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = 
                 problems.extend(exc.problems)
                 continue
             paths.append(str(converted))
-            notes.append(f"{name}: {file} read through its column mapping"
+            notes.append(f"{name}: {file} read " + (TEXT_LINES if plain_text else "through its column mapping")
                          + (f" (first {max_samples} records)" if max_samples is not None else "")
                          + f"; converted copy {converted} (line numbers kept)")
     if problems:
@@ -284,9 +290,10 @@ def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = 
 def iter_mapped(found: Entry, file: Path, stage: str = DEFAULT_STAGE) -> Iterator[RawRecord]:
     """The records of ``file`` with ``found``'s column mapping applied, each at its own line.
 
-    Records that cannot be read keep their problem (file and line are the user's).
+    Records that cannot be read keep their problem (file and line are the user's). A ``.txt`` file is
+    read as LLaMA-Factory reads it: one document per line.
     """
-    for raw in iter_records(str(file)):
+    for raw in (iter_text_lines if file.suffix.lower() == ".txt" else iter_records)(str(file)):
         if raw.problem is None:
             raw.value = map_record(raw.value, found, stage)
         yield raw

@@ -248,3 +248,23 @@ def test_kto_demo_layout_reads_with_and_without_max_samples(tmp_path: Path) -> N
         read = usable(resolved.paths[0], resolved.format, "kto")
         assert [(r.example.chosen, r.example.label) for r in read] == [
             (f"Answer {i}.", i % 2 == 0) for i in range(max_samples or 4)]
+
+
+def test_a_txt_entry_is_one_document_per_line_as_llamafactory_reads_it(tmp_path: Path) -> None:
+    """wiki_demo's layout: a .txt file with a text column; LLaMA-Factory reads one document per line."""
+    folder = write_info(tmp_path / "data", {"wiki_demo": {"file_name": "wiki_demo.txt", "columns": {"prompt": "text"}}})
+    lines = [f"Article {i} about something, in one long line." for i in range(5)]
+    (folder / "wiki_demo.txt").write_text("\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + "\n")
+
+    resolved = resolve(["wiki_demo"], folder, "pt", cache=tmp_path / "cache")
+
+    assert resolved.format == "text"
+    read = usable(resolved.paths[0], resolved.format, "pt")
+    assert [(r.line, r.example.text) for r in read] == [(1, lines[0]), (2, lines[1]), (3, lines[2]),
+                                                       (5, lines[3]), (6, lines[4])]
+    assert any("one document per line" in note and str(folder / "wiki_demo.txt") in note for note in resolved.notes)
+    with pytest.raises(ConfigError) as caught:  # an SFT stage names the user's file and the stage that reads it
+        resolve(["wiki_demo"], folder, "sft", cache=tmp_path / "cache")
+    [problem] = caught.value.problems
+    assert problem.startswith(f"wiki_demo: {folder / 'wiki_demo.txt'}: ") and "--stage pt" in problem, problem
+    assert "cache" not in problem

@@ -113,3 +113,24 @@ def test_data_check_refuses_multimodal_records_given_by_path(tmp_path: Path, cap
     pair = {"conversations": [{"from": "human", "value": "<image>Hi"}], "chosen": {"from": "gpt", "value": "a"},
             "rejected": {"from": "gpt", "value": "b"}, "images": ["x.jpg"]}
     assert to_example(pair, "sharegpt_pairs")[0] is None and to_messages(records[0], "openai")[0] is None
+
+
+def test_data_check_says_how_a_txt_file_was_read(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """By path a .txt file is tuitune's reading (blank-line blocks); through dataset_info.json it is
+    LLaMA-Factory's (one document per line); without --stage pt the error names the user's file."""
+    import json
+
+    from tuitune.__main__ import main
+
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"wiki": {"file_name": "wiki.txt",
+                                                                     "columns": {"prompt": "text"}}}))
+    (tmp_path / "wiki.txt").write_text("One line.\nAnother line.\n\nA third.\n")
+    assert main(["data", "check", str(tmp_path / "wiki.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "format text (one document per blank-line-separated block" in out and "records: 2" in out, out
+    assert main(["data", "check", "wiki", "--dataset-dir", str(tmp_path), "--stage", "pt"]) == 0
+    captured = capsys.readouterr()
+    assert "one document per line" in captured.err and "records: 3" in captured.out, captured
+    assert main(["data", "check", "wiki", "--dataset-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'wiki.txt'}: " in err and "--stage pt" in err and "missing field" not in err, err
