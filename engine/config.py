@@ -311,6 +311,9 @@ class DistributedSection(Section):
     """This machine's place among nnodes; rank 0 writes events, checkpoints and the adapter."""
     master: str | None = None
     """ADDR:PORT of node 0, reachable from every node (torchrun's rendezvous); needed when nnodes > 1."""
+    timeout: int = Field(1800, ge=1)
+    """Seconds a process waits for the others at a collective (gradient sync, a checkpoint) before the run fails:
+    the process group's timeout (transformers' ddp_timeout; LLaMA-Factory's examples set 180000000)."""
 
 
 class RunConfig(Section):

@@ -124,6 +124,7 @@ SIMPLE: dict[str, str] = {
     "pref_beta": "preference.beta",
     "kto_chosen_weight": "preference.desirable_weight",
     "kto_rejected_weight": "preference.undesirable_weight",
+    "ddp_timeout": "distributed.timeout",
 }
 """Keys that map one to one onto a tuitune field."""
 
@@ -135,7 +136,6 @@ IGNORED: dict[str, str] = {
     "preprocessing_num_workers": "tuitune's encoder tokenises in batches in one process",
     "dataloader_num_workers": "batches are built in the trainer process",
     "plot_loss": "the dashboard plots the loss live",
-    "ddp_timeout": "training runs on one device",
     "save_strategy": "tuitune saves every save_steps",
     "logging_strategy": "tuitune logs every logging_steps",
     "eval_strategy": "tuitune evaluates every eval_steps when val_size > 0",
@@ -158,7 +158,8 @@ IGNORED: dict[str, str] = {
     "hf_hub_token": "not used: tuitune reads the token from HF_TOKEN or the Hugging Face login, as the hub does",
     "use_fast_tokenizer": "the model's own tokenizer is used (the fast one when it has one)",
     "tf32": "TF32 matmuls are left at PyTorch's default",
-    "ddp_find_unused_parameters": "training runs on one device",
+    "ddp_find_unused_parameters": "tuitune's DDP never searches for unused parameters: a LoRA model's frozen "
+                                  "base gets no gradients, and the search would cost a graph walk every step",
     "metric_for_best_model": "tuitune keeps the newest checkpoints, not a best one",
     "greater_is_better": "tuitune keeps the newest checkpoints, not a best one",
     "freeze_trainable_layers": "used only by finetuning_type freeze",
@@ -181,10 +182,14 @@ IGNORED: dict[str, str] = {
 }
 """Keys accepted as meaningless here, with why."""
 
+SEVERAL_GPUS = ("tuitune trains on several GPUs with torchrun and DDP or FSDP (--nproc N, or distributed.nproc; "
+                "distributed.strategy: fsdp shards the model, auto does so for full fine-tuning)")
+"""What tuitune uses instead of DeepSpeed and transformers' fsdp options."""
+
 OFF_ONLY: dict[str, str] = {
-    "deepspeed": "DeepSpeed is not supported: tuitune trains on one device; remove the key",
-    "fsdp": "FSDP is not supported: tuitune trains on one device",
-    "fsdp_config": "FSDP is not supported: tuitune trains on one device",
+    "deepspeed": f"DeepSpeed is not supported: {SEVERAL_GPUS}; remove the key",
+    "fsdp": f"transformers' fsdp options are not read: {SEVERAL_GPUS}; remove the key",
+    "fsdp_config": f"transformers' fsdp options are not read: {SEVERAL_GPUS}; remove the key",
     "use_galore": "GaLore is not supported: use LoRA (finetuning_type: lora)",
     "use_apollo": "APOLLO is not supported: use LoRA",
     "use_badam": "BAdam is not supported: use LoRA",
@@ -842,7 +847,7 @@ def template_verdict(name: str, model: str) -> tuple[NoteKind, str]:
 
 # -- writing a tuitune config ----------------------------------------------------------------
 
-SECTION_ORDER = ("stage", "model", "quant", "adapter", "data", "train", "preference")
+SECTION_ORDER = ("stage", "model", "quant", "adapter", "data", "train", "preference", "distributed")
 
 
 def to_yaml(imported: Imported) -> str:

@@ -125,7 +125,7 @@ def test_every_key_of_the_file_has_a_note_with_its_line(lf_root: Path) -> None:
     noted = {(note.key, note.line) for note in imported.notes}
     assert all((key, line) in noted for key, line in lines.items()), set(lines.items()) - noted
     kinds = {note.key: note.kind for note in imported.notes if note.line}
-    assert kinds["do_train"] == kinds["plot_loss"] == kinds["ddp_timeout"] == "ignored"
+    assert kinds["do_train"] == kinds["plot_loss"] == "ignored" and kinds["ddp_timeout"] == "mapped"
     assert kinds["lora_rank"] == kinds["learning_rate"] == "mapped"
     by_field = {note.field: note for note in imported.notes if note.kind == "default"}
     assert by_field["adapter.dropout"].key == "lora_dropout" and "0.05" in by_field["adapter.dropout"].message
@@ -133,7 +133,9 @@ def test_every_key_of_the_file_has_a_note_with_its_line(lf_root: Path) -> None:
 
 
 @pytest.mark.parametrize("line, reason", [
-    ("deepspeed: examples/deepspeed/ds_z3_config.json", "DeepSpeed is not supported"),
+    ("deepspeed: examples/deepspeed/ds_z3_config.json",
+     "DeepSpeed is not supported: tuitune trains on several GPUs with torchrun and DDP or FSDP (--nproc N"),
+    ("fsdp: full_shard auto_wrap", "distributed.strategy: fsdp"),
     ("lora_rnak: 8", "not a LLaMA-Factory training key"),
     ("use_galore: true", "GaLore"),
     ("report_to: swanlab", "tuitune reports to tensorboard, wandb, mlflow"),
@@ -149,6 +151,20 @@ def test_a_refused_key_names_the_file_its_line_and_why(lf_root: Path, line: str,
         load(lf_root, text)
     expected = f"{path}:{text.splitlines().index(line) + 1} {key}: "
     assert any(p.startswith(expected) and reason in p for p in caught.value.problems), caught.value.problems
+
+
+def test_ddp_timeout_is_the_process_groups_timeout(lf_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LLaMA-Factory's examples set ddp_timeout: 180000000; tuitune's torchrun workers wait that long too."""
+    from engine.recipes.distributed import trainer_arguments
+
+    imported = load(lf_root, SFT_LORA)
+    assert not [n for n in imported.notes if n.key == "ddp_timeout" and n.kind != "mapped"]
+    config = compose_lf(imported, cwd=lf_root)
+    assert config.distributed.timeout == 180000000
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)  # as torchrun starts a worker of two
+    assert trainer_arguments(config)["ddp_timeout"] == 180000000
+    assert parse_config("train: {max_steps: 1}\n").distributed.timeout == 1800  # transformers' default
 
 
 def test_report_to_maps_the_trackers_tuitune_writes(lf_root: Path) -> None:
