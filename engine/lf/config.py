@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -236,6 +237,9 @@ OFF_ONLY: dict[str, str] = {
 
 ADAM_DEFAULTS = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8}
 """AdamW settings tuitune leaves at these (transformers') defaults: accepted only at them."""
+INFERENCE_KEYS = {"model_name_or_path", "adapter_name_or_path", "template", "trust_remote_code", "infer_backend",
+                  "infer_dtype", "default_system", "enable_thinking", "max_new_tokens", "temperature", "top_p", "top_k"}
+"""Keys an inference config (llamafactory-cli chat/webchat/api) holds; a file of only these is one."""
 FIRST = ("model_name_or_path", "stage", "finetuning_type", "max_steps")
 """Keys read before the others, whatever their place in the file."""
 FINE_TUNING = {"lora": "lora", "full": "full"}
@@ -292,6 +296,36 @@ def is_lf_config(data: Any) -> bool:
             and any(key in data for key in ("stage", "finetuning_type", "dataset")))
 
 
+def other_job(data: Any) -> str | None:
+    """Why parsed YAML ``data`` is a LLaMA-Factory merge or inference config rather than a training one, with
+    the tuitune command that does its job (as a command line), or None when it is neither.
+
+    Merge configs (``examples/merge_lora``) have ``export_dir``; inference configs (``examples/inference``)
+    have ``infer_backend``, or only a model, an adapter and a template.
+    """
+    if not isinstance(data, dict) or "model_name_or_path" not in data or is_lf_config(data):
+        return None
+    adapter = data.get("adapter_name_or_path")
+    run = shlex.quote(str(adapter or data["model_name_or_path"]))
+    if "export_dir" in data:
+        if data.get("export_quantization_bit"):
+            return ("a LLaMA-Factory GPTQ export config (llamafactory-cli export), not a training one: tuitune "
+                    "exports a run it trained, quantized as GGUF, with `tuitune export RUN --gguf q8_0`")
+        target = shlex.quote(str(data["export_dir"]))
+        return ("a LLaMA-Factory merge config (llamafactory-cli export), not a training one: tuitune merges what "
+                f"a run trained with `tuitune export {run} --merged --to {target}` (the run folder: "
+                "LLaMA-Factory's output_dir when tuitune trained it)")
+    if "infer_backend" in data or set(data) <= INFERENCE_KEYS:
+        if not adapter:
+            return ("a LLaMA-Factory inference config (llamafactory-cli chat), not a training one, and it names no "
+                    "adapter: tuitune chat talks to a run it trained, `tuitune chat RUN` (`--once QUESTION --base` "
+                    "answers with the base model alone)")
+        return ("a LLaMA-Factory inference config (llamafactory-cli chat), not a training one: talk to the run "
+                f"that trained the adapter with `tuitune chat {run}` (the run folder: LLaMA-Factory's output_dir "
+                "when tuitune trained it)")
+    return None
+
+
 def load_lf_or_none(path: str | os.PathLike[str], cwd: Path | None = None, dataset_dir: str | None = None,
                     cache: Path | None = None) -> Imported | None:
     """The LLaMA-Factory training config at ``path`` as a tuitune one, or None when it is not one.
@@ -308,6 +342,8 @@ def load_lf_or_none(path: str | os.PathLike[str], cwd: Path | None = None, datas
     """
     source = str(path)
     node, data = load_yaml(read_config_text(path), source)
+    if (job := other_job(data)) is not None:
+        raise ConfigError([f"{source}: {job}"])
     if not is_lf_config(data):
         return None
     return import_lf(node, data, source, cwd or Path.cwd(), dataset_dir, cache)

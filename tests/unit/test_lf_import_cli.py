@@ -134,3 +134,55 @@ def test_data_check_says_how_a_txt_file_was_read(tmp_path: Path, capsys: pytest.
     assert main(["data", "check", "wiki", "--dataset-dir", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert f"{tmp_path / 'wiki.txt'}: " in err and "--stage pt" in err and "missing field" not in err, err
+
+
+MERGE_YAML = """\
+### Note: DO NOT use quantized model or quantization_bit when merging lora adapters
+
+### model
+model_name_or_path: Qwen/Qwen3-4B-Instruct-2507
+adapter_name_or_path: saves/qwen3-4b/lora/sft
+template: qwen3_nothink
+trust_remote_code: true
+
+### export
+export_dir: saves/qwen3_sft_merged
+export_size: 5
+export_device: cpu  # choices: [cpu, auto]
+export_legacy_format: false
+"""
+INFER_YAML = """\
+model_name_or_path: Qwen/Qwen3-4B-Instruct-2507
+adapter_name_or_path: saves/qwen3-4b/lora/sft
+template: qwen3_nothink
+infer_backend: huggingface  # choices: [huggingface, vllm, sglang, ktransformers]
+trust_remote_code: true
+"""
+
+
+def test_merge_and_inference_yamls_name_the_tuitune_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """LLaMA-Factory's examples/merge_lora and examples/inference YAMLs given to tuitune train (or import-lf):
+    one refusal saying which tuitune command does that job, with its command line, not every key unknown."""
+    from tuitune.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    (tmp_path / "merge.yaml").write_text(MERGE_YAML)
+    (tmp_path / "infer.yaml").write_text(INFER_YAML)
+    (tmp_path / "base.yaml").write_text(INFER_YAML.replace("adapter_name_or_path: saves/qwen3-4b/lora/sft\n", ""))
+
+    assert main(["train", "merge.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "merge.yaml: a LLaMA-Factory merge config (llamafactory-cli export)" in err, err
+    assert "tuitune export saves/qwen3-4b/lora/sft --merged --to saves/qwen3_sft_merged" in err
+    assert "export_size" not in err and "unknown" not in err.lower() and "extra" not in err.lower()
+    assert main(["train", "infer.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "infer.yaml: a LLaMA-Factory inference config (llamafactory-cli chat)" in err, err
+    assert "tuitune chat saves/qwen3-4b/lora/sft" in err and "infer_backend" not in err
+    assert main(["train", "base.yaml"]) == 2
+    assert "names no adapter" in capsys.readouterr().err
+    assert main(["import-lf", "merge.yaml", "-o", "run.yaml"]) == 1
+    assert "tuitune export saves/qwen3-4b/lora/sft --merged" in capsys.readouterr().err
+    assert not (tmp_path / "run.yaml").exists() and not (tmp_path / "saves").exists()
