@@ -133,7 +133,8 @@ class DataSection(Section):
     val_size: float = Field(0.0, ge=0)
     """Held-out share for evaluation: below 1 a fraction, 1 or more a record count, 0 none."""
     packing: bool = False
-    """Lay records end to end in sequences of up to cutoff_len tokens; each still sees only itself."""
+    """Lay records end to end in sequences of up to cutoff_len tokens; each still sees only itself. Stage pt always
+    packs (its config says true)."""
     padding_free: bool = True
     """Batch records end to end without padding, attention kept inside each record: faster, less memory."""
     system_prompt: str | None = None
@@ -338,6 +339,8 @@ class RunConfig(Section):
         row = STAGES[self.stage]
         if self.data.train == [DEMO_DATA]:
             self.data.train = [row.demo_data]
+        if row.packs:  # the written config says what the run does
+            self.data.packing = True
         if self.adapter.method == "full" and self.quant.mode != "none":
             raise ValueError("adapter.method full cannot train quantized weights: set quant.mode to none")
         if self.train.batch_size < row.least_batch:

@@ -327,7 +327,7 @@ def other_job(data: Any) -> str | None:
 
 
 def load_lf_or_none(path: str | os.PathLike[str], cwd: Path | None = None, dataset_dir: str | None = None,
-                    cache: Path | None = None) -> Imported | None:
+                    cache: Path | None = None, model: str | None = None) -> Imported | None:
     """The LLaMA-Factory training config at ``path`` as a tuitune one, or None when it is not one.
 
     Args:
@@ -335,6 +335,7 @@ def load_lf_or_none(path: str | os.PathLike[str], cwd: Path | None = None, datas
         cwd: The folder LLaMA-Factory's relative paths start from (the current folder by default).
         dataset_dir: Overrides the file's ``dataset_dir`` (``--dataset-dir``).
         cache: Where mapped copies of datasets go (tuitune's cache folder by default).
+        model: The model that replaces the file's (``--model``): remote code and the template are judged for it.
 
     Raises:
         ConfigError: ``file:line key: reason`` for every key refused, bad YAML, or a dataset that
@@ -346,17 +347,17 @@ def load_lf_or_none(path: str | os.PathLike[str], cwd: Path | None = None, datas
         raise ConfigError([f"{source}: {job}"])
     if not is_lf_config(data):
         return None
-    return import_lf(node, data, source, cwd or Path.cwd(), dataset_dir, cache)
+    return import_lf(node, data, source, cwd or Path.cwd(), dataset_dir, cache, model)
 
 
 def import_lf(node: yaml.Node, data: dict[str, Any], source: str, cwd: Path, dataset_dir: str | None = None,
-              cache: Path | None = None) -> Imported:
+              cache: Path | None = None, model: str | None = None) -> Imported:
     """Map every key of a LLaMA-Factory config (``data``, parsed from ``node``) onto tuitune's schema.
 
     Raises:
         ConfigError: located problems for every key refused, every value tuitune's schema refuses.
     """
-    ctx = _Import(source, cwd, _key_lines(node))
+    ctx = _Import(source, cwd, _key_lines(node), model)
     # Keys others depend on first (the stage for pref_loss, max_steps for warmup_steps), then file order.
     for key in sorted(data, key=lambda k: FIRST.index(k) if k in FIRST else len(FIRST)):
         ctx.key(str(key), data[key])
@@ -383,8 +384,10 @@ def compose_lf(imported: Imported, preset: str | dict[str, Any] | None = None, f
 class _Import:
     """The state of one import: values set so far, notes and problems."""
 
-    def __init__(self, source: str, cwd: Path, lines: dict[str, int]) -> None:
+    def __init__(self, source: str, cwd: Path, lines: dict[str, int], model: str | None = None) -> None:
         self.source, self.cwd, self.lines = source, cwd, lines
+        self.model = model
+        """The model given over the file's (``--model``), which the checks of the model look at."""
         self.values: dict[str, Any] = {}
         self.notes: list[Note] = []
         self.problems: list[str] = []
@@ -499,7 +502,7 @@ class _Import:
         code; kept on only when the model has code (auto_map) or cannot be looked at."""
         if self.get("model.trust_remote_code") is not True:
             return
-        config = model_config(self.get("model.name_or_path", DEMO_MODEL))
+        config = model_config(self.checked_model())
         if config is not None and "auto_map" not in config:
             self.values["model"]["trust_remote_code"] = False
             self.note("trust_remote_code", "mapped", "the model ships no code (no auto_map in config.json), so "
@@ -508,11 +511,15 @@ class _Import:
             self.note("trust_remote_code", "warning", "the run executes Python code shipped with the model; "
                       "set it to false unless you trust the model's author")
 
+    def checked_model(self) -> str:
+        """The model the run trains: ``--model`` when given, else the file's."""
+        return self.model or self.get("model.name_or_path", DEMO_MODEL)
+
     def _template(self, data: dict[str, Any]) -> None:
         name = data.get("template")
         if name is None:
             return
-        kind, message = template_verdict(str(name), self.get("model.name_or_path", DEMO_MODEL))
+        kind, message = template_verdict(str(name), self.checked_model())
         self.note("template", kind, message)
 
     def _validate(self) -> None:

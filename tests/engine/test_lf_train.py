@@ -46,6 +46,7 @@ learning_rate: 1.0e-3
 num_train_epochs: 1.0
 lr_scheduler_type: cosine
 warmup_ratio: 0.0
+bf16: true
 ddp_timeout: 180000000
 """
 
@@ -71,7 +72,11 @@ def test_a_llamafactory_sft_lora_config_trains_three_steps(eng, tiny_model_dir: 
 
     assert eng.kinds(events) == ["run_started", "log", "log", "log", "checkpoint", "run_finished"], events[-1]
     assert [e["step"] for e in events if e["type"] == "log"] == [1, 2, 3]
-    assert next(e for e in events if e["type"] == "run_started")["data"]["train_records"] == 4
+    started = next(e for e in events if e["type"] == "run_started")
+    assert started["data"]["train_records"] == 4
+    # bf16 from the file, on this CPU: trained as bf16 autocast, and said so (run_started and a warning)
+    assert started["precision"] == "bf16" and started["device"].lower().startswith("cpu"), started
+    assert [e for e in events if e["type"] == "warning" and e.get("code") == "precision"], events
     written = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert written["train"]["gradient_checkpointing"] is True  # LLaMA-Factory's default, kept
     assert written["model"]["trust_remote_code"] is False  # the tiny Llama ships no code

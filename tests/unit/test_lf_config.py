@@ -337,3 +337,30 @@ def test_output_dir_for_the_run_folder(lf_root: Path) -> None:
     assert lf_output_dir(lf_root / "lf.yaml", cwd=lf_root) == str(lf_root / "saves" / "qwen" / "lora" / "sft")
     (lf_root / "run.yaml").write_text("train:\n  max_steps: 3\n")
     assert lf_output_dir(lf_root / "run.yaml") is None
+
+
+def test_model_flag_over_a_yaml_is_the_model_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    """--model over a LLaMA-Factory YAML whose model is not here: remote code and the template are judged
+    for the --model folder (no code, a ChatML template), not the YAML's model."""
+    from tuitune.__main__ import build_parser
+    from tuitune.cli.common import config_from_args
+
+    folder = model_folder(tmp_path)  # ships no code, ChatML
+    dataset_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    text = SFT_LORA.replace("models/qwen", "Qwen/Qwen3-4B-Instruct-2507").replace("template: qwen", "template: qwen3")
+    (tmp_path / "lf.yaml").write_text(text)
+
+    config = config_from_args(build_parser().parse_args(["train", "lf.yaml", "--model", str(folder)]))
+
+    assert config.model.name_or_path == str(folder) and config.model.trust_remote_code is False
+    err = capsys.readouterr().err
+    assert "executes Python code" not in err and "Qwen/Qwen3-4B" not in err and "cannot compare" not in err, err
+
+
+def test_pt_always_packs_and_its_config_says_so() -> None:
+    config = parse_config("stage: pt\ndata: {packing: false}\n")
+    assert config.data.packing is True  # pieces of raw text are always packed: the config says what runs
+    assert parse_config("stage: sft\n").data.packing is False
