@@ -463,6 +463,10 @@ class _Import:
             self.note("bf16", "default", "not in the file: neither bf16 nor fp16 is set, so LLaMA-Factory trains "
                       "without mixed precision, kept → train.precision: fp32 (tuitune's auto picks bf16 on "
                       "capable GPUs)", "train.precision")
+        self.values.setdefault("data", {})["truncation"] = "shared"
+        self.note("cutoff_len", "default", "LLaMA-Factory shares cutoff_len between a preference or kto record's "
+                  "prompt and answers, cutting a long prompt's end rather than leaving the record out, kept → "
+                  "data.truncation: shared", "data.truncation")
         if "save_total_limit" not in data:
             self.note("save_total_limit", "warning", "LLaMA-Factory keeps every checkpoint by default; tuitune "
                       "keeps the newest train.save_total_limit (3)")

@@ -364,3 +364,45 @@ def test_pt_always_packs_and_its_config_says_so() -> None:
     config = parse_config("stage: pt\ndata: {packing: false}\n")
     assert config.data.packing is True  # pieces of raw text are always packed: the config says what runs
     assert parse_config("stage: sft\n").data.packing is False
+
+
+def test_long_prompts_are_cut_as_llamafactory_cuts_them(lf_root: Path, demo_model_dir: Path) -> None:
+    """dpo_en_demo/kto_en_demo have prompts longer than cutoff_len: LLaMA-Factory shares cutoff_len between
+    prompt and answers and keeps them; tuitune's own configs keep the prompt whole and leave such records out.
+    Both say what they did."""
+    from transformers import AutoTokenizer
+
+    from engine.config import DataSection
+    from engine.data.encode import infer_seqlen
+    from engine.recipes.datasets import build_datasets
+
+    imported = load(lf_root, SFT_LORA.replace("stage: sft", "stage: dpo").replace("dataset: identity,alpaca_en_demo",
+                                                                                 "dataset: identity"))
+    assert imported.config().data.truncation == "shared"
+    assert parse_config("stage: dpo\n").data.truncation == "answers"
+
+    tokenizer = AutoTokenizer.from_pretrained(demo_model_dir)
+    long = "Please read this carefully. " * 40  # about 240 tokens
+    pairs = write_records(lf_root / "pairs.jsonl", [
+        {"instruction": long, "input": "", "chosen": "Yes, I read it.", "rejected": "No."},
+        {"instruction": "Hi", "input": "", "chosen": "Hello!", "rejected": "Go away."}])
+    kto = write_records(lf_root / "kto.jsonl", [
+        {"instruction": long, "input": "", "output": "Yes, I read it.", "kto_tag": True},
+        {"instruction": "Hi", "input": "", "output": "Go away.", "kto_tag": False}])
+    for path, stage in ((pairs, "dpo"), (kto, "kto")):
+        own = build_datasets(DataSection(train=[path], cutoff_len=64), tokenizer, seed=0, stage=stage)
+        assert own.stats["train_records"] == 1 and any("left out" in w for w in own.warnings), own.warnings
+        shared = build_datasets(DataSection(train=[path], cutoff_len=64, truncation="shared"), tokenizer, seed=0,
+                                stage=stage)
+        assert shared.stats["train_records"] == 2 and any("prompt" in w and "LLaMA-Factory" in w
+                                                          for w in shared.warnings), shared.warnings
+        row = shared.train[0]
+        answers = [row[k] for k in ("chosen_ids", "rejected_ids", "completion_ids") if k in row]
+        assert len(row["prompt_ids"]) + max(map(len, answers)) <= 64 and min(map(len, answers)) > 0
+    assert infer_seqlen(300, 10, 64) == (54, 10) and infer_seqlen(10, 300, 64) == (10, 54)
+    assert infer_seqlen(200, 100, 64) == (43, 21)
+
+
+def write_records(path: Path, records: list) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
