@@ -350,7 +350,8 @@ class RunConfig(Section):
             raise ValueError("adapter.method full cannot train quantized weights: set quant.mode to none")
         if self.train.batch_size < row.least_batch:
             raise ValueError(f"stage {self.stage} needs train.batch_size of at least {row.least_batch}: "
-                             f"{row.least_batch_why}")
+                             f"{row.least_batch_why} (set batch_size {row.least_batch} and halve train.grad_accum "
+                             "to keep the records per optimizer step)")
         if self.preference.label_smoothing and self.preference.loss_type != "robust":
             raise ValueError("preference.label_smoothing is used only by loss_type robust: set it to 0 or use robust")
         if self.distributed.node_rank >= self.distributed.nnodes:

@@ -37,7 +37,7 @@ from engine.compose import Flags, absolute, compose_config
 from engine.config import ConfigError, RunConfig, deep_merge, load_yaml, read_config_text
 from engine.lf.dataset_info import resolve as resolve_datasets
 from engine.paths import DEMO_MODEL, demo_model_dir, run_dir_problem
-from engine.stages import DEFAULT_STAGE
+from engine.stages import DEFAULT_STAGE, STAGES
 
 NoteKind = Literal["mapped", "default", "ignored", "warning"]
 
@@ -474,6 +474,7 @@ class _Import:
             train["eval_steps"] = train.get("logging_steps", 500)
             self.note("eval_steps", "default", "not in the file: transformers evaluates every logging_steps, kept → "
                       f"train.eval_steps: {train['eval_steps']}", "train.eval_steps")
+        self._least_batch()
         self._remote_code()
         self._data(data, dataset_dir, cache)
         self._template(data)
@@ -500,6 +501,25 @@ class _Import:
         self.values["data"]["format"] = resolved.format
         for message in resolved.notes:
             self.note("dataset", "mapped", message, "data.train")
+
+    def _least_batch(self) -> None:
+        """A batch below what the stage trains with (kto at 1, as in LLaMA-Factory's example) is raised to it, the
+        accumulation lowered so the answers per optimizer step stay as the file says (or the nearest above)."""
+        row = STAGES[self.values.get("stage", DEFAULT_STAGE)]
+        train = self.values.setdefault("train", {})
+        batch, accum = train.get("batch_size"), train.get("grad_accum", 1)
+        if not (isinstance(batch, int) and isinstance(accum, int) and 1 <= batch < row.least_batch and accum >= 1):
+            return
+        per_step = batch * accum
+        train["batch_size"], train["grad_accum"] = row.least_batch, max(1, -(-per_step // row.least_batch))
+        now = train["batch_size"] * train["grad_accum"]
+        self.note("per_device_train_batch_size", "warning", (
+            f"{batch}: stage {row.name} trains with batches of at least {row.least_batch} ({row.least_batch_why}; "
+            f"TRL's trainer refuses fewer, where LLaMA-Factory draws the pair from elsewhere in the data) → "
+            f"train.batch_size: {row.least_batch}, train.grad_accum: {train['grad_accum']}: {now} answers per "
+            "optimizer step" + (", as in the file" if now == per_step else f" (the file's {per_step} cannot be "
+                                                                            f"kept at batch {row.least_batch})")),
+                  "train.batch_size")
 
     def _remote_code(self) -> None:
         """trust_remote_code: true (in every LLaMA-Factory example) changes nothing for a model that ships no

@@ -406,3 +406,80 @@ def test_long_prompts_are_cut_as_llamafactory_cuts_them(lf_root: Path, demo_mode
 def write_records(path: Path, records: list) -> str:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return str(path)
+
+
+KTO_LORA = """\
+### model
+model_name_or_path: Qwen/Qwen3-4B-Instruct-2507
+trust_remote_code: true
+
+### method
+stage: kto
+do_train: true
+finetuning_type: lora
+lora_rank: 8
+lora_target: all
+pref_beta: 0.1
+
+### dataset
+dataset: kto_en_demo
+template: qwen3_nothink
+cutoff_len: 2048
+max_samples: 1000
+preprocessing_num_workers: 16
+dataloader_num_workers: 4
+
+### output
+output_dir: saves/qwen3-4b/lora/kto
+logging_steps: 10
+save_steps: 500
+plot_loss: true
+overwrite_output_dir: true
+report_to: none  # choices: [none, wandb, tensorboard, swanlab, mlflow]
+
+### train
+per_device_train_batch_size: 1
+gradient_accumulation_steps: 8
+learning_rate: 5.0e-6
+num_train_epochs: 3.0
+lr_scheduler_type: cosine
+warmup_ratio: 0.1
+bf16: true
+ddp_timeout: 180000000
+"""
+"""LLaMA-Factory's examples/train_lora KTO LoRA YAML (batch 1, accumulation 8)."""
+
+
+def kto_demo_dir(root: Path, answers: int = 8) -> Path:
+    """A data/ folder with LLaMA-Factory's kto_en_demo entry and layout (role/content turns, a label column)."""
+    data = root / "data"
+    data.mkdir(exist_ok=True)
+    (data / "dataset_info.json").write_text(json.dumps({"kto_en_demo": {
+        "file_name": "kto_en_demo.json", "formatting": "sharegpt",
+        "columns": {"messages": "messages", "kto_tag": "label"},
+        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}}))
+    good = [("What is the capital of France?", "The capital of France is Paris."),
+            ("What is 2 plus 2?", "2 plus 2 is 4."), ("Name a primary color.", "Red is a primary color."),
+            ("What do bees make?", "Bees make honey.")]
+    records = [{"messages": [{"content": q, "role": "user"}, {"content": a if i % 2 == 0 else "I will not say.",
+                                                               "role": "assistant"}], "label": i % 2 == 0}
+               for i, (q, a) in enumerate(good * (answers // len(good)))]
+    (data / "kto_en_demo.json").write_text(json.dumps(records, indent=2))
+    return data
+
+
+def test_the_kto_example_at_batch_1_keeps_its_answers_per_step(tmp_path: Path) -> None:
+    """TRL's KTOTrainer refuses batch 1 (its KL term pairs each answer with another of the same micro-batch):
+    the import doubles the batch and halves the accumulation, so 8 answers still make a step, and says so."""
+    kto_demo_dir(tmp_path)
+    imported = load(tmp_path, KTO_LORA)
+    config = imported.config()
+    assert (config.stage, config.train.batch_size, config.train.grad_accum) == ("kto", 2, 4)
+    assert config.data.format == "sharegpt_kto" and config.preference.beta == 0.1
+    [warning] = [w for w in imported.warnings() if "per_device_train_batch_size" in w]
+    assert "TRL" in warning and "8 answers" in warning and "grad_accum: 4" in warning, warning
+    odd = load(tmp_path, KTO_LORA.replace("gradient_accumulation_steps: 8", "gradient_accumulation_steps: 3"))
+    assert (odd.config().train.batch_size, odd.config().train.grad_accum) == (2, 2)  # 4 answers a step, not 3
+    assert any("4 answers" in w for w in odd.warnings())
+    with pytest.raises(ConfigError, match="halve train.grad_accum"):  # a tuitune config is told what to change
+        parse_config("stage: kto\ntrain: {batch_size: 1, grad_accum: 8}\n")
