@@ -574,7 +574,9 @@ def _model(ctx: _Import, key: str, value: Any) -> None:
 
 def _stage(ctx: _Import, key: str, value: Any) -> None:
     if value == "ppo":
-        ctx.refuse(key, "PPO is not supported; GRPO is coming. Train a reward model (stage rm) or use dpo/kto")
+        ctx.refuse(key, "PPO is not supported: tuitune reinforces sampled answers with stage grpo or rloo "
+                        "(rewards from functions, in a tuitune config: tuitune import-lf, then set stage and "
+                        "rl.rewards), or use dpo/kto")
     elif value in LF_STAGES:
         ctx.set(key, "stage", value)
     else:

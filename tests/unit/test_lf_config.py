@@ -178,7 +178,7 @@ def test_off_values_of_refused_features_are_accepted(lf_root: Path) -> None:
 
 
 @pytest.mark.parametrize("change, reason", [
-    (("stage: sft", "stage: ppo"), "GRPO is coming"),
+    (("stage: sft", "stage: ppo"), "stage grpo or rloo"),
     (("finetuning_type: lora", "finetuning_type: freeze"), "freeze"),
     (("bf16: true", "bf16: true\nfp16: true"), "cannot both be true"),
 ])
