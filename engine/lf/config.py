@@ -575,8 +575,7 @@ def _model(ctx: _Import, key: str, value: Any) -> None:
 def _stage(ctx: _Import, key: str, value: Any) -> None:
     if value == "ppo":
         ctx.refuse(key, "PPO is not supported: tuitune reinforces sampled answers with stage grpo or rloo "
-                        "(rewards from functions, in a tuitune config: tuitune import-lf, then set stage and "
-                        "rl.rewards), or use dpo/kto")
+                        "(a tuitune config with rl.rewards), or learns from preferences with dpo or kto")
     elif value in LF_STAGES:
         ctx.set(key, "stage", value)
     else:
