@@ -132,11 +132,6 @@ class DataSection(Section):
     """Longest sequence in tokens; longer records are truncated (and counted)."""
     val_size: float = Field(0.0, ge=0)
     """Held-out share for evaluation: below 1 a fraction, 1 or more a record count, 0 none."""
-    truncation: Literal["answers", "shared"] = "answers"
-    """Preference and kto records longer than cutoff_len. answers: the prompt is kept whole and the answers cut to
-    fit; a prompt that fills cutoff_len leaves nothing to compare, so its record is left out (a warning names it).
-    shared: cutoff_len is shared between prompt and answers as LLaMA-Factory shares it (the longer side gives up
-    tokens; a long prompt loses its end), so every record trains (what a LLaMA-Factory YAML imports)."""
     packing: bool = False
     """Lay records end to end in sequences of up to cutoff_len tokens; each still sees only itself. Stage pt always
     packs (its config says true)."""
@@ -144,6 +139,11 @@ class DataSection(Section):
     """Batch records end to end without padding, attention kept inside each record: faster, less memory."""
     system_prompt: str | None = None
     """System message put in front of records that have none."""
+    truncation: Literal["answers", "shared"] = "answers"
+    """Preference and kto records longer than cutoff_len. answers: the prompt is kept whole and the answers cut to
+    fit; a prompt that fills cutoff_len leaves nothing to compare, so its record is left out (a warning names it).
+    shared: cutoff_len is shared between prompt and answers as LLaMA-Factory shares it (the longer side gives up
+    tokens; a long prompt loses its end), so every record trains (what a LLaMA-Factory YAML imports)."""
 
 
 class TrainSection(Section):
