@@ -322,12 +322,12 @@ def test_packing_generation_and_adam_keys(lf_root: Path) -> None:
 
 
 def test_a_rule_across_fields_names_the_key_that_breaks_it(lf_root: Path) -> None:
-    text = SFT_LORA.replace("stage: sft", "stage: kto")
+    text = SFT_LORA.replace("finetuning_type: lora", "finetuning_type: full\nquantization_bit: 4")
     with pytest.raises(ConfigError) as caught:
         load(lf_root, text)
-    line = text.splitlines().index("per_device_train_batch_size: 1") + 1
-    assert caught.value.problems[0].startswith(f"{lf_root / 'lf.yaml'}:{line} per_device_train_batch_size: stage kto "
-                                               "needs train.batch_size of at least 2")
+    line = text.splitlines().index("finetuning_type: full") + 1
+    assert caught.value.problems[0].startswith(f"{lf_root / 'lf.yaml'}:{line} finetuning_type: adapter.method full "
+                                               "cannot train quantized weights")
 
 
 def test_output_dir_for_the_run_folder(lf_root: Path) -> None:
