@@ -133,11 +133,17 @@ class DataSection(Section):
     val_size: float = Field(0.0, ge=0)
     """Held-out share for evaluation: below 1 a fraction, 1 or more a record count, 0 none."""
     packing: bool = False
-    """Lay records end to end in sequences of up to cutoff_len tokens; each still sees only itself."""
+    """Lay records end to end in sequences of up to cutoff_len tokens; each still sees only itself. Stage pt always
+    packs (its config says true)."""
     padding_free: bool = True
     """Batch records end to end without padding, attention kept inside each record: faster, less memory."""
     system_prompt: str | None = None
     """System message put in front of records that have none."""
+    truncation: Literal["answers", "shared"] = "answers"
+    """Preference and kto records longer than cutoff_len. answers: the prompt is kept whole and the answers cut to
+    fit; a prompt that fills cutoff_len leaves nothing to compare, so its record is left out (a warning names it).
+    shared: cutoff_len is shared between prompt and answers as LLaMA-Factory shares it (the longer side gives up
+    tokens; a long prompt loses its end), so every record trains (what a LLaMA-Factory YAML imports)."""
 
 
 class TrainSection(Section):
@@ -311,6 +317,9 @@ class DistributedSection(Section):
     """This machine's place among nnodes; rank 0 writes events, checkpoints and the adapter."""
     master: str | None = None
     """ADDR:PORT of node 0, reachable from every node (torchrun's rendezvous); needed when nnodes > 1."""
+    timeout: int = Field(1800, ge=1)
+    """Seconds a process waits for the others at a collective (gradient sync, a checkpoint) before the run fails:
+    the process group's timeout (transformers' ddp_timeout; LLaMA-Factory's examples set 180000000)."""
 
 
 class RunConfig(Section):
@@ -335,11 +344,14 @@ class RunConfig(Section):
         row = STAGES[self.stage]
         if self.data.train == [DEMO_DATA]:
             self.data.train = [row.demo_data]
+        if row.packs:  # the written config says what the run does
+            self.data.packing = True
         if self.adapter.method == "full" and self.quant.mode != "none":
             raise ValueError("adapter.method full cannot train quantized weights: set quant.mode to none")
         if self.train.batch_size < row.least_batch:
             raise ValueError(f"stage {self.stage} needs train.batch_size of at least {row.least_batch}: "
-                             f"{row.least_batch_why}")
+                             f"{row.least_batch_why} (set batch_size {row.least_batch} and halve train.grad_accum "
+                             "to keep the records per optimizer step)")
         if self.preference.label_smoothing and self.preference.loss_type != "robust":
             raise ValueError("preference.label_smoothing is used only by loss_type robust: set it to 0 or use robust")
         if self.distributed.node_rank >= self.distributed.nnodes:

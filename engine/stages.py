@@ -65,6 +65,9 @@ class Stage:
     float32 logits of every token."""
     loss_spikes: bool = True
     """Whether a loss far above its recent median means something (an RL loss sits near 0 and changes sign)."""
+    packs: bool = False
+    """Always packs its sequences, whatever ``data.packing`` says (pieces of raw text have no turns to keep apart):
+    a config of it says ``packing: true``."""
 
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
@@ -72,7 +75,7 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           recipe="engine.recipes.sft", kind="sft", reads=("sft",), trainer="engine"),
     Stage("pt", "continued pre-training: learn raw text, every token trained",
           recipe="engine.recipes.sft", kind="text", reads=("text",), demo_data="builtin:identity_text",
-          trainer="engine"),
+          trainer="engine", packs=True),
     Stage("rm", "reward model: a scalar score head trained to rank chosen above rejected",
           recipe="engine.recipes.rm", kind="pairs", reads=("pairs",), demo_data="builtin:identity_pairs",
           sequences_per_record=2, dropout=False, score_head=True),

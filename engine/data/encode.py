@@ -174,7 +174,7 @@ class Completion:
     completion_ids: list[int]
     """The answer's tokens (its text and end-of-turn marker), cut so prompt + answer fit the cutoff."""
     truncated: bool
-    """Whether the cutoff dropped answer tokens."""
+    """Whether the cutoff dropped tokens (of the answer; with a shared cutoff, of the prompt too)."""
     full_length: int
     """Prompt + answer tokens before cutting."""
 
@@ -184,19 +184,37 @@ class Completion:
         return len(self.completion_ids)
 
 
-def encode_completions(conversations: list[list[dict[str, str]]], tokenizer: Any, cutoff_len: int) -> list[Completion]:
+def infer_seqlen(prompt_len: int, answer_len: int, cutoff_len: int) -> tuple[int, int]:
+    """The prompt and answer tokens kept when both must fit ``cutoff_len`` together, shared as LLaMA-Factory
+    shares them (its ``infer_seqlen``): an answer shorter than half the cutoff is kept whole, else a prompt
+    shorter than half is, else each keeps its share of their total length."""
+    if answer_len * 2 < cutoff_len:
+        answer_room = cutoff_len
+    elif prompt_len * 2 < cutoff_len:
+        answer_room = cutoff_len - prompt_len
+    else:
+        answer_room = int(cutoff_len * (answer_len / (prompt_len + answer_len)))
+    answer = min(answer_room, answer_len)
+    return min(max(cutoff_len - answer, 0), prompt_len), answer
+
+
+def encode_completions(conversations: list[list[dict[str, str]]], tokenizer: Any, cutoff_len: int,
+                       shared: bool = False) -> list[Completion]:
     """Prompt and answer tokens of conversations whose last turn is the answer, rendered with the chat template.
 
     Only the last assistant turn is the answer: earlier ones belong to the prompt. The cut keeps the
     start (the prompt whole, the answer's beginning); a prompt of ``cutoff_len`` tokens or more leaves
-    no answer token.
+    no answer token. ``shared``: prompt and answer share the cutoff (:func:`infer_seqlen`), a long
+    prompt losing its end, as in LLaMA-Factory.
     """
     split = [_split_last_answer(text, spans[-1], tokenizer) for text, spans in
              (assistant_spans(messages, tokenizer) for messages in conversations)]
     out = []
     for prompt, answer in split:
-        room = max(0, cutoff_len - len(prompt))
-        out.append(Completion(prompt, answer[:room], len(answer) > room, len(prompt) + len(answer)))
+        keep, room = infer_seqlen(len(prompt), len(answer), cutoff_len) if shared else \
+            (len(prompt), max(0, cutoff_len - len(prompt)))
+        out.append(Completion(prompt[:keep], answer[:room], len(answer) > room or keep < len(prompt),
+                              len(prompt) + len(answer)))
     return out
 
 
@@ -236,22 +254,25 @@ class PairEncoded:
 
 
 def encode_pairs(pairs: list[tuple[list[dict[str, str]], list[dict[str, str]]]], tokenizer: Any,
-                 cutoff_len: int) -> list[PairEncoded]:
+                 cutoff_len: int, shared: bool = False) -> list[PairEncoded]:
     """Tokens of (chosen conversation, rejected conversation) pairs that share their prompt.
 
     The prompt is the tokens both sides start with up to the first answer token (they agree unless a
     template renders the answer into the prompt's last token); each side is cut to ``cutoff_len``
-    tokens with the prompt, keeping the start.
+    tokens with the prompt, keeping the start. ``shared``: the prompt and the longer answer share the
+    cutoff (:func:`infer_seqlen`), a long prompt losing its end, as in LLaMA-Factory.
     """
     whole = encode_completions([c for pair in pairs for c in pair], tokenizer, 1 << 40)
     out = []
     for chosen, rejected in zip(whole[0::2], whole[1::2]):
-        shared = _common_prefix(chosen.prompt_ids, rejected.prompt_ids)
-        prompt = chosen.prompt_ids[:shared]
-        sides = [c.prompt_ids[shared:] + c.completion_ids for c in (chosen, rejected)]
-        room = max(0, cutoff_len - len(prompt))
-        out.append(PairEncoded(prompt, sides[0][:room], sides[1][:room], max(map(len, sides)) > room,
-                               len(prompt) + max(map(len, sides)), len(sides[0]), len(sides[1])))
+        common = _common_prefix(chosen.prompt_ids, rejected.prompt_ids)
+        prompt = chosen.prompt_ids[:common]
+        sides = [c.prompt_ids[common:] + c.completion_ids for c in (chosen, rejected)]
+        longest = max(map(len, sides))
+        keep, room = infer_seqlen(len(prompt), longest, cutoff_len) if shared else \
+            (len(prompt), max(0, cutoff_len - len(prompt)))
+        out.append(PairEncoded(prompt[:keep], sides[0][:room], sides[1][:room], longest > room or keep < len(prompt),
+                               len(prompt) + longest, len(sides[0]), len(sides[1])))
     return out
 
 

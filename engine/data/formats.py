@@ -32,7 +32,7 @@ KIND_HELP = {
     "kto": "answers marked good or bad: trl_kto {prompt, completion, label}, sharegpt_kto {conversations, kto_tag} "
            "or alpaca_kto {instruction, input, output, kto_tag}",
     "text": "raw text: JSON Lines or a datasets folder with a 'text' field, or a .txt file (one document per "
-            "blank-line-separated block)",
+            "blank-line-separated block; one per line through a dataset_info.json)",
     "prompts": "prompts: {prompt, answer} (prompt a string or a message list; answer, optional, the reference answer "
                "rewards such as exact_match compare with)",
 }
@@ -55,6 +55,9 @@ def wrong_kind(layout: str, stage: str) -> str:
     return (f"this file holds {KIND_HELP[kind].split(':')[0]} ({layout}), which stage {stage} cannot train: "
             f"{accepted_layouts(stage)}. This layout is for stage {stages_for(kind)}")
 
+
+MEDIA_FIELDS = {"images": "images", "videos": "videos", "audios": "audio"}
+"""Fields of multimodal records (LLaMA-Factory's mllm layout) and what they hold: tuitune trains text only."""
 
 OPENAI_ROLES = ("system", "user", "assistant")
 SHAREGPT_ROLES = {
@@ -127,6 +130,14 @@ def printable(value: str) -> str:
     return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
+def media_problems(record: dict) -> list[FieldProblem]:
+    """A problem per media field the record fills (an empty list holds none): trained as text, its
+    ``<image>`` markers would be learnt as words and the pictures dropped, so such a record is refused."""
+    return [(key, f"this record has {what} (multimodal data), which tuitune cannot train: it trains text only; "
+                  "drop the record or the field")
+            for key, what in MEDIA_FIELDS.items() if record.get(key) not in (None, [], "")]
+
+
 def detect_format(record: Any) -> str | None:
     """The layout a record's keys suggest (a name of LAYOUTS), or None."""
     if not isinstance(record, dict):
@@ -166,6 +177,8 @@ def to_messages(record: Any, fmt: str) -> tuple[list[dict[str, str]] | None, lis
     """
     if not isinstance(record, dict):
         return None, [("", f"expected a JSON object (a record), got {json_type(record)}")]
+    if media := media_problems(record):
+        return None, media
     convert = {"alpaca": _alpaca, "sharegpt": _sharegpt, "openai": _openai}[fmt]
     messages, problems = convert(record)
     if messages is not None and not problems:
@@ -353,6 +366,8 @@ def to_example(record: Any, layout: str) -> tuple[Example | None, list[FieldProb
         return to_prompt(record, layout)
     if not isinstance(record, dict):
         return None, [("", f"expected a JSON object (a record), got {json_type(record)}")]
+    if media := media_problems(record):
+        return None, media
     problems: list[FieldProblem] = []
     example = {"alpaca_pairs": _alpaca_pairs, "sharegpt_pairs": _sharegpt_pairs, "trl_pairs": _trl_pairs,
                "alpaca_kto": _alpaca_kto, "sharegpt_kto": _sharegpt_kto, "trl_kto": _trl_kto,
@@ -573,6 +588,8 @@ def to_prompt(record: Any, layout: str) -> tuple[Example | None, list[FieldProbl
     """
     if not isinstance(record, dict):
         return None, [("", f"expected a JSON object (a record), got {json_type(record)}")]
+    if media := media_problems(record):
+        return None, media
     problems: list[FieldProblem] = []
     reference: str | None = None
     if layout == "prompts":

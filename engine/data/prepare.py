@@ -53,50 +53,54 @@ class Item:
     None when the chat template failed on it."""
 
 
-def _conversations(chunk: list[Item], tokenizer: Any, cutoff_len: int, system: str | None) -> list[Any]:
+def _conversations(chunk: list[Item], tokenizer: Any, cutoff_len: int, system: str | None, shared: bool) -> list[Any]:
     return encode_conversations([with_system(it.record.messages, system) for it in chunk], tokenizer, cutoff_len)
 
 
-def _pairs(chunk: list[Item], tokenizer: Any, cutoff_len: int, system: str | None) -> list[Any]:
+def _pairs(chunk: list[Item], tokenizer: Any, cutoff_len: int, system: str | None, shared: bool) -> list[Any]:
     pairs = [(with_system(it.record.example.conversation("chosen"), system),
               with_system(it.record.example.conversation("rejected"), system)) for it in chunk]
-    return encode_pairs(pairs, tokenizer, cutoff_len)
+    return encode_pairs(pairs, tokenizer, cutoff_len, shared)
 
 
-def _answers(chunk: list[Item], tokenizer: Any, cutoff_len: int, system: str | None) -> list[Any]:
+def _answers(chunk: list[Item], tokenizer: Any, cutoff_len: int, system: str | None, shared: bool) -> list[Any]:
     conversations = [with_system(it.record.example.conversation(it.side), system) for it in chunk]
-    return encode_completions(conversations, tokenizer, cutoff_len)
+    return encode_completions(conversations, tokenizer, cutoff_len, shared)
 
 
-def _texts(chunk: list[Item], tokenizer: Any, cutoff_len: int, system: str | None) -> list[Any]:
+def _texts(chunk: list[Item], tokenizer: Any, cutoff_len: int, system: str | None, shared: bool) -> list[Any]:
     return encode_texts([it.record.example.text for it in chunk], tokenizer, cutoff_len)
 
 
-def _prompts(chunk: list[Item], tokenizer: Any, cutoff_len: int, system: str | None) -> list[Any]:
+def _prompts(chunk: list[Item], tokenizer: Any, cutoff_len: int, system: str | None, shared: bool) -> list[Any]:
     # A prompt as the model reads it before it answers: the chat template with its generation prompt.
     texts = [render(with_system(it.record.example.prompt, system), tokenizer, generation_prompt=True) for it in chunk]
     return [list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
 
-ENCODERS: dict[str, Callable[[list[Item], Any, int, str | None], list[Any]]] = {
+ENCODERS: dict[str, Callable[[list[Item], Any, int, str | None, bool], list[Any]]] = {
     "sft": _conversations, "pairs": _pairs, "kto": _answers, "text": _texts, "prompts": _prompts}
-"""How each kind of record is encoded for training (the kinds of engine.data.formats.LAYOUTS)."""
+"""How each kind of record is encoded for training (the kinds of engine.data.formats.LAYOUTS); the last argument,
+``shared``, is ``data.truncation: shared`` (the preference and kto encoders share the cutoff, the others ignore it)."""
 
 
-def encode(items: list[Item], kind: str, tokenizer: Any, cutoff_len: int, system_prompt: str | None) -> list[Problem]:
+def encode(items: list[Item], kind: str, tokenizer: Any, cutoff_len: int, system_prompt: str | None,
+           truncation: str = "answers") -> list[Problem]:
     """Encode ``items`` (records of ``kind``) as training does, setting each ``encoded``; returns a located
-    problem for every record the chat template fails on (whose ``encoded`` stays None)."""
+    problem for every record the chat template fails on (whose ``encoded`` stays None). ``truncation`` is
+    ``data.truncation``."""
+    shared = truncation == "shared"
     encoder = ENCODERS[kind]
     problems: list[Problem] = []
     for first in range(0, len(items), BATCH):
         chunk = items[first:first + BATCH]
         try:
-            results = encoder(chunk, tokenizer, cutoff_len, system_prompt)
+            results = encoder(chunk, tokenizer, cutoff_len, system_prompt, shared)
         except Exception:  # a template that rejects some record: find and name each one
             results = []
             for item in chunk:
                 try:
-                    results.append(encoder([item], tokenizer, cutoff_len, system_prompt)[0])
+                    results.append(encoder([item], tokenizer, cutoff_len, system_prompt, shared)[0])
                 except Exception as exc:  # the template's own message says why
                     problems.append(template_problem(item.record, exc))
                     results.append(None)
@@ -105,13 +109,14 @@ def encode(items: list[Item], kind: str, tokenizer: Any, cutoff_len: int, system
     return problems
 
 
-def encode_or_refuse(items: list[Item], kind: str, tokenizer: Any, cutoff_len: int, system_prompt: str | None) -> None:
+def encode_or_refuse(items: list[Item], kind: str, tokenizer: Any, cutoff_len: int, system_prompt: str | None,
+                     truncation: str = "answers") -> None:
     """:func:`encode`, refusing with every record the chat template fails on.
 
     Raises:
         DataError: naming each such record.
     """
-    problems = encode(items, kind, tokenizer, cutoff_len, system_prompt)
+    problems = encode(items, kind, tokenizer, cutoff_len, system_prompt, truncation)
     if problems:
         raise DataError(problems)
 
@@ -148,10 +153,13 @@ def empty_problem(item: Item, cutoff_len: int) -> Problem:
     return empty_after_cut(record.file, record.line, record.index, item.encoded.full_length, cutoff_len)
 
 
-def cut_warnings(result: Cut, cutoff_len: int) -> list[str]:
+def cut_warnings(result: Cut, cutoff_len: int, truncation: str = "answers") -> list[str]:
     """What training says about a cut: how many records were truncated, and which were left out."""
     warnings = []
-    if result.truncated:
+    if result.truncated and truncation == "shared":
+        warnings.append(f"{result.truncated} records truncated at cutoff_len {cutoff_len}, shared between prompt and "
+                        "answers as LLaMA-Factory shares it (data.truncation: shared): a long prompt loses its end")
+    elif result.truncated:
         warnings.append(f"{result.truncated} records truncated at cutoff_len {cutoff_len}")
     if result.empty:
         shown = "; ".join(str(empty_problem(it, cutoff_len)).split(": no trained")[0]

@@ -306,9 +306,29 @@ def _iter_arrow(path: Path, name: str) -> Iterator[RawRecord]:
         yield RawRecord(0, None, problem=Problem(name, None, None, None, "the dataset is empty: no records"))
 
 
-def _iter_text(path: Path, name: str) -> Iterator[RawRecord]:
+TEXT_BLOCKS = "one document per blank-line-separated block: tuitune's reading, so a paragraph stays one document"
+"""How :func:`iter_records` reads a ``.txt`` file, for reports."""
+TEXT_LINES = "one document per line, as LLaMA-Factory reads .txt files"
+"""How :func:`iter_text_lines` reads a ``.txt`` file, for reports."""
+
+
+def iter_text_lines(path: str) -> Iterator[RawRecord]:
+    """A ``.txt`` file as LLaMA-Factory (datasets' text loader) reads it: ``{"text": …}`` per line, each at
+    its line; blank lines hold no document and are skipped.
+
+    Raises:
+        SourceError: when the file is missing or unreadable as a whole.
+    """
+    try:
+        yield from _iter_text(resolve_path(path), path, per_line=True)
+    except OSError as exc:
+        raise SourceError(Problem(path, None, None, None, f"cannot read: {exc.strerror or exc}")) from None
+
+
+def _iter_text(path: Path, name: str, per_line: bool = False) -> Iterator[RawRecord]:
     """A plain-text file as records ``{"text": …}``: one document per block of lines, blocks separated by
-    blank lines (a line of only whitespace counts as blank); each record starts at its first line."""
+    blank lines (a line of only whitespace counts as blank), or with ``per_line`` one per line; each
+    record starts at its first line."""
     index = offset = 0
     block: list[bytes] = []
     start = start_offset = 0
@@ -338,6 +358,10 @@ def _iter_text(path: Path, name: str) -> Iterator[RawRecord]:
             if not block:
                 start, start_offset = lineno, offset - size
             block.append(raw if raw is not None else b"\xff" * (MAX_RECORD_BYTES + 1))
+            if per_line:
+                yield flush()
+                index += 1
+                block = []
     if block:
         yield flush()
         index += 1

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,7 @@ from engine.compose import Flags, absolute, compose_config
 from engine.config import ConfigError, RunConfig, deep_merge, load_yaml, read_config_text
 from engine.lf.dataset_info import resolve as resolve_datasets
 from engine.paths import DEMO_MODEL, demo_model_dir, run_dir_problem
-from engine.stages import DEFAULT_STAGE
+from engine.stages import DEFAULT_STAGE, STAGES
 
 NoteKind = Literal["mapped", "default", "ignored", "warning"]
 
@@ -124,6 +125,7 @@ SIMPLE: dict[str, str] = {
     "pref_beta": "preference.beta",
     "kto_chosen_weight": "preference.desirable_weight",
     "kto_rejected_weight": "preference.undesirable_weight",
+    "ddp_timeout": "distributed.timeout",
 }
 """Keys that map one to one onto a tuitune field."""
 
@@ -135,7 +137,6 @@ IGNORED: dict[str, str] = {
     "preprocessing_num_workers": "tuitune's encoder tokenises in batches in one process",
     "dataloader_num_workers": "batches are built in the trainer process",
     "plot_loss": "the dashboard plots the loss live",
-    "ddp_timeout": "training runs on one device",
     "save_strategy": "tuitune saves every save_steps",
     "logging_strategy": "tuitune logs every logging_steps",
     "eval_strategy": "tuitune evaluates every eval_steps when val_size > 0",
@@ -158,7 +159,8 @@ IGNORED: dict[str, str] = {
     "hf_hub_token": "not used: tuitune reads the token from HF_TOKEN or the Hugging Face login, as the hub does",
     "use_fast_tokenizer": "the model's own tokenizer is used (the fast one when it has one)",
     "tf32": "TF32 matmuls are left at PyTorch's default",
-    "ddp_find_unused_parameters": "training runs on one device",
+    "ddp_find_unused_parameters": "tuitune's DDP never searches for unused parameters: a LoRA model's frozen "
+                                  "base gets no gradients, and the search would cost a graph walk every step",
     "metric_for_best_model": "tuitune keeps the newest checkpoints, not a best one",
     "greater_is_better": "tuitune keeps the newest checkpoints, not a best one",
     "freeze_trainable_layers": "used only by finetuning_type freeze",
@@ -181,10 +183,14 @@ IGNORED: dict[str, str] = {
 }
 """Keys accepted as meaningless here, with why."""
 
+SEVERAL_GPUS = ("tuitune trains on several GPUs with torchrun and DDP or FSDP (--nproc N, or distributed.nproc; "
+                "distributed.strategy: fsdp shards the model, auto does so for full fine-tuning)")
+"""What tuitune uses instead of DeepSpeed and transformers' fsdp options."""
+
 OFF_ONLY: dict[str, str] = {
-    "deepspeed": "DeepSpeed is not supported: tuitune trains on one device; remove the key",
-    "fsdp": "FSDP is not supported: tuitune trains on one device",
-    "fsdp_config": "FSDP is not supported: tuitune trains on one device",
+    "deepspeed": f"DeepSpeed is not supported: {SEVERAL_GPUS}; remove the key",
+    "fsdp": f"transformers' fsdp options are not read: {SEVERAL_GPUS}; remove the key",
+    "fsdp_config": f"transformers' fsdp options are not read: {SEVERAL_GPUS}; remove the key",
     "use_galore": "GaLore is not supported: use LoRA (finetuning_type: lora)",
     "use_apollo": "APOLLO is not supported: use LoRA",
     "use_badam": "BAdam is not supported: use LoRA",
@@ -231,6 +237,9 @@ OFF_ONLY: dict[str, str] = {
 
 ADAM_DEFAULTS = {"adam_beta1": 0.9, "adam_beta2": 0.999, "adam_epsilon": 1e-8}
 """AdamW settings tuitune leaves at these (transformers') defaults: accepted only at them."""
+INFERENCE_KEYS = {"model_name_or_path", "adapter_name_or_path", "template", "trust_remote_code", "infer_backend",
+                  "infer_dtype", "default_system", "enable_thinking", "max_new_tokens", "temperature", "top_p", "top_k"}
+"""Keys an inference config (llamafactory-cli chat/webchat/api) holds; a file of only these is one."""
 FIRST = ("model_name_or_path", "stage", "finetuning_type", "max_steps")
 """Keys read before the others, whatever their place in the file."""
 FINE_TUNING = {"lora": "lora", "full": "full"}
@@ -287,8 +296,38 @@ def is_lf_config(data: Any) -> bool:
             and any(key in data for key in ("stage", "finetuning_type", "dataset")))
 
 
+def other_job(data: Any) -> str | None:
+    """Why parsed YAML ``data`` is a LLaMA-Factory merge or inference config rather than a training one, with
+    the tuitune command that does its job (as a command line), or None when it is neither.
+
+    Merge configs (``examples/merge_lora``) have ``export_dir``; inference configs (``examples/inference``)
+    have ``infer_backend``, or only a model, an adapter and a template.
+    """
+    if not isinstance(data, dict) or "model_name_or_path" not in data or is_lf_config(data):
+        return None
+    adapter = data.get("adapter_name_or_path")
+    run = shlex.quote(str(adapter or data["model_name_or_path"]))
+    if "export_dir" in data:
+        if data.get("export_quantization_bit"):
+            return ("a LLaMA-Factory GPTQ export config (llamafactory-cli export), not a training one: tuitune "
+                    "exports a run it trained, quantized as GGUF, with `tuitune export RUN --gguf q8_0`")
+        target = shlex.quote(str(data["export_dir"]))
+        return ("a LLaMA-Factory merge config (llamafactory-cli export), not a training one: tuitune merges what "
+                f"a run trained with `tuitune export {run} --merged --to {target}` (the run folder: "
+                "LLaMA-Factory's output_dir when tuitune trained it)")
+    if "infer_backend" in data or set(data) <= INFERENCE_KEYS:
+        if not adapter:
+            return ("a LLaMA-Factory inference config (llamafactory-cli chat), not a training one, and it names no "
+                    "adapter: tuitune chat talks to a run it trained, `tuitune chat RUN` (`--once QUESTION --base` "
+                    "answers with the base model alone)")
+        return ("a LLaMA-Factory inference config (llamafactory-cli chat), not a training one: talk to the run "
+                f"that trained the adapter with `tuitune chat {run}` (the run folder: LLaMA-Factory's output_dir "
+                "when tuitune trained it)")
+    return None
+
+
 def load_lf_or_none(path: str | os.PathLike[str], cwd: Path | None = None, dataset_dir: str | None = None,
-                    cache: Path | None = None) -> Imported | None:
+                    cache: Path | None = None, model: str | None = None) -> Imported | None:
     """The LLaMA-Factory training config at ``path`` as a tuitune one, or None when it is not one.
 
     Args:
@@ -296,6 +335,7 @@ def load_lf_or_none(path: str | os.PathLike[str], cwd: Path | None = None, datas
         cwd: The folder LLaMA-Factory's relative paths start from (the current folder by default).
         dataset_dir: Overrides the file's ``dataset_dir`` (``--dataset-dir``).
         cache: Where mapped copies of datasets go (tuitune's cache folder by default).
+        model: The model that replaces the file's (``--model``): remote code and the template are judged for it.
 
     Raises:
         ConfigError: ``file:line key: reason`` for every key refused, bad YAML, or a dataset that
@@ -303,19 +343,21 @@ def load_lf_or_none(path: str | os.PathLike[str], cwd: Path | None = None, datas
     """
     source = str(path)
     node, data = load_yaml(read_config_text(path), source)
+    if (job := other_job(data)) is not None:
+        raise ConfigError([f"{source}: {job}"])
     if not is_lf_config(data):
         return None
-    return import_lf(node, data, source, cwd or Path.cwd(), dataset_dir, cache)
+    return import_lf(node, data, source, cwd or Path.cwd(), dataset_dir, cache, model)
 
 
 def import_lf(node: yaml.Node, data: dict[str, Any], source: str, cwd: Path, dataset_dir: str | None = None,
-              cache: Path | None = None) -> Imported:
+              cache: Path | None = None, model: str | None = None) -> Imported:
     """Map every key of a LLaMA-Factory config (``data``, parsed from ``node``) onto tuitune's schema.
 
     Raises:
         ConfigError: located problems for every key refused, every value tuitune's schema refuses.
     """
-    ctx = _Import(source, cwd, _key_lines(node))
+    ctx = _Import(source, cwd, _key_lines(node), model)
     # Keys others depend on first (the stage for pref_loss, max_steps for warmup_steps), then file order.
     for key in sorted(data, key=lambda k: FIRST.index(k) if k in FIRST else len(FIRST)):
         ctx.key(str(key), data[key])
@@ -342,8 +384,10 @@ def compose_lf(imported: Imported, preset: str | dict[str, Any] | None = None, f
 class _Import:
     """The state of one import: values set so far, notes and problems."""
 
-    def __init__(self, source: str, cwd: Path, lines: dict[str, int]) -> None:
+    def __init__(self, source: str, cwd: Path, lines: dict[str, int], model: str | None = None) -> None:
         self.source, self.cwd, self.lines = source, cwd, lines
+        self.model = model
+        """The model given over the file's (``--model``), which the checks of the model look at."""
         self.values: dict[str, Any] = {}
         self.notes: list[Note] = []
         self.problems: list[str] = []
@@ -419,6 +463,10 @@ class _Import:
             self.note("bf16", "default", "not in the file: neither bf16 nor fp16 is set, so LLaMA-Factory trains "
                       "without mixed precision, kept → train.precision: fp32 (tuitune's auto picks bf16 on "
                       "capable GPUs)", "train.precision")
+        self.values.setdefault("data", {})["truncation"] = "shared"
+        self.note("cutoff_len", "default", "LLaMA-Factory shares cutoff_len between a preference or kto record's "
+                  "prompt and answers, cutting a long prompt's end rather than leaving the record out, kept → "
+                  "data.truncation: shared", "data.truncation")
         if "save_total_limit" not in data:
             self.note("save_total_limit", "warning", "LLaMA-Factory keeps every checkpoint by default; tuitune "
                       "keeps the newest train.save_total_limit (3)")
@@ -426,6 +474,7 @@ class _Import:
             train["eval_steps"] = train.get("logging_steps", 500)
             self.note("eval_steps", "default", "not in the file: transformers evaluates every logging_steps, kept → "
                       f"train.eval_steps: {train['eval_steps']}", "train.eval_steps")
+        self._least_batch()
         self._remote_code()
         self._data(data, dataset_dir, cache)
         self._template(data)
@@ -453,12 +502,31 @@ class _Import:
         for message in resolved.notes:
             self.note("dataset", "mapped", message, "data.train")
 
+    def _least_batch(self) -> None:
+        """A batch below what the stage trains with (kto at 1, as in LLaMA-Factory's example) is raised to it, the
+        accumulation lowered so the answers per optimizer step stay as the file says (or the nearest above)."""
+        row = STAGES[self.values.get("stage", DEFAULT_STAGE)]
+        train = self.values.setdefault("train", {})
+        batch, accum = train.get("batch_size"), train.get("grad_accum", 1)
+        if not (isinstance(batch, int) and isinstance(accum, int) and 1 <= batch < row.least_batch and accum >= 1):
+            return
+        per_step = batch * accum
+        train["batch_size"], train["grad_accum"] = row.least_batch, max(1, -(-per_step // row.least_batch))
+        now = train["batch_size"] * train["grad_accum"]
+        self.note("per_device_train_batch_size", "warning", (
+            f"{batch}: stage {row.name} trains with batches of at least {row.least_batch} ({row.least_batch_why}; "
+            f"TRL's trainer refuses fewer, where LLaMA-Factory draws the pair from elsewhere in the data) → "
+            f"train.batch_size: {row.least_batch}, train.grad_accum: {train['grad_accum']}: {now} answers per "
+            "optimizer step" + (", as in the file" if now == per_step else f" (the file's {per_step} cannot be "
+                                                                            f"kept at batch {row.least_batch})")),
+                  "train.batch_size")
+
     def _remote_code(self) -> None:
         """trust_remote_code: true (in every LLaMA-Factory example) changes nothing for a model that ships no
         code; kept on only when the model has code (auto_map) or cannot be looked at."""
         if self.get("model.trust_remote_code") is not True:
             return
-        config = model_config(self.get("model.name_or_path", DEMO_MODEL))
+        config = model_config(self.checked_model())
         if config is not None and "auto_map" not in config:
             self.values["model"]["trust_remote_code"] = False
             self.note("trust_remote_code", "mapped", "the model ships no code (no auto_map in config.json), so "
@@ -467,11 +535,15 @@ class _Import:
             self.note("trust_remote_code", "warning", "the run executes Python code shipped with the model; "
                       "set it to false unless you trust the model's author")
 
+    def checked_model(self) -> str:
+        """The model the run trains: ``--model`` when given, else the file's."""
+        return self.model or self.get("model.name_or_path", DEMO_MODEL)
+
     def _template(self, data: dict[str, Any]) -> None:
         name = data.get("template")
         if name is None:
             return
-        kind, message = template_verdict(str(name), self.get("model.name_or_path", DEMO_MODEL))
+        kind, message = template_verdict(str(name), self.checked_model())
         self.note("template", kind, message)
 
     def _validate(self) -> None:
@@ -502,7 +574,8 @@ def _model(ctx: _Import, key: str, value: Any) -> None:
 
 def _stage(ctx: _Import, key: str, value: Any) -> None:
     if value == "ppo":
-        ctx.refuse(key, "PPO is not supported; GRPO is coming. Train a reward model (stage rm) or use dpo/kto")
+        ctx.refuse(key, "PPO is not supported: tuitune reinforces sampled answers with stage grpo or rloo "
+                        "(a tuitune config with rl.rewards), or learns from preferences with dpo or kto")
     elif value in LF_STAGES:
         ctx.set(key, "stage", value)
     else:
@@ -842,7 +915,7 @@ def template_verdict(name: str, model: str) -> tuple[NoteKind, str]:
 
 # -- writing a tuitune config ----------------------------------------------------------------
 
-SECTION_ORDER = ("stage", "model", "quant", "adapter", "data", "train", "preference")
+SECTION_ORDER = ("stage", "model", "quant", "adapter", "data", "train", "preference", "distributed")
 
 
 def to_yaml(imported: Imported) -> str:

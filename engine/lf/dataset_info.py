@@ -36,8 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError
+from engine.data.formats import MEDIA_FIELDS, stages_for
 from engine.data.problems import SourceError
-from engine.data.source import RawRecord, iter_records
+from engine.data.source import TEXT_LINES, RawRecord, iter_records, iter_text_lines
 from engine.files import FileTooLarge, NotARegularFile, read_regular, write_text_atomic
 from engine.paths import cache_dir
 from engine.stages import DEFAULT_STAGE, STAGES
@@ -58,7 +59,7 @@ LF_DEFAULT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "huma
 """LLaMA-Factory's sharegpt tags when ``tags`` leaves them out."""
 KNOWN_KEYS = {"file_name", "formatting", "ranking", "columns", "tags", "subset", "split", "folder", "num_samples",
               "hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name", "file_sha1", "load_from"}
-UNSUPPORTED_COLUMNS = {"tools": "tool calls", "images": "images", "videos": "videos", "audios": "audio"}
+UNSUPPORTED_COLUMNS = {"tools": "tool calls", **MEDIA_FIELDS}
 """Columns tuitune cannot train yet, and what they hold."""
 
 
@@ -104,13 +105,15 @@ class Entry:
             return self.columns.get("prompt") == "text"
         if self.formatting == "alpaca":
             return all(self.columns.get(role) in (None, ours) for role, ours in ALPACA_COLUMNS.items())
+        # every column is looked at, whichever turn style: a kto_tag kept under another name needs the copy
+        same_columns = all(self.columns.get(role) in (None, role)
+                           for role in ("system", "chosen", "rejected", "kto_tag"))
         if self._openai_as_is():
-            return self.columns.get("system") in (None, "system") and not self.ranking
+            return same_columns and not self.ranking
         plain = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
                  "system_tag": "system"}
         return (self.columns.get("messages") in ("conversations", "messages")
-                and all(self.tags.get(k) == v for k, v in plain.items())
-                and all(self.columns.get(role) in (None, role) for role in ("system", "chosen", "rejected", "kto_tag")))
+                and all(self.tags.get(k) == v for k, v in plain.items()) and same_columns)
 
     def _openai_as_is(self) -> bool:
         """Turns of ``{role, content}`` with role names user/assistant/system under ``messages``."""
@@ -257,7 +260,13 @@ def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = 
             continue
         layouts.append(found.layout(stage))
         for file in found.files:
-            if found.identity(stage) and max_samples is None:
+            plain_text = file.suffix.lower() == ".txt"
+            if plain_text and STAGES[stage].kind != "text":
+                problems.append(f"{name}: {file}: a .txt file holds raw text ({TEXT_LINES}), which stage {stage} "
+                                f"cannot train: it is pretraining data, for stage {stages_for('text')} "
+                                f"(--stage {stages_for('text')}, or stage: {stages_for('text')} in the YAML)")
+                continue
+            if found.identity(stage) and max_samples is None and not plain_text:
                 paths.append(str(file.resolve()))
                 continue
             try:
@@ -266,7 +275,7 @@ def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = 
                 problems.extend(exc.problems)
                 continue
             paths.append(str(converted))
-            notes.append(f"{name}: {file} read through its column mapping"
+            notes.append(f"{name}: {file} read " + (TEXT_LINES if plain_text else "through its column mapping")
                          + (f" (first {max_samples} records)" if max_samples is not None else "")
                          + f"; converted copy {converted} (line numbers kept)")
     if problems:
@@ -281,9 +290,10 @@ def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = 
 def iter_mapped(found: Entry, file: Path, stage: str = DEFAULT_STAGE) -> Iterator[RawRecord]:
     """The records of ``file`` with ``found``'s column mapping applied, each at its own line.
 
-    Records that cannot be read keep their problem (file and line are the user's).
+    Records that cannot be read keep their problem (file and line are the user's). A ``.txt`` file is
+    read as LLaMA-Factory reads it: one document per line.
     """
-    for raw in iter_records(str(file)):
+    for raw in (iter_text_lines if file.suffix.lower() == ".txt" else iter_records)(str(file)):
         if raw.problem is None:
             raw.value = map_record(raw.value, found, stage)
         yield raw

@@ -66,6 +66,10 @@ def prepare(run_dir: Path, events: Events, flags: RunFlags) -> Prepared:
         events.emit(PHASE, name="preparing_model", message=f"converting the demo model {name} once (about 30 s)")
     path = resolve_model(name)
     check_model(config, path)
+    if (precision := mixed_precision(config)) != "fp32" and not torch.cuda.is_available():
+        events.emit(WARNING, code="precision", message=(
+            f"train.precision {precision} on the CPU: matmuls run in {precision} autocast over float32 weights, "
+            "usually slower here than float32; precision auto (or fp32) trains in float32 on a CPU"))
     flags.check_stop()
     note = "" if config.quant.mode == "none" else f" ({config.quant.mode} through bitsandbytes)"
     events.emit(PHASE, name="loading_model", message=f"loading {name}" + note)
@@ -125,6 +129,17 @@ def load_for_stage(run_dir: Path, events: Events, flags: RunFlags, build: Callab
     return Loaded(config, ready.path, tokenizer, model, facts, built)
 
 
+def mixed_precision(config: RunConfig) -> str:
+    """The autocast the Trainer runs: ``bf16``, ``fp16`` or ``fp32`` (none)."""
+    # auto: bf16 only where the hardware does it natively (Ampere+); on CPU fp32, as bf16 is slow
+    # there and on some CPUs kills the process (SIGILL). fp16 needs a loss scaler and overflows more
+    # easily, so it is only used when asked for. An explicit choice is kept, on CPU too (bf16 autocast
+    # over float32 weights), and prepare() says so.
+    if config.train.precision == "auto":
+        return "bf16" if cuda_bf16() else "fp32"
+    return config.train.precision
+
+
 def run_started_fields(run_dir: Path, config: RunConfig, facts: dict[str, Any],
                        stats: dict[str, Any]) -> dict[str, Any]:
     """The fields of ``run_started`` known before training (the callback adds steps and the resume)."""
@@ -132,7 +147,7 @@ def run_started_fields(run_dir: Path, config: RunConfig, facts: dict[str, Any],
         "run_name": run_dir.name, "stage": config.stage, "model": facts, "method": config.adapter.method,
         "data": {key: stats.get(key) for key in ("train_records", "eval_records", "truncated", "train_tokens")},
         "epochs": config.train.epochs if config.train.max_steps is None else None,
-        "device": device_name(), **distributed.run_fields(),
+        "precision": mixed_precision(config), "device": device_name(), **distributed.run_fields(),
     }
 
 
@@ -172,11 +187,8 @@ def training_arguments(config: RunConfig, run_dir: Path, has_eval: bool, flat_ba
     """
     train = config.train
     trackers_to(run_dir, train.report_to)
-    # Mixed precision: bf16 autocast only where the hardware does bf16 natively (Ampere+).
-    # fp16 needs a loss scaler and overflows more easily, so it is only used when asked for.
-    # On CPU we stay in fp32: bf16 is slow there and on some CPUs kills the process (SIGILL).
-    bf16 = train.precision == "bf16" or (train.precision == "auto" and cuda_bf16())
-    fp16 = train.precision == "fp16"
+    precision = mixed_precision(config)
+    bf16, fp16 = precision == "bf16", precision == "fp16"
     eval_steps = train.eval_steps or train.save_steps
     return args_class(
         output_dir=str(run_dir / CHECKPOINTS_DIR),

@@ -65,9 +65,9 @@ def build_datasets(data: DataSection, tokenizer: Any, seed: int, stage: str = DE
         return _build_text(items, data, seed, tokenizer, warnings, fmt)
     if kind == "kto":
         items = _unpaired(items)
-    encode_or_refuse(items, kind, tokenizer, data.cutoff_len, data.system_prompt)
+    encode_or_refuse(items, kind, tokenizer, data.cutoff_len, data.system_prompt, data.truncation)
     result = cut(items)
-    warnings += cut_warnings(result, data.cutoff_len)
+    warnings += cut_warnings(result, data.cutoff_len, data.truncation)
     if not result.kept:
         raise DataError([empty_problem(it, data.cutoff_len) for it in result.empty] or [
             Problem(", ".join(data.train), None, None, None, "no usable records")])

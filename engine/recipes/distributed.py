@@ -39,6 +39,8 @@ def trainer_arguments(config: RunConfig) -> dict[str, Any]:
         # A LoRA model's frozen base never gets gradients: searching for unused parameters would
         # cost a graph walk every step and warn each time.
         "ddp_find_unused_parameters": False,
+        # How long a rank waits at a collective (e.g. while rank 0 writes a checkpoint) before failing.
+        "ddp_timeout": config.distributed.timeout,
     }
     if strategy(config) == "fsdp":
         if config.quant.mode != "none":

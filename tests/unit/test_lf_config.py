@@ -125,7 +125,7 @@ def test_every_key_of_the_file_has_a_note_with_its_line(lf_root: Path) -> None:
     noted = {(note.key, note.line) for note in imported.notes}
     assert all((key, line) in noted for key, line in lines.items()), set(lines.items()) - noted
     kinds = {note.key: note.kind for note in imported.notes if note.line}
-    assert kinds["do_train"] == kinds["plot_loss"] == kinds["ddp_timeout"] == "ignored"
+    assert kinds["do_train"] == kinds["plot_loss"] == "ignored" and kinds["ddp_timeout"] == "mapped"
     assert kinds["lora_rank"] == kinds["learning_rate"] == "mapped"
     by_field = {note.field: note for note in imported.notes if note.kind == "default"}
     assert by_field["adapter.dropout"].key == "lora_dropout" and "0.05" in by_field["adapter.dropout"].message
@@ -133,7 +133,9 @@ def test_every_key_of_the_file_has_a_note_with_its_line(lf_root: Path) -> None:
 
 
 @pytest.mark.parametrize("line, reason", [
-    ("deepspeed: examples/deepspeed/ds_z3_config.json", "DeepSpeed is not supported"),
+    ("deepspeed: examples/deepspeed/ds_z3_config.json",
+     "DeepSpeed is not supported: tuitune trains on several GPUs with torchrun and DDP or FSDP (--nproc N"),
+    ("fsdp: full_shard auto_wrap", "distributed.strategy: fsdp"),
     ("lora_rnak: 8", "not a LLaMA-Factory training key"),
     ("use_galore: true", "GaLore"),
     ("report_to: swanlab", "tuitune reports to tensorboard, wandb, mlflow"),
@@ -151,6 +153,20 @@ def test_a_refused_key_names_the_file_its_line_and_why(lf_root: Path, line: str,
     assert any(p.startswith(expected) and reason in p for p in caught.value.problems), caught.value.problems
 
 
+def test_ddp_timeout_is_the_process_groups_timeout(lf_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """LLaMA-Factory's examples set ddp_timeout: 180000000; tuitune's torchrun workers wait that long too."""
+    from engine.recipes.distributed import trainer_arguments
+
+    imported = load(lf_root, SFT_LORA)
+    assert not [n for n in imported.notes if n.key == "ddp_timeout" and n.kind != "mapped"]
+    config = compose_lf(imported, cwd=lf_root)
+    assert config.distributed.timeout == 180000000
+    for name, value in {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)  # as torchrun starts a worker of two
+    assert trainer_arguments(config)["ddp_timeout"] == 180000000
+    assert parse_config("train: {max_steps: 1}\n").distributed.timeout == 1800  # transformers' default
+
+
 def test_report_to_maps_the_trackers_tuitune_writes(lf_root: Path) -> None:
     text = SFT_LORA.replace("report_to: none", "report_to: tensorboard,wandb")
     assert load(lf_root, text).values["train"]["report_to"] == ["tensorboard", "wandb"]
@@ -162,7 +178,7 @@ def test_off_values_of_refused_features_are_accepted(lf_root: Path) -> None:
 
 
 @pytest.mark.parametrize("change, reason", [
-    (("stage: sft", "stage: ppo"), "GRPO is coming"),
+    (("stage: sft", "stage: ppo"), "stage grpo or rloo"),
     (("finetuning_type: lora", "finetuning_type: freeze"), "freeze"),
     (("bf16: true", "bf16: true\nfp16: true"), "cannot both be true"),
 ])
@@ -306,12 +322,12 @@ def test_packing_generation_and_adam_keys(lf_root: Path) -> None:
 
 
 def test_a_rule_across_fields_names_the_key_that_breaks_it(lf_root: Path) -> None:
-    text = SFT_LORA.replace("stage: sft", "stage: kto")
+    text = SFT_LORA.replace("finetuning_type: lora", "finetuning_type: full\nquantization_bit: 4")
     with pytest.raises(ConfigError) as caught:
         load(lf_root, text)
-    line = text.splitlines().index("per_device_train_batch_size: 1") + 1
-    assert caught.value.problems[0].startswith(f"{lf_root / 'lf.yaml'}:{line} per_device_train_batch_size: stage kto "
-                                               "needs train.batch_size of at least 2")
+    line = text.splitlines().index("finetuning_type: full") + 1
+    assert caught.value.problems[0].startswith(f"{lf_root / 'lf.yaml'}:{line} finetuning_type: adapter.method full "
+                                               "cannot train quantized weights")
 
 
 def test_output_dir_for_the_run_folder(lf_root: Path) -> None:
@@ -321,3 +337,149 @@ def test_output_dir_for_the_run_folder(lf_root: Path) -> None:
     assert lf_output_dir(lf_root / "lf.yaml", cwd=lf_root) == str(lf_root / "saves" / "qwen" / "lora" / "sft")
     (lf_root / "run.yaml").write_text("train:\n  max_steps: 3\n")
     assert lf_output_dir(lf_root / "run.yaml") is None
+
+
+def test_model_flag_over_a_yaml_is_the_model_checked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    """--model over a LLaMA-Factory YAML whose model is not here: remote code and the template are judged
+    for the --model folder (no code, a ChatML template), not the YAML's model."""
+    from tuitune.__main__ import build_parser
+    from tuitune.cli.common import config_from_args
+
+    folder = model_folder(tmp_path)  # ships no code, ChatML
+    dataset_dir(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    text = SFT_LORA.replace("models/qwen", "Qwen/Qwen3-4B-Instruct-2507").replace("template: qwen", "template: qwen3")
+    (tmp_path / "lf.yaml").write_text(text)
+
+    config = config_from_args(build_parser().parse_args(["train", "lf.yaml", "--model", str(folder)]))
+
+    assert config.model.name_or_path == str(folder) and config.model.trust_remote_code is False
+    err = capsys.readouterr().err
+    assert "executes Python code" not in err and "Qwen/Qwen3-4B" not in err and "cannot compare" not in err, err
+
+
+def test_pt_always_packs_and_its_config_says_so() -> None:
+    config = parse_config("stage: pt\ndata: {packing: false}\n")
+    assert config.data.packing is True  # pieces of raw text are always packed: the config says what runs
+    assert parse_config("stage: sft\n").data.packing is False
+
+
+def test_long_prompts_are_cut_as_llamafactory_cuts_them(lf_root: Path, demo_model_dir: Path) -> None:
+    """dpo_en_demo/kto_en_demo have prompts longer than cutoff_len: LLaMA-Factory shares cutoff_len between
+    prompt and answers and keeps them; tuitune's own configs keep the prompt whole and leave such records out.
+    Both say what they did."""
+    from transformers import AutoTokenizer
+
+    from engine.config import DataSection
+    from engine.data.encode import infer_seqlen
+    from engine.recipes.datasets import build_datasets
+
+    imported = load(lf_root, SFT_LORA.replace("stage: sft", "stage: dpo").replace("dataset: identity,alpaca_en_demo",
+                                                                                 "dataset: identity"))
+    assert imported.config().data.truncation == "shared"
+    assert parse_config("stage: dpo\n").data.truncation == "answers"
+
+    tokenizer = AutoTokenizer.from_pretrained(demo_model_dir)
+    long = "Please read this carefully. " * 40  # about 240 tokens
+    pairs = write_records(lf_root / "pairs.jsonl", [
+        {"instruction": long, "input": "", "chosen": "Yes, I read it.", "rejected": "No."},
+        {"instruction": "Hi", "input": "", "chosen": "Hello!", "rejected": "Go away."}])
+    kto = write_records(lf_root / "kto.jsonl", [
+        {"instruction": long, "input": "", "output": "Yes, I read it.", "kto_tag": True},
+        {"instruction": "Hi", "input": "", "output": "Go away.", "kto_tag": False}])
+    for path, stage in ((pairs, "dpo"), (kto, "kto")):
+        own = build_datasets(DataSection(train=[path], cutoff_len=64), tokenizer, seed=0, stage=stage)
+        assert own.stats["train_records"] == 1 and any("left out" in w for w in own.warnings), own.warnings
+        shared = build_datasets(DataSection(train=[path], cutoff_len=64, truncation="shared"), tokenizer, seed=0,
+                                stage=stage)
+        assert shared.stats["train_records"] == 2 and any("prompt" in w and "LLaMA-Factory" in w
+                                                          for w in shared.warnings), shared.warnings
+        row = shared.train[0]
+        answers = [row[k] for k in ("chosen_ids", "rejected_ids", "completion_ids") if k in row]
+        assert len(row["prompt_ids"]) + max(map(len, answers)) <= 64 and min(map(len, answers)) > 0
+    assert infer_seqlen(300, 10, 64) == (54, 10) and infer_seqlen(10, 300, 64) == (10, 54)
+    assert infer_seqlen(200, 100, 64) == (43, 21)
+
+
+def write_records(path: Path, records: list) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(path)
+
+
+KTO_LORA = """\
+### model
+model_name_or_path: Qwen/Qwen3-4B-Instruct-2507
+trust_remote_code: true
+
+### method
+stage: kto
+do_train: true
+finetuning_type: lora
+lora_rank: 8
+lora_target: all
+pref_beta: 0.1
+
+### dataset
+dataset: kto_en_demo
+template: qwen3_nothink
+cutoff_len: 2048
+max_samples: 1000
+preprocessing_num_workers: 16
+dataloader_num_workers: 4
+
+### output
+output_dir: saves/qwen3-4b/lora/kto
+logging_steps: 10
+save_steps: 500
+plot_loss: true
+overwrite_output_dir: true
+report_to: none  # choices: [none, wandb, tensorboard, swanlab, mlflow]
+
+### train
+per_device_train_batch_size: 1
+gradient_accumulation_steps: 8
+learning_rate: 5.0e-6
+num_train_epochs: 3.0
+lr_scheduler_type: cosine
+warmup_ratio: 0.1
+bf16: true
+ddp_timeout: 180000000
+"""
+"""LLaMA-Factory's examples/train_lora KTO LoRA YAML (batch 1, accumulation 8)."""
+
+
+def kto_demo_dir(root: Path, answers: int = 8) -> Path:
+    """A data/ folder with LLaMA-Factory's kto_en_demo entry and layout (role/content turns, a label column)."""
+    data = root / "data"
+    data.mkdir(exist_ok=True)
+    (data / "dataset_info.json").write_text(json.dumps({"kto_en_demo": {
+        "file_name": "kto_en_demo.json", "formatting": "sharegpt",
+        "columns": {"messages": "messages", "kto_tag": "label"},
+        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}}))
+    good = [("What is the capital of France?", "The capital of France is Paris."),
+            ("What is 2 plus 2?", "2 plus 2 is 4."), ("Name a primary color.", "Red is a primary color."),
+            ("What do bees make?", "Bees make honey.")]
+    records = [{"messages": [{"content": q, "role": "user"}, {"content": a if i % 2 == 0 else "I will not say.",
+                                                               "role": "assistant"}], "label": i % 2 == 0}
+               for i, (q, a) in enumerate(good * (answers // len(good)))]
+    (data / "kto_en_demo.json").write_text(json.dumps(records, indent=2))
+    return data
+
+
+def test_the_kto_example_at_batch_1_keeps_its_answers_per_step(tmp_path: Path) -> None:
+    """TRL's KTOTrainer refuses batch 1 (its KL term pairs each answer with another of the same micro-batch):
+    the import doubles the batch and halves the accumulation, so 8 answers still make a step, and says so."""
+    kto_demo_dir(tmp_path)
+    imported = load(tmp_path, KTO_LORA)
+    config = imported.config()
+    assert (config.stage, config.train.batch_size, config.train.grad_accum) == ("kto", 2, 4)
+    assert config.data.format == "sharegpt_kto" and config.preference.beta == 0.1
+    [warning] = [w for w in imported.warnings() if "per_device_train_batch_size" in w]
+    assert "TRL" in warning and "8 answers" in warning and "grad_accum: 4" in warning, warning
+    odd = load(tmp_path, KTO_LORA.replace("gradient_accumulation_steps: 8", "gradient_accumulation_steps: 3"))
+    assert (odd.config().train.batch_size, odd.config().train.grad_accum) == (2, 2)  # 4 answers a step, not 3
+    assert any("4 answers" in w for w in odd.warnings())
+    with pytest.raises(ConfigError, match="halve train.grad_accum"):  # a tuitune config is told what to change
+        parse_config("stage: kto\ntrain: {batch_size: 1, grad_accum: 8}\n")

@@ -229,3 +229,42 @@ def test_data_flags_for_the_command_line(tmp_path: Path) -> None:
     flags = data_flags(["a,b"], folder, cache=tmp_path / "cache")
     config = compose_config(None, None, flags, cwd=tmp_path)
     assert config.data.train == [str(folder / "a.jsonl"), str(folder / "b.jsonl")] and config.data.format == "alpaca"
+
+
+def test_kto_demo_layout_reads_with_and_without_max_samples(tmp_path: Path) -> None:
+    """LLaMA-Factory's kto_en_demo entry: role/content turns under messages, the tag in a label column."""
+    folder = write_info(tmp_path / "data", {"kto_en_demo": {
+        "file_name": "kto_en_demo.json", "formatting": "sharegpt",
+        "columns": {"messages": "messages", "kto_tag": "label"},
+        "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"}}})
+    records = [{"messages": [{"content": f"Question {i}?", "role": "user"},
+                             {"content": f"Answer {i}.", "role": "assistant"}], "label": i % 2 == 0}
+               for i in range(4)]
+    (folder / "kto_en_demo.json").write_text(json.dumps(records, indent=2))
+
+    for max_samples in (None, 3):
+        resolved = resolve(["kto_en_demo"], folder, "kto", max_samples=max_samples, cache=tmp_path / "cache")
+        assert resolved.format == "sharegpt_kto"
+        read = usable(resolved.paths[0], resolved.format, "kto")
+        assert [(r.example.chosen, r.example.label) for r in read] == [
+            (f"Answer {i}.", i % 2 == 0) for i in range(max_samples or 4)]
+
+
+def test_a_txt_entry_is_one_document_per_line_as_llamafactory_reads_it(tmp_path: Path) -> None:
+    """wiki_demo's layout: a .txt file with a text column; LLaMA-Factory reads one document per line."""
+    folder = write_info(tmp_path / "data", {"wiki_demo": {"file_name": "wiki_demo.txt", "columns": {"prompt": "text"}}})
+    lines = [f"Article {i} about something, in one long line." for i in range(5)]
+    (folder / "wiki_demo.txt").write_text("\n".join(lines[:3]) + "\n\n" + "\n".join(lines[3:]) + "\n")
+
+    resolved = resolve(["wiki_demo"], folder, "pt", cache=tmp_path / "cache")
+
+    assert resolved.format == "text"
+    read = usable(resolved.paths[0], resolved.format, "pt")
+    assert [(r.line, r.example.text) for r in read] == [(1, lines[0]), (2, lines[1]), (3, lines[2]),
+                                                       (5, lines[3]), (6, lines[4])]
+    assert any("one document per line" in note and str(folder / "wiki_demo.txt") in note for note in resolved.notes)
+    with pytest.raises(ConfigError) as caught:  # an SFT stage names the user's file and the stage that reads it
+        resolve(["wiki_demo"], folder, "sft", cache=tmp_path / "cache")
+    [problem] = caught.value.problems
+    assert problem.startswith(f"wiki_demo: {folder / 'wiki_demo.txt'}: ") and "--stage pt" in problem, problem
+    assert "cache" not in problem

@@ -87,3 +87,102 @@ def test_data_check_reads_datasets_of_a_dataset_info_json(tmp_path: Path, capsys
     assert "loads from the Hugging Face hub" in capsys.readouterr().err
     assert main(["data", "check", str(tmp_path / "t.json"), "--format", "bogus"]) == 2
     assert "is not a layout tuitune knows" in capsys.readouterr().err
+
+
+def test_data_check_refuses_multimodal_records_given_by_path(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """LLaMA-Factory's mllm_demo layout (messages with <image> markers and an images column) given by path:
+    every record with media is an error naming its field, never trained as text with the markers left in."""
+    import json
+
+    from engine.data.formats import to_example, to_messages
+    from tuitune.__main__ import main
+
+    turns = [{"role": "user", "content": "<image>Who are they?"}, {"role": "assistant", "content": "Players."}]
+    records = [{"messages": turns, "images": ["mllm_demo_data/1.jpg"]},
+               {"messages": turns, "videos": ["mllm_demo_data/1.mp4"]},
+               {"messages": turns, "audios": ["mllm_demo_data/1.mp3"]},
+               {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+                "images": []}]
+    path = tmp_path / "mllm_demo.json"
+    path.write_text(json.dumps(records, indent=2))
+    assert main(["data", "check", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "records: 4 (1 usable)" in out, out
+    for n, field in enumerate(("images", "videos", "audios")):
+        assert f"record {n} field {field}: " in out and "multimodal" in out
+    pair = {"conversations": [{"from": "human", "value": "<image>Hi"}], "chosen": {"from": "gpt", "value": "a"},
+            "rejected": {"from": "gpt", "value": "b"}, "images": ["x.jpg"]}
+    assert to_example(pair, "sharegpt_pairs")[0] is None and to_messages(records[0], "openai")[0] is None
+
+
+def test_data_check_says_how_a_txt_file_was_read(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """By path a .txt file is tuitune's reading (blank-line blocks); through dataset_info.json it is
+    LLaMA-Factory's (one document per line); without --stage pt the error names the user's file."""
+    import json
+
+    from tuitune.__main__ import main
+
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"wiki": {"file_name": "wiki.txt",
+                                                                     "columns": {"prompt": "text"}}}))
+    (tmp_path / "wiki.txt").write_text("One line.\nAnother line.\n\nA third.\n")
+    assert main(["data", "check", str(tmp_path / "wiki.txt")]) == 0
+    out = capsys.readouterr().out
+    assert "format text (one document per blank-line-separated block" in out and "records: 2" in out, out
+    assert main(["data", "check", "wiki", "--dataset-dir", str(tmp_path), "--stage", "pt"]) == 0
+    captured = capsys.readouterr()
+    assert "one document per line" in captured.err and "records: 3" in captured.out, captured
+    assert main(["data", "check", "wiki", "--dataset-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'wiki.txt'}: " in err and "--stage pt" in err and "missing field" not in err, err
+
+
+MERGE_YAML = """\
+### Note: DO NOT use quantized model or quantization_bit when merging lora adapters
+
+### model
+model_name_or_path: Qwen/Qwen3-4B-Instruct-2507
+adapter_name_or_path: saves/qwen3-4b/lora/sft
+template: qwen3_nothink
+trust_remote_code: true
+
+### export
+export_dir: saves/qwen3_sft_merged
+export_size: 5
+export_device: cpu  # choices: [cpu, auto]
+export_legacy_format: false
+"""
+INFER_YAML = """\
+model_name_or_path: Qwen/Qwen3-4B-Instruct-2507
+adapter_name_or_path: saves/qwen3-4b/lora/sft
+template: qwen3_nothink
+infer_backend: huggingface  # choices: [huggingface, vllm, sglang, ktransformers]
+trust_remote_code: true
+"""
+
+
+def test_merge_and_inference_yamls_name_the_tuitune_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture) -> None:
+    """LLaMA-Factory's examples/merge_lora and examples/inference YAMLs given to tuitune train (or import-lf):
+    one refusal saying which tuitune command does that job, with its command line, not every key unknown."""
+    from tuitune.__main__ import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "share"))
+    (tmp_path / "merge.yaml").write_text(MERGE_YAML)
+    (tmp_path / "infer.yaml").write_text(INFER_YAML)
+    (tmp_path / "base.yaml").write_text(INFER_YAML.replace("adapter_name_or_path: saves/qwen3-4b/lora/sft\n", ""))
+
+    assert main(["train", "merge.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "merge.yaml: a LLaMA-Factory merge config (llamafactory-cli export)" in err, err
+    assert "tuitune export saves/qwen3-4b/lora/sft --merged --to saves/qwen3_sft_merged" in err
+    assert "export_size" not in err and "unknown" not in err.lower() and "extra" not in err.lower()
+    assert main(["train", "infer.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert "infer.yaml: a LLaMA-Factory inference config (llamafactory-cli chat)" in err, err
+    assert "tuitune chat saves/qwen3-4b/lora/sft" in err and "infer_backend" not in err
+    assert main(["train", "base.yaml"]) == 2
+    assert "names no adapter" in capsys.readouterr().err
+    assert main(["import-lf", "merge.yaml", "-o", "run.yaml"]) == 1
+    assert "tuitune export saves/qwen3-4b/lora/sft --merged" in capsys.readouterr().err
+    assert not (tmp_path / "run.yaml").exists() and not (tmp_path / "saves").exists()

@@ -120,7 +120,8 @@ def config_from_args(args: argparse.Namespace) -> RunConfig:
 
         args.preset, args.preset_chosen_for_you = default_preset(load_settings()), True
     dataset_dir = getattr(args, "dataset_dir", None)
-    imported = load_lf_or_none(args.config, dataset_dir=dataset_dir) if args.config else None
+    imported = load_lf_or_none(args.config, dataset_dir=dataset_dir,
+                               model=getattr(args, "model", None)) if args.config else None
     for warning in imported.warnings() if imported else []:
         print(f"warning: {warning}", file=sys.stderr)
 

@@ -25,6 +25,7 @@ from typing import Any
 from engine.config import DataSection
 from engine.data.problems import Problem
 from engine.data.report import summary_lines
+from engine.data.source import TEXT_BLOCKS
 from engine.services import jsonlines
 from engine.services.data_protocol import CHECKED, DONE, FAILED, FORMAT, PROBLEM, TOKEN_STATS
 
@@ -79,7 +80,9 @@ def print_report(events: Iterable[dict[str, Any]], out: Callable[[str], None] = 
     for event in events:
         kind = event["type"]
         if kind == FORMAT:
-            out(f"{event['path']}: format {event['format'] or 'unknown'}")
+            plain_text = event["format"] == "text" and event["path"].lower().endswith(".txt")
+            reading = f" ({TEXT_BLOCKS})" if plain_text else ""
+            out(f"{event['path']}: format {event['format'] or 'unknown'}{reading}")
         elif kind == PROBLEM and printed < PRINT_LIMIT:
             out(problem_line(event))
             printed += 1
