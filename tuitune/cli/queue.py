@@ -99,6 +99,8 @@ def queued_runs(args: argparse.Namespace) -> list[QueuedRun]:
     from tuitune.runs.launch import default_run_name
 
     sweeps = sweep_values(args.sweep or [])
+    if args.name and (problem := run_name_problem(args.name)) is not None:
+        raise Refusal(f"--name: {problem}")
     try:
         base = _base_config(args)
         combos = list(itertools.product(*[[(key, v) for v in values] for key, values in sweeps]))
@@ -129,8 +131,6 @@ def _base_config(args: argparse.Namespace) -> Any:
         raise
     except (OSError, ValueError) as exc:  # a preset or config file that cannot be read
         raise Refusal(str(exc)) from None
-    if args.preset_chosen_for_you:
-        print(f"preset: {args.preset} ({PRESET_CHOSEN})", file=sys.stderr)
     return config
 
 
@@ -140,6 +140,8 @@ def add(args: argparse.Namespace, root: Path) -> int:
     add_runs(root, runs)
     for run in runs:
         print(f"queued {run.name}")
+    if args.preset_chosen_for_you:  # said once queued, so a refusal stays one line
+        print(f"preset: {args.preset} ({PRESET_CHOSEN})", file=sys.stderr)
     _start(root)
     return 0
 

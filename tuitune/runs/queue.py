@@ -184,6 +184,10 @@ def set_paused(runs_dir: str | os.PathLike[str], paused: bool) -> None:
 
 def _named(queue: Queue, name: str) -> QueuedRun:
     run = queue.find(name)
+    left = next((done for done in reversed(queue.done) if done.get("name") == name), None)
+    if run is None and left is not None:
+        how = f"it started: {left.get('run_dir')}" if left.get("outcome") == "started" else "it was skipped"
+        raise QueueError(f"{name} is no longer queued ({how})")
     if run is None:
         queued = ", ".join(r.name for r in queue.runs) or "nothing"
         raise QueueError(f"no queued run is called {name!r} (queued: {queued})")
