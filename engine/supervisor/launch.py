@@ -514,7 +514,7 @@ class Supervisor:
             log(f"notification of {event.get('type')} not sent: {exc}")
             return
         if sender is not None:
-            self.notifiers.append(sender)
+            self.notifiers = [done for done in self.notifiers if done.poll() is None] + [sender]  # reaps ended ones
             log(f"notifying {event.get('type')} (sender pid {sender.pid})")
 
     def announce_end(self) -> None:

@@ -55,3 +55,12 @@ def test_a_refusing_webhook_is_tried_again_then_given_up(monkeypatch: pytest.Mon
     assert time.monotonic() - began < 5
     said = capsys.readouterr().out
     assert said.count("failed") == 3 and "not sent after 3 tries" in said
+
+
+def test_an_alert_says_its_kind_and_message() -> None:
+    attempt = [{"type": "run_started", "t": 10.0}, {"type": "log", "step": 7, "loss": 9.0, "t": 12.0}]
+    alert = {"type": "alert", "t": 13.0, "kind": "spike", "message": "the loss jumped", "step": 7}
+    facts = run_facts(Path("/runs/r2"), alert, attempt)
+    assert (facts["event"], facts["state"], facts["alert"], facts["message"]) == ("alert", "running", "spike",
+                                                                                  "the loss jumped")
+    assert facts["text"] == "tuitune: r2: alert spike at step 7: the loss jumped"
