@@ -173,7 +173,8 @@ def work(runs_dir: Path, lock: FolderLock) -> None:
                 break
             continue
         run = queue.runs[0]
-        reason = busy_reason(runs_dir, run)
+        began_before = run.run_dir is not None and (Path(run.run_dir) / CONFIG_FILE).exists()  # a killed runner's
+        reason = None if began_before else busy_reason(runs_dir, run)
         if reason:
             if reason != waiting_on:
                 log(f"{run.name} waits: {reason}")
