@@ -2,7 +2,7 @@
 
 The sending (retries, timeouts, the command) is ``python -m engine notify FACTS`` (engine.notify.send),
 started detached by :func:`announce`: a webhook that hangs or a slow command never holds up the run that ended,
-its supervisor, or the queue. Standard library only.
+its supervisor, or the queue. Standard library and PyYAML only.
 """
 
 from __future__ import annotations

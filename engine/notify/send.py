@@ -12,12 +12,13 @@ hangs does not hold up the other:
   (``TUITUNE_EVENT``, ``TUITUNE_RUN``, ``TUITUNE_STATE`` …; empty when unknown), its output in the same log.
 
 Everything this says goes to its stdout, appended to the run's engine.log (the queue's queue.log for
-``queue_empty``). It imports the standard library only: it starts in a blink.
+``queue_empty``). It imports the standard library and PyYAML only: it starts in a blink.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -45,8 +46,11 @@ def log(message: str) -> None:
 
 
 def body(facts: dict[str, Any]) -> bytes:
-    """The webhook's JSON body: every fact, ``text`` the human line."""
-    return json.dumps(facts, allow_nan=False, default=str).encode()
+    """The webhook's JSON body: every fact, ``text`` the human line; a loss that is not a number is null (JSON has
+    no NaN)."""
+    finite = {key: None if isinstance(value, float) and not math.isfinite(value) else value
+              for key, value in facts.items()}
+    return json.dumps(finite, allow_nan=False, default=str).encode()
 
 
 def post(url: str, facts: dict[str, Any], tries: int = WEBHOOK_TRIES, timeout: float = WEBHOOK_TIMEOUT_S) -> bool:

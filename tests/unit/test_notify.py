@@ -64,3 +64,10 @@ def test_an_alert_says_its_kind_and_message() -> None:
     assert (facts["event"], facts["state"], facts["alert"], facts["message"]) == ("alert", "running", "spike",
                                                                                   "the loss jumped")
     assert facts["text"] == "tuitune: r2: alert spike at step 7: the loss jumped"
+
+
+def test_a_loss_that_is_not_a_number_is_null_in_the_body() -> None:
+    import json
+
+    assert json.loads(send.body({"event": "alert", "loss": float("nan"), "step": 3})) == {
+        "event": "alert", "loss": None, "step": 3}
