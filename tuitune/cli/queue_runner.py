@@ -31,6 +31,7 @@ from tuitune.runs.queue import (
     RUNNER_FILE,
     RUNNER_LOCK,
     QueuedRun,
+    QueueError,
     editing,
     queue_dir,
     read_queue,
@@ -206,6 +207,9 @@ def main(argv: list[str]) -> int:
     log(f"runner {os.getpid()} works the queue of {runs_dir}")
     try:
         work(runs_dir, lock)
+    except QueueError as exc:  # queue.json replaced by something that is not a queue: say so, start nothing
+        log(f"runner stopped: {exc}")
+        return 1
     finally:
         lock.release()
     log("runner done")
