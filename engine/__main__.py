@@ -8,6 +8,7 @@ prepare  convert the embedded demo model once into the user's cache
 data     tokenise instruction data and report statistics and problems as JSON lines
 chat     answer chat requests with a run's base and tuned model, as JSON lines
 torchrun torchrun for a run of several processes, its one-machine rendezvous on loopback only
+notify   send one event's notification where the settings file says (webhook, command)
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ COMMANDS = {
     "data": "engine.services.data",
     "chat": "engine.services.chat",
     "torchrun": "engine.recipes.torchrun",
+    "notify": "engine.notify.send",
 }
 
 

@@ -26,6 +26,16 @@ def config_dir() -> Path:
     return _xdg("XDG_CONFIG_HOME", ".config") / APP_NAME
 
 
+def settings_file() -> Path:
+    """The user's settings file, ``$XDG_CONFIG_HOME/tuitune/settings.yaml`` (tuitune.settings reads it; the engine
+    reads its ``notify`` section, engine.notify)."""
+    return config_dir() / "settings.yaml"
+
+
+SETTINGS_LIMIT = 64 * 1024
+"""A settings file is a few lines; a larger one (or a FIFO, a device) is not read."""
+
+
 def user_presets_dir() -> Path:
     """Presets the user saved; shipped presets live in the package and are read-only."""
     return config_dir() / "presets"

@@ -17,3 +17,17 @@ def fmt_bytes(n: int | float | None, missing: str = "–") -> str:
     if size >= MIB:
         return f"{n / MIB:.0f} MiB"
     return f"{n / KIB:.0f} KiB" if size >= KIB else f"{n:.0f} B"
+
+
+def fmt_duration(seconds: float | None, missing: str = "–") -> str:
+    """``45s``, ``12m05s``, ``3h07m`` or ``2d04h``."""
+    if seconds is None:
+        return missing
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"

@@ -180,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     queue_add.add_argument("--sweep", action="append", metavar="KEY=V1,V2",
                            help="a dotted config key and its values (repeatable: every combination)")
     queue_add.add_argument("--name", help="the run's name (a sweep appends its values)")
+    queue_add.add_argument("--force", action="store_true",
+                           help="start even when the memory estimate says it will not fit")
     queue_rm = queue_sub.add_parser("rm", help="remove a queued run")
     queue_rm.add_argument("name", help="the queued run's name")
     queue_sub.add_parser("pause", help="start no further run (the one running goes on)")

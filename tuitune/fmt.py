@@ -1,11 +1,14 @@
 """Short, fixed-width renderings of numbers, times and durations for dense panels.
 
-Byte sizes are :func:`engine.units.fmt_bytes`, the one byte formatter of app and engine.
+Byte sizes are :func:`engine.units.fmt_bytes` and durations :func:`engine.units.fmt_duration`, the one formatters
+of app and engine.
 """
 
 from __future__ import annotations
 
 import time
+
+from engine.units import fmt_duration
 
 DASH = "–"
 
@@ -23,17 +26,8 @@ def sci(value: float | None) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """``45s``, ``12m05s``, ``3h07m`` or ``2d04h``."""
-    if seconds is None:
-        return DASH
-    s = int(max(0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+    """``45s``, ``12m05s``, ``3h07m`` or ``2d04h`` (engine.units.fmt_duration), a dash when unknown."""
+    return fmt_duration(seconds, DASH)
 
 
 def clock(t: float | None, year: bool = True) -> str:

@@ -5,6 +5,8 @@ runs_dir: ~/runs            # where run folders go (--runs-dir and $TUITUNE_RUNS
 model: smollm2-135m-instruct  # the new-run flow's starting model
 data: [builtin:identity]     # …its starting data
 preset: default              # …its starting preset (unset: default on GPUs, cpu-first-try on CPU)
+notify:                      # word when a run ends (engine.notify.settings; README: Word when it is done)
+  webhook: https://ntfy.sh/my-topic
 ```
 """
 
@@ -16,11 +18,8 @@ from pathlib import Path
 import yaml
 
 from engine.files import read_regular
-from engine.paths import config_dir
-
-SETTINGS_FILE = "settings.yaml"
-SETTINGS_LIMIT = 64 * 1024
-"""A settings file is a few lines; a larger one (or a FIFO, a device) is not read."""
+from engine.notify.settings import NotifySettings, parse_notify
+from engine.paths import SETTINGS_LIMIT, settings_file
 
 
 @dataclass
@@ -38,6 +37,8 @@ class Settings:
     """Preset the new-run flow starts from (None: default with an NVIDIA GPU, else cpu-first-try)."""
     llamafactory_dirs: list[Path] = field(default_factory=list)
     """Folders whose LLaMA-Factory output folders (``saves/…``) the runs list shows too, read-only."""
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    """Where word of a run's end goes, and what the app sends its terminal (read by the engine too)."""
     problem: str | None = None
     """Why the settings file was not used, if it was not (shown once as a warning)."""
 
@@ -55,7 +56,7 @@ def default_preset(settings: Settings) -> str:
 
 def settings_path() -> Path:
     """Where the settings file lives."""
-    return config_dir() / SETTINGS_FILE
+    return settings_file()
 
 
 def load_settings(path: Path | None = None) -> Settings:
@@ -80,6 +81,9 @@ def load_settings(path: Path | None = None) -> Settings:
         elif key == "llamafactory_dirs" and isinstance(value, (str, list)):
             folders = [value] if isinstance(value, str) else value
             settings.llamafactory_dirs = [Path(str(v)).expanduser() for v in folders]
+        elif key == "notify":
+            settings.notify, wrong = parse_notify(value, f"{path}: notify")
+            problems += wrong
         else:
             problems.append(f"{path}: {key}: unknown key or wrong type")
     settings.problem = "; ".join(problems) or None

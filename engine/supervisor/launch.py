@@ -26,6 +26,10 @@ While a trainer runs, the supervisor also watches its events (:mod:`engine.super
 ``alert`` events: a loss that is not a number or spikes, exploding gradients, a stall, GPU
 memory or temperature, host memory. An alert whose kind ``train.stop_on`` names stops the run
 as ``tuitune stop`` would (checkpoint and adapter saved).
+
+A training run's end (and each alert) is announced where the settings file's ``notify`` section says
+(a webhook, a command; :mod:`engine.notify`), by a detached sender this starts and never waits for: a webhook
+that hangs holds up neither the run nor the queue that waits for its lock to go.
 The child starts with SIGTERM/SIGINT/SIGUSR1 blocked; the trainer (engine.recipes.runner)
 unblocks them once its handlers are installed, so a stop sent while torch imports is not lost.
 
@@ -67,6 +71,7 @@ from engine.checkpoints import latest_checkpoint
 from engine.files import write_text_atomic
 from engine.locks import LOCKED, FolderLock, held_elsewhere
 from engine.machine.place import LOOPBACK_RENDEZVOUS
+from engine.notify.announce import announce, run_facts
 from engine.protocol import (
     ALERT,
     CONTINUED,
@@ -299,6 +304,10 @@ class Supervisor:
         """Alert kinds that stop the run (``train.stop_on``)."""
         self.stall_after_s = STALL_FLOOR_S
         """Least seconds without a step before a stall alert (``train.stall_after_s``)."""
+        self.notifiers: list[subprocess.Popen[bytes]] = []
+        """Senders of notifications (engine.notify.announce): not of the run's tree, never ended with it."""
+        self._events_offset = 0
+        """Where this attempt's events start in events.jsonl."""
 
     def _running(self) -> bool:
         return self.child is not None and self.child.poll() is None
@@ -364,15 +373,31 @@ class Supervisor:
             self.ended_before_workers = True
             self.kill_tree()
 
+    def tree(self) -> list[Any]:
+        """Every process below us (psutil), but the notification senders and what they started."""
+        import psutil
+
+        try:
+            below = psutil.Process().children(recursive=True)
+        except psutil.Error:
+            return []
+        senders = {sender.pid for sender in self.notifiers}
+        if not senders:
+            return below
+
+        def sent(proc: Any) -> bool:
+            try:
+                return proc.pid in senders or any(parent.pid in senders for parent in proc.parents())
+            except psutil.Error:
+                return False
+
+        return [proc for proc in below if not sent(proc)]
+
     def kill_tree(self) -> None:
         """SIGKILL to every process below us: the child, torchrun's workers, anything orphaned to us."""
         import psutil
 
-        try:
-            descendants = psutil.Process().children(recursive=True)
-        except psutil.Error:
-            descendants = []
-        for proc in descendants:
+        for proc in self.tree():
             try:
                 proc.kill()
             except psutil.Error:
@@ -382,10 +407,7 @@ class Supervisor:
         """After the child: kill and reap whatever of its tree is left, so nothing outlives the attempt."""
         import psutil
 
-        try:
-            left = psutil.Process().children(recursive=True)
-        except psutil.Error:
-            return
+        left = self.tree()
         if left:
             log(f"ending {len(left)} process(es) left behind: {', '.join(str(p.pid) for p in left)}")
         for proc in left:
@@ -434,10 +456,10 @@ class Supervisor:
             self.sitter = None
         log("continued the trainer")
 
-    def note(self, type: str, **fields: Any) -> None:
-        """Append one event while the child may be writing too (the writer reads the sequence on)."""
+    def note(self, type: str, **fields: Any) -> dict[str, Any]:
+        """Append one event while the child may be writing too (the writer reads the sequence on); returns it."""
         with self._writer_lock, EventWriter(self.folder) as writer:
-            writer.emit(type, **fields)
+            return writer.emit(type, **fields)
 
     def watch(self, offset: int) -> None:
         """Feed the attempt's events to the watchdog until the child ends; write its alerts."""
@@ -468,8 +490,9 @@ class Supervisor:
     def alert(self, alert: Alert) -> None:
         """Record ``alert``; stop the run (saving) when ``train.stop_on`` names its kind."""
         stops = alert.kind in self.stop_on and not self.stop_requested
-        self.note(ALERT, **alert.fields(), stops=stops)
+        event = self.note(ALERT, **alert.fields(), stops=stops)
         log(f"alert {alert.kind}: {alert.message}" + (" (train.stop_on: stopping, saving first)" if stops else ""))
+        self.announce(event)
         if stops:
             self.on_sigterm()
 
@@ -478,6 +501,28 @@ class Supervisor:
         self.kill_requested = self.stop_requested = True
         if self.child is not None and self.child.poll() is None:
             self.kill_tree()
+
+    def announce(self, event: dict[str, Any]) -> None:
+        """Send word of a training run's ``event`` (its end, an alert) where the settings file's ``notify`` says, from a
+        detached sender (engine.notify): whatever becomes of it, the run and this supervisor go on."""
+        if self.job.verb != "train":
+            return
+        try:
+            attempt = read_events_from(self.folder / EVENTS_FILE, self._events_offset).events
+            sender = announce(run_facts(self.folder, event, attempt), self.folder / LOG_FILE)
+        except Exception as exc:  # a notification must never fail the run; the log says why it was not sent
+            log(f"notification of {event.get('type')} not sent: {exc}")
+            return
+        if sender is not None:
+            self.notifiers = [done for done in self.notifiers if done.poll() is None] + [sender]  # reaps ended ones
+            log(f"notifying {event.get('type')} (sender pid {sender.pid})")
+
+    def announce_end(self) -> None:
+        """Send word of the attempt's terminal event, once it is written (nothing when none was)."""
+        events = read_events_from(self.folder / EVENTS_FILE, self._events_offset).events
+        ends = [event for event in events if event.get("type") in TERMINAL_TYPES]
+        if ends:
+            self.announce(ends[-1])
 
     def write_pids(self) -> None:
         """Record who is who (the child is null until it starts)."""
@@ -501,7 +546,7 @@ class Supervisor:
     def run(self) -> int:
         """Start the child, wait for it and record a missing terminal event; returns its exit code."""
         events_path = self.folder / EVENTS_FILE
-        offset = events_path.stat().st_size if events_path.exists() else 0
+        offset = self._events_offset = events_path.stat().st_size if events_path.exists() else 0
         self.write_pids()
         if self.stop_requested:
             return self.record(self.job.stopped, **self._nothing_saved())
@@ -729,4 +774,6 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGUSR2, supervisor.on_kill_request)
     signal.signal(signal.SIGTSTP, supervisor.on_pause)
     signal.signal(signal.SIGCONT, supervisor.on_continue)
-    return supervisor.run()
+    code = supervisor.run()
+    supervisor.announce_end()
+    return code

@@ -1,7 +1,9 @@
 """RunsScreen, the home screen: every run in the runs folder, refreshed in the background.
 
 Enter opens a run's dashboard; R resumes a stopped, failed or lost run that has a checkpoint
-and opens its dashboard to follow it.
+and opens its dashboard to follow it. The runs folder's queue (tuitune.runs.queue) comes first, in the order its
+runs start, each row's state ``queued #N``: shift+up and shift+down (or K and J) move one sooner or later, d takes it
+out of the queue.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from tuitune import fmt
 from tuitune.controllers.export_start import ExportStarter
 from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
 from tuitune.runs.folder import RunsIndex, RunSummary
+from tuitune.runs.queue import Queue, QueuedRun, QueueError, move_run, read_queue, remove_run, runner_alive
 from tuitune.runs.state import describe_end
 from tuitune.screens.base import AppScreen
 
@@ -37,8 +40,10 @@ MODEL_WIDTH = 24
 """Longest model cell (the end of a hub id says the most: ``…a/Llama-3.2-1B-Instruct``)."""
 STATE_STYLE = {
     "running": "bold green", "paused": "bold blue", "finished": "cyan", "stopped": "yellow", "failed": "bold red",
-    "lost": "magenta",
+    "lost": "magenta", "queued": "italic",
 }
+QUEUED_KEY = "queue:"
+"""Row keys of queued runs start with this (a run's row key is its folder's absolute path)."""
 SCAN_INTERVAL = 2.0
 """Seconds between rescans of the runs folder."""
 
@@ -58,6 +63,36 @@ def row_of(run: RunSummary) -> tuple[str, ...]:
         fmt.clock(state.started_t, year=False),
         fmt.duration(state.duration_s),
     )
+
+
+def queued_row(run: QueuedRun, place: int) -> tuple[str, ...]:
+    """The table cells of a queued run (every column of COLUMNS): what it will train, and its place."""
+    model = str((run.config.get("model") or {}).get("name_or_path") or fmt.DASH).rstrip("/")
+    train = run.config.get("train") or {}
+    steps = train.get("max_steps") if isinstance(train.get("max_steps"), int) and train["max_steps"] > 0 else None
+    return (
+        run.name,
+        model if len(model) <= MODEL_WIDTH else "…" + model[-(MODEL_WIDTH - 1):],
+        str((run.config.get("adapter") or {}).get("method") or fmt.DASH),
+        f"queued #{place}",
+        f"0/{steps or '?'}",
+        fmt.DASH,
+        fmt.DASH,
+        fmt.DASH,
+    )
+
+
+def queued_detail(run: QueuedRun, place: int, queue: Queue, runner: bool) -> Text:
+    """What the highlighted queued run waits for, and the keys that move or remove it."""
+    out = Text()
+    out.append(f"{run.name}: ", style="bold")
+    out.append("queued, starts next" if place == 1 else f"queued, starts after {place - 1} queued run(s)")
+    if queue.paused:
+        out.append("; the queue is paused (tuitune queue resume goes on)", style="blue")
+    elif not runner:
+        out.append("; nothing works the queue (tuitune queue resume starts it)", style="yellow")
+    out.append("\nshift+↑/↓ (K/J) moves it, d takes it out of the queue", style="dim")
+    return out
 
 
 def layout(texts: list[tuple[str, ...]], width: int) -> tuple[tuple[str, ...], list[int]]:
@@ -138,6 +173,9 @@ class RunsScreen(AppScreen):
         Binding("N", "new_from_config", "New from this", show=False),
         Binding("f2", "rename", "Rename", show=False),
         Binding("d", "delete", "Delete", show=False),
+        # shown on a queued row only (check_action), where Open is not
+        Binding("shift+up,K", "queue_move(-1)", "Sooner", key_display="⇧↑"),
+        Binding("shift+down,J", "queue_move(1)", "Later", key_display="⇧↓"),
     ]
 
     @dataclass
@@ -148,6 +186,12 @@ class RunsScreen(AppScreen):
         """Every run, newest first."""
         resumable: frozenset[str] = field(default_factory=frozenset)
         """Row keys of the runs R can resume (see ``resumable``)."""
+        queue: Queue = field(default_factory=Queue)
+        """The runs folder's queue."""
+        runner: bool = False
+        """Whether a runner works the queue."""
+        queue_problem: str | None = None
+        """Why the queue could not be read, or None."""
 
     table = getters.query_one("#runs", DataTable)
     detail = getters.query_one("#detail", Static)
@@ -157,11 +201,17 @@ class RunsScreen(AppScreen):
         super().__init__()
         self.runs: dict[str, RunSummary] = {}
         """The last scan's runs by row key (the folder path)."""
+        self.queued: dict[str, tuple[QueuedRun, int]] = {}
+        """The last scan's queued runs (and their places, from 1) by row key (QUEUED_KEY + name)."""
+        self.queue = Queue()
+        """The queue as the last scan read it."""
+        self.runner = False
+        """Whether a runner worked the queue at the last scan."""
         self.resumable: frozenset[str] = frozenset()
         """Row keys of the runs R can resume, as of the last scan."""
         self.resuming: str | None = None
         """Row key of the run being resumed (R is hidden until its engine started or failed)."""
-        self._resume_offered = (False, False)
+        self._resume_offered = (False, False, False)
         self.scans = 0
         """Completed scans (tests wait on it)."""
         self._layout: tuple[tuple[str, ...], list[int]] = ((), [])
@@ -197,35 +247,46 @@ class RunsScreen(AppScreen):
         if self._index is None:
             self._index = RunsIndex(self.runs_dir, self.tuitune_app.settings.llamafactory_dirs)
         index = self._index
-        if self.scans == 0:
-            self.post_message(self.Scanned(index.scan(check_alive=False)))  # the list first, liveness next
+        if self.scans == 0:  # the list first, liveness next
+            self.post_message(self.Scanned(index.scan(check_alive=False), frozenset(), *self._read_queue()))
         while not worker.is_cancelled:
             runs = index.scan()
-            self.post_message(self.Scanned(runs, resumable(runs)))
+            self.post_message(self.Scanned(runs, resumable(runs), *self._read_queue()))
             for _ in range(int(SCAN_INTERVAL / 0.1)):
                 if worker.is_cancelled:
                     return
                 time.sleep(0.1)
 
+    def _read_queue(self) -> tuple[Queue, bool, str | None]:
+        """The queue, whether a runner works it, and why it could not be read (in the scan's thread)."""
+        try:
+            return read_queue(self.runs_dir), runner_alive(self.runs_dir), None
+        except (QueueError, OSError) as exc:
+            return Queue(), False, str(exc)
+
     @on(Scanned)
     def show_runs(self, message: Scanned) -> None:
         """Bring the table up to date, changing only the cells that changed."""
         table = self.table
+        queued = {QUEUED_KEY + run.name: (run, place) for place, run in enumerate(message.queue.runs, 1)}
         rows = {str(run.path): run for run in message.runs}
-        texts = {key: row_of(run) for key, run in rows.items()}
+        texts = {key: queued_row(*entry) for key, entry in queued.items()} | {k: row_of(r) for k, r in rows.items()}
         # Fixed column widths from the content and the screen: the table never re-measures
         # lazily, so a frame shows the same layout whenever it is taken.
         shape = layout(list(texts.values()), self.size.width or 80)
-        if list(rows) != [key.value for key in table.rows] or shape != self._layout:
+        old = {key: queued_row(*entry) for key, entry in self.queued.items()} | {
+            key: row_of(run) for key, run in self.runs.items()}
+        self.queued, self.queue, self.runner = queued, message.queue, message.runner
+        if list(texts) != [key.value for key in table.rows] or shape != self._layout:
             self._rebuild(rows, shape)
         else:
-            for key, run in rows.items():
-                if row_of(self.runs[key]) != texts[key]:
-                    for column, value in zip(table.columns, self._cells(run)):
+            for key, text in texts.items():
+                if old.get(key) != text:
+                    for column, value in zip(table.columns, self._cells_of(key, rows)):
                         table.update_cell(key, column, value)
         self.runs = rows
         self.resumable = message.resumable
-        self.heading.update(f"Runs ({len(rows)})" if rows else self._empty_text())
+        self.heading.update(self._heading(message.queue_problem) if texts else self._empty_text())
         self.show_detail()
         self.scans += 1
 
@@ -235,21 +296,35 @@ class RunsScreen(AppScreen):
         table.clear(columns=True)
         for name, width in zip(*shape):
             table.add_column(name, width=width, key=name)
-        for key, run in rows.items():
-            table.add_row(*self._cells(run), key=key)
-        if selected in rows:
-            table.move_cursor(row=list(rows).index(selected))
+        keys = [*self.queued, *rows]
+        for key in keys:
+            table.add_row(*self._cells_of(key, rows), key=key)
+        if selected in keys:
+            table.move_cursor(row=keys.index(selected))
 
     def on_resize(self) -> None:
         """Lay the columns out again for the new width."""
-        if self.runs:
-            self._rebuild(self.runs, layout([row_of(run) for run in self.runs.values()], self.size.width))
+        if self.runs or self.queued:
+            texts = [queued_row(*entry) for entry in self.queued.values()] + [row_of(r) for r in self.runs.values()]
+            self._rebuild(self.runs, layout(texts, self.size.width))
 
-    def _cells(self, run: RunSummary) -> list[Text]:
-        row, (columns, widths) = row_of(run), self._layout
+    def _cells_of(self, key: str, rows: dict[str, RunSummary]) -> list[Text]:
+        if key in self.queued:
+            return self._cells(queued_row(*self.queued[key]), "queued")
+        return self._cells(row_of(rows[key]), rows[key].status)
+
+    def _cells(self, row: tuple[str, ...], status: str) -> list[Text]:
+        columns, widths = self._layout
         cells = [Text(fit(row[COLUMNS.index(name)], width)) for name, width in zip(columns, widths)]
-        cells[columns.index("state")].stylize(STATE_STYLE.get(run.status, ""))  # Text: "[x]" is not markup
+        cells[columns.index("state")].stylize(STATE_STYLE.get(status, ""))  # Text: "[x]" is not markup
         return cells
+
+    def _heading(self, queue_problem: str | None) -> str:
+        heading = f"Runs ({len(self.runs)})"
+        if self.queued:
+            how = "paused" if self.queue.paused else "running" if self.runner else "not running: tuitune queue resume"
+            heading += f" · queue ({len(self.queued)}, {how})"
+        return heading + (f" · {queue_problem}" if queue_problem else "")
 
     def _empty_text(self) -> str:
         return f"No runs yet in {self.runs_dir}. Press n to start one."
@@ -265,12 +340,16 @@ class RunsScreen(AppScreen):
         """Say more about the highlighted run."""
         key = self._selected_key()
         run = self.runs.get(key) if key else None
-        self.detail.update(detail_of(run) if run else "")
+        if key in self.queued:
+            self.detail.update(queued_detail(*self.queued[key], self.queue, self.runner))
+        else:
+            self.detail.update(detail_of(run) if run else "")
         self._offer_resume()
 
     def _offer_resume(self) -> None:
         """Show or hide R and C in the footer when that changes (a footer redraw costs a recompose)."""
-        offered = (bool(self.check_action("resume", ())), bool(self.check_action("chat", ())))
+        offered = (bool(self.check_action("resume", ())), bool(self.check_action("chat", ())),
+                   bool(self.check_action("queue_move", ())))  # Open goes as Sooner and Later come
         if offered != self._resume_offered:
             self._resume_offered = offered
             self.refresh_bindings()
@@ -283,7 +362,9 @@ class RunsScreen(AppScreen):
     def action_open_run(self) -> None:
         """Open the highlighted run's dashboard."""
         key = self._selected_key()
-        if key:
+        if key in self.queued:
+            self.notify(f"{self.queued[key][0].name} is queued: its dashboard opens once it starts")
+        elif key:
             self.tuitune_app.open_dashboard(Path(key))
 
     def action_rescan(self) -> None:
@@ -295,6 +376,10 @@ class RunsScreen(AppScreen):
         there is nothing trained to talk to)."""
         if action == "resume":
             return self.resuming is None and self._selected_key() in self.resumable
+        if action in ("queue_move", "delete", "open_run") and self._selected_key() in self.queued:
+            return action != "open_run"
+        if action == "queue_move":
+            return False
         if action in ("chat", "export", "rename", "delete", "new_from_config"):
             run = self.runs.get(self._selected_key() or "")
             if run is None or run.lf:  # a LLaMA-Factory folder is only read
@@ -339,6 +424,9 @@ class RunsScreen(AppScreen):
         key = self._selected_key()
         if not key or not self.check_action("delete", ()):
             return
+        if key in self.queued:
+            self._change_queue(self.queued[key][0].name, None)
+            return
         run_dir = Path(key)
         if (working := busy(run_dir)) is not None:
             self.notify(f"{run_dir.name} cannot be deleted while {working}: stop it first", severity="warning")
@@ -366,10 +454,30 @@ class RunsScreen(AppScreen):
             self.app.call_from_thread(self.notify, said)
         self.app.call_from_thread(self.scan_runs)
 
+    def action_queue_move(self, by: int) -> None:
+        """Move the highlighted queued run ``by`` places (negative: sooner)."""
+        key = self._selected_key()
+        if key in self.queued:
+            self._change_queue(self.queued[key][0].name, by)
+
+    @work(thread=True, exclusive=True, group="queue-change", exit_on_error=False, description="changing the queue")
+    def _change_queue(self, name: str, by: int | None) -> None:
+        """Move a queued run ``by`` places, or (None) take it out of the queue; then rescan. The queue's edit lock
+        may wait on a ``tuitune queue`` command, so off the event loop."""
+        try:
+            if by is None:
+                remove_run(self.runs_dir, name)
+                self.app.call_from_thread(self.notify, f"{name} is out of the queue")
+            else:
+                move_run(self.runs_dir, name, by)
+        except (QueueError, OSError) as exc:  # it started meanwhile, or the queue cannot be written
+            self.app.call_from_thread(self.notify, str(exc), title="the queue is unchanged", severity="error")
+        self.app.call_from_thread(self.scan_runs)
+
     def action_evals(self) -> None:
         """See the highlighted run's evaluations."""
         key = self._selected_key()
-        if key:
+        if key and key not in self.queued:
             self.tuitune_app.open_evals(Path(key))
 
     def action_export(self) -> None:

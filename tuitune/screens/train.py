@@ -186,6 +186,10 @@ class TrainScreen(AppScreen):
         """Whether engine.log has been read once (before that, its tail is unknown, not empty)."""
         self.lf = is_lf_folder(self.run_dir)
         """A LLaMA-Factory output folder, shown read-only: nothing is offered that would act on the run."""
+        self.watched_live = False
+        """Whether this attempt was seen running from here: its end then rings the terminal (history does not)."""
+        self.notices: list[str] = []
+        """The escapes sent to the terminal when a run shown here ended (tests read it; headless sends none)."""
 
     @property
     def status(self) -> str:
@@ -286,9 +290,27 @@ class TrainScreen(AppScreen):
         if liveness_changed:
             self.alive = message.alive
             self.refresh_bindings()  # R hides while an engine of this run lives
+        if self.alive and self.state.terminal is None:
+            self.watched_live = True
+        elif self.watched_live and self.state.terminal is not None:
+            self.watched_live = False
+            self.ring_end()
         self._dirty = True
         if first or liveness_changed or was_terminal != (self.state.terminal is not None):
             self.repaint_if_due(force=True)
+
+    def ring_end(self) -> None:
+        """The run shown here ended while it was watched: the bell and a desktop notification (notify.terminal)."""
+        from tuitune.notice import notice_escape
+
+        end = describe_end(self.state.terminal or {}, self.run_dir)
+        sequence = notice_escape(self.tuitune_app.settings.notify.terminal, f"tuitune: {self.run_dir.name}", end)
+        if not sequence:
+            return
+        self.notices.append(sequence)
+        driver = self.app._driver  # Textual writes its own bell and OSC 52 this way (App.bell, copy_to_clipboard)
+        if not self.app.is_headless and driver is not None:
+            driver.write(sequence)
 
     @on(LogLinesRead)
     def take_log(self, message: LogLinesRead) -> None:
