@@ -3,7 +3,7 @@ only when used, so ``tuitune stop`` never pays for Textual and nothing here impo
 
 The command line is a promise kept stable (see README): tuitune, tuitune train, tuitune attach,
 tuitune stop, tuitune pause, tuitune continue, tuitune data check, tuitune estimate, tuitune chat,
-tuitune eval, tuitune export.
+tuitune eval, tuitune export, tuitune import-lf, tuitune pull, tuitune queue, tuitune serve.
 """
 
 from __future__ import annotations
