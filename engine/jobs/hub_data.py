@@ -51,7 +51,7 @@ def describe(exc: BaseException) -> str:
 
     text = " ".join(str(exc).split())
     if isinstance(exc, DatasetNotFoundError):
-        return f"{text} (a private or gated dataset needs `huggingface-cli login` or HF_TOKEN)"
+        return f"{text} (a private or gated dataset needs `hf auth login` or HF_TOKEN)"
     if isinstance(exc, ConnectionError):
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0") or \
             os.environ.get("HF_DATASETS_OFFLINE", "") not in ("", "0")

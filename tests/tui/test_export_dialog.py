@@ -53,7 +53,7 @@ async def test_the_choice_comes_back_as_the_jobs_settings(tmp_path: Path) -> Non
     assert app.answer == ExportRequest(merged=True, gguf=("f16",), ollama=True, to=str(tmp_path / "served"))
     assert app.answer.settings("checkpoints/checkpoint-30") == {
         "weights": "checkpoints/checkpoint-30", "merged": True, "gguf": ["f16"], "ollama": True,
-        "to": str(tmp_path / "served"), "adapter_only": None}
+        "to": str(tmp_path / "served"), "adapter_only": None, "push": None, "private": False}
 
 
 async def test_ollama_alone_picks_q8_0_and_the_default_folder_stays_the_jobs(tmp_path: Path) -> None:
