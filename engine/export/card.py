@@ -20,11 +20,14 @@ import yaml
 
 from engine.config import RunConfig
 from engine.data.hub import is_hub, parse, repo_id_problem
+from engine.paths import DEMO_MODEL
 from engine.protocol import EVAL, LOG, RUN_STARTED, TERMINAL_TYPES
 from engine.stages import STAGES
 
 CARD_FILE = "README.md"
 HUB = "https://huggingface.co"
+METHODS = {"lora": "LoRA", "dora": "DoRA"}
+"""How the card writes an adapter method's name."""
 
 
 def model_card(repo_id: str, run_dir: Path, config: RunConfig, events: list[dict[str, Any]], weights: str,
@@ -56,8 +59,11 @@ def hub_model(name: str) -> str | None:
 
 def _summary(config: RunConfig, base: str | None, adapter: bool, run_name: str, weights: str) -> str:
     stage = STAGES[config.stage]
-    what = f"A {config.adapter.method.upper()} adapter" if adapter else "A fully fine-tuned model"
-    model = f"[{base}]({HUB}/{base})" if base else f"`{Path(config.model.name_or_path).name}` (a local model)"
+    what = f"A {METHODS.get(config.adapter.method, config.adapter.method)} adapter" if adapter else \
+        "A fully fine-tuned model"
+    name = config.model.name_or_path
+    model = (f"[{base}]({HUB}/{base})" if base else "tuitune's demo model (SmolLM2-135M-Instruct)"
+             if name == DEMO_MODEL else f"`{Path(name).name}` (a local model)")
     return (f"{what} of {model}, trained with tuitune: stage `{stage.name}` ({stage.summary}). Exported from the "
             f"run `{run_name}` ({weights}).\n")
 
@@ -90,7 +96,8 @@ def _data(config: RunConfig, events: list[dict[str, Any]]) -> str:
     counts = [f"{data[key]:,} {what}" for key, what in (("train_records", "training records"),
                                                          ("eval_records", "held out"),
                                                          ("train_tokens", "tokens")) if isinstance(data.get(key), int)]
-    lines.append(f"\nLayout `{config.data.format}`, cut at {config.data.cutoff_len} tokens"
+    layout = "detected from the records" if config.data.format == "auto" else f"`{config.data.format}`"
+    lines.append(f"\nLayout {layout}, cut at {config.data.cutoff_len} tokens"
                  + (f"; {', '.join(counts)}" if counts else "") + ".")
     return "\n".join(lines) + "\n"
 
@@ -132,7 +139,7 @@ def _results(events: list[dict[str, Any]]) -> str:
         if value is not None:
             rows.append((name, f"{value:.4g}" if isinstance(value, float) else value))
     for name, value in sorted({**(log.get("metrics") or {}), **(evaluation.get("metrics") or {})}.items()):
-        if isinstance(value, (int, float)):
+        if isinstance(value, (int, float)) and not name.startswith("train_"):  # the trainer's own run summary
             rows.append((name, f"{value:.4g}"))
     return "## Results\n\n" + (_table(rows) if rows else "The run folder holds no training events.\n")
 
