@@ -58,17 +58,12 @@ def test_a_missing_dataset_or_split_is_one_located_line(eng, fake_hub) -> None:
 def test_a_dataset_info_entry_on_the_hub_is_read_through_its_mapping(eng, fake_hub, tmp_path: Path) -> None:
     fake_hub.add("org/qa", {"train.jsonl": jsonl([{"q": r["instruction"], "a": r["output"]} for r in ROWS])},
                  kind="dataset")
-    fake_hub.add("org/alpaca", {"train.jsonl": jsonl(ROWS)}, kind="dataset")
     folder = tmp_path / "lf-data"
     folder.mkdir()
     (folder / "dataset_info.json").write_text(json.dumps({
-        "mapped": {"hf_hub_url": "org/qa", "columns": {"prompt": "q", "response": "a"}},
-        "as_is": {"hf_hub_url": "org/alpaca", "split": "train"}}))
+        "mapped": {"hf_hub_url": "org/qa", "split": "train", "columns": {"prompt": "q", "response": "a"}}}))
 
     code, out, err = check(eng, "mapped", "--dataset-dir", str(folder))
     assert code == 0, out + err
     assert "note: mapped: hf:org/qa:train read through its column mapping" in err
     assert "records: 5 (5 usable)" in out
-    code, out, err = check(eng, "as_is", "--dataset-dir", str(folder))
-    assert code == 0, out + err
-    assert "hf:org/alpaca:train: format alpaca" in out and "records: 5 (5 usable)" in out

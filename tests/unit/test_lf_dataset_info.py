@@ -235,3 +235,11 @@ def test_data_flags_for_the_command_line(tmp_path: Path) -> None:
     flags = data_flags(["a,b"], folder, cache=tmp_path / "cache")
     config = compose_config(None, None, flags, cwd=tmp_path)
     assert config.data.train == [str(folder / "a.jsonl"), str(folder / "b.jsonl")] and config.data.format == "alpaca"
+
+
+def test_a_hub_entry_in_our_layout_resolves_to_its_hf_dataset(tmp_path: Path) -> None:
+    chat = {"hf_hub_url": "org/chat", "split": "test", "formatting": "sharegpt"}
+    folder = write_info(tmp_path / "data", {"alpaca_en": {"hf_hub_url": "llamafactory/alpaca_en"}, "chat": chat})
+    resolved = resolve(["alpaca_en", "chat"], folder, cache=tmp_path / "cache")
+    assert resolved.paths == ["hf:llamafactory/alpaca_en:train", "hf:org/chat:test"]
+    assert resolved.format == "auto" and not (tmp_path / "cache").exists()  # nothing loaded or converted yet
