@@ -93,6 +93,11 @@ def arrow_files(path: str) -> list[Path]:
     return _LOADED[dataset]
 
 
+def forget(path: str) -> None:
+    """Load the split ``path`` names again when next asked (its cached files went away)."""
+    _LOADED.pop(parse(path), None)
+
+
 def _load(dataset: HubDataset) -> list[Path]:
     """Run ``python -m engine hub-data`` for ``dataset``; its one JSON line names the files or the problem."""
     done = subprocess.run([sys.executable, "-m", "engine", "hub-data", dataset.repo_id, "--split", dataset.split],

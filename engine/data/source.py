@@ -103,7 +103,8 @@ def iter_records(path: str) -> Iterator[RawRecord]:
     if hub.is_hub(path):
         try:
             yield from _iter_arrow_files(hub.arrow_files(path), path, "the dataset's split is empty: no rows")
-        except OSError as exc:  # the cache emptied meanwhile
+        except OSError as exc:  # the cache emptied meanwhile: the next read loads it again
+            hub.forget(path)
             raise SourceError(Problem(path, None, None, None, f"cannot read its cached files: {exc}")) from None
         return
     real = resolve_path(path)
