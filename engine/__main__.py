@@ -6,6 +6,7 @@ eval     an evaluation job, for a job folder RUN/evals/NAME holding job.yaml
 export   an export job, for a job folder RUN/exports/NAME holding job.yaml
 prepare  convert the embedded demo model once into the user's cache
 data     tokenise instruction data and report statistics and problems as JSON lines
+hub-data load a Hub dataset's split into the datasets cache and name its arrow files (engine.data.hub reads them)
 chat     answer chat requests with a run's base and tuned model, as JSON lines
 torchrun torchrun for a run of several processes, its one-machine rendezvous on loopback only
 notify   send one event's notification where the settings file says (webhook, command)
@@ -23,6 +24,7 @@ COMMANDS = {
     "export": "engine.jobs.export",
     "prepare": "engine.models.demo",
     "data": "engine.services.data",
+    "hub-data": "engine.jobs.hub_data",
     "chat": "engine.services.chat",
     "torchrun": "engine.recipes.torchrun",
     "notify": "engine.notify.send",

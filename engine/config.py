@@ -124,7 +124,7 @@ class DataSection(Section):
     """Instruction data and how it is turned into training sequences."""
 
     train: list[str] = Field(default_factory=lambda: [DEMO_DATA], min_length=1)
-    """JSON, JSON Lines, .txt or datasets folders; builtin:identity is the shipped demo set (in the stage's layout)."""
+    """JSON, JSON Lines, .txt or datasets folders, or Hub datasets hf:ORG/NAME[:SPLIT]; builtin:identity is the shipped demo set (in the stage's layout)."""
     format: Literal["auto", "alpaca", "sharegpt", "openai", "alpaca_pairs", "sharegpt_pairs", "trl_pairs",
                     "alpaca_kto", "sharegpt_kto", "trl_kto", "text"] = "auto"
     """Record layout, auto detected from the first records; sft: alpaca/sharegpt/openai, dpo/orpo/rm: *_pairs, kto: *_kto or pairs, pt: text."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Callable
 
+from engine.data import hub
 from engine.data.problems import Problem, SourceError
 from engine.data.source import BOM, RawRecord, iter_records, parse_line, resolve_path, source_kind
 
@@ -32,10 +33,10 @@ class RecordIndex:
         self.path = path
         """The path as the user named it (problems carry it)."""
         self.real = resolve_path(path)
-        if not self.real.exists():
+        if not hub.is_hub(path) and not self.real.exists():
             raise SourceError(Problem(path, None, None, None, "no such file or folder"))
-        self.kind = source_kind(self.real)
-        """jsonl, json or arrow."""
+        self.kind = "hub" if hub.is_hub(path) else source_kind(self.real)
+        """jsonl, json, arrow, txt or hub (a Hub dataset, read whole by the first page)."""
         self.size = self.real.stat().st_size if self.real.is_file() else 0
         self.offsets = array("q")
         """Byte offset of each record's line (JSON Lines)."""

@@ -7,22 +7,31 @@ reads the same wherever it appears.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 Severity = Literal["error", "warning"]
 SHOWN = 20
 """Problems written into a DataError's message (all are in ``.problems``)."""
+HUB_PREFIX = "hf:"
+"""Data named ``hf:ORG/NAME[:SPLIT]`` is a dataset on the Hugging Face Hub (:mod:`engine.data.hub`)."""
+HUB_DEFAULT_SPLIT = "train"
+"""The split read when ``hf:ORG/NAME`` names none."""
+_HUB_WITHOUT_SPLIT = re.compile(r"^hf:[\w.-]+/[\w.-]+$", re.ASCII)
+"""A Hub dataset named without its split (its problems name the split read)."""
 
 
 def location(file: str, line: int | None = None, column: int | None = None, record: int | None = None,
              field: str | None = None) -> str:
-    """``file:line:col record N field F``, leaving out what is unknown."""
-    where = file
+    """``file:line:col record N field F``, leaving out what is unknown; a Hub dataset's place is its split and
+    row: ``hf:org/name:train row 12 field output``."""
+    hub = file.startswith(HUB_PREFIX)
+    where = f"{file}:{HUB_DEFAULT_SPLIT}" if _HUB_WITHOUT_SPLIT.match(file) else file
     if line is not None:
         where += f":{line}" + (f":{column}" if column is not None else "")
     if record is not None:
-        where += f" record {record}"
+        where += f" {'row' if hub else 'record'} {record}"
     if field:
         where += f" field {field}"
     return where
@@ -33,11 +42,11 @@ class Problem:
     """One thing wrong with the data, located as precisely as the file allows."""
 
     file: str
-    """The data file or folder, as the user named it."""
+    """The data file or folder (or ``hf:`` dataset), as the user named it."""
     line: int | None
     """1-based line in the file (None for datasets folders and whole-file problems)."""
     record: int | None
-    """0-based record index in the file (the row number datasets would give it)."""
+    """0-based record index in the file (the row number datasets would give it; a Hub dataset's row)."""
     field: str | None
     """Field path inside the record, such as ``messages[2].role``."""
     message: str

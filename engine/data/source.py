@@ -2,7 +2,8 @@
 
 JSON Lines are read a line at a time, so a 1 GB file costs no more memory than its longest
 line; JSON arrays are parsed element by element so each record knows its line; folders saved
-by ``datasets.save_to_disk`` are read through pyarrow (imported only then). Anything wrong
+by ``datasets.save_to_disk`` are read through pyarrow (imported only then), and so are Hub datasets
+(``hf:ORG/NAME[:SPLIT]``, loaded into the datasets cache first: :mod:`engine.data.hub`). Anything wrong
 with the bytes — invalid UTF-8, JSON syntax — becomes a :class:`Problem` with line and column
 instead of an exception.
 
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.data import hub
 from engine.data.problems import Problem, SourceError
 from engine.files import file_kind
 
@@ -92,11 +94,19 @@ def source_kind(path: Path, name: str | None = None) -> str:
 
 
 def iter_records(path: str) -> Iterator[RawRecord]:
-    """Every record of the file or folder ``path`` with its place; never raises for bad content.
+    """Every record of the file or folder ``path`` (or the Hub dataset ``hf:…``) with its place; never raises for
+    bad content.
 
     Raises:
-        SourceError: when the path is missing or unreadable as a whole.
+        SourceError: when the path is missing or unreadable as a whole (a Hub dataset: not loadable).
     """
+    if hub.is_hub(path):
+        try:
+            yield from _iter_arrow_files(hub.arrow_files(path), path, "the dataset's split is empty: no rows")
+        except OSError as exc:  # the cache emptied meanwhile: the next read loads it again
+            hub.forget(path)
+            raise SourceError(Problem(path, None, None, None, f"cannot read its cached files: {exc}")) from None
+        return
     real = resolve_path(path)
     if not real.exists():
         raise SourceError(Problem(path, None, None, None, "no such file or folder"))
@@ -293,6 +303,11 @@ def _iter_arrow(path: Path, name: str) -> Iterator[RawRecord]:
         files = arrow_files(path)
     except (FileNotFoundError, ValueError, KeyError, IndexError) as exc:
         raise SourceError(Problem(name, None, None, None, str(exc))) from None
+    yield from _iter_arrow_files(files, name, "the dataset is empty: no records")
+
+
+def _iter_arrow_files(files: list[Path], name: str, empty: str) -> Iterator[RawRecord]:
+    """The rows of arrow files written by ``datasets`` (streaming IPC format), numbered across the files."""
     import pyarrow  # only datasets folders need it; it is not part of the ML stack
 
     index = 0
@@ -303,7 +318,7 @@ def _iter_arrow(path: Path, name: str) -> Iterator[RawRecord]:
                     yield RawRecord(index, None, row)
                     index += 1
     if index == 0:
-        yield RawRecord(0, None, problem=Problem(name, None, None, None, "the dataset is empty: no records"))
+        yield RawRecord(0, None, problem=Problem(name, None, None, None, empty))
 
 
 TEXT_BLOCKS = "one document per blank-line-separated block: tuitune's reading, so a paragraph stays one document"

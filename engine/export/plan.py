@@ -15,6 +15,12 @@ the supervisor before the job starts, see ``JOBS`` in :mod:`engine.supervisor.la
     ollama: true              # a Modelfile next to the first GGUF
     to: null                  # the folder the files go to (absolute); null: the job's own folder
     adapter_only: null        # a folder to copy a clean PEFT adapter into (absolute), or null
+    push: null                # a Hub repo ORG/NAME to upload the adapter, the outputs and a model card to
+    private: false            # with push: create the repo private (an existing repo keeps its visibility)
+
+**Pushing** (``push``): the token is the one huggingface_hub reads (``HF_TOKEN``, or the file ``hf auth login``
+writes); it is never written into job.yaml, the job's folder or its log. :func:`push_problem` refuses a malformed
+repo id and a missing token before any work.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from engine.data.hub import repo_id_problem
 from engine.locks import LOCK_FILE, held_elsewhere, is_locked
 from engine.models.safetensors_header import weights_problem as damaged_weights
 from engine.protocol import JOB_FOLDERS
@@ -45,6 +52,7 @@ RESERVE = 64 * 1024**2
 BYTES_PER_WEIGHT = {"f16": 2.0, "bf16": 2.0, "q8_0": 34 / 32}
 """Q8_0 stores 32 weights in 34 bytes (an fp16 scale and 32 int8)."""
 DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2}
+LOGIN_HINT = "log in with `hf auth login` (a token with write access) or set HF_TOKEN"
 STAGING_PREFIX = ".tuitune-export-"
 """Name prefix of the temporary folder an export writes into, inside the destination. The export holds the
 folder's lock (:class:`engine.locks.FolderLock`) while it writes, so a later export can tell a folder left by a
@@ -52,19 +60,59 @@ killed job (lock file, lock free) from a live one's."""
 
 
 def request_problem(run_dir: Path, weights: Path, settings: ExportSettings, holding: bool = False) -> str | None:
-    """What refuses an export before it starts, in one line naming what and where, or None: a destination
-    (``to`` or ``adapter_only``) that cannot take it (:func:`destination_problem`), a ``to`` another export is
-    writing (:func:`busy_problem`), or damaged weights (:func:`weights_problem`). Reads no model.
+    """What refuses an export before it starts, in one line naming what and where, or None: a push that cannot
+    be made (:func:`push_problem`), a destination (``to`` or ``adapter_only``) that cannot take it
+    (:func:`destination_problem`), a ``to`` another export is writing (:func:`busy_problem`), or damaged weights
+    (:func:`weights_problem`). Reads no model.
 
     Args:
         holding: Asked by the job itself, whose supervisor holds the destination's lock (not asked then).
     """
+    if settings.push and (problem := push_problem(settings.push)):
+        return problem
     for folder in (settings.to, settings.adapter_only):
         if folder and (problem := destination_problem(Path(folder), run_dir)):
             return problem
     if settings.to and not holding and (problem := busy_problem(Path(settings.to))):
         return problem
     return weights_problem(weights)
+
+
+def push_problem(repo_id: str) -> str | None:
+    """Why the export cannot be pushed to the Hub repo ``repo_id``, or None: not of the form ``ORG/NAME``, or no
+    token (read as huggingface_hub reads it: ``HF_TOKEN``, then the file ``hf auth login`` writes). Whether the
+    token may write there only the Hub can say: the job asks it before the export's work."""
+    if problem := repo_id_problem(repo_id):
+        return f"--push: {problem}"
+    from huggingface_hub import get_token  # only a push needs it; the app must start without it
+
+    if not get_token():
+        return f"cannot push to {repo_id}: no Hugging Face token; {LOGIN_HINT}"
+    return None
+
+
+def push_access_problem(repo_id: str) -> str | None:
+    """Why the Hub will not take a push to ``repo_id`` from this token, or None (asks the Hub who the token is):
+    it refuses the token, the token is read-only, or ``repo_id``'s namespace is neither the user's nor one of their
+    organizations (the Hub would answer 403 to the commit).
+
+    The Hub out of reach is a problem too: nothing could be pushed.
+    """
+    from huggingface_hub import HfApi
+
+    try:
+        me = HfApi().whoami()
+    except Exception as exc:  # the client's HTTP errors, and its transport's (not OSErrors)
+        if getattr(getattr(exc, "response", None), "status_code", None) in (401, 403):
+            return f"cannot push to {repo_id}: the Hub refused the Hugging Face token; {LOGIN_HINT}"
+        return f"cannot push to {repo_id}: the Hugging Face Hub cannot be reached ({type(exc).__name__}: {exc})"
+    name, (namespace, repo) = me.get("name"), repo_id.split("/", 1)
+    if ((me.get("auth") or {}).get("accessToken") or {}).get("role") == "read":
+        return f"cannot push to {repo_id}: the Hugging Face token of {name} is read-only; {LOGIN_HINT}"
+    if namespace not in {name} | {org.get("name") for org in me.get("orgs") or []}:
+        return (f"{repo_id} belongs to {namespace}, where {name} cannot write (the Hub answers 403): push to "
+                f"{name}/{repo} or to an organization you belong to")
+    return None
 
 
 def destination_problem(destination: Path, run_dir: Path) -> str | None:
@@ -138,11 +186,17 @@ class ExportSettings(BaseModel):
     """The folder the files go to (absolute); None: the job's own folder."""
     adapter_only: str | None = None
     """A folder to copy a clean PEFT adapter into (absolute), or None."""
+    push: str | None = None
+    """A Hub repo (``ORG/NAME``) to upload the adapter, what the export wrote and a model card to, or None."""
+    private: bool = False
+    """With ``push``: create the repo private (a repo that exists keeps its visibility)."""
 
     @model_validator(mode="after")
     def _something(self) -> ExportSettings:
-        if not (self.merged or self.gguf or self.adapter_only):
-            raise ValueError("nothing to export: ask for merged, a gguf type or adapter_only")
+        if not (self.merged or self.gguf or self.adapter_only or self.push):
+            raise ValueError("nothing to export: ask for merged, a gguf type, adapter_only or push")
+        if self.private and not self.push:
+            raise ValueError("private applies to push: the repo to create")
         if self.ollama and not self.gguf:
             raise ValueError("ollama needs a gguf type for its Modelfile to point at")
         if len(set(self.gguf)) != len(self.gguf):

@@ -7,7 +7,15 @@ know, not enough disk) → ``job_started`` → the adapter
 copy (``adapter_only``) → tokenizer → an Ollama template derived from the chat template (checked
 now, so a template Ollama cannot follow fails before minutes of work) → the base loaded
 unquantized with the adapter merged in (:mod:`engine.jobs.merge`) → ``merged/`` → one GGUF per
-type (:mod:`engine.jobs.gguf_writer`) → ``Modelfile`` → ``job_finished``.
+type (:mod:`engine.jobs.gguf_writer`) → ``Modelfile`` → with ``push``, the upload (:mod:`engine.jobs.hub_push`)
+→ ``job_finished``.
+
+**Pushing** (``push: ORG/NAME``): right after ``job_started`` the Hub is asked whether the token may write there
+and the repo is created (``private`` when asked) or found; after the outputs, one commit uploads the adapter (a
+clean PEFT copy naming the base model, with its tokenizer) at the repo's top, each output the export wrote
+(``merged/`` as a folder, the GGUF files and the Modelfile at the top) and ``README.md``, the model card
+(:mod:`engine.export.card`). The adapter copy and the card are first written to ``hub/`` in the job's folder,
+which is kept: what went to the top of the repo.
 
 **Atomic outputs**: everything is written inside a temporary folder ``.tuitune-export-XXXX`` in the
 destination and renamed into place when complete (``merged/`` whole, each GGUF whole), then the
@@ -22,12 +30,14 @@ never overwritten: the job refuses before it starts. The destination itself is l
 - ``job_started``: ``kind`` ("export"), ``run_name``, ``weights`` (relative to the run), ``model``
   {``name_or_path``, ``architecture``, ``dtype``, ``quant``, ``method``}, ``destination``,
   ``outputs`` (names it will write), ``needed_bytes``, ``free_bytes``, ``pid``;
-- ``phase``: ``name`` (``loading_model``, ``merging``, ``saving``), ``message``;
-- ``progress``: ``phase`` (``merged`` or ``gguf``), ``output`` (the file or folder being written),
-  ``done``, ``total`` (tensors; for ``merged`` 0 of 1 then 1 of 1); at most about twice a second
-  and always the last of each output;
+  ``push`` (the repo id, when pushing);
+- ``phase``: ``name`` (``loading_model``, ``merging``, ``saving``, ``pushing``), ``message``;
+- ``progress``: ``phase`` (``merged``, ``gguf`` or ``push``), ``output`` (the file or folder being written; the
+  repo id for ``push``), ``done``, ``total`` (tensors; for ``merged`` 0 of 1 then 1 of 1; bytes uploaded for
+  ``push``, after each file); at most about twice a second and always the last of each output;
 - one terminal event: ``job_finished`` with ``destination``, ``outputs`` [{``name``, ``path``,
-  ``bytes``}], ``elapsed_s``; ``job_stopped`` (SIGTERM/SIGINT, answered between tensors and
+  ``bytes``}], ``elapsed_s``, and when pushed ``pushed`` {``repo_id``, ``url`` (the commit's), ``commit``,
+  ``files`` (paths in the repo), ``bytes``}; ``job_stopped`` (SIGTERM/SIGINT, answered between tensors and
   between outputs) with ``phase``, ``output``, ``done``, ``total``, ``killed`` (false), ``outputs``
   (those finished before the stop, kept); or ``job_failed`` with ``cause``, ``hint``, ``errors``,
   ``exit_code``, ``signal``, ``log_tail`` (as ``run_failed``).
@@ -44,23 +54,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.config import RunConfig
 from engine.export import plan
 from engine.export.adapter import copy_adapter
+from engine.export.card import CARD_FILE, model_card
 from engine.export.ollama import TemplateError, modelfile
 from engine.files import write_text_atomic
+from engine.jobs import hub_push
 from engine.jobs.gguf_writer import GGUFError, Progress, write_gguf
 from engine.jobs.merge import load_merged, save_merged
 from engine.jobs.runner import JobError, StopFlag, job_failure, read_job_settings, read_run_config, run_job
 from engine.locks import FolderLock
 from engine.models.demo import resolve_model
-from engine.models.info import read_model_info
+from engine.models.info import ModelInfo, read_model_info
 from engine.models.loading import hub_kwargs
 from engine.models.tokenizer import load_tokenizer
-from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE, PROGRESS, EventWriter
+from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE, PROGRESS, EventWriter, read_events
 from engine.stages import STAGES
 
 log = logging.getLogger("engine.jobs.export")
 PROGRESS_EVERY_S = 0.5
+PUSH_DIR = "hub"
+"""The folder of the job's own folder holding what a push puts at the top of the repo: the adapter and the card."""
 
 
 @dataclass
@@ -73,6 +88,8 @@ class Tally:
     total: int = 0
     finished: list[dict[str, Any]] = field(default_factory=list)
     """Outputs renamed into place: ``name``, ``path``, ``bytes``."""
+    pushed: dict[str, Any] | None = None
+    """The commit a push made (job_finished's ``pushed``)."""
 
 
 def main(argv: list[str]) -> int:
@@ -94,6 +111,8 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
     weights = find_weights(run_dir, settings.weights, full)
     if full and settings.adapter_only:
         raise JobError("a full fine-tune has no adapter to copy (adapter_only)")
+    if full and settings.push and not (settings.merged or settings.gguf):
+        raise JobError("a full fine-tune has no adapter to push alone: push it with merged or a gguf type")
     if STAGES[config.stage].score_head and (settings.gguf or settings.ollama):
         raise JobError(f"{run_dir.name} trained a reward model (stage {config.stage}): it scores answers and does not "
                        "generate, so it has no GGUF or Ollama form; export it --merged or --adapter-only")
@@ -118,14 +137,27 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
                 model={"name_or_path": name, "architecture": info.architecture, "dtype": info.dtype,
                        "quant": config.quant.mode, "method": config.adapter.method},
                 destination=str(destination), outputs=names, needed_bytes=needed,
-                free_bytes=plan.free_bytes(destination), pid=os.getpid())
+                free_bytes=plan.free_bytes(destination), pid=os.getpid(), **({"push": settings.push} if settings.push
+                                                                              else {}))
+    if settings.push:
+        hub_push.open_repo(settings.push, settings.private)
     flag.check()
 
     if settings.adapter_only:
         target = copy_adapter(weights, Path(settings.adapter_only), name)
         tally.finished.append(describe_output(target))
-    if not (settings.merged or settings.gguf):
-        return finish(events, tally, destination, started)
+    if settings.merged or settings.gguf:
+        write_outputs(run_dir, config, base_path, info, weights, destination, settings, events, flag, tally)
+    if settings.push:
+        push(job_dir, run_dir, config, weights, destination, settings, events, flag, tally)
+    finish(events, tally, destination, started)
+
+
+def write_outputs(run_dir: Path, config: RunConfig, base_path: str, info: ModelInfo, weights: Path,
+                  destination: Path, settings: plan.ExportSettings, events: EventWriter, flag: StopFlag,
+                  tally: Tally) -> None:
+    """``merged/``, the GGUF files and the Modelfile, each renamed into ``destination`` when whole."""
+    name, full = config.model.name_or_path, config.adapter.method == "full"
 
     # ---- tokenizer and the Ollama template, before anything slow -----------------------
     events.emit(PHASE, name="loading_model", message=f"loading {name} with {settings.weights}")
@@ -166,7 +198,28 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         staging_lock.release()
-    finish(events, tally, destination, started)
+
+
+def push(job_dir: Path, run_dir: Path, config: RunConfig, weights: Path, destination: Path,
+         settings: plan.ExportSettings, events: EventWriter, flag: StopFlag, tally: Tally) -> None:
+    """Upload the adapter, the outputs and the model card to ``settings.push`` in one commit."""
+    repo_id = settings.push or ""
+    outputs = [out for out in plan.outputs(settings, run_dir.name) if (destination / out).exists()]
+    top = job_dir / PUSH_DIR
+    if config.adapter.method != "full":
+        copy_adapter(weights, top, config.model.name_or_path)
+    top.mkdir(exist_ok=True)
+    card = model_card(repo_id, run_dir, config, read_events(run_dir), settings.weights, outputs)
+    write_text_atomic(top / CARD_FILE, card)
+    files = [(path.relative_to(top).as_posix(), path) for path in sorted(top.rglob("*")) if path.is_file()]
+    for out in outputs:
+        path = destination / out
+        inside = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        files += [(p.relative_to(destination).as_posix(), p) for p in inside]
+    events.emit(PHASE, name="pushing", message=f"uploading {len(files)} files to {repo_id}")
+    reporter = Reporter(events, tally, "push", repo_id)
+    tally.pushed = hub_push.upload(repo_id, files, f"tuitune export of {run_dir.name} ({settings.weights})",
+                                   reporter.report, flag.check)
 
 
 def write_merged(model: Any, tokenizer: Any, base_path: str, hub: dict[str, Any], staging: Path, destination: Path,
@@ -188,7 +241,7 @@ def finish(events: EventWriter, tally: Tally, destination: Path, started: float)
     """The terminal ``job_finished``."""
     tally.phase = "done"
     events.emit(JOB_FINISHED, destination=str(destination), outputs=tally.finished,
-                elapsed_s=round(time.monotonic() - started, 3))
+                elapsed_s=round(time.monotonic() - started, 3), **({"pushed": tally.pushed} if tally.pushed else {}))
 
 
 def ollama_modelfile(tokenizer: Any, gguf_name: str) -> str:

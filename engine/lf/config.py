@@ -230,7 +230,7 @@ OFF_ONLY: dict[str, str] = {
     "additional_target": "extra trained modules (modules_to_save) are not supported",
     "pure_bf16": "pure bf16 (no float32 master weights) is not supported: use bf16",
     "gradient_checkpointing_kwargs": "gradient checkpointing options are not supported",
-    "push_to_hub": "tuitune never uploads; export the run with tuitune export",
+    "push_to_hub": "a run is pushed once trained, by its export: tuitune export RUN --push ORG/NAME",
     "use_cpu": "the device is chosen by tuitune: the CPU when there is no GPU",
 }
 """Keys accepted only when off (false, null, 0, empty, none), refused otherwise with the reason."""

@@ -19,9 +19,12 @@ source (path, size, time) and of the mapping, so a changed source gets a new fil
 record keeps its source line (blank lines pad the converted file), so a problem found in it names
 the same line as in the user's file.
 
-Entries that point at the hub (``hf_hub_url``, ``ms_hub_url``, ``om_hub_url``), at a loading
-script (``script_url``) or at cloud storage (``cloud_file_name``) are listed with why they cannot
-be used offline.
+An entry with ``hf_hub_url`` (LLaMA-Factory reads it before ``file_name``, as here) names a dataset on the
+Hugging Face Hub: it becomes the data path ``hf:ORG/NAME:SPLIT`` (:mod:`engine.data.hub`), loaded through
+``datasets`` into its cache and read as any file is; a mapped one is converted from those rows as a file is (the
+cache key holds the cached files' names, which change with the dataset's revision). Entries that point at other
+hubs (``ms_hub_url``, ``om_hub_url``), at a loading script (``script_url``) or at cloud storage
+(``cloud_file_name``) are listed with why they cannot be used.
 """
 
 from __future__ import annotations
@@ -36,8 +39,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError
+from engine.data import hub
 from engine.data.formats import MEDIA_FIELDS, stages_for
-from engine.data.problems import SourceError
+from engine.data.problems import HUB_PREFIX, SourceError
 from engine.data.source import TEXT_LINES, RawRecord, iter_records, iter_text_lines
 from engine.files import FileTooLarge, NotARegularFile, read_regular, write_text_atomic
 from engine.paths import cache_dir
@@ -77,6 +81,8 @@ class Entry:
     """Why it cannot be used (hub, script, cloud, missing file, unsupported columns), when not usable."""
     files: list[Path] = field(default_factory=list)
     """The data files it names (a folder's readable files, sorted)."""
+    hub: str = ""
+    """``hf:ORG/NAME:SPLIT`` when it names a dataset on the Hugging Face Hub (``hf_hub_url``) instead of files."""
     formatting: str = "alpaca"
     """LLaMA-Factory's formatting: alpaca, sharegpt or openai."""
     ranking: bool = False
@@ -178,24 +184,37 @@ def entry(name: str, spec: Any, dataset_dir: Path, line: int | None = None) -> E
     found.reason = _unusable(spec, found)
     if found.reason:
         return found
+    if "hf_hub_url" in spec:
+        return _on_hub(found, spec)
     files, why = _files(dataset_dir / str(spec["file_name"]))
     found.files, found.reason, found.usable = files, why, not why
     return found
 
 
+def _on_hub(found: Entry, spec: dict[str, Any]) -> Entry:
+    """``found`` as the Hub dataset its ``hf_hub_url`` and ``split`` name (unusable if they are malformed)."""
+    path = f"{HUB_PREFIX}{spec['hf_hub_url']}:{spec.get('split') or 'train'}"
+    try:
+        found.hub = hub.parse(path).name
+    except SourceError as exc:
+        found.reason = f"hf_hub_url: {exc.problem.message}"
+    found.usable = not found.reason
+    return found
+
+
 def _unusable(spec: dict[str, Any], found: Entry) -> str:
     """Why an entry cannot be used here, or ''."""
-    for key, where in (("hf_hub_url", "the Hugging Face hub"), ("ms_hub_url", "ModelScope"),
-                       ("om_hub_url", "Modelers (OpenMind)")):
-        if key in spec:
-            return (f"loads from {where} ({spec[key]}): tuitune trains offline from files; download it and "
+    on_hf = "hf_hub_url" in spec
+    for key, where in (("ms_hub_url", "ModelScope"), ("om_hub_url", "Modelers (OpenMind)")):
+        if key in spec and not on_hf:
+            return (f"loads from {where} ({spec[key]}), which tuitune does not reach; download it and "
                     "point file_name at the files")
     if "script_url" in spec:
         return (f"loads through a dataset script ({spec['script_url']}), which tuitune does not run; "
                 "save it as JSON Lines")
     if "cloud_file_name" in spec:
         return f"loads from cloud storage ({spec['cloud_file_name']}); copy the file here and use file_name"
-    if "file_name" not in spec:
+    if "file_name" not in spec and not on_hf:
         return "no file_name"
     unknown = sorted(set(spec) - KNOWN_KEYS)
     if unknown:
@@ -207,8 +226,10 @@ def _unusable(spec: dict[str, Any], found: Entry) -> str:
             return f"has a {column} column ({what}), which tuitune cannot train yet"
     for key in ("subset", "folder"):
         if spec.get(key):
-            return f"{key} {spec[key]!r} applies to hub datasets; point file_name at the files instead"
-    if spec.get("split", "train") != "train":
+            return (f"{key} {spec[key]!r} (a part of a Hub dataset) is not read by tuitune yet; save that part as "
+                    "JSON Lines and point file_name at it" if on_hf else
+                    f"{key} {spec[key]!r} applies to hub datasets; point file_name at the files instead")
+    if spec.get("split", "train") != "train" and not on_hf:
         return f"split {spec['split']!r}: local files have only the train split"
     if spec.get("num_samples") is not None:
         return "num_samples (a random sample of the file) is not supported; use max_samples (the first N records)"
@@ -259,23 +280,23 @@ def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = 
             problems.append(f"{path}:{found.line or 1} {name}: cannot be used: {found.reason}")
             continue
         layouts.append(found.layout(stage))
-        for file in found.files:
-            plain_text = file.suffix.lower() == ".txt"
+        for source in [found.hub] if found.hub else [str(file.resolve()) for file in found.files]:
+            plain_text = _is_text_file(source)
             if plain_text and STAGES[stage].kind != "text":
-                problems.append(f"{name}: {file}: a .txt file holds raw text ({TEXT_LINES}), which stage {stage} "
+                problems.append(f"{name}: {source}: a .txt file holds raw text ({TEXT_LINES}), which stage {stage} "
                                 f"cannot train: it is pretraining data, for stage {stages_for('text')} "
                                 f"(--stage {stages_for('text')}, or stage: {stages_for('text')} in the YAML)")
                 continue
             if found.identity(stage) and max_samples is None and not plain_text:
-                paths.append(str(file.resolve()))
+                paths.append(source)
                 continue
             try:
-                converted = convert(found, file, stage, cache, max_samples)
+                converted = convert(found, source, stage, cache, max_samples)
             except ConfigError as exc:
                 problems.extend(exc.problems)
                 continue
             paths.append(str(converted))
-            notes.append(f"{name}: {file} read " + (TEXT_LINES if plain_text else "through its column mapping")
+            notes.append(f"{name}: {source} read " + (TEXT_LINES if plain_text else "through its column mapping")
                          + (f" (first {max_samples} records)" if max_samples is not None else "")
                          + f"; converted copy {converted} (line numbers kept)")
     if problems:
@@ -287,13 +308,19 @@ def resolve(names: list[str], dataset_dir: str | os.PathLike[str], stage: str = 
     return Resolved(paths, fmt, notes)
 
 
-def iter_mapped(found: Entry, file: Path, stage: str = DEFAULT_STAGE) -> Iterator[RawRecord]:
-    """The records of ``file`` with ``found``'s column mapping applied, each at its own line.
+def _is_text_file(source: str | Path) -> bool:
+    """Whether ``source`` is a plain-text file (LLaMA-Factory reads it one document per line), not a Hub dataset."""
+    return not str(source).startswith(HUB_PREFIX) and str(source).lower().endswith(".txt")
+
+
+def iter_mapped(found: Entry, source: str | Path, stage: str = DEFAULT_STAGE) -> Iterator[RawRecord]:
+    """The records of ``source`` (a file, or an ``hf:`` dataset) with ``found``'s column mapping applied, each at
+    its own line.
 
     Records that cannot be read keep their problem (file and line are the user's). A ``.txt`` file is
     read as LLaMA-Factory reads it: one document per line.
     """
-    for raw in (iter_text_lines if file.suffix.lower() == ".txt" else iter_records)(str(file)):
+    for raw in (iter_text_lines if _is_text_file(source) else iter_records)(str(source)):
         if raw.problem is None:
             raw.value = map_record(raw.value, found, stage)
         yield raw
@@ -337,21 +364,25 @@ def map_record(record: Any, found: Entry, stage: str = DEFAULT_STAGE) -> Any:
     return out
 
 
-def convert(found: Entry, file: Path, stage: str, cache: Path, max_samples: int | None = None) -> Path:
-    """The mapped JSON Lines copy of ``file`` in ``cache``, written once (atomically) and reused.
+def convert(found: Entry, source: str | Path, stage: str, cache: Path, max_samples: int | None = None) -> Path:
+    """The mapped JSON Lines copy of ``source`` (a file, or an ``hf:`` dataset) in ``cache``, written once
+    (atomically) and reused.
 
     Raises:
-        ConfigError: locating (in the user's file) a record that cannot be read.
+        ConfigError: locating (in the user's file, or the dataset's row) a record that cannot be read.
     """
-    stat = file.stat()
-    key = json.dumps([str(file.resolve()), stat.st_size, stat.st_mtime_ns, found.formatting, found.ranking,
-                      found.columns, found.tags, stage, max_samples], sort_keys=True)
-    target = cache / f"{found.name}-{file.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsonl"
+    try:
+        stem, version = _version(str(source))
+    except SourceError as exc:
+        raise ConfigError([f"{found.name}: {exc.problem}"]) from None
+    key = json.dumps([*version, found.formatting, found.ranking, found.columns, found.tags, stage, max_samples],
+                     sort_keys=True)
+    target = cache / f"{found.name}-{stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.jsonl"
     if target.is_file():
         return target
     lines: list[str] = []
     try:
-        for count, raw in enumerate(iter_mapped(found, file, stage)):
+        for count, raw in enumerate(iter_mapped(found, source, stage)):
             if max_samples is not None and count >= max_samples:
                 break
             if raw.problem is not None:
@@ -363,6 +394,21 @@ def convert(found: Entry, file: Path, stage: str, cache: Path, max_samples: int 
         raise ConfigError([f"{found.name}: {exc.problem}"]) from None
     write_text_atomic(target, "\n".join(lines) + "\n")
     return target
+
+
+def _version(source: str) -> tuple[str, list[Any]]:
+    """A name for ``source``'s converted copy and what changes when its content does: a file's path, size and
+    time; a Hub dataset's cached arrow files (their folder is named for the revision's files).
+
+    Raises:
+        SourceError: when a Hub dataset cannot be loaded.
+    """
+    if hub.is_hub(source):
+        dataset = hub.parse(source)
+        return f"{dataset.repo_id.split('/')[1]}-{dataset.split}", [str(p) for p in hub.arrow_files(source)]
+    file = Path(source)
+    stat = file.stat()
+    return file.stem, [str(file.resolve()), stat.st_size, stat.st_mtime_ns]
 
 
 def _key_line(text: str, name: str) -> int | None:

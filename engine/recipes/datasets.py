@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.config import DataSection
+from engine.data import hub
 from engine.data.checks import CheckedRecord, check_paths, kto_balance_problem
 from engine.data.encode import IGNORE_INDEX, Encoded
 from engine.data.formats import to_messages
@@ -106,6 +107,8 @@ def _checked(data: DataSection, stage: str) -> tuple[list[Item], list[str], str]
     if STAGES[stage].kind != "sft":  # the checked examples are used as read (.txt files are no JSON for datasets)
         return items, warnings, "+".join(formats)
     for path in data.train:
+        if hub.is_hub(path):  # its rows were read from the arrow files datasets.load_dataset wrote
+            continue
         note = _load_through_datasets(path, [it for it in items if it.record.file == path], summary.formats[path])
         if note:
             warnings.append(note)

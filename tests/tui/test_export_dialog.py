@@ -53,7 +53,7 @@ async def test_the_choice_comes_back_as_the_jobs_settings(tmp_path: Path) -> Non
     assert app.answer == ExportRequest(merged=True, gguf=("f16",), ollama=True, to=str(tmp_path / "served"))
     assert app.answer.settings("checkpoints/checkpoint-30") == {
         "weights": "checkpoints/checkpoint-30", "merged": True, "gguf": ["f16"], "ollama": True,
-        "to": str(tmp_path / "served"), "adapter_only": None}
+        "to": str(tmp_path / "served"), "adapter_only": None, "push": None, "private": False}
 
 
 async def test_ollama_alone_picks_q8_0_and_the_default_folder_stays_the_jobs(tmp_path: Path) -> None:
@@ -92,3 +92,22 @@ async def test_gguf_is_not_offered_for_an_architecture_the_writer_does_not_know(
         notes = " ".join(str(note.render()) for note in screen.query(".note"))
         assert "GPT2LMHeadModel" in notes and "supported: llama, qwen2, qwen3, mistral" in notes
         assert not screen.query_one("#export", Button).disabled  # the merged model still can be exported
+
+
+async def test_a_hub_repo_alone_pushes_the_adapter_and_private_applies_to_it(tmp_path: Path) -> None:
+    """You should see "private" disabled until a repo is typed, then Export enabled for the repo alone."""
+    app = Host(dialog(tmp_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.dialog
+        await pilot.click("#merged")
+        assert screen.query_one("#export", Button).disabled and screen.query_one("#private", Checkbox).disabled
+        screen.query_one("#push", Input).value = "me/tuned"
+        await pilot.pause()
+        assert str(screen.query_one("#space", Static).render()) == "The adapter alone is pushed to me/tuned."
+        for widget in screen.query("Checkbox, Input, Button, #space"):
+            assert widget.region.bottom <= 24 and widget.region.right <= 80 and widget.region.height, widget
+        await pilot.click("#private")
+        await pilot.click("#export")
+        await pilot.pause()
+    assert app.answer == ExportRequest(merged=False, gguf=(), ollama=False, to=None, push="me/tuned", private=True)
+    assert app.answer.settings()["push"] == "me/tuned" and app.answer.settings()["private"] is True

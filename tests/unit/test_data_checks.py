@@ -240,3 +240,14 @@ def test_keys_with_a_lone_surrogate_print(tmp_path: Path) -> None:
     path = tmp_path / "keys.jsonl"
     path.write_text('{"\\ud800": 1}\n')
     first_problem(path).encode("utf-8")
+
+
+@pytest.mark.parametrize(("name", "says"), [
+    ("hf:qa", "'qa' is not a Hub repo id"),
+    ("hf:org/q a", "'org/q a' is not a Hub repo id"),
+    ("hf:org/qa:train[:10]", "'train[:10]' is not a split's name"),
+])
+def test_a_malformed_hub_dataset_name_is_one_problem_before_any_loading(name: str, says: str) -> None:
+    summary = check_paths([name], "auto")
+    assert [str(p).split(": ", 1)[0] for p in summary.problems] == [name]
+    assert says in summary.problems[0].message and "hf:ORG/NAME or hf:ORG/NAME:SPLIT" in summary.problems[0].message

@@ -41,6 +41,9 @@ def usable(path: str, fmt: str, stage: str = "sft") -> list:
 def test_hub_script_and_cloud_entries_are_listed_with_why(tmp_path: Path) -> None:
     folder = write_info(tmp_path / "data", {
         "alpaca_en": {"hf_hub_url": "llamafactory/alpaca_en", "ms_hub_url": "llamafactory/alpaca_en"},
+        "ms_only": {"ms_hub_url": "llamafactory/alpaca_en"},
+        "hub_part": {"hf_hub_url": "llamafactory/DPO-En-Zh-20k", "subset": "en", "ranking": True},
+        "bad_hub": {"hf_hub_url": "not a repo"},
         "belle": {"script_url": "belle_multiturn"},
         "cloud": {"cloud_file_name": "s3://bucket/data.json"},
         "local": {"file_name": "local.jsonl"},
@@ -52,7 +55,10 @@ def test_hub_script_and_cloud_entries_are_listed_with_why(tmp_path: Path) -> Non
     (folder / "table.csv").write_text("instruction,output\na,b\n")
 
     found = {e.name: e for e in list_datasets(folder)}
-    assert "Hugging Face hub (llamafactory/alpaca_en)" in found["alpaca_en"].reason
+    assert found["alpaca_en"].usable and found["alpaca_en"].hub == "hf:llamafactory/alpaca_en:train"
+    assert "ModelScope (llamafactory/alpaca_en)" in found["ms_only"].reason
+    assert "subset 'en' (a part of a Hub dataset) is not read" in found["hub_part"].reason
+    assert "'not a repo' is not a Hub repo id" in found["bad_hub"].reason
     assert "dataset script" in found["belle"].reason and "cloud storage" in found["cloud"].reason
     assert found["local"].usable and found["local"].files == [folder / "local.jsonl"]
     assert "no such file" in found["gone"].reason
@@ -193,12 +199,12 @@ def test_a_broken_record_is_named_in_the_users_file(tmp_path: Path) -> None:
 
 
 def test_unknown_names_and_unusable_entries_are_located(tmp_path: Path) -> None:
-    folder = write_info(tmp_path / "data", {"alpaca_en": {"hf_hub_url": "llamafactory/alpaca_en"}})
+    folder = write_info(tmp_path / "data", {"alpaca_en": {"ms_hub_url": "llamafactory/alpaca_en"}})
     with pytest.raises(ConfigError) as caught:
         resolve(["nope", "alpaca_en"], folder)
     first, second = caught.value.problems
     assert "no dataset named 'nope'; it has: alpaca_en" in first
-    assert second.startswith(f"{folder / 'dataset_info.json'}:2 alpaca_en: cannot be used: loads from the Hugging")
+    assert second.startswith(f"{folder / 'dataset_info.json'}:2 alpaca_en: cannot be used: loads from ModelScope")
 
 
 def test_a_broken_dataset_info_is_located(tmp_path: Path) -> None:
@@ -268,3 +274,11 @@ def test_a_txt_entry_is_one_document_per_line_as_llamafactory_reads_it(tmp_path:
     [problem] = caught.value.problems
     assert problem.startswith(f"wiki_demo: {folder / 'wiki_demo.txt'}: ") and "--stage pt" in problem, problem
     assert "cache" not in problem
+
+
+def test_a_hub_entry_in_our_layout_resolves_to_its_hf_dataset(tmp_path: Path) -> None:
+    chat = {"hf_hub_url": "org/chat", "split": "test", "formatting": "sharegpt"}
+    folder = write_info(tmp_path / "data", {"alpaca_en": {"hf_hub_url": "llamafactory/alpaca_en"}, "chat": chat})
+    resolved = resolve(["alpaca_en", "chat"], folder, cache=tmp_path / "cache")
+    assert resolved.paths == ["hf:llamafactory/alpaca_en:train", "hf:org/chat:test"]
+    assert resolved.format == "auto" and not (tmp_path / "cache").exists()  # nothing loaded or converted yet

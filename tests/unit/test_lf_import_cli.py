@@ -69,22 +69,23 @@ def test_a_file_that_is_not_a_llamafactory_config(lf_yaml: Path, capsys: pytest.
 
 
 def test_data_check_reads_datasets_of_a_dataset_info_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """tuitune data check NAME --dataset-dir DIR checks the dataset through its column mapping; a hub
-    entry says why it cannot be used; an unknown --format is a one-line refusal, not a traceback."""
+    """tuitune data check NAME --dataset-dir DIR checks the dataset through its column mapping; a ModelScope
+    entry says why it cannot be used; an unknown --format is a one-line refusal, not a traceback. (Entries on the
+    Hugging Face Hub are read: tests/engine/test_hub_data.py.)"""
     import json
 
     from tuitune.__main__ import main
 
     (tmp_path / "dataset_info.json").write_text(json.dumps({
         "tuito": {"file_name": "t.json", "columns": {"prompt": "q", "response": "a"}},
-        "hub": {"hf_hub_url": "org/set"}}))
+        "hub": {"ms_hub_url": "org/set"}}))
     (tmp_path / "t.json").write_text(json.dumps([{"q": "Who are you?", "a": "Tuito."}, {"q": "Hi", "a": ""}]))
     assert main(["data", "check", "tuito", "--dataset-dir", str(tmp_path)]) == 1
     out = capsys.readouterr()
     assert "format alpaca" in out.out and ":2 record 1 field output: empty text" in out.out
     assert f"{tmp_path / 't.json'} read through its column mapping" in out.err
     assert main(["data", "check", "hub", "--dataset-dir", str(tmp_path)]) == 1
-    assert "loads from the Hugging Face hub" in capsys.readouterr().err
+    assert "loads from ModelScope (org/set)" in capsys.readouterr().err
     assert main(["data", "check", str(tmp_path / "t.json"), "--format", "bogus"]) == 2
     assert "is not a layout tuitune knows" in capsys.readouterr().err
 

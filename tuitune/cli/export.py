@@ -1,4 +1,5 @@
-"""``tuitune export RUN [--to DIR] [--merged] [--gguf TYPE]… [--ollama] [--adapter-only DIR] [--name] [--detach]``.
+"""``tuitune export RUN [--to DIR] [--merged] [--gguf TYPE]… [--ollama] [--adapter-only DIR] [--push ORG/NAME
+[--private]] [--name] [--detach]``.
 
 Writes a run's model where it is served: ``merged/`` (the adapter merged into the full-precision
 base, sharded safetensors with the tokenizer, chat template and generation config), one GGUF
@@ -6,7 +7,9 @@ file per ``--gguf`` type (f16, bf16, q8_0; tokenizer and chat template inside), 
 for Ollama next to the first GGUF (``--ollama``; q8_0 when no type is given), and with
 ``--adapter-only DIR`` a clean PEFT folder naming the base model the run chose. ``RUN`` is a run
 folder or name, or a checkpoint folder of a run; a run without ``adapter/`` is exported at its
-newest complete checkpoint (``resolve_trained``, as chat and eval).
+newest complete checkpoint (``resolve_trained``, as chat and eval). ``--push ORG/NAME`` uploads, as the
+job's last phase, the adapter, what the export wrote and a model card to that Hub repo (created,
+``--private`` if asked, or pushed to as a new commit); alone it pushes the adapter.
 
 The files go to ``--to DIR`` (a folder outside the run or inside ``RUN/exports/``) or the job's own
 folder ``RUN/exports/NAME/``. The export is a long job of the run (``python -m engine export`` under
@@ -17,7 +20,7 @@ outputs are kept, a half-written one never appears); a second Ctrl-C kills it. `
 alone needs no job: the copy is made here. Exit status: 0 when the export finished, 1 when it
 stopped, failed or was lost, or the run has nothing to export or no room for it; 2 for bad
 arguments, a destination that is a file, inside the run, read-only or being written by another
-export, damaged weights, or when it could not start.
+export, damaged weights, a malformed ``--push`` repo id or no Hugging Face token, or when it could not start.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     except Refused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.code
-    if not (settings.merged or settings.gguf):
+    if not (settings.merged or settings.gguf or settings.push):
         return copy_only(weights, settings, read_meta(run_dir).model)
     try:
         job_dir, _ = start_job(run_dir, "export", settings.model_dump(), args.name)
@@ -87,8 +90,13 @@ def checked_request(args: argparse.Namespace) -> tuple[Path, Path, plan.ExportSe
     if args.ollama and not kinds:
         print("note: --ollama without --gguf writes a q8_0 GGUF for the Modelfile", file=sys.stderr)
         kinds = ["q8_0"]
-    if not (args.merged or kinds or args.adapter_only):
-        raise Refused("nothing to export: give --merged, --gguf TYPE, --ollama or --adapter-only DIR", 2)
+    if not (args.merged or kinds or args.adapter_only or args.push):
+        raise Refused("nothing to export: give --merged, --gguf TYPE, --ollama, --adapter-only DIR or --push ORG/NAME",
+                      2)
+    if args.private and not args.push:
+        raise Refused("--private applies to --push ORG/NAME: the repo to create", 2)
+    if args.push:
+        check_push(args.push)
     try:
         run_dir, weights = resolve_trained(args.run, runs_root(args))
     except FileNotFoundError as exc:
@@ -96,15 +104,29 @@ def checked_request(args: argparse.Namespace) -> tuple[Path, Path, plan.ExportSe
     meta = read_meta(run_dir)
     if meta.method == "full" and args.adapter_only:
         raise Refused(f"{run_dir.name} is a full fine-tune: there is no adapter to copy (--adapter-only)", 1)
+    if meta.method == "full" and args.push and not (args.merged or kinds):
+        raise Refused(f"{run_dir.name} is a full fine-tune: there is no adapter to push alone; add --merged or --gguf",
+                      1)
     to = str(Path(args.to).expanduser().resolve()) if args.to else None
     adapter_only = str(Path(args.adapter_only).expanduser().resolve()) if args.adapter_only else None
     settings = plan.ExportSettings(weights=str(weights.relative_to(run_dir)), merged=args.merged,
                                    gguf=list(dict.fromkeys(kinds)), ollama=args.ollama, to=to,
-                                   adapter_only=adapter_only)
+                                   adapter_only=adapter_only, push=args.push, private=args.private)
     if problem := plan.request_problem(run_dir, weights, settings):
         raise Refused(problem, 2)
     check_model_and_room(run_dir, meta.model, settings)
     return run_dir, weights, settings
+
+
+def check_push(repo_id: str) -> None:
+    """Refuse a push the Hub would not take, before anything else is looked at: a malformed repo id, no token, a
+    token the Hub refuses or that may not write into the repo's namespace (asked of the Hub).
+
+    Raises:
+        Refused: with exit status 2.
+    """
+    if problem := plan.push_problem(repo_id) or plan.push_access_problem(repo_id):
+        raise Refused(problem, 2)
 
 
 def check_model_and_room(run_dir: Path, model: str, settings: plan.ExportSettings) -> None:
@@ -153,18 +175,24 @@ class ExportFollower(JobProgress):
 
     def started(self, event: dict[str, Any]) -> str:
         model = event.get("model") or {}
+        push = f", then pushed to {event['push']}" if event.get("push") else ""
+        if not event.get("outputs"):
+            return f"{model.get('name_or_path')} with {event.get('weights')}{push}"
         return (f"{model.get('name_or_path')} ({model.get('architecture')}) with {event.get('weights')}: "
                 f"{', '.join(event.get('outputs') or [])} into {event.get('destination')}, about "
-                f"{fmt_bytes(event.get('needed_bytes') or 0)}")
+                f"{fmt_bytes(event.get('needed_bytes') or 0)}{push}")
 
     def describe(self, event: dict[str, Any]) -> str:
-        return str(event.get("output"))
+        return f"push to {event.get('output')} (bytes)" if event.get("phase") == "push" else str(event.get("output"))
 
     def report(self, end: dict[str, Any]) -> int:
         kind = end["type"]
         if kind == JOB_FINISHED:
             for output in end.get("outputs") or []:
                 print(f"{fmt_bytes(output.get('bytes') or 0):>10}  {output.get('path')}")
+            if pushed := end.get("pushed"):
+                print(f"pushed {len(pushed.get('files') or [])} files ({fmt_bytes(pushed.get('bytes') or 0)}) to "
+                      f"{pushed.get('repo_id')}: {pushed.get('url')}")
             return 0
         if kind in TERMINAL_TYPES and kind != JOB_FAILED:
             kept = [output.get("path") for output in end.get("outputs") or []]

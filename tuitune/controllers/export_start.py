@@ -2,7 +2,9 @@
 
 The job is the same one ``tuitune export`` starts (``RUN/exports/NAME/``, supervised, surviving the
 app); this controller only reads the model's facts for the dialog, starts the job and follows its
-events, turning phases and the end into notifications. Leaving the screen stops only the following.
+events, turning phases and the end into notifications. A push is refused before the job starts as
+``tuitune export --push`` refuses it (no token, a repo the token cannot write: the Hub is asked, in the
+worker thread). Leaving the screen stops only the following.
 """
 
 from __future__ import annotations
@@ -65,6 +67,8 @@ class ExportStarter:
         app, worker = self.screen.app, get_current_worker()
         settings = request.settings(str(weights.relative_to(run_dir)))
         problem = plan.request_problem(run_dir, weights, plan.ExportSettings(**settings))
+        if problem is None and request.push:  # asks the Hub (this is a worker thread)
+            problem = plan.push_access_problem(request.push)
         if problem is None:
             try:
                 job_dir, _ = start_job(run_dir, "export", settings)
@@ -81,8 +85,9 @@ class ExportStarter:
                 if kind == PHASE and event.get("message"):
                     app.call_from_thread(app.notify, str(event["message"]), title="export")
                 elif kind == JOB_FINISHED:
-                    app.call_from_thread(app.notify, f"exported to {event.get('destination')}", title="export done",
-                                         timeout=15)
+                    pushed = (event.get("pushed") or {}).get("url")
+                    app.call_from_thread(app.notify, f"exported to {event.get('destination')}"
+                                         + (f"; pushed: {pushed}" if pushed else ""), title="export done", timeout=15)
                     return
                 elif kind in TERMINAL_TYPES and kind != JOB_STARTED:
                     what = event.get("cause") or kind.replace("job_", "")

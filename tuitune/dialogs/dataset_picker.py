@@ -47,7 +47,7 @@ class DatasetPicker(ModalScreen[str | None]):
     def _label(entry: Entry) -> Text:
         if not entry.usable:
             return Text.assemble((f"{entry.name:<20}", "dim"), (entry.reason, "red"))
-        files = ", ".join(path.name for path in entry.files[:2]) + ("…" if len(entry.files) > 2 else "")
+        files = entry.hub or ", ".join(path.name for path in entry.files[:2]) + ("…" if len(entry.files) > 2 else "")
         kind = "pairs" if entry.ranking else "kto" if entry.columns.get("kto_tag") else entry.formatting
         return Text.assemble((f"{entry.name:<20}", "bold"), f"{kind:<10}", (files, "dim"))
 

@@ -1,5 +1,5 @@
 """ExportDialog: what to export from a run (merged model, GGUF types, Ollama) and where, with the
-disk space it needs against what is free there."""
+disk space it needs against what is free there, and a Hub repo to push the result to."""
 
 from __future__ import annotations
 
@@ -31,11 +31,15 @@ class ExportRequest:
     """A Modelfile next to the first GGUF."""
     to: str | None
     """The destination folder, or None for the job's own folder (RUN/exports/NAME/)."""
+    push: str | None = None
+    """A Hub repo (ORG/NAME) to push the adapter, the outputs and a model card to, or None."""
+    private: bool = False
+    """With ``push``: create the repo private."""
 
     def settings(self, weights: str = "adapter") -> dict[str, Any]:
         """The export job's settings for ``weights`` (relative to the run), checked."""
         return plan.ExportSettings(weights=weights, merged=self.merged, gguf=list(self.gguf), ollama=self.ollama,
-                                   to=self.to).model_dump()
+                                   to=self.to, push=self.push, private=self.private and bool(self.push)).model_dump()
 
 
 class ExportDialog(ModalScreen[ExportRequest | None]):
@@ -44,7 +48,8 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
     The needed space (from the model's weight count and stored dtype) is shown against the free
     space of the destination's disk, and Export stays disabled while it does not fit or nothing is
     chosen. GGUF types are offered only for the architectures the writer knows; q4_k_m is never
-    offered (the dialog says why). Ollama needs a GGUF: choosing it alone picks q8_0.
+    offered (the dialog says why). Ollama needs a GGUF: choosing it alone picks q8_0. A Hub repo typed
+    under "Push to" pushes the result (the adapter alone when nothing else is chosen); "private" applies to it.
 
     Args:
         run_name: The run, for the title.
@@ -65,6 +70,7 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
     ExportDialog .row { height: auto; }
     ExportDialog .note { color: $text-muted; }
     ExportDialog #space.-short { color: $error; }
+    ExportDialog #push { width: 1fr; }
     ExportDialog #buttons { height: auto; margin-top: 1; align-horizontal: right; }
     ExportDialog Button { margin-left: 2; }
     """
@@ -74,6 +80,8 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
     merged_box = getters.query_one("#merged", Checkbox)
     ollama_box = getters.query_one("#ollama", Checkbox)
     destination_input = getters.query_one("#destination", Input)
+    push_input = getters.query_one("#push", Input)
+    private_box = getters.query_one("#private", Checkbox)
     space_line = getters.query_one("#space", Static)
     export_button = getters.query_one("#export", Button)
 
@@ -101,6 +109,10 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
                            disabled=bool(self.gguf_problem))
             yield Label("Destination")
             yield Input(str(self.default_destination), id="destination", compact=True)
+            with Horizontal(classes="row"):
+                yield Label("Push to the Hub: ")
+                yield Input(placeholder="ORG/NAME (optional)", id="push", compact=True)
+                yield Checkbox("private", False, id="private", compact=True, disabled=True)
             yield Static("", markup=False, id="space")
             with Horizontal(id="buttons"):
                 yield Button("Export", variant="primary", id="export", compact=True)
@@ -116,7 +128,9 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
         typed = self.destination_input.value.strip()
         to = None if not typed or Path(typed).expanduser() == self.default_destination else \
             str(Path(typed).expanduser().resolve())
-        return ExportRequest(self.merged_box.value, kinds, self.ollama_box.value and bool(kinds), to)
+        push = self.push_input.value.strip() or None
+        return ExportRequest(self.merged_box.value, kinds, self.ollama_box.value and bool(kinds), to, push,
+                             self.private_box.value and bool(push))
 
     def needed(self, request: ExportRequest) -> int | None:
         """Bytes the choice needs, or None when the model's size is unknown."""
@@ -133,8 +147,11 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
         free = self.free_bytes(folder)
         needed = self.needed(request) if chosen else 0
         short = needed is not None and needed > free
-        if not chosen:
-            text = "Choose the merged model or a GGUF type."
+        self.private_box.disabled = not request.push
+        if not chosen and request.push:
+            text = f"The adapter alone is pushed to {request.push}."
+        elif not chosen:
+            text = "Choose the merged model or a GGUF type, or a Hub repo to push the adapter to."
         elif needed is None:
             text = f"Size unknown (the model is not on this machine yet) · {fmt_bytes(free)} free there"
         else:
@@ -142,7 +159,7 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
             text += " · not enough disk space: free some or choose another folder" if short else ""
         self.space_line.update(text)
         self.space_line.set_class(short, "-short")
-        self.export_button.disabled = not chosen or short
+        self.export_button.disabled = not (chosen or request.push) or short
 
     @on(Checkbox.Changed)
     def _choice_changed(self, event: Checkbox.Changed) -> None:
@@ -150,7 +167,7 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
             self.query_one("#gguf-q8_0", Checkbox).value = True  # a Modelfile needs a GGUF to point at
         self._refresh_space()
 
-    @on(Input.Changed, "#destination")
+    @on(Input.Changed, "#destination, #push")
     def _destination_changed(self) -> None:
         self._refresh_space()
 

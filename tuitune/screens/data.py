@@ -28,7 +28,7 @@ from engine.config import DEMO_MODEL, DataSection
 from engine.data.checks import detect_file_format
 from engine.data.formats import LAYOUTS, stages_for
 from engine.data.index import RecordIndex
-from engine.data.problems import SourceError
+from engine.data.problems import HUB_PREFIX, SourceError
 from engine.data.source import RawRecord
 from tuitune.controllers.data_engine import EngineLink
 from tuitune.dialogs.dataset_picker import DatasetPicker
@@ -337,7 +337,8 @@ class DataScreen(AppScreen):
         """Hand the open data to the new-run flow."""
         if self.path:
             # A run's engine starts in another folder: hand over an absolute path.
-            path = self.path if self.path.startswith("builtin:") else os.path.abspath(os.path.expanduser(self.path))
+            named = self.path.startswith(("builtin:", HUB_PREFIX))  # a shipped or Hub data set, not a path
+            path = self.path if named else os.path.abspath(os.path.expanduser(self.path))
             self.post_message(DataChosen([path], str(self.format_select.value)))
             self.notify(f"{self.path} will be used for the next new run.", title="Data chosen")
 

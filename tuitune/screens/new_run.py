@@ -170,8 +170,9 @@ class NewRunScreen(AppScreen):
         self._fill(self.model_input, draft.model)
         self._fill(self.data_input, ", ".join(draft.data))
         self.stages.highlighted = list(STAGES).index(draft.stage) if draft.stage in STAGES else 0
-        self.data_help.update("JSON, JSON Lines or .txt files or datasets folders, comma separated; builtin:identity "
-                              f"is the shipped sample. {accepted_layouts(draft.stage).capitalize()}.")
+        self.data_help.update("JSON, JSON Lines or .txt files, datasets folders or Hub datasets (hf:ORG/NAME[:SPLIT]), "
+                              "comma separated; builtin:identity is the shipped sample. "
+                              f"{accepted_layouts(draft.stage).capitalize()}.")
         self._highlight_preset()
         self._show_steps()
 

@@ -263,13 +263,14 @@ async def test_preference_pairs_show_both_answers_side_by_side_with_their_traine
 
 
 async def test_a_dataset_info_json_lists_its_datasets_and_opens_one_with_its_mapping(data_dir: Path) -> None:
-    """Issue 16: open LLaMA-Factory's dataset_info.json, see its datasets (a hub one says why it cannot
-    be used), preview one with its column mapping applied."""
+    """Issue 16: open LLaMA-Factory's dataset_info.json, see its datasets (a ModelScope one says why it cannot
+    be used, a Hugging Face Hub one names its hf: dataset), preview one with its column mapping applied."""
     from textual.widgets import OptionList
 
     from tuitune.dialogs.dataset_picker import DatasetPicker
 
     (data_dir / "dataset_info.json").write_text(json.dumps({
+        "ms_set": {"ms_hub_url": "org/set"},
         "hub_set": {"hf_hub_url": "org/set"},
         "tuito": {"file_name": "t.json", "columns": {"prompt": "q", "response": "a"}}}))
     (data_dir / "t.json").write_text(json.dumps([{"q": "Who are you?", "a": "I am Tuito."},
@@ -278,9 +279,10 @@ async def test_a_dataset_info_json_lists_its_datasets_and_opens_one_with_its_map
     async with app.run_test(size=(120, 40)) as pilot:
         await until(pilot, lambda: isinstance(app.screen, DatasetPicker))
         options = app.screen.query_one(OptionList)
-        hub, tuito = options.get_option_at_index(0), options.get_option_at_index(1)
-        assert hub.disabled and "hub" in str(hub.prompt) and not tuito.disabled
-        options.highlighted = 1
+        modelscope, hub, tuito = (options.get_option_at_index(n) for n in range(3))
+        assert modelscope.disabled and "ModelScope" in str(modelscope.prompt) and not tuito.disabled
+        assert not hub.disabled and "hf:org/set:train" in str(hub.prompt)
+        options.highlighted = 2
         await pilot.press("enter")
         screen = app.screen
         await until(pilot, lambda: isinstance(screen, DataScreen) and screen.table.row_count == 2)
