@@ -1,0 +1,195 @@
+"""``tuitune serve``: the app in a browser, one app process per browser tab, behind a one-time access token.
+
+textual-serve does the serving: every websocket it accepts starts the command it was given (here the same
+``tuitune --runs-dir RUNS`` a terminal runs) in a process of its own under Textual's web driver, and quits
+that process when the socket closes. The app is only a viewer of run folders and starts runs detached, so a
+closed tab or a lost tunnel ends that tab's app and never a run, as a closed terminal does.
+
+What this module adds around it: the listening socket (loopback unless ``--host`` says otherwise, ``--port 0``
+for any free port), a random token that every request must carry (in the URL once, then in a cookie the
+first answer sets, so the page's own script, styles and websocket pass), a refusal of websockets opened by
+pages of another origin, and page URLs built from the address the browser used (a tunnel's local port may
+differ from ours). aiohttp and textual_serve are imported only when ``serve`` runs: the app never loads them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import secrets
+import shlex
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tuitune.cli.common import Refusal, runs_root
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+TOKEN_PARAM = "token"
+"""The query parameter of the printed URL that holds the token."""
+
+REFUSED = ("403: this tuitune serve needs its access token: open the URL it printed when it started "
+           "(a new start makes a new token)")
+"""The body of every refused request."""
+
+SHUTDOWN_S = 5.0
+"""How long the open tabs' apps get to quit when serving stops."""
+
+Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the app until Ctrl+C (or SIGTERM); exit 2 when the address cannot be listened on."""
+    command = app_command(runs_root(args))
+    asyncio.run(serve(command, args.host, args.port, secrets.token_urlsafe(24)))
+    return 0
+
+
+def app_command(runs_dir: Path) -> str:
+    """The shell command each browser tab's app runs: this tuitune on the runs folder serve resolved."""
+    return shlex.join([sys.executable, "-m", "tuitune", "--runs-dir", str(runs_dir)])
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` keeps the app on this machine (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host: str, port: int) -> str | None:
+    """What listening on a ``host`` beyond loopback exposes, and the tunnel to use instead (two lines); None on
+    loopback."""
+    if is_loopback(host):
+        return None
+    return (f"warning: --host {host} serves tuitune beyond this machine, over plain HTTP: anyone who can reach "
+            f"port {port} here and sees the URL (its token travels unencrypted) can do all you can in the app: "
+            "read the run folders and data files it shows, start, pause and stop runs, export models.\n"
+            f"warning: prefer the default --host 127.0.0.1, reached from your own machine through SSH: "
+            f"ssh -L {port}:127.0.0.1:{port} {socket.gethostname()}")
+
+
+def cookie_name(port: int) -> str:
+    """The cookie that carries the token: named for the port, as cookies of one host are shared by its ports."""
+    return f"tuitune_serve_{port}"
+
+
+def token_middleware(token: str, cookie: str) -> Any:
+    """An aiohttp middleware that lets a request through only with ``token``.
+
+    The token comes in the ``token`` query parameter (the printed URL) or the ``cookie``; either is compared
+    in constant time. A request that brings it in the URL is redirected to the same URL without it, with the
+    cookie set (HttpOnly, SameSite=Strict): the address bar stops showing it, and the page's script, styles
+    and websocket carry the cookie. A websocket must also come from a page of this server (its Origin header
+    names the host the browser asked for), so another site open in the same browser cannot drive the app.
+    Anything else gets 403.
+    """
+    from aiohttp import hdrs, web
+
+    expected = token.encode()
+
+    @web.middleware
+    async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.query.get(TOKEN_PARAM, request.cookies.get(cookie, ""))
+        websocket = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+        if not secrets.compare_digest(given.encode(), expected) or (websocket and not _same_origin(request)):
+            return web.Response(status=403, text=REFUSED)
+        if TOKEN_PARAM in request.query and not websocket:
+            query = request.query.copy()
+            del query[TOKEN_PARAM]
+            found = web.HTTPFound(request.rel_url.with_query(query))
+            found.set_cookie(cookie, token, httponly=True, samesite="Strict", path="/")
+            raise found
+        return await handler(request)
+
+    def _same_origin(request: web.Request) -> bool:
+        origin = request.headers.get(hdrs.ORIGIN)
+        return origin is None or origin.split("://", 1)[-1] == request.host
+
+    return check_token
+
+
+def page_urls(request: web.Request) -> tuple[str, str]:
+    """The websocket and static-files URLs for the page ``request`` asks for, on the address the browser used."""
+    http = f"{request.scheme}://{request.host}"
+    return f"ws{http.removeprefix('http')}/ws", f"{http}/static/"
+
+
+def make_web_app(command: str, token: str, port: int) -> web.Application:
+    """The aiohttp application: textual-serve's page, websocket and static files behind :func:`token_middleware`.
+
+    ``port`` names the token's cookie (the port listened on).
+    """
+    import aiohttp_jinja2
+    import jinja2
+    from aiohttp import web
+    from textual_serve.server import Server
+
+    server = Server(command, title="tuitune")
+
+    async def index(request: web.Request) -> web.StreamResponse:
+        websocket_url, static_url = page_urls(request)
+        font_size = request.query.get("fontsize", "16")
+        context = {"font_size": int(font_size) if font_size.isdigit() else 16, "app_websocket_url": websocket_url,
+                   "config": {"static": {"url": static_url}}, "application": {"name": "tuitune"}}
+        return aiohttp_jinja2.render_template("app_index.html", request, context)
+
+    app = web.Application(middlewares=[token_middleware(token, cookie_name(port))])
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(server.templates_path))
+    app.add_routes([web.get("/", index), web.get("/ws", server.handle_websocket),
+                    web.get("/download/{key}", server.handle_download),
+                    web.static("/static", server.statics_path)])
+    return app
+
+
+async def serve(command: str, host: str, port: int, token: str) -> None:
+    """Listen on ``host``:``port`` (0: any free port), print the URL with its token, serve until SIGINT or SIGTERM.
+
+    Raises:
+        Refusal: the address cannot be listened on (in use, not this machine's, not an address).
+    """
+    from aiohttp import web
+
+    listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart right after Ctrl+C finds it free
+    try:
+        listening.bind((host.strip("[]"), port))
+    except (OSError, OverflowError) as exc:
+        listening.close()
+        why = getattr(exc, "strerror", None) or exc
+        raise Refusal(f"--host {host} --port {port}: cannot listen there: {why}") from None
+    port = listening.getsockname()[1]
+    if (warning := exposure_warning(host, port)) is not None:
+        print(warning, file=sys.stderr, flush=True)
+    runner = web.AppRunner(make_web_app(command, token, port), access_log=None, handle_signals=False,
+                           shutdown_timeout=SHUTDOWN_S)
+    await runner.setup()
+    await web.SockSite(runner, listening).start()
+    print_address(host, port, token)
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def print_address(host: str, port: int, token: str) -> None:
+    """Say where the app is, with its token, and how to reach it from another machine."""
+    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+    shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
+    print(f"tuitune in a browser: http://{shown}:{port}/?{TOKEN_PARAM}={token}", flush=True)
+    if is_loopback(host):
+        print(f"from another machine: ssh -L {port}:127.0.0.1:{port} {socket.gethostname()}, then open the URL "
+              "there", flush=True)
+    print("each tab runs its own app; closing one never stops a run; Ctrl+C stops serving", flush=True)
