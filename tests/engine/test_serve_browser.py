@@ -1,0 +1,175 @@
+"""``tuitune serve`` in a real browser: headless Chromium (Debian's package, driven by Playwright) opens the
+served URL, sees the runs list, opens a live run's dashboard with the keys a person presses, and a screenshot
+is taken of it; the page is refused without the token; serving listens on 127.0.0.1 only; each tab gets its
+own app; closing the tabs leaves the run training.
+
+xterm.js draws the terminal on canvases (WebGL, else 2D), not into DOM rows, so the page has no text to read:
+the test reads xterm's own screen buffer, catching the page's Terminal object as textual-serve's script
+stores it (``this.terminal = new Terminal(...)``) through a setter put on Object.prototype before the page
+loads. Chromium is a test dependency (``apt-get install -y chromium``; make test installs it): without it
+this test fails, it does not skip.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from engine.protocol import read_events
+
+RUN = "browser-watched-run"
+
+CATCH_TERMINAL = """
+Object.defineProperty(Object.prototype, "terminal", {configurable: true, set(value) {
+  Object.defineProperty(this, "terminal", {value, writable: true, configurable: true, enumerable: true});
+  if (value && value.buffer && value.buffer.active) window.tuituneTerminal = value;
+}});
+"""
+"""Runs before the page's own script: keeps a reference to the xterm.js Terminal it creates."""
+
+SCREEN_TEXT = """() => {
+  const terminal = window.tuituneTerminal;
+  if (!terminal) return "";
+  const lines = [];
+  for (let row = 0; row < terminal.rows; row++) lines.push(terminal.buffer.active.getLine(row).translateToString(true));
+  return lines.join("\\n");
+}"""
+"""The text on the page's terminal, row by row, as xterm.js holds it."""
+
+
+class Serving:
+    """``tuitune serve --port 0`` started as a user starts it, its output read on a thread (never a full pipe)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.output: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        self.url = self._line_with(r"http://127\.0\.0\.1:\d+/\?token=\S+").group(0)
+        self.port = int(re.search(r":(\d+)/", self.url).group(1))
+        self.base = f"http://127.0.0.1:{self.port}/"
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.output.append(line)
+            self.lines.put(line)
+
+    def _line_with(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"serve printed no {pattern!r} in {timeout} s: {self.output}") from None
+            if match := re.search(pattern, line):
+                return match
+
+    def apps(self) -> list[psutil.Process]:
+        """The app processes serving started, one per open tab."""
+        return [child for child in psutil.Process(self.process.pid).children(recursive=True)
+                if child.cmdline()[1:4] == ["-m", "tuitune", "--runs-dir"]]
+
+    def stop(self) -> int:
+        """Ctrl+C, as at its terminal; its exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=30)
+
+
+def status_of(url: str) -> int:
+    """The HTTP status a plain client gets for ``url``."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def listeners(pids: set[int]) -> list[str]:
+    """The local addresses ``ss -ltnp`` (the socket table) shows listening for any of ``pids``."""
+    table = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=30, check=True).stdout
+    return [line.split()[3] for line in table.splitlines()
+            if {int(pid) for pid in re.findall(r"pid=(\d+)", line)} & pids]
+
+
+def wait_until(condition: Any, what: str, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
+        time.sleep(0.2)
+    return result
+
+
+def last_step(run_dir: Path) -> int:
+    return max((event["step"] for event in read_events(run_dir) if event["type"] == "log"), default=0)
+
+
+def test_a_live_run_watched_in_a_browser(tmp_path: Path, tiny_model_dir: Path, tiny_data: Path, eng: Any) -> None:
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed: it is a test dependency (apt-get install -y chromium; "
+                    "make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    runs = tmp_path / "runs"
+    run_dir = eng.make_run(runs, tiny_model_dir, tiny_data, name=RUN,
+                           train={"max_steps": 100_000, "save_steps": 100_000})  # trains all along
+    eng.launch(run_dir)
+    serving = Serving(eng.cli("serve", "--port", "0", runs=runs))
+    try:
+        tree = {serving.process.pid}
+        assert listeners(tree) == [f"127.0.0.1:{serving.port}"]
+        assert [c.laddr.ip for c in psutil.Process(serving.process.pid).net_connections("inet")
+                if c.status == psutil.CONN_LISTEN] == ["127.0.0.1"]
+        assert status_of(serving.base) == 403
+        assert status_of(f"{serving.base}?token=not-the-token") == 403
+        assert status_of(f"{serving.base}static/js/textual.js") == 403
+
+        eng.wait_for(run_dir, lambda events: last_step(run_dir) >= 1, what="training to log a step")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium)
+            first = browser.new_context(viewport={"width": 1200, "height": 700})
+            first.add_init_script(CATCH_TERMINAL)
+            page = first.new_page()
+            page.goto(serving.url)
+            assert page.url == serving.base  # the token went into a cookie, out of the address bar
+            screen = wait_until(lambda: RUN in (text := page.evaluate(SCREEN_TEXT)) and text, "the runs list")
+            assert "name" in screen and "state" in screen, screen
+            page.locator(".xterm").click()
+            page.keyboard.press("Enter")  # open the highlighted run, as in a terminal
+            wait_until(lambda: re.search(r"step \d+/100000", text := page.evaluate(SCREEN_TEXT))
+                                   and text, "the run's dashboard", timeout=20)
+            shot = tmp_path / "serve-dashboard.png"
+            page.screenshot(path=shot)
+            shown = page.evaluate(SCREEN_TEXT)  # the frame the screenshot holds
+            assert RUN in shown and "RUNNING" in shown, shown
+            assert shot.stat().st_size > 10_000, "a screenshot of a drawn dashboard, not an empty page"
+
+            second = browser.new_context()  # another person, at once
+            other = second.new_page()
+            other.goto(serving.url)
+            wait_until(lambda: len(serving.apps()) == 2, "a second app for the second tab")
+            assert len({app.pid for app in serving.apps()}) == 2
+
+            page.close()
+            other.close()
+            wait_until(lambda: serving.apps() == [], "the tabs' apps to quit once their pages closed")
+            browser.close()
+        closed_at = last_step(run_dir)
+        eng.wait_for(run_dir, lambda events: last_step(run_dir) > closed_at + 2, timeout=60,
+                     what="training to go on after the pages closed")
+        assert eng.terminal()(read_events(run_dir)) is None, "the run ended"
+    finally:
+        assert serving.stop() == 0, serving.output
