@@ -65,6 +65,7 @@ class Serving:
         for line in self.process.stdout:
             self.output.append(line)
             self.lines.put(line)
+        self.lines.put("")  # it ended: nothing more will come
 
     def _line_with(self, pattern: str, timeout: float = 30) -> re.Match[str]:
         deadline = time.monotonic() + timeout
@@ -73,6 +74,9 @@ class Serving:
                 line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 raise AssertionError(f"serve printed no {pattern!r} in {timeout} s: {self.output}") from None
+            if line == "":
+                error = self.process.stderr.read()
+                raise AssertionError(f"serve ended (exit {self.process.wait()}) without {pattern!r}: {error}")
             if match := re.search(pattern, line):
                 return match
 
@@ -161,7 +165,9 @@ def test_a_live_run_watched_in_a_browser(tmp_path: Path, tiny_model_dir: Path, t
             other = second.new_page()
             other.goto(serving.url)
             wait_until(lambda: len(serving.apps()) == 2, "a second app for the second tab")
-            assert len({app.pid for app in serving.apps()}) == 2
+            apps = serving.apps()
+            assert len({app.pid for app in apps}) == 2
+            assert listeners(tree | {app.pid for app in apps}) == [f"127.0.0.1:{serving.port}"]  # the apps: none
 
             page.close()
             other.close()

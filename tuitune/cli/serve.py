@@ -190,6 +190,6 @@ def print_address(host: str, port: int, token: str) -> None:
     shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
     print(f"tuitune in a browser: http://{shown}:{port}/?{TOKEN_PARAM}={token}", flush=True)
     if is_loopback(host):
-        print(f"from another machine: ssh -L {port}:127.0.0.1:{port} {socket.gethostname()}, then open the URL "
-              "there", flush=True)
+        print(f"from another machine: ssh -L {port}:{shown}:{port} {socket.gethostname()}, then open the URL there",
+              flush=True)
     print("each tab runs its own app; closing one never stops a run; Ctrl+C stops serving", flush=True)
