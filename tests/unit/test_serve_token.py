@@ -4,6 +4,7 @@ its websocket command is a shell that ends at once, so no app starts."""
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ import pytest
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
-from tuitune.cli.serve import REFUSED, cookie_name, exposure_warning, make_web_app
+from tuitune.cli.serve import REFUSED, app_command, cookie_name, exposure_warning, make_web_app
 
 TOKEN = "s3cret-token-of-this-start"
 PORT = 8765
@@ -105,3 +106,9 @@ def test_port_must_be_a_port() -> None:
     done = subprocess.run([sys.executable, "-m", "tuitune", "serve", "--port", "65536"], cwd=REPO,
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     assert done.returncode == 2 and "'65536' is not a port number" in done.stderr
+
+
+def test_each_tab_runs_this_tuitune_on_the_runs_folder_serve_was_given() -> None:
+    """The command textual-serve runs through a shell per websocket: quoted, so any folder name comes through."""
+    folder = Path("/tmp/runs with spaces; and $(a shell's) 'quotes'")
+    assert shlex.split(app_command(folder)) == [sys.executable, "-m", "tuitune", "--runs-dir", str(folder)]
