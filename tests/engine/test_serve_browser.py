@@ -151,7 +151,7 @@ def test_a_live_run_watched_in_a_browser(tmp_path: Path, tiny_model_dir: Path, t
             assert page.url == serving.base  # the token went into a cookie, out of the address bar
             screen = wait_until(lambda: RUN in (text := page.evaluate(SCREEN_TEXT)) and text, "the runs list")
             assert "name" in screen and "state" in screen, screen
-            page.locator(".xterm").click()
+            page.locator("textarea.xterm-helper-textarea").focus()  # where xterm.js takes the keys typed
             page.keyboard.press("Enter")  # open the highlighted run, as in a terminal
             wait_until(lambda: re.search(r"step \d+/100000", text := page.evaluate(SCREEN_TEXT))
                                    and text, "the run's dashboard", timeout=20)
@@ -162,9 +162,13 @@ def test_a_live_run_watched_in_a_browser(tmp_path: Path, tiny_model_dir: Path, t
             assert shot.stat().st_size > 10_000, "a screenshot of a drawn dashboard, not an empty page"
 
             second = browser.new_context()  # another person, at once
+            second.add_init_script(CATCH_TERMINAL)
             other = second.new_page()
             other.goto(serving.url)
             wait_until(lambda: len(serving.apps()) == 2, "a second app for the second tab")
+            other_screen = wait_until(lambda: RUN in (text := other.evaluate(SCREEN_TEXT)) and text, "its runs list")
+            assert "state" in other_screen and "Stop & save" not in other_screen  # its own app: not on the dashboard
+            assert "Stop & save" in page.evaluate(SCREEN_TEXT)  # while the first tab's app still is
             apps = serving.apps()
             assert len({app.pid for app in apps}) == 2
             assert listeners(tree | {app.pid for app in apps}) == [f"127.0.0.1:{serving.port}"]  # the apps: none

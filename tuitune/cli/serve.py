@@ -159,6 +159,9 @@ async def serve(command: str, host: str, port: int, token: str) -> None:
     """
     from aiohttp import web
 
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     listening = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
     listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restart right after Ctrl+C finds it free
     try:
@@ -175,9 +178,6 @@ async def serve(command: str, host: str, port: int, token: str) -> None:
     await runner.setup()
     await web.SockSite(runner, listening).start()
     print_address(host, port, token)
-    stop = asyncio.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        asyncio.get_running_loop().add_signal_handler(signum, stop.set)
     try:
         await stop.wait()
     finally:
