@@ -111,4 +111,5 @@ def test_port_must_be_a_port() -> None:
 def test_each_tab_runs_this_tuitune_on_the_runs_folder_serve_was_given() -> None:
     """The command textual-serve runs through a shell per websocket: quoted, so any folder name comes through."""
     folder = Path("/tmp/runs with spaces; and $(a shell's) 'quotes'")
-    assert shlex.split(app_command(folder)) == [sys.executable, "-m", "tuitune", "--runs-dir", str(folder)]
+    assert shlex.split(app_command(folder)) == ["TEXTUAL_DRIVER=tuitune.web_driver:ServedDriver", "exec",
+                                                sys.executable, "-m", "tuitune", "--runs-dir", str(folder)]

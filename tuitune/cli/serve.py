@@ -51,9 +51,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+APP_DRIVER = "tuitune.web_driver:ServedDriver"
+"""The Textual driver of each tab's app, over textual-serve's choice: Textual's web driver, ending the app when
+serve goes away without asking it to quit (killed), where Textual's own would leave it running."""
+
+
 def app_command(runs_dir: Path) -> str:
-    """The shell command each browser tab's app runs: this tuitune on the runs folder serve resolved."""
-    return shlex.join([sys.executable, "-m", "tuitune", "--runs-dir", str(runs_dir)])
+    """The shell command each browser tab's app runs: this tuitune on the runs folder serve resolved, with
+    :data:`APP_DRIVER`, in place of the shell (``exec``) so that serve's child is the app itself."""
+    app = shlex.join([sys.executable, "-m", "tuitune", "--runs-dir", str(runs_dir)])
+    return f"TEXTUAL_DRIVER={APP_DRIVER} exec {app}"
 
 
 def is_loopback(host: str) -> bool:

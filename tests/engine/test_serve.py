@@ -1,13 +1,14 @@
-"""``tuitune serve`` in a real browser: headless Chromium (Debian's package, driven by Playwright) opens the
-served URL, sees the runs list, opens a live run's dashboard with the keys a person presses, and a screenshot
-is taken of it; the page is refused without the token; serving listens on 127.0.0.1 only; each tab gets its
-own app; closing the tabs leaves the run training.
+"""``tuitune serve`` with real processes. Its apps end with it, however it ends. And in a real browser:
+headless Chromium (Debian's package, driven by Playwright) opens the served URL, sees the runs list, opens a
+live run's dashboard with the keys a person presses, and a screenshot is taken of it; the page is refused
+without the token; serving listens on 127.0.0.1 only; each tab gets its own app; closing the tabs leaves the
+run training.
 
 xterm.js draws the terminal on canvases (WebGL, else 2D), not into DOM rows, so the page has no text to read:
 the test reads xterm's own screen buffer, catching the page's Terminal object as textual-serve's script
 stores it (``this.terminal = new Terminal(...)``) through a setter put on Object.prototype before the page
 loads. Chromium is a test dependency (``apt-get install -y chromium``; make test installs it): without it
-this test fails, it does not skip.
+the browser test fails, it does not skip.
 """
 
 from __future__ import annotations
@@ -82,14 +83,33 @@ class Serving:
 
     def apps(self) -> list[psutil.Process]:
         """The app processes serving started, one per open tab."""
-        return [child for child in psutil.Process(self.process.pid).children(recursive=True)
-                if child.cmdline()[1:4] == ["-m", "tuitune", "--runs-dir"]]
+        return [child for child in psutil.Process(self.process.pid).children(recursive=True) if is_app(child)]
 
     def stop(self) -> int:
         """Ctrl+C, as at its terminal; its exit status."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
         return self.process.wait(timeout=30)
+
+
+def is_app(process: psutil.Process) -> bool:
+    """Whether ``process`` is a tab's app (``python -m tuitune --runs-dir RUNS``) and still running."""
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE and process.cmdline()[1:4] == ["-m", "tuitune", "--runs-dir"]
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def open_tab(serving: Serving) -> Any:
+    """A websocket as a tab's page opens it (a plain client, no browser), once its app has drawn a screen."""
+    import aiohttp
+
+    session = aiohttp.ClientSession()
+    url = serving.url.replace("http://", "ws://").replace("/?", "/ws?")
+    socket = await session.ws_connect(f"{url}&width=80&height=24", origin=serving.base.rstrip("/"))
+    while (await socket.receive(timeout=30)).type != aiohttp.WSMsgType.BINARY:
+        pass
+    return session, socket
 
 
 def status_of(url: str) -> int:
@@ -183,3 +203,23 @@ def test_a_live_run_watched_in_a_browser(tmp_path: Path, tiny_model_dir: Path, t
         assert eng.terminal()(read_events(run_dir)) is None, "the run ended"
     finally:
         assert serving.stop() == 0, serving.output
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+async def test_every_tab_s_app_ends_with_serve(tmp_path: Path, eng: Any, how: signal.Signals) -> None:
+    """Stopped (SIGTERM, as a service manager stops it) or killed outright, serve leaves no app behind: a killed
+    serve cannot tell its apps to quit, so each app ends when its input does."""
+    serving = Serving(eng.cli("serve", "--port", "0", runs=tmp_path / "runs"))
+    apps: list[psutil.Process] = []
+    try:
+        session, _socket = await open_tab(serving)
+        apps = wait_until(serving.apps, "the tab's app")
+        serving.process.send_signal(how)
+        assert serving.process.wait(timeout=30) == (0 if how == signal.SIGTERM else -how)
+        wait_until(lambda: not any(is_app(app) for app in apps), f"the app to end after serve's {how.name}", 20)
+        await session.close()
+    finally:
+        for app in apps:
+            if is_app(app):
+                app.kill()
+        serving.stop()
