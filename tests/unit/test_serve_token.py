@@ -14,7 +14,7 @@ import pytest
 from aiohttp import WSServerHandshakeError
 from aiohttp.test_utils import TestClient, TestServer
 
-from tuitune.cli.serve import REFUSED, app_command, cookie_name, exposure_warning, make_web_app
+from tuitune.cli.serve import OTHER_ORIGIN, REFUSED, app_command, cookie_name, exposure_warning, make_web_app
 
 TOKEN = "s3cret-token-of-this-start"
 PORT = 8765
@@ -68,6 +68,10 @@ async def test_a_websocket_needs_the_token_and_this_server_s_page(client: TestCl
         with pytest.raises(WSServerHandshakeError) as refusal:
             await client.ws_connect("/ws", headers=headers)
         assert refusal.value.status == 403, headers
+    foreign = await client.get("/ws", headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                                               "Origin": "http://evil.example", "Cookie": cookie})
+    assert (foreign.status, await foreign.text()) == (403, OTHER_ORIGIN.format(origin="http://evil.example",
+                                                                               host=f"127.0.0.1:{client.port}"))
     websocket = await client.ws_connect("/ws", headers={"Origin": own, "Cookie": cookie})
     await websocket.close()
     websocket = await client.ws_connect(f"/ws?token={TOKEN}", headers={"Origin": own})  # the token in its URL

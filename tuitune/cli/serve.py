@@ -36,7 +36,10 @@ TOKEN_PARAM = "token"
 
 REFUSED = ("403: this tuitune serve needs its access token: open the URL it printed when it started "
            "(a new start makes a new token)")
-"""The body of every refused request."""
+"""The body of a refused request: no token, or not this start's."""
+
+OTHER_ORIGIN = "403: tuitune serve takes websockets from its own page only: Origin {origin} is not {host}"
+"""The body of a refused websocket that another site's page opened (or a proxy that rewrote the Host header)."""
 
 SHUTDOWN_S = 5.0
 """How long the open tabs' apps get to quit when serving stops."""
@@ -108,8 +111,11 @@ def token_middleware(token: str, cookie: str) -> Any:
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.query.get(TOKEN_PARAM, request.cookies.get(cookie, ""))
         websocket = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
-        if not secrets.compare_digest(given.encode(), expected) or (websocket and not _same_origin(request)):
+        if not secrets.compare_digest(given.encode(), expected):
             return web.Response(status=403, text=REFUSED)
+        origin = request.headers.get(hdrs.ORIGIN)
+        if websocket and origin is not None and origin.split("://", 1)[-1] != request.host:
+            return web.Response(status=403, text=OTHER_ORIGIN.format(origin=origin, host=request.host))
         if TOKEN_PARAM in request.query and not websocket:
             query = request.query.copy()
             del query[TOKEN_PARAM]
@@ -117,10 +123,6 @@ def token_middleware(token: str, cookie: str) -> Any:
             found.set_cookie(cookie, token, httponly=True, samesite="Strict", path="/")
             raise found
         return await handler(request)
-
-    def _same_origin(request: web.Request) -> bool:
-        origin = request.headers.get(hdrs.ORIGIN)
-        return origin is None or origin.split("://", 1)[-1] == request.host
 
     return check_token
 
