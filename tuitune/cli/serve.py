@@ -1,9 +1,10 @@
 """``tuitune serve``: the app in a browser, one app process per browser tab, behind a one-time access token.
 
 textual-serve does the serving: every websocket it accepts starts the command it was given (here the same
-``tuitune --runs-dir RUNS`` a terminal runs) in a process of its own under Textual's web driver, and quits
-that process when the socket closes. The app is only a viewer of run folders and starts runs detached, so a
-closed tab or a lost tunnel ends that tab's app and never a run, as a closed terminal does.
+``tuitune --runs-dir RUNS`` a terminal runs) in a process of its own under Textual's web driver (here
+:data:`APP_DRIVER`), and quits that process when the socket closes. The app is only a viewer of run folders
+and starts runs detached, so a closed tab or a lost tunnel ends that tab's app and never a run, as a closed
+terminal does.
 
 What this module adds around it: the listening socket (loopback unless ``--host`` says otherwise, ``--port 0``
 for any free port), a random token that every request must carry (in the URL once, then in a cookie the
@@ -66,21 +67,17 @@ def app_command(runs_dir: Path) -> str:
     return f"TEXTUAL_DRIVER={APP_DRIVER} exec {app}"
 
 
-def is_loopback(host: str) -> bool:
-    """Whether listening on ``host`` keeps the app on this machine (127.0.0.0/8, ::1, localhost)."""
-    if host.lower() == "localhost":
-        return True
+def is_loopback(address: str) -> bool:
+    """Whether a socket bound to ``address`` (an IP address, as the socket reports it) is reachable from this
+    machine only (127.0.0.0/8, ::1)."""
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        return ipaddress.ip_address(address).is_loopback
     except ValueError:
         return False
 
 
-def exposure_warning(host: str, port: int) -> str | None:
-    """What listening on a ``host`` beyond loopback exposes, and the tunnel to use instead (two lines); None on
-    loopback."""
-    if is_loopback(host):
-        return None
+def exposure_warning(host: str, port: int) -> str:
+    """What serving on ``host`` (an address beyond loopback) exposes, and the tunnel to use instead: two lines."""
     return (f"warning: --host {host} serves tuitune beyond this machine, over plain HTTP: anyone who can reach "
             f"port {port} here and sees the URL (its token travels unencrypted) can do all you can in the app: "
             "read the run folders and data files it shows, start, pause and stop runs, export models.\n"
@@ -179,26 +176,30 @@ async def serve(command: str, host: str, port: int, token: str) -> None:
         listening.close()
         why = getattr(exc, "strerror", None) or exc
         raise Refusal(f"--host {host} --port {port}: cannot listen there: {why}") from None
-    port = listening.getsockname()[1]
-    if (warning := exposure_warning(host, port)) is not None:
-        print(warning, file=sys.stderr, flush=True)
+    address, port = listening.getsockname()[:2]
+    if not is_loopback(address):  # asked by address or by name: what counts is the address bound
+        print(exposure_warning(host, port), file=sys.stderr, flush=True)
     runner = web.AppRunner(make_web_app(command, token, port), access_log=None, handle_signals=False,
                            shutdown_timeout=SHUTDOWN_S)
     await runner.setup()
     await web.SockSite(runner, listening).start()
-    print_address(host, port, token)
+    print_address(host, address, port, token)
     try:
         await stop.wait()
     finally:
         await runner.cleanup()
 
 
-def print_address(host: str, port: int, token: str) -> None:
-    """Say where the app is, with its token, and how to reach it from another machine."""
-    shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
-    shown = f"[{shown}]" if ":" in shown and not shown.startswith("[") else shown
-    print(f"tuitune in a browser: http://{shown}:{port}/?{TOKEN_PARAM}={token}", flush=True)
-    if is_loopback(host):
-        print(f"from another machine: ssh -L {port}:{shown}:{port} {socket.gethostname()}, then open the URL there",
-              flush=True)
+def print_address(host: str, address: str, port: int, token: str) -> None:
+    """Say where the app is (``host`` as asked, bound to ``address``), with its token, and how to reach it from
+    another machine."""
+
+    def bracketed(name: str) -> str:
+        return f"[{name}]" if ":" in name and not name.startswith("[") else name
+
+    shown = socket.gethostname() if ipaddress.ip_address(address).is_unspecified else host
+    print(f"tuitune in a browser: http://{bracketed(shown)}:{port}/?{TOKEN_PARAM}={token}", flush=True)
+    if is_loopback(address):
+        print(f"from another machine: ssh -L {port}:{bracketed(address)}:{port} {socket.gethostname()}, then open "
+              "the URL there", flush=True)
     print("each tab runs its own app; closing one never stops a run; Ctrl+C stops serving", flush=True)
