@@ -13,6 +13,7 @@ the browser test fails, it does not skip.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import re
 import shutil
@@ -25,12 +26,16 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
 import pytest
 
 from engine.protocol import read_events
 
 RUN = "browser-watched-run"
+
+STOPS_WITHIN_S = 4.0
+"""How long serve may take to stop, its open tabs' apps quit (about half a second here, when idle)."""
 
 CATCH_TERMINAL = """
 Object.defineProperty(Object.prototype, "terminal", {configurable: true, set(value) {
@@ -100,16 +105,19 @@ def is_app(process: psutil.Process) -> bool:
         return False
 
 
-async def open_tab(serving: Serving) -> Any:
-    """A websocket as a tab's page opens it (a plain client, no browser), once its app has drawn a screen."""
-    import aiohttp
-
-    session = aiohttp.ClientSession()
+async def open_tab(serving: Serving, session: aiohttp.ClientSession) -> asyncio.Task[None]:
+    """A websocket as a tab's page opens it (a plain client, no browser), once its app has drawn a screen; it
+    goes on reading, as a page does, so that it answers serve's close (the task ends when the socket does)."""
     url = serving.url.replace("http://", "ws://").replace("/?", "/ws?")
     socket = await session.ws_connect(f"{url}&width=80&height=24", origin=serving.base.rstrip("/"))
     while (await socket.receive(timeout=30)).type != aiohttp.WSMsgType.BINARY:
         pass
-    return session, socket
+
+    async def read() -> None:
+        async for _message in socket:
+            pass
+
+    return asyncio.create_task(read())
 
 
 def status_of(url: str) -> int:
@@ -212,12 +220,15 @@ async def test_every_tab_s_app_ends_with_serve(tmp_path: Path, eng: Any, how: si
     serving = Serving(eng.cli("serve", "--port", "0", runs=tmp_path / "runs"))
     apps: list[psutil.Process] = []
     try:
-        session, _socket = await open_tab(serving)
-        apps = wait_until(serving.apps, "the tab's app")
-        serving.process.send_signal(how)
-        assert serving.process.wait(timeout=30) == (0 if how == signal.SIGTERM else -how)
-        wait_until(lambda: not any(is_app(app) for app in apps), f"the app to end after serve's {how.name}", 20)
-        await session.close()
+        async with aiohttp.ClientSession() as session:
+            reading = await open_tab(serving, session)
+            apps = wait_until(serving.apps, "the tab's app")
+            serving.process.send_signal(how)
+            # Stopping quits the open tabs' apps at once, rather than waiting for the tabs to close.
+            stopped = await asyncio.to_thread(serving.process.wait, STOPS_WITHIN_S)  # the page reads on meanwhile
+            assert stopped == (0 if how == signal.SIGTERM else -how)
+            wait_until(lambda: not any(is_app(app) for app in apps), f"the app to end after serve's {how.name}", 20)
+            await asyncio.wait_for(reading, 10)  # the page saw its socket closed
     finally:
         for app in apps:
             if is_app(app):

@@ -141,6 +141,21 @@ def make_web_app(command: str, token: str, port: int) -> web.Application:
     from textual_serve.server import Server
 
     server = Server(command, title="tuitune")
+    tabs: set[asyncio.Task[object]] = set()
+
+    async def websocket(request: web.Request) -> web.StreamResponse:
+        tabs.add(task := asyncio.current_task())
+        try:
+            return await server.handle_websocket(request)
+        finally:
+            tabs.discard(task)
+
+    async def quit_tabs(app: web.Application) -> None:
+        # Without this, stopping waits SHUTDOWN_S for open tabs to close by themselves. Cancelled, textual-serve's
+        # handler quits its app and closes the socket, as when the tab closes.
+        for task in tabs:
+            task.cancel()
+        await asyncio.gather(*tabs, return_exceptions=True)
 
     async def index(request: web.Request) -> web.StreamResponse:
         websocket_url, static_url = page_urls(request)
@@ -151,7 +166,8 @@ def make_web_app(command: str, token: str, port: int) -> web.Application:
 
     app = web.Application(middlewares=[token_middleware(token, cookie_name(port))])
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(server.templates_path))
-    app.add_routes([web.get("/", index), web.get("/ws", server.handle_websocket),
+    app.on_shutdown.append(quit_tabs)
+    app.add_routes([web.get("/", index), web.get("/ws", websocket),
                     web.get("/download/{key}", server.handle_download),
                     web.static("/static", server.statics_path)])
     return app
