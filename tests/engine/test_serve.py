@@ -37,6 +37,9 @@ RUN = "browser-watched-run"
 STOPS_WITHIN_S = 4.0
 """How long serve may take to stop, its open tabs' apps quit (about half a second here, when idle)."""
 
+STUCK_STOPS_WITHIN_S = 12.0
+"""How long serve may take to stop when an app does not answer (tuitune.cli.serve.SHUTDOWN_S and a margin)."""
+
 CATCH_TERMINAL = """
 Object.defineProperty(Object.prototype, "terminal", {configurable: true, set(value) {
   Object.defineProperty(this, "terminal", {value, writable: true, configurable: true, enumerable: true});
@@ -229,6 +232,27 @@ async def test_every_tab_s_app_ends_with_serve(tmp_path: Path, eng: Any, how: si
             assert stopped == (0 if how == signal.SIGTERM else -how)
             wait_until(lambda: not any(is_app(app) for app in apps), f"the app to end after serve's {how.name}", 20)
             await asyncio.wait_for(reading, 10)  # the page saw its socket closed
+    finally:
+        for app in apps:
+            if is_app(app):
+                app.kill()
+        serving.stop()
+
+
+async def test_a_stuck_app_does_not_hold_serve_up(tmp_path: Path, eng: Any) -> None:
+    """An app that cannot answer serve's quit (stopped here with SIGSTOP) neither keeps serve from stopping nor
+    outlives it."""
+    serving = Serving(eng.cli("serve", "--port", "0", runs=tmp_path / "runs"))
+    apps: list[psutil.Process] = []
+    try:
+        async with aiohttp.ClientSession() as session:
+            await open_tab(serving, session)
+            apps = wait_until(serving.apps, "the tab's app")
+            apps[0].suspend()
+            serving.process.send_signal(signal.SIGTERM)
+            stopped = await asyncio.to_thread(serving.process.wait, STUCK_STOPS_WITHIN_S)
+            assert stopped == 0, serving.output
+            wait_until(lambda: not any(is_app(app) for app in apps), "the stuck app to be ended", 10)
     finally:
         for app in apps:
             if is_app(app):

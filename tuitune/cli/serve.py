@@ -43,7 +43,7 @@ OTHER_ORIGIN = "403: tuitune serve takes websockets from its own page only: Orig
 """The body of a refused websocket that another site's page opened (or a proxy that rewrote the Host header)."""
 
 SHUTDOWN_S = 5.0
-"""How long the open tabs' apps get to quit when serving stops."""
+"""How long the open tabs' apps get to quit when serving stops; one still there after it is killed."""
 
 Handler = Callable[["web.Request"], Awaitable["web.StreamResponse"]]
 
@@ -130,10 +130,12 @@ def page_urls(request: web.Request) -> tuple[str, str]:
     return f"ws{http.removeprefix('http')}/ws", f"{http}/static/"
 
 
-def make_web_app(command: str, token: str, port: int) -> web.Application:
+def make_web_app(command: str, token: str, port: int,
+                 end_apps: Callable[[], None] | None = None) -> web.Application:
     """The aiohttp application: textual-serve's page, websocket and static files behind :func:`token_middleware`.
 
-    ``port`` names the token's cookie (the port listened on).
+    ``port`` names the token's cookie (the port listened on). When it shuts down, the open tabs' apps are told
+    to quit, and after SHUTDOWN_S ``end_apps`` (if given) ends those that did not.
     """
     import aiohttp_jinja2
     import jinja2
@@ -152,10 +154,13 @@ def make_web_app(command: str, token: str, port: int) -> web.Application:
 
     async def quit_tabs(app: web.Application) -> None:
         # Without this, stopping waits SHUTDOWN_S for open tabs to close by themselves. Cancelled, textual-serve's
-        # handler quits its app and closes the socket, as when the tab closes.
+        # handler quits its app and closes the socket, as when the tab closes; it waits for the app without end,
+        # so the wait here has one: an app ended, its handler sees its output end and returns.
         for task in tabs:
             task.cancel()
-        await asyncio.gather(*tabs, return_exceptions=True)
+        if tabs and (await asyncio.wait(tabs, timeout=SHUTDOWN_S))[1] and end_apps is not None:
+            end_apps()
+            await asyncio.wait(tabs, timeout=SHUTDOWN_S)
 
     async def index(request: web.Request) -> web.StreamResponse:
         websocket_url, static_url = page_urls(request)
@@ -195,8 +200,8 @@ async def serve(command: str, host: str, port: int, token: str) -> None:
     address, port = listening.getsockname()[:2]
     if not is_loopback(address):  # asked by address or by name: what counts is the address bound
         print(exposure_warning(host, port), file=sys.stderr, flush=True)
-    runner = web.AppRunner(make_web_app(command, token, port), access_log=None, handle_signals=False,
-                           shutdown_timeout=SHUTDOWN_S)
+    runner = web.AppRunner(make_web_app(command, token, port, end_stuck_apps), access_log=None,
+                           handle_signals=False, shutdown_timeout=SHUTDOWN_S)
     await runner.setup()
     await web.SockSite(runner, listening).start()
     print_address(host, address, port, token)
@@ -204,6 +209,18 @@ async def serve(command: str, host: str, port: int, token: str) -> None:
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def end_stuck_apps() -> None:
+    """Kill what is left of the tabs' apps (serve's only children) as serving stops: an app that did not answer
+    quit (stopped, hung) would otherwise hold serve up, then outlive it. Nothing an app holds needs saving."""
+    import psutil
+
+    for child in psutil.Process().children(recursive=True):
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
 
 
 def print_address(host: str, address: str, port: int, token: str) -> None:
