@@ -29,8 +29,11 @@ from typing import Any
 import aiohttp
 import psutil
 import pytest
+import yaml
 
 from engine.protocol import read_events
+from tuitune.runs import launch
+from tuitune.runs.launch import read_pids
 
 RUN = "browser-watched-run"
 
@@ -147,15 +150,38 @@ def wait_until(condition: Any, what: str, timeout: float = 30) -> Any:
     return result
 
 
+KEYS = "textarea.xterm-helper-textarea"
+"""Where xterm.js takes the keys typed on the page (focused, not clicked: a click reaches the app as a mouse event)."""
+
+
+def chromium() -> str:
+    """Debian's Chromium, which Playwright drives (nothing to download); the test fails without it."""
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.fail("chromium is not installed: it is a test dependency (apt-get install -y chromium; "
+                    "make test installs it)")
+    return path
+
+
+def browse(browser: Any, url: str, **context: Any) -> Any:
+    """A page of a fresh browser context (another person) opened on ``url``, its terminal's text readable."""
+    people = browser.new_context(**context)
+    people.add_init_script(CATCH_TERMINAL)
+    page = people.new_page()
+    page.goto(url)
+    return page
+
+
+def screen_with(page: Any, text: str, what: str, timeout: float = 30) -> str:
+    """The page's screen once it shows ``text``."""
+    return wait_until(lambda: text in (shown := page.evaluate(SCREEN_TEXT)) and shown, what, timeout)
+
+
 def last_step(run_dir: Path) -> int:
     return max((event["step"] for event in read_events(run_dir) if event["type"] == "log"), default=0)
 
 
 def test_a_live_run_watched_in_a_browser(tmp_path: Path, tiny_model_dir: Path, tiny_data: Path, eng: Any) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.fail("chromium is not installed: it is a test dependency (apt-get install -y chromium; "
-                    "make test installs it)")
     from playwright.sync_api import sync_playwright
 
     runs = tmp_path / "runs"
@@ -174,15 +200,12 @@ def test_a_live_run_watched_in_a_browser(tmp_path: Path, tiny_model_dir: Path, t
 
         eng.wait_for(run_dir, lambda events: last_step(run_dir) >= 1, what="training to log a step")
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=chromium)
-            first = browser.new_context(viewport={"width": 1200, "height": 700})
-            first.add_init_script(CATCH_TERMINAL)
-            page = first.new_page()
-            page.goto(serving.url)
+            browser = playwright.chromium.launch(executable_path=chromium())
+            page = browse(browser, serving.url, viewport={"width": 1200, "height": 700})
             assert page.url == serving.base  # the token went into a cookie, out of the address bar
-            screen = wait_until(lambda: RUN in (text := page.evaluate(SCREEN_TEXT)) and text, "the runs list")
+            screen = screen_with(page, RUN, "the runs list")
             assert "name" in screen and "state" in screen, screen
-            page.locator("textarea.xterm-helper-textarea").focus()  # where xterm.js takes the keys typed
+            page.locator(KEYS).focus()
             page.keyboard.press("Enter")  # open the highlighted run, as in a terminal
             wait_until(lambda: re.search(r"step \d+/100000", text := page.evaluate(SCREEN_TEXT))
                                    and text, "the run's dashboard", timeout=20)
@@ -192,12 +215,9 @@ def test_a_live_run_watched_in_a_browser(tmp_path: Path, tiny_model_dir: Path, t
             assert RUN in shown and "RUNNING" in shown, shown
             assert shot.stat().st_size > 10_000, "a screenshot of a drawn dashboard, not an empty page"
 
-            second = browser.new_context()  # another person, at once
-            second.add_init_script(CATCH_TERMINAL)
-            other = second.new_page()
-            other.goto(serving.url)
+            other = browse(browser, serving.url)  # another person, at once
             wait_until(lambda: len(serving.apps()) == 2, "a second app for the second tab")
-            other_screen = wait_until(lambda: RUN in (text := other.evaluate(SCREEN_TEXT)) and text, "its runs list")
+            other_screen = screen_with(other, RUN, "its runs list")
             assert "state" in other_screen and "Stop & save" not in other_screen  # its own app: not on the dashboard
             assert "Stop & save" in page.evaluate(SCREEN_TEXT)  # while the first tab's app still is
             apps = serving.apps()
@@ -239,22 +259,62 @@ async def test_every_tab_s_app_ends_with_serve(tmp_path: Path, eng: Any, how: si
         serving.stop()
 
 
-async def test_a_stuck_app_does_not_hold_serve_up(tmp_path: Path, eng: Any) -> None:
-    """An app that cannot answer serve's quit (stopped here with SIGSTOP) neither keeps serve from stopping nor
-    outlives it."""
-    serving = Serving(eng.cli("serve", "--port", "0", runs=tmp_path / "runs"))
+def test_a_stuck_app_holds_serve_up_no_more_and_its_run_lives_on(tmp_path: Path, tiny_model_dir: Path, tiny_data: Path,
+                                                                 isolated_home: Path, eng: Any) -> None:
+    """A tab's app starts a run from the new-run flow, as a person does in the browser; the run is paused so it
+    lasts. The app then cannot answer serve's quit (stopped with SIGSTOP): serve still stops in good time and
+    ends the app, and the run, the app's child until then, lives on."""
+    from playwright.sync_api import sync_playwright
+
+    settings = isolated_home / "config" / "tuitune" / "settings.yaml"  # the new-run flow starts from these
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(yaml.safe_dump({"model": str(tiny_model_dir), "data": [str(tiny_data)],
+                                        "preset": "cpu-first-try"}))
+    runs = tmp_path / "runs"
+    serving = Serving(eng.cli("serve", "--port", "0", runs=runs))
     apps: list[psutil.Process] = []
     try:
-        async with aiohttp.ClientSession() as session:
-            await open_tab(serving, session)
-            apps = wait_until(serving.apps, "the tab's app")
-            apps[0].suspend()
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium())
+            page = browse(browser, serving.url, viewport={"width": 1200, "height": 700})
+            screen_with(page, "No runs yet", "the runs list")
+            page.locator(KEYS).focus()
+            page.keyboard.press("n")
+            screen_with(page, "Built-in alias, a local model folder", "the model step")
+            page.keyboard.press("Enter")
+            screen_with(page, "supervised fine-tuning", "the stage step")
+            page.keyboard.press("Enter")
+            screen_with(page, "Stage sft trains on instruction data", "the data step")
+            page.keyboard.press("Enter")
+            screen_with(page, "A first try on CPU", "the preset step")
+            page.keyboard.press("Enter")
+            screen_with(page, "fits:", "the review")
+            page.keyboard.press("Tab")  # from the run's name to its max steps
+            screen_with(page, "max steps", "the max steps field")
+            time.sleep(0.5)  # focus moves on the app's next turn
+            page.keyboard.type("100000")
+            screen_with(page, "100000", "max steps typed")
+            page.keyboard.press("Enter")  # start
+            screen_with(page, "RUNNING", "the new run's dashboard", timeout=60)
+            run_dir = wait_until(lambda: next(runs.iterdir(), None), "the run folder")
+            assert eng.cli("pause", run_dir.name, runs=runs).wait(timeout=120) == 0
+            assert launch.is_alive(run_dir)
+
+            apps = serving.apps()
+            (app,) = apps
+            supervisor = read_pids(run_dir)["supervisor"]
+            assert psutil.Process(supervisor).ppid() == app.pid  # the run is the app's child
+            app.suspend()
             serving.process.send_signal(signal.SIGTERM)
-            stopped = await asyncio.to_thread(serving.process.wait, STUCK_STOPS_WITHIN_S)
-            assert stopped == 0, serving.output
-            wait_until(lambda: not any(is_app(app) for app in apps), "the stuck app to be ended", 10)
+            assert serving.process.wait(timeout=STUCK_STOPS_WITHIN_S) == 0, serving.output
+            wait_until(lambda: not is_app(app), "the stuck app to be ended", 10)
+            browser.close()
+        assert launch.is_alive(run_dir), "the run went with the app"
+        assert eng.terminal()(read_events(run_dir)) is None, read_events(run_dir)[-1]
     finally:
         for app in apps:
             if is_app(app):
                 app.kill()
         serving.stop()
+        if runs.is_dir() and (started := next(runs.iterdir(), None)) is not None:
+            eng.cli("stop", "--kill", started.name, runs=runs).wait(timeout=120)

@@ -213,10 +213,14 @@ async def serve(command: str, host: str, port: int, token: str) -> None:
 
 def end_stuck_apps() -> None:
     """Kill what is left of the tabs' apps (serve's only children) as serving stops: an app that did not answer
-    quit (stopped, hung) would otherwise hold serve up, then outlive it. Nothing an app holds needs saving."""
+    quit (stopped, hung) would otherwise hold serve up, then outlive it. Nothing an app holds needs saving.
+
+    Only the apps themselves, never their children: a run an app started is its child until the app ends, and
+    must live on (its supervisor is in a session of its own, and is reparented when the app goes).
+    """
     import psutil
 
-    for child in psutil.Process().children(recursive=True):
+    for child in psutil.Process().children(recursive=False):
         try:
             child.kill()
         except psutil.NoSuchProcess:
