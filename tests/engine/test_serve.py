@@ -1,8 +1,8 @@
-"""``tuitune serve`` with real processes. Its apps end with it, however it ends. And in a real browser:
-headless Chromium (Debian's package, driven by Playwright) opens the served URL, sees the runs list, opens a
-live run's dashboard with the keys a person presses, and a screenshot is taken of it; the page is refused
-without the token; serving listens on 127.0.0.1 only; each tab gets its own app; closing the tabs leaves the
-run training.
+"""``tuitune serve`` with real processes. Its apps end with it, however it ends, and a stuck one neither holds
+it up nor takes along the run it started. And in a real browser: headless Chromium (Debian's package, driven
+by Playwright) opens the served URL, sees the runs list, opens a live run's dashboard with the keys a person
+presses, and a screenshot is taken of it; the page is refused without the token; serving listens on 127.0.0.1
+only; each tab gets its own app; closing the tabs leaves the run training.
 
 xterm.js draws the terminal on canvases (WebGL, else 2D), not into DOM rows, so the page has no text to read:
 the test reads xterm's own screen buffer, catching the page's Terminal object as textual-serve's script
