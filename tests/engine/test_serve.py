@@ -14,6 +14,8 @@ the browser test fails, it does not skip.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import http.server
 import queue
 import re
 import shutil
@@ -23,6 +25,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +175,29 @@ def browse(browser: Any, url: str, **context: Any) -> Any:
     return page
 
 
+@contextlib.contextmanager
+def link_page(url: str) -> Iterator[str]:
+    """A page of another site (http://localhost:PORT, where the app is on 127.0.0.1) holding a link to ``url``."""
+
+    class LinkPage(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = f'<a href="{url}">tuitune, to watch the run</a>'.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), LinkPage) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://localhost:{server.server_address[1]}/"
+        finally:
+            server.shutdown()
+
+
 def screen_with(page: Any, text: str, what: str, timeout: float = 30) -> str:
     """The page's screen once it shows ``text``."""
     return wait_until(lambda: text in (shown := page.evaluate(SCREEN_TEXT)) and shown, what, timeout)
@@ -215,7 +241,10 @@ def test_a_live_run_watched_in_a_browser(tmp_path: Path, tiny_model_dir: Path, t
             assert RUN in shown and "RUNNING" in shown, shown
             assert shot.stat().st_size > 10_000, "a screenshot of a drawn dashboard, not an empty page"
 
-            other = browse(browser, serving.url)  # another person, at once
+            # Another person, at once, who follows the URL from a link on another site (a web chat, say).
+            with link_page(serving.url) as chat:
+                other = browse(browser, chat)
+                other.click("a")
             wait_until(lambda: len(serving.apps()) == 2, "a second app for the second tab")
             other_screen = screen_with(other, RUN, "its runs list")
             assert "state" in other_screen and "Stop & save" not in other_screen  # its own app: not on the dashboard

@@ -57,14 +57,17 @@ async def test_the_token_in_the_url_becomes_a_cookie_and_leaves_the_address_bar(
     response = await client.get(f"/?fontsize=14&token={TOKEN}", allow_redirects=False)
     assert response.status == 302 and response.headers["Location"] == "/?fontsize=14"
     cookie = response.cookies[cookie_name(PORT)]
-    assert cookie.value == TOKEN and cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
+    assert cookie.value == TOKEN and cookie["httponly"] and cookie["samesite"] == "Lax" and cookie["path"] == "/"
 
     page = await client.get("/?fontsize=14")  # the cookie jar now carries the token
     html = await page.text()
     assert page.status == 200 and "textual-terminal" in html
+    assert page.headers["X-Frame-Options"] == "DENY"  # no other page may frame it
+    assert page.headers["Content-Security-Policy"] == "frame-ancestors 'none'"
     host = f"127.0.0.1:{client.port}"  # the page's own URLs name the address the browser used
     assert f'data-session-websocket-url="ws://{host}/ws"' in html and f"http://{host}/static/js/textual.js" in html
-    assert (await client.get("/static/js/textual.js")).status == 200
+    script = await client.get("/static/js/textual.js")
+    assert script.status == 200 and script.headers["X-Frame-Options"] == "DENY"
 
 
 async def test_a_websocket_needs_the_token_and_this_server_s_page(client: TestClient) -> None:

@@ -42,6 +42,9 @@ REFUSED = ("403: this tuitune serve needs its access token: open the URL it prin
 OTHER_ORIGIN = "403: tuitune serve takes websockets from its own page only: Origin {origin} is not {host}"
 """The body of a refused websocket that another site's page opened (or a proxy that rewrote the Host header)."""
 
+NOT_FRAMED = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
+"""Headers of every answer that forbid other pages to frame it (and overlay it to steer clicks)."""
+
 SHUTDOWN_S = 5.0
 """How long the open tabs' apps get to quit when serving stops; one still there after it is killed."""
 
@@ -95,10 +98,12 @@ def token_middleware(token: str, cookie: str) -> Any:
 
     The token comes in the ``token`` query parameter (the printed URL) or the ``cookie``; either is compared
     in constant time. A request that brings it in the URL is redirected to the same URL without it, with the
-    cookie set (HttpOnly, SameSite=Strict): the address bar stops showing it, and the page's script, styles
-    and websocket carry the cookie. A websocket must also come from a page of this server (its Origin header
-    names the host the browser asked for), so another site open in the same browser cannot drive the app.
-    Anything else gets 403.
+    cookie set: the address bar stops showing it, and the page's script, styles and websocket carry the cookie.
+    The cookie is HttpOnly and SameSite=Lax, not Strict: a link to the URL followed from another site (a web
+    chat) is a cross-site navigation, on whose redirect a Strict cookie is not sent (403, reload or not). What
+    Lax lets through from another site is a top-level page load only: a websocket must come from a page of
+    this server (its Origin header names the host the browser asked for), and no page may frame ours, so
+    another site cannot drive or overlay the app. Anything else gets 403.
     """
     from aiohttp import hdrs, web
 
@@ -117,9 +122,12 @@ def token_middleware(token: str, cookie: str) -> Any:
             query = request.query.copy()
             del query[TOKEN_PARAM]
             found = web.HTTPFound(request.rel_url.with_query(query))
-            found.set_cookie(cookie, token, httponly=True, samesite="Strict", path="/")
+            found.set_cookie(cookie, token, httponly=True, samesite="Lax", path="/")
             raise found
-        return await handler(request)
+        response = await handler(request)
+        if not response.prepared:  # a websocket's headers are gone already, and it is no page
+            response.headers.update(NOT_FRAMED)
+        return response
 
     return check_token
 
