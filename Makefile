@@ -36,6 +36,10 @@ PYTEST := $(PY) -m pytest -n $(WORKERS) --dist loadgroup
 test: $(STAMP) lint
 	# The tmux test drives the real app as a person would; it needs tmux on the PATH.
 	command -v tmux >/dev/null || (apt-get update -qq && apt-get install -y -qq tmux)
+	# The tuitune serve test opens the app in headless Chromium (Debian's, driven by Playwright): no browser download;
+	# it reads the socket table with ss (iproute2).
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+	command -v ss >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
 	$(PYTEST) --durations=25
 
 # While working: the tests that train nothing and start no engine process (tests/unit, tests/tui

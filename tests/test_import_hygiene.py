@@ -39,6 +39,17 @@ def test_every_tuitune_module_leaves_the_ml_stack_out() -> None:
     assert loaded_after(code, ML_STACK) == []
 
 
+def test_the_web_server_loads_only_when_served() -> None:
+    """tuitune serve's aiohttp and textual-serve cost the app in a terminal nothing: every tuitune module, the
+    serve command's own included, imports them only when it serves."""
+    code = (
+        "import pkgutil, importlib, tuitune\n"
+        "for info in pkgutil.walk_packages(tuitune.__path__, 'tuitune.'):\n"
+        "    importlib.import_module(info.name)\n"
+    )
+    assert loaded_after(code, ["aiohttp", "textual_serve", "aiohttp_jinja2"]) == []
+
+
 @pytest.mark.parametrize("module", ["engine.config", "engine.protocol", "engine.paths"])
 def test_engine_light_modules_load_neither_textual_nor_torch(module: str) -> None:
     assert loaded_after(f"import {module}", ["textual", *ML_STACK]) == []

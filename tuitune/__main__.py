@@ -29,6 +29,12 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0 to 65535; 0 picks a free one)")
+    return int(text)
+
+
 def _chat_setting(name: str) -> Callable[[str], int | float]:
     """An argparse ``type`` for the generation setting ``name``, checked as the chat service checks it."""
     from engine.services.chat_protocol import SETTINGS, setting_problem
@@ -188,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     queue_sub.add_parser("resume", help="start the queue again (after a pause or a reboot)")
 
     serve = sub.add_parser("serve", help="serve the app to a browser on loopback, behind a one-time access token")
-    serve.add_argument("--port", type=_positive, default=8000, help="port to listen on (default 8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000; 0: any free port)")
     serve.add_argument("--host", default="127.0.0.1",
                        help="address to listen on (default 127.0.0.1; anything else is reachable from outside)")
 
