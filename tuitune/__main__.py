@@ -3,7 +3,8 @@ only when used, so ``tuitune stop`` never pays for Textual and nothing here impo
 
 The command line is a promise kept stable (see README): tuitune, tuitune train, tuitune attach,
 tuitune stop, tuitune pause, tuitune continue, tuitune data check, tuitune estimate, tuitune chat,
-tuitune eval, tuitune export, tuitune import-lf, tuitune pull, tuitune queue, tuitune serve.
+tuitune eval, tuitune export, tuitune import-lf, tuitune pull, tuitune queue, tuitune serve,
+tuitune runs, tuitune compare, tuitune plot.
 """
 
 from __future__ import annotations
@@ -169,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--ollama", action="store_true", help="a Modelfile next to the GGUF for `ollama create`")
     export.add_argument("--adapter-only", metavar="DIR", help="copy a clean PEFT adapter folder to DIR")
     export.add_argument("--name", help="name of the export's folder in RUN/exports/ (default: a time stamp)")
+    export.add_argument("--best", action="store_true",
+                        help="export the run's checkpoint of the lowest eval loss (RUN: a run, not a checkpoint)")
     export.add_argument("--push", metavar="ORG/NAME",
                         help="upload what the export wrote (or the adapter) to this Hub repo, with a model card")
     export.add_argument("--private", action="store_true", help="with --push: create the repo private")
@@ -192,6 +195,17 @@ def build_parser() -> argparse.ArgumentParser:
     queue_rm.add_argument("name", help="the queued run's name")
     queue_sub.add_parser("pause", help="start no further run (the one running goes on)")
     queue_sub.add_parser("resume", help="start the queue again (after a pause or a reboot)")
+
+    runs = sub.add_parser("runs", help="list the runs of the runs folder: state, step, loss, start, duration")
+    runs.add_argument("--json", action="store_true", help="one JSON object per run, one per line, for scripts")
+
+    compare = sub.add_parser("compare", help="open the app's Compare on runs: curves overlaid, figures, config diff")
+    compare.add_argument("runs", nargs="+", metavar="RUN", help="run folders or run names (two or more)")
+
+    plot = sub.add_parser("plot", help="write runs' curves as an image (PNG or SVG), for reports")
+    plot.add_argument("runs", nargs="+", metavar="RUN", help="run folders or run names")
+    plot.add_argument("--metric", default="loss", help="a logged metric (default loss)")
+    plot.add_argument("--out", metavar="FILE", help="FILE.png or FILE.svg (default: METRIC.png in the current folder)")
 
     serve = sub.add_parser("serve", help="serve the app to a browser on loopback, behind a one-time access token")
     serve.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000; 0: any free port)")
@@ -219,6 +233,9 @@ HANDLERS = {
     "pull": "tuitune.cli.pull",
     "queue": "tuitune.cli.queue",
     "serve": "tuitune.cli.serve",
+    "runs": "tuitune.cli.runs",
+    "compare": "tuitune.cli.compare",
+    "plot": "tuitune.cli.plot",
 }
 
 
