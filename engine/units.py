@@ -17,3 +17,12 @@ def fmt_bytes(n: int | float | None, missing: str = "–") -> str:
     if size >= MIB:
         return f"{n / MIB:.0f} MiB"
     return f"{n / KIB:.0f} KiB" if size >= KIB else f"{n:.0f} B"
+
+
+def fmt_duration(seconds: int | float | None, missing: str = "?") -> str:
+    """A duration as a clock shows it: ``0:07``, ``12:05``, ``1:02:03``."""
+    if seconds is None:
+        return missing
+    whole = max(0, int(round(seconds)))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
