@@ -123,19 +123,28 @@ def download(listing: Listing, report: Callable[[dict[str, Any]], None], stop: t
 
     worker = threading.Thread(target=fetch, name="download", daemon=True)
     worker.start()
-    while worker.is_alive() and not stop.is_set():  # a thread blocked in a read cannot be waited for
-        worker.join(REPORT_EVERY_S)
-        if worker.is_alive():
-            report(meter.measure())
+    try:
+        while worker.is_alive() and not stop.is_set():  # a thread blocked in a read cannot be waited for
+            worker.join(REPORT_EVERY_S)
+            if worker.is_alive():
+                report(meter.measure())
+    except BaseException:  # a signal handler's exception (a trainer's stop while loading): end the threads too
+        stop.set()
+        _remove(meter.ours())
+        raise
     if stop.is_set() or isinstance(outcome.get("error"), DownloadStopped):
-        for path in meter.ours():
-            path.unlink(missing_ok=True)
+        _remove(meter.ours())
         raise DownloadStopped
     if isinstance(error := outcome.get("error"), BaseException):
         raise hub_error(error, listing.repo_id, listing.revision) from None
     report(meter.measure())
     remember_revision(listing)
     return Path(str(outcome["path"]))
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def stoppable_progress(stop: threading.Event) -> type:

@@ -3,8 +3,6 @@ into the Hugging Face cache, as a user's terminal runs it; refusals come before 
 
 from __future__ import annotations
 
-import json
-import shutil
 import signal
 import subprocess
 import time
@@ -14,29 +12,9 @@ import pytest
 
 from engine.paths import pull_dir
 from engine.protocol import read_events
+from tests.conftest import FIRST_SHARD as FIRST
+from tests.conftest import SECOND_SHARD as SECOND
 from tests.engine.conftest import tuitune_cli
-
-FIRST, SECOND = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
-
-
-@pytest.fixture(scope="session")
-def sharded_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
-    """The tiny random Llama with its weights in two shards and an index, as large models are published."""
-    from safetensors.numpy import load_file, save_file
-
-    folder = tmp_path_factory.mktemp("sharded-tiny")
-    for path in tiny_model_dir.iterdir():
-        if path.name != "model.safetensors":
-            shutil.copy(path, folder / path.name)
-    tensors = load_file(tiny_model_dir / "model.safetensors")
-    names = sorted(tensors)
-    halves = {FIRST: [n for n in names if "embed" in n], SECOND: [n for n in names if "embed" not in n]}
-    for shard, members in halves.items():
-        save_file({n: tensors[n] for n in members}, folder / shard, metadata={"format": "pt"})
-    index = {"metadata": {"total_size": sum(t.nbytes for t in tensors.values())},
-             "weight_map": {n: shard for shard, members in halves.items() for n in members}}
-    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
-    return folder
 
 
 def pull(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -134,3 +112,23 @@ def test_a_pull_is_refused_when_the_disk_lacks_room(fake_hub, sharded_tiny: Path
         assert not fake_hub.sent.get("org/tiny/" + FIRST)
     finally:
         subprocess.run(["umount", str(small)], check=True)
+
+
+def test_train_with_a_hub_id_downloads_it_as_the_runs_first_phase(fake_hub, sharded_tiny: Path, tiny_data: Path,
+                                                                   tmp_path: Path) -> None:
+    """The run's events show the download (the pull's progress shape) before training starts, and it trains."""
+    fake_hub.add("org/tiny", sharded_tiny)
+    run_dir = tmp_path / "run"
+    proc = tuitune_cli("train", "--model", "org/tiny", "--data", str(tiny_data), "--max-steps", "1",
+                       "--preset", "cpu-first-try", "--run-dir", str(run_dir))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, (out, err, (run_dir / "engine.log").read_text()[-3000:])
+    events = read_events(run_dir)
+    types = [e["type"] for e in events]
+    phases = [e["name"] for e in events if e["type"] == "phase"]
+    assert phases[0] == "downloading" and "loading_model" in phases, phases
+    progress = [e for e in events if e["type"] == "progress"]
+    assert progress and progress[-1]["phase"] == "download" and progress[-1]["done"] == progress[-1]["total"]
+    assert types.index("progress") < types.index("run_started") and types[-1] == "run_finished"
+    size = (sharded_tiny / FIRST).stat().st_size  # fetched once, besides the header range the check before read
+    assert size <= fake_hub.sent["org/tiny/" + FIRST] <= size + 100_001
