@@ -125,6 +125,9 @@ ALERT_KINDS = ("nan", "spike", "grad_norm", "stall", "no_signal", "gpu_memory", 
 """Every kind of ``alert`` the supervisor's watchdog raises, as ``train.stop_on`` names them."""
 TERMINAL_TYPES = frozenset({RUN_FINISHED, RUN_STOPPED, RUN_FAILED, JOB_FINISHED, JOB_STOPPED, JOB_FAILED})
 """Events that end an attempt (of training in the run folder, of a job in its own folder)."""
+DOWNLOAD = "download"
+"""The ``phase`` of a download's ``progress`` events: of a pull job, and of a run's ``downloading`` phase (one shape:
+``done``/``total`` bytes, ``files_done``/``files_total``, ``rate_bytes_per_s``, ``eta_s``)."""
 JOB_FOLDERS = {"eval": "evals", "export": "exports"}
 """Where each kind of job of a run keeps its folders: ``RUN/evals/NAME/``, ``RUN/exports/NAME/``."""
 

@@ -26,3 +26,11 @@ def fmt_duration(seconds: int | float | None, missing: str = "?") -> str:
     whole = max(0, int(round(seconds)))
     hours, rest = divmod(whole, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def fmt_transfer(done: int, total: int, rate: float | None = None, eta_s: float | None = None) -> str:
+    """``1.2 GiB of 3.4 GiB (35%), 12 MiB/s, 2:03 left``: a download as the pull CLI and the dashboard show it."""
+    share = f" ({100 * done / total:.0f}%)" if total else ""
+    speed = f", {fmt_bytes(rate)}/s" if rate else ""
+    left = f", {fmt_duration(eta_s)} left" if eta_s is not None and done < total else ""
+    return f"{fmt_bytes(done)} of {fmt_bytes(total)}{share}{speed}{left}"

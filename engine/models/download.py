@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.models import hf_cache
 from engine.models.hub import Listing, endpoint, hub_error, remember_revision
-from engine.units import fmt_bytes, fmt_duration
+from engine.protocol import DOWNLOAD
 
 REPORT_EVERY_S = 0.5
 """Seconds between progress reports."""
@@ -85,19 +85,9 @@ class Meter:
 def progress_fields(done: int, total: int, files_done: int, files_total: int, rate: float | None,
                     eta_s: float | None) -> dict[str, Any]:
     """One download ``progress`` event's fields: ``phase`` "download", ``done``/``total`` bytes, files, rate, ETA."""
-    return {"phase": "download", "done": done, "total": total, "files_done": files_done, "files_total": files_total,
+    return {"phase": DOWNLOAD, "done": done, "total": total, "files_done": files_done, "files_total": files_total,
             "rate_bytes_per_s": round(rate, 1) if rate is not None else None,
             "eta_s": round(eta_s, 1) if eta_s is not None else None}
-
-
-def describe_progress(event: dict[str, Any]) -> str:
-    """``1.2 GiB of 3.4 GiB (35%), 12 MiB/s, 2:03 left`` for a download ``progress`` event (CLI and dashboard)."""
-    done, total = event.get("done") or 0, event.get("total") or 0
-    share = f" ({100 * done / total:.0f}%)" if total else ""
-    rate = event.get("rate_bytes_per_s")
-    speed = f", {fmt_bytes(rate)}/s" if rate else ""
-    left = f", {fmt_duration(event.get('eta_s'))} left" if event.get("eta_s") is not None and done < total else ""
-    return f"{fmt_bytes(done)} of {fmt_bytes(total)}{share}{speed}{left}"
 
 
 def download(listing: Listing, report: Callable[[dict[str, Any]], None], stop: threading.Event) -> Path:

@@ -21,6 +21,7 @@ from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_STARTED, LOG_FILE, PRO
 from engine.units import fmt_bytes
 from tuitune.cli.follow import JobProgress, print_failure
 from tuitune.runs.launch import start_pull
+from tuitune.runs.state import describe_download
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,13 +68,11 @@ class PullFollower(JobProgress):
         return [TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
 
     def _show(self, event: dict[str, Any]) -> None:
-        from engine.models.download import describe_progress
-
         if event["type"] == JOB_STARTED:
             self.started_seen = True
         if event["type"] == PROGRESS:
-            self.progress.update(self.task, description=describe_progress(event), completed=event.get("done") or 0,
-                                 total=event.get("total") or None)
+            self.progress.update(self.task, description=describe_download(event),
+                                 completed=event.get("done") or 0, total=event.get("total") or None)
             return
         super()._show(event)
 
