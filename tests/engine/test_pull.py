@@ -132,3 +132,24 @@ def test_train_with_a_hub_id_downloads_it_as_the_runs_first_phase(fake_hub, shar
     assert types.index("progress") < types.index("run_started") and types[-1] == "run_finished"
     size = (sharded_tiny / FIRST).stat().st_size  # fetched once, besides the header range the check before read
     assert size <= fake_hub.sent["org/tiny/" + FIRST] <= size + 100_001
+
+
+def test_a_detached_pull_lives_on_a_second_pull_of_it_is_refused_and_tuitune_stop_ends_it(
+        fake_hub, sharded_tiny: Path) -> None:
+    fake_hub.add("org/tiny", sharded_tiny)
+    release = fake_hub.hold("org/tiny", FIRST)
+    try:
+        detached = pull("org/tiny", "--detach")
+        folder = pull_dir("org/tiny")
+        assert detached.returncode == 0 and detached.stdout.strip() == str(folder), detached.stderr
+        second = pull("org/tiny")
+        assert second.returncode == 2, second.stderr
+        assert second.stderr.strip() == (f"error: org/tiny is already being pulled (in {folder}); wait for it, or "
+                                         f"stop it with tuitune stop {folder}")
+        stopped = tuitune_cli("stop", str(folder))
+        out, err = stopped.communicate(timeout=60)
+        assert stopped.returncode == 0, (out, err)
+        assert out.splitlines() == [f"stopping: {folder}", "stopped on request"]
+        assert read_events(folder)[-1]["type"] == "job_stopped"
+    finally:
+        release.set()

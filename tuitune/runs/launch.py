@@ -172,7 +172,8 @@ def start_pull(repo_id: str, revision: str | None = None) -> tuple[Path, int]:
                            f"tuitune stop {folder}")
     write_text_atomic(folder / JOB_FILE, yaml.safe_dump({"repo_id": repo_id, "revision": revision}, sort_keys=False))
     events = folder / EVENTS_FILE
-    offset = events.stat().st_size if events.exists() else 0
+    events.touch()  # a job's folder from the start, for tuitune stop, before the job writes its first event
+    offset = events.stat().st_size
     _spawn(folder, "--job", "pull", "--job-dir", str(folder))
     return folder, offset
 

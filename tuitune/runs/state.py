@@ -393,5 +393,9 @@ def describe_end(event: Event, run_dir: str | os.PathLike[str] | None = None) ->
                f"adapter {rooted(event.get('adapter_path'))}"
     if kind == p.RUN_FINISHED:
         return f"finished at step {event.get('step')}, train loss {event.get('train_loss')}"
+    if kind == p.JOB_STOPPED:  # a job's folder (a pull, an evaluation) given to tuitune stop
+        return "killed on request" if event.get("killed") else "stopped on request"
+    if kind == p.JOB_FINISHED:
+        return "finished"
     signal_name = f" ({event['signal']})" if event.get("signal") else ""
     return f"failed{signal_name}: {event.get('cause')}"
