@@ -56,8 +56,8 @@ def choose_runs_dir(given: str | os.PathLike[str] | None = None, configured: str
 def pull_dir(repo_id: str, revision: str | None = None) -> Path:
     """The folder of the pull job of ``repo_id`` (ORG/NAME) at ``revision``: one per repo and revision, so a second
     pull of the same model finds the first (``$XDG_DATA_HOME/tuitune/pulls/ORG--NAME@REV``)."""
-    name = re.sub(r"[^\w.-]+", "-", f"{repo_id.replace('/', '--')}@{revision or 'main'}")
-    return (_xdg("XDG_DATA_HOME", ".local/share") / APP_NAME / "pulls" / name).resolve()
+    repo, rev = (re.sub(r"[^\w.-]+", "-", part) for part in (repo_id.replace("/", "--"), revision or "main"))
+    return (_xdg("XDG_DATA_HOME", ".local/share") / APP_NAME / "pulls" / f"{repo}@{rev}").resolve()
 
 
 SYSTEM_FOLDERS = ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media", "/mnt", "/opt",
