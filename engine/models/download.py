@@ -13,11 +13,13 @@ read the same fields.
 
 **Stopping**: the client gives no cancel, so the progress class handed to it (``tqdm_class``) raises
 :class:`DownloadStopped` from its ``update``, which each download thread calls per chunk: every thread ends at
-its next chunk. The cut-off files this download made are then removed (they cannot be resumed).
+its next chunk. The cut-off files this download made are then removed (they cannot be resumed), and those a
+killed download left are removed by the next one (:func:`remove_stale_parts`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from engine.models import hf_cache
 from engine.models.hub import Listing, endpoint, hub_error, remember_revision
 from engine.protocol import DOWNLOAD
 
+log = logging.getLogger("engine.models.download")
 REPORT_EVERY_S = 0.5
 """Seconds between progress reports."""
 
@@ -100,6 +103,8 @@ def download(listing: Listing, report: Callable[[dict[str, Any]], None], stop: t
     """
     from huggingface_hub import snapshot_download
 
+    for part in remove_stale_parts(listing):
+        log.info("removed %s, left by a download that was killed", part)
     meter = Meter(listing)
     outcome: dict[str, BaseException | str] = {}
 
@@ -130,6 +135,25 @@ def download(listing: Listing, report: Callable[[dict[str, Any]], None], stop: t
     report(meter.measure())
     remember_revision(listing)
     return Path(str(outcome["path"]))
+
+
+def remove_stale_parts(listing: Listing) -> list[Path]:
+    """Remove the cut-off files of downloads of the repo that no process runs any more (a killed pull's: nobody
+    holds the lock huggingface_hub takes per file while it downloads it); they would only fill the disk, since a
+    new download starts a file over under another name. Returns what was removed."""
+    from filelock import Timeout
+    from huggingface_hub.utils import WeakFileLock
+
+    repo = hf_cache.repo_dir(listing.repo_id)
+    removed = []
+    for part in sorted((repo / "blobs").glob("*.incomplete")):
+        try:
+            with WeakFileLock(repo.parent / ".locks" / repo.name / f"{part.name.split('.')[0]}.lock", timeout=0.1):
+                part.unlink(missing_ok=True)
+                removed.append(part)
+        except Timeout:  # a download of that file is running: its part is not stale
+            continue
+    return removed
 
 
 def _remove(paths: list[Path]) -> None:

@@ -54,9 +54,11 @@ def test_a_pull_stopped_after_its_first_shard_does_not_fetch_that_shard_again(fa
     assert (snapshot / SECOND).is_file() and not (snapshot / FIRST).exists()
     assert not list(snapshot.parent.parent.glob("blobs/*.incomplete"))  # the cut-off shard was removed
 
+    stale = snapshot.parent.parent / "blobs" / "0123abcd.deadbeef.incomplete"  # what a killed pull leaves
+    stale.write_bytes(b"cut off")
     again = pull("org/tiny")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.strip() == str(snapshot)
+    assert again.stdout.strip() == str(snapshot) and not stale.exists()
     assert fake_hub.sent["org/tiny/" + SECOND] == (sharded_tiny / SECOND).stat().st_size  # not sent twice
     assert (snapshot / FIRST).read_bytes() == (sharded_tiny / FIRST).read_bytes()
     progress = [e for e in read_events(folder) if e["type"] == "progress"]
