@@ -94,6 +94,9 @@ def test_a_typo_a_gated_repo_and_no_network_are_each_one_line_with_exit_2(fake_h
     offline = pull("org/tiny")
     assert offline.returncode == 2 and len(offline.stderr.strip().splitlines()) == 1, offline.stderr
     assert offline.stderr.startswith("error: cannot reach the Hub at http://127.0.0.1:9 for org/tiny (no network?)")
+    here = pull("org/gated")  # unreachable too, but whole in the cache: its folder
+    assert here.returncode == 0 and here.stdout.strip() == opened.stdout.strip(), here.stderr
+    assert here.stderr.startswith("note: cannot reach the Hub") and "the copy already here is whole" in here.stderr
 
 
 def test_a_pull_is_refused_when_the_disk_lacks_room(fake_hub, sharded_tiny: Path, tmp_path: Path,

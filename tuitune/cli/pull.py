@@ -2,8 +2,9 @@
 
 Before any weights are fetched it reads the repo's file list and sizes and its config.json
 (:func:`engine.models.hub.plan_pull`), and refuses in one line with exit status 2: a mistyped or missing repo, a
-gated or private one this machine may not read, no network, a disk without room for what the cache lacks. A model
-already whole in the cache is not fetched: its folder is printed at once. Otherwise the download is a job under the
+gated or private one this machine may not read, no network, a disk without room for what the cache lacks (when the
+Hub cannot be asked but a whole copy is in the cache, that copy's folder is printed instead). A model already whole
+in the cache is not fetched: its folder is printed at once. Otherwise the download is a job under the
 supervisor (``python -m engine pull``, its folder one per repo and revision under ``$XDG_DATA_HOME/tuitune/pulls``,
 see docs/run-folder.md), so it survives the terminal and SSH; this command follows it with a bar of bytes, rate and
 time left, and prints the local folder at the end. Ctrl-C stops the pull (a second one kills it); the files already
@@ -26,13 +27,20 @@ from tuitune.runs.state import describe_download
 
 def run(args: argparse.Namespace) -> int:
     """Check the repo, then print its folder when whole, or start the pull and follow it."""
+    from engine.models import hf_cache
     from engine.models.hub import HubError, plan_pull, remember_revision
 
     try:
         listing = plan_pull(args.repo, args.revision)
     except HubError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        cached = hf_cache.find_snapshot(args.repo, revision=args.revision)
+        if cached is None:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        # Offline or unreachable, but a whole copy is here: that is what the pull was for.
+        print(f"note: {exc}; the copy already here is whole", file=sys.stderr)
+        print(cached)
+        return 0
     missing = listing.missing()
     if not missing:
         remember_revision(listing)
