@@ -56,8 +56,8 @@ def main(argv: list[str]) -> int:
     code = run_job(argv, "pull", "Download a model from the Hugging Face Hub into its cache.",
                    work=lambda job_dir, events, flag: pull(job_dir, events, flag, last),
                    stopped=lambda _: {key: last.get(key) for key in ("phase", "done", "total")}, failure=failure)
-    # A download thread blocked in a read would hold the interpreter's exit until its next chunk: the events
-    # are written and flushed, nothing else is left to do.
+    # A download thread blocked in a read would hold the interpreter's exit (engine.models.download.ABANDONED):
+    # the events are written and flushed, nothing else is left to do.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

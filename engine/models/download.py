@@ -36,6 +36,12 @@ REPORT_EVERY_S = 0.5
 """Seconds between progress reports."""
 
 
+ABANDONED = threading.Event()
+"""Set when a download was given up while its threads still run (a stop, or an exception in the waiting thread):
+one blocked in a read ends only at its timeout and retries, and the interpreter's exit would wait for it (the
+client's thread pool is joined at exit), so a process that gives a download up ends with ``os._exit``."""
+
+
 class DownloadStopped(Exception):
     """The download was asked to stop; raised inside the client's threads and out of :func:`download`."""
 
@@ -125,9 +131,12 @@ def download(listing: Listing, report: Callable[[dict[str, Any]], None], stop: t
                 report(meter.measure())
     except BaseException:  # a signal handler's exception (a trainer's stop while loading): end the threads too
         stop.set()
+        ABANDONED.set()
         _remove(meter.ours())
         raise
     if stop.is_set() or isinstance(outcome.get("error"), DownloadStopped):
+        if worker.is_alive():
+            ABANDONED.set()
         _remove(meter.ours())
         raise DownloadStopped
     if isinstance(error := outcome.get("error"), BaseException):

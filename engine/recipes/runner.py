@@ -95,6 +95,12 @@ def main(argv: list[str]) -> int:
         peak, kind = attempt_peak()
         events.emit(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
                     peak_memory_bytes=peak, peak_memory_kind=kind)
+        download = sys.modules.get("engine.models.download")
+        if download is not None and download.ABANDONED.is_set():  # its threads would hold the exit (see there)
+            events.close()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         return 0
     except BaseException as exc:  # every failure must become an event
         traceback.print_exc()

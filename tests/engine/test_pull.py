@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.models import hf_cache
 from engine.paths import pull_dir
 from engine.protocol import read_events
 from tests.conftest import FIRST_SHARD as FIRST
@@ -158,3 +159,31 @@ def test_a_detached_pull_lives_on_a_second_pull_of_it_is_refused_and_tuitune_sto
         assert read_events(folder)[-1]["type"] == "job_stopped"
     finally:
         release.set()
+
+
+def test_a_run_stopped_while_it_downloads_its_model_ends_at_once(fake_hub, sharded_tiny: Path, tiny_data: Path,
+                                                                  tmp_path: Path) -> None:
+    """The big shard is held mid-download: tuitune stop ends the run (nothing to save yet) without waiting for it."""
+    fake_hub.add("org/tiny", sharded_tiny)
+    release = fake_hub.hold("org/tiny", FIRST)
+    run_dir = tmp_path / "run"
+    try:
+        started = tuitune_cli("train", "--model", "org/tiny", "--data", str(tiny_data), "--max-steps", "1",
+                              "--preset", "cpu-first-try", "--run-dir", str(run_dir), "--detach")
+        assert started.wait(timeout=120) == 0, started.communicate()
+        deadline = time.monotonic() + 60
+        while not any(e["type"] == "progress" for e in read_events(run_dir)):
+            assert time.monotonic() < deadline, read_events(run_dir)
+            time.sleep(0.1)
+        asked = time.monotonic()
+        stop = tuitune_cli("stop", str(run_dir))
+        out, err = stop.communicate(timeout=60)
+        took = time.monotonic() - asked
+    finally:
+        release.set()
+    assert stop.returncode == 0, (out, err)
+    assert "stopped before training started (nothing saved)" in out
+    assert took < 8, took  # not held by the download thread blocked in its read (a 10 s timeout, then retries)
+    end = read_events(run_dir)[-1]
+    assert end["type"] == "run_stopped" and end["step"] is None, end
+    assert not list(hf_cache.repo_dir("org/tiny").glob("blobs/*.incomplete"))  # the cut-off shard removed
