@@ -70,6 +70,18 @@ def endpoint() -> str:
     return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
 
 
+def offline() -> bool:
+    """Whether the environment says not to reach the Hub (``HF_HUB_OFFLINE``, or transformers'
+    ``TRANSFORMERS_OFFLINE``), read now: huggingface_hub reads it once, when it is first imported."""
+    return any(os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def offline_message(repo_id: str) -> str:
+    """The one line for a hub id that only the Hub could give while offline."""
+    return f"{repo_id} is not on this machine and HF_HUB_OFFLINE is set: unset it to reach the Hub"
+
+
 def check_hub_id(repo_id: str) -> None:
     """Refuse what cannot be a model's hub id, before the network.
 
@@ -87,6 +99,8 @@ def read_listing(repo_id: str, revision: str | None = None) -> Listing:
         HubError: no such model or revision, a private repo without access, no network (one line).
     """
     check_hub_id(repo_id)
+    if offline():
+        raise HubError(offline_message(repo_id))
     from huggingface_hub import HfApi
 
     try:
@@ -271,7 +285,7 @@ def hub_error(exc: BaseException, repo_id: str, revision: str | None = None, fil
     if isinstance(exc, errors.RemoteEntryNotFoundError):
         return HubError(f"{repo_id} has no {filename or 'such file'} on the Hub at {revision or 'main'}")
     if isinstance(exc, errors.OfflineModeIsEnabled):
-        return HubError(f"{repo_id} is not on this machine and HF_HUB_OFFLINE is set: unset it to reach the Hub")
+        return HubError(offline_message(repo_id))
     if isinstance(exc, httpx2.TransportError):
         return HubError(f"cannot reach the Hub at {endpoint()} for {repo_id} (no network?): {_first_line(exc)}")
     if isinstance(exc, errors.HfHubHTTPError):
