@@ -19,17 +19,22 @@ def fmt_bytes(n: int | float | None, missing: str = "–") -> str:
     return f"{n / KIB:.0f} KiB" if size >= KIB else f"{n:.0f} B"
 
 
-def fmt_duration(seconds: int | float | None, missing: str = "?") -> str:
-    """A duration as a clock shows it: ``0:07``, ``12:05``, ``1:02:03``."""
+def fmt_duration(seconds: float | None, missing: str = "–") -> str:
+    """``45s``, ``12m05s``, ``3h07m`` or ``2d04h``."""
     if seconds is None:
         return missing
-    whole = max(0, int(round(seconds)))
-    hours, rest = divmod(whole, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
 def fmt_transfer(done: int, total: int, rate: float | None = None, eta_s: float | None = None) -> str:
-    """``1.2 GiB of 3.4 GiB (35%), 12 MiB/s, 2:03 left``: a download as the pull CLI and the dashboard show it."""
+    """``1.2 GiB of 3.4 GiB (35%), 12 MiB/s, 2m03s left``: a download as the pull CLI and the dashboard show it."""
     share = f" ({100 * done / total:.0f}%)" if total else ""
     speed = f", {fmt_bytes(rate)}/s" if rate else ""
     left = f", {fmt_duration(eta_s)} left" if eta_s is not None and done < total else ""

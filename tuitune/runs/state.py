@@ -271,7 +271,7 @@ def _progress(acc: _Acc, e: Event) -> None:
 
 
 def describe_download(event: Event) -> str:
-    """``1.2 GiB of 3.4 GiB (35%), 12 MiB/s, 2:03 left`` for a download ``progress`` event (of a pull, or of a run's
+    """``1.2 GiB of 3.4 GiB (35%), 12 MiB/s, 2m03s left`` for a download ``progress`` event (of a pull, or of a run's
     download phase: one shape)."""
     done, total = event.get("done"), event.get("total")
     return fmt_transfer(done if isinstance(done, int) else 0, total if isinstance(total, int) else 0,
