@@ -71,11 +71,13 @@ class PullFollower(JobProgress):
     """Whether this pull's ``job_started`` came: a failure before it is a refusal (exit status 2)."""
 
     def columns(self) -> list[Any]:
+        """What the bar says (bytes, share, rate, time left: :func:`describe_download`), the bar, time elapsed."""
         from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
         return [TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn()]
 
     def _show(self, event: dict[str, Any]) -> None:
+        """Bytes for a progress event; the rest as every job shows it."""
         if event["type"] == JOB_STARTED:
             self.started_seen = True
         if event["type"] == PROGRESS:
@@ -85,11 +87,13 @@ class PullFollower(JobProgress):
         super()._show(event)
 
     def started(self, event: dict[str, Any]) -> str:
+        """The repo, its commit, what it fetches and where."""
         return (f"{event.get('repo_id')} at {str(event.get('commit'))[:12]}: {event.get('files')} files, "
                 f"{fmt_bytes(event.get('total_bytes') or 0)} in all, {fmt_bytes(event.get('download_bytes') or 0)} "
                 f"to download into {event.get('destination')}")
 
     def report(self, end: dict[str, Any]) -> int:
+        """The local folder on stdout when finished (0); else what happened on stderr (1, or 2 for a refusal)."""
         kind = end["type"]
         if kind == JOB_FINISHED:
             print(end.get("destination"))
