@@ -4,6 +4,7 @@ launch   supervise one long job of a run (training, evaluation) detached from an
 train    the trainer, for a run folder holding config.yaml (engine.recipes.runner picks the recipe)
 eval     an evaluation job, for a job folder RUN/evals/NAME holding job.yaml
 export   an export job, for a job folder RUN/exports/NAME holding job.yaml
+pull     a pull job: a model fetched from the Hugging Face Hub, for a pull folder holding job.yaml
 prepare  convert the embedded demo model once into the user's cache
 data     tokenise instruction data and report statistics and problems as JSON lines
 hub-data load a Hub dataset's split into the datasets cache and name its arrow files (engine.data.hub reads them)
@@ -22,6 +23,7 @@ COMMANDS = {
     "train": "engine.recipes.runner",
     "eval": "engine.jobs.eval",
     "export": "engine.jobs.export",
+    "pull": "engine.jobs.pull",
     "prepare": "engine.models.demo",
     "data": "engine.services.data",
     "hub-data": "engine.jobs.hub_data",

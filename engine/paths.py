@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from importlib.resources import files
 from pathlib import Path
 
@@ -60,6 +61,13 @@ def choose_runs_dir(given: str | os.PathLike[str] | None = None, configured: str
         if choice:
             return Path(choice).expanduser().resolve(), origin
     return (_xdg("XDG_DATA_HOME", ".local/share") / APP_NAME / "runs").resolve(), "the default runs folder"
+
+
+def pull_dir(repo_id: str, revision: str | None = None) -> Path:
+    """The folder of the pull job of ``repo_id`` (ORG/NAME) at ``revision``: one per repo and revision, so a second
+    pull of the same model finds the first (``$XDG_DATA_HOME/tuitune/pulls/ORG--NAME@REV``)."""
+    repo, rev = (re.sub(r"[^\w.-]+", "-", part) for part in (repo_id.replace("/", "--"), revision or "main"))
+    return (_xdg("XDG_DATA_HOME", ".local/share") / APP_NAME / "pulls" / f"{repo}@{rev}").resolve()
 
 
 SYSTEM_FOLDERS = ("/", "/bin", "/boot", "/dev", "/etc", "/home", "/lib", "/lib32", "/lib64", "/media", "/mnt", "/opt",

@@ -103,13 +103,17 @@ EVENT_FIELDS: dict[str, dict[str, Kind]] = {
     RUN_STOPPED: TERMINAL_FIELDS,
     RUN_FAILED: {**TERMINAL_FIELDS, **FAILURE_FIELDS},
     JOB_STARTED: {"kind": "str", "run_name": "str", "adapter": "str", "weights": "str", "device": "str", "pid": "int",
+                  "repo_id": "str", "revision": "str", "commit": "str", "files": "int", "total_bytes": "int",
+                  "download_bytes": "int",
                   "model": {"name_or_path": "str", "quant": "str", "dtype": "str", "architecture": "str",
                             "method": "str"},
                   "data": {"paths": ["str"], "format": "str", "records": "int", "evaluated": "int"},
                   "max_new_tokens": "int", "limit": "int", "destination": "str", "outputs": ["str"],
                   "needed_bytes": "int", "free_bytes": "int", "push": "str"},
-    PROGRESS: {"phase": "str", "output": "str", "done": "int", "total": "int"},
+    PROGRESS: {"phase": "str", "output": "str", "done": "int", "total": "int", "files_done": "int",
+               "files_total": "int", "rate_bytes_per_s": "num", "eta_s": "finite"},
     JOB_FINISHED: {"metrics": {"base": NUMBERS, "tuned": NUMBERS}, "records": "int", "tokens": "int",
+                   "total_bytes": "int", "download_bytes": "int",
                    "metrics_path": "str", "predictions_path": "str", "elapsed_s": "finite", "destination": "str",
                    "outputs": [OUTPUT_FIELDS],
                    "pushed": {"repo_id": "str", "url": "str", "commit": "str", "files": ["str"], "bytes": "int"}},
@@ -124,6 +128,9 @@ ALERT_KINDS = ("nan", "spike", "grad_norm", "stall", "no_signal", "gpu_memory", 
 """Every kind of ``alert`` the supervisor's watchdog raises, as ``train.stop_on`` names them."""
 TERMINAL_TYPES = frozenset({RUN_FINISHED, RUN_STOPPED, RUN_FAILED, JOB_FINISHED, JOB_STOPPED, JOB_FAILED})
 """Events that end an attempt (of training in the run folder, of a job in its own folder)."""
+DOWNLOAD = "download"
+"""The ``phase`` of a download's ``progress`` events: of a pull job, and of a run's ``downloading`` phase (one shape:
+``done``/``total`` bytes, ``files_done``/``files_total``, ``rate_bytes_per_s``, ``eta_s``)."""
 JOB_FOLDERS = {"eval": "evals", "export": "exports"}
 """Where each kind of job of a run keeps its folders: ``RUN/evals/NAME/``, ``RUN/exports/NAME/``."""
 

@@ -31,3 +31,11 @@ def fmt_duration(seconds: float | None, missing: str = "–") -> str:
     if s < 86400:
         return f"{s // 3600}h{s % 3600 // 60:02d}m"
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def fmt_transfer(done: int, total: int, rate: float | None = None, eta_s: float | None = None) -> str:
+    """``1.2 GiB of 3.4 GiB (35%), 12 MiB/s, 2m03s left``: a download as the pull CLI and the dashboard show it."""
+    share = f" ({100 * done / total:.0f}%)" if total else ""
+    speed = f", {fmt_bytes(rate)}/s" if rate else ""
+    left = f", {fmt_duration(eta_s)} left" if eta_s is not None and done < total else ""
+    return f"{fmt_bytes(done)} of {fmt_bytes(total)}{share}{speed}{left}"

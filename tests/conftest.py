@@ -11,7 +11,9 @@ test that starts an engine process fails at once, saying where it belongs.
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -143,6 +145,30 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, demo_model_dir: Pat
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    return folder
+
+
+FIRST_SHARD, SECOND_SHARD = "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"
+
+
+@pytest.fixture(scope="session")
+def sharded_tiny(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """The tiny random Llama with its weights in two shards and an index, as large models are published: the
+    embeddings (12 MiB) in FIRST_SHARD, the layers in SECOND_SHARD. Served by the fake Hub in the pull tests."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path_factory.mktemp("sharded-tiny")
+    for path in tiny_model_dir.iterdir():
+        if path.name != "model.safetensors":
+            shutil.copy(path, folder / path.name)
+    tensors = load_file(tiny_model_dir / "model.safetensors")
+    names = sorted(tensors)
+    halves = {FIRST_SHARD: [n for n in names if "embed" in n], SECOND_SHARD: [n for n in names if "embed" not in n]}
+    for shard, members in halves.items():
+        save_file({n: tensors[n] for n in members}, folder / shard, metadata={"format": "pt"})
+    index = {"metadata": {"total_size": sum(t.nbytes for t in tensors.values())},
+             "weight_map": {n: shard for shard, members in halves.items() for n in members}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index))
     return folder
 
 

@@ -7,8 +7,8 @@ or the host's physical memory when there is no GPU; the estimate is
 against the smallest GPU it uses, for its strategy (:func:`per_gpu`): under DDP every GPU holds
 the whole run plus DDP's gradient buckets; under FSDP the weights, gradients and optimizer state
 are sharded over every process of the run, and each GPU gathers one layer at a time. Reading the
-model's files is the slow part (config.json and safetensors headers), so callers in the app run
-:func:`judge` in a worker thread.
+model's files is the slow part (config.json and safetensors headers; for a hub id not in the cache, asking the
+Hub for them: :func:`engine.models.hub.read_with_hub`), so callers in the app run :func:`judge` in a worker thread.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from engine.estimate.advice import what_to_change
 from engine.estimate.memory import Estimate, estimate
 from engine.machine.gpus import Gpu
 from engine.machine.host import host_memory
-from engine.models.info import ModelError, ModelInfo, check_loadable, read_model_info
+from engine.models.hub import read_with_hub
+from engine.models.info import ModelError, ModelInfo, check_loadable
 from engine.units import fmt_bytes
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ class Verdict:
     """Why there is no estimate (an unreadable model, a hub id not downloaded yet)."""
     refusal: str | None = None
     """Why the run must not start at all (the model cannot load, or needs remote code not allowed)."""
+    info: ModelInfo | None = None
+    """The model as read (from its folder, the cache, or the Hub), or None when it cannot be."""
 
     @property
     def fits(self) -> bool:
@@ -136,7 +139,7 @@ def verdict(info: ModelInfo, config: RunConfig, gpus: list[Gpu]) -> Verdict:
     (per process) when the run has several."""
     room = capacity(gpus, config)
     if not info.known:
-        return Verdict(config, room,
+        return Verdict(config, room, info=info,
                        reason="No estimate until the engine downloads the model: its size is unknown here.")
     world = world_size(config, gpus)
 
@@ -147,13 +150,14 @@ def verdict(info: ModelInfo, config: RunConfig, gpus: list[Gpu]) -> Verdict:
     tips = what_to_change(est, config, room.bytes, one_gpu) if est.total > room.bytes else []
     if est.total > room.bytes and world > 1 and strategy(config) == "ddp" and config.quant.mode == "none":
         tips.append("distributed.strategy fsdp: shard the model over the GPUs instead of a copy on each")
-    return Verdict(config, room, est, tips)
+    return Verdict(config, room, est, tips, info=info)
 
 
 def judge(config: RunConfig, gpus: list[Gpu]) -> Verdict:
-    """Read the config's model, estimate the run and say whether it may start (blocking: reads files)."""
+    """Read the config's model, estimate the run and say whether it may start (blocking: reads files, and asks the
+    Hub about a hub id that is not in the cache: a missing, gated or unreachable one is a refusal)."""
     try:
-        info = read_model_info(config.model.name_or_path)
+        info = read_with_hub(config.model.name_or_path, config.model.revision)
     except (ModelError, OSError) as exc:
         return Verdict(config, capacity(gpus, config), reason="No estimate: the model cannot be read.",
                        refusal=str(exc))

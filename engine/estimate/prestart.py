@@ -4,7 +4,8 @@
 config gets the same refusals, warnings and dangers from each:
 
 * **refusals** (the run must not start): a tracker package that is not installed, a GPU that is not
-  here, FSDP over quantized weights, a model that cannot be read or runs code it is not allowed to, data
+  here, FSDP over quantized weights, a model that cannot be read or runs code it is not allowed to (a hub id
+  not in the cache is asked of the Hub: missing, gated or private, unreachable), data
   that training would refuse (every record is checked, as ``tuitune data check`` checks it), an RL run's
   reward files that are missing or prompts that nothing rewards;
 * **warnings**: a cutoff beyond the model's context, the default reward of an RL run, the ports a run over
@@ -13,7 +14,8 @@ config gets the same refusals, warnings and dangers from each:
 * the **fit verdict** (:mod:`engine.estimate.fit`), which each door answers its own way: ``tuitune train``
   refuses a run that will not fit unless ``--force``, the review asks, ``tuitune estimate`` exits 3.
 
-It reads the model's files and every data record, so the app runs it in a worker thread. No ML stack.
+It reads the model's files (or asks the Hub) and every data record, so the app runs it in a worker thread. No ML
+stack.
 """
 
 from __future__ import annotations
@@ -71,7 +73,8 @@ def check_run(config: RunConfig, gpus: list[Gpu], gpu_note: str = "") -> Prestar
         warnings.append(f"while the run lasts, node 0 listens on {config.distributed.master} and every node on "
                         "ports gloo/NCCL pick, on every interface and unauthenticated: keep the nodes on a private "
                         "network or firewall those ports to them")
-    if (context := context_length(config)) and config.data.cutoff_len > context:
+    context = verdict.info.context_length if verdict.info is not None else None  # as read once (a hub id: from the Hub)
+    if context and config.data.cutoff_len > context:
         warnings.append(f"cutoff {config.data.cutoff_len} is above the model's context of {context} tokens: "
                         "longer records go where it was never trained")
     return Prestart(verdict, refusals, warnings, dangers)
@@ -122,13 +125,3 @@ def rewards(config: RunConfig, refusals: list[str], warnings: list[str], data_ok
         return
     if not config.rl.rewards:
         warnings.append(plan)
-
-
-def context_length(config: RunConfig) -> int | None:
-    """The model's context in tokens, or None when unknown (the verdict says why a model cannot be read)."""
-    from engine.models.info import ModelError, read_model_info
-
-    try:
-        return read_model_info(config.model.name_or_path).context_length
-    except (ModelError, OSError):
-        return None

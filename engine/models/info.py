@@ -19,7 +19,7 @@ from engine.models import hf_cache
 from engine.models.safetensors_header import ModelError, Shapes, read_safetensors_header, read_safetensors_shapes
 from engine.paths import DEMO_MODEL, demo_model_dir
 
-__all__ = ["ModelError", "ModelInfo", "read_model_info", "read_folder", "check_loadable",
+__all__ = ["ModelError", "ModelInfo", "read_model_info", "read_folder", "describe", "check_loadable",
            "read_safetensors_header", "read_safetensors_shapes", "shapes_from_config", "count_params",
            "context_length_of"]
 
@@ -41,7 +41,7 @@ class ModelInfo:
     name_or_path: str
     """What the user typed: alias, folder or hub id."""
     source: str
-    """demo, folder, hf-cache or hub (not downloaded: only the id is known)."""
+    """demo, folder, hf-cache or hub (not downloaded: only the id is known, until engine.models.hub asks the Hub)."""
     path: str | None = None
     """The folder read, or None for a hub id not in the cache."""
     architecture: str | None = None
@@ -64,7 +64,11 @@ class ModelInfo:
     dtype: str | None = None
     """Dtype the weights are stored in."""
     size_bytes: int | None = None
-    """Size of the folder's files on disk."""
+    """Size of the folder's files on disk (for a model on the Hub: of the files a pull fetches)."""
+    download_bytes: int | None = None
+    """For a model on the Hub (source hub): the bytes a pull still has to fetch; None when not asked."""
+    commit: str | None = None
+    """For a model on the Hub: the commit its facts were read at."""
     has_chat_template: bool | None = None
     quantization: str | None = None
     """Quantization the checkpoint already has (quantization_config), e.g. bitsandbytes 4bit."""
@@ -83,8 +87,16 @@ class ModelInfo:
         return self.params_total is not None and self.hidden_size is not None and self.num_layers is not None
 
 
-def read_model_info(name_or_path: str) -> ModelInfo:
-    """Describe the model ``name_or_path`` names: the demo alias, a local folder or a hub id.
+HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+"""A hub id, ORG/NAME."""
+
+
+def read_model_info(name_or_path: str, revision: str | None = None) -> ModelInfo:
+    """Describe the model ``name_or_path`` names: the demo alias, a local folder or a hub id, without the network.
+
+    A hub id whose snapshot (of ``revision``, if given) is complete in the Hugging Face cache is read from there;
+    one that is not comes back as ``source="hub"`` with no facts (:func:`engine.models.hub.hub_model_info` asks
+    the Hub for them).
 
     Raises:
         ModelError: for a path that is not a usable model folder, saying what to do.
@@ -94,12 +106,13 @@ def read_model_info(name_or_path: str) -> ModelInfo:
     path = Path(name_or_path).expanduser()
     if path.exists() or name_or_path.startswith((".", "/", "~")) or name_or_path.count("/") > 1:
         return read_folder(path, name_or_path)
-    cached = hf_cache.find_snapshot(name_or_path) if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name_or_path) else None
+    cached = (hf_cache.find_snapshot(name_or_path, revision=revision)
+              if re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name_or_path) else None)
     if cached is not None:  # legacy ids without an organisation (gpt2) count when downloaded
         return read_folder(cached, name_or_path, source="hf-cache")
-    if re.fullmatch(r"[\w.-]+/[\w.-]+", name_or_path):
+    if HUB_ID.fullmatch(name_or_path):
         return ModelInfo(name_or_path, "hub", notes=(
-            "Not on this machine: the engine downloads it from the Hugging Face hub when the run starts.",))
+            "Not on this machine: the run downloads it from the Hugging Face Hub before it loads it.",))
     raise ModelError(f"{name_or_path}: no such folder, and not a hub id (ORG/NAME). "
                      "Give a model folder, a hub id such as HuggingFaceTB/SmolLM2-135M-Instruct, "
                      f"or the demo model {DEMO_MODEL}.")
@@ -110,28 +123,47 @@ def read_folder(path: Path, name_or_path: str | None = None, source: str = "fold
     name = name_or_path or str(path)
     _check_folder(path)
     config = _read_json(path / "config.json")
-    arch = _check_architecture(path, config)
     tokenizer_config = _read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").is_file() else {}
     header_shapes, header_dtype = read_safetensors_shapes(path)
+    bin_only = not any(path.glob("*.safetensors")) and any(path.glob("*.bin"))
+    return describe(config, name, source, str(path), path=path, header_shapes=header_shapes,
+                    header_dtype=header_dtype, size=folder_size(path), bin_only=bin_only,
+                    chat=_has_chat_template(path, tokenizer_config))
+
+
+def describe(config: dict, name: str, source: str, where: str, *, path: Path | None, header_shapes: Shapes,
+             header_dtype: str | None, size: int | None, bin_only: bool, chat: bool | None,
+             notes: tuple[str, ...] = ()) -> ModelInfo:
+    """A ModelInfo from a model's files as read (a folder's, or the Hub's before any weights are fetched).
+
+    Args:
+        where: names the model in a refusal (its folder, or its hub id).
+        header_shapes: the tensors its safetensors headers name (empty when unknown): the parameter count,
+            else derived from config.json for Llama-like families.
+
+    Raises:
+        ModelError: its architecture is not a causal language model.
+    """
+    arch = _check_architecture(where, config)
     quant = _quantization(config)
-    notes: list[str] = []
+    found: list[str] = list(notes)
     shapes, params_source = header_shapes, "safetensors headers"
     if quant or not header_shapes:
         derived = shapes_from_config(config)
         if derived:
             shapes, params_source = derived, "config.json"
         elif quant and header_shapes:
-            notes.append("Already quantized and not Llama-like: the parameter count from packed weights is "
+            found.append("Already quantized and not Llama-like: the parameter count from packed weights is "
                          "approximate.")
         if not header_shapes and not derived:
-            notes.append("No safetensors weights and an unfamiliar layout: parameter count unknown.")
-    if not any(path.glob("*.safetensors")) and any(path.glob("*.bin")):
-        notes.append("Weights are in PyTorch .bin files only: loading them runs pickle; prefer safetensors.")
+            found.append("No safetensors weights and an unfamiliar layout: parameter count unknown.")
+    if bin_only:
+        found.append("Weights are in PyTorch .bin files only: loading them runs pickle; prefer safetensors.")
     if "auto_map" in config:
-        notes.append("Needs remote code (auto_map): set model.trust_remote_code for the run if you trust its author.")
-    return _from_config(config, name, source, path, arch, shapes, params_source, notes,
-                        dtype=header_dtype if header_shapes and not quant else None,
-                        size=folder_size(path), chat=_has_chat_template(path, tokenizer_config), quant=quant)
+        found.append("Needs remote code (auto_map): set model.trust_remote_code for the run if you trust its author.")
+    return _from_config(config, name, source, path, arch, shapes, params_source, found,
+                        dtype=header_dtype if header_shapes and not quant else None, size=size, chat=chat,
+                        quant=quant)
 
 
 def check_loadable(info: ModelInfo, trust_remote_code: bool) -> None:
@@ -214,11 +246,11 @@ def _check_folder(path: Path) -> None:
                          "files from the base model into this folder (tokenizer.save_pretrained does it).")
 
 
-def _check_architecture(path: Path, config: dict) -> str | None:
+def _check_architecture(where: str, config: dict) -> str | None:
     archs = config.get("architectures") or []
     causal = [a for a in archs if a.endswith(("ForCausalLM", "LMHeadModel"))]
     if archs and not causal:
-        raise ModelError(f"{path}: {archs[0]} is not a causal language model; tuitune fine-tunes decoder-only "
+        raise ModelError(f"{where}: {archs[0]} is not a causal language model; tuitune fine-tunes decoder-only "
                          "text models (…ForCausalLM). Pick a chat or base LLM such as a Llama, Qwen or SmolLM.")
     return causal[0] if causal else None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import struct
 from collections import Counter
+from collections.abc import Iterable
 from math import prod
 from pathlib import Path
 
@@ -32,10 +33,16 @@ class ModelError(ValueError):
 
 def read_safetensors_shapes(folder: Path) -> tuple[Shapes, str | None]:
     """Shapes of every tensor in the folder's ``*.safetensors`` files, and the commonest dtype."""
+    return shapes_from_headers(read_safetensors_header(file) for file in sorted(folder.glob("*.safetensors")))
+
+
+def shapes_from_headers(headers: Iterable[dict]) -> tuple[Shapes, str | None]:
+    """Shapes of every tensor the safetensors headers name (``{name: {"dtype", "shape"}}`` each, read from files or
+    fetched from the Hub), and the commonest dtype."""
     shapes: dict[str, tuple[int, ...]] = {}
     sizes: Counter[str] = Counter()
-    for file in sorted(folder.glob("*.safetensors")):
-        for name, entry in read_safetensors_header(file).items():
+    for header in headers:
+        for name, entry in header.items():
             if name == "__metadata__":
                 continue
             shape = tuple(int(n) for n in entry["shape"])

@@ -2,10 +2,11 @@
 
 It installs the signal handlers, refuses what it can before the ML stack loads (an invalid config, a
 model that cannot be read or needs code the run did not allow: in a second, not after the imports'
-several), picks the run's recipe by stage (the stage table, engine.stages), and turns
-whatever ends the recipe into the run's terminal event: ``run_stopped`` for a stop that came
-before training, ``run_failed`` with a cause, hint and located errors for any failure. A
-recipe only trains and reports; this module is the process around it.
+several), fetches a hub id's model into the Hugging Face cache when it is not there yet (the ``downloading``
+phase, with ``progress`` events as ``tuitune pull`` writes them), picks the run's recipe by stage (the stage
+table, engine.stages), and turns whatever ends the recipe into the run's terminal event: ``run_stopped`` for a
+stop that came before training, ``run_failed`` with a cause, hint and located errors for any failure. A recipe
+only trains and reports; this module is the process around it.
 
 Signals: SIGTERM/SIGINT ask for a stop (checkpoint + adapter, then run_stopped) and
 SIGUSR1 for a checkpoint now. Both are answered at the end of the current optimizer step; a stop
@@ -36,15 +37,16 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from engine.config import load_config
+from engine.config import RunConfig, load_config
 from engine.machine.host import peak_rss
 from engine.machine.place import place
 from engine.models.info import check_loadable, read_model_info
-from engine.protocol import CONFIG_FILE, PEER_LOST, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
+from engine.protocol import CONFIG_FILE, PEER_LOST, PHASE, PROGRESS, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
 from engine.recipes.attempt import Events, RunFlags, StopBeforeTraining
 from engine.recipes.saving import finish_from_checkpoint
 from engine.stages import STAGES
 from engine.supervisor.failures import TRAINING, describe_failure
+from engine.units import fmt_bytes
 
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 
@@ -72,7 +74,10 @@ def main(argv: list[str]) -> int:
         # What can be refused without the ML stack is refused before it loads (seconds): a config that is
         # invalid, a model that cannot be read or runs code the run did not allow. The recipe reads both again.
         config = load_config(args.run_dir / CONFIG_FILE)
-        check_loadable(read_model_info(config.model.name_or_path), config.model.trust_remote_code)
+        info = read_model_info(config.model.name_or_path, config.model.revision)
+        check_loadable(info, config.model.trust_remote_code)
+        if info.source == "hub":
+            download_model(config, events)
         if several and args.resume:
             check_node_checkpoint(args.run_dir)
         elif args.resume and (last := last_step_checkpoint(args.run_dir)) is not None:
@@ -90,6 +95,12 @@ def main(argv: list[str]) -> int:
         peak, kind = attempt_peak()
         events.emit(RUN_STOPPED, step=None, checkpoint_path=None, adapter_path=None,
                     peak_memory_bytes=peak, peak_memory_kind=kind)
+        download = sys.modules.get("engine.models.download")
+        if download is not None and download.ABANDONED.is_set():  # its threads would hold the exit (see there)
+            events.close()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         return 0
     except BaseException as exc:  # every failure must become an event
         traceback.print_exc()
@@ -102,6 +113,28 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         events.close()
+
+
+def download_model(config: RunConfig, events: Events) -> None:
+    """The run's first phase when its model is a hub id not whole in the cache: fetch it as ``tuitune pull`` does,
+    with the same ``progress`` events (:mod:`engine.models.download`), so the dashboard shows bytes, rate and time
+    left. A stop while it downloads reaches the main thread as :class:`StopBeforeTraining`, which ends the download
+    threads too; the files already whole stay in the cache.
+
+    Raises:
+        HubError: the Hub refused (gone since the check before the run, gated) or the network or disk failed.
+    """
+    from engine.models.download import download
+    from engine.models.hub import plan_pull
+
+    name = config.model.name_or_path
+    listing = plan_pull(name, config.model.revision)
+    missing = listing.missing()
+    if not missing:
+        return
+    events.emit(PHASE, name="downloading", message=f"downloading {name}: {fmt_bytes(sum(missing.values()))} "
+                f"({len(missing)} of {len(listing.files)} files) into the Hugging Face cache")
+    download(listing, lambda fields: events.emit(PROGRESS, **fields), threading.Event())
 
 
 def attempt_peak() -> tuple[int, str]:

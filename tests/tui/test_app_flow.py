@@ -638,3 +638,24 @@ async def test_the_review_shows_a_python_reward_in_red_and_still_lets_the_run_st
         (span,) = [span for span in shown.spans if span.start <= start < span.end]
         assert span.style.foreground.ansi == 1  # red
         assert not any(s.style.bold for s in shown.spans)  # bold red is what refuses the start: nothing does
+
+
+async def test_review_step_refuses_a_mistyped_hub_id_before_a_run_folder_exists(
+        make_app, wait_for, runs_dir: Path, fake_hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The new-run flow asks the Hub about a hub id not in the cache, as tuitune train does: a typo is one line."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # as read when first imported
+    app = make_app(runs_dir)
+    app.draft.preset, app.draft.model, app.draft.data = "cpu-first-try", "org/tiyn", ["builtin:identity"]
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("n")
+        flow = app.screen
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: flow.starter.verdict is not None, timeout=60, what="the review")
+        assert "no model org/tiyn on the Hub" in str(flow.refusal_view.render())
+        runs_before = sorted(p.name for p in runs_dir.iterdir())
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is flow and not flow.starter.starting
+        assert sorted(p.name for p in runs_dir.iterdir()) == runs_before  # no run folder was made

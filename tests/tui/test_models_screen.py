@@ -122,7 +122,7 @@ async def test_no_gpu_compares_with_host_memory(machine: dict) -> None:
 
 
 async def test_typed_bad_folder_and_hub_id(machine: dict, tmp_path: Path) -> None:
-    """You should see the refusal's message for a bad folder, and the download note for a hub id."""
+    """You should see the refusal's message for a bad folder, and for a hub id not on this machine while offline."""
     (tmp_path / "empty").mkdir()
     async with ModelsApp().run_test(size=(120, 40)) as pilot:
         await settle(pilot)
@@ -130,10 +130,38 @@ async def test_typed_bad_folder_and_hub_id(machine: dict, tmp_path: Path) -> Non
         assert "no config.json" in shown(pilot, ModelDetails)
         assert pilot.app.screen.query_one(ModelDetails).has_class("-error")
         assert "No estimate: choose a usable model." in shown(pilot, ModelMemory)
-        await type_path(pilot, "acme/not-here")
+        await type_path(pilot, "acme/not-here")  # the suite runs with HF_HUB_OFFLINE=1
+        assert "acme/not-here is not on this machine and HF_HUB_OFFLINE is set" in shown(pilot, ModelDetails)
+        assert pilot.app.screen.query_one(ModelDetails).has_class("-error")
+
+
+@pytest.fixture
+def online(fake_hub, monkeypatch: pytest.MonkeyPatch):
+    """The fake Hub, reachable from this process: huggingface_hub read HF_HUB_OFFLINE=1 (the suite's) when
+    something imported it earlier; the screen passes the endpoint itself at each call."""
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    return fake_hub
+
+
+async def test_typed_hub_id_shows_its_facts_estimate_and_verdict_without_its_weights(
+        machine: dict, online, sharded_tiny: Path) -> None:
+    """You should see a hub id's facts read from the Hub, what a pull would download, and the fit verdict."""
+    online.add("org/tiny", sharded_tiny)
+    async with ModelsApp().run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        await type_path(pilot, "org/tiny")
         details = shown(pilot, ModelDetails)
-        assert "Hugging Face hub (not downloaded)" in details and "downloads it" in details
-        assert "No estimate until the engine downloads the model" in shown(pilot, ModelMemory)
+        assert "org/tiny" in details and "Hugging Face Hub (not downloaded)" in details, details
+        assert "LlamaForCausalLM" in details and "Parameters" in details and "Download" in details
+        assert "On the Hub, not on this machine: 16 MiB to download" in details
+        memory = shown(pilot, ModelMemory)
+        assert "✓ fits:" in memory and "GPU 0 NVIDIA L4" in memory, memory
+        for shard in ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"):
+            assert online.sent[f"org/tiny/{shard}"] <= 100_001 < (sharded_tiny / shard).stat().st_size
+        await type_path(pilot, "org/tiyn")
+        assert "no model org/tiyn on the Hub" in shown(pilot, ModelDetails)
 
 
 async def test_path_completion(machine: dict, tmp_path: Path) -> None:

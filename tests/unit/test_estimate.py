@@ -322,8 +322,8 @@ def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
     bad.write_text("train:\n  batch_size: 0\n")
     assert main(["estimate", str(bad)]) == 1
     assert "bad.yaml:2:15 train.batch_size" in capsys.readouterr().err
-    assert main(["estimate", "--model", "org/not-downloaded"]) == 1
-    assert "no estimate" in capsys.readouterr().err
+    assert main(["estimate", "--model", "org/not-downloaded"]) == 1  # the Hub is asked, and offline says so
+    assert "org/not-downloaded is not on this machine and HF_HUB_OFFLINE is set" in capsys.readouterr().err
 
 
 def test_an_rl_step_counts_every_answer_of_every_prompt_at_prompt_plus_answer_length(tiny) -> None:

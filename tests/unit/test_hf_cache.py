@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,36 @@ def test_cache_dir_follows_the_hub_variables(monkeypatch: pytest.MonkeyPatch, en
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert hf_cache.hub_cache_dir() == Path(expected)
+
+
+def test_a_snapshot_counts_only_when_every_file_of_its_listing_is_whole(tmp_path: Path) -> None:
+    """huggingface_hub keeps the repo's file list (trees/COMMIT.json): a pull cut off after config.json and one
+    shard, or config.json fetched alone for the model's facts, is not a downloaded model."""
+    root = builders.make_hf_cache(tmp_path / "hub", {"org/m": True})
+    repo = root / "models--org--m"
+    snapshot = repo / "snapshots/abc123"
+    listed = {name: (snapshot / name).stat().st_size for name in ("config.json", "model.safetensors")}
+    listed |= {"model.gguf": 9, "original/consolidated.pth": 9}  # other runtimes' copies: never needed
+    (repo / "trees").mkdir()
+    (repo / "trees/abc123.json").write_text(json.dumps({"files": {p: {"size": n} for p, n in listed.items()}}))
+    assert hf_cache.find_snapshot("org/m", root) == snapshot and hf_cache.missing_files(snapshot) == []
+    (snapshot / "model.safetensors").unlink()
+    assert hf_cache.missing_files(snapshot) == ["model.safetensors"]
+    assert hf_cache.find_snapshot("org/m", root) is None and hf_cache.scan(root) == []
+    assert hf_cache.find_snapshot("org/m", root, revision="abc123") is None
+
+
+def test_a_revision_finds_its_own_snapshot_only(tmp_path: Path) -> None:
+    root = builders.make_hf_cache(tmp_path / "hub", {"org/m": True})
+    repo = root / "models--org--m"
+    (repo / "refs/v1").write_text("abc123")
+    assert hf_cache.find_snapshot("org/m", root, revision="v1") == repo / "snapshots/abc123"
+    assert hf_cache.find_snapshot("org/m", root, revision="v2") is None
+    assert hf_cache.find_snapshot("org/m", root, revision="f" * 40) is None
+
+
+def test_wanted_files_leave_out_other_runtimes_and_bin_twins() -> None:
+    files = ["config.json", "model.safetensors", "pytorch_model.bin", "model.gguf", "onnx/model.onnx",
+             "original/params.json", "tokenizer.json"]
+    assert hf_cache.wanted_files(files) == ["config.json", "model.safetensors", "tokenizer.json"]
+    assert hf_cache.wanted_files(["config.json", "pytorch_model.bin"]) == ["config.json", "pytorch_model.bin"]

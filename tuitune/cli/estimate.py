@@ -3,8 +3,9 @@
 The config is built as for ``tuitune train`` (:func:`tuitune.cli.common.config_from_args`: its preset,
 a tuitune or LLaMA-Factory CONFIG and the same flags) and checked as every door checks it before a run
 starts (engine.estimate.prestart): the same refusals, warnings and fit verdict as ``tuitune train`` and
-the app's review. Exit status: 0 when it fits, 3 when it will not fit, 1 when the model or config is
-unusable or the run would be refused.
+the app's review. A hub id not in the cache is estimated from what the Hub says of it (its config.json, file
+sizes and safetensors headers), without its weights. Exit status: 0 when it fits, 3 when it will not fit, 1 when
+the model or config is unusable or the run would be refused.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from engine.config import ConfigError, RunConfig
 from engine.estimate.advice import breakdown
 from engine.estimate.fit import Verdict
 from engine.machine.gpus import Gpu, list_gpus
-from engine.models.info import ModelInfo, read_model_info
+from engine.models.info import ModelInfo
 from engine.units import fmt_bytes
 from tuitune.cli.common import PRESET_CHOSEN, config_from_args
 
@@ -63,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     gpus, note = list_gpus()
     checked = check_run(config, gpus, note)
     result = checked.verdict
-    if result.estimate is not None:
-        print("\n".join(report(read_model_info(config.model.name_or_path), config, result, gpus, note)))
+    if result.estimate is not None and result.info is not None:
+        print("\n".join(report(result.info, config, result, gpus, note)))
     for line in (*checked.dangers, *checked.warnings):
         print(f"warning: {line}", file=sys.stderr)
     for line in checked.refusals:
@@ -72,7 +73,6 @@ def run(args: argparse.Namespace) -> int:
     if checked.refusals:
         return 1
     if result.estimate is None:
-        print(f"{config.model.name_or_path}: no estimate: its size is unknown until it is downloaded; download it "
-              "first (huggingface-cli download) to see one", file=sys.stderr)
+        print(f"{config.model.name_or_path}: no estimate: {result.reason}", file=sys.stderr)
         return 1
     return 0 if result.fits else DOES_NOT_FIT

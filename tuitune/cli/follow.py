@@ -69,20 +69,31 @@ class JobProgress:
     """What the first Ctrl-C says."""
     KILLING = "killing the job"
     """What the second says."""
+    TO_STDERR = False
+    """Whether the bar and the lines beside it go to stderr, leaving stdout to the result (a path to use)."""
 
-    def __init__(self, job_dir: Path) -> None:
+    def __init__(self, job_dir: Path, offset: int = 0) -> None:
         self.job_dir = job_dir
+        self.offset = offset
+        """Where this attempt's events begin in the job's events.jsonl (a folder used again holds earlier ones)."""
 
     def follow(self) -> int:
         """Show events until the job ends; returns ``report``'s exit status."""
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+        from rich.console import Console
+        from rich.progress import Progress
 
-        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
-        with Progress(*columns, transient=False) as progress:
+        with Progress(*self.columns(), transient=False, console=Console(stderr=self.TO_STDERR)) as progress:
             self.progress = progress
             self.task = progress.add_task("starting", total=None)
-            end = follow_to_end(self.job_dir, 0, self._show, progress.console.print, self.STOPPING, self.KILLING)
+            end = follow_to_end(self.job_dir, self.offset, self._show, progress.console.print, self.STOPPING,
+                                self.KILLING)
         return self.report(end)
+
+    def columns(self) -> list[Any]:
+        """The bar's columns: what it does, the bar, done of total, time elapsed."""
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+        return [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()]
 
     def _show(self, event: dict[str, Any]) -> None:
         kind = event["type"]

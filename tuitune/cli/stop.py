@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engine.protocol import LOG_FILE, PIDS_FILE, RUN_STOPPED, TERMINAL_TYPES
+from engine.protocol import CONFIG_FILE, JOB_STOPPED, LOG_FILE, PIDS_FILE, RUN_STOPPED, TERMINAL_TYPES
 from tuitune.cli.common import running_attempt
 from tuitune.runs.launch import is_alive, stop_run, wait_until_gone
 from tuitune.runs.state import describe_end
@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{run_dir} is running, but none of its processes could be signalled; see {run_dir / PIDS_FILE}",
               file=sys.stderr)
         return 1
-    print(("killing" if args.kill else "stopping (saving a checkpoint and the adapter)") + f": {run_dir}")
+    saving = " (saving a checkpoint and the adapter)" if (run_dir / CONFIG_FILE).is_file() else ""  # not a job's
+    print(("killing" if args.kill else f"stopping{saving}") + f": {run_dir}")
     end = wait_for_terminal(run_dir, attempt.offset, WAIT_S)
     if end is None:
         print(f"no terminal event came; see {run_dir / LOG_FILE}", file=sys.stderr)
@@ -67,4 +68,4 @@ def run(args: argparse.Namespace) -> int:
         print(f"the run ended but some of its processes are still alive; see {run_dir / PIDS_FILE}", file=sys.stderr)
         return 1
     print(describe_end(end, run_dir))
-    return 0 if end["type"] == RUN_STOPPED else 1
+    return 0 if end["type"] in (RUN_STOPPED, JOB_STOPPED) else 1

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from engine.config import ConfigError, RunConfig
-from engine.protocol import LOG_FILE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
+from engine.protocol import DOWNLOAD, LOG_FILE, PROGRESS, RUN_FAILED, RUN_FINISHED, RUN_STARTED, TERMINAL_TYPES
 from tuitune.cli.common import CONFIG_FLAGS, PRESET_CHOSEN, Refusal, config_from_args, runs_root
 from tuitune.cli.follow import follow_to_end, print_failure
 from tuitune.runs.folder import resolve_run
 from tuitune.runs.launch import default_run_name, new_run_dir, resume_run, start_run
-from tuitune.runs.state import describe_end, describe_processes
+from tuitune.runs.state import describe_download, describe_end, describe_processes
 
 
 def run(args: argparse.Namespace) -> int:
@@ -171,6 +171,8 @@ class Follower:
         elif kind == "log":
             self.progress.update(self.task, completed=event["step"], total=event.get("total_steps"),
                                  stats=format_log(event))
+        elif kind == PROGRESS and event.get("phase") == DOWNLOAD:
+                self.progress.update(self.task, description=f"downloading {describe_download(event)}")
         elif kind == "warning":
             self.progress.console.print(f"warning: {event.get('message')}")
         elif kind == "checkpoint":

@@ -23,7 +23,16 @@ from typing import TYPE_CHECKING, Any
 import engine
 from engine.files import write_text_atomic
 from engine.locks import LOCK_FILE, LOCKED, is_locked
-from engine.protocol import CONFIG_FILE, JOB_FILE, JOB_FOLDERS, LOG_FILE, PIDS_FILE, TERMINAL_TYPES, read_events
+from engine.protocol import (
+    CONFIG_FILE,
+    EVENTS_FILE,
+    JOB_FILE,
+    JOB_FOLDERS,
+    LOG_FILE,
+    PIDS_FILE,
+    TERMINAL_TYPES,
+    read_events,
+)
 from engine.stages import DEFAULT_STAGE
 from tuitune.runs.state import Event, RunState, describe_end, fold
 from tuitune.runs.tail import EventTail
@@ -142,6 +151,31 @@ def start_job(run_dir: str | os.PathLike[str], kind: str, settings: dict[str, An
     job_dir = new_run_dir(parent, name or time.strftime("%Y%m%d-%H%M%S"))
     write_text_atomic(job_dir / JOB_FILE, yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
     return job_dir, _spawn(job_dir, "--job", kind, "--job-dir", str(job_dir))
+
+
+def start_pull(repo_id: str, revision: str | None = None) -> tuple[Path, int]:
+    """Start the pull job of ``repo_id`` at ``revision`` in its folder (:func:`engine.paths.pull_dir`, one per
+    repo and revision, reused by a pull started again); returns the folder and the byte offset of its events
+    where this pull's begin.
+
+    Raises:
+        RuntimeError: a pull of the same model and revision is running (its folder is locked).
+    """
+    import yaml
+
+    from engine.paths import pull_dir
+
+    folder = pull_dir(repo_id, revision)
+    folder.mkdir(parents=True, exist_ok=True)
+    if is_alive(folder):
+        raise RuntimeError(f"{repo_id} is already being pulled (in {folder}); wait for it, or stop it with "
+                           f"tuitune stop {folder}")
+    write_text_atomic(folder / JOB_FILE, yaml.safe_dump({"repo_id": repo_id, "revision": revision}, sort_keys=False))
+    events = folder / EVENTS_FILE
+    events.touch()  # a job's folder from the start, for tuitune stop, before the job writes its first event
+    offset = events.stat().st_size
+    _spawn(folder, "--job", "pull", "--job-dir", str(folder))
+    return folder, offset
 
 
 def resume_run(run_dir: str | os.PathLike[str]) -> int:

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from engine import protocol as p
+from engine.protocol import DOWNLOAD
+from engine.units import fmt_transfer
 
 Event = dict[str, Any]
 Point = tuple[float, float]
@@ -263,6 +265,19 @@ def _phase(acc: _Acc, e: Event) -> None:
     acc.set(phase=e.get("name") or "", phase_message=e.get("message") or "")
 
 
+def _progress(acc: _Acc, e: Event) -> None:
+    if e.get("phase") == DOWNLOAD:  # the run's download phase: its bytes, rate and time left are the phase's message
+        acc.set(phase_message=describe_download(e))
+
+
+def describe_download(event: Event) -> str:
+    """``1.2 GiB of 3.4 GiB (35%), 12 MiB/s, 2m03s left`` for a download ``progress`` event (of a pull, or of a run's
+    download phase: one shape)."""
+    done, total = event.get("done"), event.get("total")
+    return fmt_transfer(done if isinstance(done, int) else 0, total if isinstance(total, int) else 0,
+                        event.get("rate_bytes_per_s"), event.get("eta_s"))
+
+
 def _step(acc: _Acc, e: Event) -> int:
     """The event's step, or the last one known when it has none."""
     step = e.get("step")
@@ -337,6 +352,7 @@ _HANDLERS = {
     p.SAMPLES: _samples,
     p.RUN_STARTED: _run_started,
     p.PHASE: _phase,
+    p.PROGRESS: _progress,
     p.LOG: _log,
     p.EVAL: _eval,
     p.CHECKPOINT: _checkpoint,
@@ -377,5 +393,9 @@ def describe_end(event: Event, run_dir: str | os.PathLike[str] | None = None) ->
                f"adapter {rooted(event.get('adapter_path'))}"
     if kind == p.RUN_FINISHED:
         return f"finished at step {event.get('step')}, train loss {event.get('train_loss')}"
+    if kind == p.JOB_STOPPED:  # a job's folder (a pull, an evaluation) given to tuitune stop
+        return "killed on request" if event.get("killed") else "stopped on request"
+    if kind == p.JOB_FINISHED:
+        return "finished"
     signal_name = f" ({event['signal']})" if event.get("signal") else ""
     return f"failed{signal_name}: {event.get('cause')}"

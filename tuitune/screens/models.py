@@ -3,12 +3,15 @@
 Sources on the left: the built-in demo model, recently used models, the Hugging Face cache,
 and a box for a local folder (with completion) or a hub id. On the right: the model's facts
 (read from config.json and safetensors headers, never by loading it) and the memory estimate
-for the chosen preset against the GPUs found. Nothing is downloaded here: a hub id is handed
-to the engine, which downloads it when the run starts.
+for the chosen preset against the GPUs found. A typed hub id that is not in the cache is read from
+the Hub (its file list, config.json and safetensors header ranges: never its weights), so its facts,
+estimate and fit verdict show before it is downloaded; ctrl+g pulls it: the same pull job as
+``tuitune pull`` (it goes on if the app closes), its progress followed here from the job's events.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,19 +21,25 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
-from textual.widgets import Footer, Input, Label, OptionList, Select
+from textual.widgets import Footer, Input, Label, OptionList, ProgressBar, Select, Static
 from textual.widgets.option_list import Option
+from textual.worker import get_current_worker
 
 from engine.compose import compose_config
 from engine.config import DEMO_MODEL, ConfigError, RunConfig
 from engine.estimate.fit import verdict
 from engine.machine import gpus as gpus_mod
 from engine.models import hf_cache
-from engine.models.info import ModelError, ModelInfo, read_model_info
+from engine.models.hub import read_with_hub
+from engine.models.info import ModelError, ModelInfo
 from engine.presets import list_presets, load_preset
+from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_STARTED, PROGRESS, TERMINAL_TYPES
 from tuitune.messages import ModelChosen
 from tuitune.path_suggester import PathSuggester
 from tuitune.recent_models import add_recent, load_recent
+from tuitune.runs.launch import is_alive, start_pull
+from tuitune.runs.state import describe_download
+from tuitune.runs.tail import EventTail
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.model_details import ModelDetails
 from tuitune.widgets.model_memory import ModelMemory, devices_line
@@ -48,6 +57,7 @@ class ModelsScreen(AppScreen):
         Binding("ctrl+n", "use", "Use for new run"),
         Binding("ctrl+r", "rescan", "Rescan"),
         Binding("ctrl+l", "focus_path", "Path / hub id"),
+        Binding("ctrl+g", "pull", "Pull"),
     ]
 
     model_name: reactive[str] = reactive(DEMO_MODEL, init=False)
@@ -60,6 +70,8 @@ class ModelsScreen(AppScreen):
     preset_select = getters.query_one("#preset", Select)
     details = getters.query_one("#details", ModelDetails)
     memory = getters.query_one("#memory", ModelMemory)
+    pull_line = getters.query_one("#pull-line", Static)
+    pull_bar = getters.query_one("#pull-bar", ProgressBar)
 
     @dataclass
     class SourcesRead(Message):
@@ -79,8 +91,20 @@ class ModelsScreen(AppScreen):
         info: ModelInfo | None
         error: str | None
 
+    @dataclass
+    class PullEvent(Message):
+        """The pull of ``name`` wrote ``event`` (its start, progress or end), or could not start (``error``)."""
+
+        name: str
+        event: dict[str, Any] | None
+        error: str | None = None
+
     def __init__(self) -> None:
         super().__init__()
+        self.pulling: str | None = None
+        """The hub id this screen is pulling, until its pull ends."""
+        self._select_after_scan: str | None = None
+        """The option to highlight once the sources are read again (a model just pulled, now in the cache)."""
         self.info: ModelInfo | None = None
         """Facts about ``model_name`` once read."""
         self.gpus: list[gpus_mod.Gpu] = []
@@ -98,6 +122,8 @@ class ModelsScreen(AppScreen):
                 yield Input(placeholder="folder path or ORG/NAME", suggester=PathSuggester(paths_only=True), id="path")
             with VerticalScroll(id="info-pane"):
                 yield ModelDetails(id="details")
+                yield Static(id="pull-line")
+                yield ProgressBar(id="pull-bar", show_eta=False)
                 with Horizontal(id="preset-row"):
                     yield Label("Estimate for preset", id="preset-label")
                     yield Select([(DEFAULT_PRESET, DEFAULT_PRESET)], value=DEFAULT_PRESET, allow_blank=False,
@@ -107,6 +133,7 @@ class ModelsScreen(AppScreen):
 
     def on_mount(self) -> None:
         """Read sources and the default model in the background."""
+        self.pull_line.display = self.pull_bar.display = False
         self.sources.focus()
         self.action_rescan()
         self._read_model(self.model_name)
@@ -132,6 +159,72 @@ class ModelsScreen(AppScreen):
         else:
             self.notify(f"{self.model_name} will be used for the next run.")
 
+    def action_pull(self) -> None:
+        """Pull the shown hub id into the Hugging Face cache with the pull job, following its progress here."""
+        info = self.info
+        if info is None or info.source != "hub":
+            self.notify("Only a model on the Hub that is not on this machine can be pulled: type its ORG/NAME.",
+                        severity="warning")
+            return
+        if self.pulling is not None:
+            self.notify(f"{self.pulling} is being pulled already.", severity="warning")
+            return
+        self.pulling = info.name_or_path
+        self.pull_line.update(f"Pulling {info.name_or_path}: starting…")
+        self.pull_line.display = self.pull_bar.display = True
+        self.pull_bar.update(total=None, progress=0)
+        self._pull(info.name_or_path)
+
+    @work(thread=True, exclusive=True, group="models-pull", exit_on_error=False, description="pulling the model")
+    def _pull(self, name: str) -> None:
+        try:
+            folder, offset = start_pull(name)
+        except (OSError, RuntimeError, ValueError) as exc:
+            self.post_message(self.PullEvent(name, None, str(exc)))
+            return
+        tail, worker, gone_since = EventTail(folder, offset), get_current_worker(), None
+        while not worker.is_cancelled:
+            for event in tail.read():
+                self.post_message(self.PullEvent(name, event))
+                if event["type"] in TERMINAL_TYPES:
+                    return
+            if is_alive(folder):
+                gone_since = None
+            elif gone_since is None:
+                gone_since = time.monotonic()
+            elif time.monotonic() - gone_since > 3.0:
+                self.post_message(self.PullEvent(name, None, f"the pull is gone without a final event; see "
+                                                             f"{folder / 'engine.log'}"))
+                return
+            time.sleep(0.2)
+
+    @on(PullEvent)
+    def _show_pull(self, message: PullEvent) -> None:
+        event = message.event or {}
+        kind = event.get("type")
+        if kind == JOB_STARTED:
+            self.pull_bar.update(total=event.get("total_bytes") or None)
+        elif kind == PROGRESS:
+            self.pull_line.update(f"Pulling {message.name}: {describe_download(event)}")
+            self.pull_bar.update(total=event.get("total") or None, progress=event.get("done") or 0)
+        elif message.error is not None or kind in TERMINAL_TYPES:
+            self._end_pull(message.name, event, message.error)
+
+    def _end_pull(self, name: str, end: dict[str, Any], error: str | None) -> None:
+        self.pulling = None
+        self.pull_bar.display = False
+        if end.get("type") == JOB_FINISHED:
+            self.pull_line.update(f"{name} is in the Hugging Face cache: {end.get('destination')}")
+            self.notify(f"{name} pulled.")
+            self._select_after_scan = f"cache:{name}"  # highlighted in the list, read again: now from the cache
+            self.action_rescan()
+            if name == self.model_name:
+                self._read_model(name)
+            return
+        why = error or (end.get("cause") if end.get("type") == JOB_FAILED else "stopped; pull again to go on")
+        self.pull_line.update(f"Pull of {name} did not finish: {why}")
+        self.notify(f"Pull of {name}: {why}", severity="error", timeout=10)
+
     @work(thread=True, exclusive=True, group="models-scan", exit_on_error=False, description="listing models")
     def _scan(self) -> None:
         presets = [p.name for p in list_presets() if p.error is None]
@@ -141,7 +234,7 @@ class ModelsScreen(AppScreen):
     @work(thread=True, exclusive=True, group="models-read", exit_on_error=False, description="reading the model")
     def _read_model(self, name: str) -> None:
         try:
-            self.post_message(self.ModelRead(name, read_model_info(name), None))
+            self.post_message(self.ModelRead(name, read_with_hub(name), None))  # a hub id not cached: asks the Hub
         except (ModelError, OSError) as exc:
             self.post_message(self.ModelRead(name, None, str(exc)))
 
@@ -165,6 +258,9 @@ class ModelsScreen(AppScreen):
         sources = self.sources
         highlighted = sources.highlighted
         sources.set_options(options)
+        wanted, self._select_after_scan = self._select_after_scan, None
+        if wanted is not None and any(option is not None and option.id == wanted for option in options):
+            highlighted = sources.get_option_index(wanted)
         sources.highlighted = highlighted if highlighted is not None else 1
         select = self.preset_select
         select.set_options([(name, name) for name in message.presets])

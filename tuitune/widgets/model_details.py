@@ -12,7 +12,7 @@ from engine.models.info import ModelInfo
 from engine.units import fmt_bytes
 
 SOURCES = {"demo": "built-in demo model", "folder": "local folder", "hf-cache": "Hugging Face cache",
-           "hub": "Hugging Face hub (not downloaded)"}
+           "hub": "Hugging Face Hub (not downloaded)"}
 
 
 def _short_path(path: str | None) -> str:
@@ -42,7 +42,7 @@ def facts(info: ModelInfo) -> list[tuple[str, str]]:
         ("Hidden", _num(info.hidden_size)), ("Heads", heads),
         ("MLP", _num(info.intermediate_size)), ("Vocabulary", _num(info.vocab_size)),
         ("Context", _num(info.context_length)), ("Dtype", info.dtype or "?"),
-        ("On disk", fmt_bytes(info.size_bytes) if info.size_bytes else "?"),
+        ("On disk" if info.source != "hub" else "Download", fmt_bytes(info.size_bytes) if info.size_bytes else "?"),
         ("Chat tmpl", {True: "yes", False: "no (plain text)", None: "?"}[info.has_chat_template]),
         ("Quantized", info.quantization or "no"), ("Remote code", remote),
     ]
@@ -70,7 +70,7 @@ class ModelDetails(Static):
         for _ in range(2):
             grid.add_column(style="dim", no_wrap=True)
             grid.add_column(ratio=1)
-        pairs = facts(info) if info.source != "hub" else []
+        pairs = facts(info) if info.source != "hub" or info.commit is not None else []  # read from the Hub
         for k in range(0, len(pairs), 2):
             row = [*pairs[k], *(pairs[k + 1] if k + 1 < len(pairs) else ("", ""))]
             grid.add_row(*row)
