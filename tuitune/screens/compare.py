@@ -18,7 +18,7 @@ from rich.text import Text
 from textual import getters, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Vertical
 from textual.events import Resize
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Static, Tab, Tabs
@@ -99,7 +99,7 @@ class CompareScreen(AppScreen):
     chart = getters.query_one("#curves", LossChart)
     figures = getters.query_one("#figures", DataTable)
     diff = getters.query_one("#diff", DataTable)
-    lower = getters.query_one("#lower", Horizontal)
+    lower = getters.query_one("#lower", Vertical)
 
     @dataclass
     class Loaded(Message):
@@ -120,6 +120,8 @@ class CompareScreen(AppScreen):
         """What the curves are drawn against: one of tuitune.runs.figures.AXES."""
         self.pane = "curves"
         """The tab on show when the panes are tabs."""
+        self.lines: dict[str, list[tuple[float, float]]] = {}
+        """The curves drawn, by the legend's names."""
         self.loads = 0
         """Readings shown (tests wait on it)."""
         self._tables: tuple = ()
@@ -129,9 +131,9 @@ class CompareScreen(AppScreen):
         yield Tabs(Tab("Curves", id="curves-tab"), Tab("Figures", id="figures-tab"),
                    Tab("Config diff", id="diff-tab"), id="tabs")
         yield LossChart(id="curves", cycles=False)
-        with Horizontal(id="lower"):
-            yield DataTable(id="figures", cursor_type="row", zebra_stripes=True, classes="-focus-first")
-            yield DataTable(id="diff", cursor_type="row", zebra_stripes=True)
+        with Vertical(id="lower"):
+            yield DataTable(id="figures", cursor_type="none", zebra_stripes=True, classes="-focus-first")
+            yield DataTable(id="diff", cursor_type="none", zebra_stripes=True)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
@@ -227,7 +229,8 @@ class CompareScreen(AppScreen):
         """The chosen metric of every run against the chosen axis, one colour each, named in the legend."""
         names = [run.name if [r.name for r in self.runs].count(run.name) == 1 else str(run.summary.path)
                  for run in self.runs]
-        self.chart.set_lines({name: run.curve(self.metric, self.axis) for name, run in zip(names, self.runs)})
+        self.lines = {name: run.curve(self.metric, self.axis) for name, run in zip(names, self.runs)}
+        self.chart.set_lines(self.lines)
         self.chart.border_title = f"{self.metric} against {AXIS_NAMES[self.axis]} · m: metric · x: along"
         title = Text.assemble(("Compare ", "bold"), f"{len(self.runs)} runs: ")
         for index, name in enumerate(names):
