@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,38 @@ def test_compare_snapshot(snap_compare, make_app, wait_for, runs_dir: Path, size
     app = TuituneApp(runs_dir=runs_dir, settings=Settings(runs_dir=runs_dir, preset="default"),
                      compare=[runs_dir / "finished", runs_dir / "stopped", runs_dir / "failed"])
     assert snap_compare(app, terminal_size=size, run_before=settle_compare(wait_for))
+
+
+def test_tuitune_compare_opens_the_app_on_compare_in_a_terminal(tmp_path: Path, runs_dir: Path) -> None:
+    """The command a person types, in tmux at 80x24: Compare on two runs, its tabs, back to the runs list, marking
+    two others there and comparing them; and the one-line refusal of a single run."""
+    import shutil
+
+    from tests.tui.journeys.test_tmux import TUITUNE, Pane, shell
+
+    if shutil.which("tmux") is None:
+        pytest.fail("tmux is not installed: it is a test dependency (apt-get install -y tmux; make test installs it)")
+    pane = Pane(f"tuitune-compare-{os.getpid()}", shell(f"TZ=UTC {TUITUNE} --runs-dir {runs_dir} compare finished "
+                                                         "stopped"), size=SMALL)
+    try:
+        pane.wait(r"Compare 2 runs: finished, stopped", timeout=30)
+        pane.wait(r"loss against step")
+        pane.keys("x")
+        pane.wait(r"loss against tokens seen")
+        pane.keys("Tab")
+        pane.wait(r"best eval loss +1\.332 @60 +–")
+        pane.keys("Tab")
+        pane.wait(r"adapter\.method +lora +dora")
+        pane.keys("Escape")
+        pane.wait(r"Runs \(4\)")
+        pane.keys("Down", "Space", "Down", "Space")  # failed, then stopped
+        pane.wait(r"2 marked: c compares them")
+        pane.keys("c")
+        pane.wait(r"Compare 2 runs: failed, stopped")
+        pane.keys("C-q")
+        pane.wait(r"APP-EXITED-0")
+        pane.respawn(shell(f"{TUITUNE} --runs-dir {runs_dir} compare finished"))
+        pane.wait(r"APP-EXITED-2")
+        assert "error: compare needs two or more runs; got 1 (finished)" in pane.screen()
+    finally:
+        pane.close()

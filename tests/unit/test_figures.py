@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tuitune.runs.figures import config_diff, figures_of, load_run, logged_metrics, timeline
+from tuitune.runs.figures import config_diff, figures_of, load_run, logged_metrics, timeline, with_defaults
 from tuitune.runs.state import RunState, fold
 
 T0 = 1_700_000_000.0
@@ -71,3 +71,13 @@ def test_config_diff_keeps_only_the_keys_that_differ() -> None:
                                       ("data.train", [["a.jsonl"]] * 2 + [["b.jsonl"]]),
                                       ("rl.beta", [None, None, 0.1])]
     assert config_diff([a, a]) == []
+
+
+def test_a_key_unset_or_missing_is_no_difference_and_a_key_an_older_run_lacks_is_its_default() -> None:
+    from engine.config import RunConfig
+
+    assert config_diff([{"rl": {"beta": None}}, {}]) == []
+    older = {"train": {"max_steps": 20}}  # written before the other keys existed
+    newer = RunConfig().model_dump(mode="json")
+    newer["train"]["max_steps"] = 30
+    assert config_diff([with_defaults(older), with_defaults(newer)]) == [("train.max_steps", [20, 30])]

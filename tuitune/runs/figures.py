@@ -164,7 +164,7 @@ class ComparedRun:
     timeline: Timeline
     """Where its steps fall in time and tokens."""
     config: dict[str, Any]
-    """Its ``config.yaml`` as a mapping (empty when that cannot be read)."""
+    """Its ``config.yaml`` as a mapping over the defaults of every key (see :func:`with_defaults`)."""
 
     @property
     def name(self) -> str:
@@ -180,7 +180,23 @@ def load_run(run_dir: str | Path) -> ComparedRun:
     """Read a run folder whole for Compare and ``tuitune plot``."""
     summary = summarize(run_dir)
     config, _ = read_config_mapping(run_dir)
-    return ComparedRun(summary, figures_of(summary.state), timeline(EventTail(run_dir).read_all()), config)
+    return ComparedRun(summary, figures_of(summary.state), timeline(EventTail(run_dir).read_all()),
+                       with_defaults(config))
+
+
+def with_defaults(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` over the defaults of every config key: a key a run's config.yaml lacks (one written before the
+    key existed) counts as its default, so only settings that differ show as differences."""
+    from engine.config import RunConfig
+
+    def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+        out = dict(base)
+        for key, value in over.items():
+            both = isinstance(value, dict) and isinstance(base.get(key), dict)
+            out[key] = merged(base[key], value) if both else value
+        return out
+
+    return merged(RunConfig().model_dump(mode="json"), config)
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -197,13 +213,12 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def config_diff(configs: Sequence[dict[str, Any]]) -> list[tuple[str, list[Any]]]:
     """The dotted config keys whose values are not the same in every config, each with its value per config
-    (None where a config lacks the key), in the order the keys first appear."""
+    (None where a config lacks the key or leaves it unset: the two are alike), in the order the keys first appear."""
     flat = [flatten(config) for config in configs]
     keys = list(dict.fromkeys(key for config in flat for key in config))
-    missing = object()
     out = []
     for key in keys:
-        values = [config.get(key, missing) for config in flat]
+        values = [config.get(key) for config in flat]
         if any(value != values[0] for value in values[1:]):
-            out.append((key, [None if value is missing else value for value in values]))
+            out.append((key, values))
     return out
