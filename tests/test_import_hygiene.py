@@ -50,6 +50,17 @@ def test_the_web_server_loads_only_when_served() -> None:
     assert loaded_after(code, ["aiohttp", "textual_serve", "aiohttp_jinja2"]) == []
 
 
+def test_matplotlib_loads_only_when_plotting() -> None:
+    """tuitune plot's matplotlib costs the app nothing: every tuitune module, plot's own included, imports it only
+    when it draws."""
+    code = (
+        "import pkgutil, importlib, tuitune\n"
+        "for info in pkgutil.walk_packages(tuitune.__path__, 'tuitune.'):\n"
+        "    importlib.import_module(info.name)\n"
+    )
+    assert loaded_after(code, ["matplotlib"]) == []
+
+
 @pytest.mark.parametrize("module", ["engine.config", "engine.protocol", "engine.paths"])
 def test_engine_light_modules_load_neither_textual_nor_torch(module: str) -> None:
     assert loaded_after(f"import {module}", ["textual", *ML_STACK]) == []

@@ -38,6 +38,7 @@ class TuituneApp(App[None]):
         attach: A run folder whose dashboard opens first.
         settings: Settings to start from (default: read the settings file).
         chat: A run folder (or a checkpoint folder of one) whose Chat screen opens first.
+        compare: Run folders (two or more) whose Compare opens first.
     """
 
     CSS_PATH = "theme.tcss"
@@ -54,13 +55,15 @@ class TuituneApp(App[None]):
     ]
 
     def __init__(self, runs_dir: str | Path | None = None, attach: str | Path | None = None,
-                 settings: Settings | None = None, chat: str | Path | None = None) -> None:
+                 settings: Settings | None = None, chat: str | Path | None = None,
+                 compare: list[Path] | None = None) -> None:
         super().__init__()
         self.settings = settings or load_settings()
         self.runs_dir = paths.runs_dir(runs_dir, self.settings.runs_dir)
         """Where run folders are listed and created."""
         self.attach = Path(attach) if attach else None
         self.chat = Path(chat) if chat else None
+        self.compare = list(compare or [])
         self._draft: RunDraft | None = None
         self.editors: list[Editor] = []
         """Screens that hold edits not saved yet (the presets editor); quitting asks before dropping them."""
@@ -89,6 +92,8 @@ class TuituneApp(App[None]):
             self.open_dashboard(self.attach)
         if self.chat is not None:
             self.open_chat(self.chat)
+        if self.compare:
+            self.open_compare(self.compare)
         if self.settings.problem:
             self.notify(self.settings.problem, title="settings ignored", severity="warning")
 
@@ -142,6 +147,14 @@ class TuituneApp(App[None]):
         from tuitune.screens.chat import ChatScreen
 
         self.push_screen(ChatScreen(run))
+
+    def open_compare(self, runs: list[Path]) -> None:
+        """Open Compare on two or more run folders over the runs screen."""
+        from tuitune.screens.compare import CompareScreen
+
+        if self.current_mode != "runs":
+            self.switch_mode("runs")
+        self.push_screen(CompareScreen(runs))
 
     def open_evals(self, run_dir: Path) -> None:
         """Open the Evaluations of a run (its RUN/evals/ jobs, predictions record by record)."""

@@ -101,19 +101,27 @@ def _started_key(path: Path) -> tuple[float, str]:
     return (0.0, path.name)
 
 
-def read_meta(run_dir: str | os.PathLike[str]) -> RunMeta:
-    """Model, method and max steps from the run's ``config.yaml``."""
+def read_config_mapping(run_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], str | None]:
+    """The run's ``config.yaml`` as a plain mapping, read leniently: ``({}, why)`` when it cannot be read."""
     path = Path(run_dir) / CONFIG_FILE
     try:
         data = yaml.safe_load(read_regular(path, MAX_CONFIG_BYTES).decode("utf-8")) or {}
     except FileNotFoundError:
-        return RunMeta(error=f"{path}: missing")
+        return {}, f"{path}: missing"
     except (NotARegularFile, FileTooLarge) as exc:
-        return RunMeta(error=str(exc))
+        return {}, str(exc)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, RecursionError) as exc:
-        return RunMeta(error=f"{path}: {exc}")
+        return {}, f"{path}: {exc}"
     if not isinstance(data, dict):
-        return RunMeta(error=f"{path}: not a mapping")
+        return {}, f"{path}: not a mapping"
+    return data, None
+
+
+def read_meta(run_dir: str | os.PathLike[str]) -> RunMeta:
+    """Model, method and max steps from the run's ``config.yaml``."""
+    data, error = read_config_mapping(run_dir)
+    if error:
+        return RunMeta(error=error)
     return RunMeta(
         model=str(_section(data, "model").get("name_or_path", "")),
         method=str(_section(data, "adapter").get("method", "lora")),

@@ -1,7 +1,8 @@
 """RunsScreen, the home screen: every run in the runs folder, refreshed in the background.
 
 Enter opens a run's dashboard; R resumes a stopped, failed or lost run that has a checkpoint
-and opens its dashboard to follow it. The runs folder's queue (tuitune.runs.queue) comes first, in the order its
+and opens its dashboard to follow it. Space marks runs (their names start with MARK) and c compares the marked runs
+(two or more) on the Compare screen. The runs folder's queue (tuitune.runs.queue) comes first, in the order its
 runs start, each row's state ``queued #N``: shift+up and shift+down (or K and J) move one sooner or later, d takes it
 out of the queue.
 """
@@ -44,17 +45,20 @@ STATE_STYLE = {
 }
 QUEUED_KEY = "queue:"
 """Row keys of queued runs start with this (a run's row key is its folder's absolute path)."""
+MARK = "● "
+"""What a marked run's name starts with in the list (readable without colour)."""
 SCAN_INTERVAL = 2.0
 """Seconds between rescans of the runs folder."""
 
 
-def row_of(run: RunSummary) -> tuple[str, ...]:
-    """The table cells of one run (every column of COLUMNS), as plain strings, the name whole."""
+def row_of(run: RunSummary, marked: bool = False) -> tuple[str, ...]:
+    """The table cells of one run (every column of COLUMNS), as plain strings, the name whole (after MARK when
+    the run is marked for Compare)."""
     state = run.state
     total = state.total_steps or run.meta.max_steps
     model = state.model or run.meta.model or fmt.DASH
     return (
-        run.name,
+        (MARK if marked else "") + run.name,
         model if len(model) <= MODEL_WIDTH else "…" + model[-(MODEL_WIDTH - 1):],
         state.method or run.meta.method or fmt.DASH,
         run.status + (" ⚠" if run.state.alerts else ""),  # the watchdog raised alerts in this attempt
@@ -176,6 +180,8 @@ class RunsScreen(AppScreen):
         # shown on a queued row only (check_action), where Open is not
         Binding("shift+up,K", "queue_move(-1)", "Sooner", key_display="⇧↑"),
         Binding("shift+down,J", "queue_move(1)", "Later", key_display="⇧↓"),
+        Binding("space", "mark", "Mark", show=False),  # the heading says it once a run is marked
+        Binding("c", "compare", "Compare"),  # shown once two runs are marked (check_action)
     ]
 
     @dataclass
@@ -212,6 +218,8 @@ class RunsScreen(AppScreen):
         self.resuming: str | None = None
         """Row key of the run being resumed (R is hidden until its engine started or failed)."""
         self._resume_offered = (False, False, False)
+        self.marked: list[str] = []
+        """Row keys of the runs marked for Compare, in the order they were marked."""
         self.scans = 0
         """Completed scans (tests wait on it)."""
         self._layout: tuple[tuple[str, ...], list[int]] = ((), [])
@@ -270,12 +278,14 @@ class RunsScreen(AppScreen):
         table = self.table
         queued = {QUEUED_KEY + run.name: (run, place) for place, run in enumerate(message.queue.runs, 1)}
         rows = {str(run.path): run for run in message.runs}
-        texts = {key: queued_row(*entry) for key, entry in queued.items()} | {k: row_of(r) for k, r in rows.items()}
+        self.marked = [key for key in self.marked if key in rows]  # a run deleted or renamed meanwhile
+        texts = {key: queued_row(*entry) for key, entry in queued.items()} | {
+            key: row_of(run, key in self.marked) for key, run in rows.items()}
         # Fixed column widths from the content and the screen: the table never re-measures
         # lazily, so a frame shows the same layout whenever it is taken.
         shape = layout(list(texts.values()), self.size.width or 80)
         old = {key: queued_row(*entry) for key, entry in self.queued.items()} | {
-            key: row_of(run) for key, run in self.runs.items()}
+            key: row_of(run, key in self.marked) for key, run in self.runs.items()}
         self.queued, self.queue, self.runner = queued, message.queue, message.runner
         if list(texts) != [key.value for key in table.rows] or shape != self._layout:
             self._rebuild(rows, shape)
@@ -305,13 +315,14 @@ class RunsScreen(AppScreen):
     def on_resize(self) -> None:
         """Lay the columns out again for the new width."""
         if self.runs or self.queued:
-            texts = [queued_row(*entry) for entry in self.queued.values()] + [row_of(r) for r in self.runs.values()]
+            texts = [queued_row(*entry) for entry in self.queued.values()] + [
+                row_of(run, key in self.marked) for key, run in self.runs.items()]
             self._rebuild(self.runs, layout(texts, self.size.width))
 
     def _cells_of(self, key: str, rows: dict[str, RunSummary]) -> list[Text]:
         if key in self.queued:
             return self._cells(queued_row(*self.queued[key]), "queued")
-        return self._cells(row_of(rows[key]), rows[key].status)
+        return self._cells(row_of(rows[key], key in self.marked), rows[key].status)
 
     def _cells(self, row: tuple[str, ...], status: str) -> list[Text]:
         columns, widths = self._layout
@@ -321,6 +332,9 @@ class RunsScreen(AppScreen):
 
     def _heading(self, queue_problem: str | None) -> str:
         heading = f"Runs ({len(self.runs)})"
+        if self.marked:
+            heading += f" · {len(self.marked)} marked: " + (
+                "c compares them" if len(self.marked) > 1 else "space marks another to compare")
         if self.queued:
             how = "paused" if self.queue.paused else "running" if self.runner else "not running: tuitune queue resume"
             heading += f" · queue ({len(self.queued)}, {how})"
@@ -349,7 +363,8 @@ class RunsScreen(AppScreen):
     def _offer_resume(self) -> None:
         """Show or hide R and C in the footer when that changes (a footer redraw costs a recompose)."""
         offered = (bool(self.check_action("resume", ())), bool(self.check_action("chat", ())),
-                   bool(self.check_action("queue_move", ())))  # Open goes as Sooner and Later come
+                   bool(self.check_action("queue_move", ())),  # Open goes as Sooner and Later come
+                   bool(self.check_action("compare", ())))
         if offered != self._resume_offered:
             self._resume_offered = offered
             self.refresh_bindings()
@@ -380,12 +395,34 @@ class RunsScreen(AppScreen):
             return action != "open_run"
         if action == "queue_move":
             return False
+        if action == "mark":
+            return self._selected_key() in self.runs
+        if action == "compare":
+            return len(self.marked) > 1
         if action in ("chat", "export", "rename", "delete", "new_from_config"):
             run = self.runs.get(self._selected_key() or "")
             if run is None or run.lf:  # a LLaMA-Factory folder is only read
                 return False
             return action not in ("chat", "export") or run.status not in ("running", "paused", "lost")
         return super().check_action(action, parameters)
+
+    def action_mark(self) -> None:
+        """Mark the highlighted run for Compare, or unmark it."""
+        key = self._selected_key()
+        if key not in self.runs:
+            return
+        if key in self.marked:
+            self.marked.remove(key)
+        else:
+            self.marked.append(key)
+        self.on_resize()  # its name gains or loses the mark: lay the columns out again
+        self.heading.update(self._heading(None))
+        self._offer_resume()
+
+    def action_compare(self) -> None:
+        """Open Compare on the marked runs."""
+        if len(self.marked) > 1:
+            self.tuitune_app.open_compare([Path(key) for key in self.marked])
 
     def action_new_from_config(self) -> None:
         """Open the new-run flow on the highlighted run's config (its model, data and every setting)."""

@@ -22,7 +22,9 @@ SMOOTHING = 0.8
 STAGE_METRICS = ("rewards/margins", "rewards/accuracies", "margin", "accuracy", "reward", "kl", "reward_std",
                  "rewards/chosen", "rewards/rejected")
 """Stage metrics the stage view prefers, in this order (the first two found are drawn)."""
-COLOURS = ("bright_green", "bright_yellow", "bright_magenta")
+COLOURS = ("bright_green", "bright_yellow", "bright_magenta", "bright_cyan", "bright_red", "bright_blue", "white",
+           "green")
+"""Line colours of a view of several named series, in order (Compare draws a run in each)."""
 
 
 def smoothed(points: Sequence[Point], weight: float = SMOOTHING) -> list[Point]:

@@ -1,8 +1,8 @@
 """Drive the real app in tmux as a person would, against the real demo model on this machine.
 
 Set up a run with an edited rank, start it, see an alert, quit (training goes on), re-open with
-``tuitune attach``, pause and continue, stop-and-save, resume to the end, and end the app with
-SIGTERM (the terminal comes back).
+``tuitune attach``, pause and continue, stop-and-save, resume to the end, compare it with an earlier run
+(marked with space in the runs list), and end the app with SIGTERM (the terminal comes back).
 tmux is a test dependency: without it this test fails, it does not skip.
 """
 
@@ -24,6 +24,8 @@ from tuitune.runs import launch
 
 TUITUNE = Path(sys.executable).parent / "tuitune"
 """The installed command, as a person runs it."""
+CANNED_RUNS = Path(__file__).resolve().parents[2] / "fixtures" / "runs"
+"""Canned run folders (tests/fixtures/runs), for a run this box trained earlier."""
 
 
 class Pane:
@@ -77,7 +79,7 @@ def shell(command: str) -> str:
 
 def test_person_journey_at_80x24(tmp_path: Path, demo_model_dir: Path, isolated_home: Path) -> None:
     """New run with an edited rank → start → an alert shown → quit (training goes on) → attach →
-    pause → continue → stop and save → resume → finish, on the smallest terminal."""
+    pause → continue → stop and save → resume → finish → compare with an earlier run, on the smallest terminal."""
     if shutil.which("tmux") is None:
         pytest.fail("tmux is not installed: it is a test dependency (apt-get install -y tmux; make test installs it)")
     runs = tmp_path / "runs"
@@ -158,6 +160,22 @@ def test_person_journey_at_80x24(tmp_path: Path, demo_model_dir: Path, isolated_
         pane.wait(r"FINISHED", timeout=300)
         assert [e["type"] for e in read_events(run_dir) if e["type"] in ("run_stopped", "run_finished")] == [
             "run_stopped", "run_finished"]
+
+        shutil.copytree(CANNED_RUNS / "finished", runs / "earlier")  # a run this box trained before
+        pane.keys("Escape")
+        pane.wait(r"Runs \(2\)")
+        pane.keys("Up", "Up", "Space", "Down", "Space")  # mark this run, then the earlier one
+        pane.wait(r"2 marked: c compares them")
+        pane.keys("c")
+        pane.wait(r"Compare 2 runs: .*earlier")
+        pane.wait(r"loss against step")
+        pane.keys("Tab")
+        pane.wait(r"best eval loss +– +1\.332 @60")  # this run evaluated nothing; the earlier one did
+        pane.keys("Tab")
+        pane.wait(r"adapter\.r +12 +16")  # the edited rank against the earlier run's
+        assert re.search(r"train\.max_steps +14 +60", pane.screen())  # the preset's keys that differ fit: 15 rows
+        pane.keys("Escape")
+        pane.wait(r"Runs \(2\)")
 
         app_pid = int(subprocess.run(["pgrep", "-P", pane.value("#{pane_pid}"), "-f", "tuitune"],
                                      capture_output=True, text=True).stdout.split()[0])
