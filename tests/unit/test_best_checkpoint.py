@@ -12,24 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.checkpoints import mark_complete
+from tests.tui.canned import overfit
 from tuitune.runs.checkpoints import DELETED, NoBestCheckpoint, best_checkpoint, checkpoint_rows
 from tuitune.runs.folder import summarize
 
 REPO = Path(__file__).resolve().parents[2]
 FINISHED = REPO / "tests" / "fixtures" / "runs" / "finished"
-
-
-def save_checkpoint(run_dir: Path, step: int) -> Path:
-    """A complete checkpoint folder (files as the Trainer leaves them; the weights are not a model)."""
-    folder = run_dir / "checkpoints" / f"checkpoint-{step}"
-    folder.mkdir(parents=True)
-    (folder / "trainer_state.json").write_text(f'{{"global_step": {step}, "max_steps": 60}}')
-    (folder / "adapter_config.json").write_text("{}")
-    (folder / "adapter_model.safetensors").write_bytes(b"not a safetensors file")
-    (folder / "optimizer.pt").write_bytes(b"o" * 10)
-    mark_complete(folder, step)
-    return folder
 
 
 @pytest.fixture()
@@ -38,11 +26,7 @@ def overfit_run(tmp_path: Path) -> Path:
     by save_total_limit (the events still name it)."""
     run_dir = tmp_path / "runs" / "finished"
     shutil.copytree(FINISHED, run_dir)
-    events = run_dir / "events.jsonl"
-    events.write_text(events.read_text().replace('"eval_loss": 1.3318', '"eval_loss": 1.6318'))
-    save_checkpoint(run_dir, 40)
-    save_checkpoint(run_dir, 60)
-    return run_dir
+    return overfit(run_dir)
 
 
 def test_each_checkpoint_has_its_losses_and_the_lowest_eval_loss_is_best(overfit_run: Path) -> None:

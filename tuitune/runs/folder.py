@@ -237,6 +237,12 @@ def resolve_run(run: str, runs_dir: str | os.PathLike[str]) -> Path:
                             f"and no folder {run!r} in {Path.cwd()}")
 
 
+def trained_label(run_dir: Path, weights: Path) -> str:
+    """What a chat, evaluation or export of ``weights`` is called: the run's name, with the checkpoint's when the
+    weights are one of its checkpoints (``RUN at checkpoint-40``)."""
+    return f"{run_dir.name} at {weights.name}" if weights.parent == run_dir / CHECKPOINTS_DIR else run_dir.name
+
+
 def resolve_trained(run: str, runs_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     """What a chat or an evaluation uses: ``(run folder, weights folder)`` for a run given by name or
     path (its adapter, else its newest complete checkpoint) or for a checkpoint folder of a run.

@@ -51,7 +51,8 @@ LOG_POLL_S = 1.0
 ALIVE_POLL_S = 2.0
 """Seconds between checks that the engine is alive."""
 
-RUN_ACTIONS = frozenset({"stop", "save", "kill", "pause", "continue_run", "resume", "chat", "export", "evals"})
+RUN_ACTIONS = frozenset({"stop", "save", "kill", "pause", "continue_run", "resume", "chat", "export", "evals",
+                         "checkpoints"})
 """Keys that act on a run: a LLaMA-Factory folder is only read."""
 
 
@@ -142,6 +143,7 @@ class TrainScreen(AppScreen):
         Binding("C", "chat", "Chat"),
         Binding("x", "export", "Export"),
         Binding("E", "evals", "Evals", show=False),
+        Binding("K", "checkpoints", "Checkpoints", show=False),
         Binding("v", "next_view", "View"),
         Binding("escape,b", "back", "Back"),
     ]
@@ -449,6 +451,12 @@ class TrainScreen(AppScreen):
     def action_evals(self) -> None:
         """See this run's evaluations (tuitune eval RUN --data FILE makes them)."""
         self.tuitune_app.open_evals(self.run_dir)
+
+    def action_checkpoints(self) -> None:
+        """See this run's checkpoints with their losses, the best marked; chat, evaluate or export one."""
+        from tuitune.screens.checkpoints import CheckpointsScreen
+
+        self.app.push_screen(CheckpointsScreen(self.run_dir))
 
     def action_resume(self) -> None:
         """Start the run again from its latest checkpoint; this dashboard follows the new attempt."""

@@ -1,0 +1,90 @@
+"""The Checkpoints screen (K on the dashboard) on a canned run folder: each checkpoint with its step, the train
+loss logged last at or before it and the eval loss at it, the lowest eval loss marked best and chosen at first;
+chat, evaluate and export open on the chosen checkpoint; a deleted one says why it cannot be used."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Label, Static
+
+from tests.tui.canned import overfit
+from tuitune.dialogs.evaluate import EvaluateDialog
+from tuitune.dialogs.export import ExportDialog
+from tuitune.screens.chat import ChatScreen
+from tuitune.screens.checkpoints import CheckpointsScreen
+from tuitune.screens.train import TrainScreen
+
+
+@pytest.fixture()
+def no_chat_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Chat screen opens without starting its model (the chat service is the engine tests' business)."""
+    monkeypatch.setattr(ChatScreen, "start_service", lambda self: None)
+
+
+async def open_checkpoints(pilot, wait_for) -> CheckpointsScreen:
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen) and app.screen.state.events_seen > 0,
+                   what="the dashboard")
+    await pilot.press("K")
+    await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen) and app.screen.rows, what="the checkpoints")
+    return app.screen
+
+
+def cells(screen: CheckpointsScreen) -> list[list[str]]:
+    table = screen.query_one("#checkpoints", DataTable)
+    return [[str(cell) for cell in table.get_row_at(index)] for index in range(table.row_count)]
+
+
+async def test_checkpoints_with_their_losses_the_best_marked_and_chosen(make_app, wait_for, runs_dir: Path,
+                                                                        no_chat_model: None) -> None:
+    overfit(runs_dir / "finished")
+    app = make_app(runs_dir, attach=runs_dir / "finished")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_checkpoints(pilot, wait_for)
+        assert cells(screen) == [
+            ["", "20", "1.7747", "1.8947", "deleted (save_total_limit keeps only the newest)"],
+            ["★ best", "40", "1.4199", "1.5399", ""],
+            ["", "60", "1.2118", "1.6318", ""],
+        ]
+        note = str(screen.query_one("#note", Static).render())
+        assert "the last one logged at or before the checkpoint's step" in note and "best: step 40" in note
+        assert screen.chosen.step == 40  # the best is chosen at first
+        await pilot.press("C")
+        await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="the Chat screen")
+        assert app.screen.run == str(runs_dir / "finished" / "checkpoints" / "checkpoint-40")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen), what="back to the checkpoints")
+        await pilot.press("x")
+        await wait_for(pilot, lambda: isinstance(app.screen, ExportDialog), timeout=30, what="the Export dialog")
+        assert "checkpoint-40" in str(app.screen.query_one("#title", Label).render())
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointsScreen), what="back to the checkpoints")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, EvaluateDialog), what="the Evaluate dialog")
+        assert "finished at checkpoint-40" in str(app.screen.query_one(Label).render())
+        app.screen.query_one("#data-path", Input).value = str(runs_dir / "nope.jsonl")
+        await pilot.press("enter")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, EvaluateDialog)  # no such file: it says so and stays
+        assert "nope.jsonl: no such file" in str(app.screen.query_one("#data-problem", Static).render())
+        await pilot.press("escape")
+        await pilot.press("up", "up")
+        assert screen.chosen.step == 20
+        await pilot.press("C")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, CheckpointsScreen)
+        assert "checkpoint-20 cannot be used: deleted" in [n.message for n in app._notifications][-1]
+
+
+async def test_without_eval_losses_none_is_marked_best_and_the_screen_says_why(make_app, wait_for,
+                                                                              runs_dir: Path) -> None:
+    from tests.tui.canned import save_checkpoint
+
+    save_checkpoint(runs_dir / "stopped", 20)  # the canned stopped run evaluated nothing
+    app = make_app(runs_dir, attach=runs_dir / "stopped")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_checkpoints(pilot, wait_for)
+        assert [row[0] for row in cells(screen)] == ["", ""]
+        assert "None is marked best: no checkpoint has an eval loss" in str(screen.query_one("#note", Static).render())
