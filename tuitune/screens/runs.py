@@ -398,7 +398,7 @@ class RunsScreen(AppScreen):
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
             self.notify("\n".join(problems), title="cannot start from this run's config", severity="error")
             return
-        self.tuitune_app.action_new_run()
+        self.tuitune_app.action_new_run(review=True)
 
     def action_rename(self) -> None:
         """Ask for a new name and rename the highlighted run's folder."""
