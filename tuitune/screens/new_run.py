@@ -279,9 +279,11 @@ class NewRunScreen(AppScreen):
         if problem:
             self.config = None
             return None
-        if not self.draft.name:
-            self.draft.name = default_run_name(self.config)
-            self._fill(self.name_input, self.draft.name)
+        if not self.draft.name or self.draft.name == self.draft.made_name:  # not typed: follow the model
+            made = default_run_name(self.config)
+            if not self.draft.name or made.rsplit("-", 2)[0] != self.draft.made_name.rsplit("-", 2)[0]:  # not the time
+                self.draft.name = self.draft.made_name = made
+                self._fill(self.name_input, made)
         self.yaml_view.load_text(config_to_yaml(self.config))
         source = self.draft.origin or "preset"  # where the values not typed here come from
         if not self.draft.max_steps.strip():
@@ -484,5 +486,5 @@ class NewRunScreen(AppScreen):
     @on(RunStarted)
     def open_dashboard(self, message: RunStarted) -> None:
         """Hand over to the run's dashboard; the next new run starts from a fresh name."""
-        self.draft.name = ""
+        self.draft.name = self.draft.made_name = ""
         self.tuitune_app.run_launched(message.run_dir)
