@@ -16,6 +16,8 @@ from tuitune.screens.chat import ChatScreen
 from tuitune.screens.checkpoints import CheckpointsScreen
 from tuitune.screens.train import TrainScreen
 
+BAD_DATA = Path(__file__).resolve().parents[1] / "fixtures" / "bad_data" / "not_an_object.jsonl"
+
 
 @pytest.fixture()
 def no_chat_model(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,12 +46,12 @@ async def test_checkpoints_with_their_losses_the_best_marked_and_chosen(make_app
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await open_checkpoints(pilot, wait_for)
         assert cells(screen) == [
-            ["", "20", "1.7747", "1.8947", "deleted (save_total_limit keeps only the newest)"],
+            ["", "20", "1.7747", "1.8947", "deleted (save_total_limit)"],
             ["★ best", "40", "1.4199", "1.5399", ""],
             ["", "60", "1.2118", "1.6318", ""],
         ]
         note = str(screen.query_one("#note", Static).render())
-        assert "the last one logged at or before the checkpoint's step" in note and "best: step 40" in note
+        assert "last logged at or before the step" in note and "best: step 40" in note
         assert screen.chosen.step == 40  # the best is chosen at first
         await pilot.press("C")
         await wait_for(pilot, lambda: isinstance(app.screen, ChatScreen), what="the Chat screen")
@@ -69,7 +71,12 @@ async def test_checkpoints_with_their_losses_the_best_marked_and_chosen(make_app
         await pilot.pause(0.1)
         assert isinstance(app.screen, EvaluateDialog)  # no such file: it says so and stays
         assert "nope.jsonl: no such file" in str(app.screen.query_one("#data-problem", Static).render())
-        await pilot.press("escape")
+        app.screen.query_one("#data-path", Input).value = str(BAD_DATA)  # refused as tuitune eval refuses it
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any(n.title == "evaluation refused" for n in app._notifications),
+                       what="the refusal")
+        assert "data:" in [n.message for n in app._notifications][-1]
+        assert isinstance(app.screen, CheckpointsScreen) and not (runs_dir / "finished" / "evals").exists()
         await pilot.press("up", "up")
         assert screen.chosen.step == 20
         await pilot.press("C")
@@ -88,3 +95,17 @@ async def test_without_eval_losses_none_is_marked_best_and_the_screen_says_why(m
         screen = await open_checkpoints(pilot, wait_for)
         assert [row[0] for row in cells(screen)] == ["", ""]
         assert "None is marked best: no checkpoint has an eval loss" in str(screen.query_one("#note", Static).render())
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_checkpoints_snapshot(snap_compare, make_app, wait_for, runs_dir: Path, size) -> None:
+    """You should see CHECKPOINTS finished, three rows (steps 20, 40, 60) with the train loss and eval loss of
+    each, "★ best" in green on step 40, step 20 "deleted (save_total_limit)" dimmed, the cursor on step 40; below,
+    what the loss columns mean and that step 40 is best; a footer with Chat, Evaluate, Export, Refresh, Back."""
+    overfit(runs_dir / "finished")
+
+    async def run_before(pilot) -> None:
+        await open_checkpoints(pilot, wait_for)
+        await pilot.pause()
+
+    assert snap_compare(make_app(runs_dir, attach=runs_dir / "finished"), terminal_size=size, run_before=run_before)

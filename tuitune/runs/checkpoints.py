@@ -19,7 +19,7 @@ from engine.checkpoints import list_checkpoints
 from engine.protocol import CHECKPOINTS_DIR
 from tuitune.runs.state import RunState
 
-DELETED = "deleted (save_total_limit keeps only the newest)"
+DELETED = "deleted (save_total_limit)"
 """The problem of a checkpoint the events name whose folder is gone."""
 
 

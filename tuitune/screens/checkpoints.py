@@ -37,7 +37,7 @@ def note_text(rows: list[CheckpointRow], best: CheckpointRow | None) -> str:
     """What the table's columns mean, and why no checkpoint is marked best when none is."""
     if not rows:
         return "No checkpoint yet: the run saves one every train.save_steps steps (c on the dashboard saves one now)."
-    said = "train loss: the last one logged at or before the checkpoint's step · eval loss: evaluated at its step\n"
+    said = "train loss: last logged at or before the step · eval loss: evaluated at it\n"
     if best is None:
         return said + "None is marked best: no checkpoint has an eval loss (a run evaluates only with data.val_size>0)"
     if not best.usable:
