@@ -384,8 +384,8 @@ class RunsScreen(AppScreen):
         self.scan_runs()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """R shows only on a run it can resume; C on a run that has ended (the Chat screen says when
-        there is nothing trained to talk to)."""
+        """R shows only on a run it can resume; C on a run that has ended with something trained to talk to;
+        where either does not apply, its hidden twin says why."""
         if action == "resume":
             return self.resuming is None and self._selected_key() in self.resumable
         if action in ("why_no_resume", "why_no_chat"):
