@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Label, Static
 
-from tests.tui.canned import overfit
+from tests.tui.canned import add_events, overfit, save_checkpoint
 from tuitune.dialogs.evaluate import EvaluateDialog
 from tuitune.dialogs.export import ExportDialog
 from tuitune.screens.chat import ChatScreen
@@ -87,8 +87,6 @@ async def test_checkpoints_with_their_losses_the_best_marked_and_chosen(make_app
 
 async def test_without_eval_losses_none_is_marked_best_and_the_screen_says_why(make_app, wait_for,
                                                                               runs_dir: Path) -> None:
-    from tests.tui.canned import save_checkpoint
-
     save_checkpoint(runs_dir / "stopped", 20)  # the canned stopped run evaluated nothing
     app = make_app(runs_dir, attach=runs_dir / "stopped")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -101,7 +99,7 @@ async def test_without_eval_losses_none_is_marked_best_and_the_screen_says_why(m
 def test_checkpoints_snapshot(snap_compare, make_app, wait_for, runs_dir: Path, size) -> None:
     """You should see CHECKPOINTS finished, three rows (steps 20, 40, 60) with the train loss and eval loss of
     each, "★ best" in green on step 40, step 20 "deleted (save_total_limit)" dimmed, the cursor on step 40; below,
-    what the loss columns mean and that step 40 is best; a footer with Chat, Evaluate, Export, Refresh, Back."""
+    what the loss columns mean and that step 40 is best; a footer with Chat, Evaluate, Export, Back."""
     overfit(runs_dir / "finished")
 
     async def run_before(pilot) -> None:
@@ -109,3 +107,19 @@ def test_checkpoints_snapshot(snap_compare, make_app, wait_for, runs_dir: Path, 
         await pilot.pause()
 
     assert snap_compare(make_app(runs_dir, attach=runs_dir / "finished"), terminal_size=size, run_before=run_before)
+
+
+async def test_the_list_follows_a_live_run(make_app, wait_for, runs_dir: Path, alive_runs: set[str]) -> None:
+    alive_runs.add("running")
+    run_dir = runs_dir / "running"  # checkpoints at 20 and 40 so far, no evaluation
+    save_checkpoint(run_dir, 20)
+    save_checkpoint(run_dir, 40)
+    app = make_app(runs_dir, attach=run_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_checkpoints(pilot, wait_for)
+        assert [row.step for row in screen.rows] == [20, 40] and screen.best is None
+        save_checkpoint(run_dir, 60)
+        add_events(run_dir, {"type": "eval", "step": 60, "eval_loss": 1.2}, {"type": "checkpoint", "step": 60,
+                                                                              "path": "checkpoints/checkpoint-60"})
+        await wait_for(pilot, lambda: [row.step for row in screen.rows] == [20, 40, 60], what="the new checkpoint")
+        assert screen.best.step == 60 and cells(screen)[2][0] == "★ best"

@@ -2,12 +2,14 @@
 marked, and chat, evaluation and export from the one chosen.
 
 The rows come from ``tuitune.runs.checkpoints`` (the run's events and its ``checkpoints/`` folder), read in a
-worker; "best" is what ``tuitune export RUN --best`` takes. Chat, evaluation and export reuse what the
-dashboard uses (the Chat screen, the Evaluate dialog and the export controller), given the checkpoint's folder.
+worker that follows the run while the screen is open (a live run saves more, and deletes); "best" is what
+``tuitune export RUN --best`` takes. Chat, evaluation and export reuse what the dashboard uses (the Chat screen,
+the Evaluate dialog and the export controller), given the checkpoint's folder.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,12 +19,19 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import get_current_worker
 
+from engine.protocol import CHECKPOINTS_DIR
 from tuitune.controllers.eval_start import EvalStarter
 from tuitune.controllers.export_start import ExportStarter
 from tuitune.runs.checkpoints import CheckpointRow, best_row, checkpoint_rows
-from tuitune.runs.folder import summarize
+from tuitune.runs.folder import initial_state, read_meta
+from tuitune.runs.state import fold
+from tuitune.runs.tail import EventTail
 from tuitune.screens.base import AppScreen
+
+POLL_S = 1.0
+"""Seconds between looks for new events and checkpoint folders."""
 
 COLUMNS = ("", "step", "train loss", "eval loss", "")
 """The best mark, the step, the losses and what is wrong with the checkpoint (if anything)."""
@@ -54,7 +63,6 @@ class CheckpointsScreen(AppScreen):
         Binding("C", "chat", "Chat"),
         Binding("e", "evaluate", "Evaluate"),
         Binding("x", "export", "Export"),
-        Binding("r", "refresh", "Refresh"),
         Binding("escape,b", "back", "Back"),
     ]
 
@@ -89,8 +97,22 @@ class CheckpointsScreen(AppScreen):
 
     @work(thread=True, exclusive=True, group="checkpoints-read", exit_on_error=False, description="reading checkpoints")
     def read_rows(self) -> None:
-        """Fold the run's events and list its checkpoint folders."""
-        self.post_message(self.RowsRead(checkpoint_rows(self.run_dir, summarize(self.run_dir).state)))
+        """Fold the run's events and list its checkpoint folders; then, while the screen is open, read the new
+        events and list the folders again whenever either changed (a live run saves more, and deletes)."""
+        worker = get_current_worker()
+        tail = EventTail(self.run_dir)
+        state = fold(initial_state(self.run_dir, read_meta(self.run_dir)), tail.read_all())
+        seen: object = None
+        while not worker.is_cancelled:
+            if new := tail.read_all():
+                state = fold(state, new)
+            folders = sorted(p.name for p in (self.run_dir / CHECKPOINTS_DIR).glob("checkpoint-*"))
+            if (state.events_seen, folders) != seen:
+                seen = (state.events_seen, folders)
+                self.post_message(self.RowsRead(checkpoint_rows(self.run_dir, state)))
+            deadline = time.monotonic() + POLL_S
+            while not worker.is_cancelled and time.monotonic() < deadline:
+                time.sleep(0.05)
 
     @on(RowsRead)
     def show_rows(self, message: RowsRead) -> None:
@@ -141,10 +163,6 @@ class CheckpointsScreen(AppScreen):
         """Export the chosen checkpoint (the Export dialog)."""
         if row := self._usable():
             self.exporter.open(row.path)
-
-    def action_refresh(self) -> None:
-        """Read the checkpoints again (a live run saves more)."""
-        self.read_rows()
 
     def action_back(self) -> None:
         """Back to the dashboard."""
