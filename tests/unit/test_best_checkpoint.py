@@ -36,7 +36,10 @@ def test_each_checkpoint_has_its_losses_and_the_lowest_eval_loss_is_best(overfit
     assert best_checkpoint(overfit_run, summarize(overfit_run).state).path == overfit_run / "checkpoints/checkpoint-40"
 
 
-def test_no_best_without_an_eval_loss_or_when_it_was_deleted(overfit_run: Path) -> None:
+def test_no_best_when_it_is_torn_or_was_deleted(overfit_run: Path) -> None:
+    (overfit_run / "checkpoints" / "checkpoint-40" / "tuitune-complete.json").unlink()  # killed while saving
+    with pytest.raises(NoBestCheckpoint, match="step 40 .*cannot be used: it was never finished"):
+        best_checkpoint(overfit_run, summarize(overfit_run).state)
     shutil.rmtree(overfit_run / "checkpoints" / "checkpoint-40")
     with pytest.raises(NoBestCheckpoint, match="step 40 .*cannot be used: deleted"):
         best_checkpoint(overfit_run, summarize(overfit_run).state)
