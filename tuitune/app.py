@@ -162,16 +162,17 @@ class TuituneApp(App[None]):
 
         self.push_screen(EvalsScreen(run_dir))
 
-    def action_new_run(self) -> None:
-        """Open the new-run flow (or bring it back, choices kept)."""
+    def action_new_run(self, review: bool = False) -> None:
+        """Open the new-run flow (or bring it back, choices kept); with ``review``, at its review step (the draft
+        took a run's config: its settings are the run's, not a preset's to pick)."""
         if self.current_mode != "runs":
             self.switch_mode("runs")
         if (flow := self._new_run_open()) is not None:
-            flow.take_draft()
+            flow.take_draft(review)
         else:
             from tuitune.screens.new_run import NewRunScreen
 
-            self.push_screen(NewRunScreen())
+            self.push_screen(NewRunScreen(review))
 
     def run_launched(self, run_dir: Path) -> None:
         """A run started from the new-run flow: swap the flow for the run's dashboard."""

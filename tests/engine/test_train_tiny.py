@@ -34,6 +34,15 @@ def test_lora_run_writes_events_in_order_and_a_loadable_adapter(eng, tiny_model_
     # The Trainer's printed log dicts repeated the log events in engine.log, burying what only it says.
     assert "'loss'" not in (run_dir / "engine.log").read_text()
 
+    # export --best reads these events and folders: it takes the checkpoint of the lowest eval loss
+    evals = {e["step"]: e["eval_loss"] for e in events if e["type"] == "eval"}
+    best = min(evals, key=lambda step: (evals[step], step))
+    export = eng.cli("export", str(run_dir), "--best", "--adapter-only", str(tmp_path / "best"))
+    _, err = export.communicate(timeout=120)
+    assert export.returncode == 0, err
+    chosen = run_dir / "checkpoints" / f"checkpoint-{best}" / "adapter_model.safetensors"
+    assert (tmp_path / "best" / "adapter_model.safetensors").read_bytes() == chosen.read_bytes()
+
     from peft import PeftModel
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

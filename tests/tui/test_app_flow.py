@@ -262,6 +262,12 @@ def test_attach_to_a_missing_run_says_where_it_looked(tmp_path: Path, capsys: py
     assert f"tuitune attach: no run named 'nope' in {tmp_path} and no folder 'nope' in" in err
 
 
+def offers(screen, key: str) -> bool:
+    """Whether ``screen``'s footer offers ``key`` (where it does not, the key may still say why)."""
+    active = screen.active_bindings.get(key)
+    return active is not None and active.binding.show and active.enabled
+
+
 def add_checkpoint(run_dir: Path, step: int) -> None:
     """A complete checkpoint folder as the engine leaves it (engine.checkpoints says what complete is)."""
     from engine.checkpoints import mark_complete
@@ -295,13 +301,13 @@ async def test_resume_key_on_the_runs_list_only_for_ended_runs_with_a_checkpoint
         await wait_for(pilot, lambda: screen.scans >= 2, what="the scan with liveness")
         offered = []
         for _ in range(4):  # rows: running, failed, stopped, finished
-            offered.append("R" in screen.active_bindings)
+            offered.append(offers(screen, "R"))
             await pilot.press("down")
         assert offered == [False, True, False, False]
         add_checkpoint(runs_dir / "stopped", 40)
         await wait_for(pilot, lambda: str(runs_dir / "stopped") in screen.resumable, what="the new checkpoint")
         await pilot.press("up")  # finished → stopped
-        assert "R" in screen.active_bindings
+        assert offers(screen, "R")
         await pilot.press("R")
         await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the resumed run's dashboard")
         assert resumed == ["stopped"] and app.screen.run_dir == runs_dir / "stopped"
@@ -321,10 +327,10 @@ async def test_resume_from_the_dashboard_follows_the_new_attempt(
     app = make_app(runs_dir, attach=run)
     async with app.run_test(size=(120, 40)) as pilot:
         dash = await open_dashboard(pilot, wait_for)
-        await wait_for(pilot, lambda: "R" in dash.active_bindings, what="R offered on the failed run")
+        await wait_for(pilot, lambda: offers(dash, "R"), what="R offered on the failed run")
         await pilot.press("R")
         await wait_for(pilot, lambda: resumed == ["failed"], what="resume_run")
-        assert "R" not in dash.active_bindings and app.screen is dash  # not twice while it starts
+        assert not offers(dash, "R") and app.screen is dash  # not twice while it starts
         # FAILED stayed on show for the minute the model loads: the title says it is resuming
         assert "RESUMING" in str(dash.title_bar.render())
         alive_runs.add("failed")  # what the resumed engine does: a new run_started, then logs
@@ -340,7 +346,7 @@ async def test_resume_from_the_dashboard_follows_the_new_attempt(
         assert drawn[-1] == ((5.0, 2.1983), (10.0, 2.0112), (15.0, 1.85), (20.0, 1.71))  # step 15 logged anew
         assert dash.state.resume_steps == (10,)  # the chart marks where the resumed attempt took over
         assert "resumed at  step 10" in str(dash.stats.render()) and "RUNNING" in str(dash.title_bar.render())
-        assert "R" not in dash.active_bindings and dash.check_action("stop", ()) is True
+        assert not offers(dash, "R") and dash.check_action("stop", ()) is True
 
 
 @pytest.mark.parametrize("name, alive, checkpoint, offered", [
@@ -360,7 +366,7 @@ async def test_resume_key_on_the_dashboard(make_app, wait_for, runs_dir: Path, a
     async with make_app(runs_dir, attach=runs_dir / name).run_test(size=(100, 30)) as pilot:
         dash = await open_dashboard(pilot, wait_for)
         await pilot.pause(0.1)
-        assert dash.has_checkpoint == checkpoint and ("R" in dash.active_bindings) == offered
+        assert dash.has_checkpoint == checkpoint and (offers(dash, "R")) == offered
         await pilot.press("R")
         await pilot.pause(0.1)
         assert resumed == ([name] if offered else [])
@@ -378,12 +384,12 @@ async def test_a_failed_resume_opens_the_error_and_offers_r_again(make_app, wait
     app = make_app(runs_dir, attach=runs_dir / "stopped")
     async with app.run_test(size=(100, 30)) as pilot:
         dash = await open_dashboard(pilot, wait_for)
-        await wait_for(pilot, lambda: "R" in dash.active_bindings, what="R offered")
+        await wait_for(pilot, lambda: offers(dash, "R"), what="R offered")
         await pilot.press("R")
         await wait_for(pilot, lambda: isinstance(app.screen, ErrorModal), what="the error modal")
         assert "is still running" in app.screen.details
         await pilot.press("escape")
-        assert app.screen is dash and "R" in dash.active_bindings and dash.resuming is None
+        assert app.screen is dash and offers(dash, "R") and dash.resuming is None
 
 
 async def test_review_step_checks_the_data_and_the_cutoff_before_a_run_folder_exists(

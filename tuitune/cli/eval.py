@@ -17,16 +17,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-from engine.data.checks import refusal_lines
 from engine.protocol import JOB_FAILED, JOB_FINISHED, LOG_FILE, TERMINAL_TYPES
 from tuitune.cli.common import runs_root
 from tuitune.cli.follow import JobProgress, print_failure
-from tuitune.runs.evals import PREDICTIONS_FILE, describe_job_end, read_metrics, summary_lines
-from tuitune.runs.folder import read_meta, resolve_trained
-from tuitune.runs.launch import start_job
+from tuitune.runs.evals import PREDICTIONS_FILE, EvalRefused, describe_job_end, read_metrics, start_eval, summary_lines
+from tuitune.runs.folder import resolve_trained
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,22 +36,12 @@ def run(args: argparse.Namespace) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    if read_meta(run_dir).method == "full":
-        print(f"error: {run_dir.name} is a full fine-tune; evaluating one is not supported yet (it needs the base "
-              "and the tuned model loaded side by side)", file=sys.stderr)
-        return 1
-    adapter = str(weights.relative_to(run_dir))
-    data = str(Path(args.data).expanduser().resolve())
-    if refused := refusal_lines([data], job="evaluation"):
-        print(*(f"error: {line}" for line in refused), sep="\n", file=sys.stderr)
-        return 2
     try:
-        settings = {"data": [data], "format": "auto", "adapter": adapter, "max_new_tokens": args.max_new_tokens,
-                    "limit": args.limit}
-        job_dir, _ = start_job(run_dir, "eval", settings, args.name)
-    except (OSError, RuntimeError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        job_dir = start_eval(run_dir, weights, args.data, args.max_new_tokens, args.limit, args.name)
+    except EvalRefused as exc:
+        print(*(f"error: {line}" for line in exc.lines), sep="\n", file=sys.stderr)
+        return exc.code
+    adapter = str(weights.relative_to(run_dir))
     if args.detach:
         print(job_dir)
         return 0

@@ -1,4 +1,4 @@
-"""``tuitune export RUN [--to DIR] [--merged] [--gguf TYPE]… [--ollama] [--adapter-only DIR] [--push ORG/NAME
+"""``tuitune export RUN [--best] [--to DIR] [--merged] [--gguf TYPE]… [--ollama] [--adapter-only DIR] [--push ORG/NAME
 [--private]] [--name] [--detach]``.
 
 Writes a run's model where it is served: ``merged/`` (the adapter merged into the full-precision
@@ -7,8 +7,9 @@ file per ``--gguf`` type (f16, bf16, q8_0; tokenizer and chat template inside), 
 for Ollama next to the first GGUF (``--ollama``; q8_0 when no type is given), and with
 ``--adapter-only DIR`` a clean PEFT folder naming the base model the run chose. ``RUN`` is a run
 folder or name, or a checkpoint folder of a run; a run without ``adapter/`` is exported at its
-newest complete checkpoint (``resolve_trained``, as chat and eval). ``--push ORG/NAME`` uploads, as the
-job's last phase, the adapter, what the export wrote and a model card to that Hub repo (created,
+newest complete checkpoint (``resolve_trained``, as chat and eval); with ``--best`` at its checkpoint of the lowest
+eval loss (``tuitune.runs.checkpoints.best_checkpoint``, as the Checkpoints screen marks it). ``--push ORG/NAME``
+uploads, as the job's last phase, the adapter, what the export wrote and a model card to that Hub repo (created,
 ``--private`` if asked, or pushed to as a new commit); alone it pushes the adapter.
 
 The files go to ``--to DIR`` (a folder outside the run or inside ``RUN/exports/``) or the job's own
@@ -20,7 +21,8 @@ outputs are kept, a half-written one never appears); a second Ctrl-C kills it. `
 alone needs no job: the copy is made here. Exit status: 0 when the export finished, 1 when it
 stopped, failed or was lost, or the run has nothing to export or no room for it; 2 for bad
 arguments, a destination that is a file, inside the run, read-only or being written by another
-export, damaged weights, a malformed ``--push`` repo id or no Hugging Face token, or when it could not start.
+export, damaged weights, ``--best`` with no best checkpoint to take, a malformed ``--push`` repo id or no Hugging
+Face token, or when it could not start.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ from typing import Any
 
 from engine.export import plan
 from engine.export.adapter import copy_adapter
-from engine.protocol import JOB_FAILED, JOB_FINISHED, LOG_FILE, TERMINAL_TYPES
+from engine.protocol import CHECKPOINTS_DIR, JOB_FAILED, JOB_FINISHED, LOG_FILE, TERMINAL_TYPES
 from engine.units import fmt_bytes
 from tuitune.cli.common import runs_root
 from tuitune.cli.follow import JobProgress, print_failure
-from tuitune.runs.folder import read_meta, resolve_trained
+from tuitune.runs.checkpoints import NoBestCheckpoint, best_checkpoint
+from tuitune.runs.folder import read_meta, resolve_trained, summarize
 from tuitune.runs.launch import start_job
 
 NOT_OFFERED = {"q4_k_m": "q4_k_m is not offered: the gguf library cannot write K-quants and tuitune will not write "
@@ -101,6 +104,8 @@ def checked_request(args: argparse.Namespace) -> tuple[Path, Path, plan.ExportSe
         run_dir, weights = resolve_trained(args.run, runs_root(args))
     except FileNotFoundError as exc:
         raise Refused(str(exc), 1) from None
+    if args.best:
+        weights = best_weights(args.run, run_dir)
     meta = read_meta(run_dir)
     if meta.method == "full" and args.adapter_only:
         raise Refused(f"{run_dir.name} is a full fine-tune: there is no adapter to copy (--adapter-only)", 1)
@@ -116,6 +121,21 @@ def checked_request(args: argparse.Namespace) -> tuple[Path, Path, plan.ExportSe
         raise Refused(problem, 2)
     check_model_and_room(run_dir, meta.model, settings)
     return run_dir, weights, settings
+
+
+def best_weights(given: str, run_dir: Path) -> Path:
+    """``--best``: the run's checkpoint of the lowest eval loss (:func:`tuitune.runs.checkpoints.best_checkpoint`).
+
+    Raises:
+        Refused: with exit status 2, when ``given`` is a checkpoint already or the run has no best checkpoint to take.
+    """
+    if Path(given).expanduser().resolve().parent.name == CHECKPOINTS_DIR:
+        raise Refused(f"{given} is a checkpoint folder already; --best chooses among a run's checkpoints: give the run "
+                      f"{run_dir.name}", 2)
+    try:
+        return best_checkpoint(run_dir, summarize(run_dir).state).path
+    except NoBestCheckpoint as exc:
+        raise Refused(str(exc), 2) from None
 
 
 def check_push(repo_id: str) -> None:

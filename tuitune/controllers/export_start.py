@@ -16,9 +16,9 @@ from textual.screen import Screen
 from textual.worker import get_current_worker
 
 from engine.export import plan
-from engine.protocol import JOB_FINISHED, JOB_STARTED, PHASE, TERMINAL_TYPES
+from engine.protocol import JOB_FINISHED, JOB_FOLDERS, JOB_STARTED, PHASE, TERMINAL_TYPES
 from tuitune.dialogs.export import ExportDialog, ExportRequest
-from tuitune.runs.folder import read_meta, resolve_trained
+from tuitune.runs.folder import read_meta, resolve_trained, trained_label
 from tuitune.runs.tail import EventTail
 
 POLL_S = 0.5
@@ -38,6 +38,7 @@ class ExportStarter:
 
     def _prepare(self, run_dir: Path) -> None:
         from engine.models.info import ModelError, read_model_info
+        from tuitune.runs.launch import job_name
 
         app = self.screen.app
         try:
@@ -50,16 +51,17 @@ class ExportStarter:
             info = read_model_info(model) if model else None
         except (ModelError, OSError):
             info = None  # the dialog then shows no size estimate; the job checks again once loaded
-        dialog = ExportDialog(run_dir.name, run_dir / "exports" / "export", info and info.params_total,
-                              info and info.dtype, info and info.architecture)
+        name = job_name()  # chosen now, so the dialog names the folder the job will have
+        dialog = ExportDialog(trained_label(run_dir, weights), run_dir / JOB_FOLDERS["export"] / name,
+                              info and info.params_total, info and info.dtype, info and info.architecture)
         app.call_from_thread(app.push_screen, dialog,
-                             lambda request: self._start(run_dir, weights, request) if request else None)
+                             lambda request: self._start(run_dir, weights, request, name) if request else None)
 
-    def _start(self, run_dir: Path, weights: Path, request: ExportRequest) -> None:
-        self.screen.run_worker(lambda: self._run(run_dir, weights, request), thread=True, group="export-follow",
-                               exit_on_error=False, description="starting the export")
+    def _start(self, run_dir: Path, weights: Path, request: ExportRequest, name: str) -> None:
+        self.screen.run_worker(lambda: self._run(run_dir, weights, request, name), thread=True,
+                               group="export-follow", exit_on_error=False, description="starting the export")
 
-    def _run(self, run_dir: Path, weights: Path, request: ExportRequest) -> None:
+    def _run(self, run_dir: Path, weights: Path, request: ExportRequest, name: str) -> None:
         """Refuse what ``tuitune export`` refuses before it starts, in its words; else start the job, then say
         what it does until it ends."""
         from tuitune.runs.launch import start_job
@@ -71,7 +73,7 @@ class ExportStarter:
             problem = plan.push_access_problem(request.push)
         if problem is None:
             try:
-                job_dir, _ = start_job(run_dir, "export", settings)
+                job_dir, _ = start_job(run_dir, "export", settings, name)
             except (OSError, RuntimeError) as exc:  # the supervisor's refusal: the destination taken meanwhile
                 problem = str(exc)
         if problem is not None:

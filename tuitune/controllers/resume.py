@@ -16,7 +16,7 @@ from pathlib import Path
 from textual.screen import Screen
 
 from engine.checkpoints import latest_checkpoint
-from tuitune.runs.state import FAILED, LOST, STOPPED
+from tuitune.runs.state import FAILED, FINISHED, LOST, STOPPED
 
 RESUMABLE = frozenset({STOPPED, FAILED, LOST})
 """Statuses a run can be resumed from (a finished run is done; a running one is running)."""
@@ -25,6 +25,18 @@ RESUMABLE = frozenset({STOPPED, FAILED, LOST})
 def has_checkpoint(run_dir: str | os.PathLike[str]) -> bool:
     """Whether ``run_dir`` holds a complete checkpoint to resume from (reads the folder: not on the UI thread)."""
     return latest_checkpoint(run_dir) is not None
+
+
+def why_not_resumable(name: str, status: str, alive: bool | None, resuming: bool) -> str:
+    """Why R does not resume a run, for a toast: it is being resumed, alive, finished, or has no complete checkpoint
+    (asked only of a run R does not resume)."""
+    if resuming:
+        return f"{name} is being resumed already"
+    if status not in RESUMABLE or alive is True:
+        return (f"{name} finished: there is nothing to resume (N starts a new run from its config)"
+                if status == FINISHED else f"{name} is {status}: only a stopped, failed or lost run is resumed")
+    return (f"{name} has no complete checkpoint to resume from (a run saves one every train.save_steps steps); "
+            "N starts it again from its config")
 
 
 class Resumer:

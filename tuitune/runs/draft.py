@@ -43,6 +43,9 @@ class RunDraft:
     """Preset name or file."""
     name: str = ""
     """Run name (blank: made from the model and the time)."""
+    made_name: str = ""
+    """The name the flow made from the model, stage and time; while ``name`` is still it, the user typed none and
+    it is made again when they change."""
     max_steps: str = ""
     """Optimizer steps as typed (blank: run the preset's epochs)."""
     cutoff: str = ""
@@ -81,6 +84,7 @@ class RunDraft:
         self.model, self.data, self.format = config.model.name_or_path, list(config.data.train), config.data.format
         self.stage = config.stage
         self.config_file, self.settings, self.name, self.max_steps, self.cutoff = "", None, "", "", ""
+        self.made_name = ""
         self.origin = ""
 
     def start_from_run(self, run_dir: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from engine.files import FileTooLarge, NotARegularFile, read_regular
 from engine.protocol import JOB_FAILED, JOB_FINISHED, JOB_FOLDERS, JOB_STARTED, JOB_STOPPED, PROGRESS, TERMINAL_TYPES
-from tuitune.runs.folder import engine_alive
+from tuitune.runs.folder import engine_alive, read_meta
 from tuitune.runs.tail import EventTail
 
 EVALS_DIR = JOB_FOLDERS["eval"]
@@ -190,3 +190,38 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return ["  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(row, widths)))
             for row in rows]
+
+
+class EvalRefused(Exception):
+    """Why an evaluation cannot start, one line each; ``code`` is ``tuitune eval``'s exit status for it."""
+
+    def __init__(self, lines: list[str], code: int) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = lines
+        self.code = code
+
+
+def start_eval(run_dir: Path, weights: Path, data: str, max_new_tokens: int = 128, limit: int | None = None,
+               name: str | None = None) -> Path:
+    """Start the evaluation job of ``weights`` (the run's adapter or one of its checkpoints) on ``data``, as
+    ``tuitune eval`` and the app both do; its job folder.
+
+    Raises:
+        EvalRefused: a full fine-tune (code 1), data the evaluation would refuse, checked record by record as
+            ``tuitune data check`` does, or a job that could not start (code 2).
+    """
+    from engine.data.checks import refusal_lines
+    from tuitune.runs.launch import start_job
+
+    if read_meta(run_dir).method == "full":
+        raise EvalRefused([f"{run_dir.name} is a full fine-tune; evaluating one is not supported yet (it needs the "
+                           "base and the tuned model loaded side by side)"], 1)
+    data = str(Path(data).expanduser().resolve())
+    if refused := refusal_lines([data], job="evaluation"):
+        raise EvalRefused(refused, 2)
+    settings = {"data": [data], "format": "auto", "adapter": str(weights.relative_to(run_dir)),
+                "max_new_tokens": max_new_tokens, "limit": limit}
+    try:
+        return start_job(run_dir, "eval", settings, name)[0]
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise EvalRefused([str(exc)], 2) from None

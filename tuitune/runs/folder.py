@@ -20,7 +20,7 @@ from engine.checkpoints import problem as checkpoint_problem
 from engine.files import FileTooLarge, NotARegularFile, read_regular
 from engine.protocol import ADAPTER_DIR, CHECKPOINTS_DIR, CONFIG_FILE, EVENTS_FILE
 from tuitune.runs.lf_folder import LFTail, find_lf_folders, is_lf_folder, still_writing
-from tuitune.runs.state import RunState, fold, status
+from tuitune.runs.state import LIVE, LOST, RunState, fold, status
 from tuitune.runs.tail import EventTail
 
 
@@ -245,6 +245,12 @@ def resolve_run(run: str, runs_dir: str | os.PathLike[str]) -> Path:
                             f"and no folder {run!r} in {Path.cwd()}")
 
 
+def trained_label(run_dir: Path, weights: Path) -> str:
+    """What a chat, evaluation or export of ``weights`` is called: the run's name, with the checkpoint's when the
+    weights are one of its checkpoints (``RUN at checkpoint-40``)."""
+    return f"{run_dir.name} at {weights.name}" if weights.parent == run_dir / CHECKPOINTS_DIR else run_dir.name
+
+
 def resolve_trained(run: str, runs_dir: str | os.PathLike[str]) -> tuple[Path, Path]:
     """What a chat or an evaluation uses: ``(run folder, weights folder)`` for a run given by name or
     path (its adapter, else its newest complete checkpoint) or for a checkpoint folder of a run.
@@ -258,11 +264,28 @@ def resolve_trained(run: str, runs_dir: str | os.PathLike[str]) -> tuple[Path, P
             raise FileNotFoundError(f"{direct.resolve()} cannot be used: {checkpoint_problem(direct)}")
         return direct.parent.parent.resolve(), direct.resolve()
     run_dir = resolve_run(run, runs_dir)
-    adapter = run_dir / ADAPTER_DIR
-    if (adapter / "adapter_config.json").is_file() or (adapter / "config.json").is_file():
-        return run_dir, adapter
-    checkpoint = latest_checkpoint(run_dir)
-    if checkpoint is None:
+    weights = trained_weights(run_dir)
+    if weights is None:
         raise FileNotFoundError(f"{run_dir} has no adapter and no complete checkpoint yet: train it first "
                                 "(or wait for its first checkpoint)")
-    return run_dir, checkpoint
+    return run_dir, weights
+
+
+def trained_weights(run_dir: Path) -> Path | None:
+    """What a run trained, to chat with, evaluate or export: its adapter (or full model), else its newest complete
+    checkpoint; None when it has neither (reads the folder: not on the UI thread)."""
+    adapter = run_dir / ADAPTER_DIR
+    if (adapter / "adapter_config.json").is_file() or (adapter / "config.json").is_file():
+        return adapter
+    return latest_checkpoint(run_dir)
+
+
+def nothing_to_chat(name: str, status: str) -> str:
+    """Why a run offers no chat, by its status (``tuitune.runs.state.status``): its trainer is alive (it holds the
+    machine), it was lost mid-attempt, or it trained nothing to talk to."""
+    if status in LIVE:
+        return f"{name} is still training: chat with it once it ends (or stop it: s on its dashboard)"
+    if status == LOST:
+        return f"{name} was lost (its engine ended without a last event): R resumes it; chat once it has ended"
+    return (f"{name} has no adapter and no complete checkpoint: there is nothing to chat with "
+            "(a run saves a checkpoint every train.save_steps steps)")

@@ -138,6 +138,11 @@ def start_run(run_dir: str | os.PathLike[str], config: RunConfig) -> int:
     return _spawn(run_dir, "--run-dir", str(run_dir))
 
 
+def job_name() -> str:
+    """The name a job's folder gets when none is given: the time stamp of now (``20261207-013546``)."""
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
 def start_job(run_dir: str | os.PathLike[str], kind: str, settings: dict[str, Any], name: str | None = None
               ) -> tuple[Path, int]:
     """Start a long job of a run (``eval``, ``export``) in a new ``RUN/<kind>s/NAME/`` folder.
@@ -148,7 +153,7 @@ def start_job(run_dir: str | os.PathLike[str], kind: str, settings: dict[str, An
     import yaml
 
     parent = Path(run_dir).resolve() / JOB_FOLDERS[kind]
-    job_dir = new_run_dir(parent, name or time.strftime("%Y%m%d-%H%M%S"))
+    job_dir = new_run_dir(parent, name or job_name())
     write_text_atomic(job_dir / JOB_FILE, yaml.safe_dump(settings, sort_keys=False, allow_unicode=True))
     return job_dir, _spawn(job_dir, "--job", kind, "--job-dir", str(job_dir))
 

@@ -81,6 +81,10 @@ class ChatScreen(AppScreen):
         self.compare = False
         """Whether questions go to the base model and to the tuned one."""
         self.ready = False
+        self.failed: str | None = None
+        """Why the model cannot be talked to (it failed to start or ended), or None."""
+        self.waiting: str | None = None
+        """A question sent while the model loads: asked once it is ready."""
         self.can_compare = True
         self.answering: int | None = None
         """Index of the exchange being answered, while one is."""
@@ -137,12 +141,16 @@ class ChatScreen(AppScreen):
         event = message.event
         kind = event["type"]
         if kind == LOADING:
-            self.status.update(Text(event["message"] + "…", style="italic"))
+            waits = " · your question is asked once it is ready" if self.waiting is not None else ""
+            self.status.update(Text(event["message"] + "…" + waits, style="italic"))
         elif kind == READY:
             self.ready, self.can_compare, self.device = True, event["can_compare"], event["device"]
             self.title_bar.update(Text.assemble((f"Chat · {Path(self.run).name}", "bold"),
                                                 f"  {event['model']} + {Path(event['adapter']).name}"))
             self.show_status()
+            if self.waiting is not None:
+                question, self.waiting = self.waiting, None
+                self.send(question)
         elif kind == TOKEN and self.answering is not None:
             exchange = self.exchanges[self.answering]
             exchange.answers[event["side"]] = exchange.answers.get(event["side"], "") + event["text"]
@@ -168,7 +176,7 @@ class ChatScreen(AppScreen):
             self.answering, self.pending = None, []
             self.show_status()
         elif kind == FAILED:
-            self.ready = False
+            self.ready, self.failed, self.waiting = False, event["message"], None
             self.status.update(Text(event["message"], style="bold red"))
 
     def show_status(self) -> None:
@@ -184,13 +192,25 @@ class ChatScreen(AppScreen):
 
     @on(Input.Submitted, "#chat-prompt")
     def ask(self, event: Input.Submitted) -> None:
-        """Send the question (one at a time)."""
+        """Send the question (one at a time); while the model loads it waits, and is asked once it is ready."""
         question = event.value.strip()
-        if not question or not self.ready or self.answering is not None:
-            if question and self.answering is not None:
-                self.notify("wait for the answer, or esc to stop it", severity="warning")
+        if not question:
             return
-        self.prompt.value = ""
+        if self.failed is not None:
+            self.notify(f"cannot chat: {self.failed}", severity="error", timeout=8)
+        elif not self.ready:
+            self.waiting = question
+            self.prompt.value = ""
+            self.status.update(Text("loading the model… your question is asked once it is ready", style="italic"))
+            self.notify("the model is loading: your question is asked once it is ready")
+        elif self.answering is not None:
+            self.notify("wait for the answer, or esc to stop it", severity="warning")
+        else:
+            self.prompt.value = ""
+            self.send(question)
+
+    def send(self, question: str) -> None:
+        """Ask the model ``question``, on each side shown."""
         self.exchanges.append(Exchange(question))
         self.answering = len(self.exchanges) - 1
         sides: list[Side] = ["base", "tuned"] if self.compare else ["tuned"]

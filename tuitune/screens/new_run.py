@@ -78,8 +78,10 @@ class NewRunScreen(AppScreen):
     gpu_list = getters.query_one("#gpus", SelectionList)
     gpu_note = getters.query_one("#gpu-note", Static)
 
-    def __init__(self) -> None:
+    def __init__(self, review: bool = False) -> None:
         super().__init__()
+        self.open_at_review = review
+        """Open at the review step (a run's config was taken), not at the model."""
         self.step = "model"
         """The step on show."""
         self.config: RunConfig | None = None
@@ -152,16 +154,19 @@ class NewRunScreen(AppScreen):
         self.list_presets()
         self.list_gpus()
         self.load_draft()
-        self.show_step("model")
+        if self.open_at_review:
+            self.review()
+        else:
+            self.show_step("model")
 
     def on_screen_resume(self) -> None:
         """Choices made on other screens while this one was away show up here."""
         self.take_draft()
 
-    def take_draft(self) -> None:
-        """Show the draft's current choices (and re-resolve on the review step)."""
+    def take_draft(self, review: bool = False) -> None:
+        """Show the draft's current choices (and re-resolve on the review step, or go to it with ``review``)."""
         self.load_draft()
-        if self.step == "review":
+        if review or self.step == "review":
             self.review()
 
     def load_draft(self) -> None:
@@ -274,15 +279,18 @@ class NewRunScreen(AppScreen):
         if problem:
             self.config = None
             return None
-        if not self.draft.name:
-            self.draft.name = default_run_name(self.config)
-            self._fill(self.name_input, self.draft.name)
+        if not self.draft.name or self.draft.name == self.draft.made_name:  # not typed: follow the model
+            made = default_run_name(self.config)
+            if not self.draft.name or made.rsplit("-", 2)[0] != self.draft.made_name.rsplit("-", 2)[0]:  # not the time
+                self.draft.name = self.draft.made_name = made
+                self._fill(self.name_input, made)
         self.yaml_view.load_text(config_to_yaml(self.config))
+        source = self.draft.origin or "preset"  # where the values not typed here come from
         if not self.draft.max_steps.strip():
             steps = self.config.train.max_steps
-            self.max_steps_input.placeholder = f"{steps} (preset)" if steps else "from epochs"
+            self.max_steps_input.placeholder = f"{steps} ({source})" if steps else "from epochs"
         if not self.draft.cutoff.strip():
-            self.cutoff_input.placeholder = f"{self.config.data.cutoff_len} (preset)"
+            self.cutoff_input.placeholder = f"{self.config.data.cutoff_len} ({source})"
         self._show_edits()
         folder = self.tuitune_app.runs_dir / (self.draft.name or "?")
         taken = " (taken: the run gets the next free name, -2, -3…)" if folder.exists() else ""
@@ -478,5 +486,5 @@ class NewRunScreen(AppScreen):
     @on(RunStarted)
     def open_dashboard(self, message: RunStarted) -> None:
         """Hand over to the run's dashboard; the next new run starts from a fresh name."""
-        self.draft.name = ""
+        self.draft.name = self.draft.made_name = ""
         self.tuitune_app.run_launched(message.run_dir)

@@ -25,8 +25,8 @@ from engine.config import ConfigError
 from engine.units import fmt_bytes
 from tuitune import fmt
 from tuitune.controllers.export_start import ExportStarter
-from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
-from tuitune.runs.folder import RunsIndex, RunSummary
+from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint, why_not_resumable
+from tuitune.runs.folder import RunsIndex, RunSummary, nothing_to_chat, trained_weights
 from tuitune.runs.queue import Queue, QueuedRun, QueueError, move_run, read_queue, remove_run, runner_alive
 from tuitune.runs.state import describe_end
 from tuitune.screens.base import AppScreen
@@ -154,6 +154,11 @@ def detail_of(run: RunSummary) -> Text:
     return out
 
 
+def trained(runs: list[RunSummary]) -> frozenset[str]:
+    """Folders (as strings) of the runs with an adapter or a complete checkpoint: something to chat with."""
+    return frozenset(str(run.path) for run in runs if not run.lf and trained_weights(run.path) is not None)
+
+
 def resumable(runs: list[RunSummary]) -> frozenset[str]:
     """Folders (as strings) of the runs that R can resume: ended early, engine not alive, a checkpoint kept."""
     return frozenset(str(run.path) for run in runs
@@ -170,7 +175,9 @@ class RunsScreen(AppScreen):
         # priority: shown in the footer even though the focused table has its own enter key
         Binding("enter", "open_run", "Open", priority=True),
         Binding("r", "rescan", "Refresh"),
+        Binding("R", "why_no_resume", "Resume", show=False),  # where R does not apply: says why
         Binding("R", "resume", "Resume"),
+        Binding("C", "why_no_chat", "Chat", show=False),  # where C does not apply: says why
         Binding("C", "chat", "Chat"),
         Binding("x", "export", "Export", show=False),  # the footer is full at 80 columns; ? and the palette list it
         Binding("E", "evals", "Evals", show=False),
@@ -198,6 +205,8 @@ class RunsScreen(AppScreen):
         """Whether a runner works the queue."""
         queue_problem: str | None = None
         """Why the queue could not be read, or None."""
+        trained: frozenset[str] = field(default_factory=frozenset)
+        """Row keys of the runs with something to chat with (see ``trained``)."""
 
     table = getters.query_one("#runs", DataTable)
     detail = getters.query_one("#detail", Static)
@@ -215,6 +224,8 @@ class RunsScreen(AppScreen):
         """Whether a runner worked the queue at the last scan."""
         self.resumable: frozenset[str] = frozenset()
         """Row keys of the runs R can resume, as of the last scan."""
+        self.trained: frozenset[str] | None = None
+        """Row keys of the runs with something to chat with, as of the last scan (None: not known yet)."""
         self.resuming: str | None = None
         """Row key of the run being resumed (R is hidden until its engine started or failed)."""
         self._resume_offered = (False, False, False)
@@ -259,7 +270,7 @@ class RunsScreen(AppScreen):
             self.post_message(self.Scanned(index.scan(check_alive=False), frozenset(), *self._read_queue()))
         while not worker.is_cancelled:
             runs = index.scan()
-            self.post_message(self.Scanned(runs, resumable(runs), *self._read_queue()))
+            self.post_message(self.Scanned(runs, resumable(runs), *self._read_queue(), trained=trained(runs)))
             for _ in range(int(SCAN_INTERVAL / 0.1)):
                 if worker.is_cancelled:
                     return
@@ -296,6 +307,7 @@ class RunsScreen(AppScreen):
                         table.update_cell(key, column, value)
         self.runs = rows
         self.resumable = message.resumable
+        self.trained = message.trained if self.scans else None  # the first scan checks no folder
         self.heading.update(self._heading(message.queue_problem) if texts else self._empty_text())
         self.show_detail()
         self.scans += 1
@@ -387,10 +399,14 @@ class RunsScreen(AppScreen):
         self.scan_runs()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """R shows only on a run it can resume; C on a run that has ended (the Chat screen says when
-        there is nothing trained to talk to)."""
+        """R shows only on a run it can resume; C on a run that has ended with something trained to talk to;
+        where either does not apply, its hidden twin says why."""
         if action == "resume":
             return self.resuming is None and self._selected_key() in self.resumable
+        if action in ("why_no_resume", "why_no_chat"):
+            run = self.runs.get(self._selected_key() or "")
+            said = action.removeprefix("why_no_")
+            return run is not None and not run.lf and self.trained is not None and not self.check_action(said, ())
         if action in ("queue_move", "delete", "open_run") and self._selected_key() in self.queued:
             return action != "open_run"
         if action == "queue_move":
@@ -402,6 +418,8 @@ class RunsScreen(AppScreen):
         if action in ("chat", "export", "rename", "delete", "new_from_config"):
             run = self.runs.get(self._selected_key() or "")
             if run is None or run.lf:  # a LLaMA-Factory folder is only read
+                return False
+            if action == "chat" and self.trained is not None and str(run.path) not in self.trained:
                 return False
             return action not in ("chat", "export") or run.status not in ("running", "paused", "lost")
         return super().check_action(action, parameters)
@@ -435,7 +453,7 @@ class RunsScreen(AppScreen):
             problems = exc.problems if isinstance(exc, ConfigError) else [str(exc)]
             self.notify("\n".join(problems), title="cannot start from this run's config", severity="error")
             return
-        self.tuitune_app.action_new_run()
+        self.tuitune_app.action_new_run(review=True)
 
     def action_rename(self) -> None:
         """Ask for a new name and rename the highlighted run's folder."""
@@ -528,6 +546,16 @@ class RunsScreen(AppScreen):
         key = self._selected_key()
         if key and self.check_action("chat", ()):
             self.tuitune_app.open_chat(Path(key))
+
+    def action_why_no_chat(self) -> None:
+        """Say why the highlighted run offers no chat."""
+        run = self.runs[self._selected_key() or ""]
+        self.notify(nothing_to_chat(run.name, run.status), severity="warning")
+
+    def action_why_no_resume(self) -> None:
+        """Say why R does not resume the highlighted run."""
+        run = self.runs[self._selected_key() or ""]
+        self.notify(why_not_resumable(run.name, run.status, run.alive, self.resuming is not None), severity="warning")
 
     def action_resume(self) -> None:
         """Resume the highlighted run from its latest checkpoint, then follow it on its dashboard."""

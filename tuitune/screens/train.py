@@ -23,11 +23,11 @@ from textual.worker import get_current_worker
 
 from engine.protocol import read_log_tail
 from tuitune.controllers.export_start import ExportStarter
-from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
+from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint, why_not_resumable
 from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.messages import EngineExited, LogLinesRead, RunEventsRead
 from tuitune.runs import folder
-from tuitune.runs.folder import initial_state, read_meta
+from tuitune.runs.folder import initial_state, nothing_to_chat, read_meta
 from tuitune.runs.lf_folder import LFTail, is_lf_folder, log_file, still_writing
 from tuitune.runs.state import LIVE, PAUSED, RUNNING, RunState, describe_end, fold, status
 from tuitune.runs.tail import EventTail
@@ -51,7 +51,8 @@ LOG_POLL_S = 1.0
 ALIVE_POLL_S = 2.0
 """Seconds between checks that the engine is alive."""
 
-RUN_ACTIONS = frozenset({"stop", "save", "kill", "pause", "continue_run", "resume", "chat", "export", "evals"})
+RUN_ACTIONS = frozenset({"stop", "save", "kill", "pause", "continue_run", "resume", "chat", "export", "evals",
+                         "checkpoints", "why_no_resume", "why_no_chat"})
 """Keys that act on a run: a LLaMA-Factory folder is only read."""
 
 
@@ -138,10 +139,13 @@ class TrainScreen(AppScreen):
         Binding("k", "kill", "Kill"),
         Binding("p", "pause", "Pause"),
         Binding("p", "continue_run", "Continue"),
+        Binding("R", "why_no_resume", "Resume", show=False),  # where R does not apply: says why
         Binding("R", "resume", "Resume"),
+        Binding("C", "why_no_chat", "Chat", show=False),  # where C does not apply: says why
         Binding("C", "chat", "Chat"),
         Binding("x", "export", "Export"),
         Binding("E", "evals", "Evals", show=False),
+        Binding("K", "checkpoints", "Checkpoints", show=False),
         Binding("v", "next_view", "View"),
         Binding("escape,b", "back", "Back"),
     ]
@@ -436,6 +440,8 @@ class TrainScreen(AppScreen):
                     and self.alive is not True)  # alive: a resume is already starting
         if action in ("chat", "export"):  # something trained, and no trainer competing for the machine
             return self.status not in LIVE and (self.status == "finished" or self.has_checkpoint)
+        if action in ("why_no_resume", "why_no_chat"):
+            return self.alive is not None and not self.check_action(action.removeprefix("why_no_"), ())
         return super().check_action(action, parameters)
 
     def action_export(self) -> None:
@@ -449,6 +455,21 @@ class TrainScreen(AppScreen):
     def action_evals(self) -> None:
         """See this run's evaluations (tuitune eval RUN --data FILE makes them)."""
         self.tuitune_app.open_evals(self.run_dir)
+
+    def action_why_no_chat(self) -> None:
+        """Say why this run offers no chat."""
+        self.notify(nothing_to_chat(self.state.name, self.status), severity="warning")
+
+    def action_why_no_resume(self) -> None:
+        """Say why R does not resume this run."""
+        self.notify(why_not_resumable(self.state.name, self.status, self.alive, self.resuming is not None),
+                    severity="warning")
+
+    def action_checkpoints(self) -> None:
+        """See this run's checkpoints with their losses, the best marked; chat, evaluate or export one."""
+        from tuitune.screens.checkpoints import CheckpointsScreen
+
+        self.app.push_screen(CheckpointsScreen(self.run_dir))
 
     def action_resume(self) -> None:
         """Start the run again from its latest checkpoint; this dashboard follows the new attempt."""
