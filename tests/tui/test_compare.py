@@ -75,8 +75,10 @@ async def test_compare_at_120x40_shows_curves_figures_and_only_the_keys_that_dif
         await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen) and app.screen.loads, what="Compare")
         compare = app.screen
         assert not compare.tabs.display
-        assert all(widget.display and widget.region.height for widget in (compare.chart, compare.figures,
-                                                                         compare.diff))
+        # laid out on the refresh after the runs are read
+        await wait_for(pilot, lambda: all(widget.display and widget.region.height
+                                          for widget in (compare.chart, compare.figures, compare.diff)),
+                       what="the curves, the figures and the differing keys together")
         assert {name: (len(points), points[-1]) for name, points in compare.lines.items()} == {
             "finished": (12, (60.0, 1.2118)), "stopped": (8, (40.0, 1.4199))}
         rows = [compare.figures.get_row_at(row) for row in range(compare.figures.row_count)]
