@@ -166,7 +166,6 @@ class LossChart(Widget, can_focus=True):
 
     DEFAULT_CSS = """
     LossChart { height: 1fr; min-height: 6; border-top: solid $panel-lighten-2; border-title-color: $text-muted; }
-    LossChart:focus { border-title-color: $text; }
     LossChart > StepPlot { height: 1fr; }
     LossChart > #reading { height: auto; max-height: 3; display: none; color: $text; padding: 0 1; }
     LossChart.-cursor > #reading { display: block; }
