@@ -65,6 +65,30 @@ async def test_zoom_pan_follow_log_and_cursor(make_app, wait_for, runs_dir: Path
         assert not chart.log_y
 
 
+async def test_an_sft_run_offers_no_stage_view_of_the_trainers_speed_figures(
+        make_app, wait_for, runs_dir: Path) -> None:
+    """After a resume the SFT stage view charted train_runtime and train_tokens_per_second: older engines
+    wrote the Trainer's own figures under a log event's metrics."""
+    add_events(runs_dir / "stopped", {"type": "run_started", "run_name": "stopped", "resumed_from_step": 40,
+                                      "total_steps": 200},
+               *({"type": "log", "step": step, "loss": 1.2, "metrics": {"train_runtime": step / 10,
+                                                                      "train_tokens_per_second": 900.0 + step}}
+                 for step in (45, 50)))
+    app = make_app(runs_dir, attach=runs_dir / "stopped")
+    async with app.run_test(size=(80, 24)) as pilot:
+        dash, chart = await open_dashboard(pilot, wait_for)
+        await wait_for(pilot, lambda: dash.state.step == 50, what="the resumed attempt")
+        dash.paint_chart()
+        assert dash.state.metric_series == {} and chart._offered() == ["loss", "lr"]
+        await pilot.press("v", "v")
+        assert chart.view == "loss"
+        await pilot.press("m")
+        assert "train_runtime" not in [str(chart.picker.get_option_at_index(i).prompt)
+                                       for i in range(chart.picker.option_count)]
+        await pilot.press("escape", "escape")  # the list closes, then the dashboard goes back
+        assert not isinstance(app.screen, TrainScreen)
+
+
 async def test_the_wheel_zooms_the_steps_under_the_mouse(make_app, wait_for, runs_dir: Path) -> None:
     app = make_app(runs_dir, attach=runs_dir / "finished")
     async with app.run_test(size=(80, 24)) as pilot:

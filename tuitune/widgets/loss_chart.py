@@ -195,7 +195,7 @@ class LossChart(Widget, can_focus=True):
     def __init__(self, *, view: str = "loss", cycles: bool = True, id: str | None = None,
                  classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self._shown: tuple = ("loss", 0, 0, None, None, ())  # an empty chart is what shows at first
+        self._shown: tuple = ()
         self._data: tuple = ((), (), (), {}, (), {})
         self._again: Callable[[], object] = lambda: self.show(*self._data)
         self._in_show = False
@@ -224,6 +224,7 @@ class LossChart(Widget, can_focus=True):
         """The step the cursor reads (None: no cursor)."""
         self.limits: tuple[float, float] = (0.0, 1.0)
         """The steps shown, first and last."""
+        self._shown = self._series_key((), (), (), "train")  # an empty chart is what shows at first
 
     def compose(self) -> ComposeResult:
         plot = StepPlot(allow_pan_and_zoom=False)
@@ -312,11 +313,15 @@ class LossChart(Widget, can_focus=True):
     def _controls(self) -> tuple:
         return (self.smoothing, self.log_y, self.span, self.end, self.cursor, self.view, self.metric)
 
+    def _series_key(self, train: Sequence[Point], evals: Sequence[Point], resumes: Sequence[int], label: str) -> tuple:
+        """What the loss view's look depends on: redrawn only when it changes."""
+        return ("loss", len(train), len(evals), train[-1] if train else None, evals[-1] if evals else None,
+                tuple(resumes), label, self._controls())
+
     def set_series(self, train: Sequence[Point], evals: Sequence[Point] = (), resumes: Sequence[int] = (),
                    label: str = "train") -> bool:
         """The loss view: raw ``train`` dimmed, smoothed over it, ``evals`` as points; returns whether it redrew."""
-        key = ("loss", len(train), len(evals), train[-1] if train else None, evals[-1] if evals else None,
-               tuple(resumes), label, self._controls())
+        key = self._series_key(train, evals, resumes, label)
         if key == self._shown:
             return False
         self._shown = key
