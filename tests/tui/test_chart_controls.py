@@ -102,6 +102,11 @@ async def test_the_wheel_zooms_the_steps_under_the_mouse(make_app, wait_for, run
         await pilot.pause()
         low, high = chart.limits
         assert high - low < first[1] - first[0] and low > 0 and high < first[1]  # around the mouse, not the end
+        canvas.post_message(events.MouseScrollLeft(canvas, x - canvas.region.x, y - canvas.region.y, 0, 0, 0,
+                                                   False, False, False, screen_x=x, screen_y=y))
+        await pilot.pause()
+        assert chart.limits[0] < low and math.isclose(chart.limits[1] - chart.limits[0], high - low)  # panned
+        low, high = chart.limits
         await pilot.click(offset=(x, y))  # a click puts the cursor on the nearest step
         assert chart.cursor is not None and low <= chart.cursor <= high
 

@@ -7,7 +7,7 @@ metric (``m``) any other series the run logs. ``set_lines`` draws one line per n
 (Compare: one per run).
 
 The controls work wherever the chart is (its keys need it focused): ``+``/``-`` and the mouse wheel
-zoom the steps, ``<``/``>`` pan them, and the view follows the latest step until a pan leaves it
+zoom the steps, ``<``/``>`` and the sideways (or shift+) wheel pan them, and the view follows the latest step until a pan leaves it
 (``f`` returns); ``l`` puts y on a log scale; ``[``/``]`` move a cursor that reads every line at its
 step (a click puts it there, ``i`` hides it); ``w`` sets the smoothing weight; ``m`` lists the run's logged
 series to chart one.
@@ -127,27 +127,38 @@ class LogAxisFormatter(AxisFormatter):
 
 
 class StepPlot(PlotWidget):
-    """textual-plot's PlotWidget whose mouse wheel zooms the chart's steps (x) only, through the chart."""
+    """textual-plot's PlotWidget whose mouse wheel zooms the chart's steps (x) only, through the chart;
+    a sideways wheel (or shift with the wheel) pans them."""
 
     @dataclass
     class Wheeled(Message):
-        """The wheel turned over the plot: zoom in or out around ``step`` (None: the middle)."""
+        """The wheel turned over the plot: zoom in or out around ``step`` (None: the middle), or pan."""
 
         step: float | None
         zoom_in: bool
+        pan: int = 0
+        """-1 or 1 to pan to earlier or later steps instead of zooming."""
 
     def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
-        """Wheel down: zoom in (textual-plot's direction)."""
-        self._wheel(event, True)
+        """Wheel down: zoom in (textual-plot's direction); with shift, pan to later steps."""
+        self._wheel(event, True, 1 if event.shift else 0)
 
     def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
-        """Wheel up: zoom out."""
-        self._wheel(event, False)
+        """Wheel up: zoom out; with shift, pan to earlier steps."""
+        self._wheel(event, False, -1 if event.shift else 0)
 
-    def _wheel(self, event: events.MouseEvent, zoom_in: bool) -> None:
+    def on_mouse_scroll_right(self, event: events.MouseScrollRight) -> None:
+        """Sideways wheel: pan to later steps."""
+        self._wheel(event, False, 1)
+
+    def on_mouse_scroll_left(self, event: events.MouseScrollLeft) -> None:
+        """Sideways wheel: pan to earlier steps."""
+        self._wheel(event, False, -1)
+
+    def _wheel(self, event: events.MouseEvent, zoom_in: bool, pan: int) -> None:
         event.prevent_default()  # PlotWidget's own handler would zoom y too
         event.stop()
-        self.post_message(self.Wheeled(self.step_at(event.screen_x, event.screen_y), zoom_in))
+        self.post_message(self.Wheeled(self.step_at(event.screen_x, event.screen_y), zoom_in, pan))
 
     def step_at(self, screen_x: int, screen_y: int) -> float | None:
         """The step under a point of the screen, or None off the plot."""
@@ -547,8 +558,11 @@ class LossChart(Widget, can_focus=True):
         self.redraw()
 
     def on_step_plot_wheeled(self, message: StepPlot.Wheeled) -> None:
-        """The wheel zooms the steps around the one under the mouse."""
-        self.action_zoom(message.zoom_in, message.step)
+        """The wheel zooms the steps around the one under the mouse, or pans them."""
+        if message.pan:
+            self.action_pan(message.pan)
+        else:
+            self.action_zoom(message.zoom_in, message.step)
 
     def on_click(self, event: events.Click) -> None:
         """A click on the plot puts the cursor on the nearest step there."""
