@@ -6,11 +6,11 @@ stage's own metrics (DPO's reward margin and accuracy, KTO's KL…) when the run
 metric (``m``) any other series the run logs. ``set_lines`` draws one line per named series
 (Compare: one per run).
 
-The controls work wherever the chart is (its keys need it focused): ``+``/``-`` and the mouse wheel
-zoom the steps, ``<``/``>`` and the sideways (or shift+) wheel pan them, and the view follows the latest step until a pan leaves it
-(``f`` returns); ``l`` puts y on a log scale; ``[``/``]`` move a cursor that reads every line at its
-step (a click puts it there, ``i`` hides it); ``w`` sets the smoothing weight; ``m`` lists the run's logged
-series to chart one.
+The controls work wherever the chart is (its keys need it focused): ``+``/``-`` and the mouse
+wheel zoom the steps, ``<``/``>`` and the sideways (or shift+) wheel pan them, and the view follows
+the latest step until a pan leaves it (``f`` returns); ``l`` puts y on a log scale; ``[``/``]`` move
+a cursor that reads every line at its step (a click puts it there, ``i`` hides it); ``w`` sets the
+smoothing weight; ``m`` lists the run's logged series to chart one.
 """
 
 from __future__ import annotations
