@@ -342,6 +342,7 @@ class LossChart(Widget, can_focus=True):
         self._lines = {label: train, "smoothed": smooth} if self.smoothing else {label: train}
         if evals:
             self._lines["eval"] = evals
+        self.limits = self.limits_for(max([x for x, _ in train] + [x for x, _ in evals] + [1.0]))
         if train:
             if self.smoothing:
                 self._plot(plot, train, "grey50", None)  # raw, dimmed
@@ -351,8 +352,7 @@ class LossChart(Widget, can_focus=True):
             if xs:
                 plot.scatter(xs, ys, marker="●", marker_style="bright_magenta", label="eval")
         plot.show_legend(LegendLocation.TOPRIGHT, is_visible=bool(evals))
-        self._finish(plot, [y for _, y in train] + [y for _, y in evals],
-                     max([x for x, _ in train] + [x for x, _ in evals] + [1.0]), resumes)
+        self._finish(plot, [y for _, y in train] + [y for _, y in evals], resumes)
         return True
 
     def set_lines(self, series: dict[str, Sequence[Point]], resumes: Sequence[int] = (), smooth: bool = False) -> bool:
@@ -370,6 +370,7 @@ class LossChart(Widget, can_focus=True):
         plot = self.plot_widget
         plot.clear()
         self._lines = {}
+        self.limits = self.limits_for(max([x for points in series.values() for x, _ in points] + [1.0]))
         for (name, points), colour in zip(series.items(), COLOURS * (1 + len(series) // len(COLOURS))):
             drawn = smoothed(points, self.smoothing) if smooth and points and self.smoothing else points
             self._lines[name] = points
@@ -380,7 +381,7 @@ class LossChart(Widget, can_focus=True):
         plot.show_legend(LegendLocation.BOTTOMLEFT if self.view == "lr" else LegendLocation.TOPLEFT,
                          is_visible=bool(series))
         values = [y for points in series.values() for _, y in points]
-        self._finish(plot, values, max([x for points in series.values() for x, _ in points] + [1.0]), resumes)
+        self._finish(plot, values, resumes)
         return True
 
     def _xy(self, points: Sequence[Point]) -> tuple[list[float], list[float]]:
@@ -390,7 +391,8 @@ class LossChart(Widget, can_focus=True):
         return [x for x, _ in shown], [y for _, y in shown]
 
     def _plot(self, plot: PlotWidget, points: Sequence[Point], colour: str, label: str | None) -> None:
-        low, high = self.limits_for(max([x for x, _ in points] + [1.0]))
+        """One line, only its points in and near the steps shown (a zoomed view costs no more than the whole)."""
+        low, high = self.limits
         inside = [p for p in points if low - (high - low) / 4 <= p[0] <= high + (high - low) / 4] or list(points)
         xs, ys = self._xy(thin(inside, 2 * max(40, self.size.width)))
         if xs:
@@ -404,9 +406,8 @@ class LossChart(Widget, can_focus=True):
         low = max(0.0, high - self.span)
         return low, low + self.span
 
-    def _finish(self, plot: PlotWidget, ys: list[float], last: float, resumes: Sequence[int]) -> None:
+    def _finish(self, plot: PlotWidget, ys: list[float], resumes: Sequence[int]) -> None:
         """Axes over the steps shown, a flat line kept off the edges, a yellow line at each resume and the cursor."""
-        self.limits = self.limits_for(last)
         plot.set_xlimits(*self.limits)
         plot.set_y_formatter(LogAxisFormatter() if self.log_y else NumericAxisFormatter())
         ys = [math.log10(y) if self.log_y else y for y in ys if math.isfinite(y) and (y > 0 or not self.log_y)]
