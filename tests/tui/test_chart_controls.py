@@ -163,3 +163,30 @@ def test_dashboard_zoomed_with_a_cursor(snap_compare, make_app, wait_for, runs_d
     app = make_app(runs_dir, attach=runs_dir / "running")
     assert snap_compare(app, terminal_size=(80, 24), run_before=settled(
         wait_for, "plus", "plus", "l", "left_square_bracket", "left_square_bracket"))
+
+
+async def test_the_controls_work_on_lines_pushed_by_another_screen() -> None:
+    """Compare pushes one line per run with ``set_lines``: zoom, the cursor and the smoothing weight work on them."""
+    from textual.app import App, ComposeResult
+
+    class OneChart(App):
+        def compose(self) -> ComposeResult:
+            yield LossChart(id="chart", cycles=False)
+
+    a = [(float(s), 3.0 - s / 50) for s in range(1, 101)]
+    b = [(float(s), 2.5 - s / 80) for s in range(1, 61)]
+    app = OneChart()
+    async with app.run_test(size=(80, 20)) as pilot:
+        chart = app.query_one(LossChart)
+        chart.focus()
+        chart.set_lines({"run-a": a, "run-b": b}, smooth=True)
+        await pilot.pause()
+        assert chart.limits == (0.0, 100.0)
+        assert chart._lines["run-a (smoothed)"] == smoothed(a, chart.smoothing)
+        await pilot.press("plus", "left_square_bracket")
+        low, high = chart.limits
+        assert high == 100.0 and math.isclose(high - low, 100 / 1.5) and chart.cursor == 100.0
+        assert set(chart.values_at(60.0)) == {"run-a", "run-a (smoothed)", "run-b", "run-b (smoothed)"}
+        assert "run-b" not in chart.values_at(0.5)  # no value before a line's first point
+        await pilot.press("w")
+        assert chart._lines["run-b (smoothed)"] == smoothed(b, 0.9)
