@@ -170,8 +170,13 @@ async def test_the_controls_work_on_lines_pushed_by_another_screen() -> None:
     from textual.app import App, ComposeResult
 
     class OneChart(App):
+        picked: list[str] = []
+
         def compose(self) -> ComposeResult:
             yield LossChart(id="chart", cycles=False)
+
+        def on_loss_chart_metric_picked(self, message: LossChart.MetricPicked) -> None:
+            self.picked.append(message.name)
 
     a = [(float(s), 3.0 - s / 50) for s in range(1, 101)]
     b = [(float(s), 2.5 - s / 80) for s in range(1, 61)]
@@ -190,3 +195,6 @@ async def test_the_controls_work_on_lines_pushed_by_another_screen() -> None:
         assert "run-b" not in chart.values_at(0.5)  # no value before a line's first point
         await pilot.press("w")
         assert chart._lines["run-b (smoothed)"] == smoothed(b, 0.9)
+        chart.offer_metrics(["loss", "eval_loss", "rewards/margins"])
+        await pilot.press("m", "end", "enter")  # the owner hears which, and pushes that metric's lines
+        assert app.picked == ["rewards/margins"] and chart.metric == "rewards/margins"

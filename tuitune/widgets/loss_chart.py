@@ -199,6 +199,13 @@ class LossChart(Widget, can_focus=True):
     ]
     VIEWS = ("loss", "lr", "stage")
 
+    @dataclass
+    class MetricPicked(Message):
+        """A series was picked from the chart's list (``m``)."""
+
+        chart: LossChart
+        name: str
+
     plot_widget = getters.query_one(StepPlot)
     reading = getters.query_one("#reading", Static)
     picker = getters.query_one("#picker", OptionList)
@@ -235,6 +242,8 @@ class LossChart(Widget, can_focus=True):
         """The step the cursor reads (None: no cursor)."""
         self.limits: tuple[float, float] = (0.0, 1.0)
         """The steps shown, first and last."""
+        self.choices: list[str] | None = None
+        """What ``m`` lists when the owner says (``offer_metrics``); None: the series pushed with ``show``."""
         self._shown = self._series_key((), (), (), "train")  # an empty chart is what shows at first
 
     def compose(self) -> ComposeResult:
@@ -309,8 +318,15 @@ class LossChart(Widget, can_focus=True):
             notes.append("zoom" + ("" if self.following else " · f: follow"))
         return " · ".join(notes)
 
+    def offer_metrics(self, names: Sequence[str]) -> None:
+        """The names ``m`` lists on a chart fed with ``set_lines`` (Compare: the metrics its runs log);
+        picking one posts ``MetricPicked`` for the owner to push that metric's lines."""
+        self.choices = list(names)
+
     def metric_names(self) -> list[str]:
         """Every series the run logs, for the picker: loss, lr, then the others by name."""
+        if self.choices is not None:
+            return list(self.choices)
         train, _, lr, metrics, _, others = self._data
         names = ["loss"] * bool(train) + ["lr"] * bool(lr)
         return names + sorted(name for name, points in {**others, **metrics}.items() if points)
@@ -548,8 +564,13 @@ class LossChart(Widget, can_focus=True):
         self.pick(event.option.id)
 
     def pick(self, name: str | None) -> None:
-        """Chart ``name``: loss and lr are views of their own, any other series the metric view."""
+        """Chart ``name``: loss and lr are views of their own, any other series the metric view
+        (on a chart whose owner offered the names, the owner draws it on ``MetricPicked``)."""
         if name is None:
+            return
+        self.post_message(self.MetricPicked(self, name))
+        if self.choices is not None:
+            self.metric = name
             return
         if name in ("loss", "lr"):
             self.view, self.metric = name, None
