@@ -198,3 +198,14 @@ async def test_the_controls_work_on_lines_pushed_by_another_screen() -> None:
         chart.offer_metrics(["loss", "eval_loss", "rewards/margins"])
         await pilot.press("m", "end", "enter")  # the owner hears which, and pushes that metric's lines
         assert app.picked == ["rewards/margins"] and chart.metric == "rewards/margins"
+
+
+async def test_a_footer_wider_than_the_screen_is_cut_not_blank(make_app, runs_dir: Path) -> None:
+    """At 60 columns a footer with more keys than room showed only a scrollbar's thumb (the app's one-cell
+    horizontal scrollbar took its only row): it shows its first keys, cut at the edge."""
+    app = make_app(runs_dir)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await pilot.press("4")  # Presets: its keys take more than 60 columns
+        await pilot.pause()
+        last_row = "".join(segment.text for segment in app.screen._compositor.render_strips()[-1])
+        assert last_row.lstrip().startswith("^s Save as"), last_row
