@@ -133,6 +133,8 @@ async def test_any_logged_metric_and_the_smoothing_weight(make_app, wait_for, ru
         assert chart._lines["smoothed"] == smoothed(dash.state.train_series, 0.9)
         await pilot.press("w", "w", "w")  # 0.95, 0.99, then none: the raw loss alone
         assert chart.smoothing == 0.0 and set(chart._lines) == {"train", "eval"}
+        await pilot.press("W", "W")  # back round: 0.99, 0.95
+        assert chart.smoothing == 0.95
 
 
 def settled(wait_for, *keys: str):

@@ -9,7 +9,7 @@ metric (``m``) any other series the run logs. ``set_lines`` draws one line per n
 The controls work wherever the chart is (its keys need it focused): ``+``/``-`` and the mouse
 wheel zoom the steps, ``<``/``>`` and the sideways (or shift+) wheel pan them, and the view follows
 the latest step until a pan leaves it (``f`` returns); ``l`` puts y on a log scale; ``[``/``]`` move
-a cursor that reads every line at its step (a click puts it there, ``i`` hides it); ``w`` sets the
+a cursor that reads every line at its step (a click puts it there, ``i`` hides it); ``w``/``W`` set the
 smoothing weight; ``m`` lists the run's logged series to chart one.
 """
 
@@ -194,7 +194,8 @@ class LossChart(Widget, can_focus=True):
         Binding("right_square_bracket", "move_cursor(1)", "Cursor to the next step", show=False),
         Binding("i", "hide_cursor", "Hide the cursor", show=False),
         Binding("m", "pick_metric", "Metric to chart", show=False),
-        Binding("w", "next_smoothing", "Smoothing weight", show=False),
+        Binding("w", "next_smoothing(1)", "More smoothing", show=False),
+        Binding("W", "next_smoothing(-1)", "Less smoothing", show=False),
         Binding("escape", "close_picker", "Close the metric list", show=False),
     ]
     VIEWS = ("loss", "lr", "stage")
@@ -510,10 +511,14 @@ class LossChart(Widget, can_focus=True):
         self.log_y = not self.log_y
         self.redraw()
 
-    def action_next_smoothing(self) -> None:
-        """The next smoothing weight of SMOOTHING_WEIGHTS."""
-        after = [w for w in SMOOTHING_WEIGHTS if w > self.smoothing]
-        self.smoothing = after[0] if after else SMOOTHING_WEIGHTS[0]
+    def action_next_smoothing(self, direction: int = 1) -> None:
+        """The next (or, with -1, the previous) smoothing weight of SMOOTHING_WEIGHTS, round the ends."""
+        if direction > 0:
+            after = [w for w in SMOOTHING_WEIGHTS if w > self.smoothing]
+            self.smoothing = after[0] if after else SMOOTHING_WEIGHTS[0]
+        else:
+            before = [w for w in SMOOTHING_WEIGHTS if w < self.smoothing]
+            self.smoothing = before[-1] if before else SMOOTHING_WEIGHTS[-1]
         self.notify(f"smoothing {self.smoothing:g}" if self.smoothing else "no smoothing", timeout=2)
         self.redraw()
 
