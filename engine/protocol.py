@@ -70,6 +70,10 @@ value of that kind), or a one-item list ``[kind]`` for an array of that kind. nu
 COMMON_FIELDS: dict[str, Kind] = {"v": "int", "seq": "int", "t": "finite", "type": "str"}
 NUMBERS: dict[str, Kind] = {"*": "num"}
 """A map of named figures (TRL's metrics)."""
+TRAINER_SUMMARY = frozenset({"train_runtime", "train_samples_per_second", "train_steps_per_second",
+                             "train_tokens_per_second", "total_flos", "train_loss"})
+"""The Trainer's speed and end-of-training figures (it adds them to its logs): not the stage's metrics,
+so never under a ``log`` event's ``metrics`` (readers drop them from folders written before)."""
 GPU_FIELDS: dict[str, Kind] = {"index": "int", "name": "str", "mem_used_bytes": "int", "mem_total_bytes": "int",
                                "util_pct": "num", "temp_c": "num"}
 TERMINAL_FIELDS: dict[str, Kind] = {"step": "int", "train_loss": "num", "adapter_path": "str", "checkpoint_path": "str",

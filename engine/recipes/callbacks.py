@@ -23,6 +23,7 @@ from engine.protocol import (
     EVAL,
     LOG,
     RUN_STARTED,
+    TRAINER_SUMMARY,
 )
 from engine.recipes.attempt import Events, RunFlags
 from engine.recipes.saving import check_room, folder_bytes
@@ -138,7 +139,8 @@ EVAL_FIELDS = frozenset({"eval_loss", "eval_runtime", "eval_samples_per_second",
 
 def stage_metrics(logs: dict[str, Any]) -> dict[str, float]:
     """The stage's own metrics in a Trainer log, under TRL's names (``rewards/margins``, ``kl``, …)."""
-    return {key: value for key, value in logs.items() if key not in LOG_FIELDS and _is_number(value)}
+    return {key: value for key, value in logs.items()
+            if key not in LOG_FIELDS and key not in TRAINER_SUMMARY and _is_number(value)}
 
 
 def _is_number(value: Any) -> bool:

@@ -24,6 +24,8 @@ def test_lora_run_writes_events_in_order_and_a_loadable_adapter(eng, tiny_model_
     logs = [e for e in events if e["type"] == "log"]
     assert [e["step"] for e in logs] == [1, 2, 3]
     assert all(e["tokens_per_s"] > 0 and e["loss"] > 0 and e["total_steps"] == 3 for e in logs)
+    # SFT has no stage metrics: the Trainer's speed figures (train_runtime…) are not charted as such
+    assert [e.get("metrics") for e in logs] == [None, None, None]
     assert [e["path"] for e in events if e["type"] == "checkpoint"] == ["checkpoints/checkpoint-2",
                                                                           "checkpoints/checkpoint-3"]
     finished = events[-1]

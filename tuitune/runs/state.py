@@ -95,6 +95,8 @@ class RunState:
     """(step, learning rate) of every log event that has one."""
     metric_series: dict[str, tuple[Point, ...]] = field(default_factory=dict)
     """(step, value) of each stage metric logged under ``metrics`` (TRL's names: ``rewards/margins``…)."""
+    log_series: dict[str, tuple[Point, ...]] = field(default_factory=dict)
+    """(step, value) of the log events' other numbers: ``grad_norm``, ``tokens_per_s`` (a chart can draw them)."""
     resume_steps: tuple[int, ...] = ()
     """Steps where a resumed attempt took over, oldest first (the chart marks them)."""
     checkpoints: tuple[str, ...] = ()
@@ -175,6 +177,7 @@ class _Acc:
         self.eval = list(state.eval_series)
         self.lr = list(state.lr_series)
         self.metrics = {name: list(points) for name, points in state.metric_series.items()}
+        self.fields = {name: list(points) for name, points in state.log_series.items()}
         self.resumes = list(state.resume_steps)
         self.alerts = list(state.alerts)
         self.checkpoints = list(state.checkpoints)
@@ -216,6 +219,7 @@ class _Acc:
             eval_series=tuple(self.eval),
             lr_series=tuple(self.lr),
             metric_series={name: tuple(points) for name, points in self.metrics.items()},
+            log_series={name: tuple(points) for name, points in self.fields.items()},
             resume_steps=tuple(self.resumes),
             alerts=tuple(self.alerts),
             checkpoints=tuple(self.checkpoints),
@@ -255,7 +259,7 @@ def _run_started(acc: _Acc, e: Event) -> None:
         acc.train[:] = [p for p in acc.train if p[0] <= start]
         acc.eval[:] = [p for p in acc.eval if p[0] <= start]
         acc.lr[:] = [p for p in acc.lr if p[0] <= start]
-        for points in acc.metrics.values():
+        for points in [*acc.metrics.values(), *acc.fields.values()]:
             points[:] = [p for p in points if p[0] <= start]
         acc.resumes[:] = [s for s in acc.resumes if s < start] + [start]
         del acc.warnings[:acc.get("warnings_at_end")]
@@ -294,6 +298,9 @@ def _log(acc: _Acc, e: Event) -> None:
         acc.train.append((float(step), float(e["loss"])))
     if e.get("lr") is not None:
         acc.lr.append((float(step), float(e["lr"])))
+    for name in ("grad_norm", "tokens_per_s"):
+        if e.get(name) is not None:
+            acc.fields.setdefault(name, []).append((float(step), float(e[name])))
     _metrics(acc, step, e.get("metrics"))
 
 
@@ -302,7 +309,8 @@ def _metrics(acc: _Acc, step: int, metrics: Any) -> None:
     if not isinstance(metrics, dict):
         return
     for name, value in metrics.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+                and name not in p.TRAINER_SUMMARY:  # folders written before the engine left them out
             acc.metrics.setdefault(str(name), []).append((float(step), float(value)))
 
 

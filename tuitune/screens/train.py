@@ -132,6 +132,8 @@ class TrainScreen(AppScreen):
     """The dashboard of ``run_dir``: loss chart, numbers, system panel, log tail and controls."""
 
     CSS_PATH = "train.tcss"
+    AUTO_FOCUS = "#chart"
+    """The chart's keys (zoom, pan, cursor, metric…) work while it has the focus."""
 
     BINDINGS = [
         Binding("s", "stop", "Stop & save"),
@@ -368,7 +370,8 @@ class TrainScreen(AppScreen):
     def paint_chart(self) -> None:
         """Redraw the chart's view if its series changed (after a resume: the latest attempt's points)."""
         state = self.state
-        series = (state.train_series, state.eval_series, state.lr_series, state.metric_series, state.resume_steps)
+        series = (state.train_series, state.eval_series, state.lr_series, state.metric_series, state.resume_steps,
+                  state.log_series)
         # Wide enough, a preference stage's metrics get their own chart beside the loss; at 80
         # columns they are a view of the one chart (v).
         beside = bool(stage_metrics(state.metric_series)) and self.size.width >= WIDE_FOR_TWO_CHARTS
@@ -381,7 +384,8 @@ class TrainScreen(AppScreen):
             self.stage_chart.show(*series)
 
     def on_resize(self) -> None:
-        """Lay the charts out again for the new width."""
+        """Lay the charts out again for the new width; below 80 columns the footer keeps its keys, not ^p."""
+        self.query_one(Footer).show_command_palette = self.size.width >= 80
         self.paint_chart()
 
     def action_next_view(self) -> None:
