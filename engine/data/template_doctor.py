@@ -97,8 +97,8 @@ class Doctor:
 
     def end_token(self) -> str | None:
         """The special token the template writes right after an assistant's answer (else None)."""
-        full = self.render(TWO_TURNS[:2])
-        tail = full[full.index(ANSWER1) + len(ANSWER1):] if ANSWER1 in full else ""
+        full = self.render(TWO_TURNS)  # between an answer and the next question, wherever the template puts it
+        tail = full[full.index(ANSWER1) + len(ANSWER1):full.find(USER2)] if ANSWER1 in full else ""
         specials = [t for t in self.tokenizer.all_special_tokens if t and t in tail]
         specials += [t for t in END_OF_TURN if t in tail and t not in specials and self.token_id(t) is not None]
         return min(specials, key=tail.index) if specials else None
@@ -268,7 +268,8 @@ class Doctor:
         if THINK_OPEN not in template and "reasoning_content" not in template and not in_data:
             return Verdict("reasoning", "ok", "no reasoning tags (<think>) in the template or the data sampled")
         reason = text("Reasoning")
-        thought = [*TWO_TURNS[:1], {"role": "assistant", "content": f"{THINK_OPEN}\n{reason}\n{THINK_CLOSE}\n\n{ANSWER1}"}]
+        answer = f"{THINK_OPEN}\n{reason}\n{THINK_CLOSE}\n\n{ANSWER1}"
+        thought = [*TWO_TURNS[:1], {"role": "assistant", "content": answer}]
         kept = reason in self._trained(thought)
         plain = self._trained(TWO_TURNS[:2])
         emptied = THINK_OPEN in plain and THINK_CLOSE in plain
