@@ -130,9 +130,9 @@ def preflight(config: RunConfig, force: bool = False) -> None:
 def check_chat_template(config: RunConfig, force: bool) -> list[str]:
     """The chat-template doctor on the run (tuitune.runs.doctor): its warnings said on stderr (and its errors,
     when ``force``); returns the refusal lines of its errors otherwise (empty when it passes)."""
-    from tuitune.runs.doctor import check_template
+    from tuitune.runs import doctor
 
-    checked = check_template(config)
+    checked = doctor.check_template(config)
     if checked.not_checked:
         print(f"warning: chat template not checked: {checked.not_checked}", file=sys.stderr)
     for verdict in checked.warnings + (checked.errors if force else []):

@@ -6,6 +6,10 @@ of the config (the data checked as training will check it, an RL run's rewards, 
 trackers, devices). It reads the model's files and every data record, so it runs in a thread worker; a
 start pressed before the check is in waits for it. Bad data is caught here, before a run folder exists,
 not when the trainer reads it.
+
+Start also asks the chat-template doctor (:mod:`tuitune.runs.doctor`, as ``tuitune train`` does): it loads
+the model's tokenizer in an engine process, so it runs once per config, when the run is about to start.
+Its errors are shown in red on the review and asked about ("Start anyway", as ``tuitune train --force``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from engine.estimate.prestart import Prestart, check_run
 from engine.machine.gpus import Gpu
 from tuitune.dialogs.confirm import ConfirmDialog
 from tuitune.messages import RunStarted
+from tuitune.runs import doctor
+from tuitune.runs.doctor import TemplateCheck
 from tuitune.widgets.model_memory import devices_line
 
 
@@ -39,9 +45,14 @@ class RunStarter:
     """
 
     def __init__(self, screen: Screen, show: Callable[[Verdict | None, str, Prestart | None], None],
-                 current: Callable[[], RunConfig | None], place: Callable[[RunConfig], tuple[Path, str]]) -> None:
+                 current: Callable[[], RunConfig | None], place: Callable[[RunConfig], tuple[Path, str]],
+                 show_template: Callable[[TemplateCheck | None], None] = lambda _: None) -> None:
         self.screen = screen
         self.show = show
+        self.show_template = show_template
+        """Called on the UI thread with the doctor's check of the config starting (None: being checked)."""
+        self.template: tuple[RunConfig, TemplateCheck] | None = None
+        """The config the doctor checked last, and what it said."""
         self.current = current
         self.place = place
         self.verdict: Verdict | None = None
@@ -72,7 +83,38 @@ class RunStarter:
         if self.checked is not None and self.checked.refusals:
             self.screen.notify("\n".join(self.checked.refusals), title="cannot start", severity="error", timeout=10)
             return
-        if not verdict.fits:
+        if self.template is None or self.template[0] != config:
+            self.show_template(None)
+            self.screen.run_worker(lambda: self._check_template(config), thread=True, exclusive=True,
+                                   group="template", exit_on_error=False, description="checking the chat template")
+            return
+        errors = self.template[1].errors
+        if errors:
+            def forced(ok: bool | None) -> None:
+                if ok and self.current() == config:
+                    self._fit_or_ask(config)
+
+            lines = "\n".join(f"- {v.line().split(maxsplit=1)[1]}" for v in errors)
+            self.screen.app.push_screen(ConfirmDialog(f"The chat template has errors the tuned model will show:\n"
+                                                      f"{lines}\nStart anyway?", "Start anyway"), forced)
+            return
+        self._fit_or_ask(config)
+
+    def _check_template(self, config: RunConfig) -> None:
+        """The doctor on ``config`` (an engine process loading the tokenizer); the start goes on after it."""
+        checked = doctor.check_template(config)
+        self.screen.app.call_from_thread(self._template_checked, config, checked)
+
+    def _template_checked(self, config: RunConfig, checked: TemplateCheck) -> None:
+        self.template = (config, checked)
+        self.show_template(checked)
+        if config == self.current():
+            self.start(config)
+
+    def _fit_or_ask(self, config: RunConfig) -> None:
+        """Launch ``config``, asking first when its verdict says it will not fit."""
+        verdict = self.verdict
+        if verdict is not None and not verdict.fits:
             def answered(ok: bool | None) -> None:
                 if ok and self.current() == config:
                     self._launch(config)
