@@ -41,9 +41,10 @@ class Verdict:
         """Whether this verdict stops a run (unless forced)."""
         return self.severity == "error"
 
-    def line(self) -> str:
-        """``error   end of turn <|im_end|>: …; fix: …``: the verdict in one line."""
-        fix = f"; {self.fix}" if self.fix and self.severity != "ok" else ""
+    def line(self, with_fix: bool = True) -> str:
+        """``error   end of turn: <|im_end|> after the answers is not trained…; use a template…``: the verdict
+        in one line, what to do last (unless not ``with_fix``)."""
+        fix = f"; {self.fix}" if with_fix and self.fix and self.severity != "ok" else ""
         return f"{self.severity:<8}{self.check.replace('_', ' ')}: {self.message}{fix}"
 
     def to_dict(self) -> dict[str, Any]:
