@@ -7,7 +7,8 @@ know, not enough disk) → ``job_started`` → the adapter
 copy (``adapter_only``) → tokenizer → an Ollama template derived from the chat template (checked
 now, so a template Ollama cannot follow fails before minutes of work) → the base loaded
 unquantized with the adapter merged in (:mod:`engine.jobs.merge`) → ``merged/`` → one GGUF per
-type (:mod:`engine.jobs.gguf_writer`) → ``Modelfile`` → ``job_finished``.
+type (:mod:`engine.jobs.gguf_writer`) → ``Modelfile`` → the outputs checked against training
+(:mod:`engine.jobs.export_check`; a disagreement fails the job, its files kept) → ``job_finished``.
 
 **Atomic outputs**: everything is written inside a temporary folder ``.tuitune-export-XXXX`` in the
 destination and renamed into place when complete (``merged/`` whole, each GGUF whole), then the
@@ -27,7 +28,8 @@ never overwritten: the job refuses before it starts. The destination itself is l
   ``done``, ``total`` (tensors; for ``merged`` 0 of 1 then 1 of 1); at most about twice a second
   and always the last of each output;
 - one terminal event: ``job_finished`` with ``destination``, ``outputs`` [{``name``, ``path``,
-  ``bytes``}], ``elapsed_s``; ``job_stopped`` (SIGTERM/SIGINT, answered between tensors and
+  ``bytes``}], ``elapsed_s``, ``checks`` (one verdict per output that renders chats: the fields of
+  :class:`engine.data.verdicts.Verdict`); ``job_stopped`` (SIGTERM/SIGINT, answered between tensors and
   between outputs) with ``phase``, ``output``, ``done``, ``total``, ``killed`` (false), ``outputs``
   (those finished before the stop, kept); or ``job_failed`` with ``cause``, ``hint``, ``errors``,
   ``exit_code``, ``signal``, ``log_tail`` (as ``run_failed``).
@@ -48,6 +50,7 @@ from engine.export import plan
 from engine.export.adapter import copy_adapter
 from engine.export.ollama import TemplateError, modelfile
 from engine.files import write_text_atomic
+from engine.jobs.export_check import check_export
 from engine.jobs.gguf_writer import GGUFError, Progress, write_gguf
 from engine.jobs.merge import load_merged, save_merged
 from engine.jobs.runner import JobError, StopFlag, job_failure, read_job_settings, read_run_config, run_job
@@ -166,7 +169,11 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         staging_lock.release()
-    finish(events, tally, destination, started)
+    checks = check_export(tokenizer, destination, [output["name"] for output in tally.finished])
+    if errors := [check.line() for check in checks if check.is_error]:
+        raise JobError(f"the exported model disagrees with training: {errors[0].split(maxsplit=1)[1]}", errors=errors,
+                       hint="its files are complete, but serving them asks the model unlike training")
+    finish(events, tally, destination, started, [check.to_dict() for check in checks])
 
 
 def write_merged(model: Any, tokenizer: Any, base_path: str, hub: dict[str, Any], staging: Path, destination: Path,
@@ -184,11 +191,12 @@ def write_merged(model: Any, tokenizer: Any, base_path: str, hub: dict[str, Any]
     return destination / plan.MERGED_DIR
 
 
-def finish(events: EventWriter, tally: Tally, destination: Path, started: float) -> None:
-    """The terminal ``job_finished``."""
+def finish(events: EventWriter, tally: Tally, destination: Path, started: float,
+           checks: list[dict[str, Any]] | None = None) -> None:
+    """The terminal ``job_finished``, with the chat-template checks of the outputs (engine.jobs.export_check)."""
     tally.phase = "done"
     events.emit(JOB_FINISHED, destination=str(destination), outputs=tally.finished,
-                elapsed_s=round(time.monotonic() - started, 3))
+                elapsed_s=round(time.monotonic() - started, 3), checks=checks or [])
 
 
 def ollama_modelfile(tokenizer: Any, gguf_name: str) -> str:

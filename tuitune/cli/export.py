@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.data.verdicts import Verdict
 from engine.export import plan
 from engine.export.adapter import copy_adapter
 from engine.protocol import JOB_FAILED, JOB_FINISHED, LOG_FILE, TERMINAL_TYPES
@@ -165,6 +166,8 @@ class ExportFollower(JobProgress):
         if kind == JOB_FINISHED:
             for output in end.get("outputs") or []:
                 print(f"{fmt_bytes(output.get('bytes') or 0):>10}  {output.get('path')}")
+            for check in end.get("checks") or []:  # the chat template of each output, checked against training
+                print(Verdict.from_dict(check).line())
             return 0
         if kind in TERMINAL_TYPES and kind != JOB_FAILED:
             kept = [output.get("path") for output in end.get("outputs") or []]
