@@ -63,6 +63,14 @@ def test_an_end_of_turn_token_written_at_the_next_turn_is_not_trained_and_is_an_
     assert "'<|im_end|>'#256-" in eot.evidence  # the evidence shows the token and that it is masked
 
 
+def test_a_template_that_writes_no_end_of_turn_token_is_an_error(make) -> None:
+    plain = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+             "{% if add_generation_prompt %}assistant: {% endif %}")
+    eot = verdicts(make, "qwen2_5", chat_template=plain)["end_of_turn"]
+    assert eot.severity == "error" and "writes no end-of-turn token after an answer" in eot.message
+    assert "'ProbeAnswerOneZq'" not in eot.evidence and "#" in eot.evidence  # tokens around the answer's end
+
+
 def test_a_generation_config_that_does_not_stop_on_the_end_of_turn_token_is_a_warning(make) -> None:
     gemma = verdicts(make, "gemma")["stop"]  # gemma-7b-it's generation_config stops on <eos> only
     assert gemma.severity == "warning" and gemma.token == "<end_of_turn>" and "add 261" in gemma.fix
