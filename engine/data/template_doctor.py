@@ -28,7 +28,8 @@ SAMPLE = 64
 """Records of the run's data the doctor renders besides its probes."""
 UNLIMITED = 1 << 40
 END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
-"""End-of-turn markers of the common chat templates (the chat service stops on those in the vocabulary)."""
+"""End-of-turn markers of the common chat templates: those in the vocabulary end an answer in tuitune's chat
+(engine.models.generation), and the doctor looks for them after an answer."""
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 CONTEXT = 3
 """Tokens shown on each side of the token a verdict speaks of."""

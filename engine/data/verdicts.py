@@ -14,8 +14,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 VerdictSeverity = Literal["ok", "warning", "error"]
-VERDICT = "verdict"
-"""The event type of a verdict in a data report (:mod:`engine.data.report_events`) and an export's events."""
 
 
 @dataclass(frozen=True)

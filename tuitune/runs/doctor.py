@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass, field
 
 from engine.config import RunConfig
-from engine.data.report_events import FAILED
-from engine.data.verdicts import VERDICT, Verdict
+from engine.data.report_events import FAILED, VERDICT
+from engine.data.verdicts import Verdict
 from engine.services import jsonlines
 
 SAMPLE = 64

@@ -22,8 +22,9 @@ from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from engine.data.formats import LAYOUTS, TRAINABLE, to_example, to_messages, to_prompt
 from engine.data.problems import Problem
+from engine.data.report_events import VERDICT
 from engine.data.source import RawRecord
-from engine.data.verdicts import VERDICT, Verdict
+from engine.data.verdicts import Verdict
 from tuitune.widgets.data_stats import DataStats
 from tuitune.widgets.data_table import ProblemTable
 from tuitune.widgets.record_view import RecordView
