@@ -35,12 +35,13 @@ CONTEXT = 3
 """Tokens shown on each side of the token a verdict speaks of."""
 
 
-def text(name: str) -> str:
+def probe_text(name: str) -> str:
     """A probe content no template text contains."""
     return f"Probe{name}Zq"
 
 
-SYSTEM, USER1, ANSWER1, USER2, ANSWER2 = (text(n) for n in ("System", "UserOne", "AnswerOne", "UserTwo", "AnswerTwo"))
+SYSTEM, USER1, ANSWER1, USER2, ANSWER2 = (probe_text(n)
+                                          for n in ("System", "UserOne", "AnswerOne", "UserTwo", "AnswerTwo"))
 TWO_TURNS = [{"role": "user", "content": USER1}, {"role": "assistant", "content": ANSWER1},
              {"role": "user", "content": USER2}, {"role": "assistant", "content": ANSWER2}]
 """The probe conversation: two user turns, each answered."""
@@ -268,7 +269,7 @@ class Doctor:
         in_data = any(THINK_CLOSE in m["content"] for c in self.conversations for m in c if m["role"] == "assistant")
         if THINK_OPEN not in template and "reasoning_content" not in template and not in_data:
             return Verdict("reasoning", "ok", "no reasoning tags (<think>) in the template or the data sampled")
-        reason = text("Reasoning")
+        reason = probe_text("Reasoning")
         answer = f"{THINK_OPEN}\n{reason}\n{THINK_CLOSE}\n\n{ANSWER1}"
         thought = [*TWO_TURNS[:1], {"role": "assistant", "content": answer}]
         kept = reason in self._trained(thought)
