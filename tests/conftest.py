@@ -73,15 +73,14 @@ def fast_tests_start_no_engine(request: pytest.FixtureRequest, monkeypatch: pyte
 
 @pytest.fixture(autouse=True)
 def template_doctor_off_in_the_fast_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """``tuitune train`` and a start in the app ask the chat-template doctor, an engine process the fast tier does
-    not start: there it answers that it did not check (the full tier drives the real one:
-    tests/engine/test_template_doctor_cli.py, tests/tui/journeys/test_template_review.py)."""
+    """``tuitune train`` and the app's review ask the chat-template doctor, an engine process the fast tier does
+    not start: there it finds nothing (the full tier drives the real one: tests/engine/test_template_doctor_cli.py,
+    tests/tui/journeys/test_template_review.py)."""
     if request.node.get_closest_marker("fast") is None:
         return
     from tuitune.runs import doctor
 
-    monkeypatch.setattr(doctor, "check_template",
-                        lambda config: doctor.TemplateCheck(not_checked="the fast tier starts no engine process"))
+    monkeypatch.setattr(doctor, "check_template", lambda config: doctor.TemplateCheck())
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,8 @@
 The doctor needs the model's tokenizer (the ML stack), so it runs as ``python -m engine data`` on up to
 :data:`SAMPLE` records of the run's data with the run's model, stage, cutoff and system prompt: the same
 report ``tuitune data check --model`` prints, of which only the ``verdict`` events are kept. ``tuitune
-train`` refuses a run with an error verdict unless ``--force``; the new-run review shows the errors.
+train`` refuses a run with an error verdict unless ``--force``; the new-run review shows the errors and asks
+before it starts such a run.
 """
 
 from __future__ import annotations
@@ -41,6 +42,13 @@ class TemplateCheck:
     def warnings(self) -> list[Verdict]:
         """The verdicts worth knowing that do not stop a run."""
         return [v for v in self.verdicts if v.severity == "warning"]
+
+
+def judged(config: RunConfig) -> tuple:
+    """What of ``config`` the doctor's verdicts depend on: a new check is needed only when this changes."""
+    data = config.data
+    return (config.model.name_or_path, tuple(data.train), data.format, config.stage, data.cutoff_len,
+            data.system_prompt)
 
 
 def doctor_command(config: RunConfig) -> list[str]:

@@ -4,8 +4,8 @@ Choices live in the app's ``RunDraft``, so a pick made on the models, data or pr
 (``ModelChosen``, ``DataChosen``, ``PresetChosen``) lands here. The review step shows the
 fit verdict of the resolved run (``engine.estimate.fit``, as on the models screen), which the
 screen's ``RunStarter`` works out in a worker: a run that will not fit asks before it starts,
-and a model that cannot load is refused. Starting first asks the chat-template doctor (once per config);
-its errors show in red and are asked about before the run starts. Starting calls ``tuitune.runs.launch.start_run``,
+and a model that cannot load is refused. The chat-template doctor's errors show in red, and are asked
+about before the run starts. Starting calls ``tuitune.runs.launch.start_run``,
 which detaches the engine and returns at once.
 
 The review step lists the GPUs found (name, memory in use, busy processes), all ticked; untick
@@ -442,12 +442,10 @@ class NewRunScreen(AppScreen):
         self.refusal_view.display = bool(text)
 
     def show_template(self, checked: TemplateCheck | None) -> None:
-        """Show what the chat-template doctor found when the run was about to start (None: being checked):
-        its errors in red, its warnings in yellow, each in one line naming the token it speaks of."""
+        """Show what the chat-template doctor found (None: being checked, nothing shown): its errors in red, its
+        warnings in yellow, each in one line naming the token it speaks of; passing verdicts are not repeated."""
         text = Text()
-        if checked is None:
-            text.append("Checking the chat template…", style="dim")
-        elif checked.not_checked:
+        if checked is not None and checked.not_checked:
             text.append(f"chat template not checked: {checked.not_checked}", style="yellow")
         for verdict in (checked.errors + checked.warnings) if checked is not None else []:
             line = f"chat template: {verdict.line().split(maxsplit=1)[1]}"

@@ -1,4 +1,4 @@
-"""The new-run review with the real chat-template doctor: an error shown in red and asked about before a start.
+"""The new-run review with the real chat-template doctor: an error shown in red on the review, asked about at start.
 
 The tiny model's template is changed so that ``<|im_end|>`` opens the next turn (never trained);
 ``tuitune.runs.launch.start_run`` only records its call: launching itself is covered by the engine tests.
@@ -17,7 +17,7 @@ EOT_AT_NEXT_TURN = ("{% for m in messages %}{% if not loop.first %}<|im_end|>\n{
                     "{% endif %}")
 
 
-async def test_a_template_error_is_shown_in_red_and_asked_about_before_the_start(
+async def test_a_template_error_is_shown_in_red_on_the_review_and_asked_about_at_the_start(
         make_app, wait_for, runs_dir: Path, tmp_path: Path, tiny_model_dir: Path, monkeypatch) -> None:
     from tuitune.runs import launch
 
@@ -37,12 +37,14 @@ async def test_a_template_error_is_shown_in_red_and_asked_about_before_the_start
         await pilot.press("enter")
         await wait_for(pilot, lambda: flow.starter.verdict is not None and flow.starter.verdict.config == flow.config,
                        what="the memory verdict")
-        await pilot.press("ctrl+s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), timeout=60, what="the doctor's question")
-        assert "end of turn: <|im_end|> after the answers is not trained" in app.screen.question
+        await wait_for(pilot, lambda: flow.starter.template is not None, timeout=60, what="the doctor's verdicts")
         shown = flow.template_view.content
+        assert flow.template_view.display and started == []
         assert "chat template: end of turn: <|im_end|> after the answers is not trained" in shown.plain
         assert any(span.style == "bold red" for span in shown.spans)
+        await pilot.press("ctrl+s")
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "end of turn: <|im_end|> after the answers is not trained" in app.screen.question
         await pilot.press("n")  # not forced: nothing starts
         assert app.screen is flow and started == []
         await pilot.press("ctrl+s")  # the same config is not checked again
