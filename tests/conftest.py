@@ -74,6 +74,18 @@ def fast_tests_start_no_engine(request: pytest.FixtureRequest, monkeypatch: pyte
 
 
 @pytest.fixture(autouse=True)
+def template_doctor_off_in_the_fast_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``tuitune train`` and the app's review ask the chat-template doctor, an engine process the fast tier does
+    not start: there it finds nothing (the full tier drives the real one: tests/engine/test_template_doctor_cli.py,
+    tests/tui/journeys/test_template_review.py)."""
+    if request.node.get_closest_marker("fast") is None:
+        return
+    from tuitune.runs import doctor
+
+    monkeypatch.setattr(doctor, "check_template", lambda config: doctor.TemplateCheck())
+
+
+@pytest.fixture(autouse=True)
 def isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point user config, data and runs at a fresh folder; the model cache stays shared.
 

@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", help="run folder (default: a new one in the runs folder)")
     train.add_argument("--resume", action="store_true", help="continue --run-dir from its latest checkpoint")
     train.add_argument("--detach", action="store_true", help="start in the background, print the run folder, return")
-    train.add_argument("--force", action="store_true", help="start even when the memory estimate says it will not fit")
+    train.add_argument("--force", action="store_true",
+                       help="start even when the memory estimate says it will not fit or the chat-template doctor "
+                            "finds an error")
 
     import_lf = sub.add_parser("import-lf", help="write a LLaMA-Factory training YAML as a tuitune run config")
     import_lf.add_argument("config", help="LLaMA-Factory training YAML (paths in it are taken from the current folder)")
@@ -190,7 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="a dotted config key and its values (repeatable: every combination)")
     queue_add.add_argument("--name", help="the run's name (a sweep appends its values)")
     queue_add.add_argument("--force", action="store_true",
-                           help="start even when the memory estimate says it will not fit")
+                           help="start even when the memory estimate says it will not fit or the chat-template "
+                                "doctor finds an error")
     queue_rm = queue_sub.add_parser("rm", help="remove a queued run")
     queue_rm.add_argument("name", help="the queued run's name")
     queue_sub.add_parser("pause", help="start no further run (the one running goes on)")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from engine.data.checks import CheckedRecord, check_file, detect_file_format, kto_balance_problem
+from engine.data.formats import with_system
 from engine.data.prepare import Item, empty_problem, encode
 from engine.data.problems import Problem, SourceError
 from engine.data.report_events import (
@@ -27,6 +28,7 @@ from engine.data.report_events import (
     PROGRESS,
     STARTED,
     TOKEN_STATS,
+    VERDICT,
     Checked,
     Done,
     Failed,
@@ -34,6 +36,7 @@ from engine.data.report_events import (
     Started,
 )
 from engine.data.source import resolve_path
+from engine.data.template_doctor import SAMPLE, diagnose, generation_stop_ids
 from engine.stages import STAGES
 
 PROGRESS_EVERY_S = 0.1
@@ -155,6 +158,8 @@ class Reporter:
         self.emit = emit
         self.errors = self.warnings = 0
         self.state: dict[str, Any] = {"phase": "check", "records": 0, "fraction": 0.0}
+        self.sample: list[list[dict[str, str]]] = []
+        """Conversations of the token pass as training encodes them, for the chat-template doctor."""
         self.progress = Throttle(lambda: self.emit({"type": PROGRESS, **self.state}))
 
     def problem(self, p: Problem) -> None:
@@ -244,6 +249,8 @@ class Reporter:
         for record in batch:
             kinds.setdefault(record.example.kind if record.example is not None else "sft", []).append(Item(record))
         for kind, items in kinds.items():
+            self.sample += [with_system(it.record.messages, self.system_prompt) for it in items
+                            if it.record.messages is not None][:SAMPLE - len(self.sample)]
             for problem in encode(items, kind, tokenizer, self.cutoff, self.system_prompt):
                 self.problem(problem)
             measure = {"sft": self._measure, "pairs": self._measure_pairs, "kto": self._measure_kto,
@@ -303,6 +310,16 @@ class Reporter:
             lengths.append(item.encoded[0].full_length)
             counts["trained"] += item.encoded[0].full_length
 
+    def doctor(self, tokenizer: Any) -> None:
+        """The chat-template doctor's verdicts on the model and the records sampled (none for raw text);
+        an error verdict counts as an error of the report, a warning as a warning."""
+        if self.stage is not None and STAGES[self.stage].kind == "text" or not self.sample and self.state["records"]:
+            return
+        for verdict in diagnose(tokenizer, generation_stop_ids(getattr(tokenizer, "name_or_path", "")), self.sample):
+            self.errors += verdict.severity == "error"
+            self.warnings += verdict.severity == "warning"
+            self.emit({"type": VERDICT, **verdict.to_dict()})
+
     def run(self, load_tokenizer: Callable[[], Any] | None = None) -> int:
         """The whole report; returns the exit status (0 clean, 1 errors, 2 tokenizer not loadable)."""
         self.emit(Started(type=STARTED, paths=self.paths, cutoff=self.cutoff))
@@ -314,6 +331,7 @@ class Reporter:
                 self.emit(Failed(type=FAILED, message=f"cannot load the tokenizer: {exc}"))
                 return 2
             self.measure(tokenizer, usable)
+            self.doctor(tokenizer)
         self.emit(Done(type=DONE, errors=self.errors, warnings=self.warnings))
         return 1 if self.errors else 0
 

@@ -9,7 +9,8 @@ those of the TypedDict of that type. Fields may be added but never renamed.
 
 In order: ``started``, one ``format`` per path, the structural pass (``problem`` and ``progress``
 as they come, then ``checked``), the token pass with a tokenizer (``progress``, ``problem``,
-``token_stats``), and ``done``; or ``failed`` in place of the token pass and ``done``.
+``token_stats``, one ``verdict`` per check of the chat-template doctor), and ``done``; or ``failed`` in
+place of the token pass and ``done``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ CHECKED = "checked"
 TOKEN_STATS = "token_stats"
 DONE = "done"
 FAILED = "failed"
+VERDICT = "verdict"
 
 
 class Started(TypedDict):
@@ -190,6 +192,30 @@ class Failed(TypedDict):
     message: str
 
 
+class VerdictEvent(TypedDict):
+    """One verdict of the chat-template doctor (:mod:`engine.data.template_doctor`) on the model's template and
+    the data sampled, after ``token_stats``: the fields of :class:`engine.data.verdicts.Verdict`.
+
+    Attributes:
+        check: what was judged (``end_of_turn``, ``stop``, ``bos``, ``system``, ``roles``, ``multi_turn``,
+            ``generation_prompt``, ``reasoning``, ``template``).
+        severity: ``ok``, ``warning`` or ``error`` (an error counts in ``done``'s errors).
+        message: what was found, in one line naming the token it speaks of.
+        token: that token, or None.
+        evidence: rendered text and token ids around the problem.
+        fix: what to do.
+    """
+
+    type: str
+    check: str
+    severity: str
+    message: str
+    token: str | None
+    evidence: str
+    fix: str
+
+
 REPORT_EVENTS: dict[str, Any] = {STARTED: Started, FORMAT: Format, PROBLEM: ProblemEvent, PROGRESS: Progress,
-                                 CHECKED: Checked, TOKEN_STATS: TokenStats, DONE: Done, FAILED: Failed}
+                                 CHECKED: Checked, TOKEN_STATS: TokenStats, VERDICT: VerdictEvent, DONE: Done,
+                                 FAILED: Failed}
 """Each event type and the TypedDict of its fields."""

@@ -7,8 +7,9 @@ know, not enough disk) → ``job_started`` → the adapter
 copy (``adapter_only``) → tokenizer → an Ollama template derived from the chat template (checked
 now, so a template Ollama cannot follow fails before minutes of work) → the base loaded
 unquantized with the adapter merged in (:mod:`engine.jobs.merge`) → ``merged/`` → one GGUF per
-type (:mod:`engine.jobs.gguf_writer`) → ``Modelfile`` → with ``push``, the upload (:mod:`engine.jobs.hub_push`)
-→ ``job_finished``.
+type (:mod:`engine.jobs.gguf_writer`) → ``Modelfile`` → the outputs checked against training
+(:mod:`engine.jobs.export_check`; a disagreement fails the job, its files kept, nothing pushed) → with ``push``, the
+upload (:mod:`engine.jobs.hub_push`) → ``job_finished``.
 
 **Pushing** (``push: ORG/NAME``): right after ``job_started`` the Hub is asked whether the token may write there
 and the repo is created (``private`` when asked) or found; after the outputs, one commit uploads the adapter (a
@@ -36,7 +37,8 @@ never overwritten: the job refuses before it starts. The destination itself is l
   repo id for ``push``), ``done``, ``total`` (tensors; for ``merged`` 0 of 1 then 1 of 1; bytes uploaded for
   ``push``, after each file); at most about twice a second and always the last of each output;
 - one terminal event: ``job_finished`` with ``destination``, ``outputs`` [{``name``, ``path``,
-  ``bytes``}], ``elapsed_s``, and when pushed ``pushed`` {``repo_id``, ``url`` (the commit's), ``commit``,
+  ``bytes``}], ``elapsed_s``, ``checks`` (one verdict per output that renders chats: the fields of
+  :class:`engine.data.verdicts.Verdict`), and when pushed ``pushed`` {``repo_id``, ``url`` (the commit's), ``commit``,
   ``files`` (paths in the repo), ``bytes``}; ``job_stopped`` (SIGTERM/SIGINT, answered between tensors and
   between outputs) with ``phase``, ``output``, ``done``, ``total``, ``killed`` (false), ``outputs``
   (those finished before the stop, kept); or ``job_failed`` with ``cause``, ``hint``, ``errors``,
@@ -61,6 +63,7 @@ from engine.export.card import CARD_FILE, model_card
 from engine.export.ollama import TemplateError, modelfile
 from engine.files import write_text_atomic
 from engine.jobs import hub_push
+from engine.jobs.export_check import check_export
 from engine.jobs.gguf_writer import GGUFError, Progress, write_gguf
 from engine.jobs.merge import load_merged, save_merged
 from engine.jobs.runner import JobError, StopFlag, job_failure, read_job_settings, read_run_config, run_job
@@ -146,17 +149,19 @@ def export(job_dir: Path, events: EventWriter, flag: StopFlag, tally: Tally) -> 
     if settings.adapter_only:
         target = copy_adapter(weights, Path(settings.adapter_only), name)
         tally.finished.append(describe_output(target))
+    checks: list[dict[str, Any]] = []
     if settings.merged or settings.gguf:
-        write_outputs(run_dir, config, base_path, info, weights, destination, settings, events, flag, tally)
+        checks = write_outputs(run_dir, config, base_path, info, weights, destination, settings, events, flag, tally)
     if settings.push:
         push(job_dir, run_dir, config, weights, destination, settings, events, flag, tally)
-    finish(events, tally, destination, started)
+    finish(events, tally, destination, started, checks)
 
 
 def write_outputs(run_dir: Path, config: RunConfig, base_path: str, info: ModelInfo, weights: Path,
                   destination: Path, settings: plan.ExportSettings, events: EventWriter, flag: StopFlag,
-                  tally: Tally) -> None:
-    """``merged/``, the GGUF files and the Modelfile, each renamed into ``destination`` when whole."""
+                  tally: Tally) -> list[dict[str, Any]]:
+    """``merged/``, the GGUF files and the Modelfile, each renamed into ``destination`` when whole; returns the
+    chat-template checks of what was written against training (a disagreement raises :class:`JobError`)."""
     name, full = config.model.name_or_path, config.adapter.method == "full"
 
     # ---- tokenizer and the Ollama template, before anything slow -----------------------
@@ -198,6 +203,11 @@ def write_outputs(run_dir: Path, config: RunConfig, base_path: str, info: ModelI
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         staging_lock.release()
+    checks = check_export(tokenizer, destination, [output["name"] for output in tally.finished])
+    if errors := [check.line() for check in checks if check.is_error]:
+        raise JobError(f"the exported model disagrees with training: {errors[0].split(maxsplit=1)[1]}", errors=errors,
+                       hint="its files are complete, but serving them asks the model unlike training")
+    return [check.to_dict() for check in checks]
 
 
 def push(job_dir: Path, run_dir: Path, config: RunConfig, weights: Path, destination: Path,
@@ -237,11 +247,13 @@ def write_merged(model: Any, tokenizer: Any, base_path: str, hub: dict[str, Any]
     return destination / plan.MERGED_DIR
 
 
-def finish(events: EventWriter, tally: Tally, destination: Path, started: float) -> None:
-    """The terminal ``job_finished``."""
+def finish(events: EventWriter, tally: Tally, destination: Path, started: float,
+           checks: list[dict[str, Any]] | None = None) -> None:
+    """The terminal ``job_finished``, with the chat-template checks of the outputs (engine.jobs.export_check)."""
     tally.phase = "done"
     events.emit(JOB_FINISHED, destination=str(destination), outputs=tally.finished,
-                elapsed_s=round(time.monotonic() - started, 3), **({"pushed": tally.pushed} if tally.pushed else {}))
+                elapsed_s=round(time.monotonic() - started, 3), checks=checks or [],
+                **({"pushed": tally.pushed} if tally.pushed else {}))
 
 
 def ollama_modelfile(tokenizer: Any, gguf_name: str) -> str:

@@ -22,6 +22,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 from engine.config import load_config
 from engine.data.encode import render
 from engine.data.formats import with_system
+from engine.data.template_doctor import END_OF_TURN
 from engine.models.demo import resolve_model
 from engine.models.info import ModelError, context_length_of
 from engine.models.loading import device, load_model
@@ -29,9 +30,6 @@ from engine.models.safetensors_header import weights_problem
 from engine.models.tokenizer import load_tokenizer
 from engine.protocol import CONFIG_FILE
 from engine.stages import STAGES
-
-END_OF_TURN = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
-"""End-of-turn markers of the common chat templates; those in the vocabulary end an answer."""
 
 
 @dataclass

@@ -479,3 +479,17 @@ def test_qlora_merges_into_the_unquantized_base_and_a_full_finetune_exports_its_
     packed, state = bnb.quantize_4bit(base[f"{name}.weight"], quant_type="nf4")  # what training computed with
     assert (bnb.dequantize_4bit(packed, state) - base[f"{name}.weight"]).abs().max() > 1e-3
     assert config["base_model_name_or_path"] == str(tiny_model_dir)
+
+
+def test_the_demo_runs_export_is_checked_against_training_and_passes(exported: dict) -> None:
+    """Every output that renders chats asks the tuned model as training taught it (engine.jobs.export_check)."""
+    assert exported["code"] == 0, exported["err"][-3000:]
+    checks = exported["events"][-1]["checks"]
+    assert [(c["check"], c["severity"], c["token"]) for c in checks] == [
+        ("merged", "ok", None), ("gguf", "ok", "<|im_end|>"), ("gguf", "ok", "<|im_end|>"),
+        ("modelfile", "ok", "<|im_end|>")]
+    lines = exported["out"].splitlines()
+    assert "ok      gguf: demo-q8_0.gguf embeds the chat template, which renders the sample chat as training did " \
+           "(59 tokens, the same ids in its vocabulary); <|im_end|> is id 2 there" in lines, exported["out"]
+    assert "ok      modelfile: Modelfile's TEMPLATE renders the sample chat as training did, and it stops on " \
+           "<|im_end|>" in lines

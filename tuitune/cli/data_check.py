@@ -8,11 +8,12 @@ command line offers it) only that stage's layouts are accepted, as training woul
 
 Structural checks run in this process (standard library only). With ``--model`` the report
 comes from ``python -m engine data`` in a subprocess, which also tokenises every record with
-the model's chat template for token statistics. Either way the same events
+the model's chat template for token statistics and gives the chat-template doctor's verdicts
+(:mod:`engine.data.template_doctor`), passing ones too, one line each. Either way the same events
 (:mod:`engine.services.data_protocol`) are printed the same way; a line from the subprocess that
 is no event is said on stderr and skipped. Exit status: 0 clean (warnings allowed), 1 errors in
-the data, 2 the check itself could not run (model not loadable), 141 the reader of stdout left
-before the end (``| head``), as for a Unix tool that SIGPIPE ends.
+the data or an error verdict on the chat template, 2 the check itself could not run (model not
+loadable), 141 the reader of stdout left before the end (``| head``), as for a Unix tool that SIGPIPE ends.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from typing import Any
 from engine.config import DataSection
 from engine.data.problems import Problem
 from engine.data.report import summary_lines
+from engine.data.report_events import VERDICT
 from engine.data.source import TEXT_BLOCKS
+from engine.data.verdicts import Verdict
 from engine.services import jsonlines
 from engine.services.data_protocol import CHECKED, DONE, FAILED, FORMAT, PROBLEM, TOKEN_STATS
 
@@ -76,6 +79,7 @@ def print_report(events: Iterable[dict[str, Any]], out: Callable[[str], None] = 
     """Print the report for ``events``; returns the exit status."""
     printed = omitted = 0
     checked = tokens = None
+    verdicts: list[Verdict] = []
     result = 2
     for event in events:
         kind = event["type"]
@@ -92,6 +96,8 @@ def print_report(events: Iterable[dict[str, Any]], out: Callable[[str], None] = 
             checked = event
         elif kind == TOKEN_STATS:
             tokens = event
+        elif kind == VERDICT:
+            verdicts.append(Verdict.from_dict(event))
         elif kind == FAILED:
             print(f"error: {event['message']}", file=sys.stderr)
         elif kind == DONE:
@@ -99,9 +105,21 @@ def print_report(events: Iterable[dict[str, Any]], out: Callable[[str], None] = 
                 out(f"… {omitted:,} more problems not shown")
             for line in summary_lines(checked, tokens):
                 out(line)
+            if verdicts:
+                out("chat template:")
+            for line in (line for verdict in verdicts for line in verdict_lines(verdict)):
+                out(line)
             out(f"{_count(event['errors'], 'error')}, {_count(event['warnings'], 'warning')}")
             result = 1 if event["errors"] else 0
     return result
+
+
+def verdict_lines(verdict: Verdict) -> list[str]:
+    """A verdict's line, and for one that does not pass its evidence indented below it."""
+    lines = [verdict.line()]
+    if verdict.evidence and verdict.severity != "ok":
+        lines.append(f"          evidence: {verdict.evidence}")
+    return lines
 
 
 def _count(n: int, noun: str) -> str:

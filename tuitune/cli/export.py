@@ -32,6 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.data.verdicts import Verdict
 from engine.export import plan
 from engine.export.adapter import copy_adapter
 from engine.protocol import CHECKPOINTS_DIR, JOB_FAILED, JOB_FINISHED, LOG_FILE, TERMINAL_TYPES
@@ -210,6 +211,8 @@ class ExportFollower(JobProgress):
         if kind == JOB_FINISHED:
             for output in end.get("outputs") or []:
                 print(f"{fmt_bytes(output.get('bytes') or 0):>10}  {output.get('path')}")
+            for check in end.get("checks") or []:  # the chat template of each output, checked against training
+                print(Verdict.from_dict(check).line())
             if pushed := end.get("pushed"):
                 print(f"pushed {len(pushed.get('files') or [])} files ({fmt_bytes(pushed.get('bytes') or 0)}) to "
                       f"{pushed.get('repo_id')}: {pushed.get('url')}")

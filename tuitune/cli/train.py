@@ -101,8 +101,8 @@ class Refused(ValueError):
 
 def preflight(config: RunConfig, force: bool = False) -> None:
     """The pre-start check every door makes (engine.estimate.prestart), before a run folder exists: its
-    dangers and warnings said on stderr, its refusals raised, and a run that will not fit refused unless
-    ``force``.
+    dangers and warnings said on stderr, its refusals raised, and a run that will not fit, or whose chat
+    template the doctor finds an error in (:func:`check_chat_template`), refused unless ``force``.
 
     Raises:
         Refused: naming the model, the data file, the setting or the shortfall.
@@ -116,12 +116,32 @@ def preflight(config: RunConfig, force: bool = False) -> None:
         print(f"warning: {line}", file=sys.stderr)
     if checked.refusals:
         raise Refused(checked.refusals)
+    template_refusals = check_chat_template(config, force)
     verdict = checked.verdict
+    if template_refusals:
+        raise Refused(template_refusals)
     if not verdict.fits and not force and verdict.estimate is not None:
         tips = "".join(f"\n  - {tip}" for tip in verdict.tips)
         raise Refused([f"the run will not fit: it needs about {fmt_bytes(verdict.estimate.total)} and "
                        f"{verdict.capacity.label} has {fmt_bytes(verdict.capacity.bytes)}. Try:{tips}\n"
                        "or pass --force to start it anyway"])
+
+
+def check_chat_template(config: RunConfig, force: bool) -> list[str]:
+    """The chat-template doctor on the run (tuitune.runs.doctor): its warnings said on stderr (and its errors,
+    when ``force``); returns the refusal lines of its errors otherwise (empty when it passes)."""
+    from tuitune.runs import doctor
+
+    checked = doctor.check_template(config)
+    if checked.not_checked:
+        print(f"warning: chat template not checked: {checked.not_checked}", file=sys.stderr)
+    for verdict in checked.warnings + (checked.errors if force else []):
+        print(f"warning: chat template: {verdict.line().split(maxsplit=1)[1]}", file=sys.stderr)
+    if force or not checked.errors:
+        return []
+    return [f"chat template: {v.line().split(maxsplit=1)[1]}" for v in checked.errors] + [
+        f"`tuitune data check {' '.join(config.data.train)} --model {config.model.name_or_path}` shows the evidence; "
+        "pass --force to start it anyway"]
 
 
 def params_line(model: dict[str, Any], method: str | None) -> str:

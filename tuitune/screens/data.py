@@ -58,6 +58,7 @@ class DataScreen(AppScreen):
         Binding("r", "tab('record')", "Record", show=False),
         Binding("p", "tab('problems')", "Problems", show=False),
         Binding("s", "tab('stats')", "Statistics", show=False),
+        Binding("t", "tab('template')", "Template", show=False),
     ]
 
     @dataclass
@@ -324,7 +325,7 @@ class DataScreen(AppScreen):
         self.app.call_from_thread(show)
 
     def action_tab(self, name: str) -> None:
-        """Show the Record, Problems or Statistics tab (the problems list takes the focus)."""
+        """Show the Record, Problems, Statistics or Template tab (the problems list takes the focus)."""
         self.inspector.show_tab(f"tab-{name}")
         if name == "problems":
             self.inspector.problem_table.focus()

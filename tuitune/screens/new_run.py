@@ -4,7 +4,8 @@ Choices live in the app's ``RunDraft``, so a pick made on the models, data or pr
 (``ModelChosen``, ``DataChosen``, ``PresetChosen``) lands here. The review step shows the
 fit verdict of the resolved run (``engine.estimate.fit``, as on the models screen), which the
 screen's ``RunStarter`` works out in a worker: a run that will not fit asks before it starts,
-and a model that cannot load is refused. Starting calls ``tuitune.runs.launch.start_run``,
+and a model that cannot load is refused. The chat-template doctor's errors show in red, and are asked
+about before the run starts. Starting calls ``tuitune.runs.launch.start_run``,
 which detaches the engine and returns at once.
 
 The review step lists the GPUs found (name, memory in use, busy processes), all ticked; untick
@@ -38,6 +39,7 @@ from engine.units import fmt_bytes
 from tuitune.controllers.run_start import RunStarter
 from tuitune.dialogs.run_settings import describe_diff
 from tuitune.messages import RunStarted
+from tuitune.runs.doctor import TemplateCheck
 from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, presets_for_stage, resolve_draft
 from tuitune.runs.launch import default_run_name
 from tuitune.screens.base import AppScreen
@@ -64,6 +66,7 @@ class NewRunScreen(AppScreen):
     yaml_view = getters.query_one("#yaml", TextArea)
     errors_view = getters.query_one("#errors", Static)
     refusal_view = getters.query_one("#refusal", Static)
+    template_view = getters.query_one("#template", Static)
     memory = getters.query_one("#memory", ModelMemory)
     folder_view = getters.query_one("#folder", Static)
     edits_view = getters.query_one("#edits", Static)
@@ -87,7 +90,7 @@ class NewRunScreen(AppScreen):
         self.config: RunConfig | None = None
         """The resolved config once the review step validated it."""
         self._preset_values: dict[str, dict[str, Any]] = {}
-        self.starter = RunStarter(self, self.show_verdict, lambda: self.config, self._place)
+        self.starter = RunStarter(self, self.show_verdict, lambda: self.config, self._place, self.show_template)
         """Judges whether the reviewed run fits, and starts it."""
         self.gpus: list[Gpu] = []
         """The GPUs found on this machine (empty until listed, and on a machine without any)."""
@@ -130,6 +133,7 @@ class NewRunScreen(AppScreen):
                     yield Static("", id="edits", markup=False)
                     yield Static("", id="errors")
                     yield Static("", id="refusal")
+                    yield Static("", id="template")
                     with VerticalScroll(id="memory-box"):
                         yield ModelMemory(id="memory")
                     yield TextArea("", read_only=True, language=None, id="yaml")
@@ -445,6 +449,18 @@ class NewRunScreen(AppScreen):
             text.append(("\n" if text else "") + "\n".join(checked.warnings), style="yellow")
         self.refusal_view.update(text)
         self.refusal_view.display = bool(text)
+
+    def show_template(self, checked: TemplateCheck | None) -> None:
+        """Show what the chat-template doctor found (None: being checked, nothing shown): its errors in red, its
+        warnings in yellow, each in one line naming the token it speaks of; passing verdicts are not repeated."""
+        text = Text()
+        if checked is not None and checked.not_checked:
+            text.append(f"chat template not checked: {checked.not_checked}", style="yellow")
+        for verdict in (checked.errors + checked.warnings) if checked is not None else []:
+            line = f"chat template: {verdict.line().split(maxsplit=1)[1]}"
+            text.append(("\n" if text else "") + line, style="bold red" if verdict.is_error else "yellow")
+        self.template_view.update(text)
+        self.template_view.display = bool(text)
 
     @work(thread=True, exclusive=True, group="presets", exit_on_error=False, description="listing presets")
     def list_presets(self) -> None:

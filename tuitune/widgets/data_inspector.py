@@ -1,4 +1,7 @@
-"""DataInspector: the Data screen's right side — Record, Problems and Statistics tabs.
+"""DataInspector: the Data screen's right side — Record, Problems, Statistics and Template tabs.
+
+The Template tab shows the chat-template doctor's verdicts of the report (:mod:`engine.data.template_doctor`)
+on the model chosen below the statistics: every check with its token, errors in red with their evidence.
 
 The screen pushes data in (records to show, report events, tokens); the inspector keeps the
 report's state and posts :class:`DataInspector.ProblemChosen` when Enter is pressed on a problem.
@@ -11,14 +14,17 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rich.text import Text
 from textual import getters, on
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Input, Static, TabbedContent, TabPane
 
 from engine.data.formats import LAYOUTS, TRAINABLE, to_example, to_messages, to_prompt
 from engine.data.problems import Problem
+from engine.data.report_events import VERDICT
 from engine.data.source import RawRecord
+from engine.data.verdicts import Verdict
 from tuitune.widgets.data_stats import DataStats
 from tuitune.widgets.data_table import ProblemTable
 from tuitune.widgets.record_view import RecordView
@@ -27,6 +33,24 @@ from tuitune.widgets.record_view import RecordView
 def plural(count: int, noun: str) -> str:
     """``1 error``, ``2 errors``."""
     return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+SEVERITY_STYLES = {"ok": "green", "warning": "yellow", "error": "bold red"}
+
+
+def verdicts_text(verdicts: list[Verdict]) -> Text:
+    """The doctor's verdicts, one line each in the colour of its severity; the evidence and the fix of one
+    that does not pass below it, dimmed."""
+    text = Text()
+    for verdict in verdicts:
+        if text:
+            text.append("\n")
+        text.append(verdict.line(with_fix=False), style=SEVERITY_STYLES[verdict.severity])
+        if verdict.severity != "ok":
+            for label, value in (("fix", verdict.fix), ("evidence", verdict.evidence)):
+                if value:
+                    text.append(f"\n    {label}: {value}", style="dim")
+    return text
 
 
 def record_title(raw: RawRecord) -> str:
@@ -48,6 +72,7 @@ class DataInspector(Vertical):
     problem_line = getters.query_one("#data-problem", Static)
     record_view = getters.query_one("#data-record", RecordView)
     stats = getters.query_one("#data-stats", DataStats)
+    template_view = getters.query_one("#data-template", Static)
 
     def __init__(self, model: str, cutoff: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -58,10 +83,12 @@ class DataInspector(Vertical):
         """The last ``token_stats`` event of the report."""
         self.done = False
         """Whether the report has ended (done or failed)."""
+        self.verdicts: list[Verdict] = []
+        """The chat-template doctor's verdicts of the report."""
         self.title_shown = ""
 
     def compose(self):
-        """The three tabs; the Statistics tab also holds the model and cutoff boxes."""
+        """The four tabs; the Statistics tab also holds the model and cutoff boxes."""
         with TabbedContent():
             with TabPane("Record", id="tab-record"):
                 yield RecordView(id="data-record")
@@ -73,14 +100,19 @@ class DataInspector(Vertical):
                 with Horizontal(id="data-token-bar"):
                     yield Input(self.model, placeholder="model (empty: no tokens)", id="data-model")
                     yield Input(str(self.cutoff), type="integer", id="data-cutoff")
+            with TabPane("Template", id="tab-template"), VerticalScroll():
+                yield Static(self._template_note(), id="data-template")
 
     def show_tab(self, tab: str) -> None:
-        """Bring the tab ``tab`` (tab-record, tab-problems, tab-stats) to the front."""
+        """Bring the tab ``tab`` (tab-record, tab-problems, tab-stats, tab-template) to the front."""
         self.tabs.active = tab
 
     def reset(self, model: str) -> None:
         """Forget the last report; ``model`` is the one the next report tokenises with."""
         self.model, self.checked, self.tokens, self.done = model, None, None, False
+        self.verdicts = []
+        self.template_view.update(self._template_note())
+        self.tabs.get_tab("tab-template").label = "Template"
         self.problem_table.reset()
         self.problem_line.update("")
         self.record_view.show_note("Reading…")
@@ -131,10 +163,20 @@ class DataInspector(Vertical):
                 setattr(self, "checked" if kind == "checked" else "tokens", event)
                 stats.show_stats(self.checked, self.tokens,
                                  "" if self.model else "Set a model below to see token statistics.")
+            elif kind == VERDICT:
+                self.verdicts.append(Verdict.from_dict(event))
+                self.template_view.update(verdicts_text(self.verdicts))
+                errors = sum(v.is_error for v in self.verdicts)
+                self.tabs.get_tab("tab-template").label = f"Template ({plural(errors, 'error')})" if errors \
+                    else "Template"
             elif kind in ("failed", "done"):
                 self.done = True
                 stats.finish(event.get("message") or
                              f"done: {plural(event['errors'], 'error')}, {plural(event['warnings'], 'warning')}")
+
+    def _template_note(self) -> str:
+        return ("The chat template's verdicts appear once the report has tokenised the data." if self.model
+                else "Set a model on the Statistics tab to check its chat template.")
 
     def _count_problems(self) -> None:
         count = len(self.problem_table.problems)

@@ -322,3 +322,45 @@ async def test_prompts_show_with_their_reference_answer(prompts_dir: Path) -> No
         await pilot.pause()
         body = str(screen.query_one("#record-body", Static).render())
         assert "Be brief." in body and "你好" in body and "(none: rewards without a reference score it)" in body
+
+
+def phi3_model(folder: Path) -> Path:
+    """Phi-3-mini's template (it drops system turns) on a byte-level tokenizer (tests/fixtures/templates)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("template_fixtures",
+                                                  Path(__file__).parents[2] / "fixtures/templates/build.py")
+    templates = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(templates)
+    return templates.build(templates.family("phi3"), folder)
+
+
+async def test_the_template_tab_shows_every_verdict_and_an_error_in_red(data_dir: Path) -> None:
+    model = phi3_model(data_dir / "phi3")
+    app = DataApp(path="chat.jsonl", model=str(model))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: app.screen.report_done and app.screen.opened)
+        await pilot.press("t")
+        tabs = app.screen.query_one(TabbedContent)
+        label = str(tabs.get_tab("tab-template").label)
+        shown = app.screen.query_one("#data-template", Static).content
+        app.screen.engine.stop_all()  # the encoder's reader would hold the app open
+        assert tabs.active == "tab-template" and label == "Template (1 error)", label
+        assert "error   system: the chat template silently drops the system turn; 1 of 64 sampled" in shown.plain
+        assert "ok      end of turn: <|end|> (id 261) after every answer is trained (2 of 2)" in shown.plain
+        red = [shown.plain[s.start:s.end] for s in shown.spans if s.style == "bold red"]
+        assert len(red) == 1 and red[0].startswith("error   system:")
+        assert "evidence: '<s><|user|>\\nProbeUserOneZq<|end|>" in shown.plain
+
+
+def test_snapshot_template_120x40(data_dir: Path, snap_compare) -> None:
+    """You should see the Template tab: Phi-3-mini's template dropping the system prompt one record has, in red
+    with its fix and evidence, and every other verdict in green, each naming its token (<|end|>, <s>)."""
+    model = phi3_model(data_dir / "phi3")
+
+    async def run_before(pilot: Pilot) -> None:
+        await until(pilot, lambda: pilot.app.screen.report_done and pilot.app.screen.opened)
+        pilot.app.screen.query_one(TabbedContent).active = "tab-template"
+        await pilot.pause()
+
+    assert snap_compare(DataApp(path="chat.jsonl", model=str(model)), terminal_size=(120, 40), run_before=run_before)
