@@ -58,6 +58,8 @@ class DataInspector(Vertical):
         """The last ``token_stats`` event of the report."""
         self.done = False
         """Whether the report has ended (done or failed)."""
+        self.failed = False
+        """Whether the report ended without checking every record."""
         self.title_shown = ""
 
     def compose(self):
@@ -80,7 +82,7 @@ class DataInspector(Vertical):
 
     def reset(self, model: str) -> None:
         """Forget the last report; ``model`` is the one the next report tokenises with."""
-        self.model, self.checked, self.tokens, self.done = model, None, None, False
+        self.model, self.checked, self.tokens, self.done, self.failed = model, None, None, False, False
         self.problem_table.reset()
         self.problem_line.update("")
         self.record_view.show_note("Reading…")
@@ -132,13 +134,19 @@ class DataInspector(Vertical):
                 stats.show_stats(self.checked, self.tokens,
                                  "" if self.model else "Set a model below to see token statistics.")
             elif kind in ("failed", "done"):
-                self.done = True
+                self.done, self.failed = True, kind == "failed"
                 stats.finish(event.get("message") or
                              f"done: {plural(event['errors'], 'error')}, {plural(event['warnings'], 'warning')}")
+                self._count_problems()
 
     def _count_problems(self) -> None:
         count = len(self.problem_table.problems)
         self.tabs.get_tab("tab-problems").label = f"Problems ({count:,})" if count else "Problems"
+        self.problem_table.display = bool(count)  # an empty table is a bare header: say what it means instead
+        if not count:
+            self.problem_line.update("The check stopped early (see Statistics); no problems found before it."
+                                     if self.failed else "No problems found: every record can be trained on."
+                                     if self.done else "Checking… no problems found so far.")
 
     @on(DataTable.RowHighlighted, "#data-problems")
     def _show_problem(self, event: DataTable.RowHighlighted) -> None:
