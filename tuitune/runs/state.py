@@ -282,6 +282,13 @@ def _log(acc: _Acc, e: Event) -> None:
     _metrics(acc, step, e.get("metrics"))
 
 
+def _progress(acc: _Acc, e: Event) -> None:
+    """A ``step`` event: where the trainer is between logs (no point for the charts)."""
+    acc.set(step=_step(acc, e), **({"eta_s": _float(e["eta_s"])} if "eta_s" in e else {}))
+    if e.get("total_steps"):
+        acc.set(total_steps=e["total_steps"])
+
+
 def _metrics(acc: _Acc, step: int, metrics: Any) -> None:
     """Keep the finite numbers of a ``metrics`` object, each under its own name."""
     if not isinstance(metrics, dict):
@@ -338,6 +345,7 @@ _HANDLERS = {
     p.RUN_STARTED: _run_started,
     p.PHASE: _phase,
     p.LOG: _log,
+    p.STEP: _progress,
     p.EVAL: _eval,
     p.CHECKPOINT: _checkpoint,
     p.SYSTEM: _system,
