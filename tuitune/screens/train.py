@@ -30,7 +30,7 @@ from tuitune.runs import folder
 from tuitune.runs.folder import initial_state, read_meta
 from tuitune.runs.lf_folder import LFTail, is_lf_folder, log_file, still_writing
 from tuitune.runs.state import LIVE, PAUSED, RUNNING, RunState, describe_end, fold, status
-from tuitune.runs.tail import EventTail
+from tuitune.runs.tail import EventTail, without_library_noise
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.loss_chart import LossChart, stage_metrics
 from tuitune.widgets.run_stats import RunStats
@@ -268,7 +268,7 @@ class TrainScreen(AppScreen):
     def _log_tail(self) -> list[str]:
         """The newest lines of engine.log (of a LLaMA-Factory folder: its running_log.txt, when it has one)."""
         if not self.lf:
-            return read_log_tail(self.run_dir, lines=60)
+            return without_library_noise(read_log_tail(self.run_dir, lines=60))
         log = log_file(self.run_dir)
         return read_log_tail(self.run_dir, lines=60, name=log.name) if log else []
 
