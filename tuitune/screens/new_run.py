@@ -38,9 +38,17 @@ from engine.units import fmt_bytes
 from tuitune.controllers.run_start import RunStarter
 from tuitune.dialogs.run_settings import describe_diff
 from tuitune.messages import RunStarted
-from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, presets_for_stage, resolve_draft
+from tuitune.runs.draft import (
+    RunDraft,
+    load_preset_values,
+    load_presets,
+    presets_for_stage,
+    resolve_draft,
+    stage_preset,
+)
 from tuitune.runs.launch import default_run_name
 from tuitune.screens.base import AppScreen
+from tuitune.settings import has_nvidia_gpu
 from tuitune.widgets.model_memory import ModelMemory
 
 STEPS = ("model", "stage", "data", "preset", "review")
@@ -229,8 +237,10 @@ class NewRunScreen(AppScreen):
         self.draft.stage = str(event.option.id)
         self.save_inputs()
         own = [name for name, _, error, stage in self._all_presets if stage == self.draft.stage and error is None]
-        if own and self.draft.preset not in own:
-            self.draft.preset = own[0]  # the stage's own preset first; the list offers the others
+        gpu = has_nvidia_gpu()
+        taken = stage_preset(self._all_presets, self.draft.stage, gpu)
+        if taken and (not gpu or self.draft.preset not in own):
+            self.draft.preset = taken  # the stage's own preset first (its CPU first try without a GPU)
         self._show_presets(self._all_presets)
         self.load_draft()
         self.show_step("data")
