@@ -29,8 +29,9 @@ from engine.protocol import read_events
 TARGET_KB_S = 1.5
 
 
-def measure(seconds: float, size: tuple[int, int]) -> float:
-    """KB/s written to a pane of ``size`` by the dashboard following a live tiny-model run."""
+def measure(seconds: float, size: tuple[int, int], save: Path | None = None) -> float:
+    """KB/s written to a pane of ``size`` by the dashboard following a live tiny-model run (the bytes kept in
+    ``save`` when given, to see what was redrawn)."""
     from tuitune.runs import launch
     from tuitune.runs.draft import RunDraft, load_preset_values, resolve_draft
 
@@ -55,6 +56,8 @@ def measure(seconds: float, size: tuple[int, int]) -> float:
             tmux(socket, "pipe-pane", "-t", "b")
             events = len(read_events(run_dir)) - before
             sent = out.stat().st_size if out.exists() else 0
+            if save is not None and out.exists():
+                save.write_bytes(out.read_bytes())
         finally:
             launch.stop_run(run_dir, kill=True)
             subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True)
@@ -69,9 +72,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--size", default="80x24", help="the pane's COLSxROWS")
+    parser.add_argument("--save", type=Path, help="keep the bytes sent in this file")
     args = parser.parse_args()
     cols, rows = (int(n) for n in args.size.split("x"))
-    return 1 if measure(args.seconds, (cols, rows)) > TARGET_KB_S else 0
+    return 1 if measure(args.seconds, (cols, rows), args.save) > TARGET_KB_S else 0
 
 
 if __name__ == "__main__":

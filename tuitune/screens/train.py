@@ -39,9 +39,10 @@ from tuitune.widgets.system_panel import SystemPanel
 
 REFRESH_S = 1.0
 """Least seconds between two repaints of the dashboard's numbers."""
-SLOW_PARTS_S = {"chart": 10.0, "log": 3.0}
+SLOW_PARTS_S = {"chart": 15.0, "log": 3.0}
 """Least seconds between repaints of the big panels while a run is live: a chart redraw
-is the costliest thing sent over SSH, and a curve moves little in a few seconds."""
+is the costliest thing sent over SSH (about 8 KB at 80x24, every braille cell with its colours), and a
+curve moves little in a few seconds (bench/bench_ssh_bytes.py: 1.5 KB/s at most at 80x24)."""
 WIDE_FOR_TWO_CHARTS = 110
 """Columns from which a stage's metrics chart stands beside the loss chart."""
 POLL_S = 0.25
