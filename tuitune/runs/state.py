@@ -43,6 +43,8 @@ class RunState:
     """Base model as configured (``model.name_or_path``)."""
     method: str = ""
     """lora, dora or full."""
+    stage: str = ""
+    """The training stage (sft, dpo, grpo …) from ``run_started``, else config.yaml; empty when unknown."""
     device: str = ""
     """Where the trainer runs (cuda, cpu …)."""
     processes: str = ""
@@ -231,6 +233,7 @@ def _run_started(acc: _Acc, e: Event) -> None:
         name=acc.get("name") or e.get("run_name") or "",  # the folder's name: a renamed run keeps its new one
         model=model.get("name_or_path") or acc.get("model"),
         method=e.get("method") or acc.get("method"),
+        stage=e.get("stage") or acc.get("stage"),
         device=e.get("device") or "",
         processes=describe_processes(e),
         params_trainable=model.get("params_trainable", acc.get("params_trainable")),

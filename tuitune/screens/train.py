@@ -22,6 +22,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from engine.protocol import read_log_tail
+from engine.stages import DEFAULT_STAGE
 from tuitune.controllers.export_start import ExportStarter
 from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint
 from tuitune.dialogs.confirm import ConfirmDialog
@@ -77,7 +78,7 @@ def title_text(state: RunState, run_status: str, doing: str = "", source: str = 
     out.append(f" {state.name} ", style="bold")
     if source:
         out.append(f"[{source}, read-only] ", style="italic")
-    out.append(f" {state.model or '?'} · {state.method or '?'}")
+    out.append(f" {state.model or '?'} · {state.stage or DEFAULT_STAGE} · {state.method or '?'}")
     if state.processes:
         out.append(f" · {state.processes}")
     if doing == "stopping":
@@ -86,8 +87,8 @@ def title_text(state: RunState, run_status: str, doing: str = "", source: str = 
         out.append("  starting from the latest checkpoint: loading the model…", style="italic")
     elif run_status == RUNNING and state.phase and state.phase != "training":
         out.append(f"  {state.phase}: {state.phase_message}", style="italic")
-    if state.warnings:
-        out.append(f"  ⚠ {state.warnings[-1]}", style="yellow")
+    if state.warnings:  # on a line of its own, wrapped: a warning cut at the screen's edge says nothing
+        out.append(f"\n⚠ {state.warnings[-1]}", style="yellow")
     return out
 
 
@@ -355,7 +356,7 @@ class TrainScreen(AppScreen):
             self._stale.update(SLOW_PARTS_S)
             self._slow_paint.clear()
         self._set_if_changed("title", title_text(state, run_status, self.doing, "LLaMA-Factory" if self.lf else ""),
-                             lambda t: self.title_bar.update(t, layout=False))
+                             self.title_bar.update)  # a layout pass: a warning takes lines of its own
         self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36), now=wall_clock())
         self.system.show(state.system, width=max(20, self.system.size.width or 40), live=run_status in LIVE)
         self._set_if_changed("failure", failure_text(state, run_status, self.run_dir), self.failure.update)
