@@ -18,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 from textual import getters, on, work
 from textual.app import ComposeResult
@@ -53,6 +54,16 @@ from tuitune.widgets.model_memory import ModelMemory
 
 STEPS = ("model", "stage", "data", "preset", "review")
 STEP_TITLES = {"model": "Model", "stage": "Stage", "data": "Data", "preset": "Preset", "review": "Review & start"}
+
+
+def preset_label(name: str, description: str, error: bool) -> Table:
+    """A preset's line in the list: its name, then its description wrapped in a column of its own (at 80
+    columns a description runs over several lines and must not run back under the names)."""
+    grid = Table.grid(padding=(0, 1), expand=True)
+    grid.add_column(width=max(18, len(name)), no_wrap=True)  # the longest shipped name: cpu-first-try-orpo
+    grid.add_column(ratio=1)
+    grid.add_row(Text(name, style="bold"), Text(description, style="red" if error else "dim"))
+    return grid
 
 
 class NewRunScreen(AppScreen):
@@ -460,8 +471,8 @@ class NewRunScreen(AppScreen):
         options.clear_options()
         offered = presets_for_stage(presets, self.draft.stage)
         for name, description, error, _ in offered:
-            label = Text.assemble((f"{name:<16}", "bold"), (error or description or "", "red" if error else "dim"))
-            options.add_option(Option(label, id=name, disabled=error is not None))
+            options.add_option(Option(preset_label(name, error or description or "", bool(error)), id=name,
+                                      disabled=error is not None))
         usable = [name for name, _, error, _ in offered if error is None]
         if self.draft.preset not in usable and usable:
             self.draft.preset = "default" if "default" in usable else usable[0]
