@@ -8,6 +8,11 @@ temporary runs folder, as a user on a machine without a GPU would start it. The 
 events: the last ``log``'s ``elapsed_s`` less the first's, over the steps between them (so model loading and the
 first step's warm-up are left out). Prints one line a stage and the slowest as ``slowest S s/step (STAGE)``;
 exits 1 when a stage's step takes more than LIMIT_S.
+
+Measured here (2026-12-07, 2 shared cores, OMP_NUM_THREADS=1, other engineers' tests running): sft 1.8 s/step,
+pt 2.1, rm 1.7, dpo 2.7, kto 3.7, orpo 4.1, grpo 9.8, rloo 13.0 (dpo-lora took 110 s a step). The RL stages are
+bound by sampling: ``generate`` of 4 answers of 16 tokens takes 4.8 s on one thread with the KV cache (9.2 s
+without), about 0.3 s a token.
 """
 
 from __future__ import annotations
