@@ -27,3 +27,19 @@ async def test_preset_descriptions_wrap_beside_their_names(make_app, wait_for, r
         column = lines[first].index(lines[first].split()[1])  # where the description starts
         assert all(line[:column].strip() == "" for line in block[1:]), block  # continuation under the description
         assert " ".join(" ".join(line[column:] for line in block).split()) == names[name], block
+
+
+async def test_the_models_path_box_shows_its_whole_placeholder(make_app, wait_for, runs_dir: Path) -> None:
+    """At 80x24 the box read 'folder path or' with 'ORG/NAME' cut off."""
+    from textual.widgets import Input
+
+    from tuitune.screens.models import ModelsScreen
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("2")
+        await wait_for(pilot, lambda: isinstance(app.screen, ModelsScreen), what="the Models screen")
+        box = app.screen.query_one("#path", Input)
+        await pilot.pause()
+        assert len(box.placeholder) <= box.content_region.width, (box.placeholder, box.content_region)
+        assert box.placeholder in box.render_line(0).text
