@@ -32,3 +32,18 @@ async def test_the_rename_dialog_wraps_its_title_and_its_problem() -> None:
         assert shown(head) == f"Rename run {LONG_NAME} (its folder is renamed)"
         assert shown(problem) == PROBLEM
         assert problem.region.right <= 80 and head.region.right <= 80
+
+
+async def test_a_toast_at_80x24_keeps_a_run_folders_path_whole(make_app, runs_dir) -> None:
+    from textual.widgets._toast import Toast, ToastRack
+
+    path = "/root/tuitune/runs/smollm2-135m-instruct-dpo-lora-dec07-0151/engine.log"
+    message = f"the engine stopped at once with exit 2; see {path} for what it said about the configuration"
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        app.notify(message, title="cannot start the run", severity="error", timeout=30)
+        await pilot.pause(0.3)
+        [toast] = app.screen.get_child_by_type(ToastRack).query(Toast)
+        lines = [toast.render_line(y).text.strip() for y in range(toast.region.height)]
+    assert any(path in line for line in lines), lines
+    assert " ".join(" ".join(lines[1:]).split()) == message
