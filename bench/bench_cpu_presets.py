@@ -10,9 +10,9 @@ first step's warm-up are left out). Prints one line a stage and the slowest as `
 exits 1 when a stage's step takes more than LIMIT_S.
 
 Measured here (2026-12-07, 2 shared cores, OMP_NUM_THREADS=1, other engineers' tests running): sft 1.8 s/step,
-pt 2.1, rm 1.7, dpo 2.7, kto 3.7, orpo 4.1, grpo 9.8, rloo 13.0 (dpo-lora took 110 s a step). The RL stages are
+pt 2.1, rm 1.7, dpo 2.7, kto 3.7, orpo 4.1, grpo 6.2, rloo 7.3 (dpo-lora took 110 s a step). The RL stages are
 bound by sampling: ``generate`` of 4 answers of 16 tokens takes 4.8 s on one thread with the KV cache (9.2 s
-without), about 0.3 s a token.
+without), about 0.3 s a token, hence their 8-token answers (16 tokens: 9.8 and 13.0 s a step).
 """
 
 from __future__ import annotations
