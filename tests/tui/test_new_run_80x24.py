@@ -43,3 +43,20 @@ async def test_the_models_path_box_shows_its_whole_placeholder(make_app, wait_fo
         await pilot.pause()
         assert len(box.placeholder) <= box.content_region.width, (box.placeholder, box.content_region)
         assert box.placeholder in box.render_line(0).text
+
+
+async def test_the_review_says_whole_where_the_run_trains(make_app, wait_for, runs_dir: Path) -> None:
+    """At 80x24 the review's GPU line read 'GPUs: none found (no NVIDIA driver): the run trains o…'."""
+    from textual.widgets import Static
+
+    app = make_app(runs_dir)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("n")
+        flow = app.screen
+        note = flow.query_one("#gpu-note", Static)
+        await wait_for(pilot, lambda: str(note.render()).strip(), what="the GPU line")
+        flow.show_step("review")
+        await pilot.pause()
+        said = str(note.render())
+        shown = " ".join(" ".join(note.render_line(y).text for y in range(note.region.height)).split())
+    assert shown == " ".join(said.split()), (shown, said)
