@@ -9,11 +9,39 @@ import tempfile
 from pathlib import Path
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``/proc/self/status``)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it, then put it back
+    os.umask(mask)
+    return mask
+
+
+def staging_dir(parent: Path, prefix: str) -> Path:
+    """A fresh hidden folder in ``parent`` to fill and rename into place, with the mode the user's umask gives.
+
+    ``tempfile.mkdtemp`` makes it 0700, which is right for a scratch folder but would carry over to the
+    renamed result, unlike every other folder the user makes.
+    """
+    folder = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    folder.chmod(0o777 & ~current_umask())
+    return folder
+
+
 def write_text_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so a reader sees the old file or the new one, never half."""
+    """Replace ``path`` with ``text`` so a reader sees the old file or the new one, never half.
+
+    The file gets the mode an ordinary write would (0666 less the umask), not the temporary file's 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()

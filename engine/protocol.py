@@ -45,6 +45,7 @@ def rank_log(rank: int) -> str:
 RUN_STARTED = "run_started"
 PHASE = "phase"
 LOG = "log"
+STEP = "step"
 EVAL = "eval"
 CHECKPOINT = "checkpoint"
 SYSTEM = "system"
@@ -93,6 +94,7 @@ EVENT_FIELDS: dict[str, dict[str, Kind]] = {
     PHASE: {"name": "str", "message": "str", "node_rank": "int"},
     LOG: {"step": "int", "total_steps": "int", "epoch": "num", "loss": "num", "lr": "num", "grad_norm": "num",
           "tokens_per_s": "num", "elapsed_s": "finite", "eta_s": "finite", "metrics": NUMBERS},
+    STEP: {"step": "int", "total_steps": "int", "elapsed_s": "finite", "eta_s": "finite"},
     EVAL: {"step": "int", "epoch": "num", "eval_loss": "num", "metrics": NUMBERS},
     CHECKPOINT: {"step": "int", "path": "str"},
     SYSTEM: {"gpus": [GPU_FIELDS], "gpu_note": "str", "rss_bytes": "int", "cpu_pct": "num",

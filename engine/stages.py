@@ -68,6 +68,9 @@ class Stage:
     packs: bool = False
     """Always packs its sequences, whatever ``data.packing`` says (pieces of raw text have no turns to keep apart):
     a config of it says ``packing: true``."""
+    cpu_preset: str = "cpu-first-try"
+    """The shipped preset the new-run flow takes for this stage on a machine without a GPU: the stage's first try,
+    a few seconds a step on the demo model (``cpu-first-try-<stage>``; SFT's is ``cpu-first-try``)."""
 
 
 STAGES: dict[str, Stage] = {stage.name: stage for stage in (
@@ -75,26 +78,26 @@ STAGES: dict[str, Stage] = {stage.name: stage for stage in (
           recipe="engine.recipes.sft", kind="sft", reads=("sft",), trainer="engine"),
     Stage("pt", "continued pre-training: learn raw text, every token trained",
           recipe="engine.recipes.sft", kind="text", reads=("text",), demo_data="builtin:identity_text",
-          trainer="engine", packs=True),
+          trainer="engine", packs=True, cpu_preset="cpu-first-try-pt"),
     Stage("rm", "reward model: a scalar score head trained to rank chosen above rejected",
           recipe="engine.recipes.rm", kind="pairs", reads=("pairs",), demo_data="builtin:identity_pairs",
-          sequences_per_record=2, dropout=False, score_head=True),
+          sequences_per_record=2, dropout=False, score_head=True, cpu_preset="cpu-first-try-rm"),
     Stage("dpo", "direct preference optimisation: prefer chosen over rejected answers, against a reference",
           recipe="engine.recipes.dpo", kind="pairs", reads=("pairs",), demo_data="builtin:identity_pairs",
-          sequences_per_record=2, reference=True, dropout=False),
+          sequences_per_record=2, reference=True, dropout=False, cpu_preset="cpu-first-try-dpo"),
     Stage("kto", "KTO: learn from answers marked desirable or undesirable, no pairs needed",
           recipe="engine.recipes.kto", kind="kto", reads=("kto", "pairs"), demo_data="builtin:identity_pairs",
           least_batch=2, least_batch_why="its KL term pairs each answer with another prompt of the same batch",
-          reference=True, dropout=False),
+          reference=True, dropout=False, cpu_preset="cpu-first-try-kto"),
     Stage("orpo", "ORPO: supervised fine-tuning and preference in one loss, no reference model",
           recipe="engine.recipes.orpo", kind="pairs", reads=("pairs",), demo_data="builtin:identity_pairs",
-          sequences_per_record=2, dropout=False, trl_logits="whole"),
+          sequences_per_record=2, dropout=False, trl_logits="whole", cpu_preset="cpu-first-try-orpo"),
     Stage("grpo", "GRPO: sample answers to prompts, score them with rewards, reinforce the better ones of each group",
           recipe="engine.recipes.grpo", kind="prompts", reads=("prompts", "sft"), samples=True, baseline="group",
-          loss_spikes=False),
+          loss_spikes=False, cpu_preset="cpu-first-try-grpo"),
     Stage("rloo", "RLOO: like grpo, each answer's reward against the mean of the other answers to its prompt",
           recipe="engine.recipes.grpo", kind="prompts", reads=("prompts", "sft"), samples=True, baseline="others",
-          loss_spikes=False),
+          loss_spikes=False, cpu_preset="cpu-first-try-rloo"),
 )}
 """Every training stage by name, in the order the app lists them."""
 DEFAULT_STAGE = "sft"

@@ -12,8 +12,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from engine.files import staging_dir
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin", "README.md",
                  "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
@@ -69,7 +70,7 @@ def copy_adapter(weights: Path, destination: Path, base: str) -> Path:
     if destination.exists() and (not destination.is_dir() or any(destination.iterdir())):
         raise FileExistsError(f"{destination} already exists; give a new or empty folder")
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}."))
+    staging = staging_dir(destination.parent, f".{destination.name}.")
     try:
         for name in ADAPTER_FILES:
             if (weights / name).is_file():

@@ -84,11 +84,14 @@ class SystemSampler:
         emit: ``emit(type, **fields)``, called from this thread: it must be thread-safe
             (``engine.recipes.attempt.Events.emit`` is).
         interval: Seconds between samples.
+        first_after: Seconds before the first sample: long enough for a CPU share to mean something, short
+            enough that the system panel fills while the model is still loading.
     """
 
-    def __init__(self, emit: Emit, interval: float = 5.0) -> None:
+    def __init__(self, emit: Emit, interval: float = 5.0, first_after: float = 1.0) -> None:
         self._emit = emit
         self._interval = interval
+        self._first_after = first_after
         self._stop = threading.Event()
         self._gpus = GpuProbe()
         self._tree = ProcessTree(trainer_root())
@@ -96,7 +99,7 @@ class SystemSampler:
         self._thread = threading.Thread(target=self._run, name="system-sampler", daemon=True)
 
     def start(self) -> SystemSampler:
-        """Start sampling; the first event comes after one interval."""
+        """Start sampling; the first event comes after ``first_after`` seconds, then one every interval."""
         self._thread.start()
         return self
 
@@ -108,7 +111,9 @@ class SystemSampler:
         self._gpus.close()
 
     def _run(self) -> None:
-        while not self._stop.wait(self._interval):
+        wait = self._first_after
+        while not self._stop.wait(wait):
+            wait = self._interval
             try:
                 self._emit("system", **system_sample(self._gpus, self._tree, self._only))
             except Exception:  # a failed sample must never take the run down

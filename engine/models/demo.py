@@ -11,10 +11,10 @@ import argparse
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.files import staging_dir
 from engine.locks import LOCK_FILE, FolderLock
 from engine.paths import DEMO_MODEL, demo_model_dir
 
@@ -84,7 +84,7 @@ def _convert(target: Path, log: Callable[[str], None]) -> None:
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    staging = staging_dir(target.parent, f".{target.name}.")
     try:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)

@@ -11,7 +11,17 @@ import threading
 from typing import Any
 
 from engine.machine.place import place
-from engine.protocol import PHASE, RUN_FAILED, RUN_FINISHED, RUN_STARTED, RUN_STOPPED, SYSTEM, WARNING, EventWriter
+from engine.protocol import (
+    PHASE,
+    RUN_FAILED,
+    RUN_FINISHED,
+    RUN_STARTED,
+    RUN_STOPPED,
+    SYSTEM,
+    TERMINAL_TYPES,
+    WARNING,
+    EventWriter,
+)
 
 NODE_TYPES = frozenset({PHASE, WARNING, SYSTEM, RUN_STARTED, RUN_FINISHED, RUN_STOPPED, RUN_FAILED})
 """What a node other than 0 writes into its own run folder: how far it got, its own GPUs and host, and how it
@@ -33,6 +43,9 @@ class Events:
         here = place()
         self.node = here.node_rank
         self._writer = EventWriter(run_dir) if here.is_rank_zero or here.is_node_writer else None
+        self.ended = False
+        """Whether the attempt's terminal event is written: a ``system`` sample after it is dropped (the sampler
+        runs for the whole process, and an ended run's panel is history)."""
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any] | None:
         """Write one event (rank 0 only); returns it as written, or None elsewhere."""
@@ -46,6 +59,9 @@ class Events:
                 if key in fields:
                     fields[key] = None
         with self.lock:
+            if self.ended and type == SYSTEM:
+                return None
+            self.ended = self.ended or type in TERMINAL_TYPES
             return self._writer.emit(type, **fields)
 
     def close(self) -> None:

@@ -1,6 +1,6 @@
 """The bridge from transformers' Trainer to the run folder: events, and stop/save requests.
 
-``EventsCallback`` turns the Trainer's hooks into ``run_started``, ``log``, ``eval`` and
+``EventsCallback`` turns the Trainer's hooks into ``run_started``, ``log``, ``step``, ``eval`` and
 ``checkpoint`` events. ``RunFlags`` (engine.recipes.attempt) holds what signal handlers ask for
 (stop, save now); the callback answers at the next optimizer step end, the only place where stopping leaves
 a consistent checkpoint behind. With several processes the ranks first agree on the requests
@@ -23,10 +23,15 @@ from engine.protocol import (
     EVAL,
     LOG,
     RUN_STARTED,
+    STEP,
     TRAINER_SUMMARY,
 )
 from engine.recipes.attempt import Events, RunFlags
 from engine.recipes.saving import check_room, folder_bytes
+
+STEP_EVERY_S = 1.0
+"""Least seconds between two ``step`` events: a slow step is said as it ends, while a run of fast steps writes
+at most one line a second (about 100 bytes), however many steps it takes."""
 
 
 class EventsCallback(TrainerCallback):
@@ -54,13 +59,13 @@ class EventsCallback(TrainerCallback):
         self.last_checkpoint: str | None = None
         self.checkpoint_bytes = 0
         """Size of the last checkpoint written (or, before the first, an estimate): what the next needs."""
-        self._t0 = self._t_last = time.time()
+        self._t0 = self._t_last = self._t_step = time.time()
         self._step0 = 0
         self._tokens_last = 0
 
     def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any):
         """Emit ``run_started`` now that total steps and the resumed step are known."""
-        self._t0 = self._t_last = time.time()
+        self._t0 = self._t_last = self._t_step = time.time()
         self._step0 = state.global_step
         self._tokens_last = state.num_input_tokens_seen
         model = kwargs.get("model")
@@ -81,6 +86,13 @@ class EventsCallback(TrainerCallback):
             control.should_training_stop = True
         if control.should_training_stop or state.global_step >= state.max_steps:
             control.should_log = True  # the chart gets its final point even off the logging grid
+        now = time.time()
+        if control.should_log:
+            self._t_step = now  # the log event says the step
+        elif state.is_world_process_zero and now - self._t_step >= STEP_EVERY_S:
+            self._t_step = now
+            elapsed, eta = self._timing(state, now)
+            self.events.emit(STEP, step=state.global_step, total_steps=state.max_steps, elapsed_s=elapsed, eta_s=eta)
         if control.should_save and state.is_world_process_zero:
             # A checkpoint that fills the disk would leave a torn one and no room to say why.
             check_room(Path(args.output_dir), self.checkpoint_bytes, "the checkpoint")
@@ -120,16 +132,21 @@ class EventsCallback(TrainerCallback):
         window = max(now - self._t_last, 1e-9)
         tokens_per_s = (tokens - self._tokens_last) / window
         self._t_last, self._tokens_last = now, tokens
-        elapsed = now - self._t0
-        done = state.global_step - self._step0
-        eta = (state.max_steps - state.global_step) * elapsed / done if done > 0 else None
+        elapsed, eta = self._timing(state, now)
         return {
             "step": state.global_step, "total_steps": state.max_steps, "epoch": _round(state.epoch),
             "loss": logs["loss"], "lr": logs.get("learning_rate"), "grad_norm": logs.get("grad_norm"),
-            "tokens_per_s": round(tokens_per_s, 1), "elapsed_s": round(elapsed, 2),
-            "eta_s": round(eta, 1) if eta is not None else None,
+            "tokens_per_s": round(tokens_per_s, 1), "elapsed_s": elapsed, "eta_s": eta,
             **({"metrics": metrics} if (metrics := stage_metrics(logs)) else {}),
         }
+
+
+    def _timing(self, state: TrainerState, now: float) -> tuple[float, float | None]:
+        """Seconds since this attempt began, and the seconds left at its pace so far (None before a step)."""
+        elapsed = now - self._t0
+        done = state.global_step - self._step0
+        eta = (state.max_steps - state.global_step) * elapsed / done if done > 0 else None
+        return round(elapsed, 2), round(eta, 1) if eta is not None else None
 
 
 LOG_FIELDS = frozenset({"loss", "learning_rate", "grad_norm", "epoch", "num_input_tokens_seen"})

@@ -22,8 +22,6 @@ from transformers.trainer_callback import PrinterCallback
 
 from engine.checkpoints import finished_step, list_checkpoints
 from engine.config import RunConfig, load_config
-from engine.machine.place import place
-from engine.machine.sampler import SystemSampler
 from engine.models.demo import ALIASES, is_prepared, resolve_model
 from engine.models.loading import check_model, cuda_bf16, device_name, peak_memory
 from engine.models.tokenizer import load_tokenizer
@@ -268,19 +266,11 @@ def train_and_save(trainer: Any, callback: EventsCallback, run_dir: Path, checkp
     if done is not None:  # a stop or a crash came during the final save (the trainer of one process never gets here)
         finish_from_checkpoint(run_dir, checkpoint, done, callback.started, events.emit, peak_memory())
         return 0
-    # one sampler a node: its first process measures the node's GPUs and workers (node 0's go to the run's events)
-    sampler = SystemSampler(events.emit, interval=5.0) if place().local_rank == 0 else None
-    try:
-        if sampler:
-            sampler.start()
-        events.emit(PHASE, name="training", message="training")
-        # Each log is an event already; the Trainer's printed copy would bury engine.log's own lines.
-        trainer.remove_callback(PrinterCallback)
-        flags.loading = False  # from here a stop is answered at a step's end, with a checkpoint
-        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    finally:
-        if sampler:
-            sampler.stop()
+    events.emit(PHASE, name="training", message="training")
+    # Each log is an event already; the Trainer's printed copy would bury engine.log's own lines.
+    trainer.remove_callback(PrinterCallback)
+    flags.loading = False  # from here a stop is answered at a step's end, with a checkpoint
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
     events.emit(PHASE, name="saving", message="saving the adapter and tokenizer")
     # For peft models save_model writes only the adapter (adapter_model.safetensors and

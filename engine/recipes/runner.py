@@ -40,6 +40,7 @@ from typing import Any
 from engine.config import RunConfig, load_config
 from engine.machine.host import peak_rss
 from engine.machine.place import place
+from engine.machine.sampler import SystemSampler
 from engine.models.info import check_loadable, read_model_info
 from engine.protocol import CONFIG_FILE, PEER_LOST, PHASE, PROGRESS, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
 from engine.recipes.attempt import Events, RunFlags, StopBeforeTraining
@@ -68,6 +69,9 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGUSR1, flags.request_save)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s")
     events = Events(args.run_dir)
+    # One sampler a node, from the start: its first process measures the node's GPUs and workers (node 0's go to
+    # the run's events), while the model loads too, so the system panel fills in a second, not after the load.
+    sampler = SystemSampler(events.emit).start() if place().local_rank == 0 else None
     try:
         # A stop that came already (it waited, blocked) or comes while loading raises StopBeforeTraining here.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)  # see the module docstring
@@ -112,6 +116,8 @@ def main(argv: list[str]) -> int:
                     log_tail=read_log_tail(args.run_dir, lines=30))
         return 1
     finally:
+        if sampler:
+            sampler.stop()
         events.close()
 
 

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from engine.checkpoints import MARKER, OPTIMIZER, TRAINER_STATE
 from engine.export.adapter import name_chosen_base
+from engine.files import staging_dir
 from engine.protocol import ADAPTER_DIR, LOG, PHASE, RUN_FINISHED, RUN_STARTED, read_events
 from engine.supervisor.failures import DiskFull
 
@@ -56,7 +56,7 @@ def folder_bytes(folder: Path) -> int:
 def save_atomically(target: Path, write: Callable[[Path], Any]) -> None:
     """Call ``write(tmp)`` on a fresh temporary folder beside ``target``, then put it in ``target``'s place."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    staging = staging_dir(target.parent, f".{target.name}.")
     try:
         write(staging)
         name_chosen_base(staging, target.parent)  # the run's model, not a cache path

@@ -16,6 +16,7 @@ from tuitune.messages import DataChosen, ModelChosen, PresetChosen
 from tuitune.screens.new_run import NewRunScreen
 from tuitune.screens.runs import RunsScreen
 from tuitune.screens.train import TrainScreen
+from tuitune.settings import has_nvidia_gpu
 
 
 async def open_runs(pilot, wait_for) -> RunsScreen:
@@ -497,8 +498,10 @@ async def test_the_stage_step_explains_each_stage_and_filters_presets_and_data(m
         assert flow.draft.stage == "dpo" and flow.step == "data"
         assert "preference pairs" in str(flow.data_help.render())
         offered = [flow.presets.get_option_at_index(i).id for i in range(flow.presets.option_count)]
-        assert offered[:2] == ["dpo-lora", "qlora-dpo"] and "kto-lora" not in offered and "default" in offered
-        assert flow.draft.preset == "dpo-lora"  # the stage's own preset is taken; sft's are still offered
+        assert offered[:3] == ["cpu-first-try-dpo", "dpo-lora", "qlora-dpo"] and "kto-lora" not in offered
+        assert "default" in offered
+        # the stage's own preset is taken (without a GPU its CPU first try, issue 25 item 9); sft's are still offered
+        assert flow.draft.preset == ("dpo-lora" if has_nvidia_gpu() else "cpu-first-try-dpo")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: flow.config is not None, what="the resolved config")
         assert flow.config.stage == "dpo" and "stage: dpo" in flow.yaml_view.text

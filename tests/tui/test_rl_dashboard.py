@@ -43,13 +43,31 @@ def rl_run(runs_dir: Path) -> Path:
 
 def test_samples_text_puts_the_best_answer_first_with_each_rewards_score() -> None:
     lines = samples_text(SAMPLES).plain.splitlines()
-    assert lines[0] == "answers sampled at step 60 · reward, prompt → answer"
-    assert lines[1] == " +1.00 [exact_match 1 length 0] Who are you? → I am Tuito."
-    assert lines[3] == (" -0.50 [exact_match 0 length -0.5] Who are you? → I'm an AI assistant ⏎ developed by "
-                        "Hugging Face to help you with many tasks.")
+    assert lines[0] == "answers sampled at step 60 · reward, answer, under its prompt"
+    assert lines[1:4] == ["Who are you?", " +1.00 I am Tuito.  [exact_match 1 length 0]",
+                          " -0.50 I'm an AI assistant ⏎ developed by Hugging Face to help you with many tasks.  "
+                          "[exact_match 0 length -0.5]"]
+    assert lines[4:] == ["你是谁？", " +0.00 我是 Tuito。  [exact_match 0 length 0]"]
     assert samples_text(None).plain == "no answers sampled yet"
     # an answer whose fields were of the wrong type (dropped by the state) is left out, not a crash
-    assert len(samples_text({"step": 1, "samples": [{}, {"completion": "x"}]}).plain.splitlines()) == 2
+    assert len(samples_text({"step": 1, "samples": [{}, {"completion": "x"}]}).plain.splitlines()) == 3
+
+
+async def test_at_80x24_the_samples_panel_shows_each_answer_not_only_its_prompt(
+        make_app, wait_for, runs_dir: Path, rl_run: Path) -> None:
+    """At 80x24 each line read `+0.00 What is 8 + 13? An…`: the prompt filled the panel and the answer was cut."""
+    app = make_app(runs_dir, attach=rl_run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TrainScreen), what="the dashboard")
+        dash = app.screen
+        await wait_for(pilot, lambda: dash.state.samples is not None, what="the samples event")
+        dash.repaint_if_due(force=True)
+        await pilot.pause()
+        panel = dash.query_one(SamplesPanel)
+        assert panel.region.width < 40 and panel.region.height >= 3, panel.region
+        visible = [panel.render_line(y).text.strip() for y in range(panel.region.height)]
+    assert any("I am Tuito" in row for row in visible), visible
+    assert any("我是" in row for row in visible), visible
 
 
 async def test_an_rl_runs_dashboard_shows_the_reward_chart_and_the_sampled_answers(

@@ -239,4 +239,4 @@ def test_a_run_of_several_processes_says_how_many_where_in_the_dashboard_title()
     assert alone.processes == "" and "processes" not in title_text(alone, RUNNING).plain
     assert two_gpus.processes == "2 processes on GPU 0, 1"
     assert two_nodes.processes == "4 processes on 2 nodes on the CPU"
-    assert "m · lora · 2 processes on GPU 0, 1" in title_text(two_gpus, RUNNING).plain
+    assert "m · sft · lora · 2 processes on GPU 0, 1" in title_text(two_gpus, RUNNING).plain

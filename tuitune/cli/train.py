@@ -192,7 +192,9 @@ class Follower:
             self.progress.update(self.task, completed=event["step"], total=event.get("total_steps"),
                                  stats=format_log(event))
         elif kind == PROGRESS and event.get("phase") == DOWNLOAD:
-                self.progress.update(self.task, description=f"downloading {describe_download(event)}")
+            self.progress.update(self.task, description=f"downloading {describe_download(event)}")
+        elif kind == "step":  # between logs: the bar moves, the figures stay those of the last log
+            self.progress.update(self.task, completed=event.get("step"), total=event.get("total_steps"))
         elif kind == "warning":
             self.progress.console.print(f"warning: {event.get('message')}")
         elif kind == "checkpoint":

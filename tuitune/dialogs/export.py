@@ -17,6 +17,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from engine.export import plan
 from engine.units import fmt_bytes
+from tuitune.widgets.tick_box import TickBox
 
 
 @dataclass(frozen=True)
@@ -98,21 +99,21 @@ class ExportDialog(ModalScreen[ExportRequest | None]):
         """Title, choices, destination, the space line and the buttons."""
         with Vertical():
             yield Label(f"Export {self.run_name}", id="title")
-            yield Checkbox("Merged model (safetensors, for transformers and vLLM)", True, id="merged", compact=True)
+            yield TickBox("Merged model (safetensors, for transformers and vLLM)", True, id="merged", compact=True)
             with Horizontal(classes="row"):
                 yield Label("GGUF: ")
                 for kind in plan.GGUF_TYPES:
-                    yield Checkbox(kind, False, id=f"gguf-{kind}", compact=True, disabled=bool(self.gguf_problem))
+                    yield TickBox(kind, False, id=f"gguf-{kind}", compact=True, disabled=bool(self.gguf_problem))
             yield Static(self.gguf_problem or "q4_k_m is not offered: it could not be checked against llama.cpp; "
                          "quantize the q8_0 or f16 file with llama-quantize.", markup=False, classes="note")
-            yield Checkbox("Ollama Modelfile (next to the first GGUF)", False, id="ollama", compact=True,
+            yield TickBox("Ollama Modelfile (next to the first GGUF)", False, id="ollama", compact=True,
                            disabled=bool(self.gguf_problem))
             yield Label("Destination")
             yield Input(str(self.default_destination), id="destination", compact=True)
             with Horizontal(classes="row"):
                 yield Label("Push to the Hub: ")
                 yield Input(placeholder="ORG/NAME (optional)", id="push", compact=True)
-                yield Checkbox("private", False, id="private", compact=True, disabled=True)
+                yield TickBox("private", False, id="private", compact=True, disabled=True)
             yield Static("", markup=False, id="space")
             with Horizontal(id="buttons"):
                 yield Button("Export", variant="primary", id="export", compact=True)

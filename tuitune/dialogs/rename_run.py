@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Static
 
 
 class RenameRunDialog(ModalScreen[str | None]):
@@ -42,7 +42,7 @@ class RenameRunDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label(f"Rename run {self.current} (its folder is renamed)", markup=False)
+            yield Static(f"Rename run {self.current} (its folder is renamed)", markup=False, id="rename-head")
             yield Input(self.current, id="name")
             yield Static("", markup=False, id="name-problem")
             with Horizontal():

@@ -13,7 +13,7 @@ from typing import Any
 
 from engine.compose import Flags, compose_config
 from engine.config import DEMO_MODEL, ConfigError, RunConfig
-from engine.stages import DEFAULT_STAGE, DEMO_DATA
+from engine.stages import DEFAULT_STAGE, DEMO_DATA, STAGES
 
 RUN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\Z")  # \Z: $ would let a final newline through
 """A run's name is its folder's name: letters, digits, '.', '_', '-', starting with a letter or digit."""
@@ -160,6 +160,22 @@ def presets_for_stage(presets: list[tuple[str, str, str | None, str | None]],
     if stage == DEFAULT_STAGE:
         return [p for p in presets if p[3] in (None, DEFAULT_STAGE)]
     return [p for p in presets if p[3] == stage] + [p for p in presets if p[3] is None]
+
+
+def stage_preset(presets: list[tuple[str, str, str | None, str | None]], stage: str, gpu: bool) -> str | None:
+    """The preset the new-run flow takes when ``stage`` is chosen, or None to keep the one chosen before.
+
+    Without a GPU, the stage's CPU first try (``Stage.cpu_preset``): the stage's other presets are sized for a
+    GPU (``dpo-lora``: cutoff 1024, 16 pairs a step, minutes a step on a CPU). With one, the first preset made
+    for the stage that is no CPU first try. Only presets that load without error count.
+    """
+    usable = [name for name, _, error, preset_stage in presets if error is None and preset_stage == stage]
+    cpu_presets = {row.cpu_preset for row in STAGES.values()}
+    if not gpu:
+        cpu = STAGES[stage].cpu_preset
+        if cpu in (name for name, _, error, _ in presets if error is None):
+            return cpu
+    return next((name for name in usable if name not in cpu_presets), None)
 
 
 def load_preset_values(name: str) -> dict[str, Any]:

@@ -32,6 +32,8 @@ class RunMeta:
     """``model.name_or_path``."""
     method: str = ""
     """``adapter.method``."""
+    stage: str = ""
+    """``stage`` (empty when the config names none: the default stage's)."""
     max_steps: int | None = None
     """``train.max_steps``."""
     quant: str = ""
@@ -125,6 +127,7 @@ def read_meta(run_dir: str | os.PathLike[str]) -> RunMeta:
     return RunMeta(
         model=str(_section(data, "model").get("name_or_path", "")),
         method=str(_section(data, "adapter").get("method", "lora")),
+        stage=str(data.get("stage") or ""),
         max_steps=_section(data, "train").get("max_steps"),
         quant=str(_section(data, "quant").get("mode", "none")),
     )
@@ -137,7 +140,8 @@ def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
 
 def initial_state(run_dir: Path, meta: RunMeta) -> RunState:
     """The state before any event: names from the folder and config.yaml."""
-    return RunState(name=run_dir.name, model=meta.model, method=meta.method, total_steps=meta.max_steps)
+    return RunState(name=run_dir.name, model=meta.model, method=meta.method, stage=meta.stage,
+                    total_steps=meta.max_steps)
 
 
 def summarize(run_dir: str | os.PathLike[str]) -> RunSummary:

@@ -45,6 +45,8 @@ class RunState:
     """Base model as configured (``model.name_or_path``)."""
     method: str = ""
     """lora, dora or full."""
+    stage: str = ""
+    """The training stage (sft, dpo, grpo …) from ``run_started``, else config.yaml; empty when unknown."""
     device: str = ""
     """Where the trainer runs (cuda, cpu …)."""
     processes: str = ""
@@ -237,6 +239,7 @@ def _run_started(acc: _Acc, e: Event) -> None:
         name=acc.get("name") or e.get("run_name") or "",  # the folder's name: a renamed run keeps its new one
         model=model.get("name_or_path") or acc.get("model"),
         method=e.get("method") or acc.get("method"),
+        stage=e.get("stage") or acc.get("stage"),
         device=e.get("device") or "",
         processes=describe_processes(e),
         params_trainable=model.get("params_trainable", acc.get("params_trainable")),
@@ -304,6 +307,13 @@ def _log(acc: _Acc, e: Event) -> None:
     _metrics(acc, step, e.get("metrics"))
 
 
+def _progress(acc: _Acc, e: Event) -> None:
+    """A ``step`` event: where the trainer is between logs (no point for the charts)."""
+    acc.set(step=_step(acc, e), **({"eta_s": _float(e["eta_s"])} if "eta_s" in e else {}))
+    if e.get("total_steps"):
+        acc.set(total_steps=e["total_steps"])
+
+
 def _metrics(acc: _Acc, step: int, metrics: Any) -> None:
     """Keep the finite numbers of a ``metrics`` object, each under its own name."""
     if not isinstance(metrics, dict):
@@ -362,6 +372,7 @@ _HANDLERS = {
     p.PHASE: _phase,
     p.PROGRESS: _progress,
     p.LOG: _log,
+    p.STEP: _progress,
     p.EVAL: _eval,
     p.CHECKPOINT: _checkpoint,
     p.SYSTEM: _system,

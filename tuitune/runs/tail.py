@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,35 @@ SKIM_KEPT_TYPES = (b'"type": "alert"', b'"type": "run_started"')
 """Events a summary still needs from the skipped middle: the watchdog's alerts, and the attempt starts
 that make earlier alerts history. Found by their bytes, so the middle is scanned, never parsed."""
 KEPT_BAD_LINES = 100
+LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (\S+) ")
+"""A record of the trainer's and jobs' logging (``%(asctime)s %(name)s %(message)s``): group 1 is the logger."""
+OWN_LOGGERS = frozenset({"engine", "tuitune", "__main__"})
+"""Top-level logger names of our own code; every other logger is a library's."""
+PYTHON_WARNING = re.compile(r"\S.*\.py:\d+: \w*Warning: ")
+"""The first line of a Python warning as ``warnings`` prints it (``…/x.py:12: FutureWarning: …``)."""
+
+
+def without_library_noise(lines: Iterable[str]) -> list[str]:
+    """``lines`` of engine.log less the libraries' own logging and Python warnings (with their indented
+    continuation lines), for the dashboard's log panel; engine.log itself keeps them.
+
+    Chosen by logger, not by known messages: a line the trainer's logging wrote under a logger outside
+    :data:`OWN_LOGGERS` (``bitsandbytes.backends.cpu.ops Failed to load CPU gemm_4bit_forward …``,
+    ``kernels._internals.hf_hub …``), or a Python warning. Tracebacks, the supervisor's lines, tqdm bars and
+    anything printed stay.
+    """
+    out: list[str] = []
+    hiding = False
+    for line in lines:
+        if record := LOG_RECORD.match(line):
+            hiding = record.group(1).split(".", 1)[0] not in OWN_LOGGERS
+        elif PYTHON_WARNING.match(line):
+            hiding = True
+        elif not (hiding and line[:1].isspace()):  # an indented line continues what came before it
+            hiding = False
+        if not hiding:
+            out.append(line)
+    return out
 
 
 class EventTail:

@@ -119,7 +119,7 @@ class ModelsScreen(AppScreen):
             with Vertical(id="sources-pane"):
                 yield Label("Models", classes="pane-title")
                 yield OptionList(id="sources", classes="-focus-first")
-                yield Input(placeholder="folder path or ORG/NAME", suggester=PathSuggester(paths_only=True), id="path")
+                yield Input(placeholder="folder or ORG/NAME", suggester=PathSuggester(paths_only=True), id="path")
             with VerticalScroll(id="info-pane"):
                 yield ModelDetails(id="details")
                 yield Static(id="pull-line")

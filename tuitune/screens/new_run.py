@@ -19,6 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 from textual import getters, on, work
 from textual.app import ComposeResult
@@ -40,13 +41,31 @@ from tuitune.controllers.run_start import RunStarter
 from tuitune.dialogs.run_settings import describe_diff
 from tuitune.messages import RunStarted
 from tuitune.runs.doctor import TemplateCheck
-from tuitune.runs.draft import RunDraft, load_preset_values, load_presets, presets_for_stage, resolve_draft
+from tuitune.runs.draft import (
+    RunDraft,
+    load_preset_values,
+    load_presets,
+    presets_for_stage,
+    resolve_draft,
+    stage_preset,
+)
 from tuitune.runs.launch import default_run_name
 from tuitune.screens.base import AppScreen
+from tuitune.settings import has_nvidia_gpu
 from tuitune.widgets.model_memory import ModelMemory
 
 STEPS = ("model", "stage", "data", "preset", "review")
 STEP_TITLES = {"model": "Model", "stage": "Stage", "data": "Data", "preset": "Preset", "review": "Review & start"}
+
+
+def preset_label(name: str, description: str, error: bool) -> Table:
+    """A preset's line in the list: its name, then its description wrapped in a column of its own (at 80
+    columns a description runs over several lines and must not run back under the names)."""
+    grid = Table.grid(padding=(0, 1), expand=True)
+    grid.add_column(width=max(18, len(name)), no_wrap=True)  # the longest shipped name: cpu-first-try-orpo
+    grid.add_column(ratio=1)
+    grid.add_row(Text(name, style="bold"), Text(description, style="red" if error else "dim"))
+    return grid
 
 
 class NewRunScreen(AppScreen):
@@ -238,8 +257,10 @@ class NewRunScreen(AppScreen):
         self.draft.stage = str(event.option.id)
         self.save_inputs()
         own = [name for name, _, error, stage in self._all_presets if stage == self.draft.stage and error is None]
-        if own and self.draft.preset not in own:
-            self.draft.preset = own[0]  # the stage's own preset first; the list offers the others
+        gpu = has_nvidia_gpu()
+        taken = stage_preset(self._all_presets, self.draft.stage, gpu)
+        if taken and (not gpu or self.draft.preset not in own):
+            self.draft.preset = taken  # the stage's own preset first (its CPU first try without a GPU)
         self._show_presets(self._all_presets)
         self.load_draft()
         self.show_step("data")
@@ -474,8 +495,8 @@ class NewRunScreen(AppScreen):
         options.clear_options()
         offered = presets_for_stage(presets, self.draft.stage)
         for name, description, error, _ in offered:
-            label = Text.assemble((f"{name:<16}", "bold"), (error or description or "", "red" if error else "dim"))
-            options.add_option(Option(label, id=name, disabled=error is not None))
+            options.add_option(Option(preset_label(name, error or description or "", bool(error)), id=name,
+                                      disabled=error is not None))
         usable = [name for name, _, error, _ in offered if error is None]
         if self.draft.preset not in usable and usable:
             self.draft.preset = "default" if "default" in usable else usable[0]

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from engine.protocol import read_log_tail
+from engine.stages import DEFAULT_STAGE
 from tuitune.controllers.export_start import ExportStarter
 from tuitune.controllers.resume import RESUMABLE, Resumer, has_checkpoint, why_not_resumable
 from tuitune.dialogs.confirm import ConfirmDialog
@@ -30,7 +31,7 @@ from tuitune.runs import folder
 from tuitune.runs.folder import initial_state, nothing_to_chat, read_meta
 from tuitune.runs.lf_folder import LFTail, is_lf_folder, log_file, still_writing
 from tuitune.runs.state import LIVE, PAUSED, RUNNING, RunState, describe_end, fold, status
-from tuitune.runs.tail import EventTail
+from tuitune.runs.tail import EventTail, without_library_noise
 from tuitune.screens.base import AppScreen
 from tuitune.widgets.loss_chart import LossChart, stage_metrics
 from tuitune.widgets.run_stats import RunStats
@@ -39,9 +40,10 @@ from tuitune.widgets.system_panel import SystemPanel
 
 REFRESH_S = 1.0
 """Least seconds between two repaints of the dashboard's numbers."""
-SLOW_PARTS_S = {"chart": 10.0, "log": 3.0}
+SLOW_PARTS_S = {"chart": 15.0, "log": 3.0}
 """Least seconds between repaints of the big panels while a run is live: a chart redraw
-is the costliest thing sent over SSH, and a curve moves little in a few seconds."""
+is the costliest thing sent over SSH (about 8 KB at 80x24, every braille cell with its colours), and a
+curve moves little in a few seconds (bench/bench_ssh_bytes.py: 1.5 KB/s at most at 80x24)."""
 WIDE_FOR_TWO_CHARTS = 110
 """Columns from which a stage's metrics chart stands beside the loss chart."""
 POLL_S = 0.25
@@ -77,7 +79,7 @@ def title_text(state: RunState, run_status: str, doing: str = "", source: str = 
     out.append(f" {state.name} ", style="bold")
     if source:
         out.append(f"[{source}, read-only] ", style="italic")
-    out.append(f" {state.model or '?'} · {state.method or '?'}")
+    out.append(f" {state.model or '?'} · {state.stage or DEFAULT_STAGE} · {state.method or '?'}")
     if state.processes:
         out.append(f" · {state.processes}")
     if doing == "stopping":
@@ -86,8 +88,8 @@ def title_text(state: RunState, run_status: str, doing: str = "", source: str = 
         out.append("  starting from the latest checkpoint: loading the model…", style="italic")
     elif run_status == RUNNING and state.phase and state.phase != "training":
         out.append(f"  {state.phase}: {state.phase_message}", style="italic")
-    if state.warnings:
-        out.append(f"  ⚠ {state.warnings[-1]}", style="yellow")
+    if state.warnings:  # on a line of its own, wrapped: a warning cut at the screen's edge says nothing
+        out.append(f"\n⚠ {state.warnings[-1]}", style="yellow")
     return out
 
 
@@ -274,7 +276,7 @@ class TrainScreen(AppScreen):
     def _log_tail(self) -> list[str]:
         """The newest lines of engine.log (of a LLaMA-Factory folder: its running_log.txt, when it has one)."""
         if not self.lf:
-            return read_log_tail(self.run_dir, lines=60)
+            return without_library_noise(read_log_tail(self.run_dir, lines=60))
         log = log_file(self.run_dir)
         return read_log_tail(self.run_dir, lines=60, name=log.name) if log else []
 
@@ -360,7 +362,7 @@ class TrainScreen(AppScreen):
             self._stale.update(SLOW_PARTS_S)
             self._slow_paint.clear()
         self._set_if_changed("title", title_text(state, run_status, self.doing, "LLaMA-Factory" if self.lf else ""),
-                             lambda t: self.title_bar.update(t, layout=False))
+                             self.title_bar.update)  # a layout pass: a warning takes lines of its own
         self.stats.show(state, run_status, width=max(20, self.stats.size.width or 36), now=wall_clock())
         self.system.show(state.system, width=max(20, self.system.size.width or 40), live=run_status in LIVE)
         self._set_if_changed("failure", failure_text(state, run_status, self.run_dir), self.failure.update)

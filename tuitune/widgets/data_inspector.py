@@ -85,6 +85,8 @@ class DataInspector(Vertical):
         """Whether the report has ended (done or failed)."""
         self.verdicts: list[Verdict] = []
         """The chat-template doctor's verdicts of the report."""
+        self.failed = False
+        """Whether the report ended without checking every record."""
         self.title_shown = ""
 
     def compose(self):
@@ -109,7 +111,7 @@ class DataInspector(Vertical):
 
     def reset(self, model: str) -> None:
         """Forget the last report; ``model`` is the one the next report tokenises with."""
-        self.model, self.checked, self.tokens, self.done = model, None, None, False
+        self.model, self.checked, self.tokens, self.done, self.failed = model, None, None, False, False
         self.verdicts = []
         self.template_view.update(self._template_note())
         self.tabs.get_tab("tab-template").label = "Template"
@@ -170,9 +172,10 @@ class DataInspector(Vertical):
                 self.tabs.get_tab("tab-template").label = f"Template ({plural(errors, 'error')})" if errors \
                     else "Template"
             elif kind in ("failed", "done"):
-                self.done = True
+                self.done, self.failed = True, kind == "failed"
                 stats.finish(event.get("message") or
                              f"done: {plural(event['errors'], 'error')}, {plural(event['warnings'], 'warning')}")
+                self._count_problems()
 
     def _template_note(self) -> str:
         return ("The chat template's verdicts appear once the report has tokenised the data." if self.model
@@ -181,6 +184,11 @@ class DataInspector(Vertical):
     def _count_problems(self) -> None:
         count = len(self.problem_table.problems)
         self.tabs.get_tab("tab-problems").label = f"Problems ({count:,})" if count else "Problems"
+        self.problem_table.display = bool(count)  # an empty table is a bare header: say what it means instead
+        if not count:
+            self.problem_line.update("The check stopped early (see Statistics); no problems found before it."
+                                     if self.failed else "No problems found: every record can be trained on."
+                                     if self.done else "Checking… no problems found so far.")
 
     @on(DataTable.RowHighlighted, "#data-problems")
     def _show_problem(self, event: DataTable.RowHighlighted) -> None:

@@ -16,6 +16,7 @@ from textual.widgets import Checkbox, Input, Label, Select, Static
 from engine.config import RunConfig
 from engine.presets import diff_from, flatten, preset_values, resolve
 from tuitune.widgets.preset_fields import FieldSpec, preset_fields, unflatten
+from tuitune.widgets.tick_box import TickBox
 
 Widgetish = Input | Select | Checkbox
 
@@ -173,7 +174,7 @@ class PresetForm(VerticalScroll):
         """The control that edits ``spec``, showing its current value."""
         value = self._values[spec.dotted]
         if spec.kind == "bool":
-            return Checkbox(_on_off(value), bool(value), compact=True, id=spec.widget_id)
+            return TickBox(_on_off(value), bool(value), compact=True, id=spec.widget_id)
         if spec.kind == "choice":
             options = [(choice, choice) for choice in spec.choices]
             return Select(options, value=value, allow_blank=False, compact=True, id=spec.widget_id)

@@ -3,32 +3,46 @@
 from __future__ import annotations
 
 from rich.text import Text
-from textual.widgets import Static
+from textual.geometry import Region
+from textual.widget import Widget
 
 from tuitune import fmt
 from tuitune.runs.state import RunState
 
 
-class RunStats(Static):
-    """The numbers panel of the dashboard; repaints only when its text changes."""
+class RunStats(Widget):
+    """The numbers panel of the dashboard; repaints only the lines whose text changed.
+
+    Over SSH every repainted line is resent whole with its colours: a run logging each step changes the loss and
+    the elapsed time every second, while the start time, learning rate and checkpoint count stand still.
+    """
 
     DEFAULT_CSS = """
     RunStats { height: auto; }
     """
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
-        super().__init__("", id=id, classes=classes)
-        self._plain = ""
+        super().__init__(id=id, classes=classes)
+        self._text = Text()
+        self._lines: list[str] = []
+
+    def render(self) -> Text:
+        """The panel's text as last shown."""
+        return self._text
 
     def show(self, state: RunState, status: str, width: int = 40, now: float | None = None) -> bool:
         """Render ``state`` (``now``: the clock, for a live run's elapsed time); returns whether the text changed."""
         text = render_stats(state, status, width, now)
-        if text.plain == self._plain:
+        lines = text.plain.split("\n")
+        if lines == self._lines:
             return False
-        # A layout pass only when the line count changes: it repaints far more than the panel.
-        same_height = text.plain.count("\n") == self._plain.count("\n")
-        self._plain = text.plain
-        self.update(text, layout=not same_height)
+        changed = [y for y, line in enumerate(lines) if y >= len(self._lines) or self._lines[y] != line]
+        same_height = len(lines) == len(self._lines)
+        self._text, self._lines = text, lines
+        if same_height:  # only the changed lines; a layout pass when the count changes repaints far more
+            self.refresh(*(Region(0, y, self.size.width, 1) for y in changed))
+        else:
+            self.refresh(layout=True)
         return True
 
 

@@ -20,26 +20,34 @@ def _flat(text: Any) -> str:
 
 
 def samples_text(event: Event | None) -> Text:
-    """The panel's text for a ``samples`` event: a head line, then one line per answer,
-    ``reward [each reward's score] prompt → answer``, best first."""
+    """The panel's text for a ``samples`` event: a head line, then each prompt on a line of its own with its
+    answers under it, ``reward answer [each reward's score]``, best first.
+
+    The answer comes right after its reward, so a narrow panel (80 columns) cuts the scores and the answer's
+    end, never the whole answer: a group's answers share one prompt, which is written once above them.
+    """
     if not event:
         return Text("no answers sampled yet", style="dim")
     samples = [s for s in event.get("samples") or [] if isinstance(s, dict) and "completion" in s]
     text = Text.assemble(("answers sampled at step ", "dim"), (str(event.get("step", "?")), "bold"),
-                         (" · reward, prompt → answer", "dim"))
+                         (" · reward, answer, under its prompt", "dim"))
     samples.sort(key=lambda s: -(_number(s.get("reward")) or 0.0))
-    for sample in samples:
-        reward = _number(sample.get("reward"))
-        style = "dim" if reward is None else "bold green" if reward > 0 else "bold red" if reward < 0 else "bold"
+    groups: dict[str, list[Event]] = {}
+    for sample in samples:  # prompts in the order of their best answer
+        groups.setdefault(_flat(sample.get("prompt")), []).append(sample)
+    for prompt, answers in groups.items():
         text.append("\n")
-        text.append(f"{reward:+6.2f} " if reward is not None else "     ? ", style=style)
-        scores = sample.get("rewards") if isinstance(sample.get("rewards"), dict) else {}
-        if len(scores) > 1:
-            parts = " ".join(f"{name} {value:g}" for name, value in scores.items() if _number(value) is not None)
-            text.append(f"[{parts}] ", style="dim")
-        text.append(_flat(sample.get("prompt")), style="italic")
-        text.append(" → ")
-        text.append(_flat(sample.get("completion")))
+        text.append(prompt or "(no prompt)", style="italic dim")
+        for sample in answers:
+            reward = _number(sample.get("reward"))
+            style = "dim" if reward is None else "bold green" if reward > 0 else "bold red" if reward < 0 else "bold"
+            text.append("\n")
+            text.append(f"{reward:+6.2f} " if reward is not None else "     ? ", style=style)
+            text.append(_flat(sample.get("completion")))
+            scores = sample.get("rewards") if isinstance(sample.get("rewards"), dict) else {}
+            if len(scores) > 1:
+                parts = " ".join(f"{name} {value:g}" for name, value in scores.items() if _number(value) is not None)
+                text.append(f"  [{parts}]", style="dim")
     return text
 
 
