@@ -307,7 +307,7 @@ def _log(acc: _Acc, e: Event) -> None:
     _metrics(acc, step, e.get("metrics"))
 
 
-def _progress(acc: _Acc, e: Event) -> None:
+def _between_logs(acc: _Acc, e: Event) -> None:
     """A ``step`` event: where the trainer is between logs (no point for the charts)."""
     acc.set(step=_step(acc, e), **({"eta_s": _float(e["eta_s"])} if "eta_s" in e else {}))
     if e.get("total_steps"):
@@ -372,7 +372,7 @@ _HANDLERS = {
     p.PHASE: _phase,
     p.PROGRESS: _progress,
     p.LOG: _log,
-    p.STEP: _progress,
+    p.STEP: _between_logs,
     p.EVAL: _eval,
     p.CHECKPOINT: _checkpoint,
     p.SYSTEM: _system,
