@@ -89,3 +89,34 @@ def test_train_refuses_a_template_error_unless_forced(eng, tiny_model_dir: Path,
         if forced.returncode == 0:
             stop_run(run_dir, kill=True)
             wait_until_gone(run_dir)
+
+
+def test_verdicts_are_kept_until_what_they_judge_changes(tiny_model_dir: Path, tiny_data: Path, tmp_path: Path,
+                                                         monkeypatch) -> None:
+    """Every door asks the doctor (a queued run twice): the second ask of an unchanged run starts no tokenizer,
+    and a template edited since is judged again."""
+    from engine.config import RunConfig
+    from tuitune.runs import doctor
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    good = next(model.glob("chat_template.jinja"), None)
+    good_text = good.read_text(encoding="utf-8") if good else None
+    (model / "chat_template.jinja").write_text(EOT_AT_NEXT_TURN, encoding="utf-8")
+    config = RunConfig.model_validate({"model": {"name_or_path": str(model)}, "data": {"train": [str(tiny_data)]}})
+    started: list[RunConfig] = []
+    real = doctor.run_doctor
+    monkeypatch.setattr(doctor, "run_doctor", lambda c: started.append(c) or real(c))
+
+    first = doctor.check_template(config)
+    again = doctor.check_template(config)
+    assert len(started) == 1 and first.errors, first
+    assert [v.line() for v in again.verdicts] == [v.line() for v in first.verdicts]
+
+    if good_text is None:
+        (model / "chat_template.jinja").unlink()
+    else:
+        (model / "chat_template.jinja").write_text(good_text, encoding="utf-8")
+    fixed = doctor.check_template(config)
+    assert len(started) == 2 and not fixed.errors, fixed
