@@ -69,6 +69,7 @@ def main() -> None:
     parser.add_argument("--model", default="", help="a local model folder (default: the demo model)")
     parser.add_argument("--warmup", type=int, default=2, help="steps before the profiled one")
     parser.add_argument("--rows", type=int, default=25, help="operators in the table")
+    parser.add_argument("--shapes", action="store_true", help="one row per operator and input shapes")
     parser.add_argument("--trace", type=Path, help="also write a Chrome trace of the step here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="profile-step-") as tmp:
@@ -106,7 +107,7 @@ def main() -> None:
     for _ in range(args.warmup):
         step(False)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
-    with profile(activities=activities, record_shapes=False) as prof:
+    with profile(activities=activities, record_shapes=args.shapes) as prof:
         step(True)
     tokens = int(batch["labels"].numel()) if "labels" in batch else 0
     total = sum(phases.values())
@@ -114,8 +115,9 @@ def main() -> None:
           f"techniques: {', '.join(techniques) or 'none'}; torch threads {torch.get_num_threads()}")
     print(f"step {total:.3f} s ({tokens / total:.0f} tokens/s): "
           + ", ".join(f"{name} {seconds:.3f} s ({seconds / total:.0%})" for name, seconds in phases.items()))
-    print(prof.key_averages().table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total",
-                                    row_limit=args.rows, max_name_column_width=48))
+    averages = prof.key_averages(group_by_input_shape=args.shapes)
+    print(averages.table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=args.rows,
+                         max_name_column_width=48))
     if args.trace:
         prof.export_chrome_trace(str(args.trace))
 
