@@ -20,6 +20,8 @@
 #      checkpointing, per-step losses compared (bench/bench_speed.py --model);
 #   5. the scale table (bench/bench_scale.py): tokens/s and peak memory of the reference and of
 #      `tuitune train` at cutoff 256-2048, LoRA and QLoRA, for Qwen2.5-0.5B and -1.5B (random weights).
+#      Alone, within one 10-minute call (the budget stops starting cases; the table keeps what ran):
+#      GPU_CHECK_SCALE_ONLY=1 SCALE_BUDGET_S=400 SCALE_TIMEOUT_S=570 bash bench/gpu_check.sh
 # Every step prints PASS or FAIL; the exit status is the number of failures.
 set -u
 cd "$(dirname "$0")/.."
@@ -108,6 +110,7 @@ sys.exit(0 if ok else 1)
 EOF
 }
 
+if [ -z "${GPU_CHECK_SCALE_ONLY:-}" ]; then
 step "1. LoRA on $DEVICE (bf16 on CUDA), default techniques"
 if run_engine lora "$STEPS_LORA" ""; then pass "LoRA"; else fail "LoRA (see $WORK/runs/lora/engine.log)"; fi
 grep -h "techniques:" "$WORK/runs/lora/engine.log" | tail -1
@@ -160,6 +163,8 @@ if timeout 330 "$PY" bench/bench_speed.py --model "$WORK/model" --steps "$STEPS_
 else
     fail "speed bench"
 fi
+
+fi  # steps 1-4
 
 step "5. scale table: Qwen2.5-0.5B and -1.5B (random weights), LoRA and QLoRA, cutoff 256 to 2048"
 # bench/bench_scale.py starts no new case after SCALE_BUDGET_S and writes what ran (table, JSON, image), so a
