@@ -14,10 +14,10 @@ template about 66 to 232 tokens, median 116). Three runs, one after the other wi
   model's own loss: the computation LLaMA-Factory runs by default (bit-identical losses, same speed,
   measured; /work/shared/FACTS.md). The ratios are taken against it.
 * ``plain``: the same Trainer without checkpointing (faster, more memory).
-* ``tuitune``: ``python -m engine launch`` on a config that sets only the hyperparameters above,
-  so every technique tuitune turns on by default is on (padding-free batches, fused LoRA dropout
-  with bit-packed masks, chunked loss, the SwiGLU MLP keeping gate and up only, glibc's malloc
-  returning freed activations to the system).
+* ``tuitune``: ``tuitune train CONFIG`` (the CLI, its supervisor and trainer: the path users run) on a config
+  that sets only the hyperparameters above, so every technique tuitune turns on by default is on
+  (padding-free batches, fused LoRA dropout with bit-packed masks, chunked loss, the SwiGLU MLP keeping
+  gate and up only, glibc's malloc returning freed activations to the system).
 
 Tokens/s counts real (non-padding) tokens over the training loop; memory is the training process's
 peak RSS on CPU, the CUDA allocator's peak on GPU. Each round also compares tuitune's per-step losses
@@ -64,9 +64,9 @@ BF16_LOSS_TOLERANCE = 0.01
 """On a GPU in bf16, the largest per-step difference accepted as a share of the reference's loss: bf16
 keeps 8 bits of mantissa (0.4% a rounding), so fp32's absolute bound cannot hold. Not measured here
 (no GPU in the session that wrote this); bench/gpu_check.sh prints the figure to set it by."""
-SETTINGS = {"steps": STEPS, "model": "", "threads": 0}
-"""What the command line may change: the steps, the model (a local folder; empty: the demo model) and the
-CPU threads of each run (0: torch's default, all cores)."""
+SETTINGS = {"steps": STEPS, "model": "", "threads": 0, "cutoff": CUTOFF, "batch": BATCH}
+"""What the command line (or bench_scale.py) may change: the steps, the model (a local folder; empty: the demo
+model), the CPU threads of each run (0: torch's default, all cores), the cutoff and the batch size."""
 WORDS = ("the a model data training step loss memory token batch layer adapter rank answer question explain "
          "describe list write summarise compare why how what when which small large fast slow learning rate "
          "gradient weight bias attention sequence record length value number result python code function "
@@ -157,7 +157,7 @@ def run_reference(work: Path, data: Path, name: str, checkpointing: bool, qlora:
     ``pad_multiple`` pads batches to a multiple of it: the same tokens and maths, other dropout masks.
     """
     args = [str(data), "1" if checkpointing else "0", "1" if qlora else "0", str(work / name), str(SETTINGS["steps"]),
-            str(CUTOFF), str(BATCH), str(LEARNING_RATE), SETTINGS["model"], str(pad_multiple)]
+            str(SETTINGS["cutoff"]), str(SETTINGS["batch"]), str(LEARNING_RATE), SETTINGS["model"], str(pad_multiple)]
     done = subprocess.run([sys.executable, "-c", REFERENCE_SCRIPT, *args], cwd=REPO, env=env(),
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     line = next((row for row in done.stdout.splitlines() if row.startswith("RESULT ")), None)
@@ -170,8 +170,8 @@ def run_reference(work: Path, data: Path, name: str, checkpointing: bool, qlora:
 def engine_config(data: Path, qlora: bool) -> dict:
     """The bench's hyperparameters and nothing else: every other setting is tuitune's default."""
     config = {"adapter": LORA,
-              "data": {"train": [str(data)], "cutoff_len": CUTOFF},
-              "train": {"max_steps": SETTINGS["steps"], "batch_size": BATCH, "grad_accum": 1,
+              "data": {"train": [str(data)], "cutoff_len": SETTINGS["cutoff"]},
+              "train": {"max_steps": SETTINGS["steps"], "batch_size": SETTINGS["batch"], "grad_accum": 1,
                         "learning_rate": LEARNING_RATE, "scheduler": "linear", "warmup_ratio": 0.0, "logging_steps": 1,
                         "save_steps": 10_000}}
     if qlora:
@@ -182,18 +182,19 @@ def engine_config(data: Path, qlora: bool) -> dict:
 
 
 def run_tuitune(work: Path, data: Path, name: str, qlora: bool) -> dict:
-    """Run the engine as users run it (supervisor, events); its tokens/s, peak memory and losses."""
+    """Run ``tuitune train CONFIG`` as users run it (the CLI following its detached supervisor and trainer, all
+    on the same cores); its tokens/s, peak memory and losses from the run's events."""
     import yaml
 
-    run_dir = work / name
-    run_dir.mkdir()
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(engine_config(data, qlora)), encoding="utf-8")
-    with open(run_dir / "engine.log", "ab") as log:
-        subprocess.run([sys.executable, "-m", "engine", "launch", "--run-dir", str(run_dir)], cwd=REPO, env=env(),
-                       stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    events = read_events(run_dir)
+    run_dir, config = work / name, work / f"{name}.yaml"
+    config.write_text(yaml.safe_dump(engine_config(data, qlora)), encoding="utf-8")
+    with open(work / f"{name}.out", "ab") as out:  # --force: a memory estimate never stops a bench half-way
+        subprocess.run([sys.executable, "-m", "tuitune", "train", str(config), "--run-dir", str(run_dir), "--force"],
+                       cwd=REPO, env=env(), stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+    events = read_events(run_dir) if (run_dir / "events.jsonl").is_file() else []
     if not events or events[-1]["type"] != "run_finished":
-        sys.exit(f"tuitune run failed: {events[-1] if events else 'no events'}; see {run_dir / 'engine.log'}")
+        said = (work / f"{name}.out").read_text(encoding="utf-8", errors="replace")[-2000:]
+        sys.exit(f"tuitune run failed: {events[-1] if events else 'no events'}\n{said}")
     logs = [e for e in events if e["type"] == "log"]
     tokens, previous = 0.0, 0.0
     for event in logs:  # tokens of each log window (rate x window) over the time to the last log

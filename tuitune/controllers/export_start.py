@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.screen import Screen
 from textual.worker import get_current_worker
 
-from engine.export import plan
 from engine.protocol import JOB_FINISHED, JOB_FOLDERS, JOB_STARTED, PHASE, TERMINAL_TYPES
-from tuitune.dialogs.export import ExportDialog, ExportRequest
 from tuitune.runs.folder import read_meta, resolve_trained, trained_label
 from tuitune.runs.tail import EventTail
 
+if TYPE_CHECKING:
+    from tuitune.dialogs.export import ExportRequest
+
 POLL_S = 0.5
 """Seconds between reads of the export job's events."""
+# The dialog and engine.export.plan (about 0.1 s of imports) load when an export is asked for: the runs list,
+# the app's first screen, holds this controller but must not pay for them at start.
 
 
 class ExportStarter:
@@ -38,6 +42,7 @@ class ExportStarter:
 
     def _prepare(self, run_dir: Path) -> None:
         from engine.models.info import ModelError, read_model_info
+        from tuitune.dialogs.export import ExportDialog
         from tuitune.runs.launch import job_name
 
         app = self.screen.app
@@ -64,6 +69,7 @@ class ExportStarter:
     def _run(self, run_dir: Path, weights: Path, request: ExportRequest, name: str) -> None:
         """Refuse what ``tuitune export`` refuses before it starts, in its words; else start the job, then say
         what it does until it ends."""
+        from engine.export import plan
         from tuitune.runs.launch import start_job
 
         app, worker = self.screen.app, get_current_worker()

@@ -12,6 +12,7 @@ printable keys go into it and the footer shows the screen's one-character keys a
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator
 from functools import partial
 from typing import TYPE_CHECKING, ClassVar, cast
@@ -23,7 +24,7 @@ from textual.binding import ActiveBinding, Binding
 from textual.dom import DOMNode
 from textual.keys import key_to_character
 from textual.screen import Screen
-from textual.widgets import Input, TextArea
+from textual.widgets import Input
 from textual.worker import Worker, WorkerState
 
 from tuitune.dialogs.error import ErrorModal, describe_worker_error
@@ -85,7 +86,10 @@ class AppScreen(Screen[None]):
     @property
     def typing(self) -> bool:
         """Whether a text field has the focus (printable keys go into it)."""
-        return isinstance(self.focused, (Input, TextArea))
+        # TextArea (and its themes, about 0.1 s) loads with the first screen that has one, not at start; until
+        # then no focused widget can be one.
+        text_area = sys.modules.get("textual.widgets._text_area")
+        return isinstance(self.focused, (Input, text_area.TextArea) if text_area else Input)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """``esc`` leaves a text field; elsewhere it is the screen's own (or nothing)."""

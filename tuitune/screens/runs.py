@@ -21,7 +21,6 @@ from textual.message import Message
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
-from engine.config import ConfigError
 from engine.units import fmt_bytes
 from tuitune import fmt
 from tuitune.controllers.export_start import ExportStarter
@@ -444,6 +443,8 @@ class RunsScreen(AppScreen):
 
     def action_new_from_config(self) -> None:
         """Open the new-run flow on the highlighted run's config (its model, data and every setting)."""
+        from engine.config import ConfigError  # its pydantic models load with the new-run flow, not at start
+
         key = self._selected_key()
         if not key or not self.check_action("new_from_config", ()):
             return
