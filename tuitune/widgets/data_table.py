@@ -22,10 +22,16 @@ PREVIEW = 72
 """Characters of a record shown in its row."""
 
 
-def one_line(text: str, width: int = PREVIEW) -> str:
-    """``text`` on one line, cut to ``width`` characters with an ellipsis."""
+def one_line(text: str, width: int = PREVIEW, words: bool = False) -> str:
+    """``text`` on one line, cut to ``width`` characters with an ellipsis; with ``words``, after the last whole
+    word that fits (mid-word only when the first word is longer than the width)."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    if len(flat) <= width:
+        return flat
+    cut = flat[: width - 1]
+    if words and " " in cut:
+        cut = cut[: cut.rindex(" ")].rstrip(" ,;:")
+    return cut + "…"
 
 
 def record_cells(raw: RawRecord, fmt: str | None) -> tuple[str, str, Text, str]:
@@ -119,7 +125,10 @@ def where(problem: dict[str, Any]) -> str:
 
 
 class ProblemTable(DataTable):
-    """Problems of the open data; row keys index :attr:`problems`; Enter selects (jumps)."""
+    """Problems of the open data; row keys index :attr:`problems`; Enter selects (jumps).
+
+    A problem's text is cut after the last whole word that fits the table's width (the line under the table
+    shows the highlighted one whole), and cut again when the table's width changes."""
 
     LIMIT = 5000
     """Rows shown; more are counted."""
@@ -128,6 +137,8 @@ class ProblemTable(DataTable):
         """Columns: severity, where, field and message."""
         self.cursor_type = "row"
         self.problems: list[dict[str, Any]] = []
+        self.fitted = 0
+        """The width the problems' texts are cut to."""
         for label in (" ", "where", "problem"):
             self.add_column(label, key=label.strip() or "severity")
 
@@ -138,9 +149,39 @@ class ProblemTable(DataTable):
 
     def add_problems(self, problems: list[dict[str, Any]]) -> None:
         """Append problem events (as streamed by ``python -m engine data``)."""
+        first = len(self.problems)
         for problem in problems:
             self.problems.append(problem)
             if len(self.problems) <= self.LIMIT:
                 mark = Text("✗", style="bold red") if problem["severity"] == "error" else Text("!", style="yellow")
-                text = f"{problem['field']}: {problem['message']}" if problem.get("field") else problem["message"]
-                self.add_row(mark, where(problem), text, key=str(len(self.problems) - 1))
+                self.add_row(mark, where(problem), problem_text(problem), key=str(len(self.problems) - 1))
+        self.fit_texts(first)
+
+    def text_width(self) -> int:
+        """Cells the problem column has: the table's width less the other columns and the scrollbar."""
+        others = sum(column.get_render_width(self) for key, column in self.columns.items() if key.value != "problem")
+        return max(16, self.size.width - others - 2 * self.cell_padding - 2)
+
+    def fit_texts(self, first: int = 0) -> None:
+        """Cut the shown problems' texts from row ``first`` on to the column's width (every row's when that width
+        changed); nothing until the table is laid out (a hidden tab): its resize comes then."""
+        if not self.size.width:
+            return
+        width = self.text_width()
+        if width != self.fitted:
+            self.fitted, first = width, 0
+        for index, problem in enumerate(self.problems[first: self.LIMIT], first):
+            self.update_cell(str(index), "problem", one_line(problem_text(problem), width, words=True))
+        column = next(column for key, column in self.columns.items() if key.value == "problem")
+        column.auto_width, column.width = False, width  # a set width: no measuring of every cell again
+        self._require_update_dimensions = True
+        self.refresh()
+
+    def on_resize(self) -> None:
+        """The width changed: cut the texts to it."""
+        self.fit_texts()
+
+
+def problem_text(problem: dict[str, Any]) -> str:
+    """``field: message`` of a problem event (the message alone when no field is named)."""
+    return f"{problem['field']}: {problem['message']}" if problem.get("field") else problem["message"]
