@@ -225,6 +225,30 @@ def test_complete_path_rules(tmp_path: Path) -> None:
     assert complete_path(f"{tmp_path}/missing/x") is None
 
 
+async def test_a_model_typed_while_the_list_is_read_stays_shown(machine: dict, monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    """You should see the model you typed, not the demo: the list's scan ending after Enter re-highlighted its first
+    entry and replaced the typed model (a hub id's facts never showed when the GPU listing was slow)."""
+    import threading
+
+    listed = threading.Event()
+    gpus = gpus_mod.list_gpus
+    monkeypatch.setattr(gpus_mod, "list_gpus", lambda: listed.wait(10) and gpus())
+    async with ModelsApp().run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        box = pilot.app.screen.query_one("#path", Input)
+        box.focus()
+        box.value = "acme/other"
+        await pilot.press("enter")
+        listed.set()
+        await settle(pilot)
+        assert pilot.app.screen.model_name == "acme/other"
+        assert "acme/other" in shown(pilot, ModelDetails)
+        await pilot.press("ctrl+r")  # a rescan keeps it too
+        await settle(pilot)
+        assert pilot.app.screen.model_name == "acme/other"
+
+
 async def test_a_failing_scan_is_reported(machine: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     """You should see the error dialog naming the failure (as on every screen), and the demo model still shown."""
     from engine.models import hf_cache

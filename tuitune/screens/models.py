@@ -257,11 +257,15 @@ class ModelsScreen(AppScreen):
             Option("  (none found)", disabled=True)]
         sources = self.sources
         highlighted = sources.highlighted
-        sources.set_options(options)
         wanted, self._select_after_scan = self._select_after_scan, None
-        if wanted is not None and any(option is not None and option.id == wanted for option in options):
-            highlighted = sources.get_option_index(wanted)
-        sources.highlighted = highlighted if highlighted is not None else 1
+        # Refilling the list moves its highlight, which must not replace the model shown (a hub id typed while
+        # the scan ran): only the user's highlighting, or a model just pulled, picks one.
+        with self.prevent(OptionList.OptionHighlighted):
+            sources.set_options(options)
+            if wanted is not None and any(option is not None and option.id == wanted for option in options):
+                highlighted = sources.get_option_index(wanted)
+                self.model_name = wanted.split(":", 1)[1]
+            sources.highlighted = highlighted if highlighted is not None else 1
         select = self.preset_select
         select.set_options([(name, name) for name in message.presets])
         if not self._preset_picked and not message.gpus and CPU_PRESET in message.presets:
