@@ -10,6 +10,8 @@ that raises ends the run with its traceback's last line and the record it was sc
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -225,6 +227,11 @@ def test_an_alert_of_the_last_logged_step_comes_before_the_end_and_stop_on_stops
                     rl=rl)
     stops = make_run(eng, tmp_path, tiny_model_dir, data, stage="grpo", name="stops",
                      train={**SHORT, "max_steps": 100, "stop_on": ["no_signal"]}, rl=rl)
+    said = tmp_path / "said.txt"  # the supervisor announces the trainer's alerts, each once
+    settings = Path(os.environ["XDG_CONFIG_HOME"]) / "tuitune" / "settings.yaml"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(yaml.safe_dump({"notify": {"command": f'echo "$TUITUNE_EVENT $TUITUNE_RUN" >> {said}',
+                                                   "events": ["alert", "finished", "stopped"]}}), encoding="utf-8")
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     for proc in [eng.launch(run_dir) for run_dir in (last, stops)]:
         proc.wait(timeout=240)
@@ -243,6 +250,13 @@ def test_an_alert_of_the_last_logged_step_comes_before_the_end_and_stop_on_stops
     end = events[-1]
     assert end["type"] == "run_stopped" and end["adapter_path"] == "adapter" and end["step"] <= 4, end
     assert (stops / "adapter" / "adapter_model.safetensors").is_file()
+
+    expected = ["alert last", "alert stops", "finished last", "stopped stops"]
+    deadline = time.monotonic() + 60  # the senders are detached: nobody waits for them
+    while time.monotonic() < deadline and len(said.read_text().splitlines() if said.exists() else []) < 4:
+        time.sleep(0.2)
+    time.sleep(1)  # a fifth line (an alert said twice) would come within this
+    assert sorted(said.read_text().splitlines()) == expected
 
 
 def test_prompts_without_a_reward_or_a_reference_are_refused_before_training(eng, tiny_model_dir: Path,
