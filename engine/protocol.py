@@ -131,7 +131,7 @@ EVENT_FIELDS: dict[str, dict[str, Kind]] = {
 field of the wrong type, the app's reader drops one (a file anyone can edit must not take it down)."""
 EVENT_TYPES = frozenset(EVENT_FIELDS)
 ALERT_KINDS = ("nan", "spike", "grad_norm", "stall", "no_signal", "gpu_memory", "gpu_temperature", "host_memory")
-"""Every kind of ``alert`` the supervisor's watchdog raises, as ``train.stop_on`` names them."""
+"""Every kind of ``alert`` the watchdog raises (engine.health.watchdog), as ``train.stop_on`` names them."""
 TERMINAL_TYPES = frozenset({RUN_FINISHED, RUN_STOPPED, RUN_FAILED, JOB_FINISHED, JOB_STOPPED, JOB_FAILED})
 """Events that end an attempt (of training in the run folder, of a job in its own folder)."""
 DOWNLOAD = "download"

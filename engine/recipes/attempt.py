@@ -1,7 +1,8 @@
 """One training attempt's shared state, light enough to exist before torch is imported: the events it writes
-(:class:`Events`, which only the ranks that write a folder write) and the requests its signal handlers raise
-(:class:`RunFlags`, answered at the next step end). The trainer process (engine.recipes.runner) makes both
-first, so a config or model that cannot be used fails in a second, before the ML stack is loaded.
+(:class:`Events`, which only the ranks that write a folder write, with the alerts the watchdog finds in them) and
+the requests its signal handlers raise (:class:`RunFlags`, answered at the next step end). The trainer process
+(engine.recipes.runner) makes both first, so a config or model that cannot be used fails in a second, before the ML
+stack is loaded.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ import os
 import threading
 from typing import Any
 
+from engine.health.watchdog import Alert, Watchdog
 from engine.machine.place import place
 from engine.protocol import (
+    ALERT,
     PHASE,
     RUN_FAILED,
     RUN_FINISHED,
@@ -36,6 +39,9 @@ class Events:
     the recipe can call ``emit`` without asking who it is. On a node other than 0, its first
     process keeps that node's folder readable: its phases, ``run_started`` and its end, marked
     with ``node_rank`` and with no adapter or checkpoint (those are written on node 0).
+
+    Every event written is fed to the attempt's :class:`~engine.health.watchdog.Watchdog`, and the alerts it gives
+    rise to are written right after it, under the same lock: an alert always precedes the attempt's terminal event.
     """
 
     def __init__(self, run_dir: str | os.PathLike[str]) -> None:
@@ -46,6 +52,16 @@ class Events:
         self.ended = False
         """Whether the attempt's terminal event is written: a ``system`` sample after it is dropped (the sampler
         runs for the whole process, and an ended run's panel is history)."""
+        self.watchdog = Watchdog()
+        """This attempt's watchdog (a process is one attempt: it starts fresh)."""
+        self.stop_on: frozenset[str] = frozenset()
+        """Alert kinds that stop the run (``train.stop_on``), once the config is read (:meth:`stop_when`)."""
+        self._flags: RunFlags | None = None
+
+    def stop_when(self, stop_on: frozenset[str], flags: RunFlags) -> None:
+        """Stop the attempt as ``tuitune stop`` does (``flags``' stop request: saving first) when an alert of a kind
+        in ``stop_on`` (``train.stop_on``) is raised."""
+        self.stop_on, self._flags = stop_on, flags
 
     def emit(self, type: str, **fields: Any) -> dict[str, Any] | None:
         """Write one event (rank 0 only); returns it as written, or None elsewhere."""
@@ -62,7 +78,19 @@ class Events:
             if self.ended and type == SYSTEM:
                 return None
             self.ended = self.ended or type in TERMINAL_TYPES
-            return self._writer.emit(type, **fields)
+            event = self._writer.emit(type, **fields)
+            for alert in self.watchdog.feed(event):
+                self._alert(alert)
+            return event
+
+    def _alert(self, alert: Alert) -> None:
+        """Write ``alert`` (the lock held); ask for a stop when ``train.stop_on`` names its kind."""
+        flags = self._flags
+        stops = alert.kind in self.stop_on and flags is not None and not flags.stop
+        extra = {"node_rank": self.node} if self.node > 0 else {}
+        self._writer.emit(ALERT, **alert.fields(), stops=stops, **extra)
+        if stops:
+            flags.request_stop()
 
     def close(self) -> None:
         """Close the file."""

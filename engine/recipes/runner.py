@@ -80,6 +80,7 @@ def main(argv: list[str]) -> int:
         # What can be refused without the ML stack is refused before it loads (seconds): a config that is
         # invalid, a model that cannot be read or runs code the run did not allow. The recipe reads both again.
         config = load_config(args.run_dir / CONFIG_FILE)
+        events.stop_when(frozenset(config.train.stop_on), flags)
         info = read_model_info(config.model.name_or_path, config.model.revision)
         check_loadable(info, config.model.trust_remote_code)
         if info.source == "hub":

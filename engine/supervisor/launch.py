@@ -22,14 +22,16 @@ SIGSTOP to it, the model stays loaded and the compute is free) and SIGCONT conti
 (``tuitune continue``); the supervisor writes the ``paused`` and ``continued`` events, since the
 trainer cannot while it is stopped. A stop of a paused run continues it first, so it can save.
 
-While a trainer runs, the supervisor also watches its events (:mod:`engine.supervisor.watchdog`) and writes
-``alert`` events: a loss that is not a number or spikes, exploding gradients, a stall, GPU
-memory or temperature, host memory. An alert whose kind ``train.stop_on`` names stops the run
-as ``tuitune stop`` would (checkpoint and adapter saved).
+While a trainer runs, the supervisor also watches its events (:mod:`engine.health.watchdog`) for what only an
+outside watcher can see: a stall (no step for far longer than usual; the trainer may hang), for which it writes the
+``alert`` itself. The alerts found in the trainer's own events (a loss that is not a number or spikes, exploding
+gradients, answers all alike, GPU memory or temperature, host memory) the trainer writes, right after the event
+they come from. A stall whose kind ``train.stop_on`` names stops the run as ``tuitune stop`` would (checkpoint and
+adapter saved); the trainer answers the other kinds itself.
 
-A training run's end (and each alert) is announced where the settings file's ``notify`` section says
-(a webhook, a command; :mod:`engine.notify`), by a detached sender this starts and never waits for: a webhook
-that hangs holds up neither the run nor the queue that waits for its lock to go.
+A training run's end and each alert (the trainer's, as read from the events, and its own) are announced where the
+settings file's ``notify`` section says (a webhook, a command; :mod:`engine.notify`), by a detached sender this
+starts and never waits for: a webhook that hangs holds up neither the run nor the queue that waits for its lock to go.
 The child starts with SIGTERM/SIGINT/SIGUSR1 blocked; the trainer (engine.recipes.runner)
 unblocks them once its handlers are installed, so a stop sent while torch imports is not lost.
 
@@ -69,6 +71,7 @@ from typing import Any
 
 from engine.checkpoints import latest_checkpoint
 from engine.files import write_text_atomic
+from engine.health.watchdog import STALL, STALL_FLOOR_S, Alert, Watchdog
 from engine.locks import LOCKED, FolderLock, held_elsewhere
 from engine.machine.place import LOOPBACK_RENDEZVOUS
 from engine.notify.announce import announce, run_facts
@@ -94,7 +97,6 @@ from engine.protocol import (
     read_log_tail,
 )
 from engine.supervisor.failures import ONEDNN_ISA, SIGNAL_HINTS, describe_exit, signal_name
-from engine.supervisor.watchdog import STALL_FLOOR_S, Alert, Watchdog
 
 CHILD_BLOCKED = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 PR_SET_PDEATHSIG = 1
@@ -308,6 +310,13 @@ class Supervisor:
         """Senders of notifications (engine.notify.announce): not of the run's tree, never ended with it."""
         self._events_offset = 0
         """Where this attempt's events start in events.jsonl."""
+        self.dog = Watchdog()
+        """The attempt's watchdog, fed its events in order, asked for a stall."""
+        self._watched = 0
+        """Where the events the watchdog has not read yet start in events.jsonl."""
+        self._watch_lock = threading.Lock()
+        self.ended_at: float | None = None
+        """When (monotonic) the watchdog read the attempt's terminal event."""
 
     def _running(self) -> bool:
         return self.child is not None and self.child.poll() is None
@@ -461,40 +470,51 @@ class Supervisor:
         with self._writer_lock, EventWriter(self.folder) as writer:
             return writer.emit(type, **fields)
 
-    def watch(self, offset: int) -> None:
-        """Feed the attempt's events to the watchdog until the child ends; write its alerts."""
-        dog, path = Watchdog(self.stall_after_s), self.folder / EVENTS_FILE
-        ended: float | None = None
+    def watch(self) -> None:
+        """Read the attempt's events until the child ends: announce the trainer's alerts, write a stall's."""
         while self._running():
-            result = read_events_from(path, offset)
-            offset = result.offset
-            for event in result.events:
-                if event.get("type") in TERMINAL_TYPES:
-                    ended = time.monotonic()
-                for alert in dog.feed(event):
-                    self.alert(alert)
-            if self.plan.distributed and ended is not None and time.monotonic() - ended > END_GRACE_S:
+            self.look()
+            if self.plan.distributed and self.ended_at is not None and time.monotonic() - self.ended_at > END_GRACE_S:
                 # The run's end is written (adapter saved): a rank still waiting in a collective for a peer
                 # that has left would wait for the process group's timeout (30 minutes).
                 log(f"the run ended {END_GRACE_S:.0f} s ago and some of its processes are still there: ending them")
                 self.ended_after_end = True
                 self.kill_tree()
                 return
-            stalled = dog.stalled(time.time())
+            stalled = self.dog.stalled(time.time())
             if stalled is not None:
                 self.alert(stalled)
             if self.plan.distributed:
                 self.stop_workers() if self.stop_requested and not self.kill_requested else self.refresh_workers()
             time.sleep(WATCH_S)
 
+    def look(self) -> None:
+        """Feed the events written since the last look to the watchdog, and announce the trainer's alerts among them
+        (each once: the watcher thread and the end of the attempt both look)."""
+        with self._watch_lock:
+            result = read_events_from(self.folder / EVENTS_FILE, self._watched)
+            self._watched = result.offset
+            for event in result.events:
+                if event.get("type") in TERMINAL_TYPES:
+                    self.ended_at = time.monotonic()
+                self.dog.feed(event)  # for its history of steps; the alerts in the events are the trainer's
+                if event.get("type") == ALERT and event.get("kind") != STALL:  # a stall is ours, heard when written
+                    self.heard(event)
+
     def alert(self, alert: Alert) -> None:
-        """Record ``alert``; stop the run (saving) when ``train.stop_on`` names its kind."""
+        """Record an alert only this watcher sees (a stall); stop the run (saving) when ``train.stop_on`` names
+        its kind."""
         stops = alert.kind in self.stop_on and not self.stop_requested
         event = self.note(ALERT, **alert.fields(), stops=stops)
-        log(f"alert {alert.kind}: {alert.message}" + (" (train.stop_on: stopping, saving first)" if stops else ""))
-        self.announce(event)
+        self.heard(event)
         if stops:
             self.on_sigterm()
+
+    def heard(self, event: dict[str, Any]) -> None:
+        """Log and announce an ``alert`` event."""
+        log(f"alert {event.get('kind')}: {event.get('message')}"
+            + (" (train.stop_on: stopping, saving first)" if event.get("stops") else ""))
+        self.announce(event)
 
     def on_kill_request(self, *_: object) -> None:
         """SIGUSR2 (``tuitune stop --kill``): kill the child at once, and record it as a kill on request."""
@@ -564,9 +584,12 @@ class Supervisor:
         if self.stop_requested:
             self.on_sigterm()
         if self.job.verb == "train":
-            threading.Thread(target=self.watch, args=(offset,), name="watchdog", daemon=True).start()
+            self.dog, self._watched = Watchdog(self.stall_after_s), offset
+            threading.Thread(target=self.watch, name="watchdog", daemon=True).start()
         returncode = self.child.wait()
         log(f"{self.job.verb} exited with {describe_exit(returncode)}")
+        if self.job.verb == "train":
+            self.look()  # the alerts of the trainer's last second, announced before its end
         self.end_tree()
         ends = [e for e in read_events_from(events_path, offset).events if e["type"] in TERMINAL_TYPES]
         if ends:

@@ -10,6 +10,8 @@ that raises ends the run with its traceback's last line and the record it was sc
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -209,6 +211,52 @@ def test_a_reward_that_hangs_or_is_not_a_number_fails_the_run_and_answers_all_al
     assert flat["type"] == "run_finished", flat
     alerts = [e for e in read_events(runs["flat"]) if e["type"] == "alert"]
     assert [(a["kind"], a["step"]) for a in alerts] == [("no_signal", 3)], alerts
+
+
+def test_an_alert_of_the_last_logged_step_comes_before_the_end_and_stop_on_stops_the_trainer_itself(
+        eng, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The supervisor polled the events once a second, so an alert of the last steps was written after
+    ``run_finished`` (or not at all once the trainer had exited): the trainer raises its own alerts now, each right
+    after the log it comes from. Rewards all alike: no_signal at step 3, the last step of one run; the other,
+    with ``train.stop_on: [no_signal]``, stops itself there, saving first. Two runs at once, one torch thread each."""
+    (tmp_path / "reward.py").write_text(REWARD_FILE, encoding="utf-8")
+    data = write_lines(tmp_path / "prompts.jsonl", PROMPTS)
+    rl = {"max_completion_length": 4, "num_generations": 2, "allow_code": True,
+          "rewards": [{"kind": "python", "function": f"{tmp_path / 'reward.py'}:flat"}]}
+    last = make_run(eng, tmp_path, tiny_model_dir, data, stage="grpo", name="last", train={**SHORT, "max_steps": 3},
+                    rl=rl)
+    stops = make_run(eng, tmp_path, tiny_model_dir, data, stage="grpo", name="stops",
+                     train={**SHORT, "max_steps": 100, "stop_on": ["no_signal"]}, rl=rl)
+    said = tmp_path / "said.txt"  # the supervisor announces the trainer's alerts, each once
+    settings = Path(os.environ["XDG_CONFIG_HOME"]) / "tuitune" / "settings.yaml"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text(yaml.safe_dump({"notify": {"command": f'echo "$TUITUNE_EVENT $TUITUNE_RUN" >> {said}',
+                                                   "events": ["alert", "finished", "stopped"]}}), encoding="utf-8")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for proc in [eng.launch(run_dir) for run_dir in (last, stops)]:
+        proc.wait(timeout=240)
+
+    events = read_events(last)
+    assert events[-1]["type"] == "run_finished", events[-3:]
+    [alert] = [e for e in events if e["type"] == "alert"]
+    assert (alert["kind"], alert["step"], alert["stops"]) == ("no_signal", 3, False), alert
+    [log] = [e for e in events if e["type"] == "log" and e["step"] == 3]
+    assert events[events.index(log) + 1] == alert  # right after the log it comes from
+    assert "alert no_signal: nothing is being learned" in (last / "engine.log").read_text()  # the supervisor read it
+
+    events = read_events(stops)
+    alerts = [e for e in events if e["type"] == "alert"]
+    assert [(a["kind"], a["step"], a["stops"]) for a in alerts] == [("no_signal", 3, True)], alerts
+    end = events[-1]
+    assert end["type"] == "run_stopped" and end["adapter_path"] == "adapter" and end["step"] <= 4, end
+    assert (stops / "adapter" / "adapter_model.safetensors").is_file()
+
+    expected = ["alert last", "alert stops", "finished last", "stopped stops"]
+    deadline = time.monotonic() + 60  # the senders are detached: nobody waits for them
+    while time.monotonic() < deadline and len(said.read_text().splitlines() if said.exists() else []) < 4:
+        time.sleep(0.2)
+    time.sleep(1)  # a fifth line (an alert said twice) would come within this
+    assert sorted(said.read_text().splitlines()) == expected
 
 
 def test_prompts_without_a_reward_or_a_reference_are_refused_before_training(eng, tiny_model_dir: Path,

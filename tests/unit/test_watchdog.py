@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.supervisor.watchdog import REPEAT_STEPS, STALL_FLOOR_S, Watchdog
+from engine.health.watchdog import REPEAT_STEPS, STALL_FLOOR_S, Watchdog
 
 
 def logs(dog: Watchdog, losses: list[float | None], start: int = 1, t0: float = 1000.0, dt: float = 2.0,

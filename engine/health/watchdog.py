@@ -1,10 +1,13 @@
 """The run's health, watched from its events: what the best training monitors alert on.
 
-The supervisor feeds every event of the run to a :class:`Watchdog` and writes the ``alert`` events
-it returns; it asks :meth:`Watchdog.stalled` on a timer, since a stall is the absence of events.
-Watching from outside the trainer keeps one watchdog for every stage and every rank layout, and
-lets it notice a trainer that hangs (a stuck collective, a stopped process) as well as one that
-diverges. Standard library only.
+Two watch each attempt, each for what it alone can see. The trainer's event writer
+(:class:`engine.recipes.attempt.Events`) feeds every event it writes to a :class:`Watchdog` and writes the
+``alert`` events that event gives rise to right after it (a loss that is not a number or spikes, exploding
+gradients, answers that all score alike, GPU memory or temperature, host memory), so they always come
+before the attempt's terminal event. The supervisor feeds the same events to its own Watchdog, read
+from the file, only to ask :meth:`Watchdog.stalled` on a timer: a stall is the absence of events,
+which a trainer that hangs (a stuck collective, a stopped process) cannot report itself. Standard
+library only, below both layers so both may import it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ GPU_TEMPERATURE_C = 85
 HOST_MEMORY_SHARE = 0.95
 REPEAT_STEPS = 50
 """An alert of a kind already raised is raised again only this many steps later (or once cleared)."""
+STALL = "stall"
+"""The kind of alert only the supervisor raises: the trainer cannot report its own silence."""
 NO_SIGNAL_LOGS = 3
 """Logged steps in a row in which every sampled answer of every prompt scored alike (TRL's
 ``frac_reward_zero_std`` 1) before the run is told it learns nothing: its advantages are all zero."""
@@ -113,11 +118,11 @@ class Watchdog:
         limit = max(STALL_FACTOR * usual, self.stall_after_s)
         waited = now - self.last_log[0]
         if waited < limit:
-            self.raised.pop("stall", None)
+            self.raised.pop(STALL, None)
             return None
         step = self.last_log[1]
         return self._raise(Alert(
-            "stall", f"no training step for {waited:.0f} s after step {step} (a step usually takes {usual:.1f} s)",
+            STALL, f"no training step for {waited:.0f} s after step {step} (a step usually takes {usual:.1f} s)",
             "look at engine.log for what the trainer is doing; stop it (s) if it hangs: the checkpoint is kept",
             step, "critical"))
 
@@ -128,7 +133,7 @@ class Watchdog:
             if self.last_log is not None and step > self.last_log[1]:
                 self.step_times.append((t - self.last_log[0]) / (step - self.last_log[1]))
             self.last_log = (float(t), step)
-            self.raised.pop("stall", None)
+            self.raised.pop(STALL, None)
         alerts: list[Alert] = []
         if "loss" in event:
             loss = event["loss"]
