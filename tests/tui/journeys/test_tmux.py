@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.health.watchdog import Watchdog
 from engine.protocol import EventWriter, read_events
 from tuitune.runs import launch
 
@@ -122,8 +123,11 @@ def test_person_journey_at_80x24(tmp_path: Path, demo_model_dir: Path, isolated_
         pane.wait(r"step ([2-9]|\d\d+)/14", timeout=240)
         run_dir = next(runs.iterdir())
         assert "r: 12" in (run_dir / "config.yaml").read_text()
-        with EventWriter(run_dir) as reader_of_proc:  # host memory nearly full, as the sampler would say
-            reader_of_proc.emit("system", gpus=[], host_mem_used_bytes=99, host_mem_total_bytes=100)
+        # Host memory nearly full, as the sampler would say: the trainer writes the watchdog's alert after its sample.
+        sample = {"type": "system", "gpus": [], "host_mem_used_bytes": 99, "host_mem_total_bytes": 100}
+        (full,) = Watchdog().feed(sample)
+        with EventWriter(run_dir) as trainer:
+            trainer.emit("alert", **full.fields(), stops=False)
         pane.wait(r"⚠ host_memory", timeout=30)
 
         pane.keys("C-q")
