@@ -59,9 +59,6 @@ def build(cutoff: int, batch: int, qlora: bool, model_path: str, data: Path):
 
 def main() -> None:
     """Warm up, profile one step, print the table."""
-    from engine.recipes.allocator import large_blocks_in_huge_pages
-
-    large_blocks_in_huge_pages()  # as the trainer does, before torch's first large block
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 

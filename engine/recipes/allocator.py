@@ -17,14 +17,6 @@ and at 1.58 GiB with 128 KiB). The price is a page fault per 4 KiB when a block 
 and it grows as the threshold falls: on bench_speed's LoRA case (quiet machine) 128 KiB gave 1.09x
 the checkpointed reference's tokens/s at 0.78x its memory, 1 MiB 1.50x at 0.92x, so 1 MiB it is:
 both targets met. Other allocators (jemalloc, tcmalloc, macOS) are left alone.
-
-Most of that price is the faults themselves, one per 4 KiB page of every block mapped anew each step (78.6
-million in a cutoff-1024 run). :func:`large_blocks_in_huge_pages` turns on torch's own remedy
-(``THP_MEM_ALLOC_ENABLE``): its CPU allocator aligns each block of 2 MiB or more to 2 MiB and advises the kernel to
-back it with transparent huge pages, one fault per 2 MiB. On SmolLM2 LoRA at cutoff 512 (batch 4) that took a step
-from 5.9 to 2.1 million faults at the same peak RSS. It needs the kernel's THP mode ``madvise`` or ``always`` (not
-``never``), and torch reads the variable once, at its first such block: the trainer sets it before the model loads.
-It helps wherever torch allocates on the CPU (on a GPU box: loading, CPU offload), never the GPU's memory.
 """
 
 from __future__ import annotations
@@ -32,9 +24,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
-import os
 import sys
-from pathlib import Path
 
 log = logging.getLogger("engine.recipes.allocator")
 
@@ -43,9 +33,6 @@ M_MMAP_THRESHOLD = -3
 THRESHOLD = 1 << 20
 """Blocks of 1 MiB or more get their own mapping: activations (a 128-token batch of a 576-wide model
 is 288 KiB a tensor; most are several MiB), not the many small tensors of the Python side."""
-HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
-"""torch's switch for 2 MiB-aligned CPU blocks advised as transparent huge pages (c10/core/alloc_cpu.cpp)."""
-THP_MODE = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 
 
 def return_freed_memory(threshold: int = THRESHOLD) -> bool:
@@ -62,23 +49,3 @@ def return_freed_memory(threshold: int = THRESHOLD) -> bool:
     log.info("glibc %s malloc: mmap threshold fixed at %d bytes: %s", version().decode(), threshold,
              "done" if done else "refused")
     return done
-
-
-def large_blocks_in_huge_pages() -> bool:
-    """Turn on torch's huge pages for CPU blocks of 2 MiB or more, unless the environment already says (the user's
-    value wins); whether they are on. Call it before torch allocates its first such block (it reads the switch once).
-    """
-    os.environ.setdefault(HUGE_PAGES_ENV, "1")
-    return huge_pages_on()
-
-
-def huge_pages_on() -> bool:
-    """Whether torch's CPU blocks of 2 MiB or more get transparent huge pages here: the switch is set and the
-    kernel's THP mode allows advised regions (``madvise`` or ``always``)."""
-    if os.environ.get(HUGE_PAGES_ENV) != "1":
-        return False
-    try:
-        mode = THP_MODE.read_text(encoding="ascii")
-    except OSError:
-        return False
-    return "[always]" in mode or "[madvise]" in mode

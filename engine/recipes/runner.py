@@ -43,7 +43,6 @@ from engine.machine.place import place
 from engine.machine.sampler import SystemSampler
 from engine.models.info import check_loadable, read_model_info
 from engine.protocol import CONFIG_FILE, PEER_LOST, PHASE, PROGRESS, RUN_FAILED, RUN_STOPPED, rank_log, read_log_tail
-from engine.recipes.allocator import large_blocks_in_huge_pages
 from engine.recipes.attempt import Events, RunFlags, StopBeforeTraining
 from engine.recipes.saving import finish_from_checkpoint
 from engine.stages import STAGES
@@ -59,7 +58,6 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
-    large_blocks_in_huge_pages()  # before the model loads: torch reads it at its first large block
     flags = RunFlags()
     several = place().several
     if several:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from engine.config import RunConfig
-from engine.recipes.allocator import huge_pages_on, return_freed_memory
+from engine.recipes.allocator import return_freed_memory
 from engine.recipes.attention import SUPPORTED as ATTENTION_SUPPORTED
 from engine.recipes.attention import use_record_attention
 from engine.recipes.datasets import FlatCollator, PadCollator
@@ -50,8 +50,6 @@ def apply_techniques(model: Any, config: RunConfig) -> list[str]:
             done.append(f"SwiGLU keeping gate and up only in {lean} layers")
     if not torch.cuda.is_available() and return_freed_memory():
         done.append("freed memory returned (glibc mmap threshold)")
-    if huge_pages_on():
-        done.append("CPU blocks of 2 MiB or more in huge pages")
     log.info("techniques: %s", ", ".join(done) or "none")
     return done
 

@@ -7,9 +7,6 @@ attention mask, peft's LoRA dropout, the model's own loss over the whole logits.
 from __future__ import annotations
 
 import copy
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -224,41 +221,6 @@ def test_freed_memory_goes_back_to_the_system() -> None:
     from engine.recipes.allocator import return_freed_memory
 
     assert return_freed_memory()
-
-
-FAULTS_OF_A_64_MIB_BLOCK = """
-import resource, sys
-from engine.recipes.allocator import large_blocks_in_huge_pages
-on = large_blocks_in_huge_pages()
-import torch
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(4):
-    block = torch.empty(64 << 20, dtype=torch.uint8)
-    block.fill_(1)
-    del block
-print(on, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) // 4)
-"""
-
-
-def test_large_blocks_fault_in_by_huge_pages_unless_the_user_said_no() -> None:
-    """A 64 MiB block written once faulted 16,384 times (one per 4 KiB page, every step, once the mmap threshold is
-    fixed); with torch's huge pages, one per 2 MiB and a few. THP_MEM_ALLOC_ENABLE=0 in the environment is kept."""
-    from engine.recipes.allocator import THP_MODE
-
-    if "[never]" in THP_MODE.read_text():
-        pytest.skip("this kernel's transparent huge pages are off")
-
-    def faults(env: dict[str, str]) -> tuple[str, int]:
-        run = subprocess.run([sys.executable, "-c", FAULTS_OF_A_64_MIB_BLOCK], capture_output=True, text=True,
-                             env=env, cwd=Path(__file__).parents[2], timeout=120, check=True)
-        on, count = run.stdout.split()
-        return on, int(count)
-
-    unset = {key: value for key, value in os.environ.items() if key != "THP_MEM_ALLOC_ENABLE"}
-    on, huge = faults(unset)
-    off, small = faults({**unset, "THP_MEM_ALLOC_ENABLE": "0"})
-    assert (on, off) == ("True", "False")
-    assert small >= 16384 and huge < small // 8, (huge, small)
 
 
 def test_dropout_mask_packed_to_bits_comes_back_whole() -> None:
