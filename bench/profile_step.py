@@ -8,14 +8,16 @@ The model, adapter, techniques, data and collator are the engine's own (engine.m
 engine.recipes.techniques, engine.recipes.datasets), built from a run config that sets only bench_speed.py's
 hyperparameters, on records that fill the cutoff (bench_scale.py's). The optimizer is the one the engine's
 Trainer uses (fused AdamW). Warm-up steps run first, then one step (forward, loss, backward, optimizer step) is
-profiled; the table is sorted by self CPU time (CUDA time on a GPU), with the step's wall time and the share
-of each phase (forward, backward, optimizer) printed above it.
+profiled; the table is sorted by self CPU time (CUDA time on a GPU), with the step's wall time, the share
+of each phase (forward, backward, optimizer) and the step's minor page faults (the price of the trainer's fixed mmap
+threshold, engine/recipes/allocator.py) printed above it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -84,6 +86,7 @@ def main() -> None:
     phases: dict[str, float] = {}
 
     def step(timed: bool) -> None:
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         marks = [time.perf_counter()]
         with record_function("forward"):
             loss = model(**batch).loss
@@ -103,6 +106,7 @@ def main() -> None:
         marks.append(time.perf_counter())
         if timed:
             phases.update(zip(("forward", "backward", "optimizer"), (b - a for a, b in zip(marks, marks[1:]))))
+            phases["minor faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 
     for _ in range(args.warmup):
         step(False)
@@ -110,11 +114,13 @@ def main() -> None:
     with profile(activities=activities, record_shapes=args.shapes) as prof:
         step(True)
     tokens = int(batch["labels"].numel()) if "labels" in batch else 0
+    faults = phases.pop("minor faults")
     total = sum(phases.values())
     print(f"cutoff {args.cutoff}, batch {args.batch}, {'QLoRA' if args.qlora else 'LoRA'}, {tokens} tokens; "
           f"techniques: {', '.join(techniques) or 'none'}; torch threads {torch.get_num_threads()}")
     print(f"step {total:.3f} s ({tokens / total:.0f} tokens/s): "
-          + ", ".join(f"{name} {seconds:.3f} s ({seconds / total:.0%})" for name, seconds in phases.items()))
+          + ", ".join(f"{name} {seconds:.3f} s ({seconds / total:.0%})" for name, seconds in phases.items())
+          + f"; {faults / 1e6:.2f} million minor page faults")
     averages = prof.key_averages(group_by_input_shape=args.shapes)
     print(averages.table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=args.rows,
                          max_name_column_width=48))
