@@ -84,9 +84,11 @@ def main() -> None:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=bench_speed.LEARNING_RATE, fused=True)
     phases: dict[str, float] = {}
+    faults = [0]
+    """Minor page faults of the profiled step."""
 
     def step(timed: bool) -> None:
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         marks = [time.perf_counter()]
         with record_function("forward"):
             loss = model(**batch).loss
@@ -106,7 +108,7 @@ def main() -> None:
         marks.append(time.perf_counter())
         if timed:
             phases.update(zip(("forward", "backward", "optimizer"), (b - a for a, b in zip(marks, marks[1:]))))
-            phases["minor faults"] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
+            faults[0] = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faulted
 
     for _ in range(args.warmup):
         step(False)
@@ -114,13 +116,12 @@ def main() -> None:
     with profile(activities=activities, record_shapes=args.shapes) as prof:
         step(True)
     tokens = int(batch["labels"].numel()) if "labels" in batch else 0
-    faults = phases.pop("minor faults")
     total = sum(phases.values())
     print(f"cutoff {args.cutoff}, batch {args.batch}, {'QLoRA' if args.qlora else 'LoRA'}, {tokens} tokens; "
           f"techniques: {', '.join(techniques) or 'none'}; torch threads {torch.get_num_threads()}")
     print(f"step {total:.3f} s ({tokens / total:.0f} tokens/s): "
           + ", ".join(f"{name} {seconds:.3f} s ({seconds / total:.0%})" for name, seconds in phases.items())
-          + f"; {faults / 1e6:.2f} million minor page faults")
+          + f"; {faults[0] / 1e6:.2f} million minor page faults")
     averages = prof.key_averages(group_by_input_shape=args.shapes)
     print(averages.table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=args.rows,
                          max_name_column_width=48))

@@ -65,6 +65,17 @@ class FileTooLarge(OSError):
         """Bytes the file has (at least)."""
 
 
+def file_stamp(path: Path) -> list:
+    """``[resolved path, size, mtime in ns]`` of a file: what changes when its content does, for cache keys.
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    path = path.expanduser().resolve()
+    info = path.stat()
+    return [str(path), info.st_size, info.st_mtime_ns]
+
+
 def file_kind(mode: int) -> str:
     """What a file that is not a regular file is, in words: a folder, a FIFO, a character device …"""
     kinds = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),

@@ -43,7 +43,7 @@ from engine.data import hub
 from engine.data.formats import MEDIA_FIELDS, stages_for
 from engine.data.problems import HUB_PREFIX, SourceError
 from engine.data.source import TEXT_LINES, RawRecord, iter_records, iter_text_lines
-from engine.files import FileTooLarge, NotARegularFile, read_regular, write_text_atomic
+from engine.files import FileTooLarge, NotARegularFile, file_stamp, read_regular, write_text_atomic
 from engine.paths import cache_dir
 from engine.stages import DEFAULT_STAGE, STAGES
 
@@ -406,9 +406,7 @@ def _version(source: str) -> tuple[str, list[Any]]:
     if hub.is_hub(source):
         dataset = hub.parse(source)
         return f"{dataset.repo_id.split('/')[1]}-{dataset.split}", [str(p) for p in hub.arrow_files(source)]
-    file = Path(source)
-    stat = file.stat()
-    return file.stem, [str(file.resolve()), stat.st_size, stat.st_mtime_ns]
+    return Path(source).stem, file_stamp(Path(source))
 
 
 def _key_line(text: str, name: str) -> int | None:

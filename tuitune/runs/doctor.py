@@ -25,7 +25,7 @@ from engine.config import RunConfig
 from engine.data.problems import HUB_PREFIX
 from engine.data.report_events import FAILED, VERDICT
 from engine.data.verdicts import Verdict
-from engine.files import write_text_atomic
+from engine.files import file_stamp, write_text_atomic
 from engine.models.hf_cache import find_snapshot
 from engine.paths import DEMO_MODEL, cache_dir, demo_model_dir
 from engine.services import jsonlines
@@ -123,10 +123,8 @@ def _fingerprint(path: Path, skip: tuple[str, ...] = ()) -> list:
     """Name, size and modification time of ``path``, or of each file directly in it when it is a folder."""
     path = path.expanduser().resolve()
     if not path.is_dir():
-        stat = path.stat()
-        return [str(path), stat.st_size, stat.st_mtime_ns]
-    return [[str(f), (st := f.stat()).st_size, st.st_mtime_ns] for f in sorted(path.iterdir())
-            if f.is_file() and not f.name.endswith(skip)]
+        return file_stamp(path)
+    return [file_stamp(f) for f in sorted(path.iterdir()) if f.is_file() and not f.name.endswith(skip)]
 
 
 def run_doctor(config: RunConfig) -> TemplateCheck:
