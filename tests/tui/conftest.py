@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import time
 from pathlib import Path
@@ -78,3 +79,67 @@ async def _wait_for(pilot, condition, timeout: float = 10.0, what: str = "condit
 def wait_for():
     """``await wait_for(pilot, condition, timeout, what)``: run the app until the condition holds."""
     return _wait_for
+
+
+STEADY_GAP_S = 0.15
+"""Seconds between two looks at the screen that must agree before a snapshot is taken."""
+STEADY_WAIT_S = 5.0
+"""Most seconds to wait for the screen to stop changing (a spinner never does: the snapshot is taken anyway)."""
+
+
+@pytest.fixture()
+def snap_compare(snap_compare, request: pytest.FixtureRequest):
+    """pytest-textual-snapshot's ``snap_compare``, taken once the screen has stopped changing, and telling
+    what differs when it does not match.
+
+    The screenshot is taken right after ``run_before``: on a loaded machine a repaint the app had
+    already scheduled (a footer after its bindings changed, a panel's timed redraw) could still be on
+    its way. CI's snapshot report is out of reach, so a mismatch prints the rows that differ.
+    """
+
+    def compare(app, press=(), terminal_size=(80, 24), run_before=None) -> bool:
+        async def before_then_steady(pilot) -> None:
+            if run_before is not None and inspect.isawaitable(result := run_before(pilot)):
+                await result
+            await pilot.pause()
+            await pilot.press(*press)
+            deadline = time.monotonic() + STEADY_WAIT_S
+            last = pilot.app.export_screenshot()
+            while time.monotonic() < deadline:
+                await pilot.pause(STEADY_GAP_S)
+                now = pilot.app.export_screenshot()
+                if now == last:
+                    return
+                last = now
+
+        same = snap_compare(app, terminal_size=terminal_size, run_before=before_then_steady)
+        if not same:
+            _print_snapshot_rows(request.node)
+        return same
+
+    return compare
+
+
+def _print_snapshot_rows(node) -> None:
+    """The rows of the expected and the actual screen that differ, as text (from the plugin's report data)."""
+    import difflib
+    import pickle
+
+    from pytest_textual_snapshot import node_to_report_path
+
+    data = pickle.loads(node_to_report_path(node).read_bytes())
+    expected, actual = _svg_rows(data[1]), _svg_rows(data[2])
+    print("the snapshot's rows that differ (- expected, + actual):")
+    print("\n".join(difflib.unified_diff(expected, actual, lineterm="", n=0)))
+
+
+def _svg_rows(svg: str) -> list[str]:
+    """The text of a Textual SVG screenshot, row by row."""
+    import html
+    import re
+
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for match in re.finditer(r'<text class="[^"]*" x="([\d.]+)" y="([\d.]+)"[^>]*>(.*?)</text>', svg):
+        x, y, text = float(match[1]), float(match[2]), html.unescape(match[3])
+        rows.setdefault(y, []).append((x, text))
+    return ["".join(text for _, text in sorted(row)).replace("\xa0", " ").rstrip() for _, row in sorted(rows.items())]
