@@ -40,6 +40,8 @@ test: $(STAMP) lint
 	# it reads the socket table with ss (iproute2).
 	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
 	command -v ss >/dev/null || (apt-get update -qq && apt-get install -y -qq iproute2)
+	# CPU trainers run on tcmalloc where the machine has it (engine/machine/allocator.py): test that path.
+	ldconfig -p | grep -q libtcmalloc_minimal || (apt-get update -qq && apt-get install -y -qq libtcmalloc-minimal4)
 	$(PYTEST) --durations=25
 
 # While working: the tests that train nothing and start no engine process (tests/unit, tests/tui

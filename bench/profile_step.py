@@ -9,8 +9,9 @@ engine.recipes.techniques, engine.recipes.datasets), built from a run config tha
 hyperparameters, on records that fill the cutoff (bench_scale.py's). The optimizer is the one the engine's
 Trainer uses (fused AdamW). Warm-up steps run first, then one step (forward, loss, backward, optimizer step) is
 profiled; the table is sorted by self CPU time (CUDA time on a GPU), with the step's wall time, the share
-of each phase (forward, backward, optimizer) and the step's minor page faults (the price of the trainer's fixed mmap
-threshold, engine/recipes/allocator.py) printed above it.
+of each phase (forward, backward, optimizer) and the step's minor page faults printed above it. On CPU it
+runs on the C allocator the trainer gets (engine/machine/allocator.py: it starts itself again with tcmalloc
+preloaded where the machine has it; TUITUNE_MALLOC=glibc for glibc with the trainer's fixed mmap threshold).
 """
 
 from __future__ import annotations
@@ -59,8 +60,20 @@ def build(cutoff: int, batch: int, qlora: bool, model_path: str, data: Path):
     return model, tensors, techniques
 
 
+def on_the_trainers_allocator() -> None:
+    """Start this script again with tcmalloc preloaded, as the supervisor starts a CPU trainer, when it is not yet."""
+    import os
+
+    from engine.machine.allocator import preload_env, tcmalloc_in_use
+    from engine.supervisor.launch import visible_gpus
+
+    if visible_gpus() == 0 and not tcmalloc_in_use() and (extra := preload_env()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **extra})
+
+
 def main() -> None:
     """Warm up, profile one step, print the table."""
+    on_the_trainers_allocator()
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 

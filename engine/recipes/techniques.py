@@ -9,9 +9,9 @@ the plain path in tests/engine/test_speed_techniques.py — and removes work or 
   run per record (:mod:`engine.recipes.attention`) where the model uses sdpa.
 * without gradient checkpointing, the SwiGLU MLP keeps two of its four wide activations
   (:mod:`engine.recipes.mlp`; exact, it re-forms two elementwise products in backward).
-* on CPU, glibc's malloc gives freed activation memory back (:mod:`engine.recipes.allocator`):
-  the peak RSS follows what is live instead of the heap's high-water mark. Not a change to the
-  computation at all.
+* on CPU, freed activation memory is reused without page faults where the trainer runs on tcmalloc,
+  else glibc's malloc gives it back (:mod:`engine.machine.allocator`): either way the peak RSS follows
+  what is live instead of the heap's high-water mark. Not a change to the computation at all.
 
 A stage trained by a TRL trainer (its row in engine.stages) gets only the last two, which hold
 whatever the loss: TRL computes its log-probabilities through a head of its own, pads its batches
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from engine.config import RunConfig
-from engine.recipes.allocator import return_freed_memory
+from engine.machine.allocator import return_freed_memory, tcmalloc_in_use
 from engine.recipes.attention import SUPPORTED as ATTENTION_SUPPORTED
 from engine.recipes.attention import use_record_attention
 from engine.recipes.datasets import FlatCollator, PadCollator
@@ -48,8 +48,11 @@ def apply_techniques(model: Any, config: RunConfig) -> list[str]:
         lean = use_lean_mlp(model)
         if lean:
             done.append(f"SwiGLU keeping gate and up only in {lean} layers")
-    if not torch.cuda.is_available() and return_freed_memory():
-        done.append("freed memory returned (glibc mmap threshold)")
+    if not torch.cuda.is_available():
+        if tcmalloc_in_use():
+            done.append("freed memory reused (tcmalloc)")
+        elif return_freed_memory():
+            done.append("freed memory returned (glibc mmap threshold)")
     log.info("techniques: %s", ", ".join(done) or "none")
     return done
 

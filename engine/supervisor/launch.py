@@ -73,6 +73,7 @@ from engine.checkpoints import latest_checkpoint
 from engine.files import write_text_atomic
 from engine.health.watchdog import STALL, STALL_FLOOR_S, Alert, Watchdog
 from engine.locks import LOCKED, FolderLock, held_elsewhere
+from engine.machine.allocator import preload_env
 from engine.machine.place import LOOPBACK_RENDEZVOUS
 from engine.notify.announce import announce, run_facts
 from engine.protocol import (
@@ -196,12 +197,14 @@ def train_command(folder: Path, resume: bool, plan: Processes) -> tuple[list[str
     runs never collide), and the workers' gloo or NCCL traffic on the loopback interface: nothing of
     the run listens beyond loopback. Several: torchrun's static rendezvous at ``master`` with this
     node's rank, so global rank 0 (events, checkpoints, adapter) is always on node 0. No restarts: a
-    failed rank ends the run.
+    failed rank ends the run. On CPU, tcmalloc is preloaded where the machine has it.
     """
     train = ["-m", "engine", "train", "--run-dir", str(folder), *(["--resume"] if resume else [])]
     # Indices as nvidia-smi and NVML number the cards (CUDA's own default order is fastest first).
     env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID",
            "CUDA_VISIBLE_DEVICES": ",".join(map(str, plan.gpus))} if plan.gpus else {}
+    if not plan.gpus and visible_gpus() == 0:
+        env |= preload_env()  # a CPU run: tcmalloc, when the machine has it (engine.machine.allocator)
     if not plan.distributed:
         return [sys.executable, *train], env
     if plan.nnodes == 1:
