@@ -3,7 +3,8 @@
 Each leaves the computation as it was — same losses, same gradients, tested one by one against
 the plain path in tests/engine/test_speed_techniques.py — and removes work or memory:
 
-* ``train.fused_lora_dropout``: :mod:`engine.recipes.lora_dropout`.
+* ``train.fused_lora_dropout``: :mod:`engine.recipes.lora_dropout` (on CPU its masks are drawn from
+  another generator than peft's: the same distribution, the same computation given the same masks).
 * ``train.chunked_loss``: :mod:`engine.recipes.loss` (Liger's kernel on CUDA when installed).
 * ``data.padding_free``: the collator (:class:`engine.recipes.datasets.FlatCollator`) and attention
   run per record (:mod:`engine.recipes.attention`) where the model uses sdpa.
