@@ -63,12 +63,12 @@ def _step(model, batch: dict, seed: int = 0) -> tuple[float, dict[str, torch.Ten
     return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _assert_same(plain, other, rtol: float = 1e-5) -> None:
+def _assert_same(plain, other, rtol: float = 1e-5, atol: float = 1e-6) -> None:
     (loss_a, grads_a), (loss_b, grads_b) = plain, other
     assert loss_b == pytest.approx(loss_a, rel=1e-6, abs=1e-6)
     assert grads_a.keys() == grads_b.keys() and grads_a
     for name, grad in grads_a.items():
-        torch.testing.assert_close(grads_b[name], grad, rtol=rtol, atol=1e-6, msg=name)
+        torch.testing.assert_close(grads_b[name], grad, rtol=rtol, atol=atol, msg=name)
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "records"])
@@ -163,7 +163,9 @@ def test_fused_lora_dropout_equals_peft_dropout_with_the_same_masks(tiny_model_d
     assert fuse_lora_dropout(fused) == 2 * 7
     assert fused.state_dict().keys() == plain.state_dict().keys()
     batch = FlatCollator()(_features(_records()))
-    _assert_same(_step(plain, batch, seed=3), _step(fused, batch, seed=3))
+    # The 1/(1-p) scale is applied to the rank-wide output instead of the input: float32 rounds in
+    # another order (one thread: 2.3e-6 on a gradient whose largest element is 0.29).
+    _assert_same(_step(plain, batch, seed=3), _step(fused, batch, seed=3), atol=1e-5)
     # another seed, other masks: the check above can tell masks apart
     assert _step(fused, batch, seed=4)[0] != pytest.approx(_step(plain, batch, seed=3)[0], rel=1e-6)
     fused.eval()  # no dropout outside training

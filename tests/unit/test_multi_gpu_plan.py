@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from engine.config import RunConfig
+from engine.machine.allocator import preload_env
 from engine.machine.gpus import DeviceError, Gpu, parse_gpus, resolve_devices
-from engine.supervisor.launch import Processes, processes, train_command
+from engine.supervisor.launch import Processes, processes, train_command, visible_gpus
 
 REPO = Path(__file__).resolve().parents[2]
 TWO = [Gpu(0, "H100", 80 << 30, 80 << 30), Gpu(1, "H100", 80 << 30, 80 << 30)]
@@ -24,7 +25,9 @@ def config(**sections: dict) -> RunConfig:
 
 def test_one_process_is_the_plain_trainer_and_more_go_through_torchrun(tmp_path: Path) -> None:
     command, env = train_command(tmp_path, False, Processes(nproc=1))
-    assert command[1:] == ["-m", "engine", "train", "--run-dir", str(tmp_path)] and env == {}
+    # without a GPU, tcmalloc preloaded where the machine has it (engine.machine.allocator), nothing else
+    assert command[1:] == ["-m", "engine", "train", "--run-dir", str(tmp_path)]
+    assert env == (preload_env() if visible_gpus() == 0 else {})
 
     command, env = train_command(tmp_path, True, processes(config(train={"gpus": [2, 3]})))
     assert command[1:4] == ["-m", "engine", "torchrun"]  # one machine: the rendezvous listens on loopback only
