@@ -61,13 +61,14 @@ def build(cutoff: int, batch: int, qlora: bool, model_path: str, data: Path):
 
 
 def on_the_trainers_allocator() -> None:
-    """Start this script again with tcmalloc preloaded, as the supervisor starts a CPU trainer, when it is not yet."""
+    """Start this script again in the environment the supervisor gives a one-process trainer, when it lacks it
+    (on CPU, tcmalloc preloaded where the machine has it)."""
     import os
 
-    from engine.machine.allocator import preload_env, tcmalloc_in_use
-    from engine.supervisor.launch import visible_gpus
+    from engine.supervisor.launch import Processes, train_command
 
-    if visible_gpus() == 0 and not tcmalloc_in_use() and (extra := preload_env()):
+    _, extra = train_command(Path(), False, Processes(nproc=1))
+    if any(os.environ.get(name) != value for name, value in extra.items()):
         os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **extra})
 
 
@@ -97,8 +98,7 @@ def main() -> None:
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=bench_speed.LEARNING_RATE, fused=True)
     phases: dict[str, float] = {}
-    faults = [0]
-    """Minor page faults of the profiled step."""
+    faults = [0]  # minor page faults of the profiled step, set by step()
 
     def step(timed: bool) -> None:
         faulted = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
