@@ -44,7 +44,7 @@ def run_facts(folder: Path, event: dict[str, Any], attempt: list[dict[str, Any]]
         facts.update(alert=event.get("kind"), message=event.get("message"))
         facts["text"] = f"tuitune: {folder.name}: alert {event.get('kind')} at step {step}: {event.get('message')}"
         return facts
-    said = f"tuitune: {folder.name} {kind} at step {step}"
+    said = f"tuitune: {folder.name} {kind} " + (f"at step {step}" if step is not None else "before the first step")
     said += f", loss {loss:.4g}" if isinstance(loss, (int, float)) else ""
     said += f" after {fmt_duration(duration)}" if duration is not None else ""
     facts["text"] = said + (f": {facts['cause']}" if facts["cause"] else "")

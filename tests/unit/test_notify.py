@@ -44,6 +44,14 @@ def test_a_run_end_says_its_step_loss_and_duration() -> None:
     assert facts["text"] == "tuitune: r1 failed at step 3, loss 1.5 after 1m05s: CUDA out of memory"
 
 
+def test_an_end_before_the_first_step_says_so_not_step_none() -> None:
+    attempt = [{"type": "run_started", "t": 100.0}]
+    end = {"type": "run_failed", "t": 101.5, "cause": "out of memory"}
+    facts = run_facts(Path("/runs/r1"), end, attempt)
+    assert facts["step"] is None
+    assert facts["text"] == "tuitune: r1 failed before the first step after 1s: out of memory"
+
+
 def test_a_refusing_webhook_is_tried_again_then_given_up(monkeypatch: pytest.MonkeyPatch,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     with socket.socket() as closed:  # a port nothing listens on: every POST is refused

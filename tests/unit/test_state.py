@@ -230,6 +230,14 @@ def test_describe_end_roots_paths_at_the_run_folder() -> None:
     assert describe_end(end) == "stopped at step 40; checkpoint checkpoints/checkpoint-40, adapter adapter"
 
 
+def test_a_kill_before_the_first_step_says_so_not_step_none() -> None:
+    from tuitune.runs.state import describe_end
+
+    killed = {"type": "run_stopped", "killed": True, "step": None, "checkpoint_path": None}
+    assert describe_end(killed) == \
+        "killed on request before training started; nothing saved, no checkpoint to resume from"
+
+
 def test_a_run_of_several_processes_says_how_many_where_in_the_dashboard_title() -> None:
     from tuitune.screens.train import title_text
 

@@ -403,7 +403,8 @@ def describe_end(event: Event, run_dir: str | os.PathLike[str] | None = None) ->
     kind = event["type"]
     if kind == p.RUN_STOPPED and event.get("killed"):
         resume = rooted(event.get("checkpoint_path"))
-        return (f"killed on request at step {event.get('step')}; nothing saved"
+        when = f"at step {event['step']}" if event.get("step") is not None else "before training started"
+        return (f"killed on request {when}; nothing saved"
                 + (f", a resume starts from {resume}" if resume else ", no checkpoint to resume from"))
     if kind == p.RUN_STOPPED and event.get("step") is None:
         return "stopped before training started (nothing saved)"
