@@ -24,6 +24,13 @@ with ``F.dropout``.
 :func:`fuse_lora_dropout` swaps it in on a peft model: plain LoRA layers only (DoRA and other
 variants take the dropout out separately), and only where the dropout probability is above 0.
 The adapter's parameters, their names and the saved files do not change.
+
+Under mixed precision (bf16 base weights, float32 adapter weights, autocast: a GPU run's default, or
+``train.precision: bf16``) peft casts each adapted layer's input to the adapter's float32 before
+``lora_A``, a new full-width copy for each of q, k, v (and gate, up), which ``lora_A`` keeps for
+backward, only for autocast to cast it back to bf16 for the matmul. A fused layer takes the input as it
+comes instead (peft's cast is turned off for it) and casts it itself only when autocast is off: the same
+values reach the matmul, and what it keeps is the bf16 input the base layer keeps anyway.
 """
 
 from __future__ import annotations
@@ -101,6 +108,8 @@ class DropoutLinear(nn.Linear):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Dropout then the linear map in training; the plain linear map otherwise."""
+        if x.dtype != self.weight.dtype and not torch.is_autocast_enabled(x.device.type):
+            x = x.to(self.weight.dtype)  # peft's cast, which fuse_lora_dropout turns off (see the module docstring)
         if not self.training or self.dropout_p == 0:
             return F.linear(x, self.weight, self.bias)
         return DropoutLinearFunction.apply(x, self.weight, self.dropout_p)
@@ -121,4 +130,6 @@ def fuse_lora_dropout(model: nn.Module) -> int:
                 down.dropout_p = float(dropout.p)
                 drops[name] = nn.Identity()
                 fused += 1
+        if downs and all(isinstance(down, DropoutLinear) for down in downs.values()):
+            module.cast_input_dtype_enabled = False  # every lora_A casts for itself
     return fused

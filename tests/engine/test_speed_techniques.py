@@ -36,11 +36,12 @@ def _features(records: list[Encoded]) -> list[dict]:
     return [{"input_ids": r.input_ids, "labels": r.labels} for r in records]
 
 
-def _lora(tiny_model_dir: Path, dropout: float = 0.0, method: str = "lora", attention: str = "sdpa"):
+def _lora(tiny_model_dir: Path, dropout: float = 0.0, method: str = "lora", attention: str = "sdpa",
+          dtype: torch.dtype = torch.float32):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=dtype)
     model.config.use_cache = False
     if attention == "records":
         assert use_record_attention(model)
@@ -53,12 +54,15 @@ def _lora(tiny_model_dir: Path, dropout: float = 0.0, method: str = "lora", atte
     return get_peft_model(model, config).train()
 
 
-def _step(model, batch: dict, seed: int = 0) -> tuple[float, dict[str, torch.Tensor]]:
-    """Loss and trainable gradients of one forward/backward, normalised as the Trainer does."""
+def _step(model, batch: dict, seed: int = 0,
+          autocast: torch.dtype | None = None) -> tuple[float, dict[str, torch.Tensor]]:
+    """Loss and trainable gradients of one forward/backward, normalised as the Trainer does (its forward under
+    ``autocast`` when given, as the Trainer runs mixed precision)."""
     model.zero_grad()
     torch.manual_seed(seed)
     count = (batch["labels"][..., 1:] != IGNORE_INDEX).sum()
-    loss = model(**batch, num_items_in_batch=count).loss
+    with torch.autocast("cpu", dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+        loss = model(**batch, num_items_in_batch=count).loss
     loss.backward()
     return loss.item(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -172,6 +176,28 @@ def test_fused_lora_dropout_equals_peft_dropout_with_the_same_masks(tiny_model_d
     layer = next(m for m in fused.modules() if isinstance(m, DropoutLinear))
     x = torch.randn(3, layer.in_features)
     torch.testing.assert_close(layer(x), x @ layer.weight.T)
+
+
+def test_under_bf16_autocast_fused_layers_take_the_bf16_input_not_a_float32_copy(tiny_model_dir: Path) -> None:
+    """peft casts each adapted layer's input to the adapter's float32 (a full-width copy that lora_A keeps for
+    backward), for autocast to cast it back to bf16; fused layers take it as it comes, to the same bits."""
+    fused = _lora(tiny_model_dir, dropout=0.3, dtype=torch.bfloat16)
+    assert {p.dtype for p in fused.parameters() if p.requires_grad} == {torch.float32}  # peft's float32 adapters
+    assert fuse_lora_dropout(fused) == 2 * 7
+    cast = copy.deepcopy(fused)  # the fused layers with peft's cast left on, as they ran before
+    for module in cast.modules():
+        if hasattr(module, "cast_input_dtype_enabled"):
+            module.cast_input_dtype_enabled = True
+    taken: dict[str, list[torch.dtype]] = {"fused": [], "cast": []}
+    for name, model in (("fused", fused), ("cast", cast)):
+        for layer in (m for m in model.modules() if isinstance(m, DropoutLinear)):
+            layer.register_forward_pre_hook(lambda _, args, seen=taken[name]: seen.append(args[0].dtype))
+    batch = FlatCollator()(_features(_records()))
+    mixed = torch.bfloat16
+    _assert_same(_step(cast, batch, seed=3, autocast=mixed), _step(fused, batch, seed=3, autocast=mixed))
+    assert taken == {"fused": [torch.bfloat16] * 14, "cast": [torch.float32] * 14}
+    # without autocast a fused layer casts its input to float32 itself, as peft did
+    _assert_same(_step(cast, batch, seed=3), _step(fused, batch, seed=3))
 
 
 def test_the_keep_mask_keeps_1_minus_p_independently_and_follows_torchs_seed() -> None:
