@@ -5,6 +5,7 @@
     .venv/bin/python bench/bench_speed.py --qlora         # the QLoRA 4-bit case too (slow on CPU)
     .venv/bin/python bench/bench_speed.py --qlora --no-lora   # the QLoRA 4-bit case alone
     .venv/bin/python bench/bench_speed.py --cutoff 1024 --no-plain --steps 10   # longer records (their lengths x4)
+    .venv/bin/python bench/bench_speed.py --bf16 --no-plain   # both in bf16 on a CPU that has it (a separate row)
 
 The setting of issue 14: the embedded SmolLM2-135M-Instruct, LoRA r 16, alpha 32, dropout 0.05 on all
 linear layers, cutoff 256, batch 4, learning rate 1e-4 linear without warmup, 30 steps, seed 42, fp32
@@ -22,7 +23,13 @@ template about 66 to 232 tokens, median 116). Three runs, one after the other wi
   returning freed activations to the system: engine/machine/allocator.py).
 
 Tokens/s counts real (non-padding) tokens over the training loop; memory is the training process's
-peak RSS on CPU, the CUDA allocator's peak on GPU. Each round also compares tuitune's per-step losses
+peak RSS on CPU, the CUDA allocator's peak on GPU.
+
+``--bf16`` runs both in bf16 on CPU, as LLaMA-Factory's ``bf16: true`` does (bf16 base weights, float32 LoRA
+weights, bf16 autocast; for tuitune ``model.dtype: bfloat16``, ``train.precision: bf16`` and, with QLoRA,
+``quant.compute_dtype: bfloat16``): a row of its own, never mixed with the float32 figures. The CPU needs bf16
+instructions (AVX512_BF16 or AMX; the bench sets the oneDNN cap the supervisor sets). On a GPU that has bf16
+both contenders already run in it. Each round also compares tuitune's per-step losses
 with the reference's and exits with status 1 beyond LOSS_TOLERANCE. The last line is
 ``speedup S memory M``: tuitune ÷ reference tokens/s and peak memory (medians over rounds).
 """
@@ -66,9 +73,9 @@ BF16_LOSS_TOLERANCE = 0.01
 """On a GPU in bf16, the largest per-step difference accepted as a share of the reference's loss: bf16
 keeps 8 bits of mantissa (0.4% a rounding), so fp32's absolute bound cannot hold. Not measured here
 (no GPU in the session that wrote this); bench/gpu_check.sh prints the figure to set it by."""
-SETTINGS = {"steps": STEPS, "model": "", "threads": 0, "cutoff": CUTOFF, "batch": BATCH}
+SETTINGS = {"steps": STEPS, "model": "", "threads": 0, "cutoff": CUTOFF, "batch": BATCH, "bf16": False}
 """What the command line (or bench_scale.py) may change: the steps, the model (a local folder; empty: the demo
-model), the CPU threads of each run (0: torch's default, all cores), the cutoff and the batch size."""
+model), the CPU threads of each run (0: torch's default, all cores), the cutoff, the batch size and bf16 on CPU."""
 WORDS = ("the a model data training step loss memory token batch layer adapter rank answer question explain "
          "describe list write summarise compare why how what when which small large fast slow learning rate "
          "gradient weight bias attention sequence record length value number result python code function "
@@ -84,12 +91,13 @@ REFERENCE_SCRIPT = textwrap.dedent("""
     from engine.recipes.datasets import build_datasets
     from engine.models.demo import ensure_demo_model
 
-    data_path, checkpointing, qlora, out_dir, steps, cutoff, batch, lr, model_path, pad_multiple = sys.argv[1:11]
+    (data_path, checkpointing, qlora, out_dir, steps, cutoff, batch, lr, model_path, pad_multiple,
+     cpu_bf16) = sys.argv[1:12]
     checkpointing, qlora = checkpointing == "1", qlora == "1"
     set_seed(42)  # as the engine does before loading: same adapter initialisation
     path = model_path or ensure_demo_model()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    bf16 = cpu_bf16 == "1" or torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
     dtype = torch.bfloat16 if bf16 else torch.float32
     kwargs = {"dtype": dtype}
     if qlora:
@@ -159,7 +167,8 @@ def run_reference(work: Path, data: Path, name: str, checkpointing: bool, qlora:
     ``pad_multiple`` pads batches to a multiple of it: the same tokens and maths, other dropout masks.
     """
     args = [str(data), "1" if checkpointing else "0", "1" if qlora else "0", str(work / name), str(SETTINGS["steps"]),
-            str(SETTINGS["cutoff"]), str(SETTINGS["batch"]), str(LEARNING_RATE), SETTINGS["model"], str(pad_multiple)]
+            str(SETTINGS["cutoff"]), str(SETTINGS["batch"]), str(LEARNING_RATE), SETTINGS["model"], str(pad_multiple),
+            "1" if SETTINGS["bf16"] else "0"]
     done = subprocess.run([sys.executable, "-c", REFERENCE_SCRIPT, *args], cwd=REPO, env=env(),
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     line = next((row for row in done.stdout.splitlines() if row.startswith("RESULT ")), None)
@@ -177,9 +186,14 @@ def engine_config(data: Path, qlora: bool) -> dict:
                         "learning_rate": LEARNING_RATE, "scheduler": "linear", "warmup_ratio": 0.0, "logging_steps": 1,
                         "save_steps": 10_000}}
     if qlora:
-        config["quant"] = QLORA
+        config["quant"] = dict(QLORA)
     if SETTINGS["model"]:
         config["model"] = {"name_or_path": SETTINGS["model"]}
+    if SETTINGS["bf16"]:
+        config.setdefault("model", {})["dtype"] = "bfloat16"
+        config["train"]["precision"] = "bf16"
+        if qlora:
+            config["quant"]["compute_dtype"] = "bfloat16"
     return config
 
 
@@ -220,10 +234,11 @@ def one_round(work: Path, data: Path, index: int, qlora: bool, plain: bool) -> d
 
 
 def loss_tolerance(reference_losses: list[float]) -> float:
-    """LOSS_TOLERANCE in float32 (CPU); on a GPU (bf16) BF16_LOSS_TOLERANCE of the largest reference loss."""
+    """LOSS_TOLERANCE in float32; in bf16 (a capable GPU, or --bf16) BF16_LOSS_TOLERANCE of the largest reference
+    loss."""
     import torch
 
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
+    if SETTINGS["bf16"] or torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False):
         return max(LOSS_TOLERANCE, BF16_LOSS_TOLERANCE * max(reference_losses))
     return LOSS_TOLERANCE
 
@@ -237,7 +252,7 @@ def loss_gap(a: list[float], b: list[float]) -> float:
 
 def bench_case(work: Path, data: Path, rounds: int, qlora: bool, plain: bool) -> tuple[float, float]:
     """Run one case for ``rounds``; print each round and the medians; return (speedup, memory) medians."""
-    name = "QLoRA 4-bit" if qlora else "LoRA"
+    name = ("QLoRA 4-bit" if qlora else "LoRA") + (" bf16" if SETTINGS["bf16"] else "")
     speedups, memories, vs_plain, gaps = [], [], [], []
     for i in range(rounds):
         got = one_round(work, data, i, qlora, plain)
@@ -288,9 +303,11 @@ def main() -> None:
     parser.add_argument("--model", default="", help="a local model folder instead of the demo model (GPU check)")
     parser.add_argument("--cutoff", type=int, default=CUTOFF,
                         help="cutoff_len of both; the records' lengths are scaled by cutoff/256")
+    parser.add_argument("--bf16", action="store_true",
+                        help="both in bf16 on CPU (bf16 weights, bf16 autocast): needs a CPU with bf16 instructions")
     args = parser.parse_args()
     SETTINGS.update(steps=args.steps, model=str(Path(args.model).resolve()) if args.model else "",
-                    threads=args.threads, cutoff=args.cutoff)
+                    threads=args.threads, cutoff=args.cutoff, bf16=args.bf16)
     with tempfile.TemporaryDirectory(prefix="bench-speed-") as tmp:
         work = Path(tmp)
         data = work / "alpaca.jsonl"
