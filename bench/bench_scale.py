@@ -4,6 +4,7 @@
     .venv/bin/python bench/bench_scale.py --cutoffs 256,1024 --methods lora --steps 8
     .venv/bin/python bench/bench_scale.py --models qwen2.5-0.5b --cutoffs 256 --methods lora,qlora
     .venv/bin/python bench/bench_scale.py --from-json bench/scale/scale.json   # redraw the table and image
+    .venv/bin/python bench/bench_scale.py --cutoffs 2048 --steps 4 --merge      # add cases to the saved table
 
 Cases are every combination of ``--models`` (``smollm2``: the embedded SmolLM2-135M-Instruct; ``qwen2.5-0.5b``,
 ``qwen2.5-1.5b``: those architectures built from their published config values with random weights and the
@@ -21,9 +22,11 @@ The data are alpaca-style records long enough that every one is cut at the cutof
 shows alone. Hyperparameters as bench_speed.py (LoRA r 16 on all linear layers, batch 4, lr 1e-4) with
 ``--steps`` steps (default 8; the first step is in the rate, as a user's run pays it).
 
-Writes ``OUT/scale.json`` (every round), ``OUT/scale.md`` (the table: medians per case) and ``OUT/scale.png``
-(tokens/s and peak memory against cutoff, reference and tuitune, one colour per model and method), and
-prints the table. Losses are checked against the reference's as bench_speed.py checks them.
+Writes ``OUT/scale.json`` (every round), ``OUT/scale.md`` (the table: medians per case, with the steps each ran) and
+``OUT/scale.png`` (tokens/s and peak memory against cutoff, reference and tuitune, one colour per model and method),
+and prints the table. With ``--merge`` the rows already in ``OUT/scale.json`` stay, except those of the cases run
+again: a table too long for one sitting is built over several calls. Losses are checked against the reference's
+as bench_speed.py checks them.
 """
 
 from __future__ import annotations
@@ -125,7 +128,8 @@ def run_case(work: Path, model: str, method: str, cutoff: int, rounds: int) -> l
         order = list(contenders) if i % 2 == 0 else list(reversed(contenders))
         got = {name: contenders[name]() for name in order}
         gap = bench_speed.loss_gap(got["reference"]["losses"], got["tuitune"]["losses"])
-        row = {"model": model, "method": method, "cutoff": cutoff, "round": i + 1, "loss_gap": gap,
+        row = {"model": model, "method": method, "cutoff": cutoff, "round": i + 1,
+               "steps": bench_speed.SETTINGS["steps"], "loss_gap": gap,
                "tolerance": bench_speed.loss_tolerance(got["reference"]["losses"]),
                **{f"{name}_{key}": got[name][key] for name in got for key in ("rate", "peak")}}
         print(f"{model} {method} {cutoff}: reference {row['reference_rate']:.1f} tok/s "
@@ -145,17 +149,19 @@ def medians(rows: list[dict]) -> list[dict]:
         med = {key: statistics.median(r[key] for r in group)
                for key in ("reference_rate", "reference_peak", "tuitune_rate", "tuitune_peak")}
         out.append({"model": model, "method": method, "cutoff": cutoff, "rounds": len(group),
+                    "steps": "/".join(sorted({str(r["steps"]) for r in group})),
                     "loss_gap": max(r["loss_gap"] for r in group), **med})
     return sorted(out, key=lambda r: (MODELS.index(r["model"]), METHODS.index(r["method"]), r["cutoff"]))
 
 
 def table(rows: list[dict]) -> str:
     """The Markdown table of the medians."""
-    lines = ["| model | method | cutoff | rounds | reference tok/s | tuitune tok/s | speedup | reference GiB | "
+    lines = ["| model | method | cutoff | rounds | steps | reference tok/s | tuitune tok/s | speedup | reference GiB | "
              "tuitune GiB | memory | loss gap |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in medians(rows):
-        lines.append(f"| {r['model']} | {r['method']} | {r['cutoff']} | {r['rounds']} | {r['reference_rate']:.1f} | "
+        lines.append(f"| {r['model']} | {r['method']} | {r['cutoff']} | {r['rounds']} | {r['steps']} | "
+                     f"{r['reference_rate']:.1f} | "
                      f"{r['tuitune_rate']:.1f} | {r['tuitune_rate'] / r['reference_rate']:.2f}x | "
                      f"{r['reference_peak'] / 2**30:.2f} | {r['tuitune_peak'] / 2**30:.2f} | "
                      f"{r['tuitune_peak'] / r['reference_peak']:.2f}x | {r['loss_gap']:.4f} |")
@@ -227,11 +233,17 @@ def main() -> None:
     parser.add_argument("--from-json", type=Path, help="only redraw the table and image from a saved scale.json")
     parser.add_argument("--budget-s", type=float, default=0,
                         help="start no case after this many seconds (0: no limit); what ran is written")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep the rows of OUT/scale.json whose cases are not run again")
     args = parser.parse_args()
     if args.from_json:
         write_outputs(json.loads(args.from_json.read_text(encoding="utf-8")), args.out)
         return
     bench_speed.SETTINGS.update(steps=args.steps, threads=args.threads, batch=args.batch)
+    rerun = {(m, method, c) for m in args.models for method in args.methods for c in args.cutoffs}
+    saved = args.out / "scale.json"
+    kept = [r for r in json.loads(saved.read_text(encoding="utf-8"))
+            if (r["model"], r["method"], r["cutoff"]) not in rerun] if args.merge and saved.is_file() else []
     rows: list[dict] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -246,7 +258,7 @@ def main() -> None:
                         print(f"budget of {args.budget_s:.0f} s spent: {model} {method} {cutoff} not run", flush=True)
                         continue
                     rows += run_case(work, model, method, cutoff, args.rounds)
-                    write_outputs(rows, args.out)  # a long bench keeps what it has measured so far
+                    write_outputs(kept + rows, args.out)  # a long bench keeps what it has measured so far
     if not rows:
         sys.exit("no case ran")
     beyond = [r for r in rows if r["loss_gap"] > r["tolerance"]]
