@@ -175,7 +175,7 @@ def draw(rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (speed, memory) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (speed, memory) = plt.subplots(1, 2, figsize=(11, 4.8))
     cases: dict[tuple, list[dict]] = {}
     for r in medians(rows):
         cases.setdefault((r["model"], r["method"]), []).append(r)
@@ -191,9 +191,10 @@ def draw(rows: list[dict], path: Path) -> None:
         axis.set_xlabel("cutoff (tokens a record)")
         axis.set_title(title)
         axis.grid(alpha=0.3)
-    speed.legend(fontsize=7)
+    handles, labels = speed.get_legend_handles_labels()  # below both plots: inside, it hid lines
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=7, frameon=False)
     fig.suptitle("tuitune defaults (solid) vs reference: Trainer with gradient checkpointing (dashed)")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 * (len(handles) // 4 + 1), 1, 1))
     fig.savefig(path, dpi=110)
 
 
