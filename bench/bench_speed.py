@@ -23,15 +23,15 @@ template about 66 to 232 tokens, median 116). Three runs, one after the other wi
   returning freed activations to the system: engine/machine/allocator.py).
 
 Tokens/s counts real (non-padding) tokens over the training loop; memory is the training process's
-peak RSS on CPU, the CUDA allocator's peak on GPU.
+peak RSS on CPU, the CUDA allocator's peak on GPU. Each round also compares tuitune's per-step losses
+with the reference's and exits with status 1 beyond LOSS_TOLERANCE. The last line is
+``speedup S memory M``: tuitune ÷ reference tokens/s and peak memory (medians over rounds).
 
 ``--bf16`` runs both in bf16 on CPU, as LLaMA-Factory's ``bf16: true`` does (bf16 base weights, float32 LoRA
 weights, bf16 autocast; for tuitune ``model.dtype: bfloat16``, ``train.precision: bf16`` and, with QLoRA,
 ``quant.compute_dtype: bfloat16``): a row of its own, never mixed with the float32 figures. The CPU needs bf16
 instructions (AVX512_BF16 or AMX; the bench sets the oneDNN cap the supervisor sets). On a GPU that has bf16
-both contenders already run in it. Each round also compares tuitune's per-step losses
-with the reference's and exits with status 1 beyond LOSS_TOLERANCE. The last line is
-``speedup S memory M``: tuitune ÷ reference tokens/s and peak memory (medians over rounds).
+both contenders already run in it.
 """
 
 from __future__ import annotations
