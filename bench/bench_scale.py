@@ -241,10 +241,8 @@ def main() -> None:
         write_outputs(json.loads(args.from_json.read_text(encoding="utf-8")), args.out)
         return
     bench_speed.SETTINGS.update(steps=args.steps, threads=args.threads, batch=args.batch)
-    rerun = {(m, method, c) for m in args.models for method in args.methods for c in args.cutoffs}
     saved = args.out / "scale.json"
-    kept = [r for r in json.loads(saved.read_text(encoding="utf-8"))
-            if (r["model"], r["method"], r["cutoff"]) not in rerun] if args.merge and saved.is_file() else []
+    kept = json.loads(saved.read_text(encoding="utf-8")) if args.merge and saved.is_file() else []
     rows: list[dict] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
@@ -259,6 +257,7 @@ def main() -> None:
                         print(f"budget of {args.budget_s:.0f} s spent: {model} {method} {cutoff} not run", flush=True)
                         continue
                     rows += run_case(work, model, method, cutoff, args.rounds)
+                    kept = [r for r in kept if (r["model"], r["method"], r["cutoff"]) != (model, method, cutoff)]
                     write_outputs(kept + rows, args.out)  # a long bench keeps what it has measured so far
     if not rows:
         sys.exit("no case ran")
