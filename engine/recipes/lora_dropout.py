@@ -27,10 +27,11 @@ The adapter's parameters, their names and the saved files do not change.
 
 Under mixed precision (bf16 base weights, float32 adapter weights, autocast: a GPU run's default, or
 ``train.precision: bf16``) peft casts each adapted layer's input to the adapter's float32 before
-``lora_A``, a new full-width copy for each of q, k, v (and gate, up), which ``lora_A`` keeps for
-backward, only for autocast to cast it back to bf16 for the matmul. A fused layer takes the input as it
-comes instead (peft's cast is turned off for it) and casts it itself only when autocast is off: the same
-values reach the matmul, and what it keeps is the bf16 input the base layer keeps anyway.
+``lora_A``, a new full-width copy for every adapted layer (three of the same input for q, k and v, two
+for gate and up), which ``lora_A`` keeps for backward, only for autocast to cast it back to bf16 for
+the matmul. A fused layer takes the input as it comes instead (peft's cast is turned off for it) and
+casts it itself only when autocast is off: the same values reach the matmul, and what it keeps is the
+bf16 input the base layer keeps anyway.
 """
 
 from __future__ import annotations
